@@ -1,0 +1,42 @@
+# pg_ml: PGXS build of the extension (pg_ml.so, control file, install scripts).
+#   make && make install          build and install into the server of PG_CONFIG
+#   make installcheck             run pg_regress (test/sql, expected/) against a running server
+# The pure C++ core's unit tests and the CLI are built by CMake (see CMakeLists.txt).
+
+EXTENSION  = pg_ml
+MODULE_big = pg_ml
+DATA       = $(wildcard sql/pg_ml--*.sql)
+
+CORE_SRCS  = $(wildcard src/core/*.cpp)
+GLUE_SRCS  = $(wildcard src/pg/*.cpp)
+OBJS       = $(CORE_SRCS:.cpp=.o) $(GLUE_SRCS:.cpp=.o)
+
+REGRESS      = $(shell cat test/schedule)
+REGRESS_OPTS = --inputdir=test --outputdir=test --load-extension=pg_ml
+
+PG_CONFIG ?= pg_config
+EIGEN_INC ?= /usr/include/eigen3
+
+WERROR ?=
+PG_CPPFLAGS = -I$(EIGEN_INC)
+PG_CXXFLAGS = -std=c++17 -fPIC -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
+              -Wno-cast-function-type -Wno-register $(if $(WERROR),-Werror,)
+SHLIB_LINK  = -lstdc++ -lm
+
+# The core is compiled without any PostgreSQL include path, so a PostgreSQL header there
+# cannot even be found: that is the compile-time guard that keeps it database-free.
+src/core/%.o: src/core/%.cpp
+	$(CXX) -std=c++17 -fPIC -O2 -g -Wall -Wextra $(if $(WERROR),-Werror,) -I$(EIGEN_INC) -DPGML_CORE_SOURCE -c -o $@ $<
+
+# no LLVM bitcode for JIT inlining: it would need clang, and C++ gains nothing from it
+override with_llvm = no
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+MAJORVERSION_NUM := $(firstword $(subst ., ,$(MAJORVERSION)))
+ifeq ($(filter $(MAJORVERSION_NUM),15 16 17),)
+$(error pg_ml supports PostgreSQL 15 to 17, not $(MAJORVERSION))
+endif
+
+$(OBJS): $(wildcard src/core/*.hpp src/pg/*.hpp)

@@ -1,0 +1,99 @@
+#include "data.hpp"
+
+#include <cmath>
+
+namespace pgml {
+
+const char *type_class_name(TypeClass c)
+{
+	switch (c) {
+	case TypeClass::Numeric: return "numeric";
+	case TypeClass::Boolean: return "boolean";
+	case TypeClass::Categorical: return "categorical";
+	case TypeClass::Temporal: return "temporal";
+	}
+	return "unknown";
+}
+
+int32_t Dictionary::find(std::string_view s) const
+{
+	auto it = ids_.find(std::string(s));
+	return it == ids_.end() ? -1 : it->second;
+}
+
+int32_t Dictionary::intern(std::string_view s)
+{
+	auto it = ids_.find(std::string(s));
+	if (it != ids_.end())
+		return it->second;
+	int32_t id = static_cast<int32_t>(names_.size());
+	names_.emplace_back(s);
+	ids_.emplace(names_.back(), id);
+	return id;
+}
+
+size_t RowStore::bytes_per_row() const
+{
+	size_t b = sizeof(double) + sizeof(uint64_t);
+	for (const auto &c : num)
+		b += c.empty() ? 0 : sizeof(double);
+	for (const auto &c : cat)
+		b += c.empty() ? 0 : sizeof(int32_t);
+	return b;
+}
+
+// Sets up one (empty) vector per feature column, numeric or categorical.
+void RowStore::reset(const std::vector<ColumnInfo> &features)
+{
+	num.assign(features.size(), {});
+	cat.assign(features.size(), {});
+	y.clear();
+	hash.clear();
+}
+
+void RowStore::clear()
+{
+	for (auto &c : num)
+		c.clear();
+	for (auto &c : cat)
+		c.clear();
+	y.clear();
+	hash.clear();
+}
+
+void RowStore::append_from(const RowStore &src, size_t i)
+{
+	for (size_t c = 0; c < src.num.size(); c++) {
+		if (!src.num[c].empty())
+			num[c].push_back(src.num[c][i]);
+		if (!src.cat[c].empty())
+			cat[c].push_back(src.cat[c][i]);
+	}
+	y.push_back(src.y[i]);
+	hash.push_back(src.hash[i]);
+}
+
+void RowStore::set_from(size_t at, const RowStore &src, size_t i)
+{
+	for (size_t c = 0; c < src.num.size(); c++) {
+		if (!src.num[c].empty())
+			num[c][at] = src.num[c][i];
+		if (!src.cat[c].empty())
+			cat[c][at] = src.cat[c][i];
+	}
+	y[at] = src.y[i];
+	hash[at] = src.hash[i];
+}
+
+uint64_t hash_bytes(const void *data, size_t len, uint64_t seed)
+{
+	const auto *p = static_cast<const unsigned char *>(data);
+	uint64_t h = 0xcbf29ce484222325ull ^ mix64(seed);
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ull;
+	}
+	return mix64(h);
+}
+
+} // namespace pgml

@@ -1,0 +1,96 @@
+// pg_ml core: how rows arrive from the glue, and how they are kept when an
+// algorithm needs them in memory.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common.hpp"
+
+namespace pgml {
+
+// How a PostgreSQL type is used (DESIGN.md "Data handling").
+enum class TypeClass : uint8_t {
+	Numeric = 0,     // integer, numeric, floating
+	Boolean = 1,     // 0 / 1
+	Categorical = 2, // text, varchar, char, enum
+	Temporal = 3     // date / timestamp: seconds since the epoch
+};
+const char *type_class_name(TypeClass c);
+
+struct ColumnInfo {
+	std::string name;
+	TypeClass type_class = TypeClass::Numeric;
+	std::string type_name; // PostgreSQL's name for the type, for messages
+	bool categorical() const { return type_class == TypeClass::Categorical; }
+};
+
+// One column of a batch, filled by the glue (plain pointers, no ownership).
+struct ColumnData {
+	const double *num = nullptr;     // non-categorical columns
+	const char *const *str = nullptr; // categorical columns: NUL-terminated strings
+	const bool *isnull = nullptr;
+};
+
+// A batch of rows in column-major form. target is null when there is no target.
+struct Batch {
+	size_t nrows = 0;
+	size_t nfeatures = 0;
+	const ColumnData *features = nullptr;
+	const ColumnData *target = nullptr;
+};
+
+// One value of one row, for prediction.
+struct Value {
+	bool isnull = true;
+	double num = 0;
+	const char *str = nullptr; // categorical
+	size_t len = 0;
+};
+
+// Category levels of one column, ids in order of first appearance.
+class Dictionary {
+  public:
+	int32_t find(std::string_view s) const;            // -1 if unknown
+	int32_t intern(std::string_view s);                 // adds if new
+	const std::string &name(int32_t id) const { return names_[static_cast<size_t>(id)]; }
+	size_t size() const { return names_.size(); }
+
+  private:
+	std::unordered_map<std::string, int32_t> ids_;
+	std::vector<std::string> names_;
+};
+
+// Rows kept in memory, compactly: numeric values (NaN = NULL), level ids (-1 = NULL),
+// the target (regression value or class id), and each row's hash.
+struct RowStore {
+	std::vector<std::vector<double>> num;   // by feature column (empty for categorical ones)
+	std::vector<std::vector<int32_t>> cat;  // by feature column (empty for numeric ones)
+	std::vector<double> y;
+	std::vector<uint64_t> hash;
+	size_t size() const { return hash.size(); }
+	size_t bytes_per_row() const;
+	void reset(const std::vector<ColumnInfo> &features);
+	void clear();
+	// copies row i of src (same layout) to the end
+	void append_from(const RowStore &src, size_t i);
+	void set_from(size_t at, const RowStore &src, size_t i);
+};
+
+// 64-bit mixing (splitmix64 finaliser).
+inline uint64_t mix64(uint64_t x)
+{
+	x += 0x9E3779B97F4A7C15ull;
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+	return x ^ (x >> 31);
+}
+
+// FNV-1a over bytes, mixed.
+uint64_t hash_bytes(const void *data, size_t len, uint64_t seed);
+
+} // namespace pgml

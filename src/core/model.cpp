@@ -1,0 +1,343 @@
+#include "model.hpp"
+
+#include <cmath>
+#include <cstdio>
+
+#include "json.hpp"
+#include "optimize.hpp"
+
+namespace pgml {
+
+namespace {
+
+[[noreturn]] void corrupt(const std::string &detail)
+{
+	throw Error(ErrorCode::DataCorrupted, "model blob is corrupted", detail,
+	            "Deploy another version with ml_deploy(), or retrain the model.");
+}
+
+const char *kPayloadMagic = "pg_ml model v1";
+
+void write_column(Writer &w, const ColumnInfo &c)
+{
+	w.str(c.name);
+	w.u8(static_cast<uint8_t>(c.type_class));
+	w.str(c.type_name);
+}
+
+ColumnInfo read_column(Reader &r)
+{
+	ColumnInfo c;
+	c.name = r.str();
+	uint8_t tc = r.u8();
+	if (tc > 3)
+		corrupt("A column has an unknown type class.");
+	c.type_class = static_cast<TypeClass>(tc);
+	c.type_name = r.str();
+	return c;
+}
+
+} // namespace
+
+const char *algorithm_name(Algorithm a)
+{
+	switch (a) {
+	case Algorithm::LinearRegression: return "linear_regression";
+	case Algorithm::Ridge: return "ridge";
+	case Algorithm::LogisticRegression: return "logistic_regression";
+	}
+	return "unknown";
+}
+
+bool parse_algorithm(const std::string &name, Algorithm *out)
+{
+	for (Algorithm a : {Algorithm::LinearRegression, Algorithm::Ridge, Algorithm::LogisticRegression})
+		if (name == algorithm_name(a)) {
+			*out = a;
+			return true;
+		}
+	return false;
+}
+
+Task algorithm_task(Algorithm a)
+{
+	return a == Algorithm::LogisticRegression ? Task::Classification : Task::Regression;
+}
+
+bool algorithm_streams(Algorithm a)
+{
+	return a == Algorithm::LinearRegression || a == Algorithm::Ridge;
+}
+
+std::string numeric_label(TypeClass tc, double v)
+{
+	if (tc == TypeClass::Boolean)
+		return v != 0 ? "true" : "false";
+	char buf[32];
+	std::snprintf(buf, sizeof buf, "%.15g", v);
+	if (std::strtod(buf, nullptr) != v)
+		std::snprintf(buf, sizeof buf, "%.17g", v);
+	return buf;
+}
+
+// ---------------------------------------------------------------- hyperparameters
+
+Hyperparams parse_hyperparams(Algorithm a, const Options &opts)
+{
+	Hyperparams hp;
+	std::string valid;
+	switch (a) {
+	case Algorithm::LinearRegression: valid = "linear_regression takes no hyperparameters."; break;
+	case Algorithm::Ridge: valid = "Valid keys for ridge: alpha (number >= 0, default 1)."; break;
+	case Algorithm::LogisticRegression:
+		valid = "Valid keys for logistic_regression: C (number > 0, default 1), max_iter (integer 1 to 1000000, "
+		        "default 1000), tol (number > 0, default 1e-6).";
+		break;
+	}
+	auto bad = [&](const std::string &key, const std::string &why) {
+		throw Error(ErrorCode::InvalidParameter,
+		            "invalid hyperparameter \"" + key + "\" for " + algorithm_name(a), why, valid);
+	};
+	auto number = [&](const std::string &key, const OptionValue &v) {
+		if (v.type != OptionValue::Type::Number || !std::isfinite(v.number))
+			bad(key, "The value must be a finite number.");
+		return v.number;
+	};
+	for (const auto &[key, v] : opts) {
+		if (a == Algorithm::Ridge && key == "alpha") {
+			hp.alpha = number(key, v);
+			if (hp.alpha < 0)
+				bad(key, "alpha must be at least 0.");
+		} else if (a == Algorithm::LogisticRegression && key == "C") {
+			hp.C = number(key, v);
+			if (hp.C <= 0)
+				bad(key, "C must be greater than 0.");
+		} else if (a == Algorithm::LogisticRegression && key == "max_iter") {
+			double d = number(key, v);
+			if (d != std::floor(d) || d < 1 || d > 1e6)
+				bad(key, "max_iter must be an integer from 1 to 1000000.");
+			hp.max_iter = static_cast<int>(d);
+		} else if (a == Algorithm::LogisticRegression && key == "tol") {
+			hp.tol = number(key, v);
+			if (hp.tol <= 0)
+				bad(key, "tol must be greater than 0.");
+		} else {
+			bad(key, "There is no such hyperparameter.");
+		}
+	}
+	return hp;
+}
+
+void Hyperparams::write(Writer &w) const
+{
+	w.f64(alpha);
+	w.f64(C);
+	w.u32(static_cast<uint32_t>(max_iter));
+	w.f64(tol);
+}
+
+Hyperparams Hyperparams::read(Reader &r)
+{
+	Hyperparams hp;
+	hp.alpha = r.f64();
+	hp.C = r.f64();
+	hp.max_iter = static_cast<int>(r.u32());
+	hp.tol = r.f64();
+	if (!(hp.alpha >= 0) || !(hp.C > 0) || hp.max_iter < 1 || !(hp.tol > 0))
+		corrupt("Hyperparameters are out of range.");
+	return hp;
+}
+
+std::string Hyperparams::to_json(Algorithm a) const
+{
+	JsonWriter w;
+	w.begin_object();
+	if (a == Algorithm::Ridge)
+		w.key("alpha").value(alpha);
+	if (a == Algorithm::LogisticRegression) {
+		w.key("C").value(C);
+		w.key("max_iter").value(max_iter);
+		w.key("tol").value(tol);
+	}
+	w.end_object();
+	return w.str();
+}
+
+// ---------------------------------------------------------------- prediction
+
+int Model::predict(const Value *values, double *out, int64_t *unseen) const
+{
+	const int p = prep.p();
+	if (static_cast<int>(scratch_.size()) < p)
+		scratch_.resize(static_cast<size_t>(p));
+	double *x = scratch_.data();
+	std::fill(x, x + p, 0.0);
+	for (size_t c = 0; c < features.size(); c++) {
+		const FittedColumn &fc = prep.columns[c];
+		const Value &v = values[c];
+		if (features[c].categorical()) {
+			if (v.isnull) {
+				if (fc.null_feature >= 0)
+					x[fc.null_feature] = 1.0;
+				else if (unseen)
+					(*unseen)++;
+				continue;
+			}
+			int k = prep.level_feature(c, std::string_view(v.str, v.len));
+			if (k >= 0)
+				x[k] = 1.0;
+			else if (unseen)
+				(*unseen)++;
+		} else if (v.isnull) {
+			x[fc.first_feature] = fc.impute_value;
+		} else {
+			if (!std::isfinite(v.num))
+				throw Error(ErrorCode::DataException,
+				            "feature \"" + features[c].name + "\" is " + (std::isnan(v.num) ? "NaN" : "infinite"),
+				            "", "Pass NULL for a missing value; the model imputes it.");
+			x[fc.first_feature] = v.num;
+		}
+	}
+	return predict_features(x, out);
+}
+
+int Model::predict_features(const double *x, double *out) const
+{
+	const Eigen::Index p = W.rows(), k = W.cols();
+	Eigen::Map<const Eigen::VectorXd> xv(x, p);
+	if (task == Task::Regression) {
+		out[0] = b(0) + W.col(0).dot(xv);
+		return 0;
+	}
+	const int K = n_classes();
+	if (k == 1) {
+		double s = b(0) + W.col(0).dot(xv);
+		double p1 = s >= 0 ? 1.0 / (1.0 + std::exp(-s)) : std::exp(s) / (1.0 + std::exp(s));
+		out[0] = 1.0 - p1;
+		out[1] = p1;
+		return p1 > 0.5 ? 1 : 0;
+	}
+	double mx = -INFINITY;
+	for (int j = 0; j < K; j++) {
+		out[j] = b(j) + W.col(j).dot(xv);
+		mx = std::max(mx, out[j]);
+	}
+	double sum = 0;
+	for (int j = 0; j < K; j++) {
+		out[j] = std::exp(out[j] - mx);
+		sum += out[j];
+	}
+	int best = 0;
+	for (int j = 0; j < K; j++) {
+		out[j] /= sum;
+		if (out[j] > out[best])
+			best = j;
+	}
+	return best;
+}
+
+std::string Model::coefficients_json() const
+{
+	JsonWriter w;
+	w.begin_object();
+	for (int f = 0; f < prep.p(); f++) {
+		w.key(prep.feature_names[static_cast<size_t>(f)]);
+		if (W.cols() == 1) {
+			w.value(W(f, 0) * prep.scale(f));
+		} else {
+			w.begin_array();
+			for (Eigen::Index j = 0; j < W.cols(); j++)
+				w.value(W(f, j) * prep.scale(f));
+			w.end_array();
+		}
+	}
+	w.end_object();
+	return w.str();
+}
+
+// ---------------------------------------------------------------- blob
+
+std::vector<uint8_t> Model::serialize() const
+{
+	Writer w;
+	w.str(kPayloadMagic);
+	w.u8(static_cast<uint8_t>(task));
+	write_column(w, target);
+	w.u64(features.size());
+	for (const auto &c : features)
+		write_column(w, c);
+	w.u64(classes.size());
+	for (const auto &c : classes)
+		w.str(c);
+	hyperparams.write(w);
+	preprocess.write(w);
+	w.f64(test_size);
+	w.u64(seed);
+	prep.write(w);
+	w.mat(W);
+	w.vec(b);
+	w.u8(has_stats ? 1 : 0);
+	if (has_stats) {
+		encoder.write(w);
+		stats.write(w);
+	}
+	return seal_blob(static_cast<uint16_t>(algorithm), w.bytes());
+}
+
+std::unique_ptr<Model> Model::deserialize(const uint8_t *data, size_t len)
+{
+	const uint8_t *payload = nullptr;
+	BlobHeader h = open_blob(data, len, &payload);
+	auto m = std::make_unique<Model>();
+	Algorithm a = static_cast<Algorithm>(h.kind);
+	if (h.kind < 1 || h.kind > 3)
+		corrupt("Unknown model kind " + std::to_string(h.kind) + ".");
+	m->algorithm = a;
+	// format 1 is the only format so far; later formats get their own branch here
+	Reader r(payload, h.length);
+	if (r.str() != kPayloadMagic)
+		corrupt("The payload does not start with the model marker.");
+	uint8_t task = r.u8();
+	if (task > 2)
+		corrupt("Unknown task.");
+	m->task = static_cast<Task>(task);
+	if (m->task != algorithm_task(a))
+		corrupt("The task does not match the algorithm.");
+	m->target = read_column(r);
+	size_t nf = r.count(18);
+	for (size_t i = 0; i < nf; i++)
+		m->features.push_back(read_column(r));
+	if (nf == 0)
+		corrupt("The model has no feature columns.");
+	size_t nc = r.count(8);
+	for (size_t i = 0; i < nc; i++)
+		m->classes.push_back(r.str());
+	if (m->task == Task::Classification && nc < 2)
+		corrupt("A classifier needs at least two classes.");
+	m->hyperparams = Hyperparams::read(r);
+	m->preprocess = PreprocessOptions::read(r);
+	m->test_size = r.f64();
+	m->seed = r.u64();
+	if (!(m->test_size >= 0 && m->test_size < 1))
+		corrupt("test_size is out of range.");
+	m->prep = Preprocessor::read(r, m->features);
+	m->W = r.mat();
+	m->b = r.vec();
+	Eigen::Index k = m->task == Task::Regression ? 1 : (nc == 2 ? 1 : static_cast<Eigen::Index>(nc));
+	if (m->W.rows() != m->prep.p() || m->W.cols() != k || m->b.size() != k)
+		corrupt("The coefficients do not match the features.");
+	if (!m->W.allFinite() || !m->b.allFinite())
+		corrupt("The coefficients are not finite.");
+	m->has_stats = r.u8() != 0;
+	if (m->has_stats) {
+		m->encoder = Encoder::read(r, m->features);
+		m->stats = Moments::read(r);
+		if (m->stats.dim() > m->encoder.dim())
+			corrupt("The statistics do not match the column layout.");
+	}
+	if (!r.at_end())
+		corrupt("Unexpected bytes after the model.");
+	return m;
+}
+
+} // namespace pgml

@@ -1,0 +1,781 @@
+#include "trainer.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <numeric>
+#include <random>
+
+#include "json.hpp"
+
+namespace pgml {
+
+namespace {
+
+constexpr size_t kSampleRows = 200000; // rows kept per split for metrics that need rows (streaming algorithms)
+constexpr Eigen::Index kBlockCells = 1 << 22;
+
+// Where a row falls: uniform in [0, 1) from its hash and the seed.
+double split_draw(uint64_t hash, uint64_t seed)
+{
+	return static_cast<double>(mix64(hash ^ mix64(seed + 0x5851F42D4C957F2Dull)) >> 11) * 0x1.0p-53;
+}
+
+uint64_t hash_double(double v)
+{
+	if (v == 0)
+		v = 0; // -0 == 0
+	uint64_t bits;
+	std::memcpy(&bits, &v, 8);
+	return mix64(bits);
+}
+
+std::string hex64(uint64_t v)
+{
+	char buf[17];
+	std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+	return buf;
+}
+
+// JSON of regression metrics computed from sums of squares (exact) plus a row sample for MAE.
+std::string regression_json(int64_t n, double sse, double sst, const RegressionMetrics &sample)
+{
+	JsonWriter w;
+	w.begin_object();
+	double mse = n > 0 ? sse / static_cast<double>(n) : NAN;
+	double r2 = sst > 0 ? 1.0 - sse / sst : (sse <= 0 ? 1.0 : 0.0);
+	w.key("r2").value(r2);
+	w.key("rmse").value(std::sqrt(mse));
+	w.key("mse").value(mse);
+	w.key("mae").value(sample.mae());
+	w.key("rows").value(static_cast<long long>(n));
+	if (sample.count() < n)
+		w.key("mae_sample_rows").value(static_cast<long long>(sample.count()));
+	w.end_object();
+	return w.str();
+}
+
+} // namespace
+
+struct Trainer::Impl {
+	TrainSpec spec;
+	Task task = Task::Regression;
+	Hyperparams hp;
+	PreprocessOptions popts;
+	bool streaming = false;
+	bool incremental = false;
+
+	Encoder enc;
+	Moments train, test;
+	RowStore chunk, train_chunk, test_chunk;
+	RowStore rows;                      // in-memory algorithms: every row
+	RowStore train_sample, test_sample; // streaming algorithms: reservoir samples
+	int64_t seen_train = 0, seen_test = 0;
+	std::mt19937_64 rng;
+	Dictionary labels;
+
+	std::unordered_set<uint64_t> seen_rows;
+	int64_t skipped_null_target = 0, dropped_nonfinite = 0, duplicates = 0;
+	std::vector<int64_t> nulls; // per feature column, training rows
+	std::vector<double> col_min, col_max;
+	std::vector<std::vector<double>> median_values;
+	uint64_t fingerprint = 0;
+	int64_t used_rows = 0;
+	int64_t base_rows = 0; // incremental: training rows of the base version
+	Eigen::MatrixXd block;
+
+	void init_common()
+	{
+		streaming = algorithm_streams(spec.algorithm);
+		task = algorithm_task(spec.algorithm);
+		chunk.reset(spec.features);
+		train_chunk.reset(spec.features);
+		test_chunk.reset(spec.features);
+		rows.reset(spec.features);
+		train_sample.reset(spec.features);
+		test_sample.reset(spec.features);
+		rng.seed(spec.seed);
+		nulls.assign(spec.features.size(), 0);
+		col_min.assign(spec.features.size(), INFINITY);
+		col_max.assign(spec.features.size(), -INFINITY);
+		median_values.assign(spec.features.size(), {});
+	}
+
+	bool wants_median(size_t c) const
+	{
+		return !spec.features[c].categorical() && popts.for_column(spec.features[c].name).impute == Impute::Median;
+	}
+
+	[[noreturn]] void nonfinite(const std::string &col, double v, bool is_target) const
+	{
+		throw Error(ErrorCode::DataException,
+		            std::string(is_target ? "target column" : "column") + " \"" + col + "\" contains " +
+		                (std::isnan(v) ? "NaN" : "Infinity"),
+		            "Training needs finite values; NULL marks a missing value.",
+		            "Drop such rows with preprocess => '{\"nonfinite\": \"drop\"}', or replace them with NULL.");
+	}
+
+	// Converts a batch into `chunk` (compact rows), skipping NULL targets, non-finite and duplicate rows.
+	void ingest(const Batch &batch)
+	{
+		chunk.clear();
+		const size_t nf = spec.features.size();
+		for (size_t i = 0; i < batch.nrows; i++) {
+			const ColumnData &t = *batch.target;
+			if (t.isnull[i]) {
+				skipped_null_target++;
+				continue;
+			}
+			double y = 0;
+			uint64_t h = 0x243F6A8885A308D3ull;
+			if (spec.target.categorical()) {
+				const char *s = t.str[i];
+				h = mix64(h ^ hash_bytes(s, std::strlen(s), 1));
+				y = labels.intern(s);
+			} else {
+				double v = t.num[i];
+				if (!std::isfinite(v)) {
+					if (popts.drop_nonfinite) {
+						dropped_nonfinite++;
+						continue;
+					}
+					nonfinite(spec.target.name, v, true);
+				}
+				h = mix64(h ^ hash_double(v));
+				y = task == Task::Classification ? labels.intern(numeric_label(spec.target.type_class, v)) : v;
+			}
+			bool drop = false;
+			for (size_t c = 0; c < nf && !drop; c++) {
+				const ColumnData &col = batch.features[c];
+				if (spec.features[c].categorical())
+					continue;
+				if (!col.isnull[i] && !std::isfinite(col.num[i])) {
+					if (!popts.drop_nonfinite)
+						nonfinite(spec.features[c].name, col.num[i], false);
+					drop = true;
+				}
+			}
+			if (drop) {
+				dropped_nonfinite++;
+				continue;
+			}
+			for (size_t c = 0; c < nf; c++) {
+				const ColumnData &col = batch.features[c];
+				if (spec.features[c].categorical()) {
+					int32_t id = -1;
+					if (col.isnull[i]) {
+						h = mix64(h ^ 0x9E3779B97F4A7C15ull ^ c);
+					} else {
+						const char *s = col.str[i];
+						h = mix64(h ^ hash_bytes(s, std::strlen(s), c + 2));
+						id = enc.intern(c, s);
+					}
+					chunk.cat[c].push_back(id);
+				} else {
+					double v = col.isnull[i] ? NAN : col.num[i];
+					h = mix64(h ^ (col.isnull[i] ? 0x9E3779B97F4A7C15ull ^ c : hash_double(v) + c));
+					chunk.num[c].push_back(v);
+				}
+			}
+			if (popts.dedupe && !seen_rows.insert(h).second) {
+				for (size_t c = 0; c < nf; c++) {
+					if (spec.features[c].categorical())
+						chunk.cat[c].pop_back();
+					else
+						chunk.num[c].pop_back();
+				}
+				duplicates++;
+				continue;
+			}
+			chunk.y.push_back(y);
+			chunk.hash.push_back(h);
+		}
+	}
+
+	// Per-column statistics of training rows that the moments cannot give.
+	void note_train_row(const RowStore &s, size_t i)
+	{
+		for (size_t c = 0; c < spec.features.size(); c++) {
+			if (spec.features[c].categorical())
+				continue;
+			double v = s.num[c][i];
+			if (std::isnan(v)) {
+				nulls[c]++;
+				continue;
+			}
+			col_min[c] = std::min(col_min[c], v);
+			col_max[c] = std::max(col_max[c], v);
+			if (wants_median(c))
+				median_values[c].push_back(v);
+		}
+	}
+
+	// Adds rows [0, s.size()) of s to m, in blocks.
+	void add_moments(const RowStore &s, Moments &m)
+	{
+		if (s.size() == 0)
+			return;
+		enc.allocate(s, 0, s.size());
+		train.grow(enc.dim());
+		test.grow(enc.dim());
+		const size_t step = static_cast<size_t>(std::max<Eigen::Index>(64, kBlockCells / std::max<Eigen::Index>(1, enc.dim())));
+		for (size_t b = 0; b < s.size(); b += step) {
+			size_t e = std::min(s.size(), b + step);
+			enc.encode(s, b, e, block);
+			m.add_block(block);
+		}
+	}
+
+	void reservoir(RowStore &sample, int64_t &seen, const RowStore &src, size_t i)
+	{
+		seen++;
+		if (sample.size() < kSampleRows) {
+			sample.append_from(src, i);
+			return;
+		}
+		uint64_t j = rng() % static_cast<uint64_t>(seen);
+		if (j < kSampleRows)
+			sample.set_from(static_cast<size_t>(j), src, i);
+	}
+
+	void stream_chunk()
+	{
+		train_chunk.clear();
+		test_chunk.clear();
+		for (size_t i = 0; i < chunk.size(); i++) {
+			bool is_test = spec.test_size > 0 && split_draw(chunk.hash[i], spec.seed) < spec.test_size;
+			RowStore &dst = is_test ? test_chunk : train_chunk;
+			dst.append_from(chunk, i);
+			if (is_test) {
+				reservoir(test_sample, seen_test, chunk, i);
+			} else {
+				note_train_row(chunk, i);
+				reservoir(train_sample, seen_train, chunk, i);
+			}
+			fingerprint += mix64(chunk.hash[i]);
+		}
+		used_rows += static_cast<int64_t>(chunk.size());
+		add_moments(train_chunk, train);
+		add_moments(test_chunk, test);
+	}
+
+	void buffer_chunk()
+	{
+		size_t per_row = sizeof(double) + sizeof(uint64_t);
+		for (const auto &c : spec.features)
+			per_row += c.categorical() ? sizeof(int32_t) : sizeof(double);
+		if ((rows.size() + chunk.size()) * per_row > spec.memory_limit)
+			throw Error(ErrorCode::ProgramLimit,
+			            "training rows need more than " + std::to_string(spec.memory_limit >> 20) + " MB of memory",
+			            std::string(algorithm_name(spec.algorithm)) + " keeps the rows in memory; " +
+			                std::to_string(rows.size() + chunk.size()) + " rows had been read.",
+			            "Raise pg_ml.max_memory, or train on fewer rows (a view with TABLESAMPLE) or columns.");
+		for (size_t i = 0; i < chunk.size(); i++)
+			rows.append_from(chunk, i);
+	}
+
+	std::vector<double> medians() const
+	{
+		std::vector<double> out(spec.features.size(), NAN);
+		for (size_t c = 0; c < spec.features.size(); c++) {
+			std::vector<double> v = median_values[c];
+			if (v.empty())
+				continue;
+			size_t mid = v.size() / 2;
+			std::nth_element(v.begin(), v.begin() + static_cast<long>(mid), v.end());
+			double hi = v[mid];
+			if (v.size() % 2 == 1) {
+				out[c] = hi;
+			} else {
+				double lo = *std::max_element(v.begin(), v.begin() + static_cast<long>(mid));
+				out[c] = (lo + hi) / 2;
+			}
+		}
+		return out;
+	}
+
+	// Row `i` of `s` as prediction values for a model whose features are `cols`.
+	bool row_values(const RowStore &s, size_t i, const std::vector<ColumnInfo> &cols, std::vector<Value> &vals) const
+	{
+		vals.resize(cols.size());
+		for (size_t k = 0; k < cols.size(); k++) {
+			size_t c = 0;
+			while (c < spec.features.size() && spec.features[c].name != cols[k].name)
+				c++;
+			if (c == spec.features.size() || spec.features[c].categorical() != cols[k].categorical())
+				return false;
+			Value &v = vals[k];
+			if (spec.features[c].categorical()) {
+				int32_t id = s.cat[c][i];
+				v.isnull = id < 0;
+				if (!v.isnull) {
+					const std::string &name = enc.dictionary(c).name(id);
+					v.str = name.c_str();
+					v.len = name.size();
+				}
+			} else {
+				double x = s.num[c][i];
+				v.isnull = std::isnan(x);
+				v.num = x;
+			}
+		}
+		return true;
+	}
+};
+
+Trainer::Trainer(const TrainSpec &spec) : impl_(std::make_unique<Impl>())
+{
+	Impl &m = *impl_;
+	m.spec = spec;
+	validate_spec(spec);
+	m.hp = parse_hyperparams(spec.algorithm, spec.hyperparams);
+	m.popts = parse_preprocess(spec.preprocess, spec.features);
+	m.init_common();
+	m.enc = Encoder(spec.features, m.streaming);
+}
+
+Trainer::Trainer(const TrainSpec &spec, const Model &base, bool incremental) : impl_(std::make_unique<Impl>())
+{
+	Impl &m = *impl_;
+	if (incremental && (!base.has_stats || !algorithm_streams(base.algorithm)))
+		throw Error(ErrorCode::FeatureNotSupported,
+		            std::string(algorithm_name(base.algorithm)) + " cannot be retrained incrementally",
+		            "Only models kept as sufficient statistics (linear_regression, ridge) can add rows exactly.",
+		            "Use mode => 'refit'.");
+	m.spec = spec;
+	m.spec.features = base.features;
+	m.spec.target = base.target;
+	m.spec.algorithm = base.algorithm;
+	validate_spec(m.spec);
+	m.hp = base.hyperparams;
+	m.popts = base.preprocess;
+	m.init_common();
+	if (!incremental) {
+		m.enc = Encoder(m.spec.features, m.streaming);
+		return;
+	}
+	for (size_t c = 0; c < base.features.size(); c++)
+		if (m.wants_median(c))
+			throw Error(ErrorCode::FeatureNotSupported, "incremental retraining cannot keep median imputation exact",
+			            "Column \"" + base.features[c].name + "\" is imputed with the median of all training rows.",
+			            "Use mode => 'refit'.");
+	m.incremental = true;
+	m.enc = base.encoder;
+	m.train = base.stats;
+	m.base_rows = base.stats.n();
+	// earlier rows' min / max live in the fitted scaling of min-max columns
+	for (size_t c = 0; c < base.features.size(); c++) {
+		const FittedColumn &fc = base.prep.columns[c];
+		if (base.features[c].categorical())
+			continue;
+		if (m.popts.for_column(base.features[c].name).scale == Scale::MinMax) {
+			m.col_min[c] = base.prep.center(fc.first_feature);
+			m.col_max[c] = base.prep.center(fc.first_feature) + base.prep.scale(fc.first_feature);
+		}
+	}
+}
+
+Trainer::~Trainer() = default;
+
+void validate_spec(const TrainSpec &spec)
+{
+	if (!(spec.test_size >= 0 && spec.test_size < 1))
+		throw Error(ErrorCode::InvalidParameter, "test_size must be at least 0 and less than 1",
+		            "test_size was " + numeric_label(TypeClass::Numeric, spec.test_size) + ".",
+		            "Use 0 to train on every row, or a fraction such as 0.2.");
+	if (spec.features.empty())
+		throw Error(ErrorCode::InvalidParameter, "no feature columns", "",
+		            "The relation needs at least one column besides the target.");
+	Task task = algorithm_task(spec.algorithm);
+	if (task == Task::Regression && spec.target.type_class == TypeClass::Categorical)
+		throw Error(ErrorCode::DatatypeMismatch,
+		            std::string(algorithm_name(spec.algorithm)) + " cannot predict target column \"" + spec.target.name +
+		                "\" of type " + spec.target.type_name,
+		            "Regression needs a numeric target.", "Use a classification algorithm such as logistic_regression.");
+	parse_hyperparams(spec.algorithm, spec.hyperparams);
+	parse_preprocess(spec.preprocess, spec.features);
+}
+
+void Trainer::add_batch(const Batch &batch, CancelCheck cancel)
+{
+	Impl &m = *impl_;
+	check_cancel(cancel);
+	if (batch.nfeatures != m.spec.features.size() || batch.target == nullptr)
+		throw Error(ErrorCode::Internal, "batch does not match the training columns");
+	rows_read_ += static_cast<int64_t>(batch.nrows);
+	m.ingest(batch);
+	if (m.streaming)
+		m.stream_chunk();
+	else
+		m.buffer_chunk();
+}
+
+std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
+{
+	Impl &m = *impl_;
+	const TrainSpec &spec = m.spec;
+	auto model = std::make_unique<Model>();
+	model->task = m.task;
+	model->algorithm = spec.algorithm;
+	model->target = spec.target;
+	model->features = spec.features;
+	model->hyperparams = m.hp;
+	model->preprocess = m.popts;
+	model->test_size = spec.test_size;
+	model->seed = spec.seed;
+
+	if (m.skipped_null_target > 0 && m.skipped_null_target == rows_read_)
+		throw Error(ErrorCode::DataException, "target column \"" + spec.target.name + "\" is NULL in every row",
+		            std::to_string(rows_read_) + " rows were read.", "Train on rows with a known target.");
+
+	RegressionMetrics train_sample_metrics, test_sample_metrics;
+	std::vector<Value> vals;
+	std::vector<double> out(8);
+	std::string test_json, train_json;
+	RowStore *test_rows = nullptr;
+
+	if (m.streaming) {
+		if (m.train.n() == 0)
+			throw Error(ErrorCode::DataException, "no rows left to train on",
+			            std::to_string(rows_read_) + " rows were read, " + std::to_string(m.skipped_null_target) +
+			                " with a NULL target, " + std::to_string(m.dropped_nonfinite) + " with a non-finite value, " +
+			                std::to_string(m.test.n()) + " held out for testing.",
+			            "Train on more rows, or lower test_size.");
+		m.train.grow(m.enc.dim());
+		m.test.grow(m.enc.dim());
+		model->prep = fit_preprocessor(spec.features, m.popts, m.enc, m.train, m.col_min, m.col_max, m.medians());
+		check_cancel(cancel);
+		// joint second moments of the features x (through the affine map) and the target
+		Eigen::MatrixXd A;
+		Eigen::VectorXd c0;
+		model->prep.affine(m.enc, A, c0);
+		const int ts = m.enc.target_slot();
+		auto project = [&](const Moments &mo, Eigen::MatrixXd &Sxx, Eigen::VectorXd &Sxy, double &Syy,
+		                   Eigen::VectorXd &mx, double &my) {
+			Eigen::MatrixXd C = mo.comoment();
+			Sxx = A * C * A.transpose();
+			Sxy = A * C.col(ts);
+			Syy = C(ts, ts);
+			mx = A * mo.mean() + c0;
+			my = mo.mean()(ts);
+		};
+		Eigen::MatrixXd Sxx;
+		Eigen::VectorXd Sxy, mx;
+		double Syy, my;
+		project(m.train, Sxx, Sxy, Syy, mx, my);
+		const Eigen::VectorXd &s = model->prep.scale;
+		Eigen::MatrixXd Z = Sxx.array() / (s * s.transpose()).array();
+		Eigen::VectorXd zy = Sxy.array() / s.array();
+		Eigen::VectorXd wz;
+		if (spec.algorithm == Algorithm::Ridge && m.hp.alpha > 0) {
+			Z.diagonal().array() += m.hp.alpha;
+			wz = Z.ldlt().solve(zy);
+		} else {
+			// minimum-norm least squares, as a pseudo-inverse of the (possibly singular) Gram matrix
+			Eigen::CompleteOrthogonalDecomposition<Eigen::MatrixXd> cod;
+			cod.setThreshold(1e-11);
+			cod.compute(Z);
+			wz = cod.solve(zy);
+		}
+		Eigen::VectorXd w = wz.array() / s.array();
+		if (!w.allFinite())
+			throw Error(ErrorCode::DataException, "the fit did not produce finite coefficients",
+			            "The feature values are too large or too collinear to solve in double precision.",
+			            "Rescale the features, or use ridge.");
+		model->W = w;
+		model->b = Eigen::VectorXd::Constant(1, my - w.dot(mx));
+		model->has_stats = true;
+		model->encoder = m.enc;
+		model->stats = m.train;
+		double sse = std::max(0.0, Syy - 2 * w.dot(Sxy) + w.dot(Sxx * w));
+		result_.log.push_back({1, sse / static_cast<double>(m.train.n()), 0.0});
+		for (size_t i = 0; i < m.train_sample.size(); i++) {
+			m.row_values(m.train_sample, i, model->features, vals);
+			model->predict(vals.data(), out.data());
+			train_sample_metrics.add(m.train_sample.y[i], out[0]);
+		}
+		train_json = regression_json(m.train.n(), sse, Syy, train_sample_metrics);
+		result_.rows_train = m.train.n();
+		result_.rows_test = m.test.n();
+		if (m.test.n() > 0) {
+			Eigen::MatrixXd Txx;
+			Eigen::VectorXd Txy, tx;
+			double Tyy, ty;
+			project(m.test, Txx, Txy, Tyy, tx, ty);
+			double emean = ty - model->b(0) - w.dot(tx);
+			double tsse = std::max(0.0, Tyy - 2 * w.dot(Txy) + w.dot(Txx * w)) + static_cast<double>(m.test.n()) * emean * emean;
+			for (size_t i = 0; i < m.test_sample.size(); i++) {
+				m.row_values(m.test_sample, i, model->features, vals);
+				model->predict(vals.data(), out.data());
+				test_sample_metrics.add(m.test_sample.y[i], out[0]);
+			}
+			test_json = regression_json(m.test.n(), tsse, Tyy, test_sample_metrics);
+			result_.primary_test = Tyy > 0 ? 1.0 - tsse / Tyy : (tsse <= 0 ? 1.0 : 0.0);
+		}
+		result_.primary_metric = "r2";
+		test_rows = &m.test_sample;
+	} else {
+		// classification, rows in memory
+		const size_t n = m.rows.size();
+		m.used_rows = static_cast<int64_t>(n);
+		if (n == 0)
+			throw Error(ErrorCode::DataException, "no rows left to train on",
+			            std::to_string(rows_read_) + " rows were read, " + std::to_string(m.skipped_null_target) +
+			                " with a NULL target, " + std::to_string(m.dropped_nonfinite) + " with a non-finite value.",
+			            "Train on more rows.");
+		const int K = static_cast<int>(m.labels.size());
+		if (K < 2)
+			throw Error(ErrorCode::DataException,
+			            "target column \"" + spec.target.name + "\" has only one class (" + m.labels.name(0) + ")",
+			            "Classification needs at least two distinct target values.",
+			            "Check the target column, or train on rows that include other classes.");
+		// classes in sorted order: numerically for numeric / boolean targets, else by bytes
+		std::vector<int> order(static_cast<size_t>(K));
+		std::iota(order.begin(), order.end(), 0);
+		bool numeric = !spec.target.categorical();
+		std::sort(order.begin(), order.end(), [&](int a, int b) {
+			const std::string &x = m.labels.name(a), &y = m.labels.name(b);
+			if (numeric) {
+				double dx = x == "true" ? 1 : x == "false" ? 0 : std::strtod(x.c_str(), nullptr);
+				double dy = y == "true" ? 1 : y == "false" ? 0 : std::strtod(y.c_str(), nullptr);
+				return dx < dy;
+			}
+			return x < y;
+		});
+		std::vector<int> rank(static_cast<size_t>(K));
+		for (int k = 0; k < K; k++) {
+			rank[static_cast<size_t>(order[static_cast<size_t>(k)])] = k;
+			model->classes.push_back(m.labels.name(order[static_cast<size_t>(k)]));
+		}
+		for (auto &y : m.rows.y)
+			y = rank[static_cast<size_t>(y)];
+		// stratified split: within each class, the rows with the smallest draws are held out
+		std::vector<std::vector<size_t>> by_class(static_cast<size_t>(K));
+		for (size_t i = 0; i < n; i++) {
+			by_class[static_cast<size_t>(m.rows.y[i])].push_back(i);
+			m.fingerprint += mix64(m.rows.hash[i]);
+		}
+		std::vector<uint8_t> is_test(n, 0);
+		for (auto &idx : by_class) {
+			std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) {
+				return split_draw(m.rows.hash[a], spec.seed) < split_draw(m.rows.hash[b], spec.seed);
+			});
+			size_t nt = static_cast<size_t>(std::llround(spec.test_size * static_cast<double>(idx.size())));
+			if (nt >= idx.size())
+				nt = idx.size() - 1;
+			for (size_t j = 0; j < nt; j++)
+				is_test[idx[j]] = 1;
+		}
+		RowStore &tr = m.train_chunk, &te = m.test_chunk;
+		tr.clear();
+		te.clear();
+		for (size_t i = 0; i < n; i++) {
+			(is_test[i] ? te : tr).append_from(m.rows, i);
+			if (!is_test[i])
+				m.note_train_row(m.rows, i);
+		}
+		m.rows.clear();
+		m.add_moments(tr, m.train);
+		check_cancel(cancel);
+		model->prep = fit_preprocessor(spec.features, m.popts, m.enc, m.train, m.col_min, m.col_max, m.medians());
+		const int p = model->prep.p();
+		Eigen::MatrixXd X(static_cast<Eigen::Index>(tr.size()), p);
+		std::vector<double> x(static_cast<size_t>(p));
+		std::vector<int> ytr(tr.size());
+		for (size_t i = 0; i < tr.size(); i++) {
+			model->prep.transform(m.enc, tr, i, x.data());
+			for (int f = 0; f < p; f++)
+				X(static_cast<Eigen::Index>(i), f) = (x[static_cast<size_t>(f)] - model->prep.center(f)) / model->prep.scale(f);
+			ytr[i] = static_cast<int>(tr.y[i]);
+		}
+		LbfgsOptions lo;
+		lo.max_iter = m.hp.max_iter;
+		lo.tol = m.hp.tol;
+		LogisticFit fit = fit_logistic(X, ytr, K, m.hp.C, lo, cancel, &result_.log);
+		X.resize(0, 0);
+		// fold the scaling into the coefficients: w_x = w_z / s, b_x = b_z - center . w_x
+		model->W = fit.W.array().colwise() / model->prep.scale.array();
+		model->b = fit.b - model->W.transpose() * model->prep.center;
+		out.resize(static_cast<size_t>(K));
+		auto evaluate = [&](const RowStore &s) {
+			ClassificationMetrics cm(model->classes);
+			for (size_t i = 0; i < s.size(); i++) {
+				model->prep.transform(m.enc, s, i, x.data());
+				int pred = model->predict_features(x.data(), out.data());
+				cm.add(static_cast<int>(s.y[i]), pred, out.data());
+			}
+			return cm;
+		};
+		ClassificationMetrics trm = evaluate(tr);
+		train_json = trm.to_json();
+		if (te.size() > 0) {
+			ClassificationMetrics tem = evaluate(te);
+			test_json = tem.to_json();
+			result_.primary_test = tem.accuracy();
+		}
+		result_.primary_metric = "accuracy";
+		result_.rows_train = static_cast<int64_t>(tr.size());
+		result_.rows_test = static_cast<int64_t>(te.size());
+		test_rows = &te;
+	}
+
+	// the deployed model on the same held-out rows
+	if (compare != nullptr && test_rows != nullptr && test_rows->size() > 0 && compare->task == model->task) {
+		RowStore &te = *test_rows;
+		bool ok = true;
+		if (model->task == Task::Regression) {
+			RegressionMetrics prev;
+			for (size_t i = 0; i < te.size() && ok; i++) {
+				ok = m.row_values(te, i, compare->features, vals);
+				if (ok) {
+					compare->predict(vals.data(), out.data());
+					prev.add(te.y[i], out[0]);
+				}
+			}
+			if (ok) {
+				result_.previous_metrics_json = prev.to_json();
+				result_.previous_primary = prev.r2();
+				// the new model on the very same rows
+				result_.primary_compare_new = test_sample_metrics.r2();
+			}
+		} else {
+			ClassificationMetrics prev(model->classes);
+			std::vector<double> pout(static_cast<size_t>(std::max(compare->n_outputs(), 1)));
+			for (size_t i = 0; i < te.size() && ok; i++) {
+				ok = m.row_values(te, i, compare->features, vals);
+				if (!ok)
+					break;
+				int pred = compare->predict(vals.data(), pout.data());
+				// map the old model's class to the new model's class id by label
+				const std::string &label = compare->classes[static_cast<size_t>(pred)];
+				auto it = std::find(model->classes.begin(), model->classes.end(), label);
+				int mapped = it == model->classes.end() ? -1 : static_cast<int>(it - model->classes.begin());
+				prev.add(static_cast<int>(te.y[i]), mapped < 0 ? (static_cast<int>(te.y[i]) + 1) % model->n_classes() : mapped, nullptr);
+			}
+			if (ok) {
+				result_.previous_metrics_json = prev.to_json();
+				result_.previous_primary = prev.accuracy();
+				result_.primary_compare_new = result_.primary_test;
+			}
+		}
+		result_.compared = ok;
+	}
+
+	JsonWriter w;
+	w.begin_object();
+	w.key("train").raw(train_json);
+	if (!test_json.empty())
+		w.key("test").raw(test_json);
+	w.end_object();
+	result_.metrics_json = w.str();
+
+	JsonWriter r;
+	r.begin_object();
+	r.key("rows_read").value(static_cast<long long>(rows_read_));
+	r.key("rows_skipped_null_target").value(static_cast<long long>(m.skipped_null_target));
+	r.key("rows_dropped_nonfinite").value(static_cast<long long>(m.dropped_nonfinite));
+	if (m.popts.dedupe)
+		r.key("rows_duplicate_removed").value(static_cast<long long>(m.duplicates));
+	r.key("rows_train").value(static_cast<long long>(result_.rows_train));
+	r.key("rows_test").value(static_cast<long long>(result_.rows_test));
+	r.key("split").value(m.task == Task::Classification ? "stratified" : "random");
+	r.key("imputed").begin_object();
+	for (size_t c = 0; c < spec.features.size(); c++)
+		if (!spec.features[c].categorical() && m.nulls[c] > 0)
+			r.key(spec.features[c].name).value(static_cast<long long>(m.nulls[c]));
+	r.end_object();
+	r.key("features").value(model->prep.p());
+	if (m.incremental) {
+		r.key("rows_before").value(static_cast<long long>(m.base_rows));
+		r.key("rows_added").value(static_cast<long long>(result_.rows_train - m.base_rows));
+	}
+	r.end_object();
+	result_.report_json = r.str();
+	result_.fingerprint = hex64(m.fingerprint ^ mix64(static_cast<uint64_t>(m.used_rows)));
+	return model;
+}
+
+// ---------------------------------------------------------------- Evaluator
+
+Evaluator::Evaluator(const Model &model) : model_(model)
+{
+	if (model.task == Task::Classification)
+		cls_ = std::make_unique<ClassificationMetrics>(model.classes);
+	else
+		reg_ = std::make_unique<RegressionMetrics>();
+	values_.resize(model.features.size());
+	out_.resize(static_cast<size_t>(std::max(1, model.n_outputs())));
+}
+
+Evaluator::~Evaluator() = default;
+
+void Evaluator::add_batch(const Batch &batch, CancelCheck cancel)
+{
+	check_cancel(cancel);
+	if (batch.nfeatures != model_.features.size() || batch.target == nullptr)
+		throw Error(ErrorCode::Internal, "batch does not match the model's columns");
+	const ColumnData &t = *batch.target;
+	for (size_t i = 0; i < batch.nrows; i++) {
+		if (t.isnull[i]) {
+			skipped_null_target_++;
+			continue;
+		}
+		for (size_t c = 0; c < model_.features.size(); c++) {
+			const ColumnData &col = batch.features[c];
+			Value &v = values_[c];
+			v.isnull = col.isnull[i];
+			if (v.isnull)
+				continue;
+			if (model_.features[c].categorical()) {
+				v.str = col.str[i];
+				v.len = std::strlen(v.str);
+			} else {
+				v.num = col.num[i];
+			}
+		}
+		if (cls_) {
+			std::string label = model_.target.categorical() ? std::string(t.str[i])
+			                                                : numeric_label(model_.target.type_class, t.num[i]);
+			auto it = std::find(model_.classes.begin(), model_.classes.end(), label);
+			if (it == model_.classes.end()) {
+				unknown_labels_++;
+				continue;
+			}
+			int pred = model_.predict(values_.data(), out_.data(), &unseen_);
+			cls_->add(static_cast<int>(it - model_.classes.begin()), pred, out_.data());
+		} else {
+			if (!std::isfinite(t.num[i]))
+				throw Error(ErrorCode::DataException, "target column \"" + model_.target.name + "\" contains " +
+				                                          (std::isnan(t.num[i]) ? "NaN" : "Infinity"));
+			model_.predict(values_.data(), out_.data(), &unseen_);
+			reg_->add(t.num[i], out_[0]);
+		}
+	}
+}
+
+std::string Evaluator::metrics_json() const
+{
+	std::string base = cls_ ? cls_->to_json() : reg_->to_json();
+	JsonWriter w;
+	w.begin_object();
+	w.key("skipped_null_target").value(static_cast<long long>(skipped_null_target_));
+	if (cls_)
+		w.key("unknown_labels").value(static_cast<long long>(unknown_labels_));
+	w.key("unseen_levels").value(static_cast<long long>(unseen_));
+	w.end_object();
+	// splice the counts into the metrics object
+	std::string extra = w.str();
+	if (base.size() >= 2 && base.back() == '}' && extra.size() > 2)
+		return base.substr(0, base.size() - 1) + (base.size() > 2 ? "," : "") + extra.substr(1);
+	return base;
+}
+
+double Evaluator::primary() const
+{
+	if (cls_)
+		return cls_->count() > 0 ? cls_->accuracy() : NAN;
+	return reg_->count() > 0 ? reg_->r2() : NAN;
+}
+
+} // namespace pgml

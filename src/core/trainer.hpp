@@ -1,0 +1,94 @@
+// pg_ml core: training a version from batches of rows, and evaluating one.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "common.hpp"
+#include "data.hpp"
+#include "metrics.hpp"
+#include "model.hpp"
+#include "optimize.hpp"
+
+namespace pgml {
+
+struct TrainSpec {
+	std::vector<ColumnInfo> features;
+	ColumnInfo target;
+	Algorithm algorithm = Algorithm::LinearRegression;
+	Options hyperparams;
+	Options preprocess;
+	double test_size = 0.2;
+	uint64_t seed = 42;
+	size_t memory_limit = size_t(1) << 30; // bytes of rows an in-memory algorithm may keep
+};
+
+// What a training run reports besides the model.
+struct TrainResult {
+	std::string metrics_json; // {"train": {...}, "test": {...}}  ("test" only with test rows)
+	std::string report_json;  // counts: rows read / skipped / imputed / ...
+	std::vector<IterationLog> log;
+	std::string primary_metric; // "r2" or "accuracy"
+	double primary_test = NAN;  // NaN without test rows
+	// the model given to finish() as `compare`, on the same test rows
+	bool compared = false;
+	double previous_primary = NAN;
+	double primary_compare_new = NAN; // the new model on those same rows
+	std::string previous_metrics_json;
+	int64_t rows_train = 0;
+	int64_t rows_test = 0;
+	std::string fingerprint; // order-independent hash of the rows used, hex
+};
+
+class Trainer {
+  public:
+	// A fresh model (ml_train, or a refit from a model's spec).
+	explicit Trainer(const TrainSpec &spec);
+	// Retraining with base's columns, algorithm, hyperparameters and preprocessing options
+	// (spec supplies test_size, seed and the memory limit). incremental: continue from
+	// base's statistics (exact; linear family only); otherwise refit from scratch.
+	Trainer(const TrainSpec &spec, const Model &base, bool incremental);
+	~Trainer();
+
+	// Ingests a batch whose feature columns are in spec.features order.
+	void add_batch(const Batch &batch, CancelCheck cancel);
+	// Fits, evaluates (and evaluates `compare` on the same test rows), returns the model.
+	std::unique_ptr<Model> finish(CancelCheck cancel, const Model *compare);
+	const TrainResult &result() const { return result_; }
+	int64_t rows_read() const { return rows_read_; }
+
+  private:
+	struct Impl;
+	std::unique_ptr<Impl> impl_;
+	TrainResult result_;
+	int64_t rows_read_ = 0;
+};
+
+// Metrics of a model on labelled rows (ml_evaluate), streamed in batches.
+class Evaluator {
+  public:
+	explicit Evaluator(const Model &model);
+	~Evaluator();
+	// Features in the model's order, target required.
+	void add_batch(const Batch &batch, CancelCheck cancel);
+	std::string metrics_json() const; // metrics plus "rows", "skipped_null_target", "unknown_labels", "unseen_levels"
+	double primary() const;
+
+  private:
+	const Model &model_;
+	std::unique_ptr<RegressionMetrics> reg_;
+	std::unique_ptr<ClassificationMetrics> cls_;
+	int64_t skipped_null_target_ = 0;
+	int64_t unknown_labels_ = 0;
+	int64_t unseen_ = 0;
+	std::vector<Value> values_;
+	std::vector<double> out_;
+};
+
+// Checks that the hyperparameters and preprocess options are valid for spec (throws if not).
+void validate_spec(const TrainSpec &spec);
+
+} // namespace pgml

@@ -1,0 +1,54 @@
+// pg_ml glue: module magic, settings, and ownership of core objects by memory contexts.
+#include "pg_ml.hpp"
+
+extern "C" {
+#include "utils/guc.h"
+
+PG_MODULE_MAGIC;
+
+void _PG_init(void);
+}
+
+int pgml_max_memory_mb = 1024;
+int pgml_batch_rows = 10000;
+
+/* _PG_init registers every setting of the extension, then reserves the prefix. */
+void
+_PG_init(void)
+{
+	DefineCustomIntVariable("pg_ml.max_memory",
+							"Memory, in megabytes, that training may use for rows kept in memory.",
+							"Algorithms that cannot stream (logistic_regression) refuse to read more than this.",
+							&pgml_max_memory_mb, 1024, 1, INT_MAX / 2, PGC_USERSET, GUC_UNIT_MB, NULL, NULL, NULL);
+	DefineCustomIntVariable("pg_ml.batch_rows",
+							"Rows fetched from the relation per batch while training.",
+							NULL, &pgml_batch_rows, 10000, 100, 1000000, PGC_USERSET, 0, NULL, NULL, NULL);
+	MarkGUCPrefixReserved("pg_ml");
+}
+
+struct PgmlOwned {
+	MemoryContextCallback cb;
+	void *obj;
+	void (*deleter)(void *);
+};
+
+static void
+pgml_owned_reset(void *arg)
+{
+	PgmlOwned *o = static_cast<PgmlOwned *>(arg);
+	if (o->obj != nullptr) {
+		o->deleter(o->obj); /* destructors of core objects do not throw */
+		o->obj = nullptr;
+	}
+}
+
+void
+pgml_own(MemoryContext cxt, void *obj, void (*deleter)(void *))
+{
+	PgmlOwned *o = static_cast<PgmlOwned *>(MemoryContextAllocZero(cxt, sizeof(PgmlOwned)));
+	o->obj = obj;
+	o->deleter = deleter;
+	o->cb.func = pgml_owned_reset;
+	o->cb.arg = o;
+	MemoryContextRegisterResetCallback(cxt, &o->cb);
+}

@@ -1,0 +1,108 @@
+// pg_ml glue: the only code that sees PostgreSQL.
+//
+// Rules (STYLE.md "The C++/PostgreSQL boundary"):
+//  - Code here is C-style: while PostgreSQL functions that can raise an error run, no
+//    C++ object with a destructor is alive on the stack. Core objects are held by raw
+//    pointer and freed by a memory-context callback (pgml_own), so an error cleans them up.
+//  - The core is entered only through PGML_CORE(...) (boundary.hpp), which catches every
+//    C++ exception and turns it into ereport() after the C++ frames are gone.
+#pragma once
+
+// The core first: its headers pull in the C++ standard library, which must not see
+// the macros PostgreSQL's headers define (printf, Max, ...).
+#include "../core/data.hpp"
+#include "../core/json.hpp"
+#include "../core/model.hpp"
+#include "../core/trainer.hpp"
+
+extern "C" {
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+}
+
+#include "boundary.hpp"
+
+// ---------------------------------------------------------------- settings (init.cpp)
+extern int pgml_max_memory_mb;
+extern int pgml_batch_rows;
+
+// ---------------------------------------------------------------- ownership of core objects
+// Deletes obj with deleter when cxt is reset or deleted (including on error).
+void pgml_own(MemoryContext cxt, void *obj, void (*deleter)(void *));
+
+// ---------------------------------------------------------------- relations (reader.cpp)
+struct PgmlColumn {
+	char name[NAMEDATALEN];
+	Oid type;           // as declared
+	Oid basetype;       // domains resolved
+	pgml::TypeClass tc;
+	int attnum;         // in the relation / row type (1-based), 0 if absent
+	Oid outfunc;        // categorical types read through their output function
+	bool text_like;     // text / varchar / bpchar: read directly
+};
+
+// Resolves a relation name with the caller's search_path; errors if missing.
+Oid pgml_relation_oid(const char *relname);
+// Schema-qualified, quoted name of a relation (palloc'd).
+char *pgml_relation_sql_name(Oid relid);
+// How a type is used; false if unsupported.
+bool pgml_classify_type(Oid type, PgmlColumn *col);
+// The type name for messages ("integer", "text", ...).
+const char *pgml_type_name(Oid type);
+// Fills col from attribute `name` of tupdesc; false if the column does not exist.
+bool pgml_find_column(TupleDesc desc, const char *name, PgmlColumn *col);
+// Converts one datum of a non-categorical column to double.
+double pgml_datum_to_double(const PgmlColumn *col, Datum d);
+// Converts one datum of a categorical column to a C string (palloc'd in the current context).
+char *pgml_datum_to_cstring(const PgmlColumn *col, Datum d);
+
+// Streams "SELECT cols..., target FROM rel" into a consumer, in batches of pgml_batch_rows.
+// The consumer is called with a filled batch; it crosses into the core itself.
+typedef void (*PgmlBatchConsumer)(void *arg, const pgml::Batch *batch);
+int64 pgml_scan_relation(Oid relid, const PgmlColumn *features, int nfeatures, const PgmlColumn *target,
+                         PgmlBatchConsumer consume, void *arg);
+
+// The error for a column whose type pg_ml cannot use.
+void pgml_unsupported_column(const char *relname, const PgmlColumn *col) pg_attribute_noreturn();
+
+// ---------------------------------------------------------------- catalog (catalog.cpp)
+struct PgmlModelRef {
+	int64 id;
+	char *name;
+	Oid owner;
+	int32 deployed_version; // 0 if none
+	TransactionId deployed_xmin; // changes whenever the version row is written
+	char *task;
+	char *algorithm;
+};
+
+enum PgmlAccess { PGML_USE, PGML_OWN };
+
+// Looks a model up by name (text) or id (bigint) as passed to a SQL function, checks the
+// caller's access and optionally locks the row (FOR UPDATE) against concurrent changes.
+void pgml_resolve_model(Datum arg, Oid argtype, PgmlAccess access, bool lock, PgmlModelRef *out);
+// Reads a version's blob (palloc'd in the current context) and the row's xmin.
+bytea *pgml_load_blob(int64 model_id, int32 version, TransactionId *xmin);
+// Switches to the catalog owner for catalog access; returns what pgml_catalog_end restores.
+void pgml_catalog_begin(Oid *save_user, int *save_sec);
+void pgml_catalog_end(Oid save_user, int save_sec);
+Datum pgml_jsonb_from_cstring(const char *json);
+// Matches a relation's columns to a model's: fills features (model order) and target;
+// one error names every missing or mistyped column. NOTICE lists ignored columns if notice_extra.
+void pgml_match_columns(TupleDesc desc, const pgml::Model *model, const char *relname, const char *model_name,
+                        PgmlColumn *features, PgmlColumn *target, bool notice_extra);
+// Deploys version (SPI connected under catalog identity): sets it and records the deployment.
+void pgml_record_deploy(int64 model_id, int32 version, const char *reason, Oid by);
+// Deserializes a blob (an error for a corrupt one); the model is owned by cxt.
+pgml::Model *pgml_deserialize(bytea *blob, MemoryContext cxt, const char *model_name, int32 version);

@@ -1,0 +1,433 @@
+// pg_ml glue: ml_predict, ml_predict_label, ml_predict_proba (the hot path).
+//
+// Per backend, deserialized models are cached by (model id, version, xmin of the version
+// row): versions are immutable, and any write to the row changes its xmin. Per query
+// (fn_extra of the call site), the model reference and the row's column mapping are
+// resolved once; each row then costs the conversion of its values and the model's
+// arithmetic.
+#include "pg_ml.hpp"
+
+#include <cmath>
+#include <memory>
+
+extern "C" {
+#include "access/tupdesc.h"
+#include "utils/fmgrprotos.h"
+#include "utils/typcache.h"
+
+PG_FUNCTION_INFO_V1(pgml_predict);
+PG_FUNCTION_INFO_V1(pgml_predict_label);
+PG_FUNCTION_INFO_V1(pgml_predict_proba);
+}
+
+namespace {
+
+constexpr int kCacheSize = 16;
+
+struct CacheEntry {
+	int64 model_id = 0;
+	int32 version = 0;
+	TransactionId xmin = InvalidTransactionId;
+	uint64 last_used = 0;
+	std::shared_ptr<const pgml::Model> model;
+};
+
+CacheEntry g_cache[kCacheSize];
+uint64 g_clock = 0;
+
+// Keeps a model alive for a call site while the backend cache may evict it.
+struct ModelPin {
+	std::shared_ptr<const pgml::Model> model;
+};
+
+void
+delete_pin(void *p)
+{
+	delete static_cast<ModelPin *>(p);
+}
+
+enum InputKind { INPUT_NONE, INPUT_ROW, INPUT_ARRAY, INPUT_JSONB };
+
+// What a call site resolved once per query.
+struct CallSite {
+	/* the model argument as given */
+	bool by_id;
+	int64 key_id;
+	char *key_name;
+	int key_len;
+	/* the model */
+	ModelPin *pin;
+	const pgml::Model *model;
+	char *model_name;
+	int nfeatures;
+	int nout;
+	/* input mapping */
+	InputKind kind;
+	Oid rowtype;
+	int32 rowtypmod;
+	int natts;
+	TupleDesc rowdesc; /* a copy, in fn_mcxt */
+	int *attnum;       /* per feature: 0-based attribute index in the row */
+	PgmlColumn *cols;  /* per feature: how to convert the row's column (or the array element) */
+	Datum *row_values;
+	bool *row_nulls;
+	char **jsonb_keys;
+	pgml::Value *values;
+	double *out;
+};
+
+// Finds or loads the model version; the returned pin is owned by cxt.
+ModelPin *
+pin_model(const PgmlModelRef *ref, MemoryContext cxt)
+{
+	CacheEntry *hit = nullptr, *victim = &g_cache[0];
+	for (CacheEntry &e : g_cache) {
+		if (e.model && e.model_id == ref->id && e.version == ref->deployed_version && e.xmin == ref->deployed_xmin) {
+			hit = &e;
+			break;
+		}
+		if (!e.model || e.last_used < victim->last_used)
+			victim = &e;
+	}
+	if (hit == nullptr) {
+		TransactionId xmin;
+		bytea *blob = pgml_load_blob(ref->id, ref->deployed_version, &xmin);
+		if (blob == NULL)
+			elog(ERROR, "pg_ml: version %d of model \"%s\" is missing", ref->deployed_version, ref->name);
+		pgml::Model *m = pgml_deserialize(blob, NULL, ref->name, ref->deployed_version);
+		PGML_CORE({
+			victim->model.reset(m);
+			victim->model_id = ref->id;
+			victim->version = ref->deployed_version;
+			victim->xmin = xmin;
+		});
+		hit = victim;
+	}
+	hit->last_used = ++g_clock;
+	ModelPin *pin = nullptr;
+	PGML_CORE(pin = new ModelPin{hit->model});
+	pgml_own(cxt, pin, delete_pin);
+	return pin;
+}
+
+bool
+same_key(const CallSite *cs, bool by_id, Datum arg)
+{
+	if (cs->model == nullptr || cs->by_id != by_id)
+		return false;
+	if (by_id)
+		return cs->key_id == DatumGetInt64(arg);
+	text *t = DatumGetTextPP(arg);
+	return VARSIZE_ANY_EXHDR(t) == static_cast<size_t>(cs->key_len) && memcmp(VARDATA_ANY(t), cs->key_name, cs->key_len) == 0;
+}
+
+// Resolves the model argument for this call site (once per query unless it changes).
+void
+resolve(FunctionCallInfo fcinfo, CallSite *cs)
+{
+	Oid argtype = get_fn_expr_argtype(fcinfo->flinfo, 0);
+	bool by_id = argtype == INT8OID || argtype == INT4OID;
+	Datum arg = PG_GETARG_DATUM(0);
+	if (argtype == INT4OID)
+		arg = Int64GetDatum(DatumGetInt32(arg));
+	if (same_key(cs, by_id, arg))
+		return;
+	MemoryContext cxt = fcinfo->flinfo->fn_mcxt;
+	PgmlModelRef ref;
+	pgml_resolve_model(arg, by_id ? INT8OID : TEXTOID, PGML_USE, false, &ref);
+	if (ref.deployed_version == 0)
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						errmsg("model \"%s\" has no deployed version", ref.name)));
+	ModelPin *pin = pin_model(&ref, cxt);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	cs->by_id = by_id;
+	if (by_id) {
+		cs->key_id = DatumGetInt64(arg);
+	} else {
+		text *t = DatumGetTextPP(arg);
+		cs->key_len = VARSIZE_ANY_EXHDR(t);
+		cs->key_name = static_cast<char *>(palloc(cs->key_len + 1));
+		memcpy(cs->key_name, VARDATA_ANY(t), cs->key_len);
+	}
+	cs->pin = pin;
+	cs->model = pin->model.get();
+	cs->model_name = pstrdup(ref.name);
+	cs->nfeatures = static_cast<int>(cs->model->features.size());
+	cs->nout = cs->model->n_outputs();
+	cs->values = static_cast<pgml::Value *>(palloc0(sizeof(pgml::Value) * cs->nfeatures));
+	cs->out = static_cast<double *>(palloc0(sizeof(double) * Max(cs->nout, 1)));
+	cs->kind = INPUT_NONE;
+	MemoryContextSwitchTo(old);
+}
+
+// Checks that a column of the input can feed feature i; errors name both.
+void
+check_compatible(const CallSite *cs, int i, const PgmlColumn *col, bool supported)
+{
+	const pgml::ColumnInfo &want = cs->model->features[i];
+	if (!supported || col->tc != want.type_class)
+		ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+						errmsg("column \"%s\" has type %s, but model \"%s\" expects %s", want.name.c_str(),
+							   pgml_type_name(col->type), cs->model_name, want.type_name.c_str())));
+}
+
+// Maps the row type's columns to the model's features by name (once per query and row type).
+void
+map_row(CallSite *cs, HeapTupleHeader th, MemoryContext cxt)
+{
+	Oid rowtype = HeapTupleHeaderGetTypeId(th);
+	int32 typmod = HeapTupleHeaderGetTypMod(th);
+	if (cs->kind == INPUT_ROW && cs->rowtype == rowtype && cs->rowtypmod == typmod)
+		return;
+	TupleDesc desc = lookup_rowtype_tupdesc(rowtype, typmod);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	cs->attnum = static_cast<int *>(palloc(sizeof(int) * cs->nfeatures));
+	cs->cols = static_cast<PgmlColumn *>(palloc0(sizeof(PgmlColumn) * cs->nfeatures));
+	cs->natts = desc->natts;
+	cs->row_values = static_cast<Datum *>(palloc(sizeof(Datum) * desc->natts));
+	cs->row_nulls = static_cast<bool *>(palloc(sizeof(bool) * desc->natts));
+	cs->rowdesc = CreateTupleDescCopy(desc);
+	MemoryContextSwitchTo(old);
+	for (int i = 0; i < cs->nfeatures; i++) {
+		const pgml::ColumnInfo &want = cs->model->features[i];
+		PgmlColumn *col = &cs->cols[i];
+		if (!pgml_find_column(desc, want.name.c_str(), col)) {
+			ReleaseTupleDesc(desc);
+			ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+							errmsg("feature column \"%s\" of model \"%s\" is missing from the row", want.name.c_str(),
+								   cs->model_name),
+							errhint("Pass a row that has every feature column, e.g. SELECT ml_predict('%s', t) FROM t.",
+									cs->model_name)));
+		}
+		cs->attnum[i] = col->attnum - 1;
+		check_compatible(cs, i, col, static_cast<int>(col->tc) <= 3);
+	}
+	ReleaseTupleDesc(desc);
+	cs->kind = INPUT_ROW;
+	cs->rowtype = rowtype;
+	cs->rowtypmod = typmod;
+}
+
+// Fills a Value of a categorical column without copying text where it can.
+void
+categorical_value(const PgmlColumn *col, Datum d, pgml::Value *v)
+{
+	if (col->text_like) {
+		text *t = DatumGetTextPP(d);
+		v->str = VARDATA_ANY(t);
+		v->len = VARSIZE_ANY_EXHDR(t);
+	} else {
+		char *s = pgml_datum_to_cstring(col, d);
+		v->str = s;
+		v->len = strlen(s);
+	}
+}
+
+void
+fill_from_row(CallSite *cs, HeapTupleHeader th)
+{
+	HeapTupleData tuple;
+	tuple.t_len = HeapTupleHeaderGetDatumLength(th);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = th;
+	heap_deform_tuple(&tuple, cs->rowdesc, cs->row_values, cs->row_nulls);
+	for (int i = 0; i < cs->nfeatures; i++) {
+		int a = cs->attnum[i];
+		pgml::Value *v = &cs->values[i];
+		v->isnull = cs->row_nulls[a];
+		if (v->isnull)
+			continue;
+		if (cs->cols[i].tc == pgml::TypeClass::Categorical)
+			categorical_value(&cs->cols[i], cs->row_values[a], v);
+		else
+			v->num = pgml_datum_to_double(&cs->cols[i], cs->row_values[a]);
+	}
+}
+
+void
+fill_from_array(CallSite *cs, ArrayType *arr)
+{
+	Oid elemtype = ARR_ELEMTYPE(arr);
+	PgmlColumn elem;
+	memset(&elem, 0, sizeof(elem));
+	bool supported = pgml_classify_type(elemtype, &elem);
+	if (!supported || elem.tc == pgml::TypeClass::Categorical)
+		ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+						errmsg("an array of features must be numeric, not %s", pgml_type_name(get_array_type(elemtype))),
+						errhint("Pass a row or jsonb for text features.")));
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR, (errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR), errmsg("the features array must be one-dimensional")));
+	int16 typlen;
+	bool typbyval;
+	char typalign;
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	Datum *elems;
+	bool *nulls;
+	int n;
+	deconstruct_array(arr, elemtype, typlen, typbyval, typalign, &elems, &nulls, &n);
+	if (n != cs->nfeatures) {
+		StringInfoData names;
+		initStringInfo(&names);
+		for (int i = 0; i < cs->nfeatures; i++)
+			appendStringInfo(&names, "%s%s", i ? ", " : "", cs->model->features[i].name.c_str());
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("model \"%s\" expects %d features, got an array of %d", cs->model_name, cs->nfeatures, n),
+						errdetail("The features, in order: %s.", names.data)));
+	}
+	for (int i = 0; i < n; i++) {
+		if (cs->model->features[i].categorical())
+			ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+							errmsg("feature \"%s\" of model \"%s\" is text and cannot be passed in a numeric array",
+								   cs->model->features[i].name.c_str(), cs->model_name),
+							errhint("Pass a row or jsonb instead.")));
+		pgml::Value *v = &cs->values[i];
+		v->isnull = nulls[i];
+		if (!nulls[i])
+			v->num = pgml_datum_to_double(&elem, elems[i]);
+	}
+}
+
+void
+fill_from_jsonb(CallSite *cs, Jsonb *jb)
+{
+	if (!JB_ROOT_IS_OBJECT(jb))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("jsonb features must be an object"),
+						errhint("Write them like '{\"column\": value, ...}'.")));
+	for (int i = 0; i < cs->nfeatures; i++) {
+		const pgml::ColumnInfo &want = cs->model->features[i];
+		JsonbValue key;
+		key.type = jbvString;
+		key.val.string.val = const_cast<char *>(want.name.c_str());
+		key.val.string.len = static_cast<int>(want.name.size());
+		JsonbValue *jv = findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &key);
+		if (jv == NULL)
+			ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+							errmsg("feature \"%s\" of model \"%s\" is missing from the jsonb", want.name.c_str(),
+								   cs->model_name),
+							errhint("Give every feature a key; use null for a missing value.")));
+		pgml::Value *v = &cs->values[i];
+		v->isnull = jv->type == jbvNull;
+		if (v->isnull)
+			continue;
+		bool ok = true;
+		if (want.categorical()) {
+			if (jv->type == jbvString) {
+				v->str = jv->val.string.val;
+				v->len = jv->val.string.len;
+			} else if (jv->type == jbvNumeric) {
+				char *s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(jv->val.numeric)));
+				v->str = s;
+				v->len = strlen(s);
+			} else if (jv->type == jbvBool) {
+				v->str = jv->val.boolean ? "true" : "false";
+				v->len = strlen(v->str);
+			} else {
+				ok = false;
+			}
+		} else if (jv->type == jbvNumeric) {
+			v->num = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(jv->val.numeric)));
+		} else if (jv->type == jbvBool) {
+			v->num = jv->val.boolean ? 1 : 0;
+		} else {
+			ok = false;
+		}
+		if (!ok)
+			ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+							errmsg("feature \"%s\" of model \"%s\" must be a %s in the jsonb", want.name.c_str(),
+								   cs->model_name, want.categorical() ? "string" : "number")));
+	}
+}
+
+// Resolves, converts the input and runs the model; returns the predicted class (or 0).
+CallSite *
+predict_common(FunctionCallInfo fcinfo, int *klass)
+{
+	CallSite *cs = static_cast<CallSite *>(fcinfo->flinfo->fn_extra);
+	if (cs == nullptr) {
+		cs = static_cast<CallSite *>(MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CallSite)));
+		fcinfo->flinfo->fn_extra = cs;
+	}
+	resolve(fcinfo, cs);
+	Oid argtype = get_fn_expr_argtype(fcinfo->flinfo, 1);
+	if (argtype == JSONBOID) {
+		fill_from_jsonb(cs, PG_GETARG_JSONB_P(1));
+	} else if (type_is_rowtype(argtype)) {
+		HeapTupleHeader th = PG_GETARG_HEAPTUPLEHEADER(1);
+		map_row(cs, th, fcinfo->flinfo->fn_mcxt);
+		fill_from_row(cs, th);
+	} else if (OidIsValid(get_element_type(argtype))) {
+		fill_from_array(cs, PG_GETARG_ARRAYTYPE_P(1));
+	} else {
+		ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+						errmsg("features must be a row, a numeric array or jsonb, not %s", pgml_type_name(argtype)),
+						errhint("Write ml_predict('%s', t) with t a table alias, or pass ARRAY[...] or jsonb.",
+								cs->model_name)));
+	}
+	const pgml::Model *model = cs->model;
+	int k = 0;
+	PGML_CORE(k = model->predict(cs->values, cs->out));
+	*klass = k;
+	return cs;
+}
+
+void
+require_classifier(const CallSite *cs, const char *fn)
+{
+	if (cs->model->task != pgml::Task::Classification)
+		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+						errmsg("%s needs a classification model, and \"%s\" is a regression model", fn, cs->model_name),
+						errhint("Use ml_predict().")));
+}
+
+} // namespace
+
+/* ml_predict(model, features) -> float8: the regression value, or the class of a numeric / boolean target */
+Datum
+pgml_predict(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	int k;
+	CallSite *cs = predict_common(fcinfo, &k);
+	const pgml::Model *m = cs->model;
+	if (m->task == pgml::Task::Regression)
+		PG_RETURN_FLOAT8(cs->out[0]);
+	if (m->target.categorical())
+		ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+						errmsg("model \"%s\" predicts text classes, which ml_predict cannot return as float8",
+							   cs->model_name),
+						errhint("Use ml_predict_label(), which returns the class as text.")));
+	const std::string &label = m->classes[static_cast<size_t>(k)];
+	if (m->target.type_class == pgml::TypeClass::Boolean)
+		PG_RETURN_FLOAT8(label == "true" ? 1.0 : 0.0);
+	PG_RETURN_FLOAT8(strtod(label.c_str(), NULL));
+}
+
+/* ml_predict_label(model, features) -> text: the predicted class */
+Datum
+pgml_predict_label(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	int k;
+	CallSite *cs = predict_common(fcinfo, &k);
+	require_classifier(cs, "ml_predict_label");
+	const std::string &label = cs->model->classes[static_cast<size_t>(k)];
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(label.data(), static_cast<int>(label.size())));
+}
+
+/* ml_predict_proba(model, features) -> float8[]: class probabilities in the model's class order */
+Datum
+pgml_predict_proba(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	int k;
+	CallSite *cs = predict_common(fcinfo, &k);
+	require_classifier(cs, "ml_predict_proba");
+	Datum *d = static_cast<Datum *>(palloc(sizeof(Datum) * cs->nout));
+	for (int i = 0; i < cs->nout; i++)
+		d[i] = Float8GetDatum(cs->out[i]);
+	PG_RETURN_ARRAYTYPE_P(construct_array(d, cs->nout, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}

@@ -1,0 +1,240 @@
+// pg_ml glue: relations, column types, and reading rows in batches through SPI.
+#include "pg_ml.hpp"
+
+#include <cmath>
+
+extern "C" {
+#include "catalog/namespace.h"
+#include "catalog/pg_enum.h"
+#include "utils/date.h"
+#include "utils/numeric.h"
+#include "utils/regproc.h"
+#include "utils/timestamp.h"
+#include "utils/typcache.h"
+}
+
+/* pgml_relation_oid resolves a (possibly qualified) relation name as the caller would. */
+Oid
+pgml_relation_oid(const char *relname)
+{
+	List *names = stringToQualifiedNameList(relname);
+	RangeVar *rv = makeRangeVarFromNameList(names);
+	Oid relid = RangeVarGetRelid(rv, NoLock, true);
+	if (!OidIsValid(relid))
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("relation \"%s\" does not exist", relname)));
+	char kind = get_rel_relkind(relid);
+	if (kind != RELKIND_RELATION && kind != RELKIND_VIEW && kind != RELKIND_MATVIEW &&
+		kind != RELKIND_PARTITIONED_TABLE && kind != RELKIND_FOREIGN_TABLE)
+		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+						errmsg("\"%s\" is not a table, view, materialized view or foreign table", relname)));
+	return relid;
+}
+
+char *
+pgml_relation_sql_name(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
+}
+
+const char *
+pgml_type_name(Oid type)
+{
+	return format_type_be(type);
+}
+
+/* pgml_classify_type maps a type to its use (DESIGN.md "Data handling"). */
+bool
+pgml_classify_type(Oid type, PgmlColumn *col)
+{
+	Oid base = getBaseType(type);
+	col->type = type;
+	col->basetype = base;
+	col->outfunc = InvalidOid;
+	col->text_like = false;
+	switch (base) {
+	case INT2OID:
+	case INT4OID:
+	case INT8OID:
+	case FLOAT4OID:
+	case FLOAT8OID:
+	case NUMERICOID:
+		col->tc = pgml::TypeClass::Numeric;
+		return true;
+	case BOOLOID:
+		col->tc = pgml::TypeClass::Boolean;
+		return true;
+	case DATEOID:
+	case TIMESTAMPOID:
+	case TIMESTAMPTZOID:
+		col->tc = pgml::TypeClass::Temporal;
+		return true;
+	case TEXTOID:
+	case VARCHAROID:
+	case BPCHAROID:
+		col->tc = pgml::TypeClass::Categorical;
+		col->text_like = true;
+		return true;
+	case NAMEOID:
+	case CHAROID:
+		break;
+	default:
+		if (!type_is_enum(base))
+			return false;
+		break;
+	}
+	bool isvarlena;
+	col->tc = pgml::TypeClass::Categorical;
+	getTypeOutputInfo(base, &col->outfunc, &isvarlena);
+	return true;
+}
+
+bool
+pgml_find_column(TupleDesc desc, const char *name, PgmlColumn *col)
+{
+	for (int i = 0; i < desc->natts; i++) {
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		if (att->attisdropped || strcmp(NameStr(att->attname), name) != 0)
+			continue;
+		memset(col, 0, sizeof(*col));
+		strlcpy(col->name, name, NAMEDATALEN);
+		col->attnum = i + 1;
+		col->type = att->atttypid;
+		if (!pgml_classify_type(att->atttypid, col))
+			col->tc = static_cast<pgml::TypeClass>(255); /* unsupported: callers check */
+		return true;
+	}
+	return false;
+}
+
+void
+pgml_unsupported_column(const char *relname, const PgmlColumn *col)
+{
+	ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					errmsg("column \"%s\" of relation \"%s\" has unsupported type %s", col->name, relname,
+						   pgml_type_name(col->type)),
+					errdetail("pg_ml uses numeric, boolean, text, enum, date and timestamp columns."),
+					errhint("Exclude it with exclude => ARRAY['%s'], or cast it to a supported type in a view.",
+							col->name)));
+}
+
+double
+pgml_datum_to_double(const PgmlColumn *col, Datum d)
+{
+	switch (col->basetype) {
+	case INT2OID: return DatumGetInt16(d);
+	case INT4OID: return DatumGetInt32(d);
+	case INT8OID: return static_cast<double>(DatumGetInt64(d));
+	case FLOAT4OID: return DatumGetFloat4(d);
+	case FLOAT8OID: return DatumGetFloat8(d);
+	case NUMERICOID: /* NaN and +-Infinity map to their float8 counterparts */
+		return DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, d));
+	case BOOLOID: return DatumGetBool(d) ? 1.0 : 0.0;
+	case DATEOID: {
+		DateADT v = DatumGetDateADT(d);
+		if (DATE_NOT_FINITE(v))
+			return DATE_IS_NOBEGIN(v) ? -INFINITY : INFINITY;
+		return (static_cast<double>(v) + (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE)) * SECS_PER_DAY;
+	}
+	case TIMESTAMPOID:
+	case TIMESTAMPTZOID: {
+		Timestamp v = DatumGetTimestamp(d);
+		if (TIMESTAMP_NOT_FINITE(v))
+			return TIMESTAMP_IS_NOBEGIN(v) ? -INFINITY : INFINITY;
+		return static_cast<double>(v) / USECS_PER_SEC +
+			   static_cast<double>(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
+	}
+	}
+	elog(ERROR, "pg_ml: unexpected type %u for a numeric column", col->basetype);
+	return 0;
+}
+
+char *
+pgml_datum_to_cstring(const PgmlColumn *col, Datum d)
+{
+	if (col->text_like)
+		return TextDatumGetCString(d);
+	return OidOutputFunctionCall(col->outfunc, d);
+}
+
+/*
+ * pgml_scan_relation reads the feature and target columns of a relation through an SPI
+ * cursor, pgml_batch_rows at a time, as the current user (privileges and row-level
+ * security apply), and hands each batch to consume. Returns the number of rows read.
+ */
+int64
+pgml_scan_relation(Oid relid, const PgmlColumn *features, int nfeatures, const PgmlColumn *target,
+				   PgmlBatchConsumer consume, void *arg)
+{
+	StringInfoData sql;
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT ");
+	for (int i = 0; i < nfeatures; i++)
+		appendStringInfo(&sql, "%s%s", i ? ", " : "", quote_identifier(features[i].name));
+	if (target != nullptr)
+		appendStringInfo(&sql, ", %s", quote_identifier(target->name));
+	appendStringInfo(&sql, " FROM %s", pgml_relation_sql_name(relid));
+
+	const int ncols = nfeatures + (target ? 1 : 0);
+	const int cap = pgml_batch_rows;
+	MemoryContext batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_ml batch", ALLOCSET_DEFAULT_SIZES);
+	MemoryContext outer = CurrentMemoryContext;
+
+	/* column buffers live for the whole scan; strings live in batch_cxt */
+	pgml::ColumnData *cols = static_cast<pgml::ColumnData *>(palloc0(sizeof(pgml::ColumnData) * ncols));
+	double **num = static_cast<double **>(palloc0(sizeof(double *) * ncols));
+	char ***str = static_cast<char ***>(palloc0(sizeof(char **) * ncols));
+	bool **nulls = static_cast<bool **>(palloc0(sizeof(bool *) * ncols));
+	for (int c = 0; c < ncols; c++) {
+		const PgmlColumn *col = c < nfeatures ? &features[c] : target;
+		nulls[c] = static_cast<bool *>(palloc(sizeof(bool) * cap));
+		if (col->tc == pgml::TypeClass::Categorical)
+			str[c] = static_cast<char **>(palloc(sizeof(char *) * cap));
+		else
+			num[c] = static_cast<double *>(palloc(sizeof(double) * cap));
+		cols[c].num = num[c];
+		cols[c].str = str[c];
+		cols[c].isnull = nulls[c];
+	}
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_ml: SPI_connect failed");
+	Portal portal = SPI_cursor_open_with_args(NULL, sql.data, 0, NULL, NULL, NULL, true, CURSOR_OPT_NO_SCROLL);
+	int64 total = 0;
+	for (;;) {
+		CHECK_FOR_INTERRUPTS();
+		SPI_cursor_fetch(portal, true, cap);
+		uint64 n = SPI_processed;
+		if (n == 0)
+			break;
+		SPITupleTable *tt = SPI_tuptable;
+		MemoryContext spi_cxt = MemoryContextSwitchTo(batch_cxt);
+		for (uint64 r = 0; r < n; r++) {
+			HeapTuple tup = tt->vals[r];
+			for (int c = 0; c < ncols; c++) {
+				const PgmlColumn *col = c < nfeatures ? &features[c] : target;
+				bool isnull;
+				Datum d = SPI_getbinval(tup, tt->tupdesc, c + 1, &isnull);
+				nulls[c][r] = isnull;
+				if (col->tc == pgml::TypeClass::Categorical)
+					str[c][r] = isnull ? nullptr : pgml_datum_to_cstring(col, d);
+				else
+					num[c][r] = isnull ? 0.0 : pgml_datum_to_double(col, d);
+			}
+		}
+		MemoryContextSwitchTo(spi_cxt);
+		SPI_freetuptable(tt);
+		pgml::Batch batch;
+		batch.nrows = n;
+		batch.nfeatures = nfeatures;
+		batch.features = cols;
+		batch.target = target ? &cols[nfeatures] : nullptr;
+		consume(arg, &batch);
+		MemoryContextReset(batch_cxt);
+		total += n;
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+	MemoryContextSwitchTo(outer);
+	MemoryContextDelete(batch_cxt);
+	return total;
+}
