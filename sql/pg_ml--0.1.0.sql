@@ -46,6 +46,7 @@ CREATE TABLE ml.versions (
     preprocessing_state jsonb NOT NULL,
     metrics         jsonb NOT NULL,
     report          jsonb NOT NULL,
+    coefficients    jsonb,
     rows_train      bigint NOT NULL,
     rows_test       bigint NOT NULL,
     test_size       float8 NOT NULL,
@@ -139,7 +140,7 @@ CREATE VIEW @extschema@.ml_versions AS
 SELECT m.name AS model, v.model_id, v.version, v.parent_version,
        (v.version = m.deployed_version) AS deployed,
        v.algorithm, v.mode, v.relation, v.metrics -> 'test' AS test_metrics, v.metrics -> 'train' AS train_metrics,
-       v.hyperparams, v.preprocess, v.rows_train, v.rows_test, v.report,
+       v.hyperparams, v.preprocess, v.preprocessing_state, v.coefficients, v.rows_train, v.rows_test, v.report,
        v.duration_ms, v.trained_by, v.trained_at, v.data_fingerprint,
        v.format_version, v.model_kind, v.blob_length, v.checksum
 FROM ml.versions v

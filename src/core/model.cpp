@@ -238,18 +238,36 @@ int Model::predict_features(const double *x, double *out) const
 
 std::string Model::coefficients_json() const
 {
+	// {"intercept": b or [b_k], "coefficients": {feature: w or [w_k]}, "standardized": {...}}
+	// coefficients apply to the unscaled feature values; standardized ones to the scaled features.
+	auto put = [this](JsonWriter &w, int f, double factor) {
+		if (W.cols() == 1) {
+			w.value(W(f, 0) * factor);
+			return;
+		}
+		w.begin_array();
+		for (Eigen::Index j = 0; j < W.cols(); j++)
+			w.value(W(f, j) * factor);
+		w.end_array();
+	};
 	JsonWriter w;
 	w.begin_object();
-	for (int f = 0; f < prep.p(); f++) {
-		w.key(prep.feature_names[static_cast<size_t>(f)]);
-		if (W.cols() == 1) {
-			w.value(W(f, 0) * prep.scale(f));
-		} else {
-			w.begin_array();
-			for (Eigen::Index j = 0; j < W.cols(); j++)
-				w.value(W(f, j) * prep.scale(f));
-			w.end_array();
+	w.key("intercept");
+	if (b.size() == 1) {
+		w.value(b(0));
+	} else {
+		w.begin_array();
+		for (Eigen::Index j = 0; j < b.size(); j++)
+			w.value(b(j));
+		w.end_array();
+	}
+	for (int standardized = 0; standardized < 2; standardized++) {
+		w.key(standardized ? "standardized" : "coefficients").begin_object();
+		for (int f = 0; f < prep.p(); f++) {
+			w.key(prep.feature_names[static_cast<size_t>(f)]);
+			put(w, f, standardized ? prep.scale(f) : 1.0);
 		}
+		w.end_object();
 	}
 	w.end_object();
 	return w.str();

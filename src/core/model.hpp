@@ -67,7 +67,7 @@ class Model {
 	// Same from an already transformed feature vector x (length p).
 	int predict_features(const double *x, double *out) const;
 
-	// Coefficients by feature name (standardized where the model scales), JSON object.
+	// Intercept and coefficients by feature name, raw and standardized (JSON object).
 	std::string coefficients_json() const;
 
 	std::vector<uint8_t> serialize() const;

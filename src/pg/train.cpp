@@ -24,7 +24,7 @@ struct TrainState {
 	std::unique_ptr<pgml::Trainer> trainer;
 	std::unique_ptr<pgml::Model> model;
 	std::vector<uint8_t> blob;
-	std::string hyperparams_json, preprocess_json, state_json, features_json, classes_json;
+	std::string hyperparams_json, preprocess_json, state_json, features_json, classes_json, coef_json;
 };
 
 void
@@ -89,6 +89,7 @@ finish_training(TrainState *st, const pgml::Model *compare)
 		st->hyperparams_json = m.hyperparams.to_json(m.algorithm);
 		st->preprocess_json = m.preprocess.to_json();
 		st->state_json = m.prep.to_json();
+		st->coef_json = m.coefficients_json();
 		pgml::JsonWriter f;
 		f.begin_array();
 		for (const auto &c : m.features) {
@@ -116,7 +117,7 @@ next_version(int64 model_id)
 {
 	Oid t = INT8OID;
 	Datum v = Int64GetDatum(model_id);
-	if (SPI_execute_with_args("SELECT pg_catalog.coalesce(pg_catalog.max(version), 0) OPERATOR(pg_catalog.+) 1 "
+	if (SPI_execute_with_args("SELECT COALESCE(pg_catalog.max(version), 0) OPERATOR(pg_catalog.+) 1 "
 							  "FROM ml.versions WHERE model_id OPERATOR(pg_catalog.=) $1",
 							  1, &t, &v, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "pg_ml: could not number the new version");
@@ -137,10 +138,10 @@ insert_version(TrainState *st, int64 model_id, int32 version, int32 parent, cons
 	uint32 checksum;
 	memcpy(&checksum, st->blob.data() + 16, 4);
 
-	Oid types[25] = {INT8OID, INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID,
-					 JSONBOID, JSONBOID, INT8OID, INT8OID, FLOAT8OID, INT8OID, TEXTOID, BYTEAOID, INT2OID,
+	Oid types[26] = {INT8OID, INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID,
+					 JSONBOID, JSONBOID, JSONBOID, INT8OID, INT8OID, FLOAT8OID, INT8OID, TEXTOID, BYTEAOID, INT2OID,
 					 TEXTOID, INT4OID, INT8OID, REGROLEOID, FLOAT8OID, FLOAT8OID, FLOAT8OID};
-	Datum values[25] = {Int64GetDatum(model_id),
+	Datum values[26] = {Int64GetDatum(model_id),
 						Int32GetDatum(version),
 						Int32GetDatum(parent),
 						CStringGetTextDatum(pgml::algorithm_name(m.algorithm)),
@@ -151,6 +152,7 @@ insert_version(TrainState *st, int64 model_id, int32 version, int32 parent, cons
 						pgml_jsonb_from_cstring(st->state_json.c_str()),
 						pgml_jsonb_from_cstring(res.metrics_json.c_str()),
 						pgml_jsonb_from_cstring(res.report_json.c_str()),
+						pgml_jsonb_from_cstring(st->coef_json.c_str()),
 						Int64GetDatum(res.rows_train),
 						Int64GetDatum(res.rows_test),
 						Float8GetDatum(m.test_size),
@@ -165,16 +167,16 @@ insert_version(TrainState *st, int64 model_id, int32 version, int32 parent, cons
 						Float8GetDatum(read_ms),
 						Float8GetDatum(fit_ms),
 						Float8GetDatum(total_ms)};
-	char nulls[26] = "                         ";
+	char nulls[27] = "                          ";
 	if (parent == 0)
 		nulls[2] = 'n';
 	int rc = SPI_execute_with_args(
 		"INSERT INTO ml.versions (model_id, version, parent_version, algorithm, mode, relation, hyperparams, "
-		"preprocess, preprocessing_state, metrics, report, rows_train, rows_test, test_size, seed, data_fingerprint, "
+		"preprocess, preprocessing_state, metrics, report, coefficients, rows_train, rows_test, test_size, seed, data_fingerprint, "
 		"blob, format_version, model_kind, blob_length, checksum, trained_by, read_ms, fit_ms, duration_ms) "
 		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, "
-		"$22, $23, $24, $25)",
-		25, types, values, nulls, false, 0);
+		"$22, $23, $24, $25, $26)",
+		26, types, values, nulls, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "pg_ml: could not save the version: %s", SPI_result_code_string(rc));
 
