@@ -210,9 +210,9 @@ COMMENT ON FUNCTION @extschema@.ml_retrain(bigint, text, text, text, float8, int
 -- statement sees one version. PARALLEL SAFE: the model is read once per query per
 -- process; nothing is written. Not STRICT for rows: a row of NULLs is imputed.
 
-CREATE FUNCTION @extschema@.ml_predict(model text, features anyelement) RETURNS float8
+CREATE FUNCTION @extschema@.ml_predict(model text, features record) RETURNS float8
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgml_predict';
-CREATE FUNCTION @extschema@.ml_predict(model bigint, features anyelement) RETURNS float8
+CREATE FUNCTION @extschema@.ml_predict(model bigint, features record) RETURNS float8
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgml_predict';
 CREATE FUNCTION @extschema@.ml_predict(model text, features float8[]) RETURNS float8
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgml_predict';
@@ -223,9 +223,9 @@ CREATE FUNCTION @extschema@.ml_predict(model text, features jsonb) RETURNS float
 CREATE FUNCTION @extschema@.ml_predict(model bigint, features jsonb) RETURNS float8
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgml_predict';
 
-CREATE FUNCTION @extschema@.ml_predict_label(model text, features anyelement) RETURNS text
+CREATE FUNCTION @extschema@.ml_predict_label(model text, features record) RETURNS text
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgml_predict_label';
-CREATE FUNCTION @extschema@.ml_predict_label(model bigint, features anyelement) RETURNS text
+CREATE FUNCTION @extschema@.ml_predict_label(model bigint, features record) RETURNS text
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgml_predict_label';
 CREATE FUNCTION @extschema@.ml_predict_label(model text, features float8[]) RETURNS text
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgml_predict_label';
@@ -236,9 +236,9 @@ CREATE FUNCTION @extschema@.ml_predict_label(model text, features jsonb) RETURNS
 CREATE FUNCTION @extschema@.ml_predict_label(model bigint, features jsonb) RETURNS text
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgml_predict_label';
 
-CREATE FUNCTION @extschema@.ml_predict_proba(model text, features anyelement) RETURNS float8[]
+CREATE FUNCTION @extschema@.ml_predict_proba(model text, features record) RETURNS float8[]
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgml_predict_proba';
-CREATE FUNCTION @extschema@.ml_predict_proba(model bigint, features anyelement) RETURNS float8[]
+CREATE FUNCTION @extschema@.ml_predict_proba(model bigint, features record) RETURNS float8[]
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgml_predict_proba';
 CREATE FUNCTION @extschema@.ml_predict_proba(model text, features float8[]) RETURNS float8[]
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgml_predict_proba';
@@ -249,10 +249,10 @@ CREATE FUNCTION @extschema@.ml_predict_proba(model text, features jsonb) RETURNS
 CREATE FUNCTION @extschema@.ml_predict_proba(model bigint, features jsonb) RETURNS float8[]
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgml_predict_proba';
 
-COMMENT ON FUNCTION @extschema@.ml_predict(text, anyelement) IS
+COMMENT ON FUNCTION @extschema@.ml_predict(text, record) IS
     'pg_ml: predict with the deployed version (row matched by column name, float8[] in feature order, or jsonb); regression value or numeric/boolean class';
-COMMENT ON FUNCTION @extschema@.ml_predict_label(text, anyelement) IS 'pg_ml: the predicted class of a classifier, as text';
-COMMENT ON FUNCTION @extschema@.ml_predict_proba(text, anyelement) IS 'pg_ml: class probabilities of a classifier, in the order of ml_models.classes';
+COMMENT ON FUNCTION @extschema@.ml_predict_label(text, record) IS 'pg_ml: the predicted class of a classifier, as text';
+COMMENT ON FUNCTION @extschema@.ml_predict_proba(text, record) IS 'pg_ml: class probabilities of a classifier, in the order of ml_models.classes';
 
 -- ---------------------------------------------------------------- lifecycle
 

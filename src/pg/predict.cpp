@@ -327,6 +327,18 @@ fill_from_jsonb(CallSite *cs, Jsonb *jb)
 			}
 		} else if (jv->type == jbvNumeric) {
 			v->num = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(jv->val.numeric)));
+		} else if (jv->type == jbvString && want.type_class == pgml::TypeClass::Temporal) {
+			/* a date or timestamp written as text, read as the model's column type would be */
+			char *s = pnstrdup(jv->val.string.val, jv->val.string.len);
+			PgmlColumn tcol;
+			memset(&tcol, 0, sizeof(tcol));
+			Oid in = want.type_name == "timestamp with time zone" ? TIMESTAMPTZOID
+					 : want.type_name == "date"                   ? DATEOID
+																  : TIMESTAMPOID;
+			pgml_classify_type(in, &tcol);
+			Oid infunc, ioparam;
+			getTypeInputInfo(in, &infunc, &ioparam);
+			v->num = pgml_datum_to_double(&tcol, OidInputFunctionCall(infunc, s, ioparam, -1));
 		} else if (jv->type == jbvBool) {
 			v->num = jv->val.boolean ? 1 : 0;
 		} else {
@@ -335,7 +347,10 @@ fill_from_jsonb(CallSite *cs, Jsonb *jb)
 		if (!ok)
 			ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
 							errmsg("feature \"%s\" of model \"%s\" must be a %s in the jsonb", want.name.c_str(),
-								   cs->model_name, want.categorical() ? "string" : "number")));
+								   cs->model_name,
+								   want.categorical()                                  ? "string"
+								   : want.type_class == pgml::TypeClass::Temporal ? "date or timestamp string"
+																				   : "number")));
 	}
 }
 
