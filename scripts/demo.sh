@@ -35,6 +35,6 @@ pg_virtualenv -t -v "$PGVER" bash -c '
     createdb pgml_demo
     export PGDATABASE=pgml_demo
     echo "== loading the diabetes and iris datasets (from python3-sklearn data files)"
-    /usr/bin/python3 "$1/scripts/load_datasets.py" diabetes iris | psql -X -q -v ON_ERROR_STOP=1 >/dev/null
-    psql -X -v ON_ERROR_STOP=1 -f "$1/scripts/demo.sql"
+    /usr/bin/python3 "$1/scripts/load_datasets.py" diabetes iris | psql -X -q -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" -f - >/dev/null
+    psql -X -v ON_ERROR_STOP=1 < "$1/scripts/demo.sql"
 ' demo "$ROOT"

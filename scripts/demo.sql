@@ -8,6 +8,7 @@
 -- files of Debian's python3-sklearn; load_datasets.py gives each row an `id` (file order).
 
 \set ON_ERROR_STOP on
+\set QUIET on
 \pset null '(null)'
 \pset footer off
 SET client_min_messages = notice;
@@ -86,6 +87,13 @@ SELECT model, version, parent_version AS parent, deployed, mode, relation, rows_
 FROM ml_versions
 WHERE model = 'patients_progression'
 ORDER BY version;
+
+\echo
+\echo 'The reason column above says whether version 2 was deployed. Either way, the owner'
+\echo 'decides: ml_deploy(model, version) deploys a version (returning the one before it)'
+\echo 'and ml_rollback(model) goes back.'
+SELECT ml_deploy('patients_progression', 2) AS previously_deployed;
+SELECT name, deployed_version FROM ml_models WHERE name = 'patients_progression';
 
 \echo
 \echo 'What the model learned (raw coefficients of the deployed version, per unit of each column):'

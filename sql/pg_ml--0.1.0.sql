@@ -117,15 +117,8 @@ REVOKE ALL ON SEQUENCE ml.models_id_seq, ml.deployments_id_seq FROM PUBLIC;
 
 -- ---------------------------------------------------------------- views
 -- Views run with their owner's rights on ml.*; each row is filtered to the models the
--- caller owns (directly or through role membership) or was granted.
-
-CREATE FUNCTION @extschema@._ml_can_use(model_owner regrole, model_id bigint) RETURNS boolean
-    LANGUAGE sql STABLE PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
-    AS $$ SELECT pg_catalog.pg_has_role(model_owner, 'USAGE')
-              OR EXISTS (SELECT 1 FROM ml.grants g
-                         WHERE g.model_id = $2 AND pg_catalog.pg_has_role(g.grantee, 'USAGE')) $$;
-COMMENT ON FUNCTION @extschema@._ml_can_use(regrole, bigint) IS 'pg_ml internal: may the current role see or use the model';
+-- caller owns (directly or through role membership) or was granted (ml_grant). The
+-- filter is written inline: a function would run with the caller's rights.
 
 CREATE VIEW @extschema@.ml_models AS
 SELECT m.name, m.id, m.owner, m.task, m.algorithm, m.target, m.relation,
@@ -133,7 +126,9 @@ SELECT m.name, m.id, m.owner, m.task, m.algorithm, m.target, m.relation,
        m.classes, m.created_at, m.updated_at
 FROM ml.models m
 LEFT JOIN ml.versions v ON v.model_id = m.id AND v.version = m.deployed_version
-WHERE @extschema@._ml_can_use(m.owner, m.id);
+WHERE pg_catalog.pg_has_role(m.owner, 'USAGE')
+   OR EXISTS (SELECT 1 FROM ml.grants g
+              WHERE g.model_id OPERATOR(pg_catalog.=) m.id AND pg_catalog.pg_has_role(g.grantee, 'USAGE'));
 COMMENT ON VIEW @extschema@.ml_models IS 'pg_ml: one row per model visible to the current role';
 
 CREATE VIEW @extschema@.ml_versions AS
@@ -145,7 +140,9 @@ SELECT m.name AS model, v.model_id, v.version, v.parent_version,
        v.format_version, v.model_kind, v.blob_length, v.checksum
 FROM ml.versions v
 JOIN ml.models m ON m.id = v.model_id
-WHERE @extschema@._ml_can_use(m.owner, m.id);
+WHERE pg_catalog.pg_has_role(m.owner, 'USAGE')
+   OR EXISTS (SELECT 1 FROM ml.grants g
+              WHERE g.model_id OPERATOR(pg_catalog.=) m.id AND pg_catalog.pg_has_role(g.grantee, 'USAGE'));
 COMMENT ON VIEW @extschema@.ml_versions IS 'pg_ml: every version of every model visible to the current role';
 
 GRANT USAGE ON SCHEMA ml TO PUBLIC;
