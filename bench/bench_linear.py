@@ -1,0 +1,116 @@
+#!/usr/bin/python3
+"""Side-by-side timings for the linear family (medians of --runs runs), printed as ratios.
+
+  (a) ml_train linear_regression / SELECT sum(...) over the same columns (the scan floor)
+  (b) ml_train vs scikit-learn on the same rows: end to end (COPY out + fit) and fit only,
+      for linear_regression and logistic_regression
+  (d) SELECT sum(ml_predict(m, t)) / the same linear function written as a SQL expression
+
+Connects through the libpq environment (PGHOST, PGDATABASE, ...). Creates bench_rows_<N>.
+Usage: bench/bench_linear.py [--rows 1000000] [--runs 3]
+"""
+import argparse
+import io
+import statistics
+import time
+
+import numpy as np
+import psycopg2
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+P = 20
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def median_of(runs, fn):
+    return statistics.median(timed(fn)[0] for _ in range(runs))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=3)
+    a = ap.parse_args()
+    conn = psycopg2.connect("")
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("SET client_min_messages = warning")
+    cur.execute("CREATE EXTENSION IF NOT EXISTS pg_ml")
+    table = f"bench_rows_{a.rows}"
+    cols = [f"x{i}" for i in range(P)]
+    cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
+    if not cur.fetchone()[0]:
+        feats = ", ".join(f"random() AS x{i}" for i in range(P))
+        cur.execute(f"CREATE TABLE {table} AS SELECT {feats} FROM generate_series(1, {a.rows})")
+        lin = " + ".join(f"{(i % 7) - 3} * x{i}" for i in range(P))
+        cur.execute(f"ALTER TABLE {table} ADD COLUMN y float8, ADD COLUMN k bool")
+        cur.execute(f"UPDATE {table} SET y = {lin} + random() * 0.1")
+        cur.execute(f"UPDATE {table} SET k = y > (SELECT avg(y) FROM {table})")
+        cur.execute(f"VACUUM ANALYZE {table}")
+    collist = ", ".join(cols)
+
+    def train(algo, target, name):
+        def run():
+            cur.execute("SELECT ml_drop_model(name) FROM ml_models WHERE name = %s", (name,))
+            cur.execute(f"SELECT * FROM ml_train(%s, %s, algorithm => %s, name => %s, features => %s, test_size => 0)",
+                        (table, target, algo, name, cols))
+        return run
+
+    def scan():
+        cur.execute(f"SELECT {', '.join(f'sum({c})' for c in cols)}, sum(y) FROM {table}")
+        cur.fetchall()
+
+    def export(target):
+        buf = io.StringIO()
+        cur.copy_expert(f"COPY (SELECT {collist}, {target} FROM {table}) TO STDOUT (FORMAT csv)", buf)
+        buf.seek(0)
+        d = np.loadtxt(buf, delimiter=",", converters={P: (lambda s: 1.0 if s in (b"t", "t") else 0.0 if s in (b"f", "f") else float(s))})
+        return d[:, :P], d[:, P]
+
+    t_scan = median_of(a.runs, scan)
+    t_lin = median_of(a.runs, train("linear_regression", "y", "bench_lin"))
+    t_log = median_of(a.runs, train("logistic_regression", "k", "bench_log"))
+    t_exp_y, (X, y) = timed(lambda: export("y"))
+    t_fit_lin = median_of(a.runs, lambda: LinearRegression().fit(X, y))
+    t_exp_k, (Xk, k) = timed(lambda: export("k"))
+    t_fit_log = median_of(a.runs, lambda: LogisticRegression(C=1.0, max_iter=1000).fit(StandardScaler().fit_transform(Xk), k))
+
+    cur.execute("SELECT coefficients FROM ml_versions WHERE model = 'bench_lin'")
+    coef = cur.fetchone()[0]
+    expr = f"{coef['intercept']!r} + " + " + ".join(f"{coef['coefficients'][c]!r} * {c}" for c in cols)
+    cur.execute("SET max_parallel_workers_per_gather = 0")
+
+    def pred():
+        cur.execute(f"SELECT sum(ml_predict('bench_lin', t)) FROM {table} t")
+        cur.fetchall()
+
+    def pred_sql():
+        cur.execute(f"SELECT sum({expr}) FROM {table} t")
+        cur.fetchall()
+
+    t_pred = median_of(a.runs, pred)
+    t_pred_sql = median_of(a.runs, pred_sql)
+    cur.execute("RESET max_parallel_workers_per_gather")
+
+    print(f"rows {a.rows}, {P} numeric features, medians of {a.runs} runs (seconds)")
+    print(f"{'measure':58s} {'pg_ml':>8s} {'other':>8s} {'ratio':>7s}")
+    rows = [
+        ("(a) ml_train linear_regression / SELECT sum(...) scan", t_lin, t_scan),
+        ("(b) linear_regression: pg_ml / sklearn end to end", t_lin, t_exp_y + t_fit_lin),
+        ("(b) linear_regression: pg_ml / sklearn fit only", t_lin, t_fit_lin),
+        ("(b) logistic_regression: pg_ml / sklearn end to end", t_log, t_exp_k + t_fit_log),
+        ("(b) logistic_regression: pg_ml / sklearn fit only", t_log, t_fit_log),
+        ("(d) sum(ml_predict) / same linear SQL expression", t_pred, t_pred_sql),
+    ]
+    for name, x, y in rows:
+        print(f"{name:58s} {x:8.3f} {y:8.3f} {x / y:7.2f}")
+
+
+if __name__ == "__main__":
+    main()
