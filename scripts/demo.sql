@@ -89,9 +89,10 @@ WHERE model = 'patients_progression'
 ORDER BY version;
 
 \echo
-\echo 'The reason column above says whether version 2 was deployed. Either way, the owner'
-\echo 'decides: ml_deploy(model, version) deploys a version (returning the one before it)'
-\echo 'and ml_rollback(model) goes back.'
+\echo 'Test metrics always come from rows a version was not trained on: for version 2 that is'
+\echo 'only the new rows it held out, so compare versions on the same rows, as the reason'
+\echo 'column of ml_retrain did. Either way the owner decides: ml_deploy(model, version)'
+\echo 'deploys a version (returning the one deployed before) and ml_rollback(model) goes back.'
 SELECT ml_deploy('patients_progression', 2) AS previously_deployed;
 SELECT name, deployed_version FROM ml_models WHERE name = 'patients_progression';
 

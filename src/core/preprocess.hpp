@@ -36,7 +36,7 @@ struct ColumnOptions {
 // Parsed `preprocess` jsonb.
 struct PreprocessOptions {
 	ColumnOptions defaults;
-	std::unordered_map<std::string, ColumnOptions> columns; // per-column overrides
+	std::map<std::string, ColumnOptions> columns; // per-column overrides (ordered: blob bytes and JSON are canonical)
 	bool dedupe = false;
 	bool drop_nonfinite = false; // "nonfinite": "error" (default) | "drop"
 	const ColumnOptions &for_column(const std::string &name) const;

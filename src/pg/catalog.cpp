@@ -127,8 +127,14 @@ pgml_resolve_model(Datum arg, Oid argtype, PgmlAccess access, bool lock, PgmlMod
 						access == PGML_USE ? errhint("The model's owner can allow it with ml_grant().") : 0));
 }
 
+/*
+ * pgml_load_blob reads a version's blob. fresh: read with a new snapshot (READ COMMITTED),
+ * which a caller that waited for the model's row lock needs to see the version a concurrent,
+ * now committed retrain wrote; prediction reads with the statement's snapshot (and must:
+ * parallel workers cannot take new ones).
+ */
 bytea *
-pgml_load_blob(int64 model_id, int32 version, TransactionId *xmin)
+pgml_load_blob(int64 model_id, int32 version, TransactionId *xmin, bool fresh)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	Oid save_user;
@@ -142,7 +148,7 @@ pgml_load_blob(int64 model_id, int32 version, TransactionId *xmin)
 		elog(ERROR, "pg_ml: SPI_connect failed");
 	int rc = SPI_execute_with_args("SELECT blob, xmin FROM ml.versions WHERE model_id OPERATOR(pg_catalog.=) $1 "
 								   "AND version OPERATOR(pg_catalog.=) $2",
-								   2, types, values, NULL, true, 1);
+								   2, types, values, NULL, !fresh, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "pg_ml: version lookup failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 1) {

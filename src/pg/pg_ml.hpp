@@ -93,7 +93,7 @@ enum PgmlAccess { PGML_USE, PGML_OWN };
 // caller's access and optionally locks the row (FOR UPDATE) against concurrent changes.
 void pgml_resolve_model(Datum arg, Oid argtype, PgmlAccess access, bool lock, PgmlModelRef *out);
 // Reads a version's blob (palloc'd in the current context) and the row's xmin.
-bytea *pgml_load_blob(int64 model_id, int32 version, TransactionId *xmin);
+bytea *pgml_load_blob(int64 model_id, int32 version, TransactionId *xmin, bool fresh);
 // Switches to the catalog owner for catalog access; returns what pgml_catalog_end restores.
 void pgml_catalog_begin(Oid *save_user, int *save_sec);
 void pgml_catalog_end(Oid save_user, int save_sec);

@@ -91,7 +91,7 @@ pin_model(const PgmlModelRef *ref, MemoryContext cxt)
 	}
 	if (hit == nullptr) {
 		TransactionId xmin;
-		bytea *blob = pgml_load_blob(ref->id, ref->deployed_version, &xmin);
+		bytea *blob = pgml_load_blob(ref->id, ref->deployed_version, &xmin, false);
 		if (blob == NULL)
 			elog(ERROR, "pg_ml: version %d of model \"%s\" is missing", ref->deployed_version, ref->name);
 		pgml::Model *m = pgml_deserialize(blob, NULL, ref->name, ref->deployed_version);

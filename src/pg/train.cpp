@@ -579,7 +579,7 @@ pgml_retrain(PG_FUNCTION_ARGS)
 	if (ref.deployed_version == 0)
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						errmsg("model \"%s\" has no deployed version", ref.name)));
-	bytea *blob = pgml_load_blob(ref.id, ref.deployed_version, NULL);
+	bytea *blob = pgml_load_blob(ref.id, ref.deployed_version, NULL, true);
 	if (blob == NULL)
 		elog(ERROR, "pg_ml: version %d of model \"%s\" is missing", ref.deployed_version, ref.name);
 	pgml::Model *base = pgml_deserialize(blob, CurrentMemoryContext, ref.name, ref.deployed_version);

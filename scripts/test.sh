@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# pg_ml's whole test suite, as CI runs it (.ci/run):
+#   1. dependencies (Debian packages; skipped when all are installed)
+#   2. the pure C++ core with CMake (-Werror) and its GoogleTest unit tests (ctest)
+#   3. the extension with PGXS (make WERROR=1, rebuilt from clean) and make install
+#   4. in ONE throw-away cluster (Debian's pg_virtualenv): pg_regress (make installcheck),
+#      then the Python integration tests (test/integration, unittest + psycopg2)
+# Every suite runs even when an earlier one failed (as long as what it needs was built).
+# The last line is "N passed, M failed" over all suites; the exit status is 0 only when
+# nothing failed.
+#
+# Environment: PG_CONFIG (default: PostgreSQL 15's pg_config), JOBS (default 2),
+# PGML_TEST_FILTER (unittest -k pattern, to run a subset of the integration tests).
+set -uo pipefail
+
+# ------------------------------------------------------------ inside the cluster
+# scripts/test.sh --inside-cluster DIR is what pg_virtualenv runs: libpq's environment
+# (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE) points at the throw-away cluster.
+# Counts go to files in DIR for the outer script.
+if [ "${1:-}" = "--inside-cluster" ]; then
+    out="$2"
+    cd "$(dirname "$0")/.."
+    status=0
+
+    echo
+    echo "=== pg_regress (make installcheck) on $PGHOST:$PGPORT"
+    rm -f test/regression.diffs test/regression.out
+    # every test/sql file is in the schedule and every scheduled test has a file and expected output
+    drift=$(comm -3 <(ls test/sql/*.sql | xargs -n1 basename | sed 's/\.sql$//' | sort) <(sort test/schedule))
+    for t in $(cat test/schedule); do [ -f "expected/$t.out" ] || drift="$drift expected/$t.out missing"; done
+    if [ -n "$drift" ]; then
+        echo "test/schedule, test/sql and expected/ disagree: $drift"
+        status=1
+    fi
+    make installcheck PG_CONFIG="$PG_CONFIG" 2>&1 | tee "$out/regress.log"
+    rc=${PIPESTATUS[0]}
+    # PostgreSQL 15: "test name ... ok|FAILED"; 16+: TAP "ok N - name" / "not ok N - name"
+    ok=$(grep -cE '\.\.\. ok|^ok [0-9]+ ' "$out/regress.log")
+    bad=$(grep -cE '\.\.\. (FAILED|failed)|^not ok [0-9]+ ' "$out/regress.log")
+    if [ "$rc" -ne 0 ]; then
+        status=1
+        [ "$bad" -gt 0 ] || bad=1 # failed without a test result (connection, schedule, ...)
+        if [ -s test/regression.diffs ]; then
+            echo "--- test/regression.diffs"
+            cat test/regression.diffs
+        fi
+    fi
+    [ -z "$drift" ] || bad=$((bad + 1))
+    echo "$ok $bad" >"$out/regress.counts"
+
+    echo
+    echo "=== integration tests (python3 -m unittest discover -s test/integration -v)"
+    # /usr/bin/python3: Debian's, which has psycopg2 and sklearn (a pyenv python may come first on PATH)
+    /usr/bin/python3 -m unittest discover -s test/integration -v ${PGML_TEST_FILTER:+-k "$PGML_TEST_FILTER"} \
+        2>&1 | tee "$out/unittest.log"
+    rc=${PIPESTATUS[0]}
+    /usr/bin/python3 - "$out/unittest.log" "$rc" >"$out/unittest.counts" <<'EOF'
+import re, sys
+text = open(sys.argv[1], errors="replace").read()
+rc = int(sys.argv[2])
+ran = re.findall(r"^Ran (\d+) tests? in", text, re.M)
+if not ran:                       # crashed before reporting
+    print(0, 1)
+    sys.exit()
+ran = int(ran[-1])
+tail = text[text.rindex("Ran "):]
+def count(key):
+    m = re.search(key + r"=(\d+)", tail)
+    return int(m.group(1)) if m else 0
+failed = count("failures") + count("errors") + count("unexpected successes")
+passed = max(ran - failed - count("skipped") - count("expected failures"), 0)
+if rc != 0 and failed == 0:
+    failed = 1
+print(passed, failed)
+EOF
+    [ "$rc" -eq 0 ] || status=1
+    exit $status
+fi
+
+# ------------------------------------------------------------ outside
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+START=$SECONDS
+export PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}"
+JOBS="${JOBS:-2}"
+SUDO=()
+[ "$(id -u)" -eq 0 ] || SUDO=(sudo)
+WORK=$(mktemp -d -t pgml_test.XXXXXX)
+chmod 755 "$WORK"
+trap 'rm -rf "$WORK"' EXIT
+
+PASSED=0
+FAILED=0
+SUMMARY=()
+add() { # suite passed failed
+    PASSED=$((PASSED + $2))
+    FAILED=$((FAILED + $3))
+    SUMMARY+=("$(printf '  %-28s %4d passed, %d failed' "$1" "$2" "$3")")
+}
+finish() {
+    echo
+    echo "=== summary ($((SECONDS - START)) s)"
+    printf '%s\n' "${SUMMARY[@]}"
+    echo "$PASSED passed, $FAILED failed"
+    [ "$FAILED" -eq 0 ] && exit 0
+    exit 1
+}
+
+echo "=== dependencies"
+if ! scripts/install-deps.sh; then
+    add "dependencies" 0 1
+    finish
+fi
+
+echo
+echo "=== core: cmake -DPGML_WERROR=ON, build, ctest"
+if cmake -S . -B build -DPGML_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+    cmake --build build -j "$JOBS"; then
+    (cd build && ctest --output-on-failure -j "$JOBS") 2>&1 | tee "$WORK/ctest.log"
+    rc=${PIPESTATUS[0]}
+    line=$(grep -E '[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$WORK/ctest.log" | tail -1)
+    if [ -n "$line" ]; then
+        bad=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
+        total=$(sed -E 's/.* failed out of ([0-9]+).*/\1/' <<<"$line")
+        add "unit tests (ctest)" $((total - bad)) "$bad"
+    elif grep -q 'No tests were found' "$WORK/ctest.log" && [ "$rc" -eq 0 ]; then
+        add "unit tests (ctest)" 0 0
+    else
+        add "unit tests (ctest)" 0 1
+    fi
+else
+    echo "core build failed"
+    add "core build (cmake)" 0 1
+fi
+
+echo
+echo "=== extension: make clean, make WERROR=1, make install"
+# rebuilt from clean so that every object really is compiled with -Werror
+if make clean PG_CONFIG="$PG_CONFIG" >/dev/null &&
+    make -j "$JOBS" WERROR=1 PG_CONFIG="$PG_CONFIG" &&
+    "${SUDO[@]}" make install PG_CONFIG="$PG_CONFIG"; then
+    PGVER=$("$PG_CONFIG" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+    echo
+    echo "=== throw-away PostgreSQL $PGVER cluster (pg_virtualenv)"
+    # -t: the cluster lives in a temporary directory (also as root, where the server runs
+    # as the postgres OS user) and is removed when the command exits
+    pg_virtualenv -t -v "$PGVER" "$ROOT/scripts/test.sh" --inside-cluster "$WORK"
+    rc=$?
+    if [ -f "$WORK/regress.counts" ]; then
+        read -r ok bad <"$WORK/regress.counts"
+        add "pg_regress (installcheck)" "$ok" "$bad"
+    else
+        add "pg_regress (installcheck)" 0 1
+    fi
+    if [ -f "$WORK/unittest.counts" ]; then
+        read -r ok bad <"$WORK/unittest.counts"
+        add "integration (unittest)" "$ok" "$bad"
+    else
+        add "integration (unittest)" 0 1
+    fi
+    if [ "$rc" -ne 0 ] && [ "$FAILED" -eq 0 ]; then
+        add "pg_virtualenv" 0 1 # the cluster itself failed
+    fi
+else
+    echo "extension build or install failed"
+    add "extension build (make WERROR=1)" 0 1
+fi
+
+finish
