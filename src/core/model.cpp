@@ -279,6 +279,7 @@ std::vector<uint8_t> Model::serialize() const
 {
 	Writer w;
 	w.str(kPayloadMagic);
+	w.u16(static_cast<uint16_t>(algorithm)); // repeats the header's kind under the checksum
 	w.u8(static_cast<uint8_t>(task));
 	write_column(w, target);
 	w.u64(features.size());
@@ -298,6 +299,10 @@ std::vector<uint8_t> Model::serialize() const
 	if (has_stats) {
 		encoder.write(w);
 		stats.write(w);
+		for (size_t c = 0; c < features.size(); c++) {
+			w.f64(col_min[c]);
+			w.f64(col_max[c]);
+		}
 	}
 	return seal_blob(static_cast<uint16_t>(algorithm), w.bytes());
 }
@@ -315,6 +320,8 @@ std::unique_ptr<Model> Model::deserialize(const uint8_t *data, size_t len)
 	Reader r(payload, h.length);
 	if (r.str() != kPayloadMagic)
 		corrupt("The payload does not start with the model marker.");
+	if (r.u16() != h.kind)
+		corrupt("The model kind in the header does not match the payload.");
 	uint8_t task = r.u8();
 	if (task > 2)
 		corrupt("Unknown task.");
@@ -350,8 +357,17 @@ std::unique_ptr<Model> Model::deserialize(const uint8_t *data, size_t len)
 	if (m->has_stats) {
 		m->encoder = Encoder::read(r, m->features);
 		m->stats = Moments::read(r);
-		if (m->stats.dim() > m->encoder.dim())
+		if (m->stats.dim() != m->encoder.dim() || !m->encoder.has_target_slot()) // as finish() writes them
 			corrupt("The statistics do not match the column layout.");
+		m->col_min.resize(nf);
+		m->col_max.resize(nf);
+		for (size_t c = 0; c < nf; c++) {
+			m->col_min[c] = r.f64();
+			m->col_max[c] = r.f64();
+			bool empty = m->col_min[c] == INFINITY && m->col_max[c] == -INFINITY; // no value seen
+			if (std::isnan(m->col_min[c]) || std::isnan(m->col_max[c]) || (m->col_min[c] > m->col_max[c] && !empty))
+				corrupt("A column's minimum exceeds its maximum.");
+		}
 	}
 	if (!r.at_end())
 		corrupt("Unexpected bytes after the model.");

@@ -51,10 +51,12 @@ class Model {
 	Eigen::MatrixXd W; // p x k on the unscaled features (scaling folded in)
 	Eigen::VectorXd b; // k
 
-	// linear family: the raw-slot moments of every training row so far
+	// linear family: the raw-slot moments of every training row so far, and each numeric
+	// column's min / max over them (NaN where none), so incremental retraining is exact
 	bool has_stats = false;
 	Encoder encoder;
 	Moments stats;
+	std::vector<double> col_min, col_max;
 
 	int n_classes() const { return static_cast<int>(classes.size()); }
 	// How many values predict() writes: 1 for regression, K for classification.

@@ -71,7 +71,8 @@ void Reader::get(void *out, size_t n)
 {
 	if (static_cast<size_t>(end_ - p_) < n)
 		corrupt("The payload ends before a field it declares.");
-	std::memcpy(out, p_, n);
+	if (n > 0) // memcpy with a null pointer is undefined even for 0 bytes (an empty Eigen vector has data() == nullptr)
+		std::memcpy(out, p_, n);
 	p_ += n;
 }
 

@@ -364,16 +364,9 @@ Trainer::Trainer(const TrainSpec &spec, const Model &base, bool incremental) : i
 	m.enc = base.encoder;
 	m.train = base.stats;
 	m.base_rows = base.stats.n();
-	// earlier rows' min / max live in the fitted scaling of min-max columns
-	for (size_t c = 0; c < base.features.size(); c++) {
-		const FittedColumn &fc = base.prep.columns[c];
-		if (base.features[c].categorical())
-			continue;
-		if (m.popts.for_column(base.features[c].name).scale == Scale::MinMax) {
-			m.col_min[c] = base.prep.center(fc.first_feature);
-			m.col_max[c] = base.prep.center(fc.first_feature) + base.prep.scale(fc.first_feature);
-		}
-	}
+	// the earlier rows' min / max, so min-max scaling is refitted over all rows
+	m.col_min = base.col_min;
+	m.col_max = base.col_max;
 }
 
 Trainer::~Trainer() = default;
@@ -488,6 +481,8 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		model->has_stats = true;
 		model->encoder = m.enc;
 		model->stats = m.train;
+		model->col_min = m.col_min;
+		model->col_max = m.col_max;
 		double sse = std::max(0.0, Syy - 2 * w.dot(Sxy) + w.dot(Sxx * w));
 		result_.log.push_back({1, sse / static_cast<double>(m.train.n()), 0.0});
 		for (size_t i = 0; i < m.train_sample.size(); i++) {
