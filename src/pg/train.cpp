@@ -112,6 +112,22 @@ finish_training(TrainState *st, const pgml::Model *compare)
 	});
 }
 
+// Streams the relation into the trainer, then fits (comparing with `compare` if given).
+// Times in ms since start: reading, and reading plus fitting.
+void
+run_training(TrainState *st, Oid relid, const char *relname, const PgmlColumn *features, int nfeatures,
+			 const PgmlColumn *target, const pgml::Model *compare, instr_time start, double *read_ms,
+			 double *total_ms)
+{
+	int64 rows = pgml_scan_relation(relid, features, nfeatures, target, train_consume, st);
+	if (rows == 0)
+		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("relation \"%s\" has no rows", relname),
+						errhint("Train on a relation with labelled rows.")));
+	*read_ms = elapsed_ms(start);
+	finish_training(st, compare);
+	*total_ms = elapsed_ms(start);
+}
+
 int32
 next_version(int64 model_id)
 {
@@ -483,14 +499,9 @@ pgml_train(PG_FUNCTION_ARGS)
 		spec->memory_limit = static_cast<size_t>(pgml_max_memory_mb) << 20;
 		st->trainer = std::make_unique<pgml::Trainer>(*spec);
 	});
-	int64 rows = pgml_scan_relation(relid, features, nfeatures, &target, train_consume, st);
-	if (rows == 0)
-		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("relation \"%s\" has no rows", relname),
-						errhint("Train on a relation with labelled rows.")));
-	double read_ms = elapsed_ms(t_start);
-	finish_training(st, nullptr);
+	double read_ms, total_ms;
+	run_training(st, relid, relname, features, nfeatures, &target, nullptr, t_start, &read_ms, &total_ms);
 	const pgml::TrainResult &res = st->trainer->result();
-	double total_ms = elapsed_ms(t_start);
 
 	/* the catalog */
 	Oid caller = GetUserId();
@@ -616,14 +627,9 @@ pgml_retrain(PG_FUNCTION_ARGS)
 		st->spec.memory_limit = static_cast<size_t>(pgml_max_memory_mb) << 20;
 		st->trainer = std::make_unique<pgml::Trainer>(st->spec, *base, incremental);
 	});
-	int64 rows = pgml_scan_relation(relid, features, nfeatures, &target, train_consume, st);
-	if (rows == 0)
-		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("relation \"%s\" has no rows", relname),
-						errhint("Retrain on a relation with labelled rows.")));
-	double read_ms = elapsed_ms(t_start);
-	finish_training(st, base);
+	double read_ms, total_ms;
+	run_training(st, relid, relname, features, nfeatures, &target, base, t_start, &read_ms, &total_ms);
 	const pgml::TrainResult &res = st->trainer->result();
-	double total_ms = elapsed_ms(t_start);
 
 	/* deploy? */
 	bool do_deploy;
