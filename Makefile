@@ -7,7 +7,7 @@ EXTENSION  = pg_ml
 MODULE_big = pg_ml
 DATA       = $(wildcard sql/pg_ml--*.sql)
 
-CORE_SRCS  = $(wildcard src/core/*.cpp)
+CORE_SRCS  = $(wildcard src/core/*.cpp src/core/models/*.cpp)
 GLUE_SRCS  = $(wildcard src/pg/*.cpp)
 OBJS       = $(CORE_SRCS:.cpp=.o) $(GLUE_SRCS:.cpp=.o)
 
@@ -21,7 +21,7 @@ WERROR ?=
 PG_CPPFLAGS = -isystem $(EIGEN_INC)
 PG_CXXFLAGS = -std=c++17 -fPIC -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
               -Wno-cast-function-type -Wno-register $(if $(WERROR),-Werror,)
-SHLIB_LINK  = -lstdc++ -lm
+SHLIB_LINK  = -lstdc++ -lm -lpthread
 
 # The core is compiled without any PostgreSQL include path, so a PostgreSQL header there
 # cannot even be found: that is the compile-time guard that keeps it database-free.
@@ -39,4 +39,4 @@ ifeq ($(filter $(MAJORVERSION_NUM),15 16 17),)
 $(error pg_ml supports PostgreSQL 15 to 17, not $(MAJORVERSION))
 endif
 
-$(OBJS): $(wildcard src/core/*.hpp src/pg/*.hpp)
+$(OBJS): $(wildcard src/core/*.hpp src/core/models/*.hpp src/pg/*.hpp)

@@ -76,6 +76,7 @@ CREATE TABLE ml.training_log (
     iteration       integer NOT NULL,
     loss            float8,
     grad_norm       float8,
+    valid_metric    float8,
     CONSTRAINT training_log_pkey PRIMARY KEY (model_id, version, iteration),
     CONSTRAINT training_log_version_fkey FOREIGN KEY (model_id, version)
         REFERENCES ml.versions (model_id, version) ON DELETE CASCADE

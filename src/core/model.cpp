@@ -39,36 +39,6 @@ ColumnInfo read_column(Reader &r)
 
 } // namespace
 
-const char *algorithm_name(Algorithm a)
-{
-	switch (a) {
-	case Algorithm::LinearRegression: return "linear_regression";
-	case Algorithm::Ridge: return "ridge";
-	case Algorithm::LogisticRegression: return "logistic_regression";
-	}
-	return "unknown";
-}
-
-bool parse_algorithm(const std::string &name, Algorithm *out)
-{
-	for (Algorithm a : {Algorithm::LinearRegression, Algorithm::Ridge, Algorithm::LogisticRegression})
-		if (name == algorithm_name(a)) {
-			*out = a;
-			return true;
-		}
-	return false;
-}
-
-Task algorithm_task(Algorithm a)
-{
-	return a == Algorithm::LogisticRegression ? Task::Classification : Task::Regression;
-}
-
-bool algorithm_streams(Algorithm a)
-{
-	return a == Algorithm::LinearRegression || a == Algorithm::Ridge;
-}
-
 std::string numeric_label(TypeClass tc, double v)
 {
 	if (tc == TypeClass::Boolean)
@@ -78,89 +48,6 @@ std::string numeric_label(TypeClass tc, double v)
 	if (std::strtod(buf, nullptr) != v)
 		std::snprintf(buf, sizeof buf, "%.17g", v);
 	return buf;
-}
-
-// ---------------------------------------------------------------- hyperparameters
-
-Hyperparams parse_hyperparams(Algorithm a, const Options &opts)
-{
-	Hyperparams hp;
-	std::string valid;
-	switch (a) {
-	case Algorithm::LinearRegression: valid = "linear_regression takes no hyperparameters."; break;
-	case Algorithm::Ridge: valid = "Valid keys for ridge: alpha (number >= 0, default 1)."; break;
-	case Algorithm::LogisticRegression:
-		valid = "Valid keys for logistic_regression: C (number > 0, default 1), max_iter (integer 1 to 1000000, "
-		        "default 1000), tol (number > 0, default 1e-6).";
-		break;
-	}
-	auto bad = [&](const std::string &key, const std::string &why) {
-		throw Error(ErrorCode::InvalidParameter,
-		            "invalid hyperparameter \"" + key + "\" for " + algorithm_name(a), why, valid);
-	};
-	auto number = [&](const std::string &key, const OptionValue &v) {
-		if (v.type != OptionValue::Type::Number || !std::isfinite(v.number))
-			bad(key, "The value must be a finite number.");
-		return v.number;
-	};
-	for (const auto &[key, v] : opts) {
-		if (a == Algorithm::Ridge && key == "alpha") {
-			hp.alpha = number(key, v);
-			if (hp.alpha < 0)
-				bad(key, "alpha must be at least 0.");
-		} else if (a == Algorithm::LogisticRegression && key == "C") {
-			hp.C = number(key, v);
-			if (hp.C <= 0)
-				bad(key, "C must be greater than 0.");
-		} else if (a == Algorithm::LogisticRegression && key == "max_iter") {
-			double d = number(key, v);
-			if (d != std::floor(d) || d < 1 || d > 1e6)
-				bad(key, "max_iter must be an integer from 1 to 1000000.");
-			hp.max_iter = static_cast<int>(d);
-		} else if (a == Algorithm::LogisticRegression && key == "tol") {
-			hp.tol = number(key, v);
-			if (hp.tol <= 0)
-				bad(key, "tol must be greater than 0.");
-		} else {
-			bad(key, "There is no such hyperparameter.");
-		}
-	}
-	return hp;
-}
-
-void Hyperparams::write(Writer &w) const
-{
-	w.f64(alpha);
-	w.f64(C);
-	w.u32(static_cast<uint32_t>(max_iter));
-	w.f64(tol);
-}
-
-Hyperparams Hyperparams::read(Reader &r)
-{
-	Hyperparams hp;
-	hp.alpha = r.f64();
-	hp.C = r.f64();
-	hp.max_iter = static_cast<int>(r.u32());
-	hp.tol = r.f64();
-	if (!(hp.alpha >= 0) || !(hp.C > 0) || hp.max_iter < 1 || !(hp.tol > 0))
-		corrupt("Hyperparameters are out of range.");
-	return hp;
-}
-
-std::string Hyperparams::to_json(Algorithm a) const
-{
-	JsonWriter w;
-	w.begin_object();
-	if (a == Algorithm::Ridge)
-		w.key("alpha").value(alpha);
-	if (a == Algorithm::LogisticRegression) {
-		w.key("C").value(C);
-		w.key("max_iter").value(max_iter);
-		w.key("tol").value(tol);
-	}
-	w.end_object();
-	return w.str();
 }
 
 // ---------------------------------------------------------------- prediction
@@ -203,6 +90,14 @@ int Model::predict(const Value *values, double *out, int64_t *unseen) const
 
 int Model::predict_features(const double *x, double *out) const
 {
+	if (estimator) {
+		const int p = prep.p();
+		if (static_cast<int>(zscratch_.size()) < p)
+			zscratch_.resize(static_cast<size_t>(p));
+		for (int f = 0; f < p; f++)
+			zscratch_[static_cast<size_t>(f)] = (x[f] - prep.center(f)) / prep.scale(f);
+		return estimator->predict(zscratch_.data(), out);
+	}
 	const Eigen::Index p = W.rows(), k = W.cols();
 	Eigen::Map<const Eigen::VectorXd> xv(x, p);
 	if (task == Task::Regression) {
@@ -240,6 +135,19 @@ std::string Model::coefficients_json() const
 {
 	// {"intercept": b or [b_k], "coefficients": {feature: w or [w_k]}, "standardized": {...}}
 	// coefficients apply to the unscaled feature values; standardized ones to the scaled features.
+	if (estimator) {
+		// {"kind": "gain", "importance": {feature: value}}
+		Eigen::VectorXd imp = estimator->importance();
+		JsonWriter w;
+		w.begin_object();
+		w.key("kind").value(estimator->importance_kind());
+		w.key("importance").begin_object();
+		for (int f = 0; f < prep.p() && f < imp.size(); f++)
+			w.key(prep.feature_names[static_cast<size_t>(f)]).value(imp(f));
+		w.end_object();
+		w.end_object();
+		return w.str();
+	}
 	auto put = [this](JsonWriter &w, int f, double factor) {
 		if (W.cols() == 1) {
 			w.value(W(f, 0) * factor);
@@ -293,8 +201,13 @@ std::vector<uint8_t> Model::serialize() const
 	w.f64(test_size);
 	w.u64(seed);
 	prep.write(w);
-	w.mat(W);
-	w.vec(b);
+	w.u8(estimator ? 1 : 0);
+	if (estimator) {
+		estimator->write(w);
+	} else {
+		w.mat(W);
+		w.vec(b);
+	}
 	w.u8(has_stats ? 1 : 0);
 	if (has_stats) {
 		encoder.write(w);
@@ -313,8 +226,7 @@ std::unique_ptr<Model> Model::deserialize(const uint8_t *data, size_t len)
 	BlobHeader h = open_blob(data, len, &payload);
 	auto m = std::make_unique<Model>();
 	Algorithm a = static_cast<Algorithm>(h.kind);
-	if (h.kind < 1 || h.kind > 3)
-		corrupt("Unknown model kind " + std::to_string(h.kind) + ".");
+	const AlgorithmDef &def = algorithm_def(a); // an unknown kind is corrupt
 	m->algorithm = a;
 	// format 1 is the only format so far; later formats get their own branch here
 	Reader r(payload, h.length);
@@ -326,7 +238,7 @@ std::unique_ptr<Model> Model::deserialize(const uint8_t *data, size_t len)
 	if (task > 2)
 		corrupt("Unknown task.");
 	m->task = static_cast<Task>(task);
-	if (m->task != algorithm_task(a))
+	if (!def.supports(m->task))
 		corrupt("The task does not match the algorithm.");
 	m->target = read_column(r);
 	size_t nf = r.count(18);
@@ -339,20 +251,33 @@ std::unique_ptr<Model> Model::deserialize(const uint8_t *data, size_t len)
 		m->classes.push_back(r.str());
 	if (m->task == Task::Classification && nc < 2)
 		corrupt("A classifier needs at least two classes.");
-	m->hyperparams = Hyperparams::read(r);
+	if (m->task != Task::Classification && nc != 0)
+		corrupt("Only a classifier has classes.");
+	m->hyperparams = Params::read(r);
 	m->preprocess = PreprocessOptions::read(r);
 	m->test_size = r.f64();
 	m->seed = r.u64();
 	if (!(m->test_size >= 0 && m->test_size < 1))
 		corrupt("test_size is out of range.");
 	m->prep = Preprocessor::read(r, m->features);
-	m->W = r.mat();
-	m->b = r.vec();
-	Eigen::Index k = m->task == Task::Regression ? 1 : (nc == 2 ? 1 : static_cast<Eigen::Index>(nc));
-	if (m->W.rows() != m->prep.p() || m->W.cols() != k || m->b.size() != k)
-		corrupt("The coefficients do not match the features.");
-	if (!m->W.allFinite() || !m->b.allFinite())
-		corrupt("The coefficients are not finite.");
+	bool has_estimator = r.u8() != 0;
+	if (has_estimator != (def.read != nullptr))
+		corrupt("The model's parameters do not match its kind.");
+	if (has_estimator) {
+		EstimatorShape shape;
+		shape.p = m->prep.p();
+		shape.n_classes = static_cast<int>(nc);
+		shape.task = m->task;
+		m->estimator = def.read(r, shape);
+	} else {
+		m->W = r.mat();
+		m->b = r.vec();
+		Eigen::Index k = m->task == Task::Regression ? 1 : (nc == 2 ? 1 : static_cast<Eigen::Index>(nc));
+		if (m->W.rows() != m->prep.p() || m->W.cols() != k || m->b.size() != k)
+			corrupt("The coefficients do not match the features.");
+		if (!m->W.allFinite() || !m->b.allFinite())
+			corrupt("The coefficients are not finite.");
+	}
 	m->has_stats = r.u8() != 0;
 	if (m->has_stats) {
 		m->encoder = Encoder::read(r, m->features);

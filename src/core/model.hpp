@@ -10,30 +10,11 @@
 
 #include "common.hpp"
 #include "data.hpp"
+#include "estimator.hpp"
 #include "moments.hpp"
 #include "preprocess.hpp"
 
 namespace pgml {
-
-// The blob's model kind is the algorithm id.
-enum class Algorithm : uint16_t { LinearRegression = 1, Ridge = 2, LogisticRegression = 3 };
-const char *algorithm_name(Algorithm a);
-bool parse_algorithm(const std::string &name, Algorithm *out);
-Task algorithm_task(Algorithm a);
-// Algorithms whose state is sufficient statistics: incremental retraining is exact.
-bool algorithm_streams(Algorithm a);
-
-// Hyperparameters of every algorithm, validated, with defaults filled in.
-struct Hyperparams {
-	double alpha = 1.0;   // ridge: L2 penalty on standardized coefficients
-	double C = 1.0;       // logistic_regression: inverse L2 strength (sklearn's C)
-	int max_iter = 1000;  // logistic_regression
-	double tol = 1e-6;    // logistic_regression: gradient tolerance
-	void write(Writer &w) const;
-	static Hyperparams read(Reader &r);
-	std::string to_json(Algorithm a) const; // only the keys the algorithm uses
-};
-Hyperparams parse_hyperparams(Algorithm a, const Options &opts);
 
 class Model {
   public:
@@ -42,14 +23,18 @@ class Model {
 	ColumnInfo target;
 	std::vector<ColumnInfo> features;
 	std::vector<std::string> classes; // classification, sorted
-	Hyperparams hyperparams;
+	Params hyperparams; // validated, defaults filled in
 	PreprocessOptions preprocess;
 	double test_size = 0.2;
 	uint64_t seed = 42;
 
 	Preprocessor prep;
-	Eigen::MatrixXd W; // p x k on the unscaled features (scaling folded in)
-	Eigen::VectorXd b; // k
+	// linear family (streaming ones and logistic_regression): coefficients on the unscaled
+	// features, scaling folded in; W is p x k, b has k entries
+	Eigen::MatrixXd W;
+	Eigen::VectorXd b;
+	// every other algorithm: fitted on scaled features
+	std::shared_ptr<const Estimator> estimator;
 
 	// linear family: the raw-slot moments of every training row so far, and each numeric
 	// column's min / max over them (NaN where none), so incremental retraining is exact
@@ -59,11 +44,13 @@ class Model {
 	std::vector<double> col_min, col_max;
 
 	int n_classes() const { return static_cast<int>(classes.size()); }
-	// How many values predict() writes: 1 for regression, K for classification.
+	// How many values predict() writes: K for classification, else 1.
 	int n_outputs() const { return task == Task::Classification ? n_classes() : 1; }
+	bool has_target() const { return task != Task::Clustering; }
 
 	// Predicts one row. values[i] is feature i (model order). Regression: out[0] = value,
 	// returns 0. Classification: out[0..K-1] = class probabilities, returns the class id.
+	// Clustering: returns the cluster, out[0] = distance to its centre.
 	// unseen (optional) is incremented per categorical value the model has not seen.
 	int predict(const Value *values, double *out, int64_t *unseen = nullptr) const;
 	// Same from an already transformed feature vector x (length p).
@@ -76,7 +63,7 @@ class Model {
 	static std::unique_ptr<Model> deserialize(const uint8_t *data, size_t len);
 
   private:
-	mutable std::vector<double> scratch_; // single-threaded use only (one backend)
+	mutable std::vector<double> scratch_, zscratch_; // single-threaded use only (one backend)
 };
 
 // The label a numeric / boolean target value is known by.

@@ -1,6 +1,7 @@
 // pg_ml core: L-BFGS for smooth convex objectives.
 #pragma once
 
+#include <cmath>
 #include <functional>
 #include <string>
 #include <vector>
@@ -19,8 +20,9 @@ struct LbfgsOptions {
 
 struct IterationLog {
 	int iteration;
-	double loss;
-	double grad_norm;
+	double loss;            // training loss
+	double grad_norm;       // gradient norm where the algorithm has one, else NaN
+	double valid = NAN;     // validation metric (early stopping), NaN where none
 };
 
 struct LbfgsResult {

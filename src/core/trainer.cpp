@@ -56,12 +56,88 @@ std::string regression_json(int64_t n, double sse, double sst, const RegressionM
 	return w.str();
 }
 
+// Inertia (sum of squared distances to the assigned centre) and the mean silhouette of at
+// most 2000 rows drawn with the seed (O(s^2 p)).
+struct ClusteringMetrics {
+	double inertia = 0;
+	double silhouette = NAN;
+	int64_t rows = 0;
+	int64_t silhouette_rows = 0;
+	std::string to_json() const
+	{
+		JsonWriter w;
+		w.begin_object();
+		w.key("inertia").value(inertia);
+		w.key("silhouette").value(silhouette);
+		w.key("rows").value(static_cast<long long>(rows));
+		if (silhouette_rows < rows)
+			w.key("silhouette_sample_rows").value(static_cast<long long>(silhouette_rows));
+		w.end_object();
+		return w.str();
+	}
+};
+
+ClusteringMetrics clustering_metrics(const Estimator &est, const Eigen::MatrixXd &Z, uint64_t seed)
+{
+	ClusteringMetrics cm;
+	const Eigen::Index n = Z.rows();
+	cm.rows = n;
+	std::vector<int> label(static_cast<size_t>(n));
+	Eigen::RowVectorXd row;
+	double d = 0;
+	for (Eigen::Index i = 0; i < n; i++) {
+		row = Z.row(i);
+		label[static_cast<size_t>(i)] = est.predict(row.data(), &d);
+		cm.inertia += d * d;
+	}
+	std::vector<Eigen::Index> sample(static_cast<size_t>(n));
+	std::iota(sample.begin(), sample.end(), 0);
+	std::mt19937_64 rng(seed);
+	if (n > 2000) {
+		std::shuffle(sample.begin(), sample.end(), rng);
+		sample.resize(2000);
+	}
+	const size_t s = sample.size();
+	cm.silhouette_rows = static_cast<int64_t>(s);
+	int nclusters = 0;
+	for (int l : label)
+		nclusters = std::max(nclusters, l + 1);
+	if (nclusters < 2 || s < 2)
+		return cm;
+	double total = 0;
+	std::vector<double> sum(static_cast<size_t>(nclusters));
+	std::vector<int> cnt(static_cast<size_t>(nclusters));
+	for (size_t a = 0; a < s; a++) {
+		std::fill(sum.begin(), sum.end(), 0.0);
+		std::fill(cnt.begin(), cnt.end(), 0);
+		for (size_t b = 0; b < s; b++) {
+			if (a == b)
+				continue;
+			int lb = label[static_cast<size_t>(sample[b])];
+			sum[static_cast<size_t>(lb)] += (Z.row(sample[a]) - Z.row(sample[b])).norm();
+			cnt[static_cast<size_t>(lb)]++;
+		}
+		int la = label[static_cast<size_t>(sample[a])];
+		if (cnt[static_cast<size_t>(la)] == 0)
+			continue; // a singleton's silhouette is 0
+		double in = sum[static_cast<size_t>(la)] / cnt[static_cast<size_t>(la)];
+		double out = INFINITY;
+		for (int c = 0; c < nclusters; c++)
+			if (c != la && cnt[static_cast<size_t>(c)] > 0)
+				out = std::min(out, sum[static_cast<size_t>(c)] / cnt[static_cast<size_t>(c)]);
+		if (std::isfinite(out) && std::max(in, out) > 0)
+			total += (out - in) / std::max(in, out);
+	}
+	cm.silhouette = total / static_cast<double>(s);
+	return cm;
+}
+
 } // namespace
 
 struct Trainer::Impl {
 	TrainSpec spec;
 	Task task = Task::Regression;
-	Hyperparams hp;
+	Params hp;
 	PreprocessOptions popts;
 	bool streaming = false;
 	bool incremental = false;
@@ -88,7 +164,7 @@ struct Trainer::Impl {
 	void init_common()
 	{
 		streaming = algorithm_streams(spec.algorithm);
-		task = algorithm_task(spec.algorithm);
+		task = spec.task;
 		chunk.reset(spec.features);
 		train_chunk.reset(spec.features);
 		test_chunk.reset(spec.features);
@@ -122,28 +198,30 @@ struct Trainer::Impl {
 		chunk.clear();
 		const size_t nf = spec.features.size();
 		for (size_t i = 0; i < batch.nrows; i++) {
-			const ColumnData &t = *batch.target;
-			if (t.isnull[i]) {
-				skipped_null_target++;
-				continue;
-			}
 			double y = 0;
 			uint64_t h = 0x243F6A8885A308D3ull;
-			if (spec.target.categorical()) {
-				const char *s = t.str[i];
-				h = mix64(h ^ hash_bytes(s, std::strlen(s), 1));
-				y = labels.intern(s);
-			} else {
-				double v = t.num[i];
-				if (!std::isfinite(v)) {
-					if (popts.drop_nonfinite) {
-						dropped_nonfinite++;
-						continue;
-					}
-					nonfinite(spec.target.name, v, true);
+			if (batch.target != nullptr) {
+				const ColumnData &t = *batch.target;
+				if (t.isnull[i]) {
+					skipped_null_target++;
+					continue;
 				}
-				h = mix64(h ^ hash_double(v));
-				y = task == Task::Classification ? labels.intern(numeric_label(spec.target.type_class, v)) : v;
+				if (spec.target.categorical()) {
+					const char *s = t.str[i];
+					h = mix64(h ^ hash_bytes(s, std::strlen(s), 1));
+					y = labels.intern(s);
+				} else {
+					double v = t.num[i];
+					if (!std::isfinite(v)) {
+						if (popts.drop_nonfinite) {
+							dropped_nonfinite++;
+							continue;
+						}
+						nonfinite(spec.target.name, v, true);
+					}
+					h = mix64(h ^ hash_double(v));
+					y = task == Task::Classification ? labels.intern(numeric_label(spec.target.type_class, v)) : v;
+				}
 			}
 			bool drop = false;
 			for (size_t c = 0; c < nf && !drop; c++) {
@@ -329,7 +407,7 @@ Trainer::Trainer(const TrainSpec &spec) : impl_(std::make_unique<Impl>())
 	Impl &m = *impl_;
 	m.spec = spec;
 	validate_spec(spec);
-	m.hp = parse_hyperparams(spec.algorithm, spec.hyperparams);
+	m.hp = parse_params(algorithm_def(spec.algorithm), spec.hyperparams);
 	m.popts = parse_preprocess(spec.preprocess, spec.features);
 	m.init_common();
 	m.enc = Encoder(spec.features, m.streaming);
@@ -347,6 +425,7 @@ Trainer::Trainer(const TrainSpec &spec, const Model &base, bool incremental) : i
 	m.spec.features = base.features;
 	m.spec.target = base.target;
 	m.spec.algorithm = base.algorithm;
+	m.spec.task = base.task;
 	validate_spec(m.spec);
 	m.hp = base.hyperparams;
 	m.popts = base.preprocess;
@@ -380,13 +459,22 @@ void validate_spec(const TrainSpec &spec)
 	if (spec.features.empty())
 		throw Error(ErrorCode::InvalidParameter, "no feature columns", "",
 		            "The relation needs at least one column besides the target.");
-	Task task = algorithm_task(spec.algorithm);
-	if (task == Task::Regression && spec.target.type_class == TypeClass::Categorical)
+	const AlgorithmDef *def = nullptr;
+	for (const AlgorithmDef &d : algorithms())
+		if (d.id == spec.algorithm)
+			def = &d;
+	if (def == nullptr)
+		throw Error(ErrorCode::InvalidParameter, "unknown algorithm");
+	if (!def->supports(spec.task))
+		throw Error(ErrorCode::InvalidParameter,
+		            "algorithm " + def->name + " does not do " + task_name(spec.task), "",
+		            "Choose an algorithm for " + std::string(task_name(spec.task)) + ", or algorithm => 'auto'.");
+	if (spec.task == Task::Regression && spec.target.type_class == TypeClass::Categorical)
 		throw Error(ErrorCode::DatatypeMismatch,
-		            std::string(algorithm_name(spec.algorithm)) + " cannot predict target column \"" + spec.target.name +
-		                "\" of type " + spec.target.type_name,
+		            def->name + " cannot predict target column \"" + spec.target.name + "\" of type " +
+		                spec.target.type_name,
 		            "Regression needs a numeric target.", "Use a classification algorithm such as logistic_regression.");
-	parse_hyperparams(spec.algorithm, spec.hyperparams);
+	parse_params(*def, spec.hyperparams);
 	parse_preprocess(spec.preprocess, spec.features);
 }
 
@@ -394,7 +482,7 @@ void Trainer::add_batch(const Batch &batch, CancelCheck cancel)
 {
 	Impl &m = *impl_;
 	check_cancel(cancel);
-	if (batch.nfeatures != m.spec.features.size() || batch.target == nullptr)
+	if (batch.nfeatures != m.spec.features.size() || (batch.target == nullptr) != (m.task == Task::Clustering))
 		throw Error(ErrorCode::Internal, "batch does not match the training columns");
 	rows_read_ += static_cast<int64_t>(batch.nrows);
 	m.ingest(batch);
@@ -461,8 +549,8 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		Eigen::MatrixXd Z = Sxx.array() / (s * s.transpose()).array();
 		Eigen::VectorXd zy = Sxy.array() / s.array();
 		Eigen::VectorXd wz;
-		if (spec.algorithm == Algorithm::Ridge && m.hp.alpha > 0) {
-			Z.diagonal().array() += m.hp.alpha;
+		if (spec.algorithm == Algorithm::Ridge && m.hp.num("alpha") > 0) {
+			Z.diagonal().array() += m.hp.num("alpha");
 			wz = Z.ldlt().solve(zy);
 		} else {
 			// minimum-norm least squares, as a pseudo-inverse of the (possibly singular) Gram matrix
@@ -511,7 +599,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		result_.primary_metric = "r2";
 		test_rows = &m.test_sample;
 	} else {
-		// classification, rows in memory
+		// rows in memory: classification, in-memory regression, clustering
 		const size_t n = m.rows.size();
 		m.used_rows = static_cast<int64_t>(n);
 		if (n == 0)
@@ -519,48 +607,57 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			            std::to_string(rows_read_) + " rows were read, " + std::to_string(m.skipped_null_target) +
 			                " with a NULL target, " + std::to_string(m.dropped_nonfinite) + " with a non-finite value.",
 			            "Train on more rows.");
-		const int K = static_cast<int>(m.labels.size());
-		if (K < 2)
-			throw Error(ErrorCode::DataException,
-			            "target column \"" + spec.target.name + "\" has only one class (" + m.labels.name(0) + ")",
-			            "Classification needs at least two distinct target values.",
-			            "Check the target column, or train on rows that include other classes.");
-		// classes in sorted order: numerically for numeric / boolean targets, else by bytes
-		std::vector<int> order(static_cast<size_t>(K));
-		std::iota(order.begin(), order.end(), 0);
-		bool numeric = !spec.target.categorical();
-		std::sort(order.begin(), order.end(), [&](int a, int b) {
-			const std::string &x = m.labels.name(a), &y = m.labels.name(b);
-			if (numeric) {
-				double dx = x == "true" ? 1 : x == "false" ? 0 : std::strtod(x.c_str(), nullptr);
-				double dy = y == "true" ? 1 : y == "false" ? 0 : std::strtod(y.c_str(), nullptr);
-				return dx < dy;
+		const bool classify = m.task == Task::Classification;
+		int K = 0;
+		if (classify) {
+			K = static_cast<int>(m.labels.size());
+			if (K < 2)
+				throw Error(ErrorCode::DataException,
+				            "target column \"" + spec.target.name + "\" has only one class (" + m.labels.name(0) + ")",
+				            "Classification needs at least two distinct target values.",
+				            "Check the target column, or train on rows that include other classes.");
+			// classes in sorted order: numerically for numeric / boolean targets, else by bytes
+			std::vector<int> order(static_cast<size_t>(K));
+			std::iota(order.begin(), order.end(), 0);
+			bool numeric = !spec.target.categorical();
+			std::sort(order.begin(), order.end(), [&](int a, int b) {
+				const std::string &x = m.labels.name(a), &y = m.labels.name(b);
+				if (numeric) {
+					double dx = x == "true" ? 1 : x == "false" ? 0 : std::strtod(x.c_str(), nullptr);
+					double dy = y == "true" ? 1 : y == "false" ? 0 : std::strtod(y.c_str(), nullptr);
+					return dx < dy;
+				}
+				return x < y;
+			});
+			std::vector<int> rank(static_cast<size_t>(K));
+			for (int k = 0; k < K; k++) {
+				rank[static_cast<size_t>(order[static_cast<size_t>(k)])] = k;
+				model->classes.push_back(m.labels.name(order[static_cast<size_t>(k)]));
 			}
-			return x < y;
-		});
-		std::vector<int> rank(static_cast<size_t>(K));
-		for (int k = 0; k < K; k++) {
-			rank[static_cast<size_t>(order[static_cast<size_t>(k)])] = k;
-			model->classes.push_back(m.labels.name(order[static_cast<size_t>(k)]));
-		}
-		for (auto &y : m.rows.y)
-			y = rank[static_cast<size_t>(y)];
-		// stratified split: within each class, the rows with the smallest draws are held out
-		std::vector<std::vector<size_t>> by_class(static_cast<size_t>(K));
-		for (size_t i = 0; i < n; i++) {
-			by_class[static_cast<size_t>(m.rows.y[i])].push_back(i);
-			m.fingerprint += mix64(m.rows.hash[i]);
+			for (auto &y : m.rows.y)
+				y = rank[static_cast<size_t>(y)];
 		}
 		std::vector<uint8_t> is_test(n, 0);
-		for (auto &idx : by_class) {
-			std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) {
-				return split_draw(m.rows.hash[a], spec.seed) < split_draw(m.rows.hash[b], spec.seed);
-			});
-			size_t nt = static_cast<size_t>(std::llround(spec.test_size * static_cast<double>(idx.size())));
-			if (nt >= idx.size())
-				nt = idx.size() - 1;
-			for (size_t j = 0; j < nt; j++)
-				is_test[idx[j]] = 1;
+		for (size_t i = 0; i < n; i++)
+			m.fingerprint += mix64(m.rows.hash[i]);
+		if (classify) {
+			// stratified split: within each class, the rows with the smallest draws are held out
+			std::vector<std::vector<size_t>> by_class(static_cast<size_t>(K));
+			for (size_t i = 0; i < n; i++)
+				by_class[static_cast<size_t>(m.rows.y[i])].push_back(i);
+			for (auto &idx : by_class) {
+				std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) {
+					return split_draw(m.rows.hash[a], spec.seed) < split_draw(m.rows.hash[b], spec.seed);
+				});
+				size_t nt = static_cast<size_t>(std::llround(spec.test_size * static_cast<double>(idx.size())));
+				if (nt >= idx.size())
+					nt = idx.size() - 1;
+				for (size_t j = 0; j < nt; j++)
+					is_test[idx[j]] = 1;
+			}
+		} else if (spec.test_size > 0) {
+			for (size_t i = 0; i < n; i++)
+				is_test[i] = split_draw(m.rows.hash[i], spec.seed) < spec.test_size;
 		}
 		RowStore &tr = m.train_chunk, &te = m.test_chunk;
 		tr.clear();
@@ -571,52 +668,105 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 				m.note_train_row(m.rows, i);
 		}
 		m.rows.clear();
+		if (tr.size() == 0)
+			throw Error(ErrorCode::DataException, "no rows left to train on",
+			            "All " + std::to_string(n) + " rows were held out for testing.", "Lower test_size.");
 		m.add_moments(tr, m.train);
 		check_cancel(cancel);
 		model->prep = fit_preprocessor(spec.features, m.popts, m.enc, m.train, m.col_min, m.col_max, m.medians());
 		const int p = model->prep.p();
-		Eigen::MatrixXd X(static_cast<Eigen::Index>(tr.size()), p);
-		std::vector<double> x(static_cast<size_t>(p));
-		std::vector<int> ytr(tr.size());
-		for (size_t i = 0; i < tr.size(); i++) {
-			model->prep.transform(m.enc, tr, i, x.data());
-			for (int f = 0; f < p; f++)
-				X(static_cast<Eigen::Index>(i), f) = (x[static_cast<size_t>(f)] - model->prep.center(f)) / model->prep.scale(f);
-			ytr[i] = static_cast<int>(tr.y[i]);
-		}
-		LbfgsOptions lo;
-		lo.max_iter = m.hp.max_iter;
-		lo.tol = m.hp.tol;
-		LogisticFit fit = fit_logistic(X, ytr, K, m.hp.C, lo, cancel, &result_.log);
-		X.resize(0, 0);
-		// fold the scaling into the coefficients: w_x = w_z / s, b_x = b_z - center . w_x
-		model->W = fit.W.array().colwise() / model->prep.scale.array();
-		model->b = fit.b - model->W.transpose() * model->prep.center;
-		out.resize(static_cast<size_t>(K));
-		auto evaluate = [&](const RowStore &s) {
-			ClassificationMetrics cm(model->classes);
+		auto scaled = [&](const RowStore &s, Eigen::MatrixXd &X, Eigen::VectorXd &y) {
+			std::vector<double> x(static_cast<size_t>(p));
+			X.resize(static_cast<Eigen::Index>(s.size()), p);
+			y.resize(static_cast<Eigen::Index>(s.size()));
 			for (size_t i = 0; i < s.size(); i++) {
 				model->prep.transform(m.enc, s, i, x.data());
-				int pred = model->predict_features(x.data(), out.data());
-				cm.add(static_cast<int>(s.y[i]), pred, out.data());
+				for (int f = 0; f < p; f++)
+					X(static_cast<Eigen::Index>(i), f) =
+						(x[static_cast<size_t>(f)] - model->prep.center(f)) / model->prep.scale(f);
+				y(static_cast<Eigen::Index>(i)) = s.y[i];
 			}
-			return cm;
 		};
-		ClassificationMetrics trm = evaluate(tr);
-		train_json = trm.to_json();
-		if (te.size() > 0) {
-			ClassificationMetrics tem = evaluate(te);
-			test_json = tem.to_json();
-			result_.primary_test = tem.accuracy();
+		{
+			Eigen::MatrixXd X;
+			Eigen::VectorXd y;
+			scaled(tr, X, y);
+			if (spec.algorithm == Algorithm::LogisticRegression) {
+				std::vector<int> ytr(tr.size());
+				for (size_t i = 0; i < tr.size(); i++)
+					ytr[i] = static_cast<int>(tr.y[i]);
+				LbfgsOptions lo;
+				lo.max_iter = m.hp.integer("max_iter");
+				lo.tol = m.hp.num("tol");
+				LogisticFit fit = fit_logistic(X, ytr, K, m.hp.num("C"), lo, cancel, &result_.log);
+				// fold the scaling into the coefficients: w_x = w_z / s, b_x = b_z - center . w_x
+				model->W = fit.W.array().colwise() / model->prep.scale.array();
+				model->b = fit.b - model->W.transpose() * model->prep.center;
+			} else {
+				const AlgorithmDef &def = algorithm_def(spec.algorithm);
+				std::vector<int> groups(static_cast<size_t>(p), -1);
+				for (size_t c = 0; c < spec.features.size(); c++)
+					if (spec.features[c].categorical())
+						for (int k = 0; k < model->prep.columns[c].n_features; k++)
+							groups[static_cast<size_t>(model->prep.columns[c].first_feature + k)] = static_cast<int>(c);
+				FitInput in;
+				in.X = &X;
+				in.y = m.task == Task::Clustering ? nullptr : &y;
+				in.task = m.task;
+				in.n_classes = K;
+				in.feature_group = &groups;
+				in.seed = spec.seed;
+				in.threads = spec.threads;
+				in.cancel = cancel;
+				in.log = &result_.log;
+				model->estimator = def.fit(in, m.hp);
+			}
 		}
-		result_.primary_metric = "accuracy";
+		out.assign(static_cast<size_t>(std::max(K, 1)), 0.0);
+		std::vector<double> x(static_cast<size_t>(p));
+		auto evaluate = [&](const RowStore &s) -> std::string {
+			if (classify) {
+				ClassificationMetrics cm(model->classes);
+				for (size_t i = 0; i < s.size(); i++) {
+					model->prep.transform(m.enc, s, i, x.data());
+					int pred = model->predict_features(x.data(), out.data());
+					cm.add(static_cast<int>(s.y[i]), pred, out.data());
+				}
+				if (&s == &te)
+					result_.primary_test = cm.accuracy();
+				return cm.to_json();
+			}
+			if (m.task == Task::Regression) {
+				RegressionMetrics rm;
+				for (size_t i = 0; i < s.size(); i++) {
+					model->prep.transform(m.enc, s, i, x.data());
+					model->predict_features(x.data(), out.data());
+					rm.add(s.y[i], out[0]);
+				}
+				if (&s == &te)
+					result_.primary_test = rm.r2();
+				return rm.to_json();
+			}
+			Eigen::MatrixXd X;
+			Eigen::VectorXd unused;
+			scaled(s, X, unused);
+			ClusteringMetrics cl = clustering_metrics(*model->estimator, X, spec.seed);
+			if (&s == &te)
+				result_.primary_test = cl.silhouette;
+			return cl.to_json();
+		};
+		train_json = evaluate(tr);
+		if (te.size() > 0)
+			test_json = evaluate(te);
+		result_.primary_metric = classify ? "accuracy" : m.task == Task::Regression ? "r2" : "silhouette";
 		result_.rows_train = static_cast<int64_t>(tr.size());
 		result_.rows_test = static_cast<int64_t>(te.size());
 		test_rows = &te;
 	}
 
 	// the deployed model on the same held-out rows
-	if (compare != nullptr && test_rows != nullptr && test_rows->size() > 0 && compare->task == model->task) {
+	if (compare != nullptr && test_rows != nullptr && test_rows->size() > 0 && compare->task == model->task &&
+	    model->task != Task::Clustering) {
 		RowStore &te = *test_rows;
 		bool ok = true;
 		if (model->task == Task::Regression) {
@@ -632,7 +782,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 				result_.previous_metrics_json = prev.to_json();
 				result_.previous_primary = prev.r2();
 				// the new model on the very same rows
-				result_.primary_compare_new = test_sample_metrics.r2();
+				result_.primary_compare_new = m.streaming ? test_sample_metrics.r2() : result_.primary_test;
 			}
 		} else {
 			ClassificationMetrics prev(model->classes);
@@ -697,7 +847,7 @@ Evaluator::Evaluator(const Model &model) : model_(model)
 {
 	if (model.task == Task::Classification)
 		cls_ = std::make_unique<ClassificationMetrics>(model.classes);
-	else
+	else if (model.task == Task::Regression)
 		reg_ = std::make_unique<RegressionMetrics>();
 	values_.resize(model.features.size());
 	out_.resize(static_cast<size_t>(std::max(1, model.n_outputs())));
@@ -708,11 +858,13 @@ Evaluator::~Evaluator() = default;
 void Evaluator::add_batch(const Batch &batch, CancelCheck cancel)
 {
 	check_cancel(cancel);
-	if (batch.nfeatures != model_.features.size() || batch.target == nullptr)
+	const bool clustering = model_.task == Task::Clustering;
+	if (batch.nfeatures != model_.features.size() || (batch.target == nullptr) != clustering)
 		throw Error(ErrorCode::Internal, "batch does not match the model's columns");
-	const ColumnData &t = *batch.target;
+	static const ColumnData no_target;
+	const ColumnData &t = clustering ? no_target : *batch.target;
 	for (size_t i = 0; i < batch.nrows; i++) {
-		if (t.isnull[i]) {
+		if (!clustering && t.isnull[i]) {
 			skipped_null_target_++;
 			continue;
 		}
@@ -729,7 +881,11 @@ void Evaluator::add_batch(const Batch &batch, CancelCheck cancel)
 				v.num = col.num[i];
 			}
 		}
-		if (cls_) {
+		if (clustering) {
+			model_.predict(values_.data(), out_.data(), &unseen_);
+			inertia_ += out_[0] * out_[0];
+			rows_++;
+		} else if (cls_) {
 			std::string label = model_.target.categorical() ? std::string(t.str[i])
 			                                                : numeric_label(model_.target.type_class, t.num[i]);
 			auto it = std::find(model_.classes.begin(), model_.classes.end(), label);
@@ -751,6 +907,15 @@ void Evaluator::add_batch(const Batch &batch, CancelCheck cancel)
 
 std::string Evaluator::metrics_json() const
 {
+	if (model_.task == Task::Clustering) {
+		JsonWriter c;
+		c.begin_object();
+		c.key("inertia").value(inertia_);
+		c.key("rows").value(static_cast<long long>(rows_));
+		c.key("unseen_levels").value(static_cast<long long>(unseen_));
+		c.end_object();
+		return c.str();
+	}
 	std::string base = cls_ ? cls_->to_json() : reg_->to_json();
 	JsonWriter w;
 	w.begin_object();
@@ -768,6 +933,8 @@ std::string Evaluator::metrics_json() const
 
 double Evaluator::primary() const
 {
+	if (model_.task == Task::Clustering)
+		return rows_ > 0 ? -inertia_ / static_cast<double>(rows_) : NAN;
 	if (cls_)
 		return cls_->count() > 0 ? cls_->accuracy() : NAN;
 	return reg_->count() > 0 ? reg_->r2() : NAN;

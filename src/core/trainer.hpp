@@ -19,11 +19,13 @@ struct TrainSpec {
 	std::vector<ColumnInfo> features;
 	ColumnInfo target;
 	Algorithm algorithm = Algorithm::LinearRegression;
+	Task task = Task::Regression; // the algorithm must support it; clustering has no target
 	Options hyperparams;
 	Options preprocess;
 	double test_size = 0.2;
 	uint64_t seed = 42;
 	size_t memory_limit = size_t(1) << 30; // bytes of rows an in-memory algorithm may keep
+	int threads = 1;                        // upper bound on threads an algorithm may use
 };
 
 // What a training run reports besides the model.
@@ -31,7 +33,7 @@ struct TrainResult {
 	std::string metrics_json; // {"train": {...}, "test": {...}}  ("test" only with test rows)
 	std::string report_json;  // counts: rows read / skipped / imputed / ...
 	std::vector<IterationLog> log;
-	std::string primary_metric; // "r2" or "accuracy"
+	std::string primary_metric; // "r2", "accuracy" or "silhouette" (higher is better)
 	double primary_test = NAN;  // NaN without test rows
 	// the model given to finish() as `compare`, on the same test rows
 	bool compared = false;
@@ -84,6 +86,8 @@ class Evaluator {
 	int64_t skipped_null_target_ = 0;
 	int64_t unknown_labels_ = 0;
 	int64_t unseen_ = 0;
+	double inertia_ = 0;   // clustering
+	int64_t rows_ = 0;     // clustering
 	std::vector<Value> values_;
 	std::vector<double> out_;
 };

@@ -87,7 +87,7 @@ pgml_evaluate(PG_FUNCTION_ARGS)
 		st->evaluator = std::make_unique<pgml::Evaluator>(*model);
 	});
 	pgml_own(CurrentMemoryContext, st, delete_eval);
-	int64 rows = pgml_scan_relation(relid, features, nfeatures, &target, eval_consume, st);
+	int64 rows = pgml_scan_relation(relid, features, nfeatures, model->has_target() ? &target : nullptr, eval_consume, st);
 	if (rows == 0)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("relation \"%s\" has no rows", relname)));
 	PGML_CORE(st->json = st->evaluator->metrics_json());

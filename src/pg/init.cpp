@@ -11,6 +11,7 @@ void _PG_init(void);
 
 int pgml_max_memory_mb = 1024;
 int pgml_batch_rows = 10000;
+int pgml_max_threads = 1;
 
 /* _PG_init registers every setting of the extension, then reserves the prefix. */
 void
@@ -23,6 +24,10 @@ _PG_init(void)
 	DefineCustomIntVariable("pg_ml.batch_rows",
 							"Rows fetched from the relation per batch while training.",
 							NULL, &pgml_batch_rows, 10000, 100, 1000000, PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("pg_ml.max_threads",
+							"Threads one training may use (random_forest, gradient_boosting).",
+							"The threads never call into PostgreSQL and block signals; 1 keeps training on the backend's own thread.",
+							&pgml_max_threads, 1, 1, 64, PGC_USERSET, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("pg_ml");
 }
 

@@ -36,6 +36,7 @@ extern "C" {
 // ---------------------------------------------------------------- settings (init.cpp)
 extern int pgml_max_memory_mb;
 extern int pgml_batch_rows;
+extern int pgml_max_threads;
 
 // ---------------------------------------------------------------- ownership of core objects
 // Deletes obj with deleter when cxt is reset or deleted (including on error).
@@ -98,7 +99,8 @@ bytea *pgml_load_blob(int64 model_id, int32 version, TransactionId *xmin, bool f
 void pgml_catalog_begin(Oid *save_user, int *save_sec);
 void pgml_catalog_end(Oid save_user, int save_sec);
 Datum pgml_jsonb_from_cstring(const char *json);
-// Matches a relation's columns to a model's: fills features (model order) and target;
+// Matches a relation's columns to a model's: fills features (model order) and target (when
+// the model has one);
 // one error names every missing or mistyped column. NOTICE lists ignored columns if notice_extra.
 void pgml_match_columns(TupleDesc desc, const pgml::Model *model, const char *relname, const char *model_name,
                         PgmlColumn *features, PgmlColumn *target, bool notice_extra);

@@ -391,7 +391,8 @@ require_classifier(const CallSite *cs, const char *fn)
 {
 	if (cs->model->task != pgml::Task::Classification)
 		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
-						errmsg("%s needs a classification model, and \"%s\" is a regression model", fn, cs->model_name),
+						errmsg("%s needs a classification model, and \"%s\" is a %s model", fn, cs->model_name,
+							   pgml::task_name(cs->model->task)),
 						errhint("Use ml_predict().")));
 }
 
@@ -408,6 +409,8 @@ pgml_predict(PG_FUNCTION_ARGS)
 	const pgml::Model *m = cs->model;
 	if (m->task == pgml::Task::Regression)
 		PG_RETURN_FLOAT8(cs->out[0]);
+	if (m->task == pgml::Task::Clustering)
+		PG_RETURN_FLOAT8(k); /* the cluster */
 	if (m->target.categorical())
 		ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
 						errmsg("model \"%s\" predicts text classes, which ml_predict cannot return as float8",

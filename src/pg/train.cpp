@@ -86,7 +86,7 @@ finish_training(TrainState *st, const pgml::Model *compare)
 		st->model = st->trainer->finish(pgml_interrupt_pending, compare);
 		st->blob = st->model->serialize();
 		const pgml::Model &m = *st->model;
-		st->hyperparams_json = m.hyperparams.to_json(m.algorithm);
+		st->hyperparams_json = m.hyperparams.to_json();
 		st->preprocess_json = m.preprocess.to_json();
 		st->state_json = m.prep.to_json();
 		st->coef_json = m.coefficients_json();
@@ -201,19 +201,26 @@ insert_version(TrainState *st, int64 model_id, int32 version, int32 parent, cons
 		Datum *it = static_cast<Datum *>(palloc(sizeof(Datum) * nlog));
 		Datum *loss = static_cast<Datum *>(palloc(sizeof(Datum) * nlog));
 		Datum *grad = static_cast<Datum *>(palloc(sizeof(Datum) * nlog));
+		Datum *valid = static_cast<Datum *>(palloc(sizeof(Datum) * nlog));
 		for (size_t i = 0; i < nlog; i++) {
 			it[i] = Int32GetDatum(res.log[i].iteration);
 			loss[i] = Float8GetDatum(res.log[i].loss);
 			grad[i] = Float8GetDatum(res.log[i].grad_norm);
+			valid[i] = Float8GetDatum(res.log[i].valid);
 		}
-		Oid lt[5] = {INT8OID, INT4OID, INT4ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID};
-		Datum lv[5] = {Int64GetDatum(model_id), Int32GetDatum(version),
+		Oid lt[6] = {INT8OID, INT4OID, INT4ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID};
+		Datum lv[6] = {Int64GetDatum(model_id), Int32GetDatum(version),
 					   PointerGetDatum(construct_array(it, nlog, INT4OID, 4, true, TYPALIGN_INT)),
 					   PointerGetDatum(construct_array(loss, nlog, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
-					   PointerGetDatum(construct_array(grad, nlog, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE))};
-		rc = SPI_execute_with_args("INSERT INTO ml.training_log (model_id, version, iteration, loss, grad_norm) "
-								   "SELECT $1, $2, u.i, u.l, u.g FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u(i, l, g)",
-								   5, lt, lv, NULL, false, 0);
+					   PointerGetDatum(construct_array(grad, nlog, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
+					   PointerGetDatum(construct_array(valid, nlog, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE))};
+		/* NaN (not measured) is stored as NULL */
+		rc = SPI_execute_with_args(
+			"INSERT INTO ml.training_log (model_id, version, iteration, loss, grad_norm, valid_metric) "
+			"SELECT $1, $2, u.i, NULLIF(u.l, 'NaN'), NULLIF(u.g, 'NaN'), NULLIF(u.v, 'NaN') "
+			"FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6)) "
+			"AS u(i, l, g, v)",
+			6, lt, lv, NULL, false, 0);
 		if (rc != SPI_OK_INSERT)
 			elog(ERROR, "pg_ml: could not save the training log: %s", SPI_result_code_string(rc));
 	}
@@ -235,6 +242,51 @@ apply_column_problems(StringInfo detail, bool *missing, const char *name, const 
 						 pgml_type_name(have->type), want.type_name.c_str());
 }
 
+bool
+parse_task(const char *name, pgml::Task *out)
+{
+	for (pgml::Task t : {pgml::Task::Regression, pgml::Task::Classification, pgml::Task::Clustering})
+		if (strcmp(name, pgml::task_name(t)) == 0) {
+			*out = t;
+			return true;
+		}
+	return false;
+}
+
+// Task detection from the target: text and boolean -> classification; floating point and
+// temporal -> regression; integer / numeric -> classification when at most 10 distinct whole values.
+pgml::Task
+detect_task(const PgmlColumn *target, const char *target_name, const char *rel_sql, const char **why)
+{
+	if (target->tc == pgml::TypeClass::Categorical || target->tc == pgml::TypeClass::Boolean) {
+		*why = "the target is text or boolean";
+		return pgml::Task::Classification;
+	}
+	if (target->tc == pgml::TypeClass::Temporal || target->basetype == FLOAT4OID || target->basetype == FLOAT8OID) {
+		*why = "the target is a floating-point or temporal column";
+		return pgml::Task::Regression;
+	}
+	StringInfoData q;
+	initStringInfo(&q);
+	appendStringInfo(&q,
+					 "SELECT pg_catalog.count(*), pg_catalog.bool_and(v::pg_catalog.numeric OPERATOR(pg_catalog.=) "
+					 "pg_catalog.trunc(v::pg_catalog.numeric)) FROM (SELECT DISTINCT %s AS v FROM %s WHERE %s IS NOT NULL "
+					 "LIMIT 11) s",
+					 quote_identifier(target_name), rel_sql, quote_identifier(target_name));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_ml: SPI_connect failed");
+	if (SPI_execute(q.data, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "pg_ml: task detection failed");
+	bool n1, n2;
+	int64 distinct = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &n1));
+	Datum integral = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &n2);
+	bool classify = distinct <= 10 && !n2 && DatumGetBool(integral);
+	SPI_finish();
+	*why = classify ? "the target has at most 10 distinct integer values"
+					: "the target is numeric with more than 10 distinct values";
+	return classify ? pgml::Task::Classification : pgml::Task::Regression;
+}
+
 } // namespace
 
 void
@@ -245,7 +297,7 @@ pgml_match_columns(TupleDesc desc, const pgml::Model *model, const char *relname
 	StringInfoData problems;
 	initStringInfo(&problems);
 	bool missing = false;
-	for (int i = 0; i <= nfeatures; i++) {
+	for (int i = 0; i < nfeatures + (model->has_target() ? 1 : 0); i++) {
 		const pgml::ColumnInfo &want = i < nfeatures ? model->features[i] : model->target;
 		PgmlColumn *col = i < nfeatures ? &features[i] : target;
 		bool found = pgml_find_column(desc, want.name.c_str(), col);
@@ -264,7 +316,7 @@ pgml_match_columns(TupleDesc desc, const pgml::Model *model, const char *relname
 		Form_pg_attribute att = TupleDescAttr(desc, a);
 		if (att->attisdropped)
 			continue;
-		bool used = strcmp(NameStr(att->attname), model->target.name.c_str()) == 0;
+		bool used = model->has_target() && strcmp(NameStr(att->attname), model->target.name.c_str()) == 0;
 		for (int i = 0; i < nfeatures && !used; i++)
 			used = strcmp(NameStr(att->attname), model->features[i].name.c_str()) == 0;
 		if (!used)
@@ -307,12 +359,10 @@ pgml_train(PG_FUNCTION_ARGS)
 																	  : i == 8   ? "preprocess"
 																	  : i == 9   ? "test_size"
 																				 : "seed")));
-	if (PG_ARGISNULL(1))
-		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("training without a target is not supported yet"),
-						errdetail("Clustering (a NULL target) arrives with the kmeans algorithm."),
-						errhint("Name the column to predict as the second argument.")));
+	/* a NULL target means clustering */
+	bool has_target = !PG_ARGISNULL(1);
 	char *relname = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char *target_name = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char *target_name = has_target ? text_to_cstring(PG_GETARG_TEXT_PP(1)) : pstrdup("");
 	char *algo_name = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	char *task_name = text_to_cstring(PG_GETARG_TEXT_PP(3));
 	double test_size = PG_GETARG_FLOAT8(9);
@@ -332,11 +382,12 @@ pgml_train(PG_FUNCTION_ARGS)
 	char *rel_sql = pgml_relation_sql_name(relid);
 
 	PgmlColumn target;
-	if (!pgml_find_column(desc, target_name, &target))
+	memset(&target, 0, sizeof(target));
+	if (has_target && !pgml_find_column(desc, target_name, &target))
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
 						errmsg("column \"%s\" of relation \"%s\" does not exist", target_name, relname),
-						errhint("The second argument of ml_train names the column to predict.")));
-	if (static_cast<int>(target.tc) > 3)
+						errhint("The second argument of ml_train names the column to predict (NULL for clustering).")));
+	if (has_target && static_cast<int>(target.tc) > 3)
 		pgml_unsupported_column(relname, &target);
 
 	PgmlColumn *features = static_cast<PgmlColumn *>(palloc0(sizeof(PgmlColumn) * (desc->natts + 1)));
@@ -398,68 +449,66 @@ pgml_train(PG_FUNCTION_ARGS)
 						errmsg("relation \"%s\" has no feature columns besides the target \"%s\"", relname, target_name)));
 
 	/* task and algorithm */
+	pgml::Task task = pgml::Task::Regression;
+	const pgml::AlgorithmDef *def = nullptr;
+	const char *why = nullptr;
 	bool task_auto = strcmp(task_name, "auto") == 0;
-	if (!task_auto && strcmp(task_name, "regression") != 0 && strcmp(task_name, "classification") != 0 &&
-		strcmp(task_name, "clustering") != 0)
+	if (!task_auto && !parse_task(task_name, &task))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("unknown task \"%s\"", task_name),
 						errhint("Use 'auto', 'regression', 'classification' or 'clustering'.")));
-	if (strcmp(task_name, "clustering") == 0)
-		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("clustering is not supported yet"),
-						errhint("Use 'regression' or 'classification'.")));
-	pgml::Algorithm algorithm = pgml::Algorithm::LinearRegression;
 	if (strcmp(algo_name, "auto") != 0) {
-		if (!pgml::parse_algorithm(algo_name, &algorithm))
+		def = pgml::find_algorithm(algo_name);
+		if (def == nullptr)
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("unknown algorithm \"%s\"", algo_name),
-							errhint("Available: 'auto', 'linear_regression', 'ridge', 'logistic_regression'.")));
-		const char *algo_task = pgml::task_name(pgml::algorithm_task(algorithm));
-		if (!task_auto && strcmp(task_name, algo_task) != 0)
-			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							errmsg("algorithm %s does not do %s", algo_name, task_name),
-							errdetail("%s is a %s algorithm.", algo_name, algo_task)));
+							errhint("Available: 'auto', %s.", pgml::algorithm_list().c_str())));
+	}
+	if (!has_target) {
+		if (!task_auto && task != pgml::Task::Clustering)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s needs a target column", task_name),
+							errhint("Name the column to predict as the second argument; NULL means clustering.")));
+		task = pgml::Task::Clustering;
+		why = "no target was given";
+	} else if (!task_auto) {
+		if (task == pgml::Task::Clustering)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("clustering takes no target column"),
+							errhint("Pass NULL as the target to cluster the rows.")));
+		why = "the task was given";
+	} else if (def != nullptr && def->regression != def->classification) {
+		task = def->regression ? pgml::Task::Regression : pgml::Task::Classification;
+		why = "the algorithm does only that";
 	} else {
-		bool classify;
-		const char *why;
-		if (!task_auto) {
-			classify = strcmp(task_name, "classification") == 0;
-			why = "the task was given";
-		} else if (target.tc == pgml::TypeClass::Categorical || target.tc == pgml::TypeClass::Boolean) {
-			classify = true;
-			why = "the target is text or boolean";
-		} else if (target.tc == pgml::TypeClass::Temporal || target.basetype == FLOAT4OID ||
-				   target.basetype == FLOAT8OID) {
-			classify = false;
-			why = "the target is a floating-point or temporal column";
-		} else {
-			/* integer / numeric target: few integral values -> classes */
-			StringInfoData q;
-			initStringInfo(&q);
-			appendStringInfo(&q,
-							 "SELECT pg_catalog.count(*), pg_catalog.bool_and(v::pg_catalog.numeric OPERATOR(pg_catalog.=) "
-							 "pg_catalog.trunc(v::pg_catalog.numeric)) FROM (SELECT DISTINCT %s AS v FROM %s WHERE %s IS NOT NULL "
-							 "LIMIT 11) s",
-							 quote_identifier(target_name), rel_sql, quote_identifier(target_name));
-			if (SPI_connect() != SPI_OK_CONNECT)
-				elog(ERROR, "pg_ml: SPI_connect failed");
-			if (SPI_execute(q.data, true, 1) != SPI_OK_SELECT)
-				elog(ERROR, "pg_ml: task detection failed");
-			bool n1, n2;
-			int64 distinct = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &n1));
-			Datum integral = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &n2);
-			classify = distinct <= 10 && !n2 && DatumGetBool(integral);
-			SPI_finish();
-			why = classify ? "the target has at most 10 distinct integer values"
-						   : "the target is numeric with more than 10 distinct values";
-		}
-		algorithm = classify ? pgml::Algorithm::LogisticRegression : pgml::Algorithm::LinearRegression;
-		ereport(NOTICE, (errmsg("pg_ml chose %s for %s", pgml::algorithm_name(algorithm),
-								classify ? "classification" : "regression"),
+		task = detect_task(&target, target_name, rel_sql, &why);
+	}
+	if (def != nullptr && !def->supports(task)) {
+		StringInfoData does;
+		initStringInfo(&does);
+		for (pgml::Task t : {pgml::Task::Regression, pgml::Task::Classification, pgml::Task::Clustering})
+			if (def->supports(t))
+				appendStringInfo(&does, "%s%s", does.len ? " and " : "", pgml::task_name(t));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("algorithm %s does not do %s", algo_name, pgml::task_name(task)),
+						errdetail("%s does %s; the task is %s because %s.", algo_name, does.data, pgml::task_name(task),
+								  why),
+						errhint("Choose an algorithm for %s, or algorithm => 'auto'.", pgml::task_name(task))));
+	}
+	if (def == nullptr) {
+		const char *choice = task == pgml::Task::Regression ? "linear_regression"
+							 : task == pgml::Task::Classification ? "logistic_regression"
+																	: "kmeans";
+		def = pgml::find_algorithm(choice);
+		if (def == nullptr)
+			ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("%s is not supported yet", pgml::task_name(task))));
+		ereport(NOTICE, (errmsg("pg_ml chose %s for %s", def->name.c_str(), pgml::task_name(task)),
 						 errdetail("The task is %s because %s; %s is the default algorithm for it.",
-								   classify ? "classification" : "regression", why, pgml::algorithm_name(algorithm)),
+								   pgml::task_name(task), why, def->name.c_str()),
 						 errhint("Pass algorithm => and task => to choose.")));
 	}
+	pgml::Algorithm algorithm = def->id;
 
 	/* the model's name */
-	char *name = PG_ARGISNULL(4) ? psprintf("%s_%s", rel_short, target_name) : text_to_cstring(PG_GETARG_TEXT_PP(4));
+	char *name = !PG_ARGISNULL(4) ? text_to_cstring(PG_GETARG_TEXT_PP(4))
+				 : has_target		? psprintf("%s_%s", rel_short, target_name)
+									: psprintf("%s_clusters", rel_short);
 	if (strlen(name) == 0 || strlen(name) > 200)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("model name must be 1 to 200 characters long")));
 	{
@@ -490,8 +539,11 @@ pgml_train(PG_FUNCTION_ARGS)
 	PGML_CORE({
 		for (int i = 0; i < nfeatures; i++)
 			spec->features.push_back(column_info(&features[i]));
-		spec->target = column_info(&target);
+		if (has_target)
+			spec->target = column_info(&target);
 		spec->algorithm = algorithm;
+		spec->task = task;
+		spec->threads = pgml_max_threads;
 		pgml_options_to_core(hp, nhp, spec->hyperparams);
 		pgml_options_to_core(pp, npp, spec->preprocess);
 		spec->test_size = test_size;
@@ -500,7 +552,8 @@ pgml_train(PG_FUNCTION_ARGS)
 		st->trainer = std::make_unique<pgml::Trainer>(*spec);
 	});
 	double read_ms, total_ms;
-	run_training(st, relid, relname, features, nfeatures, &target, nullptr, t_start, &read_ms, &total_ms);
+	run_training(st, relid, relname, features, nfeatures, has_target ? &target : nullptr, nullptr, t_start, &read_ms,
+				 &total_ms);
 	const pgml::TrainResult &res = st->trainer->result();
 
 	/* the catalog */
@@ -517,13 +570,15 @@ pgml_train(PG_FUNCTION_ARGS)
 					  ObjectIdGetDatum(caller),
 					  CStringGetTextDatum(pgml::task_name(st->model->task)),
 					  CStringGetTextDatum(pgml::algorithm_name(algorithm)),
-					  CStringGetTextDatum(target_name),
+					  has_target ? CStringGetTextDatum(target_name) : (Datum) 0,
 					  CStringGetTextDatum(rel_sql),
 					  pgml_jsonb_from_cstring(st->features_json.c_str()),
 					  st->classes_json.empty() ? (Datum) 0 : pgml_jsonb_from_cstring(st->classes_json.c_str())};
 		char nulls[9] = "        ";
 		if (st->classes_json.empty())
 			nulls[7] = 'n';
+		if (!has_target)
+			nulls[4] = 'n';
 		if (SPI_execute_with_args("INSERT INTO ml.models (name, owner, task, algorithm, target, relation, features, classes) "
 								  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
 								  8, t, v, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
@@ -625,10 +680,12 @@ pgml_retrain(PG_FUNCTION_ARGS)
 		st->spec.test_size = test_size;
 		st->spec.seed = static_cast<uint64_t>(seed);
 		st->spec.memory_limit = static_cast<size_t>(pgml_max_memory_mb) << 20;
+		st->spec.threads = pgml_max_threads;
 		st->trainer = std::make_unique<pgml::Trainer>(st->spec, *base, incremental);
 	});
 	double read_ms, total_ms;
-	run_training(st, relid, relname, features, nfeatures, &target, base, t_start, &read_ms, &total_ms);
+	run_training(st, relid, relname, features, nfeatures, base->has_target() ? &target : nullptr, base, t_start,
+				 &read_ms, &total_ms);
 	const pgml::TrainResult &res = st->trainer->result();
 
 	/* deploy? */

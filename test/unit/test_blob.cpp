@@ -174,7 +174,7 @@ TEST(Blob, RoundTripGivesIdenticalPredictions)
 		EXPECT_EQ(m->seed, n.model->seed);
 		EXPECT_EQ(m->has_stats, n.model->has_stats);
 		EXPECT_EQ(m->preprocess.to_json(), n.model->preprocess.to_json());
-		EXPECT_EQ(m->hyperparams.to_json(m->algorithm), n.model->hyperparams.to_json(n.model->algorithm));
+		EXPECT_EQ(m->hyperparams.to_json(), n.model->hyperparams.to_json());
 		EXPECT_EQ(m->coefficients_json(), n.model->coefficients_json());
 		EXPECT_EQ(m->prep.to_json(), n.model->prep.to_json());
 		EXPECT_EQ(m->serialize(), blob);

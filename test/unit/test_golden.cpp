@@ -208,7 +208,7 @@ TEST(Golden, BlobsDescribeTheirModels)
 	EXPECT_EQ(lin->stats.n(), 24);
 	auto ridge = load("ridge");
 	EXPECT_EQ(ridge->algorithm, Algorithm::Ridge);
-	EXPECT_EQ(ridge->hyperparams.alpha, 0.5);
+	EXPECT_EQ(ridge->hyperparams.num("alpha"), 0.5);
 	EXPECT_EQ(ridge->prep.columns[0].impute_value, 0.25);
 	EXPECT_EQ(ridge->preprocess.for_column("z").scale, pgml::Scale::MinMax);
 	auto bin = load("logistic_binary");
@@ -216,7 +216,7 @@ TEST(Golden, BlobsDescribeTheirModels)
 	EXPECT_FALSE(bin->has_stats);
 	auto multi = load("logistic_multinomial");
 	EXPECT_EQ(multi->classes, (std::vector<std::string>{"c0", "c1", "c2"}));
-	EXPECT_EQ(multi->hyperparams.C, 2.0);
+	EXPECT_EQ(multi->hyperparams.num("C"), 2.0);
 	EXPECT_EQ(multi->W.cols(), 3);
 	// the incremental path still works from a golden linear model
 	Table more = regression_rows();

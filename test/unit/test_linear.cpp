@@ -182,7 +182,7 @@ TEST(Ridge, EqualsClosedFormOnStandardizedFeatures)
 		beta.tail(3) = w;
 		SCOPED_TRACE("alpha " + std::to_string(alpha));
 		expect_coefficients(*r.model, beta, 1e-9);
-		EXPECT_EQ(r.model->hyperparams.alpha, alpha);
+		EXPECT_EQ(r.model->hyperparams.num("alpha"), alpha);
 	}
 }
 

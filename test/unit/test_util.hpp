@@ -170,6 +170,12 @@ inline pgml::TrainSpec make_spec(const Table &t, pgml::Algorithm a, double test_
 	s.features = t.features;
 	s.target = t.target;
 	s.algorithm = a;
+	// the task the algorithm does; for algorithms doing both, classification when the target is text / boolean
+	const pgml::AlgorithmDef &def = pgml::algorithm_def(a);
+	bool text_target = t.target.type_class == pgml::TypeClass::Categorical || t.target.type_class == pgml::TypeClass::Boolean;
+	s.task = def.regression && (!def.classification || !text_target) ? pgml::Task::Regression
+	         : def.classification                                       ? pgml::Task::Classification
+	                                                                    : pgml::Task::Clustering;
 	s.test_size = test_size;
 	s.seed = seed;
 	return s;

@@ -1,0 +1,148 @@
+// pg_ml core: algorithms, their hyperparameters, and the estimator interface.
+//
+// Every algorithm is described once in the registry (estimator.cpp): its name, the tasks it
+// does, its hyperparameters (name, type, range, default: validation errors and the stored
+// defaults come from this), and how it is fitted and read back from a blob.
+//
+// Two families:
+//  - streaming (linear_regression, ridge, lasso, elastic_net): fitted from the moments of the
+//    training rows (no rows kept), as coefficients on the unscaled features (Model::W, Model::b);
+//  - in-memory (everything else): fitted on the preprocessed, scaled feature matrix Z of the
+//    training rows, as an Estimator; prediction scales x to z and asks the estimator.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <Eigen/Dense>
+
+#include "common.hpp"
+#include "optimize.hpp"
+#include "serialize.hpp"
+
+namespace pgml {
+
+// Blob model kinds are these ids: never renumber.
+enum class Algorithm : uint16_t {
+	LinearRegression = 1,
+	Ridge = 2,
+	LogisticRegression = 3,
+	Lasso = 4,
+	ElasticNet = 5,
+	DecisionTree = 6,
+	RandomForest = 7,
+	GradientBoosting = 8,
+	Svm = 9,
+	Mlp = 10,
+	KMeans = 11,
+	NaiveBayes = 12
+};
+
+// One hyperparameter. Numbers are checked against [min, max]; integers must be whole;
+// choices list the allowed strings ("gini,entropy").
+struct ParamSpec {
+	enum class Kind { Float, Int, Bool, Choice };
+	std::string name;
+	Kind kind;
+	double min;
+	double max;
+	double def;               // Float / Int / Bool (0 or 1)
+	std::string choices;      // Choice: comma-separated
+	std::string def_choice;   // Choice default
+	bool min_exclusive = false;
+};
+
+// Validated hyperparameters with every default filled in.
+class Params {
+  public:
+	double num(const std::string &name) const;          // Float / Int / Bool
+	int integer(const std::string &name) const { return static_cast<int>(num(name)); }
+	bool flag(const std::string &name) const { return num(name) != 0; }
+	const std::string &choice(const std::string &name) const;
+	void set_num(const std::string &name, double v) { num_[name] = v; }
+	void set_choice(const std::string &name, std::string v) { str_[name] = std::move(v); }
+	void write(Writer &w) const;
+	static Params read(Reader &r);
+	std::string to_json() const;
+	bool operator==(const Params &o) const { return num_ == o.num_ && str_ == o.str_; }
+
+  private:
+	std::map<std::string, double> num_;
+	std::map<std::string, std::string> str_;
+};
+
+// What an in-memory estimator is fitted on.
+struct FitInput {
+	const Eigen::MatrixXd *X = nullptr;        // n x p, preprocessed and scaled (z)
+	const Eigen::VectorXd *y = nullptr;        // regression value or class id (0..K-1); null for clustering
+	const Eigen::MatrixXd *X_valid = nullptr;  // validation rows for early stopping (may be null)
+	const Eigen::VectorXd *y_valid = nullptr;
+	Task task = Task::Regression;
+	int n_classes = 0;                          // K for classification
+	// per feature: -1 for a numeric feature, else the input column whose one-hot group it belongs to
+	const std::vector<int> *feature_group = nullptr;
+	uint64_t seed = 42;
+	int threads = 1;                            // upper bound on threads an algorithm may use
+	CancelCheck cancel = nullptr;
+	std::vector<IterationLog> *log = nullptr;   // per-iteration loss / validation metric
+};
+
+// A fitted in-memory model on scaled features.
+class Estimator {
+  public:
+	virtual ~Estimator() = default;
+	// Regression: out[0] = value, returns 0. Classification: out[0..K-1] = probabilities, returns
+	// the class. Clustering: out[0] = distance to the centre, returns the cluster.
+	virtual int predict(const double *z, double *out) const = 0;
+	virtual void write(Writer &w) const = 0;
+	// Importance of each of the p features (coefficient magnitude, split gain, ...), and its kind.
+	virtual Eigen::VectorXd importance() const = 0;
+	virtual const char *importance_kind() const = 0;
+	// Warm start / continued training on new rows (incremental retraining), where supported.
+	virtual bool can_continue() const { return false; }
+	virtual void continue_fit(const FitInput &, const Params &)
+	{
+		throw Error(ErrorCode::FeatureNotSupported, "this algorithm cannot be retrained incrementally", "",
+		            "Use mode => 'refit'.");
+	}
+};
+
+// What the blob reader knows before reading an estimator.
+struct EstimatorShape {
+	int p = 0;         // features
+	int n_classes = 0; // classification
+	Task task = Task::Regression;
+};
+
+struct AlgorithmDef {
+	Algorithm id;
+	std::string name;
+	bool regression, classification, clustering;
+	bool streams; // fitted from moments (linear family)
+	std::vector<ParamSpec> params;
+	std::unique_ptr<Estimator> (*fit)(const FitInput &, const Params &);     // null for streaming ones
+	std::unique_ptr<Estimator> (*read)(Reader &, const EstimatorShape &);    // null for streaming ones
+	bool supports(Task t) const
+	{
+		return t == Task::Regression ? regression : t == Task::Classification ? classification : clustering;
+	}
+};
+
+// The registry. find_algorithm returns null for an unknown name or an algorithm not built in.
+const std::vector<AlgorithmDef> &algorithms();
+const AlgorithmDef *find_algorithm(const std::string &name);
+const AlgorithmDef &algorithm_def(Algorithm a); // throws DataCorrupted for an unknown id
+const char *algorithm_name(Algorithm a);
+bool parse_algorithm(const std::string &name, Algorithm *out);
+bool algorithm_streams(Algorithm a);
+// "linear_regression, ridge, ..." for messages.
+std::string algorithm_list();
+
+// Validates options against the algorithm's hyperparameters; an unknown key or a bad value is
+// an Error(InvalidParameter) whose hint lists every valid key with its range and default.
+Params parse_params(const AlgorithmDef &def, const Options &opts);
+
+} // namespace pgml
