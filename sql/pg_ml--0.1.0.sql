@@ -146,8 +146,17 @@ WHERE pg_catalog.pg_has_role(m.owner, 'USAGE')
               WHERE g.model_id OPERATOR(pg_catalog.=) m.id AND pg_catalog.pg_has_role(g.grantee, 'USAGE'));
 COMMENT ON VIEW @extschema@.ml_versions IS 'pg_ml: every version of every model visible to the current role';
 
+-- the training log of the versions visible to the caller (read through ml_training_log())
+CREATE VIEW ml.training_log_visible AS
+SELECT m.name AS model, l.model_id, l.version, l.iteration, l.loss, l.grad_norm, l.valid_metric
+FROM ml.training_log l
+JOIN ml.models m ON m.id = l.model_id
+WHERE pg_catalog.pg_has_role(m.owner, 'USAGE')
+   OR EXISTS (SELECT 1 FROM ml.grants g
+              WHERE g.model_id OPERATOR(pg_catalog.=) m.id AND pg_catalog.pg_has_role(g.grantee, 'USAGE'));
+
 GRANT USAGE ON SCHEMA ml TO PUBLIC;
-GRANT SELECT ON @extschema@.ml_models, @extschema@.ml_versions TO PUBLIC;
+GRANT SELECT ON @extschema@.ml_models, @extschema@.ml_versions, ml.training_log_visible TO PUBLIC;
 
 -- ---------------------------------------------------------------- training
 -- Volatile and parallel unsafe: they read the relation and write the catalog.
@@ -284,3 +293,90 @@ CREATE FUNCTION @extschema@.ml_revoke(model text, role regrole) RETURNS void
     LANGUAGE c VOLATILE PARALLEL UNSAFE STRICT AS 'MODULE_PATHNAME', 'pgml_revoke';
 COMMENT ON FUNCTION @extschema@.ml_grant(text, regrole) IS 'pg_ml: let a role predict with and evaluate a model';
 COMMENT ON FUNCTION @extschema@.ml_revoke(text, regrole) IS 'pg_ml: take back ml_grant';
+
+-- ---------------------------------------------------------------- inspection
+-- SQL functions over the filtered views: they see only models the caller may use.
+-- STABLE (they read the catalog), PARALLEL SAFE, search_path pinned.
+
+CREATE FUNCTION @extschema@.ml_feature_importance(model text, version integer DEFAULT NULL)
+    RETURNS TABLE (feature text, importance float8, kind text)
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    c jsonb;
+BEGIN
+    SELECT x.coefficients INTO c
+    FROM @extschema@.ml_versions x
+    WHERE x.model OPERATOR(pg_catalog.=) $1
+      AND CASE WHEN $2 IS NULL THEN x.deployed ELSE x.version OPERATOR(pg_catalog.=) $2 END;
+    IF NOT FOUND THEN
+        IF NOT EXISTS (SELECT 1 FROM @extschema@.ml_models m WHERE m.name OPERATOR(pg_catalog.=) $1) THEN
+            RAISE EXCEPTION 'model "%" does not exist', $1 USING ERRCODE = 'undefined_object',
+                HINT = 'ml_models lists the models you can use.';
+        END IF;
+        RAISE EXCEPTION 'version % of model "%" does not exist', $2, $1 USING ERRCODE = 'undefined_object',
+            HINT = 'ml_versions lists the versions of a model.';
+    END IF;
+    RETURN QUERY
+    SELECT f.feature, f.importance, f.kind FROM (
+        -- linear models: standardized coefficients, signed (mean absolute value over classes
+        -- for multinomial)
+        SELECT e.key, CASE jsonb_typeof(e.value)
+                          WHEN 'number' THEN (e.value #>> '{}')::float8
+                          ELSE (SELECT avg(abs(a::text::float8)) FROM jsonb_array_elements(e.value) a) END,
+               'coefficient'
+        FROM jsonb_each(c -> 'standardized') e
+        WHERE c ? 'standardized'
+        UNION ALL
+        -- other algorithms: their own importance (split gain, weights, ...)
+        SELECT e.key, (e.value #>> '{}')::float8, c ->> 'kind'
+        FROM jsonb_each(c -> 'importance') e
+        WHERE c ? 'importance'
+    ) f (feature, importance, kind)
+    ORDER BY abs(f.importance) DESC NULLS LAST, f.feature;
+END
+$$;
+CREATE FUNCTION @extschema@.ml_feature_importance(model bigint, version integer DEFAULT NULL)
+    RETURNS TABLE (feature text, importance float8, kind text)
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT * FROM @extschema@.ml_feature_importance(
+              (SELECT m.name FROM @extschema@.ml_models m WHERE m.id OPERATOR(pg_catalog.=) $1), $2) $$;
+COMMENT ON FUNCTION @extschema@.ml_feature_importance(text, integer)
+    IS 'pg_ml: importance of each feature (standardized coefficients, split gain, ...) of a version (default: deployed)';
+
+CREATE FUNCTION @extschema@.ml_training_log(model text, version integer DEFAULT NULL)
+    RETURNS TABLE (iteration integer, loss float8, grad_norm float8, valid_metric float8)
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v integer := $2;
+BEGIN
+    IF v IS NULL THEN
+        SELECT m.deployed_version INTO v FROM @extschema@.ml_models m WHERE m.name OPERATOR(pg_catalog.=) $1;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'model "%" does not exist', $1 USING ERRCODE = 'undefined_object',
+                HINT = 'ml_models lists the models you can use.';
+        END IF;
+    ELSIF NOT EXISTS (SELECT 1 FROM @extschema@.ml_versions x
+                      WHERE x.model OPERATOR(pg_catalog.=) $1 AND x.version OPERATOR(pg_catalog.=) v) THEN
+        RAISE EXCEPTION 'version % of model "%" does not exist', v, $1 USING ERRCODE = 'undefined_object',
+            HINT = 'ml_versions lists the versions of a model.';
+    END IF;
+    RETURN QUERY
+    SELECT l.iteration, l.loss, l.grad_norm, l.valid_metric
+    FROM ml.training_log_visible l
+    WHERE l.model OPERATOR(pg_catalog.=) $1 AND l.version OPERATOR(pg_catalog.=) v
+    ORDER BY l.iteration;
+END
+$$;
+CREATE FUNCTION @extschema@.ml_training_log(model bigint, version integer DEFAULT NULL)
+    RETURNS TABLE (iteration integer, loss float8, grad_norm float8, valid_metric float8)
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT * FROM @extschema@.ml_training_log(
+              (SELECT m.name FROM @extschema@.ml_models m WHERE m.id OPERATOR(pg_catalog.=) $1), $2) $$;
+COMMENT ON FUNCTION @extschema@.ml_training_log(text, integer)
+    IS 'pg_ml: per-iteration training loss and validation metric of a version (default: deployed)';
