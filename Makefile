@@ -18,7 +18,7 @@ PG_CONFIG ?= pg_config
 EIGEN_INC ?= /usr/include/eigen3
 
 WERROR ?=
-PG_CPPFLAGS = -isystem $(EIGEN_INC)
+PG_CPPFLAGS = -isystem $(EIGEN_INC) -Isrc/core
 PG_CXXFLAGS = -std=c++17 -fPIC -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
               -Wno-cast-function-type -Wno-register $(if $(WERROR),-Werror,)
 SHLIB_LINK  = -lstdc++ -lm -lpthread
@@ -26,7 +26,7 @@ SHLIB_LINK  = -lstdc++ -lm -lpthread
 # The core is compiled without any PostgreSQL include path, so a PostgreSQL header there
 # cannot even be found: that is the compile-time guard that keeps it database-free.
 src/core/%.o: src/core/%.cpp
-	$(CXX) -std=c++17 -fPIC -O2 -g -Wall -Wextra $(if $(WERROR),-Werror,) -isystem $(EIGEN_INC) -DPGML_CORE_SOURCE -c -o $@ $<
+	$(CXX) -std=c++17 -fPIC -O2 -g -Wall -Wextra $(if $(WERROR),-Werror,) -isystem $(EIGEN_INC) -Isrc/core -DPGML_CORE_SOURCE -c -o $@ $<
 
 # no LLVM bitcode for JIT inlining: it would need clang, and C++ gains nothing from it
 override with_llvm = no

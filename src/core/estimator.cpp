@@ -5,6 +5,9 @@
 #include <sstream>
 
 #include "json.hpp"
+#include "models/decision_tree.hpp"
+#include "models/elastic_net.hpp"
+#include "models/random_forest.hpp"
 
 namespace pgml {
 
@@ -112,6 +115,8 @@ std::vector<AlgorithmDef> make_registry()
 	r.push_back({Algorithm::LinearRegression, "linear_regression", true, false, false, true, {}, nullptr, nullptr});
 	r.push_back({Algorithm::Ridge, "ridge", true, false, false, true, {num_param("alpha", K::Float, 0, inf, 1.0)},
 	             nullptr, nullptr});
+	r.push_back({Algorithm::Lasso, "lasso", true, false, false, true, lasso_params(), nullptr, nullptr});
+	r.push_back({Algorithm::ElasticNet, "elastic_net", true, false, false, true, elastic_net_params(), nullptr, nullptr});
 	r.push_back({Algorithm::LogisticRegression,
 	             "logistic_regression",
 	             false,
@@ -122,6 +127,10 @@ std::vector<AlgorithmDef> make_registry()
 	              num_param("tol", K::Float, 0, inf, 1e-6, true)},
 	             nullptr,
 	             nullptr});
+	r.push_back({Algorithm::DecisionTree, "decision_tree", true, true, false, false, decision_tree_params(),
+	             fit_decision_tree, read_decision_tree});
+	r.push_back({Algorithm::RandomForest, "random_forest", true, true, false, false, random_forest_params(),
+	             fit_random_forest, read_random_forest});
 	return r;
 }
 

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "json.hpp"
+#include "models/elastic_net.hpp"
 
 namespace pgml {
 
@@ -549,7 +550,13 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		Eigen::MatrixXd Z = Sxx.array() / (s * s.transpose()).array();
 		Eigen::VectorXd zy = Sxy.array() / s.array();
 		Eigen::VectorXd wz;
-		if (spec.algorithm == Algorithm::Ridge && m.hp.num("alpha") > 0) {
+		if (spec.algorithm == Algorithm::Lasso || spec.algorithm == Algorithm::ElasticNet) {
+			// coordinate descent on the Gram form of the standardized problem (sklearn's objective)
+			const double n = static_cast<double>(m.train.n());
+			double l1_ratio = spec.algorithm == Algorithm::Lasso ? 1.0 : m.hp.num("l1_ratio");
+			wz = elastic_net_gram(Z / n, zy / n, m.hp.num("alpha"), l1_ratio, m.hp.integer("max_iter"), m.hp.num("tol"),
+			                      cancel, &result_.log, Syy / n);
+		} else if (spec.algorithm == Algorithm::Ridge && m.hp.num("alpha") > 0) {
 			Z.diagonal().array() += m.hp.num("alpha");
 			wz = Z.ldlt().solve(zy);
 		} else {
@@ -572,7 +579,8 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		model->col_min = m.col_min;
 		model->col_max = m.col_max;
 		double sse = std::max(0.0, Syy - 2 * w.dot(Sxy) + w.dot(Sxx * w));
-		result_.log.push_back({1, sse / static_cast<double>(m.train.n()), 0.0});
+		if (result_.log.empty()) // closed forms: one entry, the training MSE
+			result_.log.push_back({1, sse / static_cast<double>(m.train.n()), NAN});
 		for (size_t i = 0; i < m.train_sample.size(); i++) {
 			m.row_values(m.train_sample, i, model->features, vals);
 			model->predict(vals.data(), out.data());

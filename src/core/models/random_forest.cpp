@@ -1,0 +1,241 @@
+#include "random_forest.hpp"
+
+#include <cmath>
+
+#include "threads.hpp"
+#include "tree.hpp"
+
+namespace pgml {
+
+namespace {
+
+constexpr uint16_t kRandomForestVersion = 1;
+constexpr size_t kMaxTrees = 100000;
+
+// Bootstrap multiplicities of tree t: n draws with replacement from the tree's own stream
+// (regenerated after fitting to find the out-of-bag rows).
+std::vector<double> bootstrap_counts(uint64_t seed, int t, int n)
+{
+	TreeRng rng = TreeRng::stream(seed, 2 * static_cast<uint64_t>(t));
+	std::vector<double> w(static_cast<size_t>(n), 0.0);
+	for (int i = 0; i < n; i++)
+		w[rng.below(static_cast<size_t>(n))] += 1;
+	return w;
+}
+
+// A fitted forest on scaled features.
+class RandomForest : public Estimator {
+  public:
+	Task task = Task::Regression;
+	int p = 0;
+	int n_outputs = 1;
+	std::vector<Tree> trees;
+	Eigen::VectorXd imp;
+	double oob = NAN; // out-of-bag accuracy / R^2, NaN without bootstrap
+
+	// The mean of the trees' leaf values; classification returns the most probable class.
+	int predict(const double *z, double *out) const override
+	{
+		for (int k = 0; k < n_outputs; k++)
+			out[k] = 0;
+		for (const Tree &t : trees) {
+			const double *v = t.leaf(z);
+			for (int k = 0; k < n_outputs; k++)
+				out[k] += v[k];
+		}
+		int best = 0;
+		for (int k = 0; k < n_outputs; k++) {
+			out[k] /= static_cast<double>(trees.size());
+			if (out[k] > out[best])
+				best = k;
+		}
+		return task == Task::Regression ? 0 : best;
+	}
+
+	// u16 version, then a checked body: u8 task, u32 p, u32 outputs, f64 oob, importance,
+	// u64 tree count, trees.
+	void write(Writer &w) const override
+	{
+		Writer b;
+		b.u8(static_cast<uint8_t>(task));
+		b.u32(static_cast<uint32_t>(p));
+		b.u32(static_cast<uint32_t>(n_outputs));
+		b.f64(oob);
+		b.vec(imp);
+		b.u64(trees.size());
+		for (const Tree &t : trees)
+			t.write(b);
+		write_checked(w, kRandomForestVersion, b.bytes());
+	}
+
+	Eigen::VectorXd importance() const override { return imp; }
+	const char *importance_kind() const override { return "gain"; }
+};
+
+// Out-of-bag pass: adds tree after tree to every row it did not see and logs the running score.
+double out_of_bag(const FitInput &in, const RandomForest &f, bool bootstrap)
+{
+	const int n = static_cast<int>(in.X->rows()), p = static_cast<int>(in.X->cols()), K = f.n_outputs;
+	const int T = static_cast<int>(f.trees.size());
+	if (!bootstrap) {
+		if (in.log)
+			for (int t = 0; t < T; t++)
+				in.log->push_back({t + 1, NAN, NAN, NAN});
+		return NAN;
+	}
+	Eigen::MatrixXd acc = Eigen::MatrixXd::Zero(n, K);
+	std::vector<int> votes(static_cast<size_t>(n), 0);
+	std::vector<double> z(static_cast<size_t>(p));
+	const Eigen::VectorXd &y = *in.y;
+	double score = NAN;
+	for (int t = 0; t < T; t++) {
+		check_cancel(in.cancel);
+		std::vector<double> w = bootstrap_counts(in.seed, t, n);
+		for (int i = 0; i < n; i++) {
+			if (w[static_cast<size_t>(i)] > 0)
+				continue;
+			for (int j = 0; j < p; j++)
+				z[static_cast<size_t>(j)] = (*in.X)(i, j);
+			const double *v = f.trees[static_cast<size_t>(t)].leaf(z.data());
+			for (int k = 0; k < K; k++)
+				acc(i, k) += v[k];
+			votes[static_cast<size_t>(i)]++;
+		}
+		// score over the rows with at least one out-of-bag prediction
+		int m = 0;
+		if (f.task == Task::Classification) {
+			int right = 0;
+			for (int i = 0; i < n; i++) {
+				if (votes[static_cast<size_t>(i)] == 0)
+					continue;
+				m++;
+				Eigen::Index k;
+				acc.row(i).maxCoeff(&k);
+				right += k == static_cast<Eigen::Index>(y(i));
+			}
+			score = m > 0 ? static_cast<double>(right) / m : NAN;
+		} else {
+			double sy = 0;
+			for (int i = 0; i < n; i++)
+				if (votes[static_cast<size_t>(i)] > 0) {
+					sy += y(i);
+					m++;
+				}
+			double mean = m > 0 ? sy / m : 0, ss_res = 0, ss_tot = 0;
+			for (int i = 0; i < n; i++) {
+				if (votes[static_cast<size_t>(i)] == 0)
+					continue;
+				double pred = acc(i, 0) / votes[static_cast<size_t>(i)];
+				ss_res += (y(i) - pred) * (y(i) - pred);
+				ss_tot += (y(i) - mean) * (y(i) - mean);
+			}
+			score = m > 1 && ss_tot > 0 ? 1 - ss_res / ss_tot : NAN;
+		}
+		if (in.log)
+			in.log->push_back({t + 1, NAN, NAN, score});
+	}
+	return score;
+}
+
+} // namespace
+
+std::vector<ParamSpec> random_forest_params()
+{
+	std::vector<ParamSpec> v;
+	ParamSpec s;
+	s.name = "n_estimators";
+	s.kind = ParamSpec::Kind::Int;
+	s.min = 1;
+	s.max = 10000;
+	s.def = 100;
+	v.push_back(s);
+	s.name = "bootstrap";
+	s.kind = ParamSpec::Kind::Bool;
+	s.min = 0;
+	s.max = 1;
+	s.def = 1;
+	v.push_back(s);
+	for (ParamSpec &t : tree_growth_params())
+		v.push_back(t);
+	return v;
+}
+
+// Grows n_estimators trees in parallel, then computes the out-of-bag score and importances.
+std::unique_ptr<Estimator> fit_random_forest(const FitInput &in, const Params &params)
+{
+	check_tree_input(in, "random_forest");
+	const int n = static_cast<int>(in.X->rows()), p = static_cast<int>(in.X->cols());
+	const int T = params.integer("n_estimators");
+	const bool bootstrap = params.flag("bootstrap");
+	const int def_mtry = in.task == Task::Classification ? static_cast<int>(std::sqrt(static_cast<double>(p))) : p;
+	const TreeOptions opt = tree_options(params, in, std::max(1, def_mtry));
+	auto f = std::make_unique<RandomForest>();
+	f->task = in.task;
+	f->p = p;
+	f->n_outputs = opt.n_outputs;
+	f->trees.resize(static_cast<size_t>(T));
+	std::vector<Eigen::VectorXd> gains(static_cast<size_t>(T));
+	CancelPoll cancel(in.cancel);
+	parallel_for(T, in.threads, [&](int t) {
+		cancel.poll();
+		std::vector<double> w;
+		if (bootstrap)
+			w = bootstrap_counts(in.seed, t, n);
+		TreeRng rng = TreeRng::stream(in.seed, 2 * static_cast<uint64_t>(t) + 1);
+		TreeFit fit = grow_tree(*in.X, *in.y, bootstrap ? &w : nullptr, opt, rng, cancel);
+		f->trees[static_cast<size_t>(t)] = std::move(fit.tree);
+		gains[static_cast<size_t>(t)] = normalise_sum(fit.gain);
+	});
+	check_cancel(in.cancel); // the calling thread may have grown no tree
+	// sklearn: the mean of the per-tree importances of trees that split at least once
+	Eigen::VectorXd imp = Eigen::VectorXd::Zero(p);
+	int split_trees = 0;
+	for (int t = 0; t < T; t++)
+		if (f->trees[static_cast<size_t>(t)].nodes.size() > 1) {
+			imp += gains[static_cast<size_t>(t)];
+			split_trees++;
+		}
+	f->imp = normalise_sum(split_trees > 0 ? Eigen::VectorXd(imp / split_trees) : imp);
+	f->oob = out_of_bag(in, *f, bootstrap);
+	return f;
+}
+
+// Reads what RandomForest::write wrote, checked against the shape the blob declares.
+std::unique_ptr<Estimator> read_random_forest(Reader &r, const EstimatorShape &shape)
+{
+	std::string body = read_checked(r, kRandomForestVersion, "random_forest");
+	Reader b(reinterpret_cast<const uint8_t *>(body.data()), body.size());
+	auto f = std::make_unique<RandomForest>();
+	uint8_t task = b.u8();
+	uint32_t p = b.u32(), outputs = b.u32();
+	if (task != static_cast<uint8_t>(shape.task) ||
+	    (shape.task != Task::Regression && shape.task != Task::Classification))
+		tree_corrupt("The random_forest was fitted for another task.");
+	if (shape.p < 0 || p != static_cast<uint32_t>(shape.p))
+		tree_corrupt("The random_forest has " + std::to_string(p) + " features, the model " +
+		             std::to_string(shape.p) + ".");
+	int want = shape.task == Task::Classification ? shape.n_classes : 1;
+	if (want < 1 || want > (1 << 20) || outputs != static_cast<uint32_t>(want))
+		tree_corrupt("The random_forest has " + std::to_string(outputs) + " outputs, the model " +
+		             std::to_string(want) + ".");
+	f->task = shape.task;
+	f->p = shape.p;
+	f->n_outputs = want;
+	f->oob = b.f64();
+	if (std::isinf(f->oob))
+		tree_corrupt("The random_forest's out-of-bag score is infinite.");
+	f->imp = b.vec();
+	if (f->imp.size() != shape.p || !f->imp.allFinite() || (f->imp.array() < 0).any())
+		tree_corrupt("The random_forest's importances are invalid.");
+	size_t T = b.count(8 + 12); // a tree is at least a node count and one leaf
+	if (T == 0 || T > kMaxTrees)
+		tree_corrupt("The random_forest has " + std::to_string(T) + " trees.");
+	f->trees.reserve(T);
+	for (size_t t = 0; t < T; t++)
+		f->trees.push_back(Tree::read(b, shape.p, want, shape.task == Task::Classification));
+	if (!b.at_end())
+		tree_corrupt("The random_forest has trailing bytes.");
+	return f;
+}
+
+} // namespace pgml

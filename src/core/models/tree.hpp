@@ -1,0 +1,171 @@
+// pg_ml core: CART trees, shared by decision_tree and random_forest.
+//
+// One tree is grown depth-first with an explicit stack (no recursion, so an unlimited depth
+// cannot overflow the C++ stack). At each node every candidate feature is sorted once over the
+// node's rows and swept to find the exact best threshold, as scikit-learn's BestSplitter does:
+//  - regression: squared error (a node's impurity is the weighted variance of y);
+//  - classification: 'gini' (1 - sum p_k^2) or 'entropy' (-sum p_k log2 p_k).
+// Thresholds are midpoints between consecutive distinct values; a row goes left when
+// z[feature] <= threshold. Values closer than 1e-7 count as equal (sklearn's FEATURE_THRESHOLD).
+// Rows carry integer weights (bootstrap multiplicities); min_samples_* count distinct rows, as
+// sklearn counts the rows of a bootstrap sample.
+// Leaves hold the weighted mean of y (regression) or the weighted class frequencies
+// (classification, probabilities summing to 1).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <Eigen/Dense>
+
+#include "common.hpp"
+#include "estimator.hpp"
+#include "serialize.hpp"
+
+namespace pgml {
+
+// A small portable random generator (SplitMix64): the same stream on every platform and
+// standard library, unlike std::uniform_int_distribution.
+class TreeRng {
+  public:
+	explicit TreeRng(uint64_t seed) : s_(seed) {}
+	// Seeds a generator from (seed, stream): e.g. one independent stream per tree.
+	static TreeRng stream(uint64_t seed, uint64_t index) { return TreeRng(mix(seed ^ mix(index + 0x632BE59BD9B4E019ull))); }
+	uint64_t next()
+	{
+		s_ += 0x9E3779B97F4A7C15ull;
+		return mix(s_);
+	}
+	// Uniform integer in [0, n), n >= 1 (bias below 2^-40 for any n that fits in memory).
+	size_t below(size_t n) { return static_cast<size_t>(next() % n); }
+
+  private:
+	static uint64_t mix(uint64_t z)
+	{
+		z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+		z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+		return z ^ (z >> 31);
+	}
+	uint64_t s_;
+};
+
+// Cancellation shared by the threads of one fit: only the thread that created it calls the
+// CancelCheck (the glue's check reads backend state); other threads see the flag it sets.
+class CancelPoll {
+  public:
+	explicit CancelPoll(CancelCheck cancel) : cancel_(cancel), owner_(std::this_thread::get_id()) {}
+	// Throws Error(Cancelled) when the caller asked to stop.
+	void poll()
+	{
+		if (std::this_thread::get_id() == owner_) {
+			if (cancel_ != nullptr && cancel_()) {
+				stop_.store(true);
+				throw Error(ErrorCode::Cancelled, "canceled");
+			}
+		} else if (stop_.load(std::memory_order_relaxed)) {
+			throw Error(ErrorCode::Cancelled, "canceled");
+		}
+	}
+
+  private:
+	CancelCheck cancel_;
+	std::thread::id owner_;
+	std::atomic<bool> stop_{false};
+};
+
+enum class SplitCriterion : uint8_t { SquaredError = 0, Gini = 1, Entropy = 2 };
+
+// How one tree is grown.
+struct TreeOptions {
+	SplitCriterion criterion = SplitCriterion::Gini;
+	int n_outputs = 1;               // 1 for regression, K (classes) for classification
+	int max_depth = 0;               // 0 = unlimited
+	int min_samples_split = 2;
+	int min_samples_leaf = 1;
+	int max_features = 0;            // features examined per split; 0 or >= p = all (in column order)
+	double min_impurity_decrease = 0; // weighted impurity decrease (fraction of the root's weight) a split must reach
+};
+
+// A node of a fitted tree. Internal: feature >= 0, rows with z[feature] <= threshold go to
+// left, the others to right. Leaf: feature = -1, its n_outputs values start at values[value].
+struct TreeNode {
+	int32_t feature = -1;
+	int32_t left = 0;
+	int32_t right = 0;
+	int32_t value = 0;
+	double threshold = 0;
+};
+
+class Tree {
+  public:
+	std::vector<TreeNode> nodes; // nodes[0] is the root; children always follow their parent
+	std::vector<double> values;  // leaf values, n_outputs per leaf
+	int n_outputs = 1;
+
+	// The n_outputs values of the leaf z falls in (z has the tree's p features).
+	const double *leaf(const double *z) const
+	{
+		int i = 0;
+		while (nodes[static_cast<size_t>(i)].feature >= 0) {
+			const TreeNode &n = nodes[static_cast<size_t>(i)];
+			i = z[n.feature] <= n.threshold ? n.left : n.right;
+		}
+		return values.data() + nodes[static_cast<size_t>(i)].value;
+	}
+	int depth() const;
+	int leaves() const;
+	// Writes the nodes (the reader needs p and n_outputs from the enclosing estimator).
+	void write(Writer &w) const;
+	// Reads and validates a tree: features < p, children after their parent, finite thresholds,
+	// leaf values finite (probabilities in [0, 1] summing to 1 when classification).
+	static Tree read(Reader &r, int p, int n_outputs, bool classification);
+};
+
+// The result of growing one tree.
+struct TreeFit {
+	Tree tree;
+	Eigen::VectorXd gain;    // per feature: total weighted impurity decrease of its splits (not normalised)
+	double leaf_impurity = 0; // weighted mean impurity of the leaves (training loss under the criterion)
+};
+
+// Grows one tree on the rows of X (n x p) with target y (value, or class id 0..K-1 when the
+// criterion is gini / entropy). weights: null (every row once) or n non-negative integer
+// multiplicities (rows of weight 0 are left out). rng picks the features examined when
+// opt.max_features < p. Polls cancel once per node.
+TreeFit grow_tree(const Eigen::MatrixXd &X, const Eigen::VectorXd &y, const std::vector<double> *weights,
+                  const TreeOptions &opt, TreeRng &rng, CancelPoll &cancel);
+
+// max_features hyperparameter -> features per split: 0 = def_count; (0, 1] = that fraction of p
+// (at least 1); > 1 = that many (rounded down, at most p).
+int resolve_max_features(double v, int p, int def_count);
+
+// The criterion named by the 'criterion' hyperparameter for a task (regression: squared error).
+SplitCriterion criterion_for(Task task, const std::string &name);
+
+// Checks a FitInput for a tree model: X, y present and of matching size, no empty data, class ids
+// whole and in 0..K-1, a supported task. Throws Error otherwise.
+void check_tree_input(const FitInput &in, const char *algorithm);
+
+// The hyperparameters every tree model shares: max_depth, min_samples_split, min_samples_leaf,
+// max_features, min_impurity_decrease, criterion.
+std::vector<ParamSpec> tree_growth_params();
+
+// TreeOptions from those hyperparameters for a fit on p features; max_features = 0 means
+// default_max_features.
+TreeOptions tree_options(const Params &params, const FitInput &in, int default_max_features);
+
+// Divides v by its sum when that is positive (importances summing to 1).
+Eigen::VectorXd normalise_sum(const Eigen::VectorXd &v);
+
+// Writes / reads an estimator body behind a u16 sub-format version and a CRC-32 of the body, so a
+// single corrupted byte is always noticed even without the blob header.
+void write_checked(Writer &w, uint16_t version, const std::vector<uint8_t> &body);
+std::string read_checked(Reader &r, uint16_t version, const char *what);
+
+// Throws Error(DataCorrupted) with the given detail.
+[[noreturn]] void tree_corrupt(const std::string &detail);
+
+} // namespace pgml
