@@ -160,6 +160,7 @@ struct Trainer::Impl {
 	uint64_t fingerprint = 0;
 	int64_t used_rows = 0;
 	int64_t base_rows = 0; // incremental: training rows of the base version
+	const Model *base = nullptr; // incremental continued training of an estimator
 	Eigen::MatrixXd block;
 
 	void init_common()
@@ -417,10 +418,12 @@ Trainer::Trainer(const TrainSpec &spec) : impl_(std::make_unique<Impl>())
 Trainer::Trainer(const TrainSpec &spec, const Model &base, bool incremental) : impl_(std::make_unique<Impl>())
 {
 	Impl &m = *impl_;
-	if (incremental && (!base.has_stats || !algorithm_streams(base.algorithm)))
+	if (incremental && !model_can_continue(base))
 		throw Error(ErrorCode::FeatureNotSupported,
 		            std::string(algorithm_name(base.algorithm)) + " cannot be retrained incrementally",
-		            "Only models kept as sufficient statistics (linear_regression, ridge) can add rows exactly.",
+		            "Linear models kept as sufficient statistics add rows exactly; gradient_boosting continues "
+		            "boosting, mlp and kmeans warm-start and naive_bayes adds to its counts. " +
+		                std::string(algorithm_name(base.algorithm)) + " has no such update.",
 		            "Use mode => 'refit'.");
 	m.spec = spec;
 	m.spec.features = base.features;
@@ -441,6 +444,12 @@ Trainer::Trainer(const TrainSpec &spec, const Model &base, bool incremental) : i
 			            "Column \"" + base.features[c].name + "\" is imputed with the median of all training rows.",
 			            "Use mode => 'refit'.");
 	m.incremental = true;
+	if (!m.streaming) {
+		// continued training: the base's preprocessing stays, the estimator goes on from its state
+		m.enc = Encoder(m.spec.features, false);
+		m.base = &base;
+		return;
+	}
 	m.enc = base.encoder;
 	m.train = base.stats;
 	m.base_rows = base.stats.n();
@@ -450,6 +459,13 @@ Trainer::Trainer(const TrainSpec &spec, const Model &base, bool incremental) : i
 }
 
 Trainer::~Trainer() = default;
+
+bool model_can_continue(const Model &m)
+{
+	if (algorithm_streams(m.algorithm))
+		return m.has_stats;
+	return m.estimator != nullptr && m.estimator->can_continue();
+}
 
 void validate_spec(const TrainSpec &spec)
 {
@@ -619,7 +635,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		int K = 0;
 		if (classify) {
 			K = static_cast<int>(m.labels.size());
-			if (K < 2)
+			if (K < 2 && m.base == nullptr)
 				throw Error(ErrorCode::DataException,
 				            "target column \"" + spec.target.name + "\" has only one class (" + m.labels.name(0) + ")",
 				            "Classification needs at least two distinct target values.",
@@ -641,6 +657,22 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			for (int k = 0; k < K; k++) {
 				rank[static_cast<size_t>(order[static_cast<size_t>(k)])] = k;
 				model->classes.push_back(m.labels.name(order[static_cast<size_t>(k)]));
+			}
+			if (m.base != nullptr) {
+				// continued training keeps the base's classes: map the new rows' labels onto them
+				for (int k = 0; k < K; k++) {
+					const std::string &label = m.labels.name(k);
+					auto it = std::find(m.base->classes.begin(), m.base->classes.end(), label);
+					if (it == m.base->classes.end())
+						throw Error(ErrorCode::DataException,
+						            "class \"" + label + "\" of target column \"" + spec.target.name +
+						                "\" is not a class of the model",
+						            "Incremental retraining keeps the classes the model was trained with.",
+						            "Use mode => 'refit' to train with the new class.");
+					rank[static_cast<size_t>(k)] = static_cast<int>(it - m.base->classes.begin());
+				}
+				model->classes = m.base->classes;
+				K = static_cast<int>(model->classes.size());
 			}
 			for (auto &y : m.rows.y)
 				y = rank[static_cast<size_t>(y)];
@@ -681,7 +713,10 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			            "All " + std::to_string(n) + " rows were held out for testing.", "Lower test_size.");
 		m.add_moments(tr, m.train);
 		check_cancel(cancel);
-		model->prep = fit_preprocessor(spec.features, m.popts, m.enc, m.train, m.col_min, m.col_max, m.medians());
+		if (m.base != nullptr)
+			model->prep = m.base->prep;
+		else
+			model->prep = fit_preprocessor(spec.features, m.popts, m.enc, m.train, m.col_min, m.col_max, m.medians());
 		const int p = model->prep.p();
 		auto scaled = [&](const RowStore &s, Eigen::MatrixXd &X, Eigen::VectorXd &y) {
 			std::vector<double> x(static_cast<size_t>(p));
@@ -727,7 +762,21 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 				in.threads = spec.threads;
 				in.cancel = cancel;
 				in.log = &result_.log;
-				model->estimator = def.fit(in, m.hp);
+				if (m.base != nullptr) {
+					// a copy of the base's estimator (through its own encoding), trained further
+					Writer w;
+					m.base->estimator->write(w);
+					Reader r(w.bytes().data(), w.bytes().size());
+					EstimatorShape shape;
+					shape.p = p;
+					shape.n_classes = K;
+					shape.task = m.task;
+					std::unique_ptr<Estimator> est = def.read(r, shape);
+					est->continue_fit(in, m.hp);
+					model->estimator = std::move(est);
+				} else {
+					model->estimator = def.fit(in, m.hp);
+				}
 			}
 		}
 		out.assign(static_cast<size_t>(std::max(K, 1)), 0.0);

@@ -92,6 +92,10 @@ class Evaluator {
 	std::vector<double> out_;
 };
 
+// Whether a version can be retrained incrementally (exact sufficient statistics, or an estimator
+// that continues training).
+bool model_can_continue(const Model &m);
+
 // Checks that the hyperparameters and preprocess options are valid for spec (throws if not).
 void validate_spec(const TrainSpec &spec);
 

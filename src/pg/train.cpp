@@ -653,15 +653,10 @@ pgml_retrain(PG_FUNCTION_ARGS)
 	double test_size = PG_ARGISNULL(4) ? base->test_size : PG_GETARG_FLOAT8(4);
 	int64 seed = PG_ARGISNULL(5) ? static_cast<int64>(base->seed) : PG_GETARG_INT32(5);
 	check_test_size(test_size);
-	bool streams = pgml::algorithm_streams(base->algorithm);
+	bool can_continue = false;
+	PGML_CORE(can_continue = pgml::model_can_continue(*base));
 	if (strcmp(mode, "auto") == 0)
-		mode = pstrdup(streams ? "incremental" : "refit");
-	else if (strcmp(mode, "incremental") == 0 && !streams)
-		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						errmsg("%s cannot be retrained incrementally", pgml::algorithm_name(base->algorithm)),
-						errdetail("Only models kept as sufficient statistics (linear_regression, ridge) can add rows "
-								  "exactly."),
-						errhint("Use mode => 'refit'.")));
+		mode = pstrdup(can_continue ? "incremental" : "refit");
 	bool incremental = strcmp(mode, "incremental") == 0;
 
 	/* the relation must carry every column of the model with a compatible type */
