@@ -888,6 +888,8 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			r.key(spec.features[c].name).value(static_cast<long long>(m.nulls[c]));
 	r.end_object();
 	r.key("features").value(model->prep.p());
+	if (!spec.algorithm_choice.empty())
+		r.key("algorithm_choice").value(spec.algorithm_choice);
 	if (m.incremental) {
 		r.key("rows_before").value(static_cast<long long>(m.base_rows));
 		r.key("rows_added").value(static_cast<long long>(result_.rows_train - m.base_rows));

@@ -504,6 +504,10 @@ pgml_train(PG_FUNCTION_ARGS)
 						 errhint("Pass algorithm => and task => to choose.")));
 	}
 	pgml::Algorithm algorithm = def->id;
+	char *choice_note = strcmp(algo_name, "auto") == 0
+							? psprintf("The task is %s because %s; %s is the default algorithm for it.",
+									   pgml::task_name(task), why, def->name.c_str())
+							: NULL;
 
 	/* the model's name */
 	char *name = !PG_ARGISNULL(4) ? text_to_cstring(PG_GETARG_TEXT_PP(4))
@@ -544,6 +548,8 @@ pgml_train(PG_FUNCTION_ARGS)
 		spec->algorithm = algorithm;
 		spec->task = task;
 		spec->threads = pgml_max_threads;
+		if (choice_note != NULL)
+			spec->algorithm_choice = choice_note;
 		pgml_options_to_core(hp, nhp, spec->hyperparams);
 		pgml_options_to_core(pp, npp, spec->preprocess);
 		spec->test_size = test_size;
