@@ -7,6 +7,8 @@
 #include "json.hpp"
 #include "models/decision_tree.hpp"
 #include "models/elastic_net.hpp"
+#include "models/kmeans.hpp"
+#include "models/naive_bayes.hpp"
 #include "models/random_forest.hpp"
 
 namespace pgml {
@@ -131,6 +133,9 @@ std::vector<AlgorithmDef> make_registry()
 	             fit_decision_tree, read_decision_tree});
 	r.push_back({Algorithm::RandomForest, "random_forest", true, true, false, false, random_forest_params(),
 	             fit_random_forest, read_random_forest});
+	r.push_back({Algorithm::KMeans, "kmeans", false, false, true, false, kmeans_params(), fit_kmeans, read_kmeans});
+	r.push_back({Algorithm::NaiveBayes, "naive_bayes", false, true, false, false, naive_bayes_params(), fit_naive_bayes,
+	             read_naive_bayes});
 	return r;
 }
 

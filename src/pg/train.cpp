@@ -701,7 +701,8 @@ pgml_retrain(PG_FUNCTION_ARGS)
 		reason = pstrdup("deploy => 'never'");
 	} else if (!res.compared) {
 		do_deploy = true;
-		reason = pstrdup("no held-out rows to compare on (test_size => 0); deployed");
+		reason = pstrdup(res.rows_test == 0 ? "no held-out rows to compare on (test_size => 0); deployed"
+											: "versions without a target metric are not compared; deployed");
 	} else {
 		double now = res.primary_compare_new, prev = res.previous_primary;
 		do_deploy = std::isnan(prev) || (!std::isnan(now) && now >= prev - 1e-12);

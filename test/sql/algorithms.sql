@@ -58,3 +58,33 @@ SELECT hyperparams FROM ml_versions WHERE model = 'cls_decision_tree';
 
 SELECT ml_drop_model(name) FROM ml_models ORDER BY name;
 DROP TABLE reg, cls;
+
+-- naive_bayes: classification, incremental retraining adds to its counts
+CREATE TABLE cls2 (a float8, b float8, c text, k text);
+INSERT INTO cls2 SELECT (i % 3) * 4 + (i % 7) / 3.0, (i % 3) * -2 + (i % 5) / 4.0, (ARRAY['u','v'])[1 + i % 2],
+       (ARRAY['one','two','three'])[1 + i % 3]
+FROM generate_series(1, 300) i;
+SELECT algorithm, (metrics->>'accuracy')::float8 >= 0.9 AS good FROM ml_train('cls2', 'k', algorithm => 'naive_bayes', name => 'nb');
+SELECT version, mode, deployed FROM ml_retrain('nb', 'cls2');
+SELECT ml_predict_label('nb', '{"a": 8.5, "b": -3.5, "c": "u"}'::jsonb) AS label;
+INSERT INTO cls2 VALUES (1, 1, 'u', 'four');
+SELECT * FROM ml_retrain('nb', 'cls2', mode => 'incremental');
+SELECT version, mode FROM ml_retrain('nb', 'cls2', mode => 'refit', deploy => 'never');
+
+-- kmeans: a NULL target is clustering; predict returns the cluster
+CREATE TABLE blobs (x float8, y float8);
+INSERT INTO blobs SELECT cx + (i % 5) * 0.1, cy + (i % 3) * 0.1
+FROM generate_series(1, 60) i, (VALUES (0, 0), (10, 0), (0, 10)) c(cx, cy);
+SELECT model, task, algorithm, (metrics->>'silhouette')::float8 > 0.9 AS separated
+FROM ml_train('blobs', NULL, hyperparams => '{"k": 3}');
+SELECT count(DISTINCT ml_predict('blobs_clusters', b)) AS clusters FROM blobs b;
+SELECT ml_predict('blobs_clusters', ARRAY[0.2, 0.1]) = ml_predict('blobs_clusters', ARRAY[0.0, 0.0]) AS same_cluster;
+SELECT (ml_evaluate('blobs_clusters', 'blobs')->>'inertia')::float8 < 50 AS tight;
+SELECT version, mode, deployed, reason FROM ml_retrain('blobs_clusters', 'blobs');
+SELECT ml_predict_proba('blobs_clusters', ARRAY[0.0, 0.0]);
+SELECT * FROM ml_train('blobs', NULL, algorithm => 'random_forest');
+SELECT * FROM ml_train('blobs', 'x', task => 'clustering');
+SELECT * FROM ml_train('blobs', NULL, task => 'regression');
+SELECT * FROM ml_train('blobs', NULL, hyperparams => '{"k": 500}', name => 'too_many');
+SELECT ml_drop_model('nb'), ml_drop_model('blobs_clusters');
+DROP TABLE cls2, blobs;
