@@ -21,7 +21,7 @@ WERROR ?=
 PG_CPPFLAGS = -isystem $(EIGEN_INC) -Isrc/core
 PG_CXXFLAGS = -std=c++17 -fPIC -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
               -Wno-cast-function-type -Wno-register $(if $(WERROR),-Werror,)
-SHLIB_LINK  = -lstdc++ -lm -lpthread
+SHLIB_LINK  = -lxgboost -lstdc++ -lm -lpthread
 
 # The core is compiled without any PostgreSQL include path, so a PostgreSQL header there
 # cannot even be found: that is the compile-time guard that keeps it database-free.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything pg_ml needs on Debian 12 (bookworm) from Debian's own packages:
-# the compiler and build tools, PostgreSQL 15 server + headers, Eigen 3, libpq, GoogleTest,
-# and for the tests python3 with psycopg2 and scikit-learn (dataset files + test oracle only).
+# the compiler and build tools, PostgreSQL 15 server + headers, Eigen 3, libxgboost, libpq, GoogleTest,
+# and for the tests python3 with psycopg2 and scikit-learn (dataset files + test oracle only),
+# and R with mlbench (r-base-core, r-cran-mlbench: the datasets of scripts/compare_sklearn.py).
 #
 # Idempotent: when every package is already installed, apt is not touched at all.
 set -euo pipefail
@@ -9,8 +10,9 @@ set -euo pipefail
 PACKAGES=(
     build-essential g++ cmake make pkg-config
     postgresql-common postgresql-15 postgresql-client-15 postgresql-server-dev-15
-    libeigen3-dev libpq-dev libgtest-dev
-    python3 python3-psycopg2 python3-sklearn python3-numpy
+    libeigen3-dev libpq-dev libgtest-dev libxgboost-dev
+    python3 python3-psycopg2 python3-sklearn python3-numpy python3-xgboost
+    r-base-core r-cran-mlbench
 )
 
 missing=()

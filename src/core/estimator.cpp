@@ -7,9 +7,12 @@
 #include "json.hpp"
 #include "models/decision_tree.hpp"
 #include "models/elastic_net.hpp"
+#include "models/gradient_boosting.hpp"
 #include "models/kmeans.hpp"
+#include "models/mlp.hpp"
 #include "models/naive_bayes.hpp"
 #include "models/random_forest.hpp"
+#include "models/svm.hpp"
 
 namespace pgml {
 
@@ -133,6 +136,10 @@ std::vector<AlgorithmDef> make_registry()
 	             fit_decision_tree, read_decision_tree});
 	r.push_back({Algorithm::RandomForest, "random_forest", true, true, false, false, random_forest_params(),
 	             fit_random_forest, read_random_forest});
+	r.push_back({Algorithm::GradientBoosting, "gradient_boosting", true, true, false, false, gradient_boosting_params(),
+	             fit_gradient_boosting, read_gradient_boosting});
+	r.push_back({Algorithm::Svm, "svm", true, true, false, false, svm_params(), fit_svm, read_svm});
+	r.push_back({Algorithm::Mlp, "mlp", true, true, false, false, mlp_params(), fit_mlp, read_mlp});
 	r.push_back({Algorithm::KMeans, "kmeans", false, false, true, false, kmeans_params(), fit_kmeans, read_kmeans});
 	r.push_back({Algorithm::NaiveBayes, "naive_bayes", false, true, false, false, naive_bayes_params(), fit_naive_bayes,
 	             read_naive_bayes});

@@ -15,11 +15,12 @@ FROM generate_series(1, 300) i;
 
 -- regression algorithms: test R2 of each (rounded), a prediction, evaluation on the training table
 SELECT t.algorithm, round((t.metrics->>'r2')::numeric, 2) >= 0.9 AS good_r2, t.rows_train, t.rows_test
-FROM unnest(ARRAY['linear_regression', 'ridge', 'lasso', 'elastic_net', 'decision_tree', 'random_forest']) alg,
+FROM unnest(ARRAY['linear_regression', 'ridge', 'lasso', 'elastic_net', 'decision_tree', 'random_forest', 'gradient_boosting', 'svm']) alg,
      LATERAL ml_train('reg', 'y', algorithm => alg, name => 'reg_' || alg,
                       hyperparams => CASE alg WHEN 'lasso' THEN '{"alpha": 0.01}'::jsonb
                                               WHEN 'elastic_net' THEN '{"alpha": 0.01, "l1_ratio": 0.9}'
-                                              WHEN 'random_forest' THEN '{"n_estimators": 20}' ELSE '{}' END) t
+                                              WHEN 'random_forest' THEN '{"n_estimators": 20}'
+                                              WHEN 'svm' THEN '{"C": 100, "max_iter": 10000}' ELSE '{}' END) t
 ORDER BY 1;
 SELECT m.algorithm, abs(ml_predict(m.name, '{"a": 5, "b": 1, "c": "p"}'::jsonb) - 18) < 1.5 AS close
 FROM ml_models m WHERE m.name LIKE 'reg\_%' ORDER BY 1;
@@ -36,7 +37,7 @@ SELECT * FROM ml_retrain('reg_decision_tree', 'reg', mode => 'incremental');
 
 -- classification algorithms
 SELECT t.algorithm, (t.metrics->>'accuracy')::float8 >= 0.9 AS good_accuracy
-FROM unnest(ARRAY['logistic_regression', 'decision_tree', 'random_forest']) alg,
+FROM unnest(ARRAY['logistic_regression', 'decision_tree', 'random_forest', 'gradient_boosting', 'svm', 'mlp']) alg,
      LATERAL ml_train('cls', 'k', algorithm => alg, name => 'cls_' || alg) t
 ORDER BY 1;
 SELECT m.algorithm, ml_predict_label(m.name, '{"a": 8.5, "b": -3.5, "c": "u"}'::jsonb) AS label,
@@ -59,11 +60,29 @@ SELECT hyperparams FROM ml_versions WHERE model = 'cls_decision_tree';
 SELECT ml_drop_model(name) FROM ml_models ORDER BY name;
 DROP TABLE reg, cls;
 
--- naive_bayes: classification, incremental retraining adds to its counts
+-- a second copy of the classification data for the algorithms below
 CREATE TABLE cls2 (a float8, b float8, c text, k text);
 INSERT INTO cls2 SELECT (i % 3) * 4 + (i % 7) / 3.0, (i % 3) * -2 + (i % 5) / 4.0, (ARRAY['u','v'])[1 + i % 2],
        (ARRAY['one','two','three'])[1 + i % 3]
 FROM generate_series(1, 300) i;
+-- gradient_boosting: early stopping on a validation split, continued boosting on retrain
+SELECT (metrics->>'accuracy')::float8 >= 0.9 AS good FROM ml_train('cls2', 'k', algorithm => 'gradient_boosting', name => 'gb',
+       hyperparams => '{"early_stopping_rounds": 5, "learning_rate": 0.1}');
+SELECT count(*) >= 5 AS rounds, count(valid_metric) = count(*) AS validated FROM ml_training_log('gb');
+SELECT version, mode FROM ml_retrain('gb', 'cls2', deploy => 'always');
+SELECT kind, round(sum(importance)::numeric, 6) AS total FROM ml_feature_importance('gb') GROUP BY kind;
+
+-- svm with the RBF kernel, and its size limit
+SELECT (metrics->>'accuracy')::float8 >= 0.9 AS good FROM ml_train('cls2', 'k', algorithm => 'svm', name => 'rbf',
+                                                                   hyperparams => '{"kernel": "rbf"}');
+SELECT * FROM ml_train('cls2', 'k', algorithm => 'svm', name => 'rbf_big', hyperparams => '{"kernel": "rbf", "max_kernel_rows": 100}');
+-- mlp: per-epoch log, early stopping, warm start on retrain
+SELECT (metrics->>'accuracy')::float8 > 0.8 AS good FROM ml_train('cls2', 'k', algorithm => 'mlp', name => 'mlp_es',
+       hyperparams => '{"early_stopping": true, "hidden_units": 20, "learning_rate": 0.01}');
+SELECT count(*) > 1 AS epochs, count(valid_metric) = count(*) AS validated FROM ml_training_log('mlp_es');
+SELECT version, mode FROM ml_retrain('mlp_es', 'cls2', deploy => 'never');
+
+-- naive_bayes: classification, incremental retraining adds to its counts
 SELECT algorithm, (metrics->>'accuracy')::float8 >= 0.9 AS good FROM ml_train('cls2', 'k', algorithm => 'naive_bayes', name => 'nb');
 SELECT version, mode, deployed FROM ml_retrain('nb', 'cls2');
 SELECT ml_predict_label('nb', '{"a": 8.5, "b": -3.5, "c": "u"}'::jsonb) AS label;
@@ -86,5 +105,5 @@ SELECT * FROM ml_train('blobs', NULL, algorithm => 'random_forest');
 SELECT * FROM ml_train('blobs', 'x', task => 'clustering');
 SELECT * FROM ml_train('blobs', NULL, task => 'regression');
 SELECT * FROM ml_train('blobs', NULL, hyperparams => '{"k": 500}', name => 'too_many');
-SELECT ml_drop_model('nb'), ml_drop_model('blobs_clusters');
+SELECT ml_drop_model(name) FROM ml_models ORDER BY name;
 DROP TABLE cls2, blobs;

@@ -1,0 +1,975 @@
+#include "gradient_boosting.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cinttypes>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <mutex>
+#include <pthread.h>
+#include <random>
+#include <string>
+#include <utility>
+
+#include <xgboost/c_api.h>
+
+namespace pgml {
+
+namespace {
+
+// Sub-format of the estimator's own encoding (after the blob header).
+//   u16 version (1)
+//   u8  task (0 regression, 1 classification)
+//   u32 K (number of classes, 0 for regression)
+//   u32 p (features)
+//   u32 rounds (boosting rounds in the xgboost model)
+//   u32 best_iteration (0-based; prediction uses rounds [0, best_iteration])
+//   str model (xgboost's model as JSON text, XGBoosterSaveModelToBuffer format "json")
+//   u32 CRC-32 of everything above (the fields as written, then the model bytes)
+constexpr uint16_t kGbVersion = 1;
+constexpr uint32_t kMaxRounds = 10000000;  // sanity bound on read (n_estimators <= 100000 per fit)
+constexpr uint32_t kMaxClasses = 1000000;
+constexpr uint32_t kMaxFeatures = 1u << 30;
+
+// Blocks every signal on the calling thread while alive, restoring the previous mask after.
+// Threads xgboost (OpenMP) starts meanwhile inherit the blocked mask and keep it for good.
+class SignalBlock {
+  public:
+	SignalBlock()
+	{
+		sigset_t all;
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old_);
+	}
+	~SignalBlock() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
+	SignalBlock(const SignalBlock &) = delete;
+	SignalBlock &operator=(const SignalBlock &) = delete;
+
+  private:
+	sigset_t old_;
+};
+
+// The first line of xgboost's last error message (it appends a stack trace).
+std::string xgb_error()
+{
+	const char *e = XGBGetLastError();
+	std::string s = e != nullptr ? e : "";
+	size_t nl = s.find('\n');
+	if (nl != std::string::npos)
+		s.resize(nl);
+	return s;
+}
+
+// Silences xgboost's console logging on this thread (its global configuration is per thread).
+void quiet_xgboost()
+{
+	static thread_local bool quiet = false;
+	if (!quiet) {
+		XGBSetGlobalConfig("{\"verbosity\": 0}");
+		quiet = true;
+	}
+}
+
+// Runs one xgboost call with all signals blocked; a non-zero return becomes Error(code).
+template <class F> void xgb(ErrorCode code, const char *what, F call)
+{
+	int rc;
+	{
+		SignalBlock block;
+		quiet_xgboost();
+		rc = call();
+	}
+	if (rc != 0) {
+		std::string detail = "xgboost failed while " + std::string(what) + ": " + xgb_error();
+		if (code == ErrorCode::DataCorrupted)
+			throw Error(code, "model blob is corrupted", detail,
+			            "Deploy another version with ml_deploy(), or retrain the model.");
+		throw Error(code, "gradient boosting failed", detail);
+	}
+}
+
+// Owns a DMatrixHandle.
+class DMatrix {
+  public:
+	DMatrix() = default;
+	~DMatrix()
+	{
+		if (h != nullptr) {
+			SignalBlock block;
+			XGDMatrixFree(h);
+		}
+	}
+	DMatrix(const DMatrix &) = delete;
+	DMatrix &operator=(const DMatrix &) = delete;
+	DMatrixHandle h = nullptr;
+};
+
+// Owns a BoosterHandle.
+class Booster {
+  public:
+	Booster() = default;
+	~Booster() { reset(nullptr); }
+	Booster(const Booster &) = delete;
+	Booster &operator=(const Booster &) = delete;
+	// Frees the current booster and takes ownership of b.
+	void reset(BoosterHandle b)
+	{
+		if (h != nullptr) {
+			SignalBlock block;
+			XGBoosterFree(h);
+		}
+		h = b;
+	}
+	BoosterHandle h = nullptr;
+};
+
+// A number as xgboost's string parameters want it (round-trips a double).
+std::string num_str(double v)
+{
+	char buf[40];
+	std::snprintf(buf, sizeof buf, "%.17g", v);
+	return buf;
+}
+
+// Sets one booster parameter.
+void set_param(BoosterHandle b, const char *name, const std::string &value)
+{
+	xgb(ErrorCode::InvalidParameter, "setting a parameter", [&] { return XGBoosterSetParam(b, name, value.c_str()); });
+}
+
+// The DMatrix of the given rows of X (all rows when rows is null) with labels y.
+void make_dmatrix(const Eigen::MatrixXd &X, const Eigen::VectorXd &y, const std::vector<int> *rows, int threads,
+                  DMatrix &out)
+{
+	const size_t n = rows != nullptr ? rows->size() : static_cast<size_t>(X.rows());
+	const size_t p = static_cast<size_t>(X.cols());
+	std::vector<float> data(n * p);
+	std::vector<float> label(n);
+	for (size_t i = 0; i < n; i++) {
+		Eigen::Index r = rows != nullptr ? (*rows)[i] : static_cast<Eigen::Index>(i);
+		for (size_t j = 0; j < p; j++)
+			data[i * p + j] = static_cast<float>(X(r, static_cast<Eigen::Index>(j)));
+		label[i] = static_cast<float>(y(r));
+	}
+	xgb(ErrorCode::Internal, "building the training matrix", [&] {
+		return XGDMatrixCreateFromMat_omp(data.data(), n, p, std::numeric_limits<float>::quiet_NaN(), &out.h,
+		                                  threads);
+	});
+	xgb(ErrorCode::Internal, "setting the labels",
+	    [&] { return XGDMatrixSetFloatInfo(out.h, "label", label.data(), n); });
+}
+
+// Checks the rows an estimator is fitted on (and the optional validation rows).
+void check_input(const FitInput &in, Task task, int K, int p)
+{
+	if (in.X == nullptr || in.y == nullptr)
+		throw Error(ErrorCode::Internal, "gradient boosting needs a feature matrix and a target");
+	const Eigen::MatrixXd &X = *in.X;
+	if (X.rows() < 1)
+		throw Error(ErrorCode::DataException, "gradient boosting needs at least one training row");
+	if (X.cols() != p)
+		throw Error(ErrorCode::DataException, "the rows have " + std::to_string(X.cols()) + " features, the model " +
+		                                          std::to_string(p));
+	if (in.y->size() != X.rows())
+		throw Error(ErrorCode::Internal, "the target and the feature matrix differ in length");
+	auto check_rows = [&](const Eigen::MatrixXd &M, const Eigen::VectorXd &v) {
+		if (!M.allFinite())
+			throw Error(ErrorCode::DataException, "the feature matrix holds a value that is not finite");
+		for (Eigen::Index i = 0; i < v.size(); i++) {
+			double t = v(i);
+			bool ok = task == Task::Classification ? (t >= 0 && t < K && t == std::floor(t)) : std::isfinite(t);
+			if (!ok)
+				throw Error(ErrorCode::DataException, "invalid target value " + num_str(t) + " for gradient boosting");
+		}
+	};
+	check_rows(X, *in.y);
+	if (in.X_valid != nullptr) {
+		if (in.y_valid == nullptr || in.y_valid->size() != in.X_valid->rows() || in.X_valid->cols() != p)
+			throw Error(ErrorCode::Internal, "the validation rows do not match the training rows");
+		check_rows(*in.X_valid, *in.y_valid);
+	}
+}
+
+// Splits row indices 0..n-1 into training and validation rows with the seed. Classification
+// splits each class on its own (stratified), so both parts keep the class proportions.
+void split_rows(const Eigen::VectorXd &y, Task task, int K, double frac, uint64_t seed, std::vector<int> &train,
+                std::vector<int> &valid)
+{
+	const int n = static_cast<int>(y.size());
+	std::vector<std::vector<int>> groups(task == Task::Classification ? static_cast<size_t>(K) : 1);
+	for (int i = 0; i < n; i++)
+		groups[task == Task::Classification ? static_cast<size_t>(y(i)) : 0].push_back(i);
+	std::mt19937_64 rng(seed);
+	train.clear();
+	valid.clear();
+	for (auto &g : groups) {
+		// Fisher-Yates with the raw engine output (the same on every platform)
+		for (size_t i = g.size(); i > 1; i--)
+			std::swap(g[i - 1], g[static_cast<size_t>(rng() % i)]);
+		double want = frac * static_cast<double>(g.size());
+		size_t nv = static_cast<size_t>(task == Task::Classification ? std::llround(want) : std::ceil(want));
+		nv = std::min(nv, g.size());
+		valid.insert(valid.end(), g.begin(), g.begin() + static_cast<std::ptrdiff_t>(nv));
+		train.insert(train.end(), g.begin() + static_cast<std::ptrdiff_t>(nv), g.end());
+	}
+	if (valid.empty() && train.size() > 1) { // tiny classes: hold out at least one row
+		valid.push_back(train.back());
+		train.pop_back();
+	}
+	if (valid.empty() || train.empty())
+		throw Error(ErrorCode::DataException, "too few rows to hold out a validation set for early stopping",
+		            std::to_string(n) + " training rows.", "Set early_stopping_rounds to 0.");
+	std::sort(train.begin(), train.end());
+	std::sort(valid.begin(), valid.end());
+}
+
+// The value of "<name>-<metric>:<value>" in an XGBoosterEvalOneIter result, NaN if absent.
+double eval_value(const char *s, const char *name)
+{
+	std::string key = std::string("\t") + name + "-";
+	const char *at = std::strstr(s, key.c_str());
+	if (at == nullptr)
+		return NAN;
+	const char *colon = std::strchr(at + key.size(), ':');
+	if (colon == nullptr)
+		return NAN;
+	return std::strtod(colon + 1, nullptr);
+}
+
+// ---- validation of a stored xgboost model before xgboost parses it ----
+//
+// xgboost 1.7 trusts its model files: a crafted buffer can make its UBJSON reader copy past the
+// end, and a tree whose child indices point backwards or out of range makes prediction loop
+// forever or read out of bounds. A stored model is therefore JSON text that is parsed here
+// first (strict JSON, bounded depth) and checked to be exactly the kind of model fit writes:
+// the expected objective, class and feature counts, and for every tree consistent array
+// lengths, children after their parent and inside the tree, split features below p, and
+// numerical splits only. Only then is the text handed to xgboost.
+
+// A parsed JSON value. Arrays of numbers are kept as plain doubles (xgboost's tree arrays).
+struct JVal {
+	enum class Type { Null, Bool, Num, Str, Arr, Obj } type = Type::Null;
+	double num = 0;
+	std::string str;
+	std::vector<double> nums;                        // Arr of numbers
+	std::vector<JVal> items;                         // Arr of anything else
+	std::vector<std::pair<std::string, JVal>> members; // Obj
+	// The member called key, or null.
+	const JVal *get(const char *key) const
+	{
+		for (const auto &m : members)
+			if (m.first == key)
+				return &m.second;
+		return nullptr;
+	}
+};
+
+[[noreturn]] void bad_model(const std::string &why)
+{
+	throw Error(ErrorCode::DataCorrupted, "model blob is corrupted", "The stored xgboost model is invalid: " + why,
+	            "Deploy another version with ml_deploy(), or retrain the model.");
+}
+
+// Strict recursive-descent JSON parser over an untrusted byte range.
+class JsonParser {
+  public:
+	JsonParser(const char *p, size_t n) : p_(p), end_(p + n) {}
+	// Parses the whole text as one value.
+	JVal parse()
+	{
+		JVal v = value(0);
+		ws();
+		if (p_ != end_)
+			bad_model("trailing bytes after the JSON document.");
+		return v;
+	}
+
+  private:
+	void ws()
+	{
+		while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t'))
+			p_++;
+	}
+	char peek()
+	{
+		ws();
+		if (p_ == end_)
+			bad_model("the JSON document ends early.");
+		return *p_;
+	}
+	void expect(char c)
+	{
+		if (peek() != c)
+			bad_model(std::string("expected '") + c + "' in the JSON document.");
+		p_++;
+	}
+	bool literal(const char *word)
+	{
+		size_t n = std::strlen(word);
+		if (static_cast<size_t>(end_ - p_) < n || std::memcmp(p_, word, n) != 0)
+			return false;
+		p_ += n;
+		return true;
+	}
+	// A JSON string. xgboost writes no escapes in the models fit makes, and an escape could spell
+	// a key differently to this parser and to xgboost's, so any backslash is refused.
+	std::string string()
+	{
+		expect('"');
+		std::string s;
+		for (;;) {
+			if (p_ == end_)
+				bad_model("unterminated string.");
+			char c = *p_++;
+			if (c == '"')
+				return s;
+			if (static_cast<unsigned char>(c) < 0x20 || c == '\\')
+				bad_model("unexpected character in a string.");
+			s += c;
+		}
+	}
+	// A JSON number (strict grammar), which must be finite.
+	double number()
+	{
+		ws();
+		const char *b = p_;
+		auto digits = [&] {
+			const char *d = p_;
+			while (p_ != end_ && *p_ >= '0' && *p_ <= '9')
+				p_++;
+			return p_ - d;
+		};
+		if (p_ != end_ && *p_ == '-')
+			p_++;
+		if (digits() == 0)
+			bad_model("bad number.");
+		if (p_ != end_ && *p_ == '.') {
+			p_++;
+			if (digits() == 0)
+				bad_model("bad number.");
+		}
+		if (p_ != end_ && (*p_ == 'e' || *p_ == 'E')) {
+			p_++;
+			if (p_ != end_ && (*p_ == '+' || *p_ == '-'))
+				p_++;
+			if (digits() == 0)
+				bad_model("bad number.");
+		}
+		if (p_ - b > 64)
+			bad_model("overlong number.");
+		std::string tok(b, p_);
+		double v = std::strtod(tok.c_str(), nullptr);
+		if (!std::isfinite(v))
+			bad_model("a number is not finite.");
+		return v;
+	}
+	JVal value(int depth)
+	{
+		if (depth > 32)
+			bad_model("the JSON document is nested too deeply.");
+		JVal v;
+		char c = peek();
+		if (c == '{') {
+			p_++;
+			v.type = JVal::Type::Obj;
+			if (peek() == '}') {
+				p_++;
+				return v;
+			}
+			for (;;) {
+				std::string k = string();
+				// xgboost would keep the last of two equal keys, this validator the first
+				if (v.get(k.c_str()) != nullptr)
+					bad_model("a key appears twice in an object.");
+				expect(':');
+				v.members.emplace_back(std::move(k), value(depth + 1));
+				if (peek() == ',') {
+					p_++;
+					continue;
+				}
+				expect('}');
+				return v;
+			}
+		}
+		if (c == '[') {
+			p_++;
+			v.type = JVal::Type::Arr;
+			if (peek() == ']') {
+				p_++;
+				return v;
+			}
+			bool numeric = peek() == '-' || (peek() >= '0' && peek() <= '9');
+			for (;;) {
+				if (numeric)
+					v.nums.push_back(number());
+				else
+					v.items.push_back(value(depth + 1));
+				if (peek() == ',') {
+					p_++;
+					continue;
+				}
+				expect(']');
+				return v;
+			}
+		}
+		if (c == '"') {
+			v.type = JVal::Type::Str;
+			v.str = string();
+			return v;
+		}
+		if (literal("true") || literal("false")) {
+			v.type = JVal::Type::Bool;
+			return v;
+		}
+		if (literal("null"))
+			return v;
+		v.type = JVal::Type::Num;
+		v.num = number();
+		return v;
+	}
+
+	const char *p_;
+	const char *end_;
+};
+
+// The member key of o, which must exist with the given type.
+const JVal &member(const JVal &o, const char *key, JVal::Type t)
+{
+	const JVal *v = o.type == JVal::Type::Obj ? o.get(key) : nullptr;
+	if (v == nullptr || v->type != t)
+		bad_model(std::string("missing or mistyped \"") + key + "\".");
+	return *v;
+}
+
+// A member holding an integer written as a string ("13"), within [lo, hi].
+long long int_member(const JVal &o, const char *key, long long lo, long long hi)
+{
+	const std::string &s = member(o, key, JVal::Type::Str).str;
+	char *end = nullptr;
+	errno = 0;
+	long long v = s.empty() ? 0 : std::strtoll(s.c_str(), &end, 10);
+	if (s.empty() || errno != 0 || *end != '\0' || v < lo || v > hi)
+		bad_model(std::string("\"") + key + "\" is out of range.");
+	return v;
+}
+
+// An array of numbers with exactly n entries, each an integer in [lo, hi] when integral.
+const std::vector<double> &num_array(const JVal &o, const char *key, size_t n, bool integral = false, double lo = 0,
+                                     double hi = 0)
+{
+	const JVal &a = member(o, key, JVal::Type::Arr);
+	if (!a.items.empty() || a.nums.size() != n)
+		bad_model(std::string("\"") + key + "\" has the wrong length.");
+	if (integral)
+		for (double v : a.nums)
+			if (v != std::floor(v) || v < lo || v > hi)
+				bad_model(std::string("\"") + key + "\" holds a value out of range.");
+	return a.nums;
+}
+
+// Checks that a parsed xgboost model is a gbtree model of this task, K, p and round count
+// whose trees are well formed.
+void validate_model(const JVal &doc, Task task, int K, int p, int rounds)
+{
+	const JVal &learner = member(doc, "learner", JVal::Type::Obj);
+	const JVal &lmp = member(learner, "learner_model_param", JVal::Type::Obj);
+	if (int_member(lmp, "num_feature", 0, kMaxFeatures) != p)
+		bad_model("the feature count differs from the header.");
+	const bool multi = task == Task::Classification && K > 2;
+	if (int_member(lmp, "num_class", 0, kMaxClasses) != (multi ? K : 0))
+		bad_model("the class count differs from the header.");
+	int_member(lmp, "num_target", 1, 1);
+	const std::string &bs = member(lmp, "base_score", JVal::Type::Str).str;
+	char *end = nullptr;
+	double base = std::strtod(bs.c_str(), &end);
+	if (bs.empty() || *end != '\0' || !std::isfinite(base))
+		bad_model("bad base_score.");
+	const char *objective = task == Task::Regression ? "reg:squarederror" : multi ? "multi:softprob" : "binary:logistic";
+	if (member(member(learner, "objective", JVal::Type::Obj), "name", JVal::Type::Str).str != objective)
+		bad_model("unexpected objective.");
+	for (const char *key : {"feature_names", "feature_types"}) {
+		const JVal *a = learner.get(key);
+		if (a != nullptr && (a->type != JVal::Type::Arr || !a->nums.empty() || !a->items.empty()))
+			bad_model("unexpected feature names.");
+	}
+	const JVal &gb = member(learner, "gradient_booster", JVal::Type::Obj);
+	if (member(gb, "name", JVal::Type::Str).str != "gbtree")
+		bad_model("not a gbtree model.");
+	const JVal &model = member(gb, "model", JVal::Type::Obj);
+	const JVal &gmp = member(model, "gbtree_model_param", JVal::Type::Obj);
+	const long long groups = multi ? K : 1;
+	const long long n_trees = static_cast<long long>(rounds) * groups;
+	if (int_member(gmp, "num_trees", 0, 1LL << 40) != n_trees)
+		bad_model("the tree count differs from the header.");
+	int_member(gmp, "num_parallel_tree", 1, 1);
+	int_member(gmp, "size_leaf_vector", 0, 0);
+	const JVal &trees = member(model, "trees", JVal::Type::Arr);
+	if (!trees.nums.empty() || static_cast<long long>(trees.items.size()) != n_trees)
+		bad_model("the tree count differs from the header.");
+	num_array(model, "tree_info", static_cast<size_t>(n_trees), true, 0, static_cast<double>(groups - 1));
+	for (size_t t = 0; t < trees.items.size(); t++) {
+		const JVal &tree = trees.items[t];
+		const JVal &id = member(tree, "id", JVal::Type::Num);
+		if (id.num != static_cast<double>(t))
+			bad_model("a tree id is out of order.");
+		const JVal &tp = member(tree, "tree_param", JVal::Type::Obj);
+		const long long n = int_member(tp, "num_nodes", 1, 1 << 24);
+		int_member(tp, "num_deleted", 0, 0);
+		if (int_member(tp, "num_feature", 0, kMaxFeatures) != p)
+			bad_model("a tree's feature count differs from the header.");
+		int_member(tp, "size_leaf_vector", 0, 0);
+		const size_t N = static_cast<size_t>(n);
+		const double last = static_cast<double>(n - 1);
+		const auto &left = num_array(tree, "left_children", N, true, -1, last);
+		const auto &right = num_array(tree, "right_children", N, true, -1, last);
+		const auto &parents = num_array(tree, "parents", N, true, 0, 2147483647.0);
+		num_array(tree, "split_indices", N, true, 0, p - 1);
+		num_array(tree, "split_type", N, true, 0, 0);
+		num_array(tree, "default_left", N, true, 0, 1);
+		for (const char *key : {"split_conditions", "base_weights", "loss_changes", "sum_hessian"})
+			num_array(tree, key, N);
+		for (const char *key : {"categories", "categories_nodes", "categories_segments", "categories_sizes"})
+			num_array(tree, key, 0);
+		if (parents[0] != 2147483647.0)
+			bad_model("a tree's root has a parent.");
+		// children come after their parent (so every walk ends) and name it as their parent
+		for (size_t i = 0; i < N; i++) {
+			double l = left[i], r = right[i], self = static_cast<double>(i);
+			if (l == -1 && r == -1)
+				continue;
+			if (l <= self || r <= self || l == r || parents[static_cast<size_t>(l)] != self ||
+			    parents[static_cast<size_t>(r)] != self)
+				bad_model("a tree's node links are inconsistent.");
+		}
+	}
+}
+
+// What a run of boosting produced.
+struct Boosted {
+	std::vector<char> model; // xgboost's JSON model
+	int rounds = 0;          // boosting rounds in it
+	int best_iteration = 0;  // 0-based round whose model is kept (rounds == best_iteration + 1)
+};
+
+// Boosts n_estimators rounds on the training rows, starting from a stored model (continued
+// training) when start is not null, with early stopping on held-out rows when asked for.
+// Returns the model cut back to the best round.
+Boosted boost(const FitInput &in, const Params &params, Task task, int K, const std::vector<char> *start,
+              int start_rounds)
+{
+	const int threads = std::max(1, in.threads);
+	const int n_estimators = params.integer("n_estimators");
+	const int esr = params.integer("early_stopping_rounds");
+
+	// training and validation matrices
+	DMatrix dtrain, dvalid;
+	bool have_valid = false;
+	if (in.X_valid != nullptr) {
+		make_dmatrix(*in.X, *in.y, nullptr, threads, dtrain);
+		make_dmatrix(*in.X_valid, *in.y_valid, nullptr, threads, dvalid);
+		have_valid = true;
+	} else if (esr > 0) {
+		std::vector<int> tr, va;
+		split_rows(*in.y, task, K, params.num("validation_fraction"), in.seed, tr, va);
+		make_dmatrix(*in.X, *in.y, &tr, threads, dtrain);
+		make_dmatrix(*in.X, *in.y, &va, threads, dvalid);
+		have_valid = true;
+	} else {
+		make_dmatrix(*in.X, *in.y, nullptr, threads, dtrain);
+	}
+	DMatrixHandle dmats[2] = {dtrain.h, dvalid.h};
+	const char *names[2] = {"train", "valid"};
+	const bst_ulong n_mats = have_valid ? 2 : 1;
+
+	Booster b;
+	xgb(ErrorCode::Internal, "creating the booster", [&] { return XGBoosterCreate(dmats, n_mats, &b.h); });
+	set_param(b.h, "verbosity", "0");
+	if (start != nullptr)
+		xgb(ErrorCode::Internal, "loading the stored model",
+		    [&] { return XGBoosterLoadModelFromBuffer(b.h, start->data(), start->size()); });
+	if (task == Task::Regression) {
+		set_param(b.h, "objective", "reg:squarederror");
+		set_param(b.h, "eval_metric", "rmse");
+	} else if (K == 2) {
+		set_param(b.h, "objective", "binary:logistic");
+		set_param(b.h, "eval_metric", "logloss");
+	} else {
+		set_param(b.h, "objective", "multi:softprob");
+		set_param(b.h, "num_class", std::to_string(K));
+		set_param(b.h, "eval_metric", "mlogloss");
+	}
+	set_param(b.h, "tree_method", "hist");
+	set_param(b.h, "eta", num_str(params.num("learning_rate")));
+	set_param(b.h, "max_depth", std::to_string(params.integer("max_depth")));
+	set_param(b.h, "min_child_weight", num_str(params.num("min_child_weight")));
+	set_param(b.h, "subsample", num_str(params.num("subsample")));
+	set_param(b.h, "colsample_bytree", num_str(params.num("colsample_bytree")));
+	set_param(b.h, "lambda", num_str(params.num("reg_lambda")));
+	set_param(b.h, "alpha", num_str(params.num("reg_alpha")));
+	set_param(b.h, "gamma", num_str(params.num("gamma")));
+	set_param(b.h, "max_bin", std::to_string(params.integer("max_bin")));
+	set_param(b.h, "nthread", std::to_string(threads));
+	// xgboost's seed is a signed 64-bit integer: keep it non-negative
+	set_param(b.h, "seed", std::to_string(in.seed & 0x7fffffffffffffffULL));
+	// reseed per round from (seed, round): results do not depend on anything run before
+	set_param(b.h, "seed_per_iteration", "1");
+
+	double best = INFINITY;
+	int best_round = -1; // relative to this run
+	int done = 0;
+	for (int r = 0; r < n_estimators; r++) {
+		check_cancel(in.cancel);
+		const int iter = start_rounds + r;
+		xgb(ErrorCode::Internal, "boosting a round", [&] { return XGBoosterUpdateOneIter(b.h, iter, dtrain.h); });
+		done = r + 1;
+		const char *eval = nullptr;
+		xgb(ErrorCode::Internal, "evaluating a round",
+		    [&] { return XGBoosterEvalOneIter(b.h, iter, dmats, names, n_mats, &eval); });
+		double train_loss = eval_value(eval, "train");
+		double valid_loss = have_valid ? eval_value(eval, "valid") : NAN;
+		if (in.log != nullptr)
+			in.log->push_back(IterationLog{iter + 1, train_loss, NAN, valid_loss});
+		if (esr > 0 && have_valid) {
+			if (valid_loss < best || best_round < 0) {
+				best = valid_loss;
+				best_round = r;
+			} else if (r - best_round >= esr) {
+				break;
+			}
+		}
+	}
+	if (esr == 0 || !have_valid)
+		best_round = done - 1;
+
+	Boosted out;
+	out.best_iteration = start_rounds + best_round;
+	out.rounds = out.best_iteration + 1;
+	if (best_round + 1 < done) { // keep the rounds up to the best one only
+		BoosterHandle sliced = nullptr;
+		xgb(ErrorCode::Internal, "cutting the model at the best round",
+		    [&] { return XGBoosterSlice(b.h, 0, out.rounds, 1, &sliced); });
+		b.reset(sliced);
+	}
+	bst_ulong len = 0;
+	const char *buf = nullptr;
+	xgb(ErrorCode::Internal, "saving the model",
+	    [&] { return XGBoosterSaveModelToBuffer(b.h, "{\"format\": \"json\"}", &len, &buf); });
+	out.model.assign(buf, buf + len);
+	return out;
+}
+
+// Writes the header fields in their stored order (the CRC covers these bytes then the model).
+void write_fields(Writer &w, Task task, int K, int p, int rounds, int best_iteration)
+{
+	w.u16(kGbVersion);
+	w.u8(static_cast<uint8_t>(task));
+	w.u32(static_cast<uint32_t>(K));
+	w.u32(static_cast<uint32_t>(p));
+	w.u32(static_cast<uint32_t>(rounds));
+	w.u32(static_cast<uint32_t>(best_iteration));
+}
+
+// CRC-32 of the header fields followed by the model bytes.
+uint32_t model_crc(Task task, int K, int p, int rounds, int best_iteration, const std::vector<char> &model)
+{
+	Writer w;
+	write_fields(w, task, K, p, rounds, best_iteration);
+	std::vector<uint8_t> &bytes = w.bytes();
+	bytes.insert(bytes.end(), model.begin(), model.end());
+	return crc32(bytes.data(), bytes.size());
+}
+
+class GradientBoosting : public Estimator {
+  public:
+	GradientBoosting(Task task, int K, int p) : task_(task), K_(K), p_(p) {}
+
+	// Installs a model buffer: loads it into the prediction booster and checks it against the
+	// header (failures are Error(code): DataCorrupted on read, Internal after a fit).
+	void install(Boosted b, ErrorCode code)
+	{
+		model_ = std::move(b.model);
+		rounds_ = b.rounds;
+		best_iteration_ = b.best_iteration;
+		load(code);
+	}
+
+	int predict(const double *z, double *out) const override
+	{
+		const float *res = nullptr;
+		size_t len = run_predict(z, ErrorCode::Internal, &res);
+		return unpack(res, len, out);
+	}
+
+	void write(Writer &w) const override
+	{
+		write_fields(w, task_, K_, p_, rounds_, best_iteration_);
+		w.str(std::string(model_.begin(), model_.end()));
+		w.u32(model_crc(task_, K_, p_, rounds_, best_iteration_, model_));
+	}
+
+	Eigen::VectorXd importance() const override { return importance_; }
+	const char *importance_kind() const override { return "gain"; }
+
+	bool can_continue() const override { return true; }
+
+	// Boosts n_estimators more rounds from the stored model on the new rows.
+	void continue_fit(const FitInput &in, const Params &params) override
+	{
+		if (in.task != task_ || (task_ == Task::Classification && in.n_classes != K_))
+			throw Error(ErrorCode::InvalidParameter, "the new rows do not match the model's task or classes");
+		check_input(in, task_, K_, p_);
+		if (static_cast<long long>(rounds_) + params.integer("n_estimators") > kMaxRounds)
+			throw Error(ErrorCode::ProgramLimit, "gradient boosting model would exceed " +
+			                                         std::to_string(kMaxRounds) + " boosting rounds",
+			            "", "Use mode => 'refit'.");
+		Boosted b = boost(in, params, task_, K_, &model_, rounds_);
+		install(std::move(b), ErrorCode::Internal);
+	}
+
+	Task task_;
+	int K_;
+	int p_;
+	int rounds_ = 0;
+	int best_iteration_ = 0;
+	std::vector<char> model_;
+
+  private:
+	// Loads model_ into a fresh prediction booster, checks it agrees with the header, and
+	// computes the feature importance.
+	void load(ErrorCode code)
+	{
+		// xgboost only sees a buffer once it checks out (after a fit too: what we write must read back)
+		try {
+			validate_model(JsonParser(model_.data(), model_.size()).parse(), task_, K_, p_, rounds_);
+		} catch (const Error &e) {
+			if (code == ErrorCode::DataCorrupted)
+				throw;
+			throw Error(code, "gradient boosting failed", e.detail());
+		}
+		Booster b;
+		xgb(code, "creating a booster", [&] { return XGBoosterCreate(nullptr, 0, &b.h); });
+		xgb(code, "setting a parameter", [&] { return XGBoosterSetParam(b.h, "verbosity", "0"); });
+		xgb(code, "loading the model",
+		    [&] { return XGBoosterLoadModelFromBuffer(b.h, model_.data(), model_.size()); });
+		// one row at a time: no thread team
+		xgb(code, "setting a parameter", [&] { return XGBoosterSetParam(b.h, "nthread", "1"); });
+		auto bad = [&](const std::string &why) {
+			if (code == ErrorCode::DataCorrupted)
+				throw Error(code, "model blob is corrupted", why,
+				            "Deploy another version with ml_deploy(), or retrain the model.");
+			throw Error(code, "gradient boosting failed", why);
+		};
+		int rounds = 0;
+		xgb(code, "counting rounds", [&] { return XGBoosterBoostedRounds(b.h, &rounds); });
+		if (rounds != rounds_)
+			bad("The xgboost model has " + std::to_string(rounds) + " rounds, the header " + std::to_string(rounds_) +
+			    ".");
+		bst_ulong nf = 0;
+		xgb(code, "counting features", [&] { return XGBoosterGetNumFeature(b.h, &nf); });
+		if (nf != static_cast<bst_ulong>(p_))
+			bad("The xgboost model has " + std::to_string(nf) + " features, the header " + std::to_string(p_) + ".");
+		booster_.reset(b.h);
+		b.h = nullptr;
+		proxy_ = std::make_unique<DMatrix>();
+		xgb(code, "creating a prediction matrix", [&] { return XGProxyDMatrixCreate(&proxy_->h); });
+		char cfg[200];
+		std::snprintf(cfg, sizeof cfg,
+		              "{\"type\": 0, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": %d, "
+		              "\"strict_shape\": false, \"missing\": NaN, \"cache_id\": 0}",
+		              best_iteration_ + 1);
+		predict_config_ = cfg;
+		// the output must have the shape the header promises (catches a wrong objective / num_class)
+		std::vector<double> zero(static_cast<size_t>(p_), 0.0);
+		const float *res = nullptr;
+		size_t len = run_predict(zero.data(), code, &res);
+		size_t want = task_ == Task::Classification && K_ > 2 ? static_cast<size_t>(K_) : 1;
+		if (len != want)
+			bad("The xgboost model predicts " + std::to_string(len) + " values per row, the header implies " +
+			    std::to_string(want) + ".");
+		for (size_t k = 0; k < len; k++)
+			if (!std::isfinite(res[k]))
+				bad("The xgboost model predicts a value that is not finite.");
+		importance_ = feature_gain(code);
+	}
+
+	// Runs xgboost's in-place prediction on one row; returns the number of values at *res.
+	size_t run_predict(const double *z, ErrorCode code, const float **res) const
+	{
+		char arr[160];
+		std::snprintf(arr, sizeof arr,
+		              "{\"data\": [%" PRIuPTR ", true], \"shape\": [1, %d], \"typestr\": \"<f8\", \"version\": 3}",
+		              reinterpret_cast<uintptr_t>(z), p_);
+		std::lock_guard<std::mutex> lock(mu_); // the proxy matrix and the booster's output buffer are shared
+		const bst_ulong *shape = nullptr;
+		bst_ulong dim = 0;
+		xgb(code, "predicting", [&] {
+			return XGBoosterPredictFromDense(booster_.h, arr, predict_config_.c_str(), proxy_->h, &shape, &dim, res);
+		});
+		size_t len = 1;
+		for (bst_ulong d = 0; d < dim; d++)
+			len *= static_cast<size_t>(shape[d]);
+		return len;
+	}
+
+	// Turns xgboost's output for one row into out[] and the predicted class.
+	int unpack(const float *res, size_t len, double *out) const
+	{
+		if (task_ == Task::Regression) {
+			out[0] = res[0];
+			return 0;
+		}
+		if (K_ == 2) {
+			double p1 = res[0];
+			out[0] = 1.0 - p1;
+			out[1] = p1;
+			return p1 > 0.5 ? 1 : 0;
+		}
+		double sum = 0;
+		for (size_t k = 0; k < len; k++)
+			sum += res[k];
+		int best = 0;
+		for (int k = 0; k < K_; k++) {
+			out[k] = sum > 0 ? res[k] / sum : 1.0 / K_;
+			if (out[k] > out[best])
+				best = k;
+		}
+		return best;
+	}
+
+	// Total split gain per feature (xgboost names features f0..f{p-1}), normalised to sum 1.
+	Eigen::VectorXd feature_gain(ErrorCode code) const
+	{
+		Eigen::VectorXd g = Eigen::VectorXd::Zero(p_);
+		bst_ulong n = 0, dim = 0;
+		const char **names = nullptr;
+		const bst_ulong *shape = nullptr;
+		const float *scores = nullptr;
+		xgb(code, "computing feature importance", [&] {
+			return XGBoosterFeatureScore(booster_.h, "{\"importance_type\": \"total_gain\"}", &n, &names, &dim, &shape,
+			                             &scores);
+		});
+		for (bst_ulong i = 0; i < n; i++) {
+			const char *name = names[i];
+			char *end = nullptr;
+			long f = name != nullptr && name[0] == 'f' ? std::strtol(name + 1, &end, 10) : -1;
+			if (f < 0 || f >= p_ || end == nullptr || *end != '\0' || !std::isfinite(scores[i]) || scores[i] < 0) {
+				if (code == ErrorCode::DataCorrupted)
+					throw Error(code, "model blob is corrupted", "The xgboost model splits on an unknown feature.",
+					            "Deploy another version with ml_deploy(), or retrain the model.");
+				throw Error(code, "gradient boosting failed", "xgboost reported an unknown feature.");
+			}
+			g(f) += scores[i];
+		}
+		double s = g.sum();
+		if (s > 0)
+			g /= s;
+		return g;
+	}
+
+	Booster booster_;
+	std::unique_ptr<DMatrix> proxy_;
+	std::string predict_config_;
+	Eigen::VectorXd importance_;
+	mutable std::mutex mu_;
+};
+
+[[noreturn]] void corrupt(const std::string &detail)
+{
+	throw Error(ErrorCode::DataCorrupted, "model blob is corrupted", detail,
+	            "Deploy another version with ml_deploy(), or retrain the model.");
+}
+
+} // namespace
+
+std::vector<ParamSpec> gradient_boosting_params()
+{
+	using K = ParamSpec::Kind;
+	const double inf = INFINITY;
+	auto num = [](const char *name, K kind, double min, double max, double def, bool min_exclusive = false) {
+		ParamSpec s;
+		s.name = name;
+		s.kind = kind;
+		s.min = min;
+		s.max = max;
+		s.def = def;
+		s.min_exclusive = min_exclusive;
+		return s;
+	};
+	return {
+		num("n_estimators", K::Int, 1, 100000, 100),
+		num("learning_rate", K::Float, 0, 1, 0.3, true),
+		num("max_depth", K::Int, 1, 32, 6),
+		num("min_child_weight", K::Float, 0, inf, 1),
+		num("subsample", K::Float, 0, 1, 1, true),
+		num("colsample_bytree", K::Float, 0, 1, 1, true),
+		num("reg_lambda", K::Float, 0, inf, 1),
+		num("reg_alpha", K::Float, 0, inf, 0),
+		num("gamma", K::Float, 0, inf, 0),
+		num("max_bin", K::Int, 2, 65536, 256),
+		num("early_stopping_rounds", K::Int, 0, 100000, 0),
+		num("validation_fraction", K::Float, 0, 0.9, 0.1, true),
+	};
+}
+
+std::unique_ptr<Estimator> fit_gradient_boosting(const FitInput &in, const Params &params)
+{
+	if (in.task != Task::Regression && in.task != Task::Classification)
+		throw Error(ErrorCode::FeatureNotSupported, "gradient_boosting does regression and classification only");
+	if (in.X == nullptr)
+		throw Error(ErrorCode::Internal, "gradient boosting needs a feature matrix");
+	const int K = in.task == Task::Classification ? in.n_classes : 0;
+	if (in.task == Task::Classification && (K < 2 || K > static_cast<int>(kMaxClasses)))
+		throw Error(ErrorCode::DataException, "classification needs at least two classes");
+	if (in.X->cols() < 1 || in.X->cols() > static_cast<Eigen::Index>(kMaxFeatures))
+		throw Error(ErrorCode::DataException, "gradient boosting needs at least one feature");
+	const int p = static_cast<int>(in.X->cols());
+	check_input(in, in.task, K, p);
+	auto est = std::make_unique<GradientBoosting>(in.task, K, p);
+	est->install(boost(in, params, in.task, K, nullptr, 0), ErrorCode::Internal);
+	return est;
+}
+
+std::unique_ptr<Estimator> read_gradient_boosting(Reader &r, const EstimatorShape &shape)
+{
+	uint16_t version = r.u16();
+	if (version != kGbVersion)
+		throw Error(ErrorCode::DataCorrupted, "unsupported gradient_boosting model format " + std::to_string(version),
+		            "This build of pg_ml reads gradient_boosting format " + std::to_string(kGbVersion) + ".",
+		            "Upgrade pg_ml to the version that wrote this model.");
+	uint8_t task = r.u8();
+	uint32_t K = r.u32();
+	uint32_t p = r.u32();
+	uint32_t rounds = r.u32();
+	uint32_t best = r.u32();
+	if (task != static_cast<uint8_t>(Task::Regression) && task != static_cast<uint8_t>(Task::Classification))
+		corrupt("Unknown task " + std::to_string(task) + ".");
+	if (static_cast<Task>(task) != shape.task)
+		corrupt("The estimator's task does not match the model's.");
+	if (shape.task == Task::Classification ? (K < 2 || K > kMaxClasses || static_cast<int>(K) != shape.n_classes)
+	                                       : K != 0)
+		corrupt("The estimator's class count does not match the model's.");
+	if (p < 1 || p > kMaxFeatures || static_cast<int>(p) != shape.p)
+		corrupt("The estimator's feature count does not match the model's.");
+	if (rounds < 1 || rounds > kMaxRounds || best >= rounds)
+		corrupt("Implausible boosting round counts.");
+	std::string bytes = r.str();
+	uint32_t crc = r.u32();
+	std::vector<char> model(bytes.begin(), bytes.end());
+	const Task t = static_cast<Task>(task);
+	if (crc != model_crc(t, static_cast<int>(K), static_cast<int>(p), static_cast<int>(rounds), static_cast<int>(best),
+	                     model))
+		corrupt("The gradient boosting model's checksum does not match.");
+	auto est = std::make_unique<GradientBoosting>(t, static_cast<int>(K), static_cast<int>(p));
+	Boosted b;
+	b.model = std::move(model);
+	b.rounds = static_cast<int>(rounds);
+	b.best_iteration = static_cast<int>(best);
+	est->install(std::move(b), ErrorCode::DataCorrupted);
+	return est;
+}
+
+} // namespace pgml
