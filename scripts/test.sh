@@ -81,6 +81,8 @@ fi
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 START=$SECONDS
+# xgboost's OpenMP threads spin-wait by default; keep them passive on a shared 2-core machine
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 export PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}"
 JOBS="${JOBS:-2}"
 SUDO=()

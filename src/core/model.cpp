@@ -137,10 +137,11 @@ std::string Model::coefficients_json() const
 	// coefficients apply to the unscaled feature values; standardized ones to the scaled features.
 	if (estimator) {
 		// {"kind": "gain", "importance": {feature: value}}
-		Eigen::VectorXd imp = estimator->importance();
+		bool perm = permutation_importance.size() == prep.p();
+		Eigen::VectorXd imp = perm ? permutation_importance : estimator->importance();
 		JsonWriter w;
 		w.begin_object();
-		w.key("kind").value(estimator->importance_kind());
+		w.key("kind").value(perm ? "permutation" : estimator->importance_kind());
 		w.key("importance").begin_object();
 		for (int f = 0; f < prep.p() && f < imp.size(); f++)
 			w.key(prep.feature_names[static_cast<size_t>(f)]).value(imp(f));

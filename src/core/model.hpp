@@ -35,6 +35,8 @@ class Model {
 	Eigen::VectorXd b;
 	// every other algorithm: fitted on scaled features
 	std::shared_ptr<const Estimator> estimator;
+	// set at training time for estimators without an importance of their own (not stored in the blob)
+	Eigen::VectorXd permutation_importance;
 
 	// linear family: the raw-slot moments of every training row so far, and each numeric
 	// column's min / max over them (NaN where none), so incremental retraining is exact

@@ -133,6 +133,59 @@ ClusteringMetrics clustering_metrics(const Estimator &est, const Eigen::MatrixXd
 	return cm;
 }
 
+// Permutation importance on at most 2000 training rows: how much the score (accuracy, R2, or
+// minus the inertia) drops when one feature's column is shuffled, for estimators that have no
+// importance of their own.
+Eigen::VectorXd permutation_importance(const Estimator &est, const Eigen::MatrixXd &X, const Eigen::VectorXd *y,
+                                       Task task, int n_classes, uint64_t seed, CancelCheck cancel)
+{
+	std::mt19937_64 rng(seed ^ 0x9E3779B97F4A7C15ull);
+	std::vector<Eigen::Index> rows(static_cast<size_t>(X.rows()));
+	std::iota(rows.begin(), rows.end(), 0);
+	if (rows.size() > 2000) {
+		std::shuffle(rows.begin(), rows.end(), rng);
+		rows.resize(2000);
+	}
+	Eigen::MatrixXd S(static_cast<Eigen::Index>(rows.size()), X.cols());
+	for (size_t i = 0; i < rows.size(); i++)
+		S.row(static_cast<Eigen::Index>(i)) = X.row(rows[i]);
+	std::vector<double> out(static_cast<size_t>(std::max(n_classes, 1)));
+	auto score = [&](const Eigen::MatrixXd &M) {
+		RegressionMetrics rm;
+		double correct = 0, inertia = 0;
+		Eigen::RowVectorXd z;
+		for (Eigen::Index i = 0; i < M.rows(); i++) {
+			z = M.row(i);
+			int k = est.predict(z.data(), out.data());
+			double truth = y ? (*y)(rows[static_cast<size_t>(i)]) : 0;
+			if (task == Task::Classification)
+				correct += k == static_cast<int>(truth) ? 1 : 0;
+			else if (task == Task::Regression)
+				rm.add(truth, out[0]);
+			else
+				inertia += out[0] * out[0];
+		}
+		if (task == Task::Classification)
+			return correct / std::max<double>(1, static_cast<double>(M.rows()));
+		if (task == Task::Regression)
+			return rm.r2();
+		return -inertia / std::max<double>(1, static_cast<double>(M.rows()));
+	};
+	const double base = score(S);
+	Eigen::VectorXd imp = Eigen::VectorXd::Zero(X.cols());
+	std::vector<Eigen::Index> perm(rows.size());
+	for (Eigen::Index f = 0; f < X.cols(); f++) {
+		check_cancel(cancel);
+		std::iota(perm.begin(), perm.end(), 0);
+		std::shuffle(perm.begin(), perm.end(), rng);
+		Eigen::MatrixXd P = S;
+		for (size_t i = 0; i < perm.size(); i++)
+			P(static_cast<Eigen::Index>(i), f) = S(perm[i], f);
+		imp(f) = base - score(P);
+	}
+	return imp;
+}
+
 } // namespace
 
 struct Trainer::Impl {
@@ -777,6 +830,9 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 				} else {
 					model->estimator = def.fit(in, m.hp);
 				}
+				if (std::string(model->estimator->importance_kind()) == "not_available")
+					model->permutation_importance =
+						permutation_importance(*model->estimator, X, in.y, m.task, K, spec.seed, cancel);
 			}
 		}
 		out.assign(static_cast<size_t>(std::max(K, 1)), 0.0);

@@ -75,6 +75,8 @@ SELECT kind, round(sum(importance)::numeric, 6) AS total FROM ml_feature_importa
 -- svm with the RBF kernel, and its size limit
 SELECT (metrics->>'accuracy')::float8 >= 0.9 AS good FROM ml_train('cls2', 'k', algorithm => 'svm', name => 'rbf',
                                                                    hyperparams => '{"kernel": "rbf"}');
+-- the RBF kernel has no coefficients: importance is by permutation
+SELECT kind, count(*) AS features FROM ml_feature_importance('rbf') GROUP BY kind;
 SELECT * FROM ml_train('cls2', 'k', algorithm => 'svm', name => 'rbf_big', hyperparams => '{"kernel": "rbf", "max_kernel_rows": 100}');
 -- mlp: per-epoch log, early stopping, warm start on retrain
 SELECT (metrics->>'accuracy')::float8 > 0.8 AS good FROM ml_train('cls2', 'k', algorithm => 'mlp', name => 'mlp_es',
