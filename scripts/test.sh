@@ -22,6 +22,14 @@ if [ "${1:-}" = "--inside-cluster" ]; then
     cd "$(dirname "$0")/.."
     status=0
 
+    # the server log, to catch a backend that crashed (even after its test's output was complete)
+    SERVER_LOG=""
+    if [ -n "${PG_CLUSTER_CONF_ROOT:-}" ]; then
+        SERVER_LOG=$(ls "$(dirname "$PG_CLUSTER_CONF_ROOT")"/log/*.log 2>/dev/null | head -n 1)
+    fi
+    [ -n "$SERVER_LOG" ] || SERVER_LOG=$(ls /var/log/postgresql/postgresql-*-regress.log 2>/dev/null | head -n 1)
+    log_start=$(wc -l <"$SERVER_LOG" 2>/dev/null || echo 0)
+
     echo
     echo "=== pg_regress (make installcheck) on $PGHOST:$PGPORT"
     rm -f test/regression.diffs test/regression.out
@@ -74,6 +82,20 @@ if rc != 0 and failed == 0:
 print(passed, failed)
 EOF
     [ "$rc" -eq 0 ] || status=1
+    echo
+    echo "=== backend crashes in the server log (${SERVER_LOG:-not found})"
+    crashes=0
+    if [ -n "$SERVER_LOG" ] && [ -r "$SERVER_LOG" ]; then
+        crashes=$(tail -n +"$((log_start + 1))" "$SERVER_LOG" | grep -cE 'was terminated by signal|terminated abnormally' || true)
+        tail -n +"$((log_start + 1))" "$SERVER_LOG" | grep -B5 -E 'was terminated by signal|terminated abnormally' || true
+    fi
+    echo "$crashes crashed backends"
+    if [ "$crashes" -gt 0 ]; then
+        status=1
+        echo "0 $crashes" >"$out/crash.counts"
+    else
+        echo "1 0" >"$out/crash.counts"
+    fi
     exit $status
 fi
 
@@ -159,6 +181,10 @@ if make clean PG_CONFIG="$PG_CONFIG" >/dev/null &&
         add "integration (unittest)" "$ok" "$bad"
     else
         add "integration (unittest)" 0 1
+    fi
+    if [ -f "$WORK/crash.counts" ]; then
+        read -r ok bad <"$WORK/crash.counts"
+        add "no backend crash (server log)" "$ok" "$bad"
     fi
     if [ "$rc" -ne 0 ] && [ "$FAILED" -eq 0 ]; then
         add "pg_virtualenv" 0 1 # the cluster itself failed

@@ -20,29 +20,6 @@ namespace {
 
 using K = ParamSpec::Kind;
 
-ParamSpec num_param(const char *name, K kind, double min, double max, double def, bool min_exclusive = false)
-{
-	ParamSpec s;
-	s.name = name;
-	s.kind = kind;
-	s.min = min;
-	s.max = max;
-	s.def = def;
-	s.min_exclusive = min_exclusive;
-	return s;
-}
-
-[[maybe_unused]] ParamSpec choice_param(const char *name, const char *choices, const char *def)
-{
-	ParamSpec s;
-	s.name = name;
-	s.kind = K::Choice;
-	s.min = s.max = s.def = 0;
-	s.choices = choices;
-	s.def_choice = def;
-	return s;
-}
-
 // 1000000, 0.5, 1e-6: whole numbers in full, others short, exponents without padding
 std::string fmt(double v)
 {
@@ -147,6 +124,29 @@ std::vector<AlgorithmDef> make_registry()
 }
 
 } // namespace
+
+ParamSpec num_param(const char *name, ParamSpec::Kind kind, double min, double max, double def, bool min_exclusive)
+{
+	ParamSpec s;
+	s.name = name;
+	s.kind = kind;
+	s.min = min;
+	s.max = max;
+	s.def = def;
+	s.min_exclusive = min_exclusive;
+	return s;
+}
+
+ParamSpec choice_param(const char *name, const char *choices, const char *def)
+{
+	ParamSpec s;
+	s.name = name;
+	s.kind = ParamSpec::Kind::Choice;
+	s.min = s.max = s.def = 0;
+	s.choices = choices;
+	s.def_choice = def;
+	return s;
+}
 
 double Params::num(const std::string &name) const
 {

@@ -55,6 +55,11 @@ struct ParamSpec {
 	bool min_exclusive = false;
 };
 
+// Builders for the specs each algorithm lists.
+ParamSpec num_param(const char *name, ParamSpec::Kind kind, double min, double max, double def,
+                    bool min_exclusive = false);
+ParamSpec choice_param(const char *name, const char *choices, const char *def);
+
 // Validated hyperparameters with every default filled in.
 class Params {
   public:

@@ -32,7 +32,10 @@ struct CacheEntry {
 	std::shared_ptr<const pgml::Model> model;
 };
 
-CacheEntry g_cache[kCacheSize];
+// Allocated once and never destroyed: at backend exit, C++ static destructors would run after
+// the libraries the cached models use (xgboost, libgomp) have torn down their own state, and
+// freeing a booster then corrupts the heap. The process is ending; the OS takes the memory back.
+CacheEntry *const g_cache = new CacheEntry[kCacheSize];
 uint64 g_clock = 0;
 
 // Keeps a model alive for a call site while the backend cache may evict it.
@@ -81,7 +84,8 @@ ModelPin *
 pin_model(const PgmlModelRef *ref, MemoryContext cxt)
 {
 	CacheEntry *hit = nullptr, *victim = &g_cache[0];
-	for (CacheEntry &e : g_cache) {
+	for (int i = 0; i < kCacheSize; i++) {
+		CacheEntry &e = g_cache[i];
 		if (e.model && e.model_id == ref->id && e.version == ref->deployed_version && e.xmin == ref->deployed_xmin) {
 			hit = &e;
 			break;

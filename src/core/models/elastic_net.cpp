@@ -11,20 +11,6 @@ using Eigen::Index;
 using Eigen::MatrixXd;
 using Eigen::VectorXd;
 
-// A numeric hyperparameter spec.
-ParamSpec num_param(const char *name, ParamSpec::Kind kind, double min, double max, double def,
-                    bool min_exclusive = false)
-{
-	ParamSpec s;
-	s.name = name;
-	s.kind = kind;
-	s.min = min;
-	s.max = max;
-	s.def = def;
-	s.min_exclusive = min_exclusive;
-	return s;
-}
-
 // Duality gap of the (1/n-scaled) elastic net at w, H = G w (sklearn's formula divided by n).
 double duality_gap(const VectorXd &c, const VectorXd &w, const VectorXd &H, double l1, double l2, double y_sq)
 {

@@ -889,29 +889,19 @@ std::vector<ParamSpec> gradient_boosting_params()
 {
 	using K = ParamSpec::Kind;
 	const double inf = INFINITY;
-	auto num = [](const char *name, K kind, double min, double max, double def, bool min_exclusive = false) {
-		ParamSpec s;
-		s.name = name;
-		s.kind = kind;
-		s.min = min;
-		s.max = max;
-		s.def = def;
-		s.min_exclusive = min_exclusive;
-		return s;
-	};
 	return {
-		num("n_estimators", K::Int, 1, 100000, 100),
-		num("learning_rate", K::Float, 0, 1, 0.3, true),
-		num("max_depth", K::Int, 1, 32, 6),
-		num("min_child_weight", K::Float, 0, inf, 1),
-		num("subsample", K::Float, 0, 1, 1, true),
-		num("colsample_bytree", K::Float, 0, 1, 1, true),
-		num("reg_lambda", K::Float, 0, inf, 1),
-		num("reg_alpha", K::Float, 0, inf, 0),
-		num("gamma", K::Float, 0, inf, 0),
-		num("max_bin", K::Int, 2, 65536, 256),
-		num("early_stopping_rounds", K::Int, 0, 100000, 0),
-		num("validation_fraction", K::Float, 0, 0.9, 0.1, true),
+		num_param("n_estimators", K::Int, 1, 100000, 100),
+		num_param("learning_rate", K::Float, 0, 1, 0.3, true),
+		num_param("max_depth", K::Int, 1, 32, 6),
+		num_param("min_child_weight", K::Float, 0, inf, 1),
+		num_param("subsample", K::Float, 0, 1, 1, true),
+		num_param("colsample_bytree", K::Float, 0, 1, 1, true),
+		num_param("reg_lambda", K::Float, 0, inf, 1),
+		num_param("reg_alpha", K::Float, 0, inf, 0),
+		num_param("gamma", K::Float, 0, inf, 0),
+		num_param("max_bin", K::Int, 2, 65536, 256),
+		num_param("early_stopping_rounds", K::Int, 0, 100000, 0),
+		num_param("validation_fraction", K::Float, 0, 0.9, 0.1, true),
 	};
 }
 

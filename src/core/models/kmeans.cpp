@@ -20,20 +20,6 @@ constexpr uint16_t kSubFormat = 1;
 constexpr int kMaxK = 10000;
 constexpr Index kChunk = 256; // rows per distance block (and per cancellation poll)
 
-// A numeric hyperparameter spec.
-ParamSpec num_param(const char *name, ParamSpec::Kind kind, double min, double max, double def,
-                    bool min_exclusive = false)
-{
-	ParamSpec s;
-	s.name = name;
-	s.kind = kind;
-	s.min = min;
-	s.max = max;
-	s.def = def;
-	s.min_exclusive = min_exclusive;
-	return s;
-}
-
 [[noreturn]] void corrupt(const std::string &detail)
 {
 	throw Error(ErrorCode::DataCorrupted, "model blob is corrupted", detail,

@@ -19,31 +19,6 @@ constexpr uint32_t kMaxClasses = 1u << 16;
 
 using PK = ParamSpec::Kind;
 
-// A numeric hyperparameter spec.
-ParamSpec num_param(const char *name, PK kind, double min, double max, double def, bool min_exclusive = false)
-{
-	ParamSpec s;
-	s.name = name;
-	s.kind = kind;
-	s.min = min;
-	s.max = max;
-	s.def = def;
-	s.min_exclusive = min_exclusive;
-	return s;
-}
-
-// A string hyperparameter spec with its comma-separated choices.
-ParamSpec choice_param(const char *name, const char *choices, const char *def)
-{
-	ParamSpec s;
-	s.name = name;
-	s.kind = PK::Choice;
-	s.min = s.max = s.def = 0;
-	s.choices = choices;
-	s.def_choice = def;
-	return s;
-}
-
 // Throws the DataCorrupted error of a malformed svm/mlp section.
 [[noreturn]] void corrupt(const std::string &detail)
 {

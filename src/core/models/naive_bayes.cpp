@@ -19,20 +19,6 @@ constexpr uint32_t kMaxClasses = 1u << 20;
 constexpr double kTwoPi = 6.283185307179586476925286766559;
 constexpr double kMinAlpha = 1e-10; // sklearn 1.2 raises a smaller alpha to this (force_alpha=False)
 
-// A numeric hyperparameter spec.
-ParamSpec num_param(const char *name, ParamSpec::Kind kind, double min, double max, double def,
-                    bool min_exclusive = false)
-{
-	ParamSpec s;
-	s.name = name;
-	s.kind = kind;
-	s.min = min;
-	s.max = max;
-	s.def = def;
-	s.min_exclusive = min_exclusive;
-	return s;
-}
-
 [[noreturn]] void corrupt(const std::string &detail)
 {
 	throw Error(ErrorCode::DataCorrupted, "model blob is corrupted", detail,

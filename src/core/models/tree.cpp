@@ -16,18 +16,6 @@ constexpr uint32_t kLeafTag = 0xFFFFFFFFu;
 
 using K = ParamSpec::Kind;
 
-// A numeric hyperparameter spec.
-ParamSpec num_spec(const char *name, K kind, double min, double max, double def)
-{
-	ParamSpec s;
-	s.name = name;
-	s.kind = kind;
-	s.min = min;
-	s.max = max;
-	s.def = def;
-	return s;
-}
-
 // x * log2(x), 0 at 0.
 inline double xlog2x(double x) { return x > 0 ? x * std::log2(x) : 0.0; }
 
@@ -455,11 +443,11 @@ std::vector<ParamSpec> tree_growth_params()
 {
 	const double inf = INFINITY;
 	std::vector<ParamSpec> v;
-	v.push_back(num_spec("max_depth", K::Int, 0, 1e6, 0));
-	v.push_back(num_spec("min_samples_split", K::Int, 2, 1e9, 2));
-	v.push_back(num_spec("min_samples_leaf", K::Int, 1, 1e9, 1));
-	v.push_back(num_spec("max_features", K::Float, 0, inf, 0));
-	v.push_back(num_spec("min_impurity_decrease", K::Float, 0, inf, 0));
+	v.push_back(num_param("max_depth", K::Int, 0, 1e6, 0));
+	v.push_back(num_param("min_samples_split", K::Int, 2, 1e9, 2));
+	v.push_back(num_param("min_samples_leaf", K::Int, 1, 1e9, 1));
+	v.push_back(num_param("max_features", K::Float, 0, inf, 0));
+	v.push_back(num_param("min_impurity_decrease", K::Float, 0, inf, 0));
 	ParamSpec c;
 	c.name = "criterion";
 	c.kind = K::Choice;
