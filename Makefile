@@ -5,7 +5,11 @@
 
 EXTENSION  = pg_ml
 MODULE_big = pg_ml
-DATA       = $(wildcard sql/pg_ml--*.sql)
+# The released scripts and the upgrades between them are kept in sql/; the install script of the
+# current version is built as the previous one followed by the upgrade, so that a fresh install
+# and ALTER EXTENSION ... UPDATE run exactly the same statements.
+DATA       = sql/pg_ml--0.1.0.sql sql/pg_ml--0.1.0--0.2.0.sql
+DATA_built = sql/pg_ml--0.2.0.sql
 
 CORE_SRCS  = $(wildcard src/core/*.cpp src/core/models/*.cpp)
 GLUE_SRCS  = $(wildcard src/pg/*.cpp)
@@ -30,6 +34,9 @@ src/core/%.o: src/core/%.cpp
 
 # no LLVM bitcode for JIT inlining: it would need clang, and C++ gains nothing from it
 override with_llvm = no
+
+sql/pg_ml--0.2.0.sql: sql/pg_ml--0.1.0.sql sql/pg_ml--0.1.0--0.2.0.sql
+	cat $^ > $@
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
