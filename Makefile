@@ -35,11 +35,11 @@ src/core/%.o: src/core/%.cpp
 # no LLVM bitcode for JIT inlining: it would need clang, and C++ gains nothing from it
 override with_llvm = no
 
-sql/pg_ml--0.2.0.sql: sql/pg_ml--0.1.0.sql sql/pg_ml--0.1.0--0.2.0.sql
-	cat $^ > $@
-
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+sql/pg_ml--0.2.0.sql: sql/pg_ml--0.1.0.sql sql/pg_ml--0.1.0--0.2.0.sql
+	cat $^ > $@
 
 MAJORVERSION_NUM := $(firstword $(subst ., ,$(MAJORVERSION)))
 ifeq ($(filter $(MAJORVERSION_NUM),15 16 17),)

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -92,5 +93,38 @@ inline uint64_t mix64(uint64_t x)
 
 // FNV-1a over bytes, mixed.
 uint64_t hash_bytes(const void *data, size_t len, uint64_t seed);
+
+// A numeric value's contribution to a row hash (-0 hashes as 0).
+inline uint64_t hash_double(double v)
+{
+	if (v == 0)
+		v = 0;
+	uint64_t bits;
+	std::memcpy(&bits, &v, 8);
+	return mix64(bits);
+}
+
+// Row hashes: the train / test split and the data fingerprint depend only on a row's values,
+// never on the order rows are read in. Both the row reader (Trainer::add_batch) and the
+// statistics aggregate (stats_state.hpp) hash a row the same way: start with kRowHashSeed,
+// fold in the target (if any), then every feature in order.
+constexpr uint64_t kRowHashSeed = 0x243F6A8885A308D3ull;
+constexpr uint64_t kNullHash = 0x9E3779B97F4A7C15ull;
+inline uint64_t hash_target_num(uint64_t h, double v) { return mix64(h ^ hash_double(v)); }
+inline uint64_t hash_target_str(uint64_t h, const char *s, size_t len) { return mix64(h ^ hash_bytes(s, len, 1)); }
+inline uint64_t hash_num(uint64_t h, size_t col, bool isnull, double v)
+{
+	return mix64(h ^ (isnull ? kNullHash ^ col : hash_double(v) + col));
+}
+inline uint64_t hash_str(uint64_t h, size_t col, const char *s, size_t len)
+{
+	return s == nullptr ? mix64(h ^ kNullHash ^ col) : mix64(h ^ hash_bytes(s, len, col + 2));
+}
+
+// Where a row falls: uniform in [0, 1) from its hash and the seed.
+inline double split_draw(uint64_t hash, uint64_t seed)
+{
+	return static_cast<double>(mix64(hash ^ mix64(seed + 0x5851F42D4C957F2Dull)) >> 11) * 0x1.0p-53;
+}
 
 } // namespace pgml

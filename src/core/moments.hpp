@@ -18,6 +18,15 @@ class Moments {
   public:
 	Moments() = default;
 	explicit Moments(Eigen::Index q) { grow(q); }
+	// From parts: n rows with this mean and (full, symmetric) co-moment matrix.
+	static Moments from(int64_t n, const Eigen::VectorXd &mean, const Eigen::MatrixXd &M)
+	{
+		Moments m;
+		m.n_ = n;
+		m.mean_ = mean;
+		m.M_ = M;
+		return m;
+	}
 
 	// Widens to q dimensions; earlier rows count as 0 in the new ones.
 	void grow(Eigen::Index q);

@@ -9,28 +9,16 @@
 
 #include "json.hpp"
 #include "models/elastic_net.hpp"
+#include "stats_state.hpp"
 
 namespace pgml {
 
 namespace {
 
 constexpr size_t kSampleRows = 200000; // rows kept per split for metrics that need rows (streaming algorithms)
+constexpr int kAggSampleRows = 10000;  // the same through the statistics aggregate (bounded state size)
+constexpr int kAggBlockRows = 256;     // rows the aggregate folds into its moments at a time
 constexpr Eigen::Index kBlockCells = 1 << 22;
-
-// Where a row falls: uniform in [0, 1) from its hash and the seed.
-double split_draw(uint64_t hash, uint64_t seed)
-{
-	return static_cast<double>(mix64(hash ^ mix64(seed + 0x5851F42D4C957F2Dull)) >> 11) * 0x1.0p-53;
-}
-
-uint64_t hash_double(double v)
-{
-	if (v == 0)
-		v = 0; // -0 == 0
-	uint64_t bits;
-	std::memcpy(&bits, &v, 8);
-	return mix64(bits);
-}
 
 std::string hex64(uint64_t v)
 {
@@ -215,6 +203,8 @@ struct Trainer::Impl {
 	int64_t base_rows = 0; // incremental: training rows of the base version
 	const Model *base = nullptr; // incremental continued training of an estimator
 	Eigen::MatrixXd block;
+	bool aggregated = false;                // fed by add_stats_group
+	std::vector<double> train_u, test_u;   // draws of the sample rows (aggregate)
 
 	void init_common()
 	{
@@ -254,7 +244,7 @@ struct Trainer::Impl {
 		const size_t nf = spec.features.size();
 		for (size_t i = 0; i < batch.nrows; i++) {
 			double y = 0;
-			uint64_t h = 0x243F6A8885A308D3ull;
+			uint64_t h = kRowHashSeed;
 			if (batch.target != nullptr) {
 				const ColumnData &t = *batch.target;
 				if (t.isnull[i]) {
@@ -263,7 +253,7 @@ struct Trainer::Impl {
 				}
 				if (spec.target.categorical()) {
 					const char *s = t.str[i];
-					h = mix64(h ^ hash_bytes(s, std::strlen(s), 1));
+					h = hash_target_str(h, s, std::strlen(s));
 					y = labels.intern(s);
 				} else {
 					double v = t.num[i];
@@ -274,7 +264,7 @@ struct Trainer::Impl {
 						}
 						nonfinite(spec.target.name, v, true);
 					}
-					h = mix64(h ^ hash_double(v));
+					h = hash_target_num(h, v);
 					y = task == Task::Classification ? labels.intern(numeric_label(spec.target.type_class, v)) : v;
 				}
 			}
@@ -298,16 +288,16 @@ struct Trainer::Impl {
 				if (spec.features[c].categorical()) {
 					int32_t id = -1;
 					if (col.isnull[i]) {
-						h = mix64(h ^ 0x9E3779B97F4A7C15ull ^ c);
+						h = hash_str(h, c, nullptr, 0);
 					} else {
 						const char *s = col.str[i];
-						h = mix64(h ^ hash_bytes(s, std::strlen(s), c + 2));
+						h = hash_str(h, c, s, std::strlen(s));
 						id = enc.intern(c, s);
 					}
 					chunk.cat[c].push_back(id);
 				} else {
 					double v = col.isnull[i] ? NAN : col.num[i];
-					h = mix64(h ^ (col.isnull[i] ? 0x9E3779B97F4A7C15ull ^ c : hash_double(v) + c));
+					h = hash_num(h, c, col.isnull[i], v);
 					chunk.num[c].push_back(v);
 				}
 			}
@@ -562,9 +552,167 @@ void Trainer::add_batch(const Batch &batch, CancelCheck cancel)
 		m.buffer_chunk();
 }
 
+bool Trainer::uses_stats_aggregate() const
+{
+	const Impl &m = *impl_;
+	if (!m.streaming || m.popts.dedupe || rows_read_ > 0)
+		return false;
+	for (size_t c = 0; c < m.spec.features.size(); c++)
+		if (m.wants_median(c))
+			return false;
+	return true;
+}
+
+std::vector<double> Trainer::stats_params(double expected_rows) const
+{
+	const Impl &m = *impl_;
+	stats::Params p;
+	p.nfeat = static_cast<int>(m.spec.features.size());
+	p.has_target = true; // the linear family is regression
+	p.target_categorical = false;
+	p.seed = m.spec.seed;
+	p.test_size = m.spec.test_size;
+	p.drop_nonfinite = m.popts.drop_nonfinite;
+	p.sample_k = kAggSampleRows;
+	p.block = kAggBlockRows;
+	if (expected_rows > 0) {
+		// twice the expected need, so that an estimate that is off by a factor 2 still fills the sample
+		auto tau = [&](double share) { return share <= 0 ? 1.0 : std::min(1.0, 2.0 * kAggSampleRows / (expected_rows * share)); };
+		p.tau_train = tau(1 - m.spec.test_size);
+		p.tau_test = tau(m.spec.test_size);
+	}
+	for (const ColumnInfo &c : m.spec.features)
+		p.categorical.push_back(c.categorical() ? 1 : 0);
+	return p.encode();
+}
+
+void Trainer::add_stats_group(const std::vector<const char *> &levels, const double *state, size_t len,
+                              CancelCheck cancel)
+{
+	Impl &m = *impl_;
+	check_cancel(cancel);
+	const size_t nf = m.spec.features.size();
+	if (!m.streaming || levels.size() != nf)
+		throw Error(ErrorCode::Internal, "statistics group does not match the training columns");
+	stats::Decoded d = stats::decode(state, len);
+	std::vector<size_t> numeric; // numeric feature columns, in order
+	for (size_t c = 0; c < nf; c++)
+		if (!m.spec.features[c].categorical())
+			numeric.push_back(c);
+	if (d.shape.nfeat != static_cast<int>(nf) || d.shape.k != static_cast<int>(numeric.size()) || !d.shape.has_target)
+		throw Error(ErrorCode::Internal, "statistics group was computed for other columns");
+	if (d.nonfinite_column >= 0) {
+		bool is_target = d.nonfinite_column >= static_cast<int>(nf);
+		m.nonfinite(is_target ? m.spec.target.name : m.spec.features[static_cast<size_t>(d.nonfinite_column)].name,
+		            d.nonfinite_nan ? NAN : INFINITY, is_target);
+	}
+	m.aggregated = true;
+	rows_read_ += d.rows_in;
+	m.skipped_null_target += d.skipped_null_target;
+	m.dropped_nonfinite += d.dropped_nonfinite;
+	m.fingerprint += d.fingerprint;
+	const int64_t rows = d.train.n() + d.test.n();
+	m.used_rows += rows;
+	if (rows == 0 && d.sample_train_rows == 0)
+		return;
+
+	// the group's categorical levels and the indicator slots it needs, allocated like a row's
+	RowStore one;
+	one.reset(m.spec.features);
+	for (size_t c = 0; c < nf; c++) {
+		if (m.spec.features[c].categorical())
+			one.cat[c].push_back(levels[c] == nullptr ? -1 : m.enc.intern(c, levels[c]));
+		else
+			one.num[c].push_back(0.0);
+	}
+	for (size_t j = 0; j < numeric.size(); j++)
+		if (d.indicator[j] >= 0)
+			one.num[numeric[j]][0] = NAN;
+	one.y.push_back(0);
+	one.hash.push_back(0);
+	m.enc.allocate(one, 0, 1);
+	const Eigen::Index q = m.enc.dim();
+	m.train.grow(q);
+	m.test.grow(q);
+
+	// state slot -> encoder slot; the categorical levels are constant 1 within the group
+	std::vector<Eigen::Index> map(static_cast<size_t>(d.shape.q), -1);
+	for (size_t j = 0; j < numeric.size(); j++) {
+		map[j] = m.enc.value_slot(numeric[j]);
+		if (d.indicator[j] >= 0)
+			map[static_cast<size_t>(d.indicator[j])] = m.enc.missing_slot(numeric[j]);
+	}
+	map[numeric.size()] = m.enc.target_slot();
+	std::vector<Eigen::Index> constant;
+	for (size_t c = 0; c < nf; c++)
+		if (m.spec.features[c].categorical())
+			constant.push_back(m.enc.level_slot(c, one.cat[c][0]));
+	for (Eigen::Index slot : map)
+		if (slot < 0)
+			throw Error(ErrorCode::Internal, "statistics slot has no encoder slot");
+	auto add = [&](const Moments &from, Moments &to) {
+		if (from.n() == 0)
+			return;
+		Eigen::VectorXd mean = Eigen::VectorXd::Zero(q);
+		Eigen::MatrixXd M = Eigen::MatrixXd::Zero(q, q);
+		Eigen::MatrixXd C = from.comoment();
+		for (size_t i = 0; i < map.size(); i++) {
+			mean(map[i]) = from.mean()(static_cast<Eigen::Index>(i));
+			for (size_t j = 0; j < map.size(); j++)
+				M(map[i], map[j]) = C(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j));
+		}
+		for (Eigen::Index slot : constant)
+			mean(slot) = 1.0;
+		to.merge(Moments::from(from.n(), mean, M));
+	};
+	add(d.train, m.train);
+	add(d.test, m.test);
+	for (size_t j = 0; j < numeric.size(); j++) {
+		size_t c = numeric[j];
+		m.nulls[c] += d.nulls[j];
+		m.col_min[c] = std::min(m.col_min[c], d.min[j]);
+		m.col_max[c] = std::max(m.col_max[c], d.max[j]);
+	}
+	// the group's MAE sample rows
+	const size_t w = numeric.size() + 1;
+	auto sample = [&](const std::vector<double> &rows_, const std::vector<double> &u, size_t n, RowStore &to,
+	                  std::vector<double> &to_u) {
+		for (size_t r = 0; r < n; r++) {
+			const double *row = rows_.data() + r * w;
+			for (size_t c = 0; c < nf; c++)
+				if (m.spec.features[c].categorical())
+					to.cat[c].push_back(one.cat[c][0]);
+			for (size_t j = 0; j < numeric.size(); j++)
+				to.num[numeric[j]].push_back(row[j]);
+			to.y.push_back(row[numeric.size()]);
+			to.hash.push_back(0);
+			to_u.push_back(u[r]);
+		}
+	};
+	sample(d.sample_train, d.sample_train_u, d.sample_train_rows, m.train_sample, m.train_u);
+	sample(d.sample_test, d.sample_test_u, d.sample_test_rows, m.test_sample, m.test_u);
+}
+
 std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 {
 	Impl &m = *impl_;
+	if (m.aggregated) {
+		// every group kept its smallest draws: keep the overall smallest, in draw order
+		auto trim = [&](RowStore &s, std::vector<double> &u) {
+			std::vector<size_t> idx(s.size());
+			std::iota(idx.begin(), idx.end(), 0);
+			std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return u[a] < u[b]; });
+			if (idx.size() > static_cast<size_t>(kAggSampleRows))
+				idx.resize(static_cast<size_t>(kAggSampleRows));
+			RowStore out;
+			out.reset(m.spec.features);
+			for (size_t i : idx)
+				out.append_from(s, i);
+			s = std::move(out);
+		};
+		trim(m.train_sample, m.train_u);
+		trim(m.test_sample, m.test_u);
+	}
 	const TrainSpec &spec = m.spec;
 	auto model = std::make_unique<Model>();
 	model->task = m.task;
@@ -938,6 +1086,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 	r.key("rows_train").value(static_cast<long long>(result_.rows_train));
 	r.key("rows_test").value(static_cast<long long>(result_.rows_test));
 	r.key("split").value(m.task == Task::Classification ? "stratified" : "random");
+	r.key("reader").value(m.aggregated ? "aggregate" : "cursor");
 	r.key("imputed").begin_object();
 	for (size_t c = 0; c < spec.features.size(); c++)
 		if (!spec.features[c].categorical() && m.nulls[c] > 0)

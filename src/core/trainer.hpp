@@ -58,6 +58,15 @@ class Trainer {
 
 	// Ingests a batch whose feature columns are in spec.features order.
 	void add_batch(const Batch &batch, CancelCheck cancel);
+	// The statistics aggregate (stats_state.hpp): whether this run can train from it (the
+	// linear family, without dedupe or median imputation, which need more than the moments),
+	// the parameter array to call ml.train_stats with, and one group of its result: the
+	// values of the categorical features in feature order (nullptr for NULL) and the state.
+	// A run is fed either by add_batch or by add_stats_group, not both.
+	bool uses_stats_aggregate() const;
+	std::vector<double> stats_params(double expected_rows) const; // expected_rows <= 0: unknown
+	void add_stats_group(const std::vector<const char *> &levels, const double *state, size_t len, CancelCheck cancel);
+
 	// Fits, evaluates (and evaluates `compare` on the same test rows), returns the model.
 	std::unique_ptr<Model> finish(CancelCheck cancel, const Model *compare);
 	const TrainResult &result() const { return result_; }

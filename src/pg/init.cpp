@@ -28,6 +28,10 @@ _PG_init(void)
 							"Threads one training may use (random_forest, gradient_boosting).",
 							"The threads never call into PostgreSQL and block signals; 1 keeps training on the backend's own thread.",
 							&pgml_max_threads, 1, 1, 64, PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("pg_ml.stats_aggregate",
+							 "Train the linear family with one aggregate query (parallel when the planner chooses).",
+							 "Off: read the rows through a cursor instead (the same statistics, one backend).",
+							 &pgml_stats_aggregate, true, PGC_USERSET, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("pg_ml");
 }
 

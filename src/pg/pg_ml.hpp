@@ -37,6 +37,7 @@ extern "C" {
 extern int pgml_max_memory_mb;
 extern int pgml_batch_rows;
 extern int pgml_max_threads;
+extern bool pgml_stats_aggregate;
 
 // ---------------------------------------------------------------- ownership of core objects
 // Deletes obj with deleter when cxt is reset or deleted (including on error).
@@ -73,6 +74,11 @@ char *pgml_datum_to_cstring(const PgmlColumn *col, Datum d);
 typedef void (*PgmlBatchConsumer)(void *arg, const pgml::Batch *batch);
 int64 pgml_scan_relation(Oid relid, const PgmlColumn *features, int nfeatures, const PgmlColumn *target,
                          PgmlBatchConsumer consume, void *arg);
+
+// Computes the training statistics with one ml_train_stats aggregate query (aggregate.cpp)
+// and feeds them to the trainer (which must say uses_stats_aggregate()). Returns rows read.
+int64 pgml_aggregate_relation(pgml::Trainer *trainer, Oid relid, const PgmlColumn *features, int nfeatures,
+                              const PgmlColumn *target);
 
 // The error for a column whose type pg_ml cannot use.
 void pgml_unsupported_column(const char *relname, const PgmlColumn *col) pg_attribute_noreturn();

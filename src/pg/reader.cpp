@@ -157,9 +157,89 @@ pgml_datum_to_cstring(const PgmlColumn *col, Datum d)
 }
 
 /*
- * pgml_scan_relation reads the feature and target columns of a relation through an SPI
- * cursor, pgml_batch_rows at a time, as the current user (privileges and row-level
- * security apply), and hands each batch to consume. Returns the number of rows read.
+ * The row reader: a DestReceiver that converts each row the executor produces straight into
+ * the column buffers of the current batch (no SPI tuple table, no copy of the tuple), and
+ * hands full batches to the consumer.
+ */
+struct BatchReceiver {
+	DestReceiver pub; /* must be first */
+	const PgmlColumn *features;
+	int nfeatures;
+	const PgmlColumn *target;
+	int ncols;
+	int cap;
+	int n;
+	int64 total;
+	pgml::ColumnData *cols;
+	double **num;
+	char ***str;
+	bool **nulls;
+	MemoryContext batch_cxt; /* strings of the current batch */
+	PgmlBatchConsumer consume;
+	void *arg;
+};
+
+static void
+flush_batch(BatchReceiver *r)
+{
+	if (r->n == 0)
+		return;
+	pgml::Batch batch;
+	batch.nrows = static_cast<size_t>(r->n);
+	batch.nfeatures = static_cast<size_t>(r->nfeatures);
+	batch.features = r->cols;
+	batch.target = r->target ? &r->cols[r->nfeatures] : nullptr;
+	r->consume(r->arg, &batch);
+	MemoryContextReset(r->batch_cxt);
+	r->total += r->n;
+	r->n = 0;
+}
+
+static bool
+receive_row(TupleTableSlot *slot, DestReceiver *self)
+{
+	BatchReceiver *r = reinterpret_cast<BatchReceiver *>(self);
+	slot_getallattrs(slot);
+	const int i = r->n;
+	MemoryContext old = MemoryContextSwitchTo(r->batch_cxt);
+	for (int c = 0; c < r->ncols; c++) {
+		const PgmlColumn *col = c < r->nfeatures ? &r->features[c] : r->target;
+		bool isnull = slot->tts_isnull[c];
+		Datum d = slot->tts_values[c];
+		r->nulls[c][i] = isnull;
+		if (col->tc == pgml::TypeClass::Categorical)
+			r->str[c][i] = isnull ? nullptr : pgml_datum_to_cstring(col, d);
+		else
+			r->num[c][i] = isnull ? 0.0 : pgml_datum_to_double(col, d);
+	}
+	MemoryContextSwitchTo(old);
+	if (++r->n == r->cap)
+		flush_batch(r);
+	return true;
+}
+
+static void
+receiver_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+	BatchReceiver *r = reinterpret_cast<BatchReceiver *>(self);
+	if (typeinfo->natts != r->ncols)
+		elog(ERROR, "pg_ml: the row query returned %d columns, not %d", typeinfo->natts, r->ncols);
+}
+
+static void
+receiver_shutdown(DestReceiver *self)
+{
+}
+
+static void
+receiver_destroy(DestReceiver *self)
+{
+}
+
+/*
+ * pgml_scan_relation reads the feature and target columns of a relation with one query,
+ * as the current user (privileges and row-level security apply), and hands the rows to
+ * consume in batches of pgml_batch_rows. Returns the number of rows read.
  */
 int64
 pgml_scan_relation(Oid relid, const PgmlColumn *features, int nfeatures, const PgmlColumn *target,
@@ -174,67 +254,49 @@ pgml_scan_relation(Oid relid, const PgmlColumn *features, int nfeatures, const P
 		appendStringInfo(&sql, ", %s", quote_identifier(target->name));
 	appendStringInfo(&sql, " FROM %s", pgml_relation_sql_name(relid));
 
-	const int ncols = nfeatures + (target ? 1 : 0);
-	const int cap = pgml_batch_rows;
-	MemoryContext batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_ml batch", ALLOCSET_DEFAULT_SIZES);
-	MemoryContext outer = CurrentMemoryContext;
-
-	/* column buffers live for the whole scan; strings live in batch_cxt */
-	pgml::ColumnData *cols = static_cast<pgml::ColumnData *>(palloc0(sizeof(pgml::ColumnData) * ncols));
-	double **num = static_cast<double **>(palloc0(sizeof(double *) * ncols));
-	char ***str = static_cast<char ***>(palloc0(sizeof(char **) * ncols));
-	bool **nulls = static_cast<bool **>(palloc0(sizeof(bool *) * ncols));
-	for (int c = 0; c < ncols; c++) {
+	BatchReceiver *r = static_cast<BatchReceiver *>(palloc0(sizeof(BatchReceiver)));
+	r->pub.receiveSlot = receive_row;
+	r->pub.rStartup = receiver_startup;
+	r->pub.rShutdown = receiver_shutdown;
+	r->pub.rDestroy = receiver_destroy;
+	r->pub.mydest = DestNone;
+	r->features = features;
+	r->nfeatures = nfeatures;
+	r->target = target;
+	r->ncols = nfeatures + (target ? 1 : 0);
+	r->cap = pgml_batch_rows;
+	r->consume = consume;
+	r->arg = arg;
+	r->batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_ml batch", ALLOCSET_DEFAULT_SIZES);
+	/* column buffers live for the whole scan, sized once */
+	r->cols = static_cast<pgml::ColumnData *>(palloc0(sizeof(pgml::ColumnData) * r->ncols));
+	r->num = static_cast<double **>(palloc0(sizeof(double *) * r->ncols));
+	r->str = static_cast<char ***>(palloc0(sizeof(char **) * r->ncols));
+	r->nulls = static_cast<bool **>(palloc0(sizeof(bool *) * r->ncols));
+	for (int c = 0; c < r->ncols; c++) {
 		const PgmlColumn *col = c < nfeatures ? &features[c] : target;
-		nulls[c] = static_cast<bool *>(palloc(sizeof(bool) * cap));
+		r->nulls[c] = static_cast<bool *>(palloc(sizeof(bool) * r->cap));
 		if (col->tc == pgml::TypeClass::Categorical)
-			str[c] = static_cast<char **>(palloc(sizeof(char *) * cap));
+			r->str[c] = static_cast<char **>(palloc(sizeof(char *) * r->cap));
 		else
-			num[c] = static_cast<double *>(palloc(sizeof(double) * cap));
-		cols[c].num = num[c];
-		cols[c].str = str[c];
-		cols[c].isnull = nulls[c];
+			r->num[c] = static_cast<double *>(palloc(sizeof(double) * r->cap));
+		r->cols[c].num = r->num[c];
+		r->cols[c].str = r->str[c];
+		r->cols[c].isnull = r->nulls[c];
 	}
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "pg_ml: SPI_connect failed");
-	Portal portal = SPI_cursor_open_with_args(NULL, sql.data, 0, NULL, NULL, NULL, true, CURSOR_OPT_NO_SCROLL);
-	int64 total = 0;
-	for (;;) {
-		CHECK_FOR_INTERRUPTS();
-		SPI_cursor_fetch(portal, true, cap);
-		uint64 n = SPI_processed;
-		if (n == 0)
-			break;
-		SPITupleTable *tt = SPI_tuptable;
-		MemoryContext spi_cxt = MemoryContextSwitchTo(batch_cxt);
-		for (uint64 r = 0; r < n; r++) {
-			HeapTuple tup = tt->vals[r];
-			for (int c = 0; c < ncols; c++) {
-				const PgmlColumn *col = c < nfeatures ? &features[c] : target;
-				bool isnull;
-				Datum d = SPI_getbinval(tup, tt->tupdesc, c + 1, &isnull);
-				nulls[c][r] = isnull;
-				if (col->tc == pgml::TypeClass::Categorical)
-					str[c][r] = isnull ? nullptr : pgml_datum_to_cstring(col, d);
-				else
-					num[c][r] = isnull ? 0.0 : pgml_datum_to_double(col, d);
-			}
-		}
-		MemoryContextSwitchTo(spi_cxt);
-		SPI_freetuptable(tt);
-		pgml::Batch batch;
-		batch.nrows = n;
-		batch.nfeatures = nfeatures;
-		batch.features = cols;
-		batch.target = target ? &cols[nfeatures] : nullptr;
-		consume(arg, &batch);
-		MemoryContextReset(batch_cxt);
-		total += n;
-	}
-	SPI_cursor_close(portal);
+	SPIExecuteOptions opts;
+	memset(&opts, 0, sizeof(opts));
+	opts.read_only = true;
+	opts.dest = &r->pub;
+	int rc = SPI_execute_extended(sql.data, &opts);
+	/* (a SELECT whose rows go to a receiver of ours reports SPI_OK_UTILITY) */
+	if (rc != SPI_OK_SELECT && rc != SPI_OK_UTILITY)
+		elog(ERROR, "pg_ml: reading rows failed: %s", SPI_result_code_string(rc));
+	flush_batch(r);
 	SPI_finish();
-	MemoryContextSwitchTo(outer);
-	MemoryContextDelete(batch_cxt);
-	return total;
+	MemoryContextDelete(r->batch_cxt);
+	return r->total;
 }

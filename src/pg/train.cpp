@@ -119,7 +119,10 @@ run_training(TrainState *st, Oid relid, const char *relname, const PgmlColumn *f
 			 const PgmlColumn *target, const pgml::Model *compare, instr_time start, double *read_ms,
 			 double *total_ms)
 {
-	int64 rows = pgml_scan_relation(relid, features, nfeatures, target, train_consume, st);
+	bool aggregate = false;
+	PGML_CORE(aggregate = pgml_stats_aggregate && st->trainer->uses_stats_aggregate());
+	int64 rows = aggregate ? pgml_aggregate_relation(st->trainer.get(), relid, features, nfeatures, target)
+						   : pgml_scan_relation(relid, features, nfeatures, target, train_consume, st);
 	if (rows == 0)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("relation \"%s\" has no rows", relname),
 						errhint("Train on a relation with labelled rows.")));
