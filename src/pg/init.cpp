@@ -1,5 +1,6 @@
 // pg_ml glue: module magic, settings, and ownership of core objects by memory contexts.
 #include "pg_ml.hpp"
+#include "progress.hpp"
 
 extern "C" {
 #include "utils/guc.h"
@@ -28,6 +29,7 @@ _PG_init(void)
 							"Threads one training may use (random_forest, gradient_boosting).",
 							"The threads never call into PostgreSQL and block signals; 1 keeps training on the backend's own thread.",
 							&pgml_max_threads, 1, 1, 64, PGC_USERSET, 0, NULL, NULL, NULL);
+	pgml_progress_init(); /* pg_ml.progress, pg_ml.progress_interval; shared slots when preloaded */
 	MarkGUCPrefixReserved("pg_ml");
 }
 
