@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <termios.h>
 #include <unistd.h>
 
 namespace pgml_cli {
@@ -22,6 +23,35 @@ std::string with_commas(int64_t n)
 	for (int i = static_cast<int>(s.size()) - 3; i > (n < 0 ? 1 : 0); i -= 3)
 		s.insert(static_cast<size_t>(i), ",");
 	return s;
+}
+
+// Reads a password from the terminal without echo (as psql does when the server asks for one).
+std::string prompt_password(const std::string &prompt)
+{
+	FILE *tty = std::fopen("/dev/tty", "r+");
+	if (tty == nullptr)
+		return {};
+	// echo off before the prompt is shown, so that nothing typed after it is echoed or discarded
+	struct termios old, quiet;
+	bool restore = tcgetattr(fileno(tty), &old) == 0;
+	if (restore) {
+		quiet = old;
+		quiet.c_lflag &= static_cast<tcflag_t>(~ECHO);
+		tcsetattr(fileno(tty), TCSANOW, &quiet);
+	}
+	std::fputs(prompt.c_str(), tty);
+	std::fflush(tty);
+	char buf[1024];
+	std::string pw;
+	if (std::fgets(buf, sizeof(buf), tty) != nullptr)
+		pw = buf;
+	if (restore)
+		tcsetattr(fileno(tty), TCSANOW, &old);
+	std::fputs("\n", tty);
+	std::fclose(tty);
+	while (!pw.empty() && (pw.back() == '\n' || pw.back() == '\r'))
+		pw.pop_back();
+	return pw;
 }
 
 } // namespace
@@ -184,11 +214,20 @@ void ProgressView::clear()
 
 Client::Client(const std::string &dbname, bool progress) : progress_(progress, isatty(STDERR_FILENO) != 0)
 {
-	const char *keys[] = {"dbname", "fallback_application_name", nullptr};
-	const char *values[] = {dbname.empty() ? nullptr : dbname.c_str(), "pg_ml", nullptr};
+	const char *keys[] = {"dbname", "fallback_application_name", "password", nullptr};
+	const char *values[] = {dbname.empty() ? nullptr : dbname.c_str(), "pg_ml", nullptr, nullptr};
 	conn_ = PQconnectdbParams(keys, values, 1);
 	if (conn_ == nullptr)
 		throw Failure(kExitConnection, "out of memory");
+	if (PQstatus(conn_) == CONNECTION_BAD && PQconnectionNeedsPassword(conn_) && isatty(STDIN_FILENO)) {
+		// no password in the conninfo, the environment or ~/.pgpass: ask, like psql
+		std::string pw = prompt_password(std::string("Password for user ") + PQuser(conn_) + ": ");
+		PQfinish(conn_);
+		values[2] = pw.c_str();
+		conn_ = PQconnectdbParams(keys, values, 1);
+		if (conn_ == nullptr)
+			throw Failure(kExitConnection, "out of memory");
+	}
 	if (PQstatus(conn_) != CONNECTION_OK) {
 		std::string msg = PQerrorMessage(conn_);
 		while (!msg.empty() && msg.back() == '\n')

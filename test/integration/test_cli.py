@@ -6,7 +6,9 @@ The binary is $PGML_CLI, else build/pg_ml (scripts/test.sh builds it with CMake)
 import csv
 import io
 import os
+import pty
 import re
+import select
 import shutil
 import subprocess
 import tempfile
@@ -27,6 +29,41 @@ def run_cli(*args, env=None, dbname=TEST_DB):
     cmd = [CLI] + (["-d", dbname] if dbname else []) + list(args)
     p = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=300)
     return p.returncode, p.stdout, p.stderr
+
+
+def run_tty(*args, env=None, answer=None, dbname=TEST_DB):
+    """Runs the client on a pseudo-terminal (its controlling terminal); types `answer` (bytes) when
+    it asks for a password. Returns (exit code, everything it wrote)."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    argv = [CLI] + (["-d", dbname] if dbname else []) + list(args)
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            os.execve(CLI, argv, full_env)
+        finally:
+            os._exit(127)
+    out = b""
+    try:
+        while True:
+            ready, _, _ = select.select([fd], [], [], 120)
+            if not ready:
+                os.kill(pid, 9)
+                break
+            try:
+                data = os.read(fd, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            out += data
+            if answer is not None and b"Password for user" in out:
+                os.write(fd, answer)
+                answer = None
+    finally:
+        os.close(fd)
+        _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
 
 
 class CliTestCase(PgmlTestCase):
@@ -104,6 +141,19 @@ class RetrainCsvTest(CliTestCase):
         self.assertIn("Deployed: no (deploy => 'never')", out)
         self.assertNotIn("progress", err)
         self.assertEqual(self.deployed(model), 2)
+
+    def test_progress_bar_on_a_terminal(self):
+        model, _ = self.regression_model()
+        path = self.write("new.csv", self.good_csv())
+        rc, out = run_tty("retrain", "--model", model, "--csv", path)
+        self.assertEqual(rc, 0, out)
+        # the bar is redrawn in place (carriage return, erase line); the total comes from COPY
+        self.assertIn("\r\x1b[K", out)
+        self.assertRegex(out, re.escape(model) + r"  \[\.{24}\]   0%  reading 0/200 rows  \d+\.\d s")
+        self.assertRegex(out, re.escape(model) + r"  saving  200 rows  \d+\.\d s")
+        self.assertNotIn("pg_ml progress:", out)
+        self.assertIn("new version 2 (parent version 1)", out)
+        self.assertEqual(self.versions(model), [1, 2])
 
     def test_bad_line_is_named_and_nothing_is_written(self):
         model, _ = self.regression_model()
@@ -273,6 +323,26 @@ class ConnectionAndUsageTest(CliTestCase):
         rc, _, err = run_cli("models", dbname="host=/nonexistent/dir port=1")
         self.assertEqual(rc, 2)
         self.assertIn("/nonexistent/dir", err)
+
+    def test_password_prompt_on_a_terminal(self):
+        role = unique("cli_pw")
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'right-password'").format(sql.Identifier(role)))
+        self.addCleanup(self._drop_role, role)
+        conninfo = f"host=localhost dbname={TEST_DB} user={role}"
+        env = {"PGPASSWORD": "", "PGPASSFILE": os.path.join(self.dir, "no-pgpass")}
+        rc, out = run_tty("models", env=env, dbname=conninfo, answer=b"right-password\n")
+        self.assertEqual(rc, 0, out)
+        self.assertIn(f"Password for user {role}: ", out)
+        self.assertNotIn("right-password", out)  # not echoed
+        self.assertRegex(out, r"\(\d+ rows?\)")
+        rc, out = run_tty("models", env=env, dbname=conninfo, answer=b"wrong-password\n")
+        self.assertEqual(rc, 2, out)
+        self.assertIn(f'password authentication failed for user "{role}"', out)
+        # no terminal: no prompt, libpq's message
+        rc, _, err = run_cli("models", env=env, dbname=conninfo)
+        self.assertEqual(rc, 2)
+        self.assertIn("no password supplied", err)
 
     def _drop_role(self, role):
         c = connect()
