@@ -246,8 +246,16 @@ std::vector<ModelColumn> model_columns(Client &db, const std::string &model)
 	std::string arg = model_arg(model, p, 1);
 	Result r = db.exec("SELECT name, type, role FROM " + db.schema() + "ml_model_columns(" + arg + ") ORDER BY ordinal", p);
 	std::vector<ModelColumn> cols;
-	for (int i = 0; i < r.rows(); i++)
-		cols.push_back({r.str(i, 0), r.str(i, 1), r.str(i, 2)});
+	for (int i = 0; i < r.rows(); i++) {
+		// the type names come from the model (whose owner may not be the caller): never pasted into
+		// SQL as they are, only as the server's own spelling of a type that exists
+		std::string declared = r.str(i, 1);
+		Result t = db.exec("SELECT pg_catalog.format_type(pg_catalog.to_regtype($1), NULL)", {declared.c_str()});
+		if (t.null(0, 0))
+			throw Failure(kExitServer, "column \"" + r.str(i, 0) + "\" of model \"" + model + "\" has type \"" + declared +
+			                               "\", which does not exist in this database");
+		cols.push_back({r.str(i, 0), t.str(0, 0), r.str(i, 2)});
+	}
 	return cols;
 }
 

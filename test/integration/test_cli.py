@@ -290,6 +290,27 @@ class CommandsTest(CliTestCase):
         self.assertEqual(rc, 3)
         self.assertIn(f'{path}:3: column a: invalid input syntax for type double precision: "x"', err)
 
+    def test_model_type_missing_here(self):
+        # the staging table is typed only with types that exist (the names come from the model)
+        typ, tab = unique("cli_mood"), unique("cli_e")
+        name = self.model_name("cli_e")
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL("CREATE TYPE {} AS ENUM ('low', 'high')").format(sql.Identifier(typ)))
+            cur.execute(sql.SQL("CREATE TABLE {} (m {}, y float8)").format(sql.Identifier(tab), sql.Identifier(typ)))
+            cur.execute(sql.SQL("INSERT INTO {} SELECT (ARRAY['low','high'])[1 + i % 2]::{}, i % 2 * 10 + i % 3 "
+                                "FROM generate_series(1, 60) i").format(sql.Identifier(tab), sql.Identifier(typ)))
+            cur.execute("SELECT version FROM ml_train(%s, 'y', algorithm => 'linear_regression', name => %s)", (tab, name))
+        path = self.write("e.csv", "m\nlow\nhigh\n")
+        rc, out, err = run_cli("predict", "--model", name, "--csv", path)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(len(out.splitlines()), 3)
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(tab)))
+            cur.execute(sql.SQL("DROP TYPE {}").format(sql.Identifier(typ)))
+        rc, out, err = run_cli("predict", "--model", name, "--csv", path)
+        self.assertEqual(rc, 4)
+        self.assertIn(f'column "m" of model "{name}" has type "{typ}", which does not exist in this database', err)
+
     def test_jobs(self):
         rc, out, err = run_cli("jobs")
         if self.scalar("SELECT to_regclass('ml_jobs') IS NOT NULL"):
