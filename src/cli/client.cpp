@@ -57,11 +57,11 @@ std::string prompt_password(const std::string &prompt)
 } // namespace
 
 ServerError::ServerError(const PGresult *res, const std::string &fallback)
-	: Failure(kExitServer, res != nullptr && PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) != nullptr
-	                           ? field(res, PG_DIAG_MESSAGE_PRIMARY)
-	                           : fallback),
-	  sqlstate(field(res, PG_DIAG_SQLSTATE)), detail(field(res, PG_DIAG_MESSAGE_DETAIL)),
-	  hint(field(res, PG_DIAG_MESSAGE_HINT)), context(field(res, PG_DIAG_CONTEXT))
+    : Failure(kExitServer, res != nullptr && PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) != nullptr
+                               ? field(res, PG_DIAG_MESSAGE_PRIMARY)
+                               : fallback),
+      sqlstate(field(res, PG_DIAG_SQLSTATE)), detail(field(res, PG_DIAG_MESSAGE_DETAIL)),
+      hint(field(res, PG_DIAG_MESSAGE_HINT)), context(field(res, PG_DIAG_CONTEXT))
 {
 }
 
@@ -297,8 +297,9 @@ const std::string &Client::schema()
 		Result r = exec("SELECT n.nspname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n "
 		                "ON n.oid = e.extnamespace WHERE e.extname = 'pg_ml'");
 		if (r.rows() == 0)
-			throw Failure(kExitServer, std::string("extension pg_ml is not installed in database \"") + PQdb(conn_) +
-			                               "\"\nHINT:  Run CREATE EXTENSION pg_ml there, or connect to another database with -d.");
+			throw Failure(kExitServer,
+			              std::string("extension pg_ml is not installed in database \"") + PQdb(conn_) +
+			                  "\"\nHINT:  Run CREATE EXTENSION pg_ml there, or connect to another database with -d.");
 		schema_ = quote_ident(r.str(0, 0)) + ".";
 	}
 	return schema_;

@@ -38,11 +38,12 @@ const char kExitCodes[] = "Exit status:\n"
                           "  3  bad input file (the file, line and column are named; nothing was written)\n"
                           "  4  the server reported an error (its message, detail and hint are printed)\n";
 
-const char kConnection[] = "Connection options:\n"
-                           "  -d, --dbname=DB   database name, conninfo string (\"host=h dbname=d\") or URI\n"
-                           "                    (postgresql://...); everything not given comes from libpq's\n"
-                           "                    environment: PGHOST, PGPORT, PGUSER, PGDATABASE, ~/.pgpass, PGSSLMODE ...\n"
-                           "  -q, --quiet       no progress output\n";
+const char kConnection[] =
+    "Connection options:\n"
+    "  -d, --dbname=DB   database name, conninfo string (\"host=h dbname=d\") or URI\n"
+    "                    (postgresql://...); everything not given comes from libpq's\n"
+    "                    environment: PGHOST, PGPORT, PGUSER, PGDATABASE, ~/.pgpass, PGSSLMODE ...\n"
+    "  -q, --quiet       no progress output\n";
 
 struct CommandHelp {
 	const char *name;
@@ -51,41 +52,41 @@ struct CommandHelp {
 };
 
 const CommandHelp kHelp[] = {
-	{"train", "pg_ml train --relation REL [--target COL] [options]",
-	 "Trains a new model on a table or view and deploys its version 1.\n\n"
-	 "Options:\n"
-	 "  --relation REL       table, view or materialized view to train on (required)\n"
-	 "  --target COL         column to predict; leave out to cluster the rows\n"
-	 "  --algorithm NAME     e.g. linear_regression, logistic_regression, random_forest (default: auto)\n"
-	 "  --name NAME          model name (default: <relation>_<target>)\n"
-	 "  --task TASK          regression, classification or clustering (default: auto)\n"
-	 "  --hyperparams JSON   hyperparameters, e.g. '{\"max_depth\": 6}'\n"
-	 "  --test-size F        fraction of rows held out for the test metrics (default 0.2)\n"},
-	{"retrain", "pg_ml retrain --model NAME (--csv FILE | --relation REL) [options]",
-	 "Trains a new version of a model on new rows and prints it with its metrics next to the\n"
-	 "previous version's (on the same held-out rows) and whether it was deployed.\n\n"
-	 "With --csv, the file (CSV with a header line) is copied into a temporary table typed like the\n"
-	 "model's columns (header columns matched by name; extra columns ignored; a missing column is an\n"
-	 "error). A bad value is reported as FILE:LINE: column C: message, and nothing is written.\n\n"
-	 "Options:\n"
-	 "  --model NAME         model name or id (required)\n"
-	 "  --csv FILE           the new rows, as CSV with a header line\n"
-	 "  --relation REL       or: a table or view with the new rows\n"
-	 "  --mode MODE          auto, refit or incremental (default: auto)\n"
-	 "  --deploy POLICY      if_better, always or never (default: if_better)\n"},
-	{"predict", "pg_ml predict --model NAME --csv FILE [--out FILE]",
-	 "Predicts every row of a CSV file: writes the file's rows with a \"prediction\" column as CSV\n"
-	 "(the class label for classifiers, the value for regression, the cluster for clustering).\n\n"
-	 "Options:\n"
-	 "  --model NAME         model name or id (required)\n"
-	 "  --csv FILE           input rows, CSV with a header line (required)\n"
-	 "  --out FILE           output file (default: standard output)\n"},
-	{"models", "pg_ml models", "Lists the models you can use, with their deployed version and its test metric.\n"},
-	{"versions", "pg_ml versions MODEL", "Lists the versions of a model: parent, mode, rows, test metric, deployed.\n"},
-	{"deploy", "pg_ml deploy MODEL VERSION", "Deploys a version of a model (predictions use it from then on).\n"},
-	{"rollback", "pg_ml rollback MODEL", "Deploys again the version deployed before the current one.\n"},
-	{"jobs", "pg_ml jobs", "Lists the retraining jobs (the ml_jobs view of the server).\n"},
-	{"help", "pg_ml help [COMMAND]", "Shows help on a command.\n"},
+    {"train", "pg_ml train --relation REL [--target COL] [options]",
+     "Trains a new model on a table or view and deploys its version 1.\n\n"
+     "Options:\n"
+     "  --relation REL       table, view or materialized view to train on (required)\n"
+     "  --target COL         column to predict; leave out to cluster the rows\n"
+     "  --algorithm NAME     e.g. linear_regression, logistic_regression, random_forest (default: auto)\n"
+     "  --name NAME          model name (default: <relation>_<target>)\n"
+     "  --task TASK          regression, classification or clustering (default: auto)\n"
+     "  --hyperparams JSON   hyperparameters, e.g. '{\"max_depth\": 6}'\n"
+     "  --test-size F        fraction of rows held out for the test metrics (default 0.2)\n"},
+    {"retrain", "pg_ml retrain --model NAME (--csv FILE | --relation REL) [options]",
+     "Trains a new version of a model on new rows and prints it with its metrics next to the\n"
+     "previous version's (on the same held-out rows) and whether it was deployed.\n\n"
+     "With --csv, the file (CSV with a header line) is copied into a temporary table typed like the\n"
+     "model's columns (header columns matched by name; extra columns ignored; a missing column is an\n"
+     "error). A bad value is reported as FILE:LINE: column C: message, and nothing is written.\n\n"
+     "Options:\n"
+     "  --model NAME         model name or id (required)\n"
+     "  --csv FILE           the new rows, as CSV with a header line\n"
+     "  --relation REL       or: a table or view with the new rows\n"
+     "  --mode MODE          auto, refit or incremental (default: auto)\n"
+     "  --deploy POLICY      if_better, always or never (default: if_better)\n"},
+    {"predict", "pg_ml predict --model NAME --csv FILE [--out FILE]",
+     "Predicts every row of a CSV file: writes the file's rows with a \"prediction\" column as CSV\n"
+     "(the class label for classifiers, the value for regression, the cluster for clustering).\n\n"
+     "Options:\n"
+     "  --model NAME         model name or id (required)\n"
+     "  --csv FILE           input rows, CSV with a header line (required)\n"
+     "  --out FILE           output file (default: standard output)\n"},
+    {"models", "pg_ml models", "Lists the models you can use, with their deployed version and its test metric.\n"},
+    {"versions", "pg_ml versions MODEL", "Lists the versions of a model: parent, mode, rows, test metric, deployed.\n"},
+    {"deploy", "pg_ml deploy MODEL VERSION", "Deploys a version of a model (predictions use it from then on).\n"},
+    {"rollback", "pg_ml rollback MODEL", "Deploys again the version deployed before the current one.\n"},
+    {"jobs", "pg_ml jobs", "Lists the retraining jobs (the ml_jobs view of the server).\n"},
+    {"help", "pg_ml help [COMMAND]", "Shows help on a command.\n"},
 };
 
 const CommandHelp *find_help(const std::string &cmd)
@@ -133,15 +134,15 @@ struct Args {
 
 // Options of each command (all take a value).
 const std::map<std::string, std::set<std::string>> kOptions = {
-	{"train", {"relation", "target", "algorithm", "name", "task", "hyperparams", "test-size"}},
-	{"retrain", {"model", "csv", "relation", "mode", "deploy"}},
-	{"predict", {"model", "csv", "out"}},
-	{"models", {}},
-	{"versions", {}},
-	{"deploy", {}},
-	{"rollback", {}},
-	{"jobs", {}},
-	{"help", {}},
+    {"train", {"relation", "target", "algorithm", "name", "task", "hyperparams", "test-size"}},
+    {"retrain", {"model", "csv", "relation", "mode", "deploy"}},
+    {"predict", {"model", "csv", "out"}},
+    {"models", {}},
+    {"versions", {}},
+    {"deploy", {}},
+    {"rollback", {}},
+    {"jobs", {}},
+    {"help", {}},
 };
 
 Args parse_args(int argc, char **argv)
@@ -228,8 +229,8 @@ std::string model_arg(const std::string &m, std::vector<const char *> &params, i
 // The headline test metric of a metrics jsonb column, as SQL.
 std::string headline(const std::string &col)
 {
-	return "CASE WHEN " + col + " ? 'r2' THEN 'r2 ' || pg_catalog.round((" + col + "->>'r2')::numeric, 4) " +
-	       "WHEN " + col + " ? 'accuracy' THEN 'accuracy ' || pg_catalog.round((" + col + "->>'accuracy')::numeric, 4) " +
+	return "CASE WHEN " + col + " ? 'r2' THEN 'r2 ' || pg_catalog.round((" + col + "->>'r2')::numeric, 4) " + "WHEN " +
+	       col + " ? 'accuracy' THEN 'accuracy ' || pg_catalog.round((" + col + "->>'accuracy')::numeric, 4) " +
 	       "WHEN " + col + " ? 'silhouette' THEN 'silhouette ' || pg_catalog.round((" + col +
 	       "->>'silhouette')::numeric, 4) END";
 }
@@ -244,7 +245,8 @@ std::vector<ModelColumn> model_columns(Client &db, const std::string &model)
 {
 	std::vector<const char *> p;
 	std::string arg = model_arg(model, p, 1);
-	Result r = db.exec("SELECT name, type, role FROM " + db.schema() + "ml_model_columns(" + arg + ") ORDER BY ordinal", p);
+	Result r =
+	    db.exec("SELECT name, type, role FROM " + db.schema() + "ml_model_columns(" + arg + ") ORDER BY ordinal", p);
 	std::vector<ModelColumn> cols;
 	for (int i = 0; i < r.rows(); i++) {
 		// the type names come from the model (whose owner may not be the caller): never pasted into
@@ -252,8 +254,8 @@ std::vector<ModelColumn> model_columns(Client &db, const std::string &model)
 		std::string declared = r.str(i, 1);
 		Result t = db.exec("SELECT pg_catalog.format_type(pg_catalog.to_regtype($1), NULL)", {declared.c_str()});
 		if (t.null(0, 0))
-			throw Failure(kExitServer, "column \"" + r.str(i, 0) + "\" of model \"" + model + "\" has type \"" + declared +
-			                               "\", which does not exist in this database");
+			throw Failure(kExitServer, "column \"" + r.str(i, 0) + "\" of model \"" + model + "\" has type \"" +
+			                               declared + "\", which does not exist in this database");
 		cols.push_back({r.str(i, 0), t.str(0, 0), r.str(i, 2)});
 	}
 	return cols;
@@ -333,7 +335,8 @@ std::pair<std::string, int64_t> stage_csv(Client &db, const std::string &model, 
 		if (col != std::string::npos) {
 			size_t start = col + 9;
 			size_t end = e.context.find(": ", start);
-			where += "column " + e.context.substr(start, end == std::string::npos ? std::string::npos : end - start) + ": ";
+			where +=
+			    "column " + e.context.substr(start, end == std::string::npos ? std::string::npos : end - start) + ": ";
 		}
 		throw InputError(where + e.what());
 	}
@@ -355,8 +358,11 @@ int cmd_train(Client &db, const Args &a)
 	p.push_back(a.opt("relation").c_str());
 	p.push_back(a.opt_or_null("target"));
 	call += ", target => $2";
-	const std::pair<const char *, const char *> named[] = {
-		{"algorithm", "algorithm"}, {"name", "name"}, {"task", "task"}, {"hyperparams", "hyperparams"}, {"test-size", "test_size"}};
+	const std::pair<const char *, const char *> named[] = {{"algorithm", "algorithm"},
+	                                                       {"name", "name"},
+	                                                       {"task", "task"},
+	                                                       {"hyperparams", "hyperparams"},
+	                                                       {"test-size", "test_size"}};
 	for (const auto &o : named)
 		if (a.has(o.first)) {
 			p.push_back(a.opt(o.first).c_str());
@@ -366,13 +372,16 @@ int cmd_train(Client &db, const Args &a)
 			                                               : "::pg_catalog.text");
 		}
 	Result r = db.exec("SELECT model_id, model, version, task, algorithm, metrics::text, rows_train, rows_test, "
-	                   "deployed FROM " + db.schema() + "ml_train(" + call + ")", p);
+	                   "deployed FROM " +
+	                       db.schema() + "ml_train(" + call + ")",
+	                   p);
 	std::printf("Trained model \"%s\" (id %s), version %s: %s by %s\n", r.str(0, 1).c_str(), r.str(0, 0).c_str(),
 	            r.str(0, 2).c_str(), r.str(0, 3).c_str(), r.str(0, 4).c_str());
 	std::printf("Rows: %s for training, %s held out for testing\n", r.str(0, 6).c_str(), r.str(0, 7).c_str());
 	std::string metrics = r.str(0, 5);
 	Result m = db.exec("SELECT key, value FROM pg_catalog.jsonb_each($1::pg_catalog.jsonb) "
-	                   "WHERE pg_catalog.jsonb_typeof(value) = 'number'", {metrics.c_str()});
+	                   "WHERE pg_catalog.jsonb_typeof(value) = 'number'",
+	                   {metrics.c_str()});
 	std::printf("Metrics (%s rows):\n", r.str(0, 7) != "0" ? "test" : "training");
 	for (int i = 0; i < m.rows(); i++)
 		std::printf("  %-12s %s\n", m.str(i, 0).c_str(), m.str(i, 1).c_str());
@@ -412,18 +421,23 @@ int cmd_retrain(Client &db, const Args &a)
 	}
 	Result r = db.exec("SELECT r.model_id, r.version, r.parent_version, r.mode, r.rows_train, r.rows_test, "
 	                   "r.metrics::text, r.previous_metrics::text, r.deployed, r.reason, m.name "
-	                   "FROM " + db.schema() + "ml_retrain(" + call + ") r "
-	                   "LEFT JOIN " + db.schema() + "ml_models m ON m.id = r.model_id", p);
+	                   "FROM " +
+	                       db.schema() + "ml_retrain(" + call +
+	                       ") r "
+	                       "LEFT JOIN " +
+	                       db.schema() + "ml_models m ON m.id = r.model_id",
+	                   p);
 	std::string metrics = r.str(0, 6), previous = r.null(0, 7) ? "{}" : r.str(0, 7);
-	Result side = db.exec("SELECT n.key, n.value::text, p.value::text FROM pg_catalog.jsonb_each($1::pg_catalog.jsonb) n "
-	                      "LEFT JOIN pg_catalog.jsonb_each($2::pg_catalog.jsonb) p ON p.key = n.key "
-	                      "WHERE pg_catalog.jsonb_typeof(n.value) = 'number' AND n.key <> 'rows'",
-	                      {metrics.c_str(), previous.c_str()});
+	Result side =
+	    db.exec("SELECT n.key, n.value::text, p.value::text FROM pg_catalog.jsonb_each($1::pg_catalog.jsonb) n "
+	            "LEFT JOIN pg_catalog.jsonb_each($2::pg_catalog.jsonb) p ON p.key = n.key "
+	            "WHERE pg_catalog.jsonb_typeof(n.value) = 'number' AND n.key <> 'rows'",
+	            {metrics.c_str(), previous.c_str()});
 	db.exec("COMMIT");
 
 	std::string name = r.str(0, 10).empty() ? model : r.str(0, 10);
-	std::printf("Model \"%s\" (id %s): new version %s (parent version %s), mode %s\n", name.c_str(), r.str(0, 0).c_str(),
-	            r.str(0, 1).c_str(), r.str(0, 2).c_str(), r.str(0, 3).c_str());
+	std::printf("Model \"%s\" (id %s): new version %s (parent version %s), mode %s\n", name.c_str(),
+	            r.str(0, 0).c_str(), r.str(0, 1).c_str(), r.str(0, 2).c_str(), r.str(0, 3).c_str());
 	std::printf("Rows: %s for training, %s held out for testing\n", r.str(0, 4).c_str(), r.str(0, 5).c_str());
 	std::printf("Metrics on the %s rows:\n  %-12s %-22s %s\n", r.str(0, 5) != "0" ? "held-out" : "training", "metric",
 	            ("version " + r.str(0, 1)).c_str(), r.null(0, 7) ? "" : ("version " + r.str(0, 2)).c_str());
@@ -509,12 +523,14 @@ int cmd_versions(Client &db, const Args &a)
 	std::string where = is_integer(model) ? "model_id = $1::pg_catalog.int8" : "model = $1";
 	Result r = db.exec("SELECT version, parent_version AS parent, CASE WHEN deployed THEN '*' ELSE '' END AS deployed, "
 	                   "algorithm, mode, rows_train, rows_test, " +
-	                   headline("COALESCE(test_metrics, train_metrics)") +
-	                   " AS metric, pg_catalog.to_char(trained_at, 'YYYY-MM-DD HH24:MI:SS') AS trained_at, "
-	                   "trained_by::text AS trained_by FROM " + db.schema() + "ml_versions WHERE " + where +
-	                   " ORDER BY version", p);
+	                       headline("COALESCE(test_metrics, train_metrics)") +
+	                       " AS metric, pg_catalog.to_char(trained_at, 'YYYY-MM-DD HH24:MI:SS') AS trained_at, "
+	                       "trained_by::text AS trained_by FROM " +
+	                       db.schema() + "ml_versions WHERE " + where + " ORDER BY version",
+	                   p);
 	if (r.rows() == 0)
-		throw Failure(kExitServer, "model \"" + model + "\" does not exist\nHINT:  pg_ml models lists the models you can use.");
+		throw Failure(kExitServer,
+		              "model \"" + model + "\" does not exist\nHINT:  pg_ml models lists the models you can use.");
 	print_table(r);
 	return kExitOk;
 }
@@ -569,7 +585,8 @@ void print_failure(const Failure &f, const std::string &command)
 			std::fprintf(stderr, "HINT:  %s\n", s->hint.c_str());
 	}
 	if (f.code() == kExitUsage)
-		std::fprintf(stderr, "Try \"pg_ml help%s%s\" for more information.\n", command.empty() ? "" : " ", command.c_str());
+		std::fprintf(stderr, "Try \"pg_ml help%s%s\" for more information.\n", command.empty() ? "" : " ",
+		             command.c_str());
 }
 
 } // namespace

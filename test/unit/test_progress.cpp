@@ -77,11 +77,20 @@ void expect_reports_match_log(Algorithm a, const char *metric, int threads = 1)
 
 } // namespace
 
-TEST(Progress, LogisticReportsEveryIteration) { expect_reports_match_log(Algorithm::LogisticRegression, "loss"); }
+TEST(Progress, LogisticReportsEveryIteration)
+{
+	expect_reports_match_log(Algorithm::LogisticRegression, "loss");
+}
 
-TEST(Progress, MlpReportsEveryEpoch) { expect_reports_match_log(Algorithm::Mlp, "loss"); }
+TEST(Progress, MlpReportsEveryEpoch)
+{
+	expect_reports_match_log(Algorithm::Mlp, "loss");
+}
 
-TEST(Progress, GradientBoostingReportsEveryRound) { expect_reports_match_log(Algorithm::GradientBoosting, "loss", 2); }
+TEST(Progress, GradientBoostingReportsEveryRound)
+{
+	expect_reports_match_log(Algorithm::GradientBoosting, "loss", 2);
+}
 
 TEST(Progress, ForestWithThreadsReportsOnlyThePhase)
 {
