@@ -17,6 +17,9 @@ OBJS       = $(CORE_SRCS:.cpp=.o) $(GLUE_SRCS:.cpp=.o)
 
 REGRESS      = $(shell cat test/schedule)
 REGRESS_OPTS = --inputdir=test --outputdir=test --load-extension=pg_ml
+# progress notices carry elapsed times: off for the expected output (test/sql/progress.sql turns
+# them on where it needs them); pg_regress adds its own options to PGOPTIONS
+installcheck: export PGOPTIONS += -c pg_ml.progress=off
 
 PG_CONFIG ?= pg_config
 EIGEN_INC ?= /usr/include/eigen3
@@ -37,6 +40,8 @@ override with_llvm = no
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+# the rule for sql/pg_ml--0.2.0.sql above must not become the default goal
+.DEFAULT_GOAL := all
 
 sql/pg_ml--0.2.0.sql: sql/pg_ml--0.1.0.sql sql/pg_ml--0.1.0--0.2.0.sql
 	cat $^ > $@

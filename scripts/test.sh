@@ -167,8 +167,9 @@ if make clean PG_CONFIG="$PG_CONFIG" >/dev/null &&
     echo
     echo "=== throw-away PostgreSQL $PGVER cluster (pg_virtualenv)"
     # -t: the cluster lives in a temporary directory (also as root, where the server runs
-    # as the postgres OS user) and is removed when the command exits
-    pg_virtualenv -t -v "$PGVER" "$ROOT/scripts/test.sh" --inside-cluster "$WORK"
+    # as the postgres OS user) and is removed when the command exits; pg_ml is preloaded so
+    # that its shared-memory progress view (and background worker) are tested
+    pg_virtualenv -t -v "$PGVER" -o shared_preload_libraries=pg_ml "$ROOT/scripts/test.sh" --inside-cluster "$WORK"
     rc=$?
     if [ -f "$WORK/regress.counts" ]; then
         read -r ok bad <"$WORK/regress.counts"

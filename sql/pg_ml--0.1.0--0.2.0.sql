@@ -32,3 +32,45 @@ CREATE AGGREGATE @extschema@.ml_train_stats(float8[], "any", VARIADIC "any") (
 COMMENT ON AGGREGATE @extschema@.ml_train_stats(float8[], "any", VARIADIC "any") IS
     'pg_ml: training statistics of the linear family (used by ml_train; the state is a float8[])';
 
+
+
+-- ---------------------------------------------------------------- progress and the command line (issue 5)
+
+-- The running ml_train / ml_retrain / ml_evaluate calls of every backend, from shared memory
+-- (pg_ml in shared_preload_libraries; no rows otherwise). Rows of other roles are shown only to
+-- members of those roles and to pg_read_all_stats, like pg_stat_activity. VOLATILE: every call
+-- reads the live state; PARALLEL RESTRICTED like pg_stat_get_activity.
+CREATE FUNCTION ml.training_progress(
+    OUT pid integer, OUT datname name, OUT usename name, OUT command text, OUT model text,
+    OUT phase text, OUT rows bigint, OUT rows_estimate bigint, OUT iteration integer,
+    OUT metric text, OUT value float8, OUT started_at timestamptz, OUT elapsed float8)
+    RETURNS SETOF record
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'pgml_training_progress';
+COMMENT ON FUNCTION ml.training_progress() IS 'pg_ml: running trainings (read through ml_training_progress)';
+
+CREATE VIEW @extschema@.ml_training_progress AS
+SELECT p.pid, p.datname, p.usename, p.command, p.model, p.phase, p.rows, p.rows_estimate,
+       p.iteration, p.metric, p.value, p.started_at, p.elapsed
+FROM ml.training_progress() p;
+COMMENT ON VIEW @extschema@.ml_training_progress
+    IS 'pg_ml: every running ml_train, ml_retrain and ml_evaluate the current role may see (needs shared_preload_libraries)';
+GRANT SELECT ON @extschema@.ml_training_progress TO PUBLIC;
+
+-- The columns a relation needs to retrain or evaluate a model (features in the model's order,
+-- then the target), with their types: what `pg_ml retrain --csv` types its staging table with.
+-- STABLE (reads the catalog), PARALLEL UNSAFE (switches to the catalog owner like ml_evaluate).
+CREATE FUNCTION @extschema@.ml_model_columns(model text, version integer DEFAULT NULL,
+    OUT ordinal integer, OUT name text, OUT type text, OUT type_class text, OUT role text)
+    RETURNS SETOF record
+    LANGUAGE c STABLE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'pgml_model_columns';
+CREATE FUNCTION @extschema@.ml_model_columns(model bigint, version integer DEFAULT NULL,
+    OUT ordinal integer, OUT name text, OUT type text, OUT type_class text, OUT role text)
+    RETURNS SETOF record
+    LANGUAGE c STABLE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'pgml_model_columns';
+COMMENT ON FUNCTION @extschema@.ml_model_columns(text, integer)
+    IS 'pg_ml: feature and target columns of a version (default: deployed) with their types';
+COMMENT ON FUNCTION @extschema@.ml_model_columns(bigint, integer)
+    IS 'pg_ml: feature and target columns of a version (default: deployed) with their types';

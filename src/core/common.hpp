@@ -10,6 +10,7 @@
 #error "src/core must not include PostgreSQL headers (and the glue includes core headers first)"
 #endif
 
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <stdexcept>
@@ -57,6 +58,24 @@ inline void check_cancel(CancelCheck cancel)
 {
 	if (cancel != nullptr && cancel())
 		throw Error(ErrorCode::Cancelled, "canceled");
+}
+
+// Progress of a long fit, for the glue's progress reports. Called with a phase name ("evaluating")
+// when a phase starts, or with phase == nullptr for an iteration (its number, a metric's name and
+// value). The core calls it only on the thread that called into the core, never from a worker
+// thread of parallel_for; the glue's function records the values (and may send a notice) and never throws.
+using ProgressCallback = void (*)(const char *phase, int iteration, const char *metric, double value);
+
+inline void report_iteration(ProgressCallback progress, int iteration, const char *metric, double value)
+{
+	if (progress != nullptr)
+		progress(nullptr, iteration, metric, value);
+}
+
+inline void report_phase(ProgressCallback progress, const char *phase)
+{
+	if (progress != nullptr)
+		progress(phase, 0, nullptr, NAN);
 }
 
 // A scalar option value from hyperparams / preprocess jsonb, flattened by the glue

@@ -93,6 +93,7 @@ struct FitInput {
 	int threads = 1;                            // upper bound on threads an algorithm may use
 	CancelCheck cancel = nullptr;
 	std::vector<IterationLog> *log = nullptr;   // per-iteration loss / validation metric
+	ProgressCallback progress = nullptr;        // per iteration, called on this thread only (never from workers)
 };
 
 // A fitted in-memory model on scaled features.

@@ -257,7 +257,7 @@ inline double sigmoid(double z)
 // Minimises f from x with L-BFGS (two-loop recursion, history opt.history,
 // More-Thuente line search); x is overwritten with the final point.
 LbfgsResult lbfgs_minimize(const Objective &f, Eigen::VectorXd &x, const LbfgsOptions &opt, CancelCheck cancel,
-                           std::vector<IterationLog> *log)
+                           std::vector<IterationLog> *log, ProgressCallback progress)
 {
 	if (opt.history < 1)
 		throw Error(ErrorCode::InvalidParameter, "L-BFGS history must be at least 1");
@@ -315,6 +315,7 @@ LbfgsResult lbfgs_minimize(const Objective &f, Eigen::VectorXd &x, const LbfgsOp
 		res.loss = fx;
 		if (log != nullptr)
 			log->push_back(IterationLog{k, fx, gnorm});
+		report_iteration(progress, k, "loss", fx);
 		if (gnorm <= opt.tol) {
 			res.converged = true;
 			break;
@@ -428,7 +429,8 @@ double logistic_objective(const Eigen::MatrixXd &X, const std::vector<int> &y, i
 
 // Fits L2-penalised binary (sigmoid) or multinomial (softmax) logistic regression.
 LogisticFit fit_logistic(const Eigen::MatrixXd &X, const std::vector<int> &y, int K, double C,
-                         const LbfgsOptions &opt, CancelCheck cancel, std::vector<IterationLog> *log)
+                         const LbfgsOptions &opt, CancelCheck cancel, std::vector<IterationLog> *log,
+                         ProgressCallback progress)
 {
 	if (K < 2)
 		throw Error(ErrorCode::InvalidParameter, "logistic regression needs at least two classes");
@@ -453,7 +455,7 @@ LogisticFit fit_logistic(const Eigen::MatrixXd &X, const std::vector<int> &y, in
 
 	Eigen::VectorXd w = Eigen::VectorXd::Zero(p * kk + kk);
 	LogisticFit fit;
-	fit.result = lbfgs_minimize(objective, w, opt, cancel, log);
+	fit.result = lbfgs_minimize(objective, w, opt, cancel, log, progress);
 	fit.W = Eigen::Map<const Eigen::MatrixXd>(w.data(), p, kk);
 	fit.b = Eigen::Map<const Eigen::VectorXd>(w.data() + p * kk, kk);
 	return fit;

@@ -35,9 +35,10 @@ struct LbfgsResult {
 using Objective = std::function<double(const Eigen::VectorXd &x, Eigen::VectorXd &grad)>;
 
 // Minimises f starting from x (warm start: x is the initial point, overwritten with the result).
-// Appends one IterationLog per iteration to log (if not null). Polls cancel every iteration.
+// Appends one IterationLog per iteration to log (if not null) and reports it to progress. Polls
+// cancel every iteration.
 LbfgsResult lbfgs_minimize(const Objective &f, Eigen::VectorXd &x, const LbfgsOptions &opt,
-                           CancelCheck cancel, std::vector<IterationLog> *log);
+                           CancelCheck cancel, std::vector<IterationLog> *log, ProgressCallback progress = nullptr);
 
 // Multinomial / binary logistic regression with L2 penalty, sklearn's LogisticRegression
 // objective: 0.5*||W||^2 + C * sum_i loss_i (intercept not penalised).
@@ -51,7 +52,8 @@ struct LogisticFit {
 	LbfgsResult result;
 };
 LogisticFit fit_logistic(const Eigen::MatrixXd &X, const std::vector<int> &y, int K, double C,
-                         const LbfgsOptions &opt, CancelCheck cancel, std::vector<IterationLog> *log);
+                         const LbfgsOptions &opt, CancelCheck cancel, std::vector<IterationLog> *log,
+                         ProgressCallback progress = nullptr);
 
 // The function fit_logistic minimises: (0.5*||W||^2 + C*sum_i loss_i) / (C*n), evaluated at the
 // parameter vector w = [vec(W) (column-major p x k'), b]; writes the gradient into grad.

@@ -942,7 +942,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 				LbfgsOptions lo;
 				lo.max_iter = m.hp.integer("max_iter");
 				lo.tol = m.hp.num("tol");
-				LogisticFit fit = fit_logistic(X, ytr, K, m.hp.num("C"), lo, cancel, &result_.log);
+				LogisticFit fit = fit_logistic(X, ytr, K, m.hp.num("C"), lo, cancel, &result_.log, spec.progress);
 				// fold the scaling into the coefficients: w_x = w_z / s, b_x = b_z - center . w_x
 				model->W = fit.W.array().colwise() / model->prep.scale.array();
 				model->b = fit.b - model->W.transpose() * model->prep.center;
@@ -963,6 +963,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 				in.threads = spec.threads;
 				in.cancel = cancel;
 				in.log = &result_.log;
+				in.progress = spec.progress;
 				if (m.base != nullptr) {
 					// a copy of the base's estimator (through its own encoding), trained further
 					Writer w;
@@ -983,6 +984,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 						permutation_importance(*model->estimator, X, in.y, m.task, K, spec.seed, cancel);
 			}
 		}
+		report_phase(spec.progress, "evaluating");
 		out.assign(static_cast<size_t>(std::max(K, 1)), 0.0);
 		std::vector<double> x(static_cast<size_t>(p));
 		auto evaluate = [&](const RowStore &s) -> std::string {

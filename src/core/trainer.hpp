@@ -27,6 +27,7 @@ struct TrainSpec {
 	size_t memory_limit = size_t(1) << 30; // bytes of rows an in-memory algorithm may keep
 	int threads = 1;                        // upper bound on threads an algorithm may use
 	std::string algorithm_choice;           // why algorithm => 'auto' chose the algorithm (stored in the report)
+	ProgressCallback progress = nullptr;    // iterations and phases of the fit (main thread only)
 };
 
 // What a training run reports besides the model.

@@ -1,5 +1,6 @@
 // pg_ml glue: ml_evaluate, ml_deploy, ml_rollback, ml_drop_model, ml_grant, ml_revoke.
 #include "pg_ml.hpp"
+#include "progress.hpp"
 
 #include <memory>
 #include <string>
@@ -34,6 +35,7 @@ eval_consume(void *arg, const pgml::Batch *batch)
 {
 	EvalState *st = static_cast<EvalState *>(arg);
 	PGML_CORE(st->evaluator->add_batch(*batch, pgml_interrupt_pending));
+	pgml_progress_rows(batch->nrows);
 }
 
 bool
@@ -87,10 +89,12 @@ pgml_evaluate(PG_FUNCTION_ARGS)
 		st->evaluator = std::make_unique<pgml::Evaluator>(*model);
 	});
 	pgml_own(CurrentMemoryContext, st, delete_eval);
+	pgml_progress_begin("ml_evaluate", ref.name, relid, "evaluating");
 	int64 rows = pgml_scan_relation(relid, features, nfeatures, model->has_target() ? &target : nullptr, eval_consume, st);
 	if (rows == 0)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("relation \"%s\" has no rows", relname)));
 	PGML_CORE(st->json = st->evaluator->metrics_json());
+	pgml_progress_end();
 	PG_RETURN_DATUM(pgml_jsonb_from_cstring(st->json.c_str()));
 }
 

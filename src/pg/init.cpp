@@ -1,5 +1,6 @@
 // pg_ml glue: module magic, settings, and ownership of core objects by memory contexts.
 #include "pg_ml.hpp"
+#include "progress.hpp"
 
 extern "C" {
 #include "utils/guc.h"
@@ -32,6 +33,7 @@ _PG_init(void)
 							 "Train the linear family with one aggregate query (parallel when the planner chooses).",
 							 "Off: read the rows through a cursor instead (the same statistics, one backend).",
 							 &pgml_stats_aggregate, true, PGC_USERSET, 0, NULL, NULL, NULL);
+	pgml_progress_init(); /* pg_ml.progress, pg_ml.progress_interval; shared slots when preloaded */
 	MarkGUCPrefixReserved("pg_ml");
 }
 

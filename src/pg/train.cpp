@@ -5,6 +5,7 @@
 #include <string>
 
 #include "options.hpp"
+#include "progress.hpp"
 
 extern "C" {
 #include "access/relation.h"
@@ -47,6 +48,7 @@ train_consume(void *arg, const pgml::Batch *batch)
 {
 	TrainState *st = static_cast<TrainState *>(arg);
 	PGML_CORE(st->trainer->add_batch(*batch, pgml_interrupt_pending));
+	pgml_progress_rows(batch->nrows); /* progress */
 }
 
 double
@@ -123,10 +125,13 @@ run_training(TrainState *st, Oid relid, const char *relname, const PgmlColumn *f
 	PGML_CORE(aggregate = pgml_stats_aggregate && st->trainer->uses_stats_aggregate());
 	int64 rows = aggregate ? pgml_aggregate_relation(st->trainer.get(), relid, features, nfeatures, target)
 						   : pgml_scan_relation(relid, features, nfeatures, target, train_consume, st);
+	if (aggregate)
+		pgml_progress_rows(rows); /* progress: the aggregate query reports its rows at the end */
 	if (rows == 0)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("relation \"%s\" has no rows", relname),
 						errhint("Train on a relation with labelled rows.")));
 	*read_ms = elapsed_ms(start);
+	pgml_progress_phase("fitting"); /* progress */
 	finish_training(st, compare);
 	*total_ms = elapsed_ms(start);
 }
@@ -558,14 +563,17 @@ pgml_train(PG_FUNCTION_ARGS)
 		spec->test_size = test_size;
 		spec->seed = static_cast<uint64_t>(static_cast<int64_t>(seed));
 		spec->memory_limit = static_cast<size_t>(pgml_max_memory_mb) << 20;
+		spec->progress = pgml_progress_core; /* progress */
 		st->trainer = std::make_unique<pgml::Trainer>(*spec);
 	});
+	pgml_progress_begin("ml_train", name, relid, "reading"); /* progress */
 	double read_ms, total_ms;
 	run_training(st, relid, relname, features, nfeatures, has_target ? &target : nullptr, nullptr, t_start, &read_ms,
 				 &total_ms);
 	const pgml::TrainResult &res = st->trainer->result();
 
 	/* the catalog */
+	pgml_progress_phase("saving"); /* progress */
 	Oid caller = GetUserId();
 	int64 model_id;
 	{
@@ -618,6 +626,7 @@ pgml_train(PG_FUNCTION_ARGS)
 	values[6] = Int64GetDatum(res.rows_train);
 	values[7] = Int64GetDatum(res.rows_test);
 	values[8] = BoolGetDatum(true);
+	pgml_progress_end(); /* progress */
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(result_desc), values, nulls)));
 }
 
@@ -685,8 +694,10 @@ pgml_retrain(PG_FUNCTION_ARGS)
 		st->spec.seed = static_cast<uint64_t>(seed);
 		st->spec.memory_limit = static_cast<size_t>(pgml_max_memory_mb) << 20;
 		st->spec.threads = pgml_max_threads;
+		st->spec.progress = pgml_progress_core; /* progress */
 		st->trainer = std::make_unique<pgml::Trainer>(st->spec, *base, incremental);
 	});
+	pgml_progress_begin("ml_retrain", ref.name, relid, "reading"); /* progress */
 	double read_ms, total_ms;
 	run_training(st, relid, relname, features, nfeatures, base->has_target() ? &target : nullptr, base, t_start,
 				 &read_ms, &total_ms);
@@ -713,6 +724,7 @@ pgml_retrain(PG_FUNCTION_ARGS)
 						  do_deploy ? ">=" : "<", prev, ref.deployed_version, (long long) res.rows_test);
 	}
 
+	pgml_progress_phase("saving"); /* progress */
 	Oid caller = GetUserId();
 	int32 version;
 	{
@@ -754,5 +766,6 @@ pgml_retrain(PG_FUNCTION_ARGS)
 		nulls[7] = true;
 	values[8] = BoolGetDatum(do_deploy);
 	values[9] = CStringGetTextDatum(reason);
+	pgml_progress_end(); /* progress */
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(result_desc), values, nulls)));
 }

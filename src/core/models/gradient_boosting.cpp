@@ -633,6 +633,7 @@ Boosted boost(const FitInput &in, const Params &params, Task task, int K, const 
 		double valid_loss = have_valid ? eval_value(eval, "valid") : NAN;
 		if (in.log != nullptr)
 			in.log->push_back(IterationLog{iter + 1, train_loss, NAN, valid_loss});
+		report_iteration(in.progress, iter + 1, "loss", train_loss);
 		if (esr > 0 && have_valid) {
 			if (valid_loss < best || best_round < 0) {
 				best = valid_loss;

@@ -313,6 +313,7 @@ class KMeans : public Estimator {
 			C.swap(Cn);
 			if (in.log != nullptr)
 				in.log->push_back({it + 1, inertia, NAN, NAN});
+			report_iteration(in.progress, it + 1, "inertia", inertia);
 			if (labels == old || shift <= tol_abs)
 				break;
 			old = labels;

@@ -375,6 +375,7 @@ class MlpModel : public Estimator {
 			}
 			if (in.log != nullptr)
 				in.log->push_back({static_cast<int>(epochs), loss, NAN, valid});
+			report_iteration(in.progress, static_cast<int>(epochs), "loss", loss);
 			if (no_improvement > o.n_iter_no_change)
 				break;
 		}

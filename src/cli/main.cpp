@@ -1,0 +1,645 @@
+// pg_ml command line: train, retrain from a CSV file, predict a CSV file, and manage versions.
+//
+// Every command is a few SQL statements over libpq; the connection comes from -d (a database
+// name, a conninfo string or a URI) and libpq's environment (PGHOST, PGPORT, PGUSER, ~/.pgpass,
+// PGSSLMODE ...). A CSV file goes to the server with COPY into a temporary table typed like the
+// model's columns, inside one transaction, so a bad value is reported with its line and column
+// and nothing is written.
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include "client.hpp"
+#include "csv.hpp"
+#include "errors.hpp"
+
+#ifndef PGML_VERSION
+#define PGML_VERSION "0.2.0"
+#endif
+
+using namespace pgml_cli;
+
+namespace {
+
+// ------------------------------------------------------------------ help
+
+const char kExitCodes[] = "Exit status:\n"
+                          "  0  success\n"
+                          "  1  bad command line (usage)\n"
+                          "  2  could not connect or authenticate (libpq's message is printed)\n"
+                          "  3  bad input file (the file, line and column are named; nothing was written)\n"
+                          "  4  the server reported an error (its message, detail and hint are printed)\n";
+
+const char kConnection[] =
+    "Connection options:\n"
+    "  -d, --dbname=DB   database name, conninfo string (\"host=h dbname=d\") or URI\n"
+    "                    (postgresql://...); everything not given comes from libpq's\n"
+    "                    environment: PGHOST, PGPORT, PGUSER, PGDATABASE, ~/.pgpass, PGSSLMODE ...\n"
+    "  -q, --quiet       no progress output\n";
+
+struct CommandHelp {
+	const char *name;
+	const char *usage;
+	const char *text;
+};
+
+const CommandHelp kHelp[] = {
+    {"train", "pg_ml train --relation REL [--target COL] [options]",
+     "Trains a new model on a table or view and deploys its version 1.\n\n"
+     "Options:\n"
+     "  --relation REL       table, view or materialized view to train on (required)\n"
+     "  --target COL         column to predict; leave out to cluster the rows\n"
+     "  --algorithm NAME     e.g. linear_regression, logistic_regression, random_forest (default: auto)\n"
+     "  --name NAME          model name (default: <relation>_<target>)\n"
+     "  --task TASK          regression, classification or clustering (default: auto)\n"
+     "  --hyperparams JSON   hyperparameters, e.g. '{\"max_depth\": 6}'\n"
+     "  --test-size F        fraction of rows held out for the test metrics (default 0.2)\n"},
+    {"retrain", "pg_ml retrain --model NAME (--csv FILE | --relation REL) [options]",
+     "Trains a new version of a model on new rows and prints it with its metrics next to the\n"
+     "previous version's (on the same held-out rows) and whether it was deployed.\n\n"
+     "With --csv, the file (CSV with a header line) is copied into a temporary table typed like the\n"
+     "model's columns (header columns matched by name; extra columns ignored; a missing column is an\n"
+     "error). A bad value is reported as FILE:LINE: column C: message, and nothing is written.\n\n"
+     "Options:\n"
+     "  --model NAME         model name or id (required)\n"
+     "  --csv FILE           the new rows, as CSV with a header line\n"
+     "  --relation REL       or: a table or view with the new rows\n"
+     "  --mode MODE          auto, refit or incremental (default: auto)\n"
+     "  --deploy POLICY      if_better, always or never (default: if_better)\n"},
+    {"predict", "pg_ml predict --model NAME --csv FILE [--out FILE]",
+     "Predicts every row of a CSV file: writes the file's rows with a \"prediction\" column as CSV\n"
+     "(the class label for classifiers, the value for regression, the cluster for clustering).\n\n"
+     "Options:\n"
+     "  --model NAME         model name or id (required)\n"
+     "  --csv FILE           input rows, CSV with a header line (required)\n"
+     "  --out FILE           output file (default: standard output)\n"},
+    {"models", "pg_ml models", "Lists the models you can use, with their deployed version and its test metric.\n"},
+    {"versions", "pg_ml versions MODEL", "Lists the versions of a model: parent, mode, rows, test metric, deployed.\n"},
+    {"deploy", "pg_ml deploy MODEL VERSION", "Deploys a version of a model (predictions use it from then on).\n"},
+    {"rollback", "pg_ml rollback MODEL", "Deploys again the version deployed before the current one.\n"},
+    {"jobs", "pg_ml jobs", "Lists the retraining jobs (the ml_jobs view of the server).\n"},
+    {"help", "pg_ml help [COMMAND]", "Shows help on a command.\n"},
+};
+
+const CommandHelp *find_help(const std::string &cmd)
+{
+	for (const auto &h : kHelp)
+		if (cmd == h.name)
+			return &h;
+	return nullptr;
+}
+
+void print_main_help()
+{
+	std::printf("pg_ml: train, retrain, version and use the models of the pg_ml PostgreSQL extension.\n\n"
+	            "Usage:\n  pg_ml [OPTION]... COMMAND [ARG]...\n\nCommands:\n");
+	for (const auto &h : kHelp)
+		std::printf("  %s\n", h.usage);
+	std::printf("\n%s  --help            help (also: pg_ml help COMMAND, pg_ml COMMAND --help)\n"
+	            "  --version         the version of this program\n\n%s",
+	            kConnection, kExitCodes);
+}
+
+void print_command_help(const CommandHelp &h)
+{
+	std::printf("Usage:\n  %s\n\n%s\n%s\n%s", h.usage, h.text, kConnection, kExitCodes);
+}
+
+// ------------------------------------------------------------------ command line
+
+struct Args {
+	std::string command;
+	std::vector<std::string> positional;
+	std::map<std::string, std::string> options;
+	std::string dbname;
+	bool quiet = false;
+	bool help = false;
+
+	bool has(const char *k) const { return options.count(k) != 0; }
+	const std::string &opt(const char *k) const { return options.at(k); }
+	const char *opt_or_null(const char *k) const
+	{
+		auto it = options.find(k);
+		return it == options.end() ? nullptr : it->second.c_str();
+	}
+};
+
+// Options of each command (all take a value).
+const std::map<std::string, std::set<std::string>> kOptions = {
+    {"train", {"relation", "target", "algorithm", "name", "task", "hyperparams", "test-size"}},
+    {"retrain", {"model", "csv", "relation", "mode", "deploy"}},
+    {"predict", {"model", "csv", "out"}},
+    {"models", {}},
+    {"versions", {}},
+    {"deploy", {}},
+    {"rollback", {}},
+    {"jobs", {}},
+    {"help", {}},
+};
+
+Args parse_args(int argc, char **argv)
+{
+	Args a;
+	for (int i = 1; i < argc; i++) {
+		std::string s = argv[i];
+		auto value = [&](const std::string &name, std::string inline_value, bool has_inline) -> std::string {
+			if (has_inline)
+				return inline_value;
+			if (i + 1 >= argc)
+				throw UsageError("option " + name + " needs a value", a.command);
+			return argv[++i];
+		};
+		if (s == "--help" || s == "-h" || s == "-?") {
+			a.help = true;
+		} else if (s == "--version" || s == "-V") {
+			std::printf("pg_ml %s\n", PGML_VERSION);
+			std::exit(kExitOk);
+		} else if (s == "-q" || s == "--quiet") {
+			a.quiet = true;
+		} else if (s == "-d") {
+			a.dbname = value("-d", "", false);
+		} else if (s.compare(0, 2, "-d") == 0 && s.size() > 2 && s[2] != '-') {
+			a.dbname = s.substr(2);
+		} else if (s.compare(0, 2, "--") == 0 && s.size() > 2) {
+			size_t eq = s.find('=');
+			std::string name = s.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
+			std::string inline_value = eq == std::string::npos ? "" : s.substr(eq + 1);
+			if (name == "dbname") {
+				a.dbname = value("--dbname", inline_value, eq != std::string::npos);
+				continue;
+			}
+			if (a.command.empty())
+				throw UsageError("unknown option --" + name + " (options of a command come after it)");
+			const auto &allowed = kOptions.at(a.command);
+			if (allowed.count(name) == 0)
+				throw UsageError("command " + a.command + " has no option --" + name, a.command);
+			a.options[name] = value("--" + name, inline_value, eq != std::string::npos);
+		} else if (s.size() > 1 && s[0] == '-') {
+			throw UsageError("unknown option " + s, a.command);
+		} else if (a.command.empty()) {
+			if (kOptions.count(s) == 0)
+				throw UsageError("unknown command \"" + s + "\"");
+			a.command = s;
+		} else {
+			a.positional.push_back(s);
+		}
+	}
+	return a;
+}
+
+void expect_positional(const Args &a, size_t n, const char *what)
+{
+	if (a.positional.size() < n)
+		throw UsageError(std::string("missing ") + what, a.command);
+	if (a.positional.size() > n)
+		throw UsageError("unexpected argument \"" + a.positional[n] + "\"", a.command);
+}
+
+void require(const Args &a, const char *opt)
+{
+	if (!a.has(opt))
+		throw UsageError(std::string("option --") + opt + " is required", a.command);
+}
+
+bool is_integer(const std::string &s)
+{
+	if (s.empty())
+		return false;
+	for (char c : s)
+		if (c < '0' || c > '9')
+			return false;
+	return true;
+}
+
+// "name" or "(id)": the SQL argument that selects a model by name (text) or id (bigint).
+std::string model_arg(const std::string &m, std::vector<const char *> &params, int index)
+{
+	params.push_back(m.c_str());
+	return "$" + std::to_string(index) + (is_integer(m) ? "::pg_catalog.int8" : "::pg_catalog.text");
+}
+
+// The headline test metric of a metrics jsonb column, as SQL.
+std::string headline(const std::string &col)
+{
+	return "CASE WHEN " + col + " ? 'r2' THEN 'r2 ' || pg_catalog.round((" + col + "->>'r2')::numeric, 4) " + "WHEN " +
+	       col + " ? 'accuracy' THEN 'accuracy ' || pg_catalog.round((" + col + "->>'accuracy')::numeric, 4) " +
+	       "WHEN " + col + " ? 'silhouette' THEN 'silhouette ' || pg_catalog.round((" + col +
+	       "->>'silhouette')::numeric, 4) END";
+}
+
+// ------------------------------------------------------------------ CSV staging
+
+struct ModelColumn {
+	std::string name, type, role;
+};
+
+std::vector<ModelColumn> model_columns(Client &db, const std::string &model)
+{
+	std::vector<const char *> p;
+	std::string arg = model_arg(model, p, 1);
+	Result r =
+	    db.exec("SELECT name, type, role FROM " + db.schema() + "ml_model_columns(" + arg + ") ORDER BY ordinal", p);
+	std::vector<ModelColumn> cols;
+	for (int i = 0; i < r.rows(); i++) {
+		// the type names come from the model (whose owner may not be the caller): never pasted into
+		// SQL as they are, only as the server's own spelling of a type that exists
+		std::string declared = r.str(i, 1);
+		Result t = db.exec("SELECT pg_catalog.format_type(pg_catalog.to_regtype($1), NULL)", {declared.c_str()});
+		if (t.null(0, 0))
+			throw Failure(kExitServer, "column \"" + r.str(i, 0) + "\" of model \"" + model + "\" has type \"" +
+			                               declared + "\", which does not exist in this database");
+		cols.push_back({r.str(i, 0), t.str(0, 0), r.str(i, 2)});
+	}
+	return cols;
+}
+
+// Copies a CSV file into a new temporary table (dropped at commit) typed like the model's columns;
+// the header's other columns come along as text. Inside a transaction. Returns the table's name
+// and the number of rows. need_target: the model's target column must be in the file.
+std::pair<std::string, int64_t> stage_csv(Client &db, const std::string &model, const std::string &path,
+                                          bool need_target, bool line_numbers, std::vector<std::string> *header_out)
+{
+	std::vector<std::string> header = read_csv_header(path);
+	std::vector<ModelColumn> cols = model_columns(db, model);
+	std::set<std::string> seen;
+	for (const auto &h : header) {
+		if (h.empty())
+			throw InputError(path + ":1: the header has an empty column name");
+		if (!seen.insert(h).second)
+			throw InputError(path + ":1: column \"" + h + "\" appears twice in the header");
+	}
+	std::string missing;
+	int nmissing = 0;
+	for (const auto &c : cols)
+		if (seen.count(c.name) == 0 && (c.role == "feature" || need_target)) {
+			missing += (missing.empty() ? "" : ", ") + ("\"" + c.name + "\" (" + c.type + ")");
+			nmissing++;
+		}
+	if (nmissing > 0)
+		throw InputError(path + ":1: the header lacks " + (nmissing == 1 ? "column " : "columns ") + missing +
+		                 " of model \"" + model + "\"");
+
+	std::string table = "pg_ml_staging_" + std::to_string(getpid());
+	std::string ddl = "CREATE TEMP TABLE " + db.quote_ident(table) + " (";
+	std::string list;
+	for (size_t i = 0; i < header.size(); i++) {
+		std::string type = "text";
+		for (const auto &c : cols)
+			if (c.name == header[i])
+				type = c.type;
+		ddl += (i ? ", " : "") + db.quote_ident(header[i]) + " " + type;
+		list += (i ? ", " : "") + db.quote_ident(header[i]);
+	}
+	if (line_numbers)
+		ddl += ", pg_ml_line bigint GENERATED ALWAYS AS IDENTITY";
+	ddl += ") ON COMMIT DROP";
+	db.exec(ddl);
+
+	Result copy = db.exec("COPY " + db.quote_ident(table) + " (" + list + ") FROM STDIN (FORMAT csv, HEADER true)");
+	FILE *f = std::fopen(path.c_str(), "rb");
+	if (f == nullptr)
+		throw InputError(path + ": " + std::strerror(errno));
+	std::vector<char> buf(1 << 16);
+	size_t n;
+	bool sent = true;
+	while (sent && (n = std::fread(buf.data(), 1, buf.size(), f)) > 0)
+		sent = PQputCopyData(db.conn(), buf.data(), static_cast<int>(n)) == 1;
+	bool read_error = std::ferror(f) != 0;
+	std::fclose(f);
+	PQputCopyEnd(db.conn(), read_error ? "could not read the file" : nullptr);
+	Result done(PQgetResult(db.conn()));
+	while (PGresult *extra = PQgetResult(db.conn()))
+		PQclear(extra);
+	if (read_error)
+		throw InputError(path + ": could not read the file");
+	if (PQresultStatus(done.get()) != PGRES_COMMAND_OK) {
+		if (PQstatus(db.conn()) == CONNECTION_BAD)
+			throw Failure(kExitConnection, PQerrorMessage(db.conn()));
+		ServerError e(done.get(), PQerrorMessage(db.conn()));
+		// CONTEXT: COPY <table>, line N[, column C: "value"]
+		size_t at = e.context.find(", line ");
+		if (at == std::string::npos)
+			throw e;
+		// COPY counts physical lines, also inside quoted CSV fields that span lines
+		int64_t line = std::strtoll(e.context.c_str() + at + 7, nullptr, 10);
+		std::string where = path + ":" + std::to_string(line) + ": ";
+		size_t col = e.context.find(", column ", at);
+		if (col != std::string::npos) {
+			size_t start = col + 9;
+			size_t end = e.context.find(": ", start);
+			where +=
+			    "column " + e.context.substr(start, end == std::string::npos ? std::string::npos : end - start) + ": ";
+		}
+		throw InputError(where + e.what());
+	}
+	int64_t rows = std::strtoll(PQcmdTuples(done.get()), nullptr, 10);
+	if (rows == 0)
+		throw InputError(path + ": the file has no rows after the header");
+	if (header_out != nullptr)
+		*header_out = header;
+	return {table, rows};
+}
+
+// ------------------------------------------------------------------ commands
+
+int cmd_train(Client &db, const Args &a)
+{
+	require(a, "relation");
+	std::vector<const char *> p;
+	std::string call = "relation => $1";
+	p.push_back(a.opt("relation").c_str());
+	p.push_back(a.opt_or_null("target"));
+	call += ", target => $2";
+	const std::pair<const char *, const char *> named[] = {{"algorithm", "algorithm"},
+	                                                       {"name", "name"},
+	                                                       {"task", "task"},
+	                                                       {"hyperparams", "hyperparams"},
+	                                                       {"test-size", "test_size"}};
+	for (const auto &o : named)
+		if (a.has(o.first)) {
+			p.push_back(a.opt(o.first).c_str());
+			call += std::string(", ") + o.second + " => $" + std::to_string(p.size()) +
+			        (std::string(o.first) == "hyperparams" ? "::pg_catalog.jsonb"
+			         : std::string(o.first) == "test-size" ? "::pg_catalog.float8"
+			                                               : "::pg_catalog.text");
+		}
+	Result r = db.exec("SELECT model_id, model, version, task, algorithm, metrics::text, rows_train, rows_test, "
+	                   "deployed FROM " +
+	                       db.schema() + "ml_train(" + call + ")",
+	                   p);
+	std::printf("Trained model \"%s\" (id %s), version %s: %s by %s\n", r.str(0, 1).c_str(), r.str(0, 0).c_str(),
+	            r.str(0, 2).c_str(), r.str(0, 3).c_str(), r.str(0, 4).c_str());
+	std::printf("Rows: %s for training, %s held out for testing\n", r.str(0, 6).c_str(), r.str(0, 7).c_str());
+	std::string metrics = r.str(0, 5);
+	Result m = db.exec("SELECT key, value FROM pg_catalog.jsonb_each($1::pg_catalog.jsonb) "
+	                   "WHERE pg_catalog.jsonb_typeof(value) = 'number'",
+	                   {metrics.c_str()});
+	std::printf("Metrics (%s rows):\n", r.str(0, 7) != "0" ? "test" : "training");
+	for (int i = 0; i < m.rows(); i++)
+		std::printf("  %-12s %s\n", m.str(i, 0).c_str(), m.str(i, 1).c_str());
+	std::printf("Deployed: %s\n", r.str(0, 8) == "t" ? "yes" : "no");
+	return kExitOk;
+}
+
+int cmd_retrain(Client &db, const Args &a)
+{
+	require(a, "model");
+	if (a.has("csv") == a.has("relation"))
+		throw UsageError("give either --csv FILE or --relation REL", a.command);
+	const std::string &model = a.opt("model");
+	db.exec("BEGIN");
+	std::string relation;
+	int64_t rows = -1;
+	if (a.has("csv")) {
+		auto staged = stage_csv(db, model, a.opt("csv"), true, false, nullptr);
+		relation = "pg_temp." + db.quote_ident(staged.first);
+		rows = staged.second;
+		db.progress().set_total(rows);
+		std::fprintf(stderr, "%s: %lld rows staged\n", a.opt("csv").c_str(), static_cast<long long>(rows));
+	} else {
+		relation = a.opt("relation");
+	}
+	std::vector<const char *> p;
+	std::string arg = model_arg(model, p, 1);
+	p.push_back(relation.c_str());
+	std::string call = arg + ", $2";
+	if (a.has("mode")) {
+		p.push_back(a.opt("mode").c_str());
+		call += ", mode => $" + std::to_string(p.size()) + "::pg_catalog.text";
+	}
+	if (a.has("deploy")) {
+		p.push_back(a.opt("deploy").c_str());
+		call += ", deploy => $" + std::to_string(p.size()) + "::pg_catalog.text";
+	}
+	Result r = db.exec("SELECT r.model_id, r.version, r.parent_version, r.mode, r.rows_train, r.rows_test, "
+	                   "r.metrics::text, r.previous_metrics::text, r.deployed, r.reason, m.name "
+	                   "FROM " +
+	                       db.schema() + "ml_retrain(" + call +
+	                       ") r "
+	                       "LEFT JOIN " +
+	                       db.schema() + "ml_models m ON m.id = r.model_id",
+	                   p);
+	std::string metrics = r.str(0, 6), previous = r.null(0, 7) ? "{}" : r.str(0, 7);
+	Result side =
+	    db.exec("SELECT n.key, n.value::text, p.value::text FROM pg_catalog.jsonb_each($1::pg_catalog.jsonb) n "
+	            "LEFT JOIN pg_catalog.jsonb_each($2::pg_catalog.jsonb) p ON p.key = n.key "
+	            "WHERE pg_catalog.jsonb_typeof(n.value) = 'number' AND n.key <> 'rows'",
+	            {metrics.c_str(), previous.c_str()});
+	db.exec("COMMIT");
+
+	std::string name = r.str(0, 10).empty() ? model : r.str(0, 10);
+	std::printf("Model \"%s\" (id %s): new version %s (parent version %s), mode %s\n", name.c_str(),
+	            r.str(0, 0).c_str(), r.str(0, 1).c_str(), r.str(0, 2).c_str(), r.str(0, 3).c_str());
+	std::printf("Rows: %s for training, %s held out for testing\n", r.str(0, 4).c_str(), r.str(0, 5).c_str());
+	std::printf("Metrics on the %s rows:\n  %-12s %-22s %s\n", r.str(0, 5) != "0" ? "held-out" : "training", "metric",
+	            ("version " + r.str(0, 1)).c_str(), r.null(0, 7) ? "" : ("version " + r.str(0, 2)).c_str());
+	for (int i = 0; i < side.rows(); i++)
+		std::printf("  %-12s %-22s %s\n", side.str(i, 0).c_str(), side.str(i, 1).c_str(), side.str(i, 2).c_str());
+	std::printf("Deployed: %s (%s)\n", r.str(0, 8) == "t" ? "yes" : "no", r.str(0, 9).c_str());
+	return kExitOk;
+}
+
+int cmd_predict(Client &db, const Args &a)
+{
+	require(a, "model");
+	require(a, "csv");
+	const std::string &model = a.opt("model");
+	db.exec("BEGIN");
+	std::vector<std::string> header;
+	auto staged = stage_csv(db, model, a.opt("csv"), false, true, &header);
+	std::vector<const char *> p;
+	std::string arg = model_arg(model, p, 1);
+	Result task = db.exec("SELECT task FROM " + db.schema() + "ml_models WHERE " +
+	                          (is_integer(model) ? "id = $1::pg_catalog.int8" : "name = $1"),
+	                      p);
+	bool label = task.rows() > 0 && task.str(0, 0) == "classification";
+	std::string pred = "prediction";
+	for (bool clash = true; clash;) {
+		clash = false;
+		for (const auto &h : header)
+			if (h == pred) {
+				pred += "_";
+				clash = true;
+			}
+	}
+	std::string cols;
+	for (const auto &h : header)
+		cols += "s." + db.quote_ident(h) + ", ";
+	std::string lit = is_integer(model) ? model + "::pg_catalog.int8" : db.quote_literal(model) + "::pg_catalog.text";
+	std::string sql = "COPY (SELECT " + cols + db.schema() + (label ? "ml_predict_label(" : "ml_predict(") + lit +
+	                  ", s) AS " + db.quote_ident(pred) + " FROM pg_temp." + db.quote_ident(staged.first) +
+	                  " s ORDER BY s.pg_ml_line) TO STDOUT (FORMAT csv, HEADER true)";
+	FILE *out = stdout;
+	if (a.has("out")) {
+		out = std::fopen(a.opt("out").c_str(), "wb");
+		if (out == nullptr)
+			throw Failure(kExitUsage, a.opt("out") + ": " + std::strerror(errno));
+	}
+	std::unique_ptr<FILE, int (*)(FILE *)> closer(out == stdout ? nullptr : out, std::fclose);
+	db.exec(sql);
+	char *buf = nullptr;
+	int n;
+	while ((n = PQgetCopyData(db.conn(), &buf, 0)) > 0) {
+		std::fwrite(buf, 1, static_cast<size_t>(n), out);
+		PQfreemem(buf);
+	}
+	Result done(PQgetResult(db.conn()));
+	while (PGresult *extra = PQgetResult(db.conn()))
+		PQclear(extra);
+	if (PQresultStatus(done.get()) != PGRES_COMMAND_OK)
+		throw ServerError(done.get(), PQerrorMessage(db.conn()));
+	if (std::fflush(out) != 0)
+		throw Failure(kExitUsage, "could not write the predictions: " + std::string(std::strerror(errno)));
+	db.exec("COMMIT");
+	if (a.has("out"))
+		std::fprintf(stderr, "%s: %lld rows predicted\n", a.opt("out").c_str(), static_cast<long long>(staged.second));
+	return kExitOk;
+}
+
+int cmd_models(Client &db, const Args &a)
+{
+	expect_positional(a, 0, "");
+	Result r = db.exec("SELECT name, id, owner::text AS owner, task, algorithm, deployed_version AS deployed, " +
+	                   headline("COALESCE(test_metrics, train_metrics)") +
+	                   " AS metric, pg_catalog.to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS') AS updated FROM " +
+	                   db.schema() + "ml_models ORDER BY name");
+	print_table(r);
+	return kExitOk;
+}
+
+int cmd_versions(Client &db, const Args &a)
+{
+	expect_positional(a, 1, "model name");
+	const std::string &model = a.positional[0];
+	std::vector<const char *> p{model.c_str()};
+	std::string where = is_integer(model) ? "model_id = $1::pg_catalog.int8" : "model = $1";
+	Result r = db.exec("SELECT version, parent_version AS parent, CASE WHEN deployed THEN '*' ELSE '' END AS deployed, "
+	                   "algorithm, mode, rows_train, rows_test, " +
+	                       headline("COALESCE(test_metrics, train_metrics)") +
+	                       " AS metric, pg_catalog.to_char(trained_at, 'YYYY-MM-DD HH24:MI:SS') AS trained_at, "
+	                       "trained_by::text AS trained_by FROM " +
+	                       db.schema() + "ml_versions WHERE " + where + " ORDER BY version",
+	                   p);
+	if (r.rows() == 0)
+		throw Failure(kExitServer,
+		              "model \"" + model + "\" does not exist\nHINT:  pg_ml models lists the models you can use.");
+	print_table(r);
+	return kExitOk;
+}
+
+int cmd_deploy(Client &db, const Args &a)
+{
+	expect_positional(a, 2, a.positional.empty() ? "model name and version" : "version");
+	if (!is_integer(a.positional[1]))
+		throw UsageError("version must be a number, not \"" + a.positional[1] + "\"", a.command);
+	std::vector<const char *> p;
+	std::string arg = model_arg(a.positional[0], p, 1);
+	p.push_back(a.positional[1].c_str());
+	Result r = db.exec("SELECT " + db.schema() + "ml_deploy(" + arg + ", $2::pg_catalog.int4)", p);
+	std::printf("Deployed version %s of model \"%s\" (version %s was deployed before)\n", a.positional[1].c_str(),
+	            a.positional[0].c_str(), r.str(0, 0).c_str());
+	return kExitOk;
+}
+
+int cmd_rollback(Client &db, const Args &a)
+{
+	expect_positional(a, 1, "model name");
+	std::vector<const char *> p;
+	std::string arg = model_arg(a.positional[0], p, 1);
+	Result r = db.exec("SELECT " + db.schema() + "ml_rollback(" + arg + ")", p);
+	std::printf("Model \"%s\" rolled back: version %s is deployed\n", a.positional[0].c_str(), r.str(0, 0).c_str());
+	return kExitOk;
+}
+
+int cmd_jobs(Client &db, const Args &a)
+{
+	expect_positional(a, 0, "");
+	const std::string &schema = db.schema();
+	Result exists = db.exec("SELECT pg_catalog.to_regclass($1) IS NOT NULL", {(schema + "ml_jobs").c_str()});
+	if (exists.str(0, 0) != "t")
+		throw Failure(kExitServer, "the server's pg_ml has no ml_jobs view\nHINT:  Update the extension to a version "
+		                           "with retraining jobs (ALTER EXTENSION pg_ml UPDATE).");
+	print_table(db.exec("SELECT * FROM " + schema + "ml_jobs"));
+	return kExitOk;
+}
+
+void print_failure(const Failure &f, const std::string &command)
+{
+	if (f.code() == kExitInput) {
+		std::fprintf(stderr, "%s\n", f.what()); // FILE:LINE: ..., like a compiler
+		return;
+	}
+	std::fprintf(stderr, "pg_ml: error: %s\n", f.what());
+	if (const ServerError *s = dynamic_cast<const ServerError *>(&f)) {
+		if (!s->detail.empty())
+			std::fprintf(stderr, "DETAIL:  %s\n", s->detail.c_str());
+		if (!s->hint.empty())
+			std::fprintf(stderr, "HINT:  %s\n", s->hint.c_str());
+	}
+	if (f.code() == kExitUsage)
+		std::fprintf(stderr, "Try \"pg_ml help%s%s\" for more information.\n", command.empty() ? "" : " ",
+		             command.c_str());
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+	Args a;
+	try {
+		a = parse_args(argc, argv);
+		if (a.command == "help") {
+			if (a.positional.empty()) {
+				print_main_help();
+				return kExitOk;
+			}
+			const CommandHelp *h = find_help(a.positional[0]);
+			if (h == nullptr)
+				throw UsageError("unknown command \"" + a.positional[0] + "\"");
+			print_command_help(*h);
+			return kExitOk;
+		}
+		if (a.help) {
+			if (a.command.empty())
+				print_main_help();
+			else
+				print_command_help(*find_help(a.command));
+			return kExitOk;
+		}
+		if (a.command.empty())
+			throw UsageError("no command given");
+		Client db(a.dbname, !a.quiet);
+		if (a.command == "train")
+			return cmd_train(db, a);
+		if (a.command == "retrain")
+			return cmd_retrain(db, a);
+		if (a.command == "predict")
+			return cmd_predict(db, a);
+		if (a.command == "models")
+			return cmd_models(db, a);
+		if (a.command == "versions")
+			return cmd_versions(db, a);
+		if (a.command == "deploy")
+			return cmd_deploy(db, a);
+		if (a.command == "rollback")
+			return cmd_rollback(db, a);
+		return cmd_jobs(db, a);
+	} catch (const UsageError &e) {
+		print_failure(e, e.command.empty() ? a.command : e.command);
+		return e.code();
+	} catch (const Failure &e) {
+		print_failure(e, a.command);
+		return e.code();
+	} catch (const std::exception &e) {
+		std::fprintf(stderr, "pg_ml: error: %s\n", e.what());
+		return kExitServer;
+	}
+}

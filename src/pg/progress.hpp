@@ -1,0 +1,23 @@
+// pg_ml glue: progress reports of ml_train, ml_retrain and ml_evaluate (progress.cpp).
+//
+//   pgml_progress_begin("ml_train", name, relid, "reading");   at the start (a notice)
+//   pgml_progress_rows(batch->nrows);                         per batch read
+//   pgml_progress_phase("fitting");                           at each phase change (a notice)
+//   spec.progress = pgml_progress_core;                       iterations reported by the core
+//   pgml_progress_end();                                      at the end (an error ends it too)
+//
+// Phases: reading, fitting, evaluating, saving. Include after pg_ml.hpp.
+#pragma once
+
+extern bool pgml_progress_notices;    // pg_ml.progress
+extern int pgml_progress_interval_ms; // pg_ml.progress_interval
+
+// Registers pg_ml.progress and pg_ml.progress_interval; when preloaded, the shared slots. From _PG_init.
+void pgml_progress_init(void);
+void pgml_progress_begin(const char *command, const char *model, Oid relid, const char *phase);
+void pgml_progress_phase(const char *phase);
+void pgml_progress_rows(int64 n);
+void pgml_progress_iteration(int iteration, const char *metric, double value);
+// The core's pgml::ProgressCallback (a phase, or an iteration when phase is NULL).
+void pgml_progress_core(const char *phase, int iteration, const char *metric, double value);
+void pgml_progress_end(void);

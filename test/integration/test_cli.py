@@ -1,0 +1,410 @@
+"""The pg_ml command-line client against the live server: retrain from a CSV file (the
+confirmation; a bad line named and nothing written), predict a CSV file, models / versions /
+deploy / rollback / jobs, connection failures with libpq's message, usage and exit codes.
+
+The binary is $PGML_CLI, else build/pg_ml (scripts/test.sh builds it with CMake)."""
+import csv
+import io
+import os
+import pty
+import re
+import select
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+import psycopg2
+from psycopg2 import sql
+
+from pgml_test import ROOT, TEST_DB, PgmlTestCase, connect, ensure_test_database, unique
+
+CLI = os.environ.get("PGML_CLI") or os.path.join(ROOT, "build", "pg_ml")
+
+
+def run_cli(*args, env=None, dbname=TEST_DB):
+    """Runs the client; returns (exit code, stdout, stderr)."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    cmd = [CLI] + (["-d", dbname] if dbname else []) + list(args)
+    p = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=300)
+    return p.returncode, p.stdout, p.stderr
+
+
+def run_tty(*args, env=None, answer=None, dbname=TEST_DB):
+    """Runs the client on a pseudo-terminal (its controlling terminal); types `answer` (bytes) when
+    it asks for a password. Returns (exit code, everything it wrote)."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    argv = [CLI] + (["-d", dbname] if dbname else []) + list(args)
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            os.execve(CLI, argv, full_env)
+        finally:
+            os._exit(127)
+    out = b""
+    try:
+        while True:
+            ready, _, _ = select.select([fd], [], [], 120)
+            if not ready:
+                os.kill(pid, 9)
+                break
+            try:
+                data = os.read(fd, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            out += data
+            if answer is not None and b"Password for user" in out:
+                os.write(fd, answer)
+                answer = None
+    finally:
+        os.close(fd)
+        _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+
+class CliTestCase(PgmlTestCase):
+    @classmethod
+    def setUpClass(cls):
+        if not (os.path.isfile(CLI) and os.access(CLI, os.X_OK)):
+            raise AssertionError(f"the pg_ml client is not built: {CLI} (cmake --build build, or set PGML_CLI)")
+        ensure_test_database()
+
+    def setUp(self):
+        super().setUp()
+        self.dir = tempfile.mkdtemp(prefix="pgml_cli_")
+        self.addCleanup(shutil.rmtree, self.dir)
+
+    def write(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w", newline="") as f:
+            f.write(text)
+        return path
+
+    def regression_model(self):
+        """A linear model on (x integer, z float8, kind text) -> y float8; returns (model, table)."""
+        tab = self.table([("x", "integer"), ("z", "double precision"), ("kind", "text"), ("y", "double precision")],
+                         [[i, (i % 7) / 7, "abc"[i % 3], 2 * i + 3 * ((i % 7) / 7) + (5 if i % 3 == 1 else 0)]
+                          for i in range(1, 301)], prefix="cli")
+        name = self.model_name("cli_m")
+        self.scalar("SELECT version FROM ml_train(%s, 'y', algorithm => 'linear_regression', name => %s)", (tab, name))
+        return name, tab
+
+    def versions(self, model):
+        return [r["version"] for r in self.all("SELECT version FROM ml_versions WHERE model = %s ORDER BY version",
+                                               (model,))]
+
+    def deployed(self, model):
+        return self.scalar("SELECT deployed_version FROM ml_models WHERE name = %s", (model,))
+
+
+class RetrainCsvTest(CliTestCase):
+    def good_csv(self, rows=200, start=1000):
+        # columns in another order than the model's, plus one the model does not use
+        out = io.StringIO()
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(["kind", "comment", "y", "z", "x"])
+        for i in range(start, start + rows):
+            z = (i % 7) / 7
+            w.writerow(["abc"[i % 3], f"row {i}", 2 * i + 3 * z + (5 if i % 3 == 1 else 0), z, i])
+        return out.getvalue()
+
+    def test_good_csv_creates_a_version(self):
+        model, _ = self.regression_model()
+        path = self.write("new.csv", self.good_csv())
+        rc, out, err = run_cli("retrain", "--model", model, "--csv", path)
+        self.assertEqual(rc, 0, err)
+        model_id = self.scalar("SELECT id FROM ml_models WHERE name = %s", (model,))
+        self.assertIn(f'Model "{model}" (id {model_id}): new version 2 (parent version 1)', out)
+        self.assertRegex(out, r"Rows: \d+ for training, \d+ held out for testing")
+        # metrics side by side: the new version and the previous one on the same rows
+        self.assertRegex(out, r"metric\s+version 2\s+version 1")
+        self.assertRegex(out, r"\n  r2\s+[-0-9.e]+\s+[-0-9.e]+\n")
+        self.assertRegex(out, r"Deployed: (yes|no) \(.+\)")
+        self.assertIn("200 rows staged", err)
+        self.assertIn('ignoring columns the model does not use: comment', err)
+        self.assertEqual(self.versions(model), [1, 2])
+        v = self.one("SELECT parent_version, mode, relation FROM ml_versions WHERE model = %s AND version = 2", (model,))
+        self.assertEqual(v["parent_version"], 1)
+        self.assertEqual(v["mode"], "incremental")  # linear: the new rows added to the stored statistics
+        self.assertRegex(v["relation"], r"^pg_temp_\d+\.pg_ml_staging_\d+$")
+        # progress lines (not a terminal: plain lines)
+        self.assertRegex(err, r"pg_ml progress: " + re.escape(model) + r": reading, 0 rows")
+        self.assertRegex(err, r"pg_ml progress: " + re.escape(model) + r": saving, 200 rows")
+        # --mode refit --deploy never, and -q: no progress
+        rc, out, err = run_cli("-q", "retrain", "--model", model, "--csv", path, "--mode", "refit", "--deploy", "never")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("new version 3 (parent version 2)", out)
+        self.assertIn("Deployed: no (deploy => 'never')", out)
+        self.assertNotIn("progress", err)
+        self.assertEqual(self.deployed(model), 2)
+
+    def test_progress_bar_on_a_terminal(self):
+        model, _ = self.regression_model()
+        path = self.write("new.csv", self.good_csv())
+        rc, out = run_tty("retrain", "--model", model, "--csv", path)
+        self.assertEqual(rc, 0, out)
+        # the bar is redrawn in place (carriage return, erase line); the total comes from COPY
+        self.assertIn("\r\x1b[K", out)
+        self.assertRegex(out, re.escape(model) + r"  \[\.{24}\]   0%  reading 0/200 rows  \d+\.\d s")
+        self.assertRegex(out, re.escape(model) + r"  saving  200 rows  \d+\.\d s")
+        self.assertNotIn("pg_ml progress:", out)
+        self.assertIn("new version 2 (parent version 1)", out)
+        self.assertEqual(self.versions(model), [1, 2])
+
+    def test_bad_line_is_named_and_nothing_is_written(self):
+        model, _ = self.regression_model()
+        lines = self.good_csv(rows=10).splitlines()
+        # line 8 of the file: x is not an integer
+        fields = lines[7].split(",")
+        fields[4] = "12x"
+        lines[7] = ",".join(fields)
+        path = self.write("bad.csv", "\n".join(lines) + "\n")
+        rc, out, err = run_cli("retrain", "--model", model, "--csv", path)
+        self.assertEqual(rc, 3, err)
+        self.assertIn(f'{path}:8: column x: invalid input syntax for type integer: "12x"', err)
+        self.assertEqual(out, "")
+        self.assertEqual(self.versions(model), [1])
+
+    def test_line_numbers_count_quoted_newlines(self):
+        model, _ = self.regression_model()
+        text = ('x,z,kind,y\n'
+                '1,0.5,"two\nlines",3\n'        # record 2 spans lines 2-3
+                '2,0.25,b,4\n'
+                '3,not a number,c,5\n')          # line 5 (record 4)
+        path = self.write("quoted.csv", text)
+        rc, _, err = run_cli("retrain", "--model", model, "--csv", path)
+        self.assertEqual(rc, 3, err)
+        self.assertIn(f'{path}:5: column z: invalid input syntax for type double precision: "not a number"', err)
+        self.assertEqual(self.versions(model), [1])
+
+    def test_missing_columns_and_bad_files(self):
+        model, _ = self.regression_model()
+        path = self.write("missing.csv", "x,kind\n1,a\n")
+        rc, _, err = run_cli("retrain", "--model", model, "--csv", path)
+        self.assertEqual(rc, 3)
+        self.assertIn(f'{path}:1: the header lacks columns "z" (double precision), "y" (double precision) of model', err)
+        path = self.write("short.csv", "x,z,kind,y\n1,0.5,a,3\n2,0.5\n")
+        rc, _, err = run_cli("retrain", "--model", model, "--csv", path)
+        self.assertEqual(rc, 3)
+        self.assertIn(f"{path}:3: ", err)
+        self.assertIn('missing data for column "kind"', err)
+        rc, _, err = run_cli("retrain", "--model", model, "--csv", os.path.join(self.dir, "nope.csv"))
+        self.assertEqual(rc, 3)
+        self.assertIn("No such file or directory", err)
+        path = self.write("empty.csv", "")
+        rc, _, err = run_cli("retrain", "--model", model, "--csv", path)
+        self.assertEqual(rc, 3)
+        self.assertIn("the file is empty", err)
+        path = self.write("header_only.csv", "x,z,kind,y\n")
+        rc, _, err = run_cli("retrain", "--model", model, "--csv", path)
+        self.assertEqual(rc, 3)
+        self.assertIn("no rows after the header", err)
+        self.assertEqual(self.versions(model), [1])
+
+    def test_server_errors(self):
+        model, tab = self.regression_model()
+        path = self.write("new.csv", self.good_csv(rows=20))
+        rc, _, err = run_cli("retrain", "--model", unique("nope"), "--csv", path)
+        self.assertEqual(rc, 4)
+        self.assertRegex(err, r'pg_ml: error: model "nope_\w+" does not exist')
+        rc, _, err = run_cli("retrain", "--model", model, "--csv", path, "--mode", "sideways")
+        self.assertEqual(rc, 4)
+        self.assertIn('pg_ml: error: unknown retrain mode "sideways"', err)
+        self.assertIn("HINT:  Use 'auto', 'refit' or 'incremental'.", err)
+        self.assertEqual(self.versions(model), [1])
+        # --relation instead of a file
+        rc, out, err = run_cli("retrain", "--model", model, "--relation", tab)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("new version 2 (parent version 1)", out)
+
+
+class CommandsTest(CliTestCase):
+    def test_train_models_versions_deploy_rollback(self):
+        _, tab = self.regression_model()
+        name = self.model_name("cli_t")
+        rc, out, err = run_cli("train", "--relation", tab, "--target", "y", "--name", name, "--algorithm", "ridge",
+                               "--hyperparams", '{"alpha": 0.5}')
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, rf'Trained model "{name}" \(id \d+\), version 1: regression by ridge')
+        self.assertRegex(out, r"\n  r2\s+(0\.9|1\b)")
+        self.assertEqual(self.scalar("SELECT hyperparams->>'alpha' FROM ml_versions WHERE model = %s", (name,)), "0.5")
+        self.assertEqual(run_cli("retrain", "--model", name, "--relation", tab, "--deploy", "always")[0], 0)
+        rc, out, err = run_cli("models")
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, rf"\n{name}\s+\d+\s+\S+\s+regression\s+ridge\s+2\s+r2 [01]\.\d{{4}}\s")
+        rc, out, err = run_cli("versions", name)
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r"\n1\s+\s+ridge\s+train\s")
+        self.assertRegex(out, r"\n2\s+1\s+\*\s+ridge\s+\w+\s")
+        self.assertIn("(2 rows)", out)
+        rc, out, err = run_cli("rollback", name)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("version 1 is deployed", out)
+        self.assertEqual(self.deployed(name), 1)
+        rc, out, err = run_cli("deploy", name, "2")
+        self.assertEqual(rc, 0, err)
+        self.assertIn(f'Deployed version 2 of model "{name}" (version 1 was deployed before)', out)
+        self.assertEqual(self.deployed(name), 2)
+        # by id
+        model_id = self.scalar("SELECT id FROM ml_models WHERE name = %s", (name,))
+        self.assertEqual(run_cli("deploy", str(model_id), "1")[0], 0)
+        self.assertEqual(self.deployed(name), 1)
+        rc, _, err = run_cli("deploy", name, "9")
+        self.assertEqual(rc, 4)
+        self.assertIn(f'version 9 of model "{name}" does not exist', err)
+        rc, _, err = run_cli("versions", unique("nope"))
+        self.assertEqual(rc, 4)
+        self.assertIn("does not exist", err)
+
+    def test_predict(self):
+        model, _ = self.regression_model()
+        text = "id,kind,x,z\n7,a,10,0.5\n8,b,20,0.25\n9,\"c\",30,\n"
+        path = self.write("in.csv", text)
+        out_path = os.path.join(self.dir, "out.csv")
+        rc, out, err = run_cli("predict", "--model", model, "--csv", path, "--out", out_path)
+        self.assertEqual(rc, 0, err)
+        with open(out_path, newline="") as f:
+            rows = list(csv.reader(f))
+        self.assertEqual(rows[0], ["id", "kind", "x", "z", "prediction"])
+        self.assertEqual([r[:4] for r in rows[1:]], [["7", "a", "10", "0.5"], ["8", "b", "20", "0.25"], ["9", "c", "30", ""]])
+        for r in rows[1:]:
+            expect = self.scalar("SELECT ml_predict(%s, s) FROM (SELECT %s::int AS x, %s::float8 AS z, %s::text AS kind) s",
+                                 (model, r[2], r[3] or None, r[1]))
+            self.assertAlmostEqual(float(r[4]), expect, places=9)
+        # to standard output; classification predicts the label
+        tab = self.table([("a", "double precision"), ("label", "text")],
+                         [[i, "big" if i > 50 else "small"] for i in range(100)], prefix="cli_c")
+        cls = self.model_name("cli_c")
+        self.scalar("SELECT version FROM ml_train(%s, 'label', name => %s)", (tab, cls))
+        path = self.write("c.csv", "a\n3\n97\n")
+        rc, out, err = run_cli("predict", "--model", cls, "--csv", path)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out.splitlines(), ["a,prediction", "3,small", "97,big"])
+        # a bad value: named, exit 3
+        path = self.write("bad.csv", "a\n3\nx\n")
+        rc, out, err = run_cli("predict", "--model", cls, "--csv", path)
+        self.assertEqual(rc, 3)
+        self.assertIn(f'{path}:3: column a: invalid input syntax for type double precision: "x"', err)
+
+    def test_model_type_missing_here(self):
+        # the staging table is typed only with types that exist (the names come from the model)
+        typ, tab = unique("cli_mood"), unique("cli_e")
+        name = self.model_name("cli_e")
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL("CREATE TYPE {} AS ENUM ('low', 'high')").format(sql.Identifier(typ)))
+            cur.execute(sql.SQL("CREATE TABLE {} (m {}, y float8)").format(sql.Identifier(tab), sql.Identifier(typ)))
+            cur.execute(sql.SQL("INSERT INTO {} SELECT (ARRAY['low','high'])[1 + i % 2]::{}, i % 2 * 10 + i % 3 "
+                                "FROM generate_series(1, 60) i").format(sql.Identifier(tab), sql.Identifier(typ)))
+            cur.execute("SELECT version FROM ml_train(%s, 'y', algorithm => 'linear_regression', name => %s)", (tab, name))
+        path = self.write("e.csv", "m\nlow\nhigh\n")
+        rc, out, err = run_cli("predict", "--model", name, "--csv", path)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(len(out.splitlines()), 3)
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(tab)))
+            cur.execute(sql.SQL("DROP TYPE {}").format(sql.Identifier(typ)))
+        rc, out, err = run_cli("predict", "--model", name, "--csv", path)
+        self.assertEqual(rc, 4)
+        self.assertIn(f'column "m" of model "{name}" has type "{typ}", which does not exist in this database', err)
+
+    def test_jobs(self):
+        rc, out, err = run_cli("jobs")
+        if self.scalar("SELECT to_regclass('ml_jobs') IS NOT NULL"):
+            self.assertEqual(rc, 0, err)
+            self.assertRegex(out, r"\(\d+ rows?\)")
+        else:
+            self.assertEqual(rc, 4)
+            self.assertIn("pg_ml: error: the server's pg_ml has no ml_jobs view", err)
+
+
+class ConnectionAndUsageTest(CliTestCase):
+    def test_wrong_password(self):
+        role = unique("cli_pw")
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'right-password'").format(sql.Identifier(role)))
+        self.addCleanup(self._drop_role, role)
+        conninfo = f"host=localhost dbname={TEST_DB} user={role}"
+        env = {"PGPASSWORD": "wrong-password"}
+        rc, out, err = run_cli("models", env=env, dbname=conninfo)
+        self.assertEqual(rc, 2, err)
+        self.assertIn(f'password authentication failed for user "{role}"', err)
+        self.assertTrue(err.startswith("pg_ml: error: connection to server"), err)
+        self.assertEqual(out, "")
+        # the right password (from the environment, as libpq reads it) works
+        rc, out, err = run_cli("models", env={"PGPASSWORD": "right-password"}, dbname=conninfo)
+        self.assertEqual(rc, 0, err)
+        # a URI, and no server at all
+        rc, _, err = run_cli("models", env=env, dbname=f"postgresql://{role}:wrong-password@localhost/{TEST_DB}")
+        self.assertEqual(rc, 2)
+        self.assertIn("password authentication failed", err)
+        rc, _, err = run_cli("models", dbname="host=/nonexistent/dir port=1")
+        self.assertEqual(rc, 2)
+        self.assertIn("/nonexistent/dir", err)
+
+    def test_password_prompt_on_a_terminal(self):
+        role = unique("cli_pw")
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'right-password'").format(sql.Identifier(role)))
+        self.addCleanup(self._drop_role, role)
+        conninfo = f"host=localhost dbname={TEST_DB} user={role}"
+        env = {"PGPASSWORD": "", "PGPASSFILE": os.path.join(self.dir, "no-pgpass")}
+        rc, out = run_tty("models", env=env, dbname=conninfo, answer=b"right-password\n")
+        self.assertEqual(rc, 0, out)
+        self.assertIn(f"Password for user {role}: ", out)
+        self.assertNotIn("right-password", out)  # not echoed
+        self.assertRegex(out, r"\(\d+ rows?\)")
+        rc, out = run_tty("models", env=env, dbname=conninfo, answer=b"wrong-password\n")
+        self.assertEqual(rc, 2, out)
+        self.assertIn(f'password authentication failed for user "{role}"', out)
+        # no terminal: no prompt, libpq's message
+        rc, _, err = run_cli("models", env=env, dbname=conninfo)
+        self.assertEqual(rc, 2)
+        self.assertIn("no password supplied", err)
+
+    def _drop_role(self, role):
+        c = connect()
+        try:
+            with c.cursor() as cur:
+                cur.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        finally:
+            c.close()
+
+    def test_help_and_usage(self):
+        for cmd in ["train", "retrain", "predict", "models", "versions", "deploy", "rollback", "jobs"]:
+            rc, out, _ = run_cli("help", cmd, dbname=None)
+            self.assertEqual(rc, 0)
+            self.assertIn(f"pg_ml {cmd}", out)
+            self.assertIn("Exit status:", out)
+            rc2, out2, _ = run_cli(cmd, "--help", dbname=None)
+            self.assertEqual((rc2, out2), (rc, out))
+        rc, out, _ = run_cli("--help", dbname=None)
+        self.assertEqual(rc, 0)
+        self.assertIn("3  bad input file", out)
+        rc, out, _ = run_cli("--version", dbname=None)
+        self.assertEqual(rc, 0)
+        self.assertRegex(out, r"^pg_ml \d+\.\d+\.\d+\n$")
+        for args, message in [(["frobnicate"], 'unknown command "frobnicate"'),
+                              (["retrain", "--csv", "x.csv"], "option --model is required"),
+                              (["retrain", "--model", "m"], "give either --csv FILE or --relation REL"),
+                              (["retrain", "--model"], "option --model needs a value"),
+                              (["predict", "--bogus", "1"], "command predict has no option --bogus"),
+                              (["deploy", "m"], "missing version"),
+                              (["deploy", "m", "two"], 'version must be a number, not "two"'),
+                              ([], "no command given")]:
+            rc, out, err = run_cli(*args)
+            self.assertEqual(rc, 1, args)
+            self.assertIn(message, err)
+            self.assertIn("Try \"pg_ml help", err)
+
+    def test_database_without_extension(self):
+        rc, _, err = run_cli("models", dbname="template1")
+        self.assertEqual(rc, 4)
+        self.assertIn('extension pg_ml is not installed in database "template1"', err)
+
+
+if __name__ == "__main__":
+    unittest.main()
