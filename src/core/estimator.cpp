@@ -319,4 +319,27 @@ std::string algorithm_list()
 	return s;
 }
 
+AutoChoice auto_algorithm(Task task, double expected_rows)
+{
+	char rows[64];
+	std::snprintf(rows, sizeof rows, "%.0f", expected_rows);
+	if (task == Task::Clustering)
+		return {Algorithm::KMeans, "kmeans is the clustering algorithm"};
+	const bool regression = task == Task::Regression;
+	const Algorithm linear = regression ? Algorithm::LinearRegression : Algorithm::LogisticRegression;
+	const char *linear_name = regression ? "linear_regression" : "logistic_regression";
+	if (expected_rows < 0)
+		return {linear, std::string("the relation's size is unknown, and ") + linear_name +
+		                    " reads any number of rows" + (regression ? " in one pass" : "")};
+	if (expected_rows <= kAutoSmallRows)
+		return {linear, std::string("the relation has ") + rows + " rows (at most 1000): " + linear_name +
+		                    " needs the fewest rows to generalise"};
+	if (expected_rows <= kAutoLargeRows)
+		return {Algorithm::GradientBoosting, std::string("the relation has ") + rows +
+		                                         " rows (1000 to 1000000): gradient_boosting is the most accurate "
+		                                         "default for tables of that size"};
+	return {linear, std::string("the relation has about ") + rows + " rows (over 1000000): " + linear_name +
+	                    (regression ? " trains in one parallel pass over them" : " keeps training time linear in them")};
+}
+
 } // namespace pgml

@@ -147,6 +147,16 @@ bool algorithm_streams(Algorithm a);
 // "linear_regression, ridge, ..." for messages.
 std::string algorithm_list();
 
+// algorithm => 'auto': the algorithm for a task and an expected row count (negative:
+// unknown), and why, as a sentence for the NOTICE and the version's report.
+struct AutoChoice {
+	Algorithm algorithm;
+	std::string reason;
+};
+constexpr double kAutoSmallRows = 1000;     // up to this, a linear model (fewest rows to generalise)
+constexpr double kAutoLargeRows = 1000000;  // beyond this, the single-pass linear family
+AutoChoice auto_algorithm(Task task, double expected_rows);
+
 // Validates options against the algorithm's hyperparameters; an unknown key or a bad value is
 // an Error(InvalidParameter) whose hint lists every valid key with its range and default.
 Params parse_params(const AlgorithmDef &def, const Options &opts);

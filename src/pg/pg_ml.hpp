@@ -80,6 +80,10 @@ int64 pgml_scan_relation(Oid relid, const PgmlColumn *features, int nfeatures, c
 int64 pgml_aggregate_relation(pgml::Trainer *trainer, Oid relid, const PgmlColumn *features, int nfeatures,
                               const PgmlColumn *target);
 
+// A relation's row count for algorithm => 'auto': the planner's estimate, exact below
+// 2 * exact_below (-1 when it cannot tell).
+double pgml_estimate_rows(Oid relid, double exact_below);
+
 // The error for a column whose type pg_ml cannot use.
 void pgml_unsupported_column(const char *relname, const PgmlColumn *col) pg_attribute_noreturn();
 

@@ -7,6 +7,7 @@ extern "C" {
 #include "catalog/namespace.h"
 #include "catalog/pg_enum.h"
 #include "utils/date.h"
+#include "utils/plancache.h"
 #include "utils/numeric.h"
 #include "utils/regproc.h"
 #include "utils/timestamp.h"
@@ -154,6 +155,45 @@ pgml_datum_to_cstring(const PgmlColumn *col, Datum d)
 	if (col->text_like)
 		return TextDatumGetCString(d);
 	return OidOutputFunctionCall(col->outfunc, d);
+}
+
+/*
+ * pgml_estimate_rows: how many rows a relation has, for algorithm => 'auto'. The planner's
+ * estimate, and where that is under `exact_below` (small tables, never-analyzed tables, views
+ * the planner cannot size well) an exact count that stops at exact_below + 1 rows, so it never
+ * reads more than that. Runs as the caller. -1 if it cannot tell.
+ */
+double
+pgml_estimate_rows(Oid relid, double exact_below)
+{
+	const char *rel = pgml_relation_sql_name(relid);
+	char *sql = psprintf("SELECT 1 FROM %s", rel);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_ml: SPI_connect failed");
+	double rows = -1;
+	SPIPlanPtr plan = SPI_prepare(sql, 0, NULL);
+	if (plan != NULL) {
+		List *stmts = SPI_plan_get_plan_sources(plan);
+		CachedPlanSource *src = stmts != NIL ? static_cast<CachedPlanSource *>(linitial(stmts)) : NULL;
+		CachedPlan *cp = src ? GetCachedPlan(src, NULL, NULL, NULL) : NULL;
+		if (cp != NULL) {
+			PlannedStmt *ps = linitial_node(PlannedStmt, cp->stmt_list);
+			if (ps->planTree != NULL)
+				rows = ps->planTree->plan_rows;
+			ReleaseCachedPlan(cp, NULL);
+		}
+	}
+	if (rows < 2 * exact_below) {
+		char *count = psprintf("SELECT count(*) FROM (SELECT 1 FROM %s LIMIT %.0f) AS rows", rel, exact_below + 1);
+		if (SPI_execute(count, true, 0) == SPI_OK_SELECT && SPI_processed == 1) {
+			bool isnull;
+			Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			if (!isnull)
+				rows = static_cast<double>(DatumGetInt64(d));
+		}
+	}
+	SPI_finish();
+	return rows;
 }
 
 /*

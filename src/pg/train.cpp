@@ -499,23 +499,21 @@ pgml_train(PG_FUNCTION_ARGS)
 								  why),
 						errhint("Choose an algorithm for %s, or algorithm => 'auto'.", pgml::task_name(task))));
 	}
+	char *choice_note = NULL;
 	if (def == nullptr) {
-		const char *choice = task == pgml::Task::Regression ? "linear_regression"
-							 : task == pgml::Task::Classification ? "logistic_regression"
-																	: "kmeans";
-		def = pgml::find_algorithm(choice);
-		if (def == nullptr)
-			ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("%s is not supported yet", pgml::task_name(task))));
+		/* by task and size: the planner's estimate of the relation's rows */
+		double expected = pgml_estimate_rows(relid, pgml::kAutoLargeRows);
+		char reason[512];
+		PGML_CORE({
+			pgml::AutoChoice c = pgml::auto_algorithm(task, expected);
+			snprintf(reason, sizeof reason, "%s", c.reason.c_str());
+			def = &pgml::algorithm_def(c.algorithm);
+		});
+		choice_note = psprintf("The task is %s because %s; %s.", pgml::task_name(task), why, reason);
 		ereport(NOTICE, (errmsg("pg_ml chose %s for %s", def->name.c_str(), pgml::task_name(task)),
-						 errdetail("The task is %s because %s; %s is the default algorithm for it.",
-								   pgml::task_name(task), why, def->name.c_str()),
-						 errhint("Pass algorithm => and task => to choose.")));
+						 errdetail("%s", choice_note), errhint("Pass algorithm => and task => to choose.")));
 	}
 	pgml::Algorithm algorithm = def->id;
-	char *choice_note = strcmp(algo_name, "auto") == 0
-							? psprintf("The task is %s because %s; %s is the default algorithm for it.",
-									   pgml::task_name(task), why, def->name.c_str())
-							: NULL;
 
 	/* the model's name */
 	char *name = !PG_ARGISNULL(4) ? text_to_cstring(PG_GETARG_TEXT_PP(4))
