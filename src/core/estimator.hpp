@@ -106,6 +106,10 @@ class Estimator {
 	// Importance of each of the p features (coefficient magnitude, split gain, ...), and its kind.
 	virtual Eigen::VectorXd importance() const = 0;
 	virtual const char *importance_kind() const = 0;
+	// True when the estimator takes a missing numeric value as NaN (trees, gradient boosting
+	// fitted by this build); false when the preprocessing imputes it (every other estimator, and
+	// tree models from blobs written before missing values were native).
+	virtual bool native_missing() const { return false; }
 	// Warm start / continued training on new rows (incremental retraining), where supported.
 	virtual bool can_continue() const { return false; }
 	virtual void continue_fit(const FitInput &, const Params &)
@@ -143,6 +147,10 @@ const AlgorithmDef &algorithm_def(Algorithm a); // throws DataCorrupted for an u
 const char *algorithm_name(Algorithm a);
 bool parse_algorithm(const std::string &name, Algorithm *out);
 bool algorithm_streams(Algorithm a);
+// Whether a fresh fit of the algorithm takes missing numeric values as NaN instead of imputed
+// values (decision_tree, random_forest, gradient_boosting; their estimators then report
+// native_missing()).
+bool algorithm_native_missing(Algorithm a);
 // "linear_regression, ridge, ..." for messages.
 std::string algorithm_list();
 

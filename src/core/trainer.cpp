@@ -770,6 +770,9 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			model->prep = m.base->prep;
 		else
 			model->prep = fit_preprocessor(spec.features, m.popts, m.enc, m.train, m.col_min, m.col_max, m.medians());
+		// trees and boosting take a missing number as NaN (continued training keeps the base's way)
+		model->prep.native_missing =
+			m.base != nullptr ? m.base->prep.native_missing : algorithm_native_missing(spec.algorithm);
 		const int p = model->prep.p();
 		auto scaled = [&](const RowStore &s, Eigen::MatrixXd &X, Eigen::VectorXd &y) {
 			std::vector<double> x(static_cast<size_t>(p));
@@ -830,6 +833,8 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 				} else {
 					model->estimator = def.fit(in, m.hp);
 				}
+				if (model->estimator->native_missing() != model->prep.native_missing)
+					throw Error(ErrorCode::Internal, "the estimator and the preprocessing disagree on missing values");
 				if (std::string(model->estimator->importance_kind()) == "not_available")
 					model->permutation_importance =
 						permutation_importance(*model->estimator, X, in.y, m.task, K, spec.seed, cancel);
@@ -938,11 +943,16 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 	r.key("rows_train").value(static_cast<long long>(result_.rows_train));
 	r.key("rows_test").value(static_cast<long long>(result_.rows_test));
 	r.key("split").value(m.task == Task::Classification ? "stratified" : "random");
-	r.key("imputed").begin_object();
-	for (size_t c = 0; c < spec.features.size(); c++)
-		if (!spec.features[c].categorical() && m.nulls[c] > 0)
-			r.key(spec.features[c].name).value(static_cast<long long>(m.nulls[c]));
-	r.end_object();
+	// NULL numbers of the training rows per column: imputed, or (trees, boosting) kept as missing
+	for (int native = 0; native < 2; native++) {
+		if (native == 1 && !model->prep.native_missing)
+			break;
+		r.key(native ? "missing_native" : "imputed").begin_object();
+		for (size_t c = 0; c < spec.features.size(); c++)
+			if (!spec.features[c].categorical() && m.nulls[c] > 0 && (native == 1) == model->prep.native_missing)
+				r.key(spec.features[c].name).value(static_cast<long long>(m.nulls[c]));
+		r.end_object();
+	}
 	r.key("features").value(model->prep.p());
 	if (!spec.algorithm_choice.empty())
 		r.key("algorithm_choice").value(spec.algorithm_choice);
