@@ -770,9 +770,13 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			model->prep = m.base->prep;
 		else
 			model->prep = fit_preprocessor(spec.features, m.popts, m.enc, m.train, m.col_min, m.col_max, m.medians());
-		// trees and boosting take a missing number as NaN (continued training keeps the base's way)
-		model->prep.native_missing =
-			m.base != nullptr ? m.base->prep.native_missing : algorithm_native_missing(spec.algorithm);
+		// trees and boosting take a missing number as NaN unless median or constant imputation is
+		// asked for (continued training keeps the base's way)
+		bool imputes = m.popts.defaults.impute != Impute::Mean;
+		for (const auto &[name, co] : m.popts.columns)
+			imputes = imputes || co.impute != Impute::Mean;
+		model->prep.native_missing = m.base != nullptr ? m.base->prep.native_missing
+		                                               : algorithm_native_missing(spec.algorithm) && !imputes;
 		const int p = model->prep.p();
 		auto scaled = [&](const RowStore &s, Eigen::MatrixXd &X, Eigen::VectorXd &y) {
 			std::vector<double> x(static_cast<size_t>(p));
@@ -815,6 +819,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 				in.n_classes = K;
 				in.feature_group = &groups;
 				in.seed = spec.seed;
+				in.native_missing = model->prep.native_missing;
 				in.threads = spec.threads;
 				in.cancel = cancel;
 				in.log = &result_.log;

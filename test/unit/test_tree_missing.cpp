@@ -362,3 +362,36 @@ TEST(TreeMissing, DirectionByteIsValidated)
 	EXPECT_FALSE(t.nodes[0].missing_left);
 	EXPECT_DOUBLE_EQ(leaf_value(t, kNaN), 10); // NaN goes right, as before
 }
+
+// Asking for median or constant imputation keeps imputing, for the trees too (the estimator then
+// writes the old, imputing sub-format); "mean" is the default and means native for them.
+TEST(TreeMissing, ExplicitImputationIsHonoured)
+{
+	Table t = null_means_hi(60);
+	for (Algorithm a : {Algorithm::DecisionTree, Algorithm::RandomForest, Algorithm::GradientBoosting}) {
+		SCOPED_TRACE(pgml::algorithm_name(a));
+		pgml::TrainSpec spec = make_spec(t, a, 0.0);
+		spec.hyperparams["n_estimators"] = pgml::OptionValue::of_number(3);
+		if (a == Algorithm::DecisionTree)
+			spec.hyperparams.clear();
+		spec.preprocess["columns.x.impute"] = pgml::OptionValue::of_string("constant");
+		spec.preprocess["columns.x.impute_value"] = pgml::OptionValue::of_number(-100);
+		Trained r = train(spec, t);
+		EXPECT_FALSE(r.model->prep.native_missing);
+		EXPECT_FALSE(r.model->estimator->native_missing());
+		EXPECT_DOUBLE_EQ(json_number(r.result.report_json, {"imputed", "x"}), 20);
+		EXPECT_EQ(r.result.report_json.find("missing_native"), std::string::npos);
+		// NULL is -100, a value no other row has: still separable, and the same as passing -100
+		EXPECT_DOUBLE_EQ(json_number(r.result.metrics_json, {"train", "accuracy"}), 1.0);
+		EXPECT_EQ(predict(*r.model, {null(), num(4), str("a")}), predict(*r.model, {num(-100), num(4), str("a")}));
+		std::vector<uint8_t> blob = r.model->serialize();
+		auto back = pgml::Model::deserialize(blob.data(), blob.size());
+		EXPECT_FALSE(back->prep.native_missing);
+		EXPECT_EQ(back->serialize(), blob);
+	}
+	pgml::TrainSpec spec = make_spec(t, Algorithm::DecisionTree, 0.0);
+	spec.preprocess["impute"] = pgml::OptionValue::of_string("median");
+	EXPECT_FALSE(train(spec, t).model->prep.native_missing);
+	spec.preprocess["impute"] = pgml::OptionValue::of_string("mean");
+	EXPECT_TRUE(train(spec, t).model->prep.native_missing);
+}

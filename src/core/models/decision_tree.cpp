@@ -72,6 +72,7 @@ std::unique_ptr<Estimator> fit_decision_tree(const FitInput &in, const Params &p
 	auto est = std::make_unique<DecisionTree>();
 	est->task = in.task;
 	est->p = p;
+	est->version = in.native_missing ? kDecisionTreeVersion : 1;
 	est->tree = std::move(fit.tree);
 	est->imp = normalise_sum(fit.gain);
 	if (in.log)

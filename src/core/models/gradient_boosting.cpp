@@ -925,6 +925,7 @@ std::unique_ptr<Estimator> fit_gradient_boosting(const FitInput &in, const Param
 	const int p = static_cast<int>(in.X->cols());
 	check_input(in, in.task, K, p);
 	auto est = std::make_unique<GradientBoosting>(in.task, K, p);
+	est->version_ = in.native_missing ? kGbVersion : 1;
 	est->install(boost(in, params, in.task, K, nullptr, 0), ErrorCode::Internal);
 	return est;
 }

@@ -178,6 +178,7 @@ std::unique_ptr<Estimator> fit_random_forest(const FitInput &in, const Params &p
 	f->task = in.task;
 	f->p = p;
 	f->n_outputs = opt.n_outputs;
+	f->version = in.native_missing ? kRandomForestVersion : 1;
 	f->trees.resize(static_cast<size_t>(T));
 	std::vector<Eigen::VectorXd> gains(static_cast<size_t>(T));
 	CancelPoll cancel(in.cancel);
