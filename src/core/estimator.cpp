@@ -311,6 +311,11 @@ bool algorithm_streams(Algorithm a)
 	return false;
 }
 
+bool algorithm_native_missing(Algorithm a)
+{
+	return a == Algorithm::DecisionTree || a == Algorithm::RandomForest || a == Algorithm::GradientBoosting;
+}
+
 std::string algorithm_list()
 {
 	std::string s;

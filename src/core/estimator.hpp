@@ -90,6 +90,9 @@ struct FitInput {
 	// per feature: -1 for a numeric feature, else the input column whose one-hot group it belongs to
 	const std::vector<int> *feature_group = nullptr;
 	uint64_t seed = 42;
+	// X holds NaN for a missing number (trees, boosting: learnt as missing); false when the
+	// preprocessing imputed them, and the estimator then writes the format of an imputing model
+	bool native_missing = true;
 	int threads = 1;                            // upper bound on threads an algorithm may use
 	CancelCheck cancel = nullptr;
 	std::vector<IterationLog> *log = nullptr;   // per-iteration loss / validation metric
@@ -107,6 +110,10 @@ class Estimator {
 	// Importance of each of the p features (coefficient magnitude, split gain, ...), and its kind.
 	virtual Eigen::VectorXd importance() const = 0;
 	virtual const char *importance_kind() const = 0;
+	// True when the estimator takes a missing numeric value as NaN (trees, gradient boosting
+	// fitted by this build); false when the preprocessing imputes it (every other estimator, and
+	// tree models from blobs written before missing values were native).
+	virtual bool native_missing() const { return false; }
 	// Warm start / continued training on new rows (incremental retraining), where supported.
 	virtual bool can_continue() const { return false; }
 	virtual void continue_fit(const FitInput &, const Params &)
@@ -144,6 +151,10 @@ const AlgorithmDef &algorithm_def(Algorithm a); // throws DataCorrupted for an u
 const char *algorithm_name(Algorithm a);
 bool parse_algorithm(const std::string &name, Algorithm *out);
 bool algorithm_streams(Algorithm a);
+// Whether the algorithm can take missing numeric values as NaN instead of imputed values
+// (decision_tree, random_forest, gradient_boosting): the trainer does so unless the preprocess
+// options ask for median or constant imputation, and the estimator then reports native_missing().
+bool algorithm_native_missing(Algorithm a);
 // "linear_regression, ridge, ..." for messages.
 std::string algorithm_list();
 

@@ -76,12 +76,13 @@ int Model::predict(const Value *values, double *out, int64_t *unseen) const
 			else if (unseen)
 				(*unseen)++;
 		} else if (v.isnull) {
-			x[fc.first_feature] = fc.impute_value;
+			x[fc.first_feature] = prep.native_missing ? NAN : fc.impute_value;
 		} else {
 			if (!std::isfinite(v.num))
 				throw Error(ErrorCode::DataException,
 				            "feature \"" + features[c].name + "\" is " + (std::isnan(v.num) ? "NaN" : "infinite"),
-				            "", "Pass NULL for a missing value; the model imputes it.");
+				            "", prep.native_missing ? "Pass NULL for a missing value; the model routes it down each split's missing-value branch."
+				                                       : "Pass NULL for a missing value; the model imputes it.");
 			x[fc.first_feature] = v.num;
 		}
 	}
@@ -270,6 +271,7 @@ std::unique_ptr<Model> Model::deserialize(const uint8_t *data, size_t len)
 		shape.n_classes = static_cast<int>(nc);
 		shape.task = m->task;
 		m->estimator = def.read(r, shape);
+		m->prep.native_missing = m->estimator->native_missing();
 	} else {
 		m->W = r.mat();
 		m->b = r.vec();

@@ -495,7 +495,7 @@ void Preprocessor::transform(const Encoder &enc, const RowStore &store, size_t r
 				x[k] = 1.0;
 		} else {
 			double v = store.num[col][row];
-			x[fc.first_feature] = std::isnan(v) ? fc.impute_value : v;
+			x[fc.first_feature] = std::isnan(v) ? (native_missing ? NAN : fc.impute_value) : v;
 		}
 	}
 }
@@ -588,7 +588,10 @@ std::string Preprocessor::to_json() const
 			w.end_array();
 			w.key("null_level").value(fc.null_feature >= 0);
 		} else {
-			w.key("impute_value").value(fc.impute_value);
+			if (native_missing)
+				w.key("missing").value("native");
+			else
+				w.key("impute_value").value(fc.impute_value);
 			w.key("center").value(center(fc.first_feature));
 			w.key("scale").value(scale(fc.first_feature));
 		}

@@ -111,11 +111,16 @@ class Preprocessor {
 	Eigen::VectorXd center; // p
 	Eigen::VectorXd scale;  // p (1 where no scaling)
 	std::vector<std::string> feature_names; // "age", "plan=gold", "plan=NULL"
+	// Missing numeric values become NaN instead of the imputed value (the model's estimator
+	// handles them: Estimator::native_missing()). Not stored in the blob: derived from the
+	// estimator when the model is read, set by the trainer before fitting.
+	bool native_missing = false;
 	int p() const { return static_cast<int>(feature_names.size()); }
 
 	// Builds the affine map x = A v + c from the encoder's raw slots (A is p x q).
 	void affine(const Encoder &enc, Eigen::MatrixXd &A, Eigen::VectorXd &c) const;
-	// Writes the feature vector of one row of a RowStore (categorical ids are the encoder's).
+	// Writes the feature vector of one row of a RowStore (categorical ids are the encoder's); a
+	// NULL number is NaN when native_missing, else the imputed value.
 	void transform(const Encoder &enc, const RowStore &store, size_t row, double *x) const;
 
 	void build_index(); // level lookup tables for prediction

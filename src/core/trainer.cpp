@@ -918,6 +918,13 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			model->prep = m.base->prep;
 		else
 			model->prep = fit_preprocessor(spec.features, m.popts, m.enc, m.train, m.col_min, m.col_max, m.medians());
+		// trees and boosting take a missing number as NaN unless median or constant imputation is
+		// asked for (continued training keeps the base's way)
+		bool imputes = m.popts.defaults.impute != Impute::Mean;
+		for (const auto &[name, co] : m.popts.columns)
+			imputes = imputes || co.impute != Impute::Mean;
+		model->prep.native_missing = m.base != nullptr ? m.base->prep.native_missing
+		                                               : algorithm_native_missing(spec.algorithm) && !imputes;
 		const int p = model->prep.p();
 		auto scaled = [&](const RowStore &s, Eigen::MatrixXd &X, Eigen::VectorXd &y) {
 			std::vector<double> x(static_cast<size_t>(p));
@@ -960,6 +967,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 				in.n_classes = K;
 				in.feature_group = &groups;
 				in.seed = spec.seed;
+				in.native_missing = model->prep.native_missing;
 				in.threads = spec.threads;
 				in.cancel = cancel;
 				in.log = &result_.log;
@@ -979,6 +987,8 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 				} else {
 					model->estimator = def.fit(in, m.hp);
 				}
+				if (model->estimator->native_missing() != model->prep.native_missing)
+					throw Error(ErrorCode::Internal, "the estimator and the preprocessing disagree on missing values");
 				if (std::string(model->estimator->importance_kind()) == "not_available")
 					model->permutation_importance =
 						permutation_importance(*model->estimator, X, in.y, m.task, K, spec.seed, cancel);
@@ -1089,11 +1099,16 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 	r.key("rows_test").value(static_cast<long long>(result_.rows_test));
 	r.key("split").value(m.task == Task::Classification ? "stratified" : "random");
 	r.key("reader").value(m.aggregated ? "aggregate" : "cursor");
-	r.key("imputed").begin_object();
-	for (size_t c = 0; c < spec.features.size(); c++)
-		if (!spec.features[c].categorical() && m.nulls[c] > 0)
-			r.key(spec.features[c].name).value(static_cast<long long>(m.nulls[c]));
-	r.end_object();
+	// NULL numbers of the training rows per column: imputed, or (trees, boosting) kept as missing
+	for (int native = 0; native < 2; native++) {
+		if (native == 1 && !model->prep.native_missing)
+			break;
+		r.key(native ? "missing_native" : "imputed").begin_object();
+		for (size_t c = 0; c < spec.features.size(); c++)
+			if (!spec.features[c].categorical() && m.nulls[c] > 0 && (native == 1) == model->prep.native_missing)
+				r.key(spec.features[c].name).value(static_cast<long long>(m.nulls[c]));
+		r.end_object();
+	}
 	r.key("features").value(model->prep.p());
 	if (!spec.algorithm_choice.empty())
 		r.key("algorithm_choice").value(spec.algorithm_choice);

@@ -107,5 +107,29 @@ SELECT * FROM ml_train('blobs', NULL, algorithm => 'random_forest');
 SELECT * FROM ml_train('blobs', 'x', task => 'clustering');
 SELECT * FROM ml_train('blobs', NULL, task => 'regression');
 SELECT * FROM ml_train('blobs', NULL, hyperparams => '{"k": 500}', name => 'too_many');
+-- trees and boosting keep a NULL number as a missing value (each split learns where missing
+-- values go): x is NULL exactly for class 'hi', which imputing the mean of x cannot tell apart
+CREATE TABLE holes (x float8, z float8, label text);
+INSERT INTO holes SELECT CASE WHEN i % 3 = 0 THEN NULL ELSE (i * 7) % 11 END, (i * 5) % 13,
+       CASE WHEN i % 3 = 0 THEN 'hi' ELSE 'lo' END
+FROM generate_series(1, 90) i;
+SELECT t.algorithm, (t.metrics->>'accuracy')::float8 = 1 AS perfect
+FROM unnest(ARRAY['decision_tree', 'random_forest', 'gradient_boosting', 'logistic_regression']) alg,
+     LATERAL ml_train('holes', 'label', algorithm => alg, name => 'holes_' || alg, test_size => 0,
+                      hyperparams => CASE alg WHEN 'random_forest' THEN '{"n_estimators": 10, "max_features": 1}'::jsonb
+                                              WHEN 'gradient_boosting' THEN '{"n_estimators": 10}' ELSE '{}' END) t
+ORDER BY 1;
+SELECT m.algorithm, ml_predict_label(m.name, '{"x": null, "z": 4}'::jsonb) AS null_x,
+       ml_predict_label(m.name, '{"x": 5, "z": 4}'::jsonb) AS x_5,
+       v.report->'missing_native' AS missing_native, v.report->'imputed' AS imputed
+FROM ml_models m JOIN ml_versions v ON v.model = m.name AND v.version = 1
+WHERE m.name LIKE 'holes\_%' ORDER BY 1;
+-- asking for median or constant imputation makes a tree impute
+SELECT model FROM ml_train('holes', 'label', algorithm => 'decision_tree', name => 'holes_constant', test_size => 0,
+                           preprocess => '{"impute": "constant", "impute_value": -1}');
+SELECT report->'imputed' AS imputed, report ? 'missing_native' AS native,
+       ml_predict_label('holes_constant', '{"x": null, "z": 4}'::jsonb) AS null_x
+FROM ml_versions WHERE model = 'holes_constant';
+
 SELECT ml_drop_model(name) FROM ml_models ORDER BY name;
-DROP TABLE cls2, blobs;
+DROP TABLE cls2, blobs, holes;

@@ -83,6 +83,20 @@ std::vector<Named> sample_models()
 		spec.preprocess["impute"] = OptionValue::of_string("median");
 		out.push_back({"multinomial", train(spec, t).model, t});
 	}
+	{
+		// trees with NULL numbers kept as missing values (direction bytes in the estimator body)
+		Table t = regression_table(30, 69);
+		pgml::TrainSpec spec = make_spec(t, Algorithm::DecisionTree, 0.0);
+		spec.hyperparams["max_depth"] = OptionValue::of_number(4);
+		out.push_back({"decision_tree_native", train(spec, t).model, t});
+	}
+	{
+		Table t = classification_table(30, 3, 70);
+		pgml::TrainSpec spec = make_spec(t, Algorithm::RandomForest, 0.0);
+		spec.hyperparams["n_estimators"] = OptionValue::of_number(3);
+		spec.hyperparams["max_depth"] = OptionValue::of_number(3);
+		out.push_back({"random_forest_native", train(spec, t).model, t});
+	}
 	// extra rows: unseen level, all NULL
 	for (auto &n : out) {
 		std::vector<Cell> unseen, nulls;

@@ -273,14 +273,16 @@ TEST(RandomForest, CraftedBodiesAreValidated)
 	const pgml::EstimatorShape shape{5, 0, Task::Regression};
 	const std::vector<uint8_t> b = bytes_of(*r.est);
 	pgml::Reader r0(b.data(), b.size());
-	const std::string body = pgml::read_checked(r0, 1, "random_forest");
+	uint16_t version = 0;
+	const std::string body = pgml::read_checked(r0, 2, "random_forest", &version);
+	EXPECT_EQ(version, 2);
 	int rejected = 0, accepted = 0;
 	for (size_t i = 0; i < body.size(); i++)
 		for (uint8_t d : {0x01, 0x40, 0xFF}) {
 			std::vector<uint8_t> mb(body.begin(), body.end());
 			mb[i] ^= d;
 			pgml::Writer w;
-			pgml::write_checked(w, 1, mb);
+			pgml::write_checked(w, version, mb);
 			pgml::Reader rd(w.bytes().data(), w.bytes().size());
 			try {
 				auto e = pgml::read_random_forest(rd, shape);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <set>
 #include <string>
@@ -493,4 +494,79 @@ TEST(Mlp, RejectsBadInput)
 	expect_error([&] { pgml::fit_mlp(d.in(Task::Clustering, 0), params()); }, ErrorCode::FeatureNotSupported);
 	expect_error([&] { pgml::fit_mlp(d.in(Task::Classification, 2), params({{"hidden_layers", 100}, {"hidden_units", 100000}})); },
 	             ErrorCode::ProgramLimit);
+}
+
+// Regression fits the standardized target and unscales its output, so a target far from 0 on a
+// large scale is learnt as easily as one near 0 (scikit-learn would need TransformedTargetRegressor).
+TEST(Mlp, RegressionTargetIsStandardized)
+{
+	Data d = dataset(200, 0);
+	Data big = d;
+	big.y = (d.y.array() * 500 + 10000).matrix();
+	const pgml::Params p = params({{"learning_rate", 0.01}, {"max_iter", 300}});
+	auto small_fit = pgml::fit_mlp(d.in(Task::Regression, 0), p);
+	auto big_fit = pgml::fit_mlp(big.in(Task::Regression, 0), p);
+	// the same network up to the affine map of the target: predictions scale with it
+	const double mean = d.y.mean(), sd = std::sqrt((d.y.array() - mean).square().mean());
+	for (int i = 0; i < 200; i += 7) {
+		VectorXd z = d.X.row(i).transpose();
+		double a = 0, b = 0;
+		small_fit->predict(z.data(), &a);
+		big_fit->predict(z.data(), &b);
+		EXPECT_NEAR((b - 10000) / 500, a, 1e-6 * sd) << "row " << i;
+	}
+	double ss_res = 0, ss_tot = 0;
+	const double bm = big.y.mean();
+	for (int i = 0; i < 200; i++) {
+		VectorXd z = big.X.row(i).transpose();
+		double out = 0;
+		big_fit->predict(z.data(), &out);
+		ss_res += (out - big.y(i)) * (out - big.y(i));
+		ss_tot += (big.y(i) - bm) * (big.y(i) - bm);
+	}
+	EXPECT_GT(1 - ss_res / ss_tot, 0.98);
+	// the training log is in standardized units: the loss of a fitted model is small
+	EXPECT_LT(big.log.back().loss, 0.05);
+}
+
+// Sub-format 1 (written before the target was standardized) has no mean / scale: it reads as
+// mean 0, scale 1, predicts the network's raw output and writes itself back unchanged.
+TEST(Mlp, OldFormatWithoutTargetScalingStillReads)
+{
+	Data d = dataset(80, 0);
+	d.y = (d.y.array() * 3 + 7).matrix();
+	auto e = pgml::fit_mlp(d.in(Task::Regression, 0), params({{"max_iter", 5}, {"hidden_units", 4}}));
+	std::vector<uint8_t> b = bytes_of(*e);
+	// u16 version, u8 task, u32 K, u8 activation, u32 p, u32 layers, u32 units, u64 epochs
+	const size_t at = 2 + 1 + 4 + 1 + 4 + 4 + 4 + 8;
+	ASSERT_EQ(b[0], 2);
+	double mean = 0, scale = 0;
+	std::memcpy(&mean, b.data() + at, 8);
+	std::memcpy(&scale, b.data() + at + 8, 8);
+	EXPECT_NEAR(mean, d.y.mean(), 1e-12);
+	EXPECT_NEAR(scale, std::sqrt((d.y.array() - d.y.mean()).square().mean()), 1e-12);
+	std::vector<uint8_t> v1 = b;
+	v1.erase(v1.begin() + static_cast<long>(at), v1.begin() + static_cast<long>(at + 16));
+	v1[0] = 1;
+	const pgml::EstimatorShape s{3, 0, Task::Regression};
+	auto old = read_bytes(v1, s);
+	EXPECT_EQ(bytes_of(*old), v1);
+	for (int i = 0; i < 10; i++) {
+		VectorXd z = d.X.row(i).transpose();
+		double now = 0, raw = 0;
+		e->predict(z.data(), &now);
+		old->predict(z.data(), &raw);
+		EXPECT_NEAR(raw, (now - mean) / scale, 1e-9);
+	}
+	// a scale that is not positive and finite is corrupt; a classifier's scaling must be 0 / 1
+	for (double bad : {0.0, -1.0, static_cast<double>(INFINITY), static_cast<double>(NAN)}) {
+		std::vector<uint8_t> m = b;
+		std::memcpy(m.data() + at + 8, &bad, 8);
+		expect_error([&] { read_bytes(m, s); }, ErrorCode::DataCorrupted);
+	}
+	Data c = dataset(60, 2);
+	std::vector<uint8_t> cb = bytes_of(*pgml::fit_mlp(c.in(Task::Classification, 2), params({{"max_iter", 2}})));
+	double one = 1;
+	std::memcpy(cb.data() + at, &one, 8);
+	expect_error([&] { read_bytes(cb, pgml::EstimatorShape{3, 2, Task::Classification}); }, ErrorCode::DataCorrupted);
 }

@@ -8,13 +8,16 @@ namespace pgml {
 
 namespace {
 
-constexpr uint16_t kDecisionTreeVersion = 1;
+// Sub-format versions: 1 = fitted on imputed features (no missing-value directions); 2 = missing
+// values native (NaN routed by each split's learned direction; the tree in encoding 2).
+constexpr uint16_t kDecisionTreeVersion = 2;
 
 // One fitted tree on scaled features.
 class DecisionTree : public Estimator {
   public:
 	Task task = Task::Regression;
 	int p = 0;
+	uint16_t version = kDecisionTreeVersion; // a model read from an older blob keeps its version
 	Tree tree;
 	Eigen::VectorXd imp; // normalised gain per feature
 
@@ -43,9 +46,11 @@ class DecisionTree : public Estimator {
 		b.u32(static_cast<uint32_t>(p));
 		b.u32(static_cast<uint32_t>(tree.n_outputs));
 		b.vec(imp);
-		tree.write(b);
-		write_checked(w, kDecisionTreeVersion, b.bytes());
+		tree.write(b, version);
+		write_checked(w, version, b.bytes());
 	}
+
+	bool native_missing() const override { return version >= 2; }
 
 	Eigen::VectorXd importance() const override { return imp; }
 	const char *importance_kind() const override { return "gain"; }
@@ -67,6 +72,7 @@ std::unique_ptr<Estimator> fit_decision_tree(const FitInput &in, const Params &p
 	auto est = std::make_unique<DecisionTree>();
 	est->task = in.task;
 	est->p = p;
+	est->version = in.native_missing ? kDecisionTreeVersion : 1;
 	est->tree = std::move(fit.tree);
 	est->imp = normalise_sum(fit.gain);
 	if (in.log)
@@ -77,9 +83,11 @@ std::unique_ptr<Estimator> fit_decision_tree(const FitInput &in, const Params &p
 // Reads what DecisionTree::write wrote, checked against the shape the blob declares.
 std::unique_ptr<Estimator> read_decision_tree(Reader &r, const EstimatorShape &shape)
 {
-	std::string body = read_checked(r, kDecisionTreeVersion, "decision_tree");
+	uint16_t version = 0;
+	std::string body = read_checked(r, kDecisionTreeVersion, "decision_tree", &version);
 	Reader b(reinterpret_cast<const uint8_t *>(body.data()), body.size());
 	auto est = std::make_unique<DecisionTree>();
+	est->version = version;
 	uint8_t task = b.u8();
 	uint32_t p = b.u32(), outputs = b.u32();
 	if (task != static_cast<uint8_t>(shape.task) ||
@@ -97,7 +105,7 @@ std::unique_ptr<Estimator> read_decision_tree(Reader &r, const EstimatorShape &s
 	est->imp = b.vec();
 	if (est->imp.size() != shape.p || !est->imp.allFinite() || (est->imp.array() < 0).any())
 		tree_corrupt("The decision_tree's importances are invalid.");
-	est->tree = Tree::read(b, shape.p, want, shape.task == Task::Classification);
+	est->tree = Tree::read(b, shape.p, want, shape.task == Task::Classification, version);
 	if (!b.at_end())
 		tree_corrupt("The decision_tree has trailing bytes.");
 	return est;

@@ -22,7 +22,9 @@ namespace pgml {
 namespace {
 
 // Sub-format of the estimator's own encoding (after the blob header).
-//   u16 version (1)
+//   u16 version: 1 = fitted on imputed features; 2 = missing values native (NaN in the features,
+//       xgboost's missing value, learns each split's default direction); the fields are the same
+
 //   u8  task (0 regression, 1 classification)
 //   u32 K (number of classes, 0 for regression)
 //   u32 p (features)
@@ -30,7 +32,7 @@ namespace {
 //   u32 best_iteration (0-based; prediction uses rounds [0, best_iteration])
 //   str model (xgboost's model as JSON text, XGBoosterSaveModelToBuffer format "json")
 //   u32 CRC-32 of everything above (the fields as written, then the model bytes)
-constexpr uint16_t kGbVersion = 1;
+constexpr uint16_t kGbVersion = 2;
 constexpr uint32_t kMaxRounds = 10000000;  // sanity bound on read (n_estimators <= 100000 per fit)
 constexpr uint32_t kMaxClasses = 1000000;
 constexpr uint32_t kMaxFeatures = 1u << 30;
@@ -177,8 +179,8 @@ void check_input(const FitInput &in, Task task, int K, int p)
 	if (in.y->size() != X.rows())
 		throw Error(ErrorCode::Internal, "the target and the feature matrix differ in length");
 	auto check_rows = [&](const Eigen::MatrixXd &M, const Eigen::VectorXd &v) {
-		if (!M.allFinite())
-			throw Error(ErrorCode::DataException, "the feature matrix holds a value that is not finite");
+		if ((M.array().abs() == std::numeric_limits<double>::infinity()).any())
+			throw Error(ErrorCode::DataException, "the feature matrix holds an infinite value");
 		for (Eigen::Index i = 0; i < v.size(); i++) {
 			double t = v(i);
 			bool ok = task == Task::Classification ? (t >= 0 && t < K && t == std::floor(t)) : std::isfinite(t);
@@ -664,9 +666,9 @@ Boosted boost(const FitInput &in, const Params &params, Task task, int K, const 
 }
 
 // Writes the header fields in their stored order (the CRC covers these bytes then the model).
-void write_fields(Writer &w, Task task, int K, int p, int rounds, int best_iteration)
+void write_fields(Writer &w, uint16_t version, Task task, int K, int p, int rounds, int best_iteration)
 {
-	w.u16(kGbVersion);
+	w.u16(version);
 	w.u8(static_cast<uint8_t>(task));
 	w.u32(static_cast<uint32_t>(K));
 	w.u32(static_cast<uint32_t>(p));
@@ -675,10 +677,11 @@ void write_fields(Writer &w, Task task, int K, int p, int rounds, int best_itera
 }
 
 // CRC-32 of the header fields followed by the model bytes.
-uint32_t model_crc(Task task, int K, int p, int rounds, int best_iteration, const std::vector<char> &model)
+uint32_t model_crc(uint16_t version, Task task, int K, int p, int rounds, int best_iteration,
+                   const std::vector<char> &model)
 {
 	Writer w;
-	write_fields(w, task, K, p, rounds, best_iteration);
+	write_fields(w, version, task, K, p, rounds, best_iteration);
 	std::vector<uint8_t> &bytes = w.bytes();
 	bytes.insert(bytes.end(), model.begin(), model.end());
 	return crc32(bytes.data(), bytes.size());
@@ -707,10 +710,12 @@ class GradientBoosting : public Estimator {
 
 	void write(Writer &w) const override
 	{
-		write_fields(w, task_, K_, p_, rounds_, best_iteration_);
+		write_fields(w, version_, task_, K_, p_, rounds_, best_iteration_);
 		w.str(std::string(model_.begin(), model_.end()));
-		w.u32(model_crc(task_, K_, p_, rounds_, best_iteration_, model_));
+		w.u32(model_crc(version_, task_, K_, p_, rounds_, best_iteration_, model_));
 	}
+
+	bool native_missing() const override { return version_ >= 2; }
 
 	Eigen::VectorXd importance() const override { return importance_; }
 	const char *importance_kind() const override { return "gain"; }
@@ -734,6 +739,7 @@ class GradientBoosting : public Estimator {
 	Task task_;
 	int K_;
 	int p_;
+	uint16_t version_ = kGbVersion; // a model read from an older blob keeps its version
 	int rounds_ = 0;
 	int best_iteration_ = 0;
 	std::vector<char> model_;
@@ -920,6 +926,7 @@ std::unique_ptr<Estimator> fit_gradient_boosting(const FitInput &in, const Param
 	const int p = static_cast<int>(in.X->cols());
 	check_input(in, in.task, K, p);
 	auto est = std::make_unique<GradientBoosting>(in.task, K, p);
+	est->version_ = in.native_missing ? kGbVersion : 1;
 	est->install(boost(in, params, in.task, K, nullptr, 0), ErrorCode::Internal);
 	return est;
 }
@@ -927,9 +934,9 @@ std::unique_ptr<Estimator> fit_gradient_boosting(const FitInput &in, const Param
 std::unique_ptr<Estimator> read_gradient_boosting(Reader &r, const EstimatorShape &shape)
 {
 	uint16_t version = r.u16();
-	if (version != kGbVersion)
+	if (version < 1 || version > kGbVersion)
 		throw Error(ErrorCode::DataCorrupted, "unsupported gradient_boosting model format " + std::to_string(version),
-		            "This build of pg_ml reads gradient_boosting format " + std::to_string(kGbVersion) + ".",
+		            "This build of pg_ml reads gradient_boosting formats 1 to " + std::to_string(kGbVersion) + ".",
 		            "Upgrade pg_ml to the version that wrote this model.");
 	uint8_t task = r.u8();
 	uint32_t K = r.u32();
@@ -951,10 +958,11 @@ std::unique_ptr<Estimator> read_gradient_boosting(Reader &r, const EstimatorShap
 	uint32_t crc = r.u32();
 	std::vector<char> model(bytes.begin(), bytes.end());
 	const Task t = static_cast<Task>(task);
-	if (crc != model_crc(t, static_cast<int>(K), static_cast<int>(p), static_cast<int>(rounds), static_cast<int>(best),
+	if (crc != model_crc(version, t, static_cast<int>(K), static_cast<int>(p), static_cast<int>(rounds), static_cast<int>(best),
 	                     model))
 		corrupt("The gradient boosting model's checksum does not match.");
 	auto est = std::make_unique<GradientBoosting>(t, static_cast<int>(K), static_cast<int>(p));
+	est->version_ = version;
 	Boosted b;
 	b.model = std::move(model);
 	b.rounds = static_cast<int>(rounds);

@@ -10,7 +10,9 @@ namespace pgml {
 
 namespace {
 
-constexpr uint16_t kMlpVersion = 1;
+// Sub-format versions: 1 = regression fitted on the raw target; 2 = adds the target's mean and
+// scale after the epoch count (regression fits (y - mean) / scale and unscales its output).
+constexpr uint16_t kMlpVersion = 2;
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr int kMaxHiddenLayers = 100;
 constexpr int kMaxHiddenUnits = 100000;
@@ -218,6 +220,9 @@ class MlpModel : public Estimator {
 	bool tanh_act = false;
 	int hidden_units = 0; // as fitted (0 when there is no hidden layer)
 	uint64_t epochs = 0;  // epochs trained so far, over every fit
+	uint16_t version = kMlpVersion; // a model read from an older blob keeps its version
+	// regression: the network predicts (y - y_mean) / y_scale (version 1: 0 and 1, the raw target)
+	double y_mean = 0, y_scale = 1;
 	MlpWeights net;
 
 	int p() const { return static_cast<int>(net.W.front().rows()); }
@@ -278,7 +283,10 @@ class MlpModel : public Estimator {
 	void train(const FitInput &in, const TrainOptions &o, std::mt19937_64 &gen)
 	{
 		const Eigen::MatrixXd &X = *in.X;
-		const Eigen::VectorXd &y = *in.y;
+		Eigen::VectorXd y_scaled;
+		if (task == Task::Regression && (y_mean != 0 || y_scale != 1))
+			y_scaled = (in.y->array() - y_mean) / y_scale;
+		const Eigen::VectorXd &y = y_scaled.size() > 0 ? y_scaled : *in.y;
 		const int n_all = static_cast<int>(X.rows());
 		// training / validation rows
 		std::vector<int> train_idx, valid_idx;
@@ -329,6 +337,8 @@ class MlpModel : public Estimator {
 			if (external) {
 				Xv = *in.X_valid;
 				yv = *in.y_valid;
+				if (task == Task::Regression)
+					yv = (yv.array() - y_mean) / y_scale;
 			}
 		}
 		const size_t n = train_idx.size();
@@ -358,7 +368,7 @@ class MlpModel : public Estimator {
 				throw Error(ErrorCode::DataException, "mlp training diverged",
 				            "The training loss became " + std::to_string(loss) + " at epoch " +
 				                std::to_string(epochs + 1) + ".",
-				            "Lower learning_rate; for regression, a target on a large scale can also cause this.");
+				            "Lower learning_rate.");
 			epochs++;
 			// scikit-learn's _update_no_improvement_count
 			double valid = NAN;
@@ -396,7 +406,7 @@ class MlpModel : public Estimator {
 				a = next;
 		}
 		if (task != Task::Classification) {
-			out[0] = a(0);
+			out[0] = a(0) * y_scale + y_mean;
 			return 0;
 		}
 		if (n_classes == 2) {
@@ -422,7 +432,7 @@ class MlpModel : public Estimator {
 	// Versioned encoding, read back by read_mlp.
 	void write(Writer &w) const override
 	{
-		w.u16(kMlpVersion);
+		w.u16(version);
 		w.u8(static_cast<uint8_t>(task));
 		w.u32(static_cast<uint32_t>(n_classes));
 		w.u8(tanh_act ? 1 : 0);
@@ -430,6 +440,10 @@ class MlpModel : public Estimator {
 		w.u32(static_cast<uint32_t>(hidden_layers()));
 		w.u32(static_cast<uint32_t>(hidden_units));
 		w.u64(epochs);
+		if (version >= 2) {
+			w.f64(y_mean);
+			w.f64(y_scale);
+		}
 		for (size_t l = 0; l < net.W.size(); l++) {
 			w.mat(net.W[l]);
 			w.vec(net.b[l]);
@@ -512,6 +526,15 @@ std::unique_ptr<Estimator> fit_mlp(const FitInput &in, const Params &params)
 	m->task = in.task;
 	m->n_classes = in.task == Task::Classification ? in.n_classes : 0;
 	m->tanh_act = params.choice("activation") == "tanh";
+	if (in.task == Task::Regression) {
+		// standardize the target (population sd; a constant target keeps scale 1)
+		const double mean = in.y->mean();
+		const double sd = std::sqrt((in.y->array() - mean).square().mean());
+		if (!std::isfinite(mean) || !std::isfinite(sd))
+			throw Error(ErrorCode::DataException, "the mlp target is not finite or too large");
+		m->y_mean = mean;
+		m->y_scale = sd > 1e-12 * std::max(1.0, std::fabs(mean)) ? sd : 1.0;
+	}
 	std::mt19937_64 gen(in.seed);
 	m->init(p, layers, units, gen);
 	m->train(in, read_train_options(params), gen);
@@ -522,9 +545,10 @@ std::unique_ptr<Estimator> fit_mlp(const FitInput &in, const Params &params)
 std::unique_ptr<Estimator> read_mlp(Reader &r, const EstimatorShape &shape)
 {
 	const uint16_t version = r.u16();
-	if (version != kMlpVersion)
+	if (version < 1 || version > kMlpVersion)
 		corrupt("unknown sub-format version " + std::to_string(version) + ".");
 	auto m = std::make_unique<MlpModel>();
+	m->version = version;
 	const uint8_t task = r.u8();
 	if (task != static_cast<uint8_t>(shape.task) || shape.task == Task::Clustering)
 		corrupt("the task does not match the model's.");
@@ -546,6 +570,13 @@ std::unique_ptr<Estimator> read_mlp(Reader &r, const EstimatorShape &shape)
 		corrupt("implausible hidden layer sizes.");
 	m->hidden_units = static_cast<int>(units);
 	m->epochs = r.u64();
+	if (version >= 2) {
+		m->y_mean = r.f64();
+		m->y_scale = r.f64();
+		if (!std::isfinite(m->y_mean) || !std::isfinite(m->y_scale) || !(m->y_scale > 0) ||
+		    (shape.task != Task::Regression && (m->y_mean != 0 || m->y_scale != 1)))
+			corrupt("invalid target scaling.");
+	}
 	const Eigen::Index outs = n_outputs(m->task, m->n_classes);
 	Eigen::Index fan_in = p;
 	for (uint32_t l = 0; l <= layers; l++) {

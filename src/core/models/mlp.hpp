@@ -3,7 +3,10 @@
 //
 // hidden_layers layers of hidden_units units each (relu or tanh), then the output layer:
 //   classification K > 2: softmax + cross-entropy; K == 2: one logistic unit + binary
-//   cross-entropy (out[] still gets both probabilities); regression: identity + squared error / 2.
+//   cross-entropy (out[] still gets both probabilities); regression: identity + squared error / 2
+//   on the standardized target (y - mean) / sd (mean and sd of the first fit's training rows,
+//   stored with the model; predictions are unscaled). scikit-learn's MLPRegressor does not scale
+//   the target: its counterpart is TransformedTargetRegressor(MLPRegressor, StandardScaler).
 // Loss per minibatch: mean loss + 0.5 * alpha * sum ||W||^2 / batch rows (biases not penalised).
 // Weights start Glorot-uniform (U(-b, b), b = sqrt(6 / (fan_in + fan_out)), biases too) from the
 // seed; each epoch shuffles the rows (from the seed) into minibatches of min(batch_size, n) and

@@ -9,7 +9,9 @@ namespace pgml {
 
 namespace {
 
-constexpr uint16_t kRandomForestVersion = 1;
+// Sub-format versions: 1 = fitted on imputed features (no missing-value directions); 2 = missing
+// values native (every tree in encoding 2).
+constexpr uint16_t kRandomForestVersion = 2;
 constexpr size_t kMaxTrees = 100000;
 
 // Bootstrap multiplicities of tree t: n draws with replacement from the tree's own stream
@@ -29,6 +31,7 @@ class RandomForest : public Estimator {
 	Task task = Task::Regression;
 	int p = 0;
 	int n_outputs = 1;
+	uint16_t version = kRandomForestVersion; // a model read from an older blob keeps its version
 	std::vector<Tree> trees;
 	Eigen::VectorXd imp;
 	double oob = NAN; // out-of-bag accuracy / R^2, NaN without bootstrap
@@ -64,9 +67,11 @@ class RandomForest : public Estimator {
 		b.vec(imp);
 		b.u64(trees.size());
 		for (const Tree &t : trees)
-			t.write(b);
-		write_checked(w, kRandomForestVersion, b.bytes());
+			t.write(b, version);
+		write_checked(w, version, b.bytes());
 	}
+
+	bool native_missing() const override { return version >= 2; }
 
 	Eigen::VectorXd importance() const override { return imp; }
 	const char *importance_kind() const override { return "gain"; }
@@ -173,6 +178,7 @@ std::unique_ptr<Estimator> fit_random_forest(const FitInput &in, const Params &p
 	f->task = in.task;
 	f->p = p;
 	f->n_outputs = opt.n_outputs;
+	f->version = in.native_missing ? kRandomForestVersion : 1;
 	f->trees.resize(static_cast<size_t>(T));
 	std::vector<Eigen::VectorXd> gains(static_cast<size_t>(T));
 	CancelPoll cancel(in.cancel);
@@ -203,9 +209,11 @@ std::unique_ptr<Estimator> fit_random_forest(const FitInput &in, const Params &p
 // Reads what RandomForest::write wrote, checked against the shape the blob declares.
 std::unique_ptr<Estimator> read_random_forest(Reader &r, const EstimatorShape &shape)
 {
-	std::string body = read_checked(r, kRandomForestVersion, "random_forest");
+	uint16_t version = 0;
+	std::string body = read_checked(r, kRandomForestVersion, "random_forest", &version);
 	Reader b(reinterpret_cast<const uint8_t *>(body.data()), body.size());
 	auto f = std::make_unique<RandomForest>();
+	f->version = version;
 	uint8_t task = b.u8();
 	uint32_t p = b.u32(), outputs = b.u32();
 	if (task != static_cast<uint8_t>(shape.task) ||
@@ -232,7 +240,7 @@ std::unique_ptr<Estimator> read_random_forest(Reader &r, const EstimatorShape &s
 		tree_corrupt("The random_forest has " + std::to_string(T) + " trees.");
 	f->trees.reserve(T);
 	for (size_t t = 0; t < T; t++)
-		f->trees.push_back(Tree::read(b, shape.p, want, shape.task == Task::Classification));
+		f->trees.push_back(Tree::read(b, shape.p, want, shape.task == Task::Classification, version));
 	if (!b.at_end())
 		tree_corrupt("The random_forest has trailing bytes.");
 	return f;

@@ -52,6 +52,7 @@ class Grower {
 		mtry_ = opt.max_features <= 0 || opt.max_features >= p_ ? p_ : opt.max_features;
 		counts_.resize(static_cast<size_t>(k_));
 		left_.resize(static_cast<size_t>(k_));
+		miss_.resize(static_cast<size_t>(k_));
 		sorted_.reserve(idx_.size());
 	}
 
@@ -72,6 +73,8 @@ class Grower {
 		bool found = false;
 		int feature = -1;
 		double threshold = 0;
+		bool missing_left = false; // where the missing values go
+		bool saw_missing = false;  // the node had missing values of the feature (else decided by weight)
 	};
 
 	Stats stats(int start, int end);
@@ -89,7 +92,7 @@ class Grower {
 	std::vector<double> w_;
 	std::vector<int> idx_;      // rows of weight > 0; each node owns a contiguous range
 	std::vector<int> features_; // candidate order (partially shuffled when mtry_ < p_)
-	std::vector<double> counts_, left_;
+	std::vector<double> counts_, left_, miss_;
 	std::vector<std::pair<double, int>> sorted_;
 };
 
@@ -139,12 +142,12 @@ void Grower::leaf_values(int start, int end, std::vector<double> &out)
 		out.push_back(counts_[static_cast<size_t>(j)] / s.W);
 }
 
-// The best split of the rows idx_[start, end) over up to mtry_ non-constant features.
+// The best split of the rows idx_[start, end) over up to mtry_ non-constant features, with the
+// default direction of the rows whose feature is missing (see tree.hpp).
 Grower::Split Grower::best_split(int start, int end, const Stats &st)
 {
 	Split best;
 	double best_proxy = -std::numeric_limits<double>::infinity();
-	const int m = end - start;
 	const int min_leaf = opt_.min_samples_leaf;
 	if (cls_) { // class totals of the node, for the right side
 		std::fill(counts_.begin(), counts_.end(), 0.0);
@@ -153,6 +156,19 @@ Grower::Split Grower::best_split(int start, int end, const Stats &st)
 			counts_[static_cast<size_t>(y_(i))] += w_[static_cast<size_t>(i)];
 		}
 	}
+	// a quantity that grows as the children's weighted impurity falls, from the left child's
+	// weight wL and (regression) sum of w (y - mean), or (classification) the sums of squared
+	// class weights / of c log2 c of both children
+	auto proxy_of = [&](double wL, double sL, double sqL, double sqR, double eL, double eR) {
+		const double wR = st.W - wL;
+		if (!cls_) {
+			const double sR = -sL; // the centred total is 0
+			return sL * sL / wL + sR * sR / wR;
+		}
+		if (opt_.criterion == SplitCriterion::Gini)
+			return sqL / wL + sqR / wR;
+		return eL - xlog2x(wL) + eR - xlog2x(wR);
+	};
 	int visited = 0;
 	for (int j = 0; j < p_ && visited < mtry_; j++) {
 		if (mtry_ < p_) {
@@ -163,73 +179,102 @@ Grower::Split Grower::best_split(int start, int end, const Stats &st)
 		const double *col = X_.col(f).data();
 		sorted_.clear();
 		double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+		int nm = 0;             // rows whose value is missing
+		double wm = 0, sm = 0;  // their weight; regression: their sum of w (y - mean)
+		if (cls_)
+			std::fill(miss_.begin(), miss_.end(), 0.0);
 		for (int t = start; t < end; t++) {
-			int i = idx_[static_cast<size_t>(t)];
-			sorted_.emplace_back(col[i], i);
-			lo = std::min(lo, col[i]);
-			hi = std::max(hi, col[i]);
+			const int i = idx_[static_cast<size_t>(t)];
+			const double v = col[i];
+			if (std::isnan(v)) {
+				const double wi = w_[static_cast<size_t>(i)];
+				nm++;
+				wm += wi;
+				if (cls_)
+					miss_[static_cast<size_t>(y_(i))] += wi;
+				else
+					sm += wi * (y_(i) - st.mean);
+				continue;
+			}
+			sorted_.emplace_back(v, i);
+			lo = std::min(lo, v);
+			hi = std::max(hi, v);
 		}
-		if (hi <= lo + kFeatureThreshold)
-			continue; // constant in this node: does not count towards mtry_
+		const int mp = static_cast<int>(sorted_.size());
+		if (mp == 0 || (nm == 0 && hi <= lo + kFeatureThreshold))
+			continue; // all missing, or constant: does not count towards mtry_
 		visited++;
 		std::sort(sorted_.begin(), sorted_.end(),
 		          [](const std::pair<double, int> &a, const std::pair<double, int> &b) { return a.first < b.first; });
-		// sweep: rows sorted_[0..t] go left
-		double wl = 0, sl = 0;            // left weight; regression: left sum of (y - mean)
-		double sq_l = 0, sq_r = 0;        // gini: sum of squared class weights left / right
-		double el = 0, er = 0;            // entropy: sum of c log2 c left / right
+		// sweep: rows sorted_[0..t] go left; A = the missing rows go right, B = they go left
+		double wl = 0, sl = 0; // present rows on the left: weight; regression: sum of w (y - mean)
+		double sqA_l = 0, sqA_r = 0, sqB_l = 0, sqB_r = 0; // gini: sums of squared class weights
+		double eA_l = 0, eA_r = 0, eB_l = 0, eB_r = 0;     // entropy: sums of c log2 c
 		if (cls_) {
 			std::fill(left_.begin(), left_.end(), 0.0);
-			for (double c : counts_) {
-				sq_r += c * c;
-				er += xlog2x(c);
+			for (int c = 0; c < k_; c++) {
+				const double tot = counts_[static_cast<size_t>(c)], mc = miss_[static_cast<size_t>(c)];
+				sqA_r += tot * tot;
+				eA_r += xlog2x(tot);
+				sqB_l += mc * mc;
+				eB_l += xlog2x(mc);
+				sqB_r += (tot - mc) * (tot - mc);
+				eB_r += xlog2x(tot - mc);
 			}
 		}
-		for (int t = 0; t + 1 < m; t++) {
+		auto consider = [&](double proxy, double thr, bool missing_left) {
+			if (proxy > best_proxy) {
+				best_proxy = proxy;
+				best.found = true;
+				best.feature = f;
+				best.threshold = thr;
+				best.missing_left = missing_left;
+				best.saw_missing = nm > 0;
+			}
+		};
+		for (int t = 0; t < mp; t++) {
 			const int i = sorted_[static_cast<size_t>(t)].second;
 			const double wi = w_[static_cast<size_t>(i)];
 			wl += wi;
 			if (cls_) {
 				const size_t c = static_cast<size_t>(y_(i));
-				double cl = left_[c], cr = counts_[c] - cl;
+				const double cl = left_[c], crA = counts_[c] - cl, clB = cl + miss_[c], crB = crA - miss_[c];
 				if (opt_.criterion == SplitCriterion::Gini) {
-					sq_l += (cl + wi) * (cl + wi) - cl * cl;
-					sq_r += (cr - wi) * (cr - wi) - cr * cr;
+					sqA_l += (cl + wi) * (cl + wi) - cl * cl;
+					sqA_r += (crA - wi) * (crA - wi) - crA * crA;
+					if (nm > 0) {
+						sqB_l += (clB + wi) * (clB + wi) - clB * clB;
+						sqB_r += (crB - wi) * (crB - wi) - crB * crB;
+					}
 				} else {
-					el += xlog2x(cl + wi) - xlog2x(cl);
-					er += xlog2x(cr - wi) - xlog2x(cr);
+					eA_l += xlog2x(cl + wi) - xlog2x(cl);
+					eA_r += xlog2x(crA - wi) - xlog2x(crA);
+					if (nm > 0) {
+						eB_l += xlog2x(clB + wi) - xlog2x(clB);
+						eB_r += xlog2x(crB - wi) - xlog2x(crB);
+					}
 				}
 				left_[c] = cl + wi;
 			} else {
 				sl += wi * (y_(i) - st.mean);
 			}
+			const int nl = t + 1, nr = mp - nl; // present rows left / right
+			if (t + 1 == mp) {
+				// every present value left, the missing rows right
+				if (nm > 0 && mp >= min_leaf && nm >= min_leaf && wm > 0)
+					consider(proxy_of(wl, sl, sqA_l, sqA_r, eA_l, eA_r), std::numeric_limits<double>::max(), false);
+				break;
+			}
 			const double v = sorted_[static_cast<size_t>(t)].first, next = sorted_[static_cast<size_t>(t) + 1].first;
 			if (next <= v + kFeatureThreshold)
 				continue;
-			if (t + 1 < min_leaf || m - (t + 1) < min_leaf)
-				continue;
-			const double wr = st.W - wl;
-			if (wl <= 0 || wr <= 0)
-				continue;
-			// a quantity that grows as the children's weighted impurity falls
-			double proxy;
-			if (!cls_) {
-				double sr = -sl; // the centred total is 0
-				proxy = sl * sl / wl + sr * sr / wr;
-			} else if (opt_.criterion == SplitCriterion::Gini) {
-				proxy = sq_l / wl + sq_r / wr;
-			} else {
-				proxy = el - xlog2x(wl) + er - xlog2x(wr);
-			}
-			if (proxy > best_proxy) {
-				best_proxy = proxy;
-				best.found = true;
-				best.feature = f;
-				double thr = v / 2 + next / 2;
-				if (thr >= next || !std::isfinite(thr))
-					thr = v;
-				best.threshold = thr;
-			}
+			double thr = v / 2 + next / 2;
+			if (thr >= next || !std::isfinite(thr))
+				thr = v;
+			if (nl >= min_leaf && nr + nm >= min_leaf && wl > 0 && st.W - wl > 0)
+				consider(proxy_of(wl, sl, sqA_l, sqA_r, eA_l, eA_r), thr, false);
+			if (nm > 0 && nl + nm >= min_leaf && nr >= min_leaf && st.W - wl - wm > 0)
+				consider(proxy_of(wl + wm, sl + sm, sqB_l, sqB_r, eB_l, eB_r), thr, true);
 		}
 	}
 	return best;
@@ -270,10 +315,16 @@ TreeFit Grower::grow()
 		if (!leaf) {
 			const double *col = X_.col(sp.feature).data();
 			auto first = idx_.begin() + it.start, last = idx_.begin() + it.end;
-			mid = static_cast<int>(std::partition(first, last, [&](int i) { return col[i] <= sp.threshold; }) -
+			mid = static_cast<int>(std::partition(first, last,
+			                                      [&](int i) {
+				                                      const double v = col[i];
+				                                      return std::isnan(v) ? sp.missing_left : v <= sp.threshold;
+			                                      }) -
 			                       idx_.begin());
 			ls = stats(it.start, mid);
 			rs = stats(mid, it.end);
+			if (!sp.saw_missing) // no missing value here: they will follow the larger child
+				sp.missing_left = ls.W >= rs.W;
 			double decrease = it.st.W * it.st.impurity - ls.W * ls.impurity - rs.W * rs.impurity;
 			if (decrease / W_root + kEpsilon < opt_.min_impurity_decrease)
 				leaf = true;
@@ -289,6 +340,7 @@ TreeFit Grower::grow()
 		} else {
 			node.feature = sp.feature;
 			node.threshold = sp.threshold;
+			node.missing_left = sp.missing_left;
 			stack.push_back({mid, it.end, it.depth + 1, id, false, rs});
 			stack.push_back({it.start, mid, it.depth + 1, id, true, ls});
 		}
@@ -322,8 +374,8 @@ int Tree::leaves() const
 }
 
 // Per node: u32 feature (0xFFFFFFFF for a leaf); a leaf then has n_outputs f64 values, an
-// internal node f64 threshold, u32 left, u32 right.
-void Tree::write(Writer &w) const
+// internal node f64 threshold, u32 left, u32 right and (encoding 2) u8 missing_left.
+void Tree::write(Writer &w, uint16_t encoding) const
 {
 	w.u64(nodes.size());
 	for (const TreeNode &n : nodes) {
@@ -336,11 +388,13 @@ void Tree::write(Writer &w) const
 			w.f64(n.threshold);
 			w.u32(static_cast<uint32_t>(n.left));
 			w.u32(static_cast<uint32_t>(n.right));
+			if (encoding >= kTreeEncodingNativeMissing)
+				w.u8(n.missing_left ? 1 : 0);
 		}
 	}
 }
 
-Tree Tree::read(Reader &r, int p, int n_outputs, bool classification)
+Tree Tree::read(Reader &r, int p, int n_outputs, bool classification, uint16_t encoding)
 {
 	Tree t;
 	t.n_outputs = n_outputs;
@@ -378,6 +432,12 @@ Tree Tree::read(Reader &r, int p, int n_outputs, bool classification)
 				tree_corrupt("A split's children are out of place.");
 			n.left = static_cast<int32_t>(left);
 			n.right = static_cast<int32_t>(right);
+			if (encoding >= kTreeEncodingNativeMissing) {
+				uint8_t dir = r.u8();
+				if (dir > 1)
+					tree_corrupt("A split's missing-value direction is invalid.");
+				n.missing_left = dir == 1;
+			}
 		}
 	}
 	return t;
@@ -424,8 +484,8 @@ void check_tree_input(const FitInput &in, const char *algorithm)
 		throw Error(ErrorCode::DataException, "no training rows");
 	if (in.X->rows() > INT32_MAX || in.X->cols() > INT32_MAX)
 		throw Error(ErrorCode::ProgramLimit, "too many training rows or features for " + std::string(algorithm));
-	if (!in.X->allFinite())
-		throw Error(ErrorCode::DataException, "a feature value is not finite");
+	if ((in.X->array().abs() == std::numeric_limits<double>::infinity()).any())
+		throw Error(ErrorCode::DataException, "a feature value is infinite");
 	if (in.task == Task::Classification) {
 		if (in.n_classes < 1 || in.n_classes > (1 << 20))
 			throw Error(ErrorCode::Internal, "invalid number of classes " + std::to_string(in.n_classes));
@@ -485,11 +545,12 @@ void write_checked(Writer &w, uint16_t version, const std::vector<uint8_t> &body
 	w.u32(crc32(body.data(), body.size()));
 }
 
-std::string read_checked(Reader &r, uint16_t version, const char *what)
+std::string read_checked(Reader &r, uint16_t max_version, const char *what, uint16_t *version)
 {
 	uint16_t v = r.u16();
-	if (v != version)
+	if (v < 1 || v > max_version)
 		tree_corrupt(std::string("Unknown ") + what + " encoding version " + std::to_string(v) + ".");
+	*version = v;
 	std::string body = r.str();
 	uint32_t crc = r.u32();
 	if (crc != crc32(reinterpret_cast<const uint8_t *>(body.data()), body.size()))

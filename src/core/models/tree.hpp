@@ -7,6 +7,13 @@
 //  - classification: 'gini' (1 - sum p_k^2) or 'entropy' (-sum p_k log2 p_k).
 // Thresholds are midpoints between consecutive distinct values; a row goes left when
 // z[feature] <= threshold. Values closer than 1e-7 count as equal (sklearn's FEATURE_THRESHOLD).
+// Missing values (NaN in X) are handled natively, as XGBoost and LightGBM do: each split also
+// learns a default direction for the rows whose feature is missing. Every candidate threshold
+// is scored twice, with the node's missing rows sent left and sent right, and the better one
+// is kept (ties: right); "every present value left, the missing rows right" is a candidate of
+// its own (threshold DBL_MAX). When a node has no missing value for the chosen feature, missing
+// values go to the child with the larger training weight (ties: left). A NaN is routed by the
+// node's default direction at prediction.
 // Rows carry integer weights (bootstrap multiplicities); min_samples_* count distinct rows, as
 // sklearn counts the rows of a bootstrap sample.
 // Leaves hold the weighted mean of y (regression) or the weighted class frequencies
@@ -90,14 +97,22 @@ struct TreeOptions {
 };
 
 // A node of a fitted tree. Internal: feature >= 0, rows with z[feature] <= threshold go to
-// left, the others to right. Leaf: feature = -1, its n_outputs values start at values[value].
+// left, the others to right; a missing z[feature] (NaN) goes left when missing_left. Leaf:
+// feature = -1, its n_outputs values start at values[value].
 struct TreeNode {
 	int32_t feature = -1;
 	int32_t left = 0;
 	int32_t right = 0;
 	int32_t value = 0;
 	double threshold = 0;
+	bool missing_left = false;
 };
+
+// Encodings of a tree (the enclosing estimator's sub-format version picks one):
+//  1: no missing-value directions (fitted on imputed features; a NaN would go right);
+//  2: one u8 per internal node after its children: 1 = missing values go left.
+constexpr uint16_t kTreeEncodingImputed = 1;
+constexpr uint16_t kTreeEncodingNativeMissing = 2;
 
 class Tree {
   public:
@@ -111,17 +126,25 @@ class Tree {
 		int i = 0;
 		while (nodes[static_cast<size_t>(i)].feature >= 0) {
 			const TreeNode &n = nodes[static_cast<size_t>(i)];
-			i = z[n.feature] <= n.threshold ? n.left : n.right;
+			const double v = z[n.feature];
+			if (v <= n.threshold)
+				i = n.left;
+			else if (v > n.threshold)
+				i = n.right;
+			else // NaN
+				i = n.missing_left ? n.left : n.right;
 		}
 		return values.data() + nodes[static_cast<size_t>(i)].value;
 	}
 	int depth() const;
 	int leaves() const;
-	// Writes the nodes (the reader needs p and n_outputs from the enclosing estimator).
-	void write(Writer &w) const;
+	// Writes the nodes in the given encoding (the reader needs p and n_outputs from the
+	// enclosing estimator).
+	void write(Writer &w, uint16_t encoding) const;
 	// Reads and validates a tree: features < p, children after their parent, finite thresholds,
-	// leaf values finite (probabilities in [0, 1] summing to 1 when classification).
-	static Tree read(Reader &r, int p, int n_outputs, bool classification);
+	// leaf values finite (probabilities in [0, 1] summing to 1 when classification), direction
+	// bytes 0 or 1.
+	static Tree read(Reader &r, int p, int n_outputs, bool classification, uint16_t encoding);
 };
 
 // The result of growing one tree.
@@ -131,7 +154,7 @@ struct TreeFit {
 	double leaf_impurity = 0; // weighted mean impurity of the leaves (training loss under the criterion)
 };
 
-// Grows one tree on the rows of X (n x p) with target y (value, or class id 0..K-1 when the
+// Grows one tree on the rows of X (n x p; NaN = missing, no infinities) with target y (value, or class id 0..K-1 when the
 // criterion is gini / entropy). weights: null (every row once) or n non-negative integer
 // multiplicities (rows of weight 0 are left out). rng picks the features examined when
 // opt.max_features < p. Polls cancel once per node.
@@ -145,8 +168,9 @@ int resolve_max_features(double v, int p, int def_count);
 // The criterion named by the 'criterion' hyperparameter for a task (regression: squared error).
 SplitCriterion criterion_for(Task task, const std::string &name);
 
-// Checks a FitInput for a tree model: X, y present and of matching size, no empty data, class ids
-// whole and in 0..K-1, a supported task. Throws Error otherwise.
+// Checks a FitInput for a tree model: X, y present and of matching size, no empty data, no
+// infinite feature (NaN is a missing value), class ids whole and in 0..K-1, a supported task.
+// Throws Error otherwise.
 void check_tree_input(const FitInput &in, const char *algorithm);
 
 // The hyperparameters every tree model shares: max_depth, min_samples_split, min_samples_leaf,
@@ -161,9 +185,10 @@ TreeOptions tree_options(const Params &params, const FitInput &in, int default_m
 Eigen::VectorXd normalise_sum(const Eigen::VectorXd &v);
 
 // Writes / reads an estimator body behind a u16 sub-format version and a CRC-32 of the body, so a
-// single corrupted byte is always noticed even without the blob header.
+// single corrupted byte is always noticed even without the blob header. read_checked accepts
+// versions 1..max_version and stores the one read in *version.
 void write_checked(Writer &w, uint16_t version, const std::vector<uint8_t> &body);
-std::string read_checked(Reader &r, uint16_t version, const char *what);
+std::string read_checked(Reader &r, uint16_t max_version, const char *what, uint16_t *version);
 
 // Throws Error(DataCorrupted) with the given detail.
 [[noreturn]] void tree_corrupt(const std::string &detail);
