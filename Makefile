@@ -35,6 +35,8 @@ src/core/%.o: src/core/%.cpp
 # no LLVM bitcode for JIT inlining: it would need clang, and C++ gains nothing from it
 override with_llvm = no
 
+# (the rule below comes before PGXS's own targets: keep "all" the default goal)
+.DEFAULT_GOAL := all
 sql/pg_ml--0.2.0.sql: sql/pg_ml--0.1.0.sql sql/pg_ml--0.1.0--0.2.0.sql
 	cat $^ > $@
 

@@ -2,9 +2,12 @@
 //
 // Per backend, deserialized models are cached by (model id, version, xmin of the version
 // row): versions are immutable, and any write to the row changes its xmin. Per query
-// (fn_extra of the call site), the model reference and the row's column mapping are
-// resolved once; each row then costs the conversion of its values and the model's
-// arithmetic.
+// (fn_extra of the call site), the argument types, the model reference and the row's column
+// mapping are resolved once, into buffers that live as long as the call site; each row then
+// costs one heap_deform_tuple (of the attributes up to the last feature), the conversion of
+// its values and the model's arithmetic: no catalog lookup, no allocation (beyond the result
+// of ml_predict_label / ml_predict_proba) and no type resolution per row. The model argument
+// is compared with the resolved one per row only when it is not a constant (or parameter).
 #include "pg_ml.hpp"
 
 #include <cmath>
@@ -12,6 +15,8 @@
 
 extern "C" {
 #include "access/tupdesc.h"
+#include "executor/tuptable.h"
+#include "utils/arrayaccess.h"
 #include "utils/fmgrprotos.h"
 #include "utils/typcache.h"
 
@@ -53,6 +58,13 @@ enum InputKind { INPUT_NONE, INPUT_ROW, INPUT_ARRAY, INPUT_JSONB };
 
 // What a call site resolved once per query.
 struct CallSite {
+	/* the argument types, resolved on the first call */
+	bool types_known;
+	bool by_id_arg;    /* the model argument is an integer (id), not text (name) */
+	bool int4_arg;
+	bool model_stable; /* the model argument is a constant or parameter: resolved once */
+	InputKind argkind; /* how features are passed */
+	Oid features_type;
 	/* the model argument as given */
 	bool by_id;
 	int64 key_id;
@@ -69,12 +81,19 @@ struct CallSite {
 	Oid rowtype;
 	int32 rowtypmod;
 	int natts;
-	TupleDesc rowdesc; /* a copy, in fn_mcxt */
+	TupleDesc rowdesc; /* a copy of the row type, truncated after the last feature column, in fn_mcxt */
 	int *attnum;       /* per feature: 0-based attribute index in the row */
 	PgmlColumn *cols;  /* per feature: how to convert the row's column (or the array element) */
-	Datum *row_values;
-	bool *row_nulls;
+	TupleTableSlot *slot; /* deforms the rows (over rowdesc) */
+	HeapTupleData tuple;
 	char **jsonb_keys;
+	/* array input: the element type, classified once */
+	Oid elemtype;
+	PgmlColumn elem;
+	int16 elemlen;
+	bool elembyval;
+	char elemalign;
+	bool array_checked; /* no feature of the model is categorical */
 	pgml::Value *values;
 	double *out;
 };
@@ -125,14 +144,36 @@ same_key(const CallSite *cs, bool by_id, Datum arg)
 	return VARSIZE_ANY_EXHDR(t) == static_cast<size_t>(cs->key_len) && memcmp(VARDATA_ANY(t), cs->key_name, cs->key_len) == 0;
 }
 
+// Resolves the argument types of this call site (once).
+void
+resolve_types(FunctionCallInfo fcinfo, CallSite *cs)
+{
+	Oid argtype = get_fn_expr_argtype(fcinfo->flinfo, 0);
+	cs->by_id_arg = argtype == INT8OID || argtype == INT4OID;
+	cs->int4_arg = argtype == INT4OID;
+	cs->model_stable = get_fn_expr_arg_stable(fcinfo->flinfo, 0);
+	Oid ftype = get_fn_expr_argtype(fcinfo->flinfo, 1);
+	cs->features_type = ftype;
+	if (ftype == JSONBOID)
+		cs->argkind = INPUT_JSONB;
+	else if (type_is_rowtype(ftype))
+		cs->argkind = INPUT_ROW;
+	else if (OidIsValid(get_element_type(ftype)))
+		cs->argkind = INPUT_ARRAY;
+	else
+		cs->argkind = INPUT_NONE;
+	cs->types_known = true;
+}
+
 // Resolves the model argument for this call site (once per query unless it changes).
 void
 resolve(FunctionCallInfo fcinfo, CallSite *cs)
 {
-	Oid argtype = get_fn_expr_argtype(fcinfo->flinfo, 0);
-	bool by_id = argtype == INT8OID || argtype == INT4OID;
+	if (cs->model != nullptr && cs->model_stable)
+		return;
+	bool by_id = cs->by_id_arg;
 	Datum arg = PG_GETARG_DATUM(0);
-	if (argtype == INT4OID)
+	if (cs->int4_arg)
 		arg = Int64GetDatum(DatumGetInt32(arg));
 	if (same_key(cs, by_id, arg))
 		return;
@@ -161,6 +202,7 @@ resolve(FunctionCallInfo fcinfo, CallSite *cs)
 	cs->values = static_cast<pgml::Value *>(palloc0(sizeof(pgml::Value) * cs->nfeatures));
 	cs->out = static_cast<double *>(palloc0(sizeof(double) * Max(cs->nout, 1)));
 	cs->kind = INPUT_NONE;
+	cs->array_checked = false;
 	MemoryContextSwitchTo(old);
 }
 
@@ -187,11 +229,8 @@ map_row(CallSite *cs, HeapTupleHeader th, MemoryContext cxt)
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	cs->attnum = static_cast<int *>(palloc(sizeof(int) * cs->nfeatures));
 	cs->cols = static_cast<PgmlColumn *>(palloc0(sizeof(PgmlColumn) * cs->nfeatures));
-	cs->natts = desc->natts;
-	cs->row_values = static_cast<Datum *>(palloc(sizeof(Datum) * desc->natts));
-	cs->row_nulls = static_cast<bool *>(palloc(sizeof(bool) * desc->natts));
-	cs->rowdesc = CreateTupleDescCopy(desc);
 	MemoryContextSwitchTo(old);
+	int last = 0;
 	for (int i = 0; i < cs->nfeatures; i++) {
 		const pgml::ColumnInfo &want = cs->model->features[i];
 		PgmlColumn *col = &cs->cols[i];
@@ -204,8 +243,16 @@ map_row(CallSite *cs, HeapTupleHeader th, MemoryContext cxt)
 									cs->model_name)));
 		}
 		cs->attnum[i] = col->attnum - 1;
+		last = Max(last, col->attnum);
 		check_compatible(cs, i, col, static_cast<int>(col->tc) <= 3);
 	}
+	/* rows are deformed through a slot up to the last feature column only (the slot's
+	 * descriptor caches attribute offsets); the columns after it are never deformed */
+	old = MemoryContextSwitchTo(cxt);
+	cs->natts = last;
+	cs->rowdesc = CreateTupleDescCopy(desc);
+	cs->slot = MakeSingleTupleTableSlot(cs->rowdesc, &TTSOpsHeapTuple);
+	MemoryContextSwitchTo(old);
 	ReleaseTupleDesc(desc);
 	cs->kind = INPUT_ROW;
 	cs->rowtype = rowtype;
@@ -227,25 +274,43 @@ categorical_value(const PgmlColumn *col, Datum d, pgml::Value *v)
 	}
 }
 
+// A numeric column's value as double: the common types inline, the rest through the reader.
+inline double
+to_double(const PgmlColumn *col, Datum d)
+{
+	switch (col->basetype) {
+	case FLOAT8OID: return DatumGetFloat8(d);
+	case INT4OID: return DatumGetInt32(d);
+	case INT8OID: return static_cast<double>(DatumGetInt64(d));
+	case FLOAT4OID: return DatumGetFloat4(d);
+	case INT2OID: return DatumGetInt16(d);
+	case BOOLOID: return DatumGetBool(d) ? 1.0 : 0.0;
+	default: return pgml_datum_to_double(col, d);
+	}
+}
+
 void
 fill_from_row(CallSite *cs, HeapTupleHeader th)
 {
-	HeapTupleData tuple;
-	tuple.t_len = HeapTupleHeaderGetDatumLength(th);
-	ItemPointerSetInvalid(&tuple.t_self);
-	tuple.t_tableOid = InvalidOid;
-	tuple.t_data = th;
-	heap_deform_tuple(&tuple, cs->rowdesc, cs->row_values, cs->row_nulls);
+	HeapTuple tuple = &cs->tuple;
+	tuple->t_len = HeapTupleHeaderGetDatumLength(th);
+	ItemPointerSetInvalid(&tuple->t_self);
+	tuple->t_tableOid = InvalidOid;
+	tuple->t_data = th;
+	ExecStoreHeapTuple(tuple, cs->slot, false);
+	slot_getsomeattrs(cs->slot, cs->natts);
+	const Datum *row_values = cs->slot->tts_values;
+	const bool *row_nulls = cs->slot->tts_isnull;
 	for (int i = 0; i < cs->nfeatures; i++) {
 		int a = cs->attnum[i];
 		pgml::Value *v = &cs->values[i];
-		v->isnull = cs->row_nulls[a];
+		v->isnull = row_nulls[a];
 		if (v->isnull)
 			continue;
 		if (cs->cols[i].tc == pgml::TypeClass::Categorical)
-			categorical_value(&cs->cols[i], cs->row_values[a], v);
+			categorical_value(&cs->cols[i], row_values[a], v);
 		else
-			v->num = pgml_datum_to_double(&cs->cols[i], cs->row_values[a]);
+			v->num = to_double(&cs->cols[i], row_values[a]);
 	}
 }
 
@@ -253,23 +318,20 @@ void
 fill_from_array(CallSite *cs, ArrayType *arr)
 {
 	Oid elemtype = ARR_ELEMTYPE(arr);
-	PgmlColumn elem;
-	memset(&elem, 0, sizeof(elem));
-	bool supported = pgml_classify_type(elemtype, &elem);
-	if (!supported || elem.tc == pgml::TypeClass::Categorical)
-		ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
-						errmsg("an array of features must be numeric, not %s", pgml_type_name(get_array_type(elemtype))),
-						errhint("Pass a row or jsonb for text features.")));
+	if (elemtype != cs->elemtype) {
+		/* once per query (and element type) */
+		memset(&cs->elem, 0, sizeof(cs->elem));
+		bool supported = pgml_classify_type(elemtype, &cs->elem);
+		if (!supported || cs->elem.tc == pgml::TypeClass::Categorical)
+			ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+							errmsg("an array of features must be numeric, not %s", pgml_type_name(get_array_type(elemtype))),
+							errhint("Pass a row or jsonb for text features.")));
+		get_typlenbyvalalign(elemtype, &cs->elemlen, &cs->elembyval, &cs->elemalign);
+		cs->elemtype = elemtype;
+	}
 	if (ARR_NDIM(arr) > 1)
 		ereport(ERROR, (errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR), errmsg("the features array must be one-dimensional")));
-	int16 typlen;
-	bool typbyval;
-	char typalign;
-	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-	Datum *elems;
-	bool *nulls;
-	int n;
-	deconstruct_array(arr, elemtype, typlen, typbyval, typalign, &elems, &nulls, &n);
+	int n = ARR_NDIM(arr) == 0 ? 0 : ARR_DIMS(arr)[0];
 	if (n != cs->nfeatures) {
 		StringInfoData names;
 		initStringInfo(&names);
@@ -279,16 +341,36 @@ fill_from_array(CallSite *cs, ArrayType *arr)
 						errmsg("model \"%s\" expects %d features, got an array of %d", cs->model_name, cs->nfeatures, n),
 						errdetail("The features, in order: %s.", names.data)));
 	}
+	if (!cs->array_checked) {
+		/* once per query and model */
+		for (int i = 0; i < n; i++)
+			if (cs->model->features[i].categorical())
+				ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+								errmsg("feature \"%s\" of model \"%s\" is text and cannot be passed in a numeric array",
+									   cs->model->features[i].name.c_str(), cs->model_name),
+								errhint("Pass a row or jsonb instead.")));
+		cs->array_checked = true;
+	}
+	if (elemtype == FLOAT8OID && !ARR_HASNULL(arr)) {
+		/* the common case: read the doubles in place */
+		const char *p = ARR_DATA_PTR(arr);
+		for (int i = 0; i < n; i++) {
+			double x;
+			memcpy(&x, p + sizeof(double) * i, sizeof(double));
+			cs->values[i].isnull = false;
+			cs->values[i].num = x;
+		}
+		return;
+	}
+	array_iter it;
+	array_iter_setup(&it, (AnyArrayType *) arr);
 	for (int i = 0; i < n; i++) {
-		if (cs->model->features[i].categorical())
-			ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
-							errmsg("feature \"%s\" of model \"%s\" is text and cannot be passed in a numeric array",
-								   cs->model->features[i].name.c_str(), cs->model_name),
-							errhint("Pass a row or jsonb instead.")));
 		pgml::Value *v = &cs->values[i];
-		v->isnull = nulls[i];
-		if (!nulls[i])
-			v->num = pgml_datum_to_double(&elem, elems[i]);
+		bool isnull;
+		Datum d = array_iter_next(&it, &isnull, i, cs->elemlen, cs->elembyval, cs->elemalign);
+		v->isnull = isnull;
+		if (!isnull)
+			v->num = to_double(&cs->elem, d);
 	}
 }
 
@@ -300,11 +382,9 @@ fill_from_jsonb(CallSite *cs, Jsonb *jb)
 						errhint("Write them like '{\"column\": value, ...}'.")));
 	for (int i = 0; i < cs->nfeatures; i++) {
 		const pgml::ColumnInfo &want = cs->model->features[i];
-		JsonbValue key;
-		key.type = jbvString;
-		key.val.string.val = const_cast<char *>(want.name.c_str());
-		key.val.string.len = static_cast<int>(want.name.size());
-		JsonbValue *jv = findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &key);
+		JsonbValue found;
+		JsonbValue *jv = getKeyJsonValueFromContainer(&jb->root, want.name.data(), static_cast<int>(want.name.size()),
+													  &found);
 		if (jv == NULL)
 			ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
 							errmsg("feature \"%s\" of model \"%s\" is missing from the jsonb", want.name.c_str(),
@@ -367,19 +447,21 @@ predict_common(FunctionCallInfo fcinfo, int *klass)
 		cs = static_cast<CallSite *>(MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CallSite)));
 		fcinfo->flinfo->fn_extra = cs;
 	}
+	if (!cs->types_known)
+		resolve_types(fcinfo, cs);
 	resolve(fcinfo, cs);
-	Oid argtype = get_fn_expr_argtype(fcinfo->flinfo, 1);
-	if (argtype == JSONBOID) {
-		fill_from_jsonb(cs, PG_GETARG_JSONB_P(1));
-	} else if (type_is_rowtype(argtype)) {
+	if (cs->argkind == INPUT_ROW) {
 		HeapTupleHeader th = PG_GETARG_HEAPTUPLEHEADER(1);
 		map_row(cs, th, fcinfo->flinfo->fn_mcxt);
 		fill_from_row(cs, th);
-	} else if (OidIsValid(get_element_type(argtype))) {
+	} else if (cs->argkind == INPUT_JSONB) {
+		fill_from_jsonb(cs, PG_GETARG_JSONB_P(1));
+	} else if (cs->argkind == INPUT_ARRAY) {
 		fill_from_array(cs, PG_GETARG_ARRAYTYPE_P(1));
 	} else {
 		ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
-						errmsg("features must be a row, a numeric array or jsonb, not %s", pgml_type_name(argtype)),
+						errmsg("features must be a row, a numeric array or jsonb, not %s",
+							   pgml_type_name(cs->features_type)),
 						errhint("Write ml_predict('%s', t) with t a table alias, or pass ARRAY[...] or jsonb.",
 								cs->model_name)));
 	}
