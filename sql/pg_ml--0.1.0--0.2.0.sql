@@ -8,3 +8,19 @@
 
 \echo Use "ALTER EXTENSION pg_ml UPDATE TO '0.2.0'" to load this file. \quit
 
+
+-- ---------------------------------------------------------------- batch prediction
+-- Scores a whole relation with the deployed version, for BI tools and batch jobs: the rows are
+-- read with the caller's rights through a cursor and predicted pg_ml.batch_rows at a time.
+-- STABLE (one statement sees one version); PARALLEL RESTRICTED: it runs its own query.
+
+CREATE FUNCTION @extschema@.ml_predict_batch(model text, relation text, key_column text DEFAULT NULL)
+    RETURNS TABLE (key text, prediction float8, label text, probabilities float8[])
+    LANGUAGE c STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'pgml_predict_batch';
+CREATE FUNCTION @extschema@.ml_predict_batch(model bigint, relation text, key_column text DEFAULT NULL)
+    RETURNS TABLE (key text, prediction float8, label text, probabilities float8[])
+    LANGUAGE c STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'pgml_predict_batch';
+COMMENT ON FUNCTION @extschema@.ml_predict_batch(text, text, text) IS
+    'pg_ml: predict every row of a relation with the deployed version: (key, prediction, label, probabilities)';
+COMMENT ON FUNCTION @extschema@.ml_predict_batch(bigint, text, text) IS
+    'pg_ml: predict every row of a relation with the deployed version: (key, prediction, label, probabilities)';

@@ -14,7 +14,12 @@
 #include <memory>
 
 extern "C" {
+#include "access/relation.h"
 #include "access/tupdesc.h"
+#include "catalog/pg_class.h"
+#include "utils/acl.h"
+#include "utils/rel.h"
+#include "utils/tuplestore.h"
 #include "executor/tuptable.h"
 #include "utils/arrayaccess.h"
 #include "utils/fmgrprotos.h"
@@ -534,4 +539,215 @@ pgml_predict_proba(PG_FUNCTION_ARGS)
 	for (int i = 0; i < cs->nout; i++)
 		d[i] = Float8GetDatum(cs->out[i]);
 	PG_RETURN_ARRAYTYPE_P(construct_array(d, cs->nout, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+// ---------------------------------------------------------------- ml_predict_batch
+
+namespace {
+
+// What one ml_predict_batch call holds across batches (palloc'd in its memory context).
+struct BatchScan {
+	const pgml::Model *model;
+	int nfeatures;
+	int nout;
+	PgmlColumn *cols;     // per feature, in the model's order
+	pgml::Value *values;  // batch_rows x nfeatures
+	double *out;          // batch_rows x nout
+	int *klass;           // batch_rows
+	double *class_value;  // per class: its value as float8 (numeric / boolean targets), else NULL
+	Datum *proba;         // nout
+};
+
+// The relation's columns for the model's features; one error names every missing or mistyped one.
+void
+batch_match_columns(TupleDesc desc, const pgml::Model *model, const char *relname, const char *model_name,
+					PgmlColumn *cols)
+{
+	StringInfoData problems;
+	initStringInfo(&problems);
+	bool missing = false;
+	for (size_t i = 0; i < model->features.size(); i++) {
+		const pgml::ColumnInfo &want = model->features[i];
+		PgmlColumn *col = &cols[i];
+		if (!pgml_find_column(desc, want.name.c_str(), col)) {
+			appendStringInfo(&problems, "%sColumn \"%s\" is missing (the model expects %s).", problems.len ? " " : "",
+							 want.name.c_str(), want.type_name.c_str());
+			missing = true;
+		} else if (static_cast<int>(col->tc) > 3 || col->tc != want.type_class) {
+			appendStringInfo(&problems, "%sColumn \"%s\" has type %s; the model expects %s.", problems.len ? " " : "",
+							 want.name.c_str(), pgml_type_name(col->type), want.type_name.c_str());
+		}
+	}
+	if (problems.len > 0)
+		ereport(ERROR, (errcode(missing ? ERRCODE_UNDEFINED_COLUMN : ERRCODE_DATATYPE_MISMATCH),
+						errmsg("relation \"%s\" does not match model \"%s\"", relname, model_name),
+						errdetail_internal("%s", problems.data),
+						errhint("Use a relation (or a view) with the model's feature columns and types.")));
+}
+
+} // namespace
+
+/*
+ * ml_predict_batch(model, relation, key_column) -> SETOF (key, prediction, label, probabilities)
+ *
+ * Scores every row of a relation with the deployed version: the rows are read with the
+ * caller's rights (privileges and row-level security apply) through a cursor, pg_ml.batch_rows
+ * at a time, and each batch is predicted by the core at once. Materialize mode: the result
+ * is a tuplestore.
+ */
+extern "C" {
+PG_FUNCTION_INFO_V1(pgml_predict_batch);
+}
+
+Datum
+pgml_predict_batch(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("model and relation must not be NULL")));
+	char *relname = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char *keyname = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+
+	Oid argtype = get_fn_expr_argtype(fcinfo->flinfo, 0);
+	PgmlModelRef ref;
+	pgml_resolve_model(PG_GETARG_DATUM(0), argtype == INT8OID ? INT8OID : TEXTOID, PGML_USE, false, &ref);
+	if (ref.deployed_version == 0)
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						errmsg("model \"%s\" has no deployed version", ref.name)));
+
+	InitMaterializedSRF(fcinfo, 0);
+	ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+
+	/* everything of this call lives in its own context, deleted at the end (or on error) */
+	MemoryContext outer = CurrentMemoryContext;
+	MemoryContext cxt = AllocSetContextCreate(outer, "pg_ml predict batch", ALLOCSET_DEFAULT_SIZES);
+	MemoryContext batch_cxt = AllocSetContextCreate(cxt, "pg_ml predict batch rows", ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(cxt);
+	ModelPin *pin = pin_model(&ref, cxt);
+	const pgml::Model *model = pin->model.get();
+
+	Oid relid = pgml_relation_oid(relname);
+	char *rel_sql = pgml_relation_sql_name(relid);
+	/* rights first, so that a relation the caller cannot read reveals nothing of its columns
+	 * (the cursor's query checks them again, with row-level security) */
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
+		pg_attribute_aclcheck_all(relid, GetUserId(), ACL_SELECT, ACLMASK_ANY) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(get_rel_relkind(relid)), get_rel_name(relid));
+	BatchScan *bs = static_cast<BatchScan *>(palloc0(sizeof(BatchScan)));
+	bs->model = model;
+	bs->nfeatures = static_cast<int>(model->features.size());
+	bs->nout = Max(model->n_outputs(), 1);
+	bs->cols = static_cast<PgmlColumn *>(palloc0(sizeof(PgmlColumn) * bs->nfeatures));
+	PgmlColumn keycol;
+	memset(&keycol, 0, sizeof(keycol));
+	{
+		Relation rel = relation_open(relid, AccessShareLock);
+		TupleDesc desc = RelationGetDescr(rel);
+		if (keyname != NULL && !pgml_find_column(desc, keyname, &keycol)) {
+			relation_close(rel, AccessShareLock);
+			ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+							errmsg("key column \"%s\" does not exist in relation \"%s\"", keyname, relname),
+							errhint("Pass the name of a column that identifies the rows, or NULL for no key.")));
+		}
+		batch_match_columns(desc, model, relname, ref.name, bs->cols);
+		relation_close(rel, AccessShareLock);
+	}
+	const int cap = pgml_batch_rows;
+	bs->values = static_cast<pgml::Value *>(palloc0(sizeof(pgml::Value) * static_cast<size_t>(cap) * bs->nfeatures));
+	bs->out = static_cast<double *>(palloc0(sizeof(double) * static_cast<size_t>(cap) * bs->nout));
+	bs->klass = static_cast<int *>(palloc0(sizeof(int) * cap));
+	bs->proba = static_cast<Datum *>(palloc0(sizeof(Datum) * bs->nout));
+	bool classifier = model->task == pgml::Task::Classification;
+	bool numeric_classes = classifier && !model->target.categorical();
+	if (numeric_classes) {
+		bs->class_value = static_cast<double *>(palloc(sizeof(double) * model->n_classes()));
+		for (int k = 0; k < model->n_classes(); k++) {
+			const std::string &label = model->classes[static_cast<size_t>(k)];
+			bs->class_value[k] = model->target.type_class == pgml::TypeClass::Boolean ? (label == "true" ? 1.0 : 0.0)
+																					  : strtod(label.c_str(), NULL);
+		}
+	}
+	text **labels = NULL;
+	if (classifier) {
+		labels = static_cast<text **>(palloc(sizeof(text *) * model->n_classes()));
+		for (int k = 0; k < model->n_classes(); k++) {
+			const std::string &label = model->classes[static_cast<size_t>(k)];
+			labels[k] = cstring_to_text_with_len(label.data(), static_cast<int>(label.size()));
+		}
+	}
+
+	/* the query: the key as text, then the features in the model's order */
+	StringInfoData sql;
+	initStringInfo(&sql);
+	if (keyname != NULL)
+		appendStringInfo(&sql, "SELECT %s::pg_catalog.text", quote_identifier(keyname));
+	else
+		appendStringInfoString(&sql, "SELECT NULL::pg_catalog.text");
+	for (int i = 0; i < bs->nfeatures; i++)
+		appendStringInfo(&sql, ", %s", quote_identifier(bs->cols[i].name));
+	appendStringInfo(&sql, " FROM %s", rel_sql);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_ml: SPI_connect failed");
+	Portal portal = SPI_cursor_open_with_args(NULL, sql.data, 0, NULL, NULL, NULL, true, CURSOR_OPT_NO_SCROLL);
+	for (;;) {
+		CHECK_FOR_INTERRUPTS();
+		SPI_cursor_fetch(portal, true, cap);
+		uint64 n = SPI_processed;
+		if (n == 0)
+			break;
+		SPITupleTable *tt = SPI_tuptable;
+		MemoryContext spi_cxt = MemoryContextSwitchTo(batch_cxt);
+		for (uint64 r = 0; r < n; r++) {
+			HeapTuple tup = tt->vals[r];
+			pgml::Value *row = &bs->values[r * bs->nfeatures];
+			for (int c = 0; c < bs->nfeatures; c++) {
+				bool isnull;
+				Datum d = SPI_getbinval(tup, tt->tupdesc, c + 2, &isnull);
+				row[c].isnull = isnull;
+				if (isnull)
+					continue;
+				if (bs->cols[c].tc == pgml::TypeClass::Categorical)
+					categorical_value(&bs->cols[c], d, &row[c]);
+				else
+					row[c].num = to_double(&bs->cols[c], d);
+			}
+		}
+		size_t nrows = static_cast<size_t>(n);
+		PGML_CORE(model->predict_batch(bs->values, nrows, bs->out, bs->klass));
+		for (uint64 r = 0; r < n; r++) {
+			Datum values[4];
+			bool nulls[4] = {false, false, false, false};
+			values[0] = SPI_getbinval(tt->vals[r], tt->tupdesc, 1, &nulls[0]);
+			const double *o = &bs->out[r * bs->nout];
+			int k = bs->klass[r];
+			/* prediction: what ml_predict returns (NULL for text classes) */
+			if (model->task == pgml::Task::Regression)
+				values[1] = Float8GetDatum(o[0]);
+			else if (model->task == pgml::Task::Clustering)
+				values[1] = Float8GetDatum(k);
+			else if (numeric_classes)
+				values[1] = Float8GetDatum(bs->class_value[k]);
+			else
+				nulls[1] = true;
+			/* label and probabilities: classifiers only */
+			if (classifier) {
+				values[2] = PointerGetDatum(labels[k]);
+				for (int j = 0; j < bs->nout; j++)
+					bs->proba[j] = Float8GetDatum(o[j]);
+				values[3] = PointerGetDatum(
+					construct_array(bs->proba, bs->nout, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			} else {
+				nulls[2] = nulls[3] = true;
+			}
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+		MemoryContextSwitchTo(spi_cxt);
+		SPI_freetuptable(tt);
+		MemoryContextReset(batch_cxt);
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+	MemoryContextSwitchTo(outer);
+	MemoryContextDelete(cxt);
+	return (Datum) 0;
 }
