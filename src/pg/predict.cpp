@@ -101,6 +101,8 @@ struct CallSite {
 	bool array_checked; /* no feature of the model is categorical */
 	pgml::Value *values;
 	double *out;
+	Datum *proba;        /* nout: ml_predict_proba's elements */
+	double *class_value; /* per class: the value ml_predict returns (numeric / boolean targets) */
 };
 
 // Finds or loads the model version; the returned pin is owned by cxt.
@@ -206,6 +208,17 @@ resolve(FunctionCallInfo fcinfo, CallSite *cs)
 	cs->nout = cs->model->n_outputs();
 	cs->values = static_cast<pgml::Value *>(palloc0(sizeof(pgml::Value) * cs->nfeatures));
 	cs->out = static_cast<double *>(palloc0(sizeof(double) * Max(cs->nout, 1)));
+	cs->proba = static_cast<Datum *>(palloc0(sizeof(Datum) * Max(cs->nout, 1)));
+	cs->class_value = NULL;
+	if (cs->model->task == pgml::Task::Classification && !cs->model->target.categorical()) {
+		const pgml::Model *m = cs->model;
+		cs->class_value = static_cast<double *>(palloc(sizeof(double) * m->n_classes()));
+		for (int k = 0; k < m->n_classes(); k++) {
+			const char *label = m->classes[static_cast<size_t>(k)].c_str();
+			cs->class_value[k] = m->target.type_class == pgml::TypeClass::Boolean ? (strcmp(label, "true") == 0 ? 1.0 : 0.0)
+																				   : strtod(label, NULL);
+		}
+	}
 	cs->kind = INPUT_NONE;
 	cs->array_checked = false;
 	MemoryContextSwitchTo(old);
@@ -507,10 +520,7 @@ pgml_predict(PG_FUNCTION_ARGS)
 						errmsg("model \"%s\" predicts text classes, which ml_predict cannot return as float8",
 							   cs->model_name),
 						errhint("Use ml_predict_label(), which returns the class as text.")));
-	const std::string &label = m->classes[static_cast<size_t>(k)];
-	if (m->target.type_class == pgml::TypeClass::Boolean)
-		PG_RETURN_FLOAT8(label == "true" ? 1.0 : 0.0);
-	PG_RETURN_FLOAT8(strtod(label.c_str(), NULL));
+	PG_RETURN_FLOAT8(cs->class_value[k]);
 }
 
 /* ml_predict_label(model, features) -> text: the predicted class */
@@ -535,10 +545,9 @@ pgml_predict_proba(PG_FUNCTION_ARGS)
 	int k;
 	CallSite *cs = predict_common(fcinfo, &k);
 	require_classifier(cs, "ml_predict_proba");
-	Datum *d = static_cast<Datum *>(palloc(sizeof(Datum) * cs->nout));
 	for (int i = 0; i < cs->nout; i++)
-		d[i] = Float8GetDatum(cs->out[i]);
-	PG_RETURN_ARRAYTYPE_P(construct_array(d, cs->nout, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		cs->proba[i] = Float8GetDatum(cs->out[i]);
+	PG_RETURN_ARRAYTYPE_P(construct_array(cs->proba, cs->nout, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
 // ---------------------------------------------------------------- ml_predict_batch

@@ -62,6 +62,18 @@ CREATE TABLE pb_empty (LIKE pb_houses);
 SELECT count(*) AS rows FROM ml_predict_batch('pb_price', 'pb_empty');
 RESET pg_ml.batch_rows;
 
+-- the per-query resolution of ml_predict: a model argument that changes from row to row (each
+-- model maps the row's columns its own way), arrays of another element type and with NULLs
+SELECT model FROM ml_train('pb_houses', 'price', algorithm => 'ridge', name => 'pb_area',
+                           features => ARRAY['area'], test_size => 0);
+SELECT bool_and(ml_predict(CASE WHEN id % 2 = 0 THEN 'pb_price' ELSE 'pb_area' END, h)
+                = CASE WHEN id % 2 = 0 THEN ml_predict('pb_price', h) ELSE ml_predict('pb_area', h) END) AS same
+FROM pb_houses h;
+SELECT ml_predict('pb_area', ARRAY[100]::int[]) = ml_predict('pb_area', ARRAY[100.0]) AS int_array,
+       ml_predict('pb_area', ARRAY[NULL]::float8[]) = ml_predict('pb_area', '{"area": null}'::jsonb) AS null_imputed;
+SELECT ml_predict('pb_price', ARRAY[1.0, 2.0, 3.0]);
+SELECT ml_predict('pb_area', ARRAY[1.0, 2.0]);
+
 -- errors
 SELECT * FROM ml_predict_batch('pb_price', 'pb_houses', 'no_such_key');
 CREATE TABLE pb_partial AS SELECT id, area, city FROM pb_houses;
@@ -97,7 +109,7 @@ SET ROLE pgml_pb_user;
 SELECT count(*) AS rows FROM ml_predict_batch('pb_price', 'pb_houses', 'id');
 RESET ROLE;
 
-SELECT ml_drop_model(m) FROM unnest(ARRAY['pb_price', 'pb_kind', 'pb_grade', 'pb_clusters']) m;
+SELECT ml_drop_model(m) FROM unnest(ARRAY['pb_price', 'pb_kind', 'pb_grade', 'pb_clusters', 'pb_area']) m;
 DROP VIEW pb_oslo;
 DROP TABLE pb_houses, pb_fruit, pb_partial, pb_mistyped, pb_empty;
 DROP ROLE pgml_pb_user;
