@@ -11,6 +11,7 @@ Usage: bench/bench_linear.py [--rows 1000000] [--runs 3] [--only-predict]
 """
 import argparse
 import io
+import os
 import statistics
 import time
 
@@ -34,26 +35,48 @@ def median_of(runs, fn):
 
 def predict_ratios(cur, table, cols, runs):
     """(d): SELECT sum(ml_predict('bench_lin', t)) / the same linear function as a SQL expression,
-    serial (no parallel workers) and with the server's parallel settings."""
+    serial (no parallel workers) and with the server's parallel settings. The two queries run
+    alternately (so a change in the machine's load hits both); serially, the backend's CPU time
+    is measured too (from /proc, when the server runs on this machine), which a busy shared
+    machine disturbs much less than wall-clock time."""
     cur.execute("SELECT coefficients FROM ml_versions WHERE model = 'bench_lin' AND deployed")
     coef = cur.fetchone()[0]
     expr = f"{coef['intercept']!r} + " + " + ".join(f"{coef['coefficients'][c]!r} * {c}" for c in cols)
+    cur.execute("SELECT pg_backend_pid()")
+    stat = f"/proc/{cur.fetchone()[0]}/stat"
+    tick = os.sysconf("SC_CLK_TCK")
 
-    def pred():
-        cur.execute(f"SELECT sum(ml_predict('bench_lin', t)) FROM {table} t")
+    def cpu():
+        try:
+            with open(stat) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        except OSError:
+            return None
+
+    def run(q):
+        c0, t0 = cpu(), time.perf_counter()
+        cur.execute(q)
         cur.fetchall()
+        t1, c1 = time.perf_counter(), cpu()
+        return t1 - t0, (c1 - c0 if c0 is not None and c1 is not None else None)
 
-    def pred_sql():
-        cur.execute(f"SELECT sum({expr}) FROM {table} t")
-        cur.fetchall()
-
+    q_pred = f"SELECT sum(ml_predict('bench_lin', t)) FROM {table} t"
+    q_sql = f"SELECT sum({expr}) FROM {table} t"
     out = []
     for label, setting in (("serial", "0"), ("parallel", "DEFAULT")):
         cur.execute(f"SET max_parallel_workers_per_gather = {setting}")
-        pred()  # load the model into this backend's cache
-        t_pred = median_of(runs, pred)
-        t_pred_sql = median_of(runs, pred_sql)
-        out.append((f"(d) sum(ml_predict) / same linear SQL expression, {label}", t_pred, t_pred_sql))
+        run(q_pred)  # load the model into this backend's cache, warm the table
+        run(q_sql)
+        a, b = [], []
+        for _ in range(runs):
+            a.append(run(q_pred))
+            b.append(run(q_sql))
+        out.append((f"(d) sum(ml_predict) / same linear SQL expression, {label}",
+                    statistics.median(x[0] for x in a), statistics.median(x[0] for x in b)))
+        if setting == "0" and all(x[1] is not None for x in a + b):
+            out.append((f"(d) the same, serial, backend CPU time",
+                        statistics.median(x[1] for x in a), statistics.median(x[1] for x in b)))
     cur.execute("RESET max_parallel_workers_per_gather")
     return out
 
