@@ -70,6 +70,7 @@ struct CallSite {
 	bool model_stable; /* the model argument is a constant or parameter: resolved once */
 	InputKind argkind; /* how features are passed */
 	Oid features_type;
+	MemoryContext model_cxt; /* everything below; child of fn_mcxt */
 	/* the model argument as given */
 	bool by_id;
 	int64 key_id;
@@ -184,12 +185,18 @@ resolve(FunctionCallInfo fcinfo, CallSite *cs)
 		arg = Int64GetDatum(DatumGetInt32(arg));
 	if (same_key(cs, by_id, arg))
 		return;
-	MemoryContext cxt = fcinfo->flinfo->fn_mcxt;
 	PgmlModelRef ref;
 	pgml_resolve_model(arg, by_id ? INT8OID : TEXTOID, PGML_USE, false, &ref);
 	if (ref.deployed_version == 0)
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						errmsg("model \"%s\" has no deployed version", ref.name)));
+	/* what belongs to the model lives in a context of its own, replaced when the model
+	 * argument changes (so a model name that changes from row to row does not pile up memory) */
+	if (cs->model_cxt != NULL)
+		MemoryContextDelete(cs->model_cxt); /* also unpins the previous model */
+	cs->model = nullptr;
+	cs->model_cxt = AllocSetContextCreate(fcinfo->flinfo->fn_mcxt, "pg_ml call site", ALLOCSET_SMALL_SIZES);
+	MemoryContext cxt = cs->model_cxt;
 	ModelPin *pin = pin_model(&ref, cxt);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	cs->by_id = by_id;
@@ -221,6 +228,7 @@ resolve(FunctionCallInfo fcinfo, CallSite *cs)
 	}
 	cs->kind = INPUT_NONE;
 	cs->array_checked = false;
+	cs->elemtype = InvalidOid;
 	MemoryContextSwitchTo(old);
 }
 
@@ -470,7 +478,7 @@ predict_common(FunctionCallInfo fcinfo, int *klass)
 	resolve(fcinfo, cs);
 	if (cs->argkind == INPUT_ROW) {
 		HeapTupleHeader th = PG_GETARG_HEAPTUPLEHEADER(1);
-		map_row(cs, th, fcinfo->flinfo->fn_mcxt);
+		map_row(cs, th, cs->model_cxt);
 		fill_from_row(cs, th);
 	} else if (cs->argkind == INPUT_JSONB) {
 		fill_from_jsonb(cs, PG_GETARG_JSONB_P(1));
