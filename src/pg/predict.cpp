@@ -61,6 +61,8 @@ delete_pin(void *p)
 
 enum InputKind { INPUT_NONE, INPUT_ROW, INPUT_ARRAY, INPUT_JSONB };
 
+constexpr int kRefCache = 8;
+
 // What a call site resolved once per query.
 struct CallSite {
 	/* the argument types, resolved on the first call */
@@ -70,6 +72,13 @@ struct CallSite {
 	bool model_stable; /* the model argument is a constant or parameter: resolved once */
 	InputKind argkind; /* how features are passed */
 	Oid features_type;
+	/* the models this call site has resolved in this query (a model argument that is not a
+	 * constant): switching between them needs no catalog lookup */
+	int nrefs;
+	PgmlModelRef refs[kRefCache];
+	bool ref_by_id[kRefCache];
+	int64 ref_id[kRefCache];
+	char *ref_key[kRefCache]; /* the name as given, NUL-terminated (by name only) */
 	MemoryContext model_cxt; /* everything below; child of fn_mcxt */
 	/* the model argument as given */
 	bool by_id;
@@ -141,6 +150,14 @@ pin_model(const PgmlModelRef *ref, MemoryContext cxt)
 	return pin;
 }
 
+// Whether text t equals the C string s (without copying t).
+bool
+text_equals_cstring(text *t, const char *s)
+{
+	size_t len = VARSIZE_ANY_EXHDR(t);
+	return strlen(s) == len && memcmp(VARDATA_ANY(t), s, len) == 0;
+}
+
 bool
 same_key(const CallSite *cs, bool by_id, Datum arg)
 {
@@ -185,11 +202,35 @@ resolve(FunctionCallInfo fcinfo, CallSite *cs)
 		arg = Int64GetDatum(DatumGetInt32(arg));
 	if (same_key(cs, by_id, arg))
 		return;
+	/* resolved before in this query? (the catalog is read once per query and model) */
 	PgmlModelRef ref;
-	pgml_resolve_model(arg, by_id ? INT8OID : TEXTOID, PGML_USE, false, &ref);
-	if (ref.deployed_version == 0)
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						errmsg("model \"%s\" has no deployed version", ref.name)));
+	int hit = -1;
+	for (int i = 0; i < cs->nrefs && hit < 0; i++) {
+		if (cs->ref_by_id[i] != by_id)
+			continue;
+		if (by_id ? cs->ref_id[i] == DatumGetInt64(arg) : text_equals_cstring(DatumGetTextPP(arg), cs->ref_key[i]))
+			hit = i;
+	}
+	if (hit >= 0) {
+		ref = cs->refs[hit];
+	} else {
+		pgml_resolve_model(arg, by_id ? INT8OID : TEXTOID, PGML_USE, false, &ref);
+		if (ref.deployed_version == 0)
+			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+							errmsg("model \"%s\" has no deployed version", ref.name)));
+		if (cs->nrefs < kRefCache) {
+			int i = cs->nrefs++;
+			MemoryContext o = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+			cs->refs[i] = ref;
+			cs->refs[i].name = pstrdup(ref.name);
+			cs->refs[i].task = pstrdup(ref.task);
+			cs->refs[i].algorithm = pstrdup(ref.algorithm);
+			cs->ref_by_id[i] = by_id;
+			cs->ref_id[i] = by_id ? DatumGetInt64(arg) : 0;
+			cs->ref_key[i] = by_id ? NULL : text_to_cstring(DatumGetTextPP(arg));
+			MemoryContextSwitchTo(o);
+		}
+	}
 	/* what belongs to the model lives in a context of its own, replaced when the model
 	 * argument changes (so a model name that changes from row to row does not pile up memory) */
 	if (cs->model_cxt != NULL)
