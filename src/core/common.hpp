@@ -28,6 +28,7 @@ enum class ErrorCode {
 	FeatureNotSupported, // 0A000 feature_not_supported
 	DatatypeMismatch,    // 42804 datatype_mismatch
 	UndefinedColumn,     // 42703 undefined_column
+	InvalidBinary,       // 22P03 invalid_binary_representation (bytes handed in by a user, e.g. ml_import)
 	Cancelled,           // the cancel callback asked us to stop; the glue raises the real cancel
 	Internal             // XX000: a bug
 };

@@ -52,12 +52,9 @@ std::string numeric_label(TypeClass tc, double v)
 
 // ---------------------------------------------------------------- prediction
 
-int Model::predict(const Value *values, double *out, int64_t *unseen) const
+void Model::encode(const Value *values, double *x, int64_t *unseen) const
 {
 	const int p = prep.p();
-	if (static_cast<int>(scratch_.size()) < p)
-		scratch_.resize(static_cast<size_t>(p));
-	double *x = scratch_.data();
 	std::fill(x, x + p, 0.0);
 	for (size_t c = 0; c < features.size(); c++) {
 		const FittedColumn &fc = prep.columns[c];
@@ -86,36 +83,35 @@ int Model::predict(const Value *values, double *out, int64_t *unseen) const
 			x[fc.first_feature] = v.num;
 		}
 	}
+}
+
+int Model::predict(const Value *values, double *out, int64_t *unseen) const
+{
+	const int p = prep.p();
+	if (static_cast<int>(scratch_.size()) < p)
+		scratch_.resize(static_cast<size_t>(p));
+	double *x = scratch_.data();
+	encode(values, x, unseen);
 	return predict_features(x, out);
 }
 
-int Model::predict_features(const double *x, double *out) const
+int Model::linear_link(const double *s, double *out) const
 {
-	if (estimator) {
-		const int p = prep.p();
-		if (static_cast<int>(zscratch_.size()) < p)
-			zscratch_.resize(static_cast<size_t>(p));
-		for (int f = 0; f < p; f++)
-			zscratch_[static_cast<size_t>(f)] = (x[f] - prep.center(f)) / prep.scale(f);
-		return estimator->predict(zscratch_.data(), out);
-	}
-	const Eigen::Index p = W.rows(), k = W.cols();
-	Eigen::Map<const Eigen::VectorXd> xv(x, p);
 	if (task == Task::Regression) {
-		out[0] = b(0) + W.col(0).dot(xv);
+		out[0] = s[0];
 		return 0;
 	}
 	const int K = n_classes();
-	if (k == 1) {
-		double s = b(0) + W.col(0).dot(xv);
-		double p1 = s >= 0 ? 1.0 / (1.0 + std::exp(-s)) : std::exp(s) / (1.0 + std::exp(s));
+	if (W.cols() == 1) {
+		double z = s[0];
+		double p1 = z >= 0 ? 1.0 / (1.0 + std::exp(-z)) : std::exp(z) / (1.0 + std::exp(z));
 		out[0] = 1.0 - p1;
 		out[1] = p1;
 		return p1 > 0.5 ? 1 : 0;
 	}
 	double mx = -INFINITY;
 	for (int j = 0; j < K; j++) {
-		out[j] = b(j) + W.col(j).dot(xv);
+		out[j] = s[j];
 		mx = std::max(mx, out[j]);
 	}
 	double sum = 0;
@@ -130,6 +126,51 @@ int Model::predict_features(const double *x, double *out) const
 			best = j;
 	}
 	return best;
+}
+
+int Model::predict_features(const double *x, double *out) const
+{
+	if (estimator) {
+		const int p = prep.p();
+		if (static_cast<int>(zscratch_.size()) < p)
+			zscratch_.resize(static_cast<size_t>(p));
+		for (int f = 0; f < p; f++)
+			zscratch_[static_cast<size_t>(f)] = (x[f] - prep.center(f)) / prep.scale(f);
+		return estimator->predict(zscratch_.data(), out);
+	}
+	const Eigen::Index p = W.rows(), k = W.cols();
+	Eigen::Map<const Eigen::VectorXd> xv(x, p);
+	if (k == 1) {
+		double s = b(0) + W.col(0).dot(xv);
+		return linear_link(&s, out);
+	}
+	// multinomial: out has k entries; the link works in place
+	for (Eigen::Index j = 0; j < k; j++)
+		out[j] = b(j) + W.col(j).dot(xv);
+	return linear_link(out, out);
+}
+
+void Model::predict_batch(const Value *values, size_t n, double *out, int *klass, int64_t *unseen) const
+{
+	if (n == 0)
+		return;
+	const Eigen::Index p = prep.p();
+	const size_t nf = features.size();
+	const int nout = n_outputs();
+	// one column per row: the transformed features
+	Eigen::MatrixXd X(p, static_cast<Eigen::Index>(n));
+	for (size_t i = 0; i < n; i++)
+		encode(values + i * nf, X.col(static_cast<Eigen::Index>(i)).data(), unseen);
+	if (estimator) {
+		for (size_t i = 0; i < n; i++)
+			klass[i] = predict_features(X.col(static_cast<Eigen::Index>(i)).data(), out + i * static_cast<size_t>(nout));
+		return;
+	}
+	// scores: k x n in one product
+	Eigen::MatrixXd S = W.transpose() * X;
+	S.colwise() += b;
+	for (size_t i = 0; i < n; i++)
+		klass[i] = linear_link(S.col(static_cast<Eigen::Index>(i)).data(), out + i * static_cast<size_t>(nout));
 }
 
 std::string Model::coefficients_json() const

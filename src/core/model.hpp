@@ -57,6 +57,10 @@ class Model {
 	int predict(const Value *values, double *out, int64_t *unseen = nullptr) const;
 	// Same from an already transformed feature vector x (length p).
 	int predict_features(const double *x, double *out) const;
+	// Predicts n rows at once: values is n x features.size() (row-major, model order), out is
+	// n x n_outputs() and klass[i] is what predict() returns for row i. Linear models score the
+	// whole batch with one matrix product. Results equal predict() row by row.
+	void predict_batch(const Value *values, size_t n, double *out, int *klass, int64_t *unseen = nullptr) const;
 
 	// Intercept and coefficients by feature name, raw and standardized (JSON object).
 	std::string coefficients_json() const;
@@ -65,6 +69,10 @@ class Model {
 	static std::unique_ptr<Model> deserialize(const uint8_t *data, size_t len);
 
   private:
+	// Writes the transformed feature vector of one row (length prep.p()) into x.
+	void encode(const Value *values, double *x, int64_t *unseen) const;
+	// Class probabilities (or the value) from linear scores s (k entries); returns the class.
+	int linear_link(const double *s, double *out) const;
 	mutable std::vector<double> scratch_, zscratch_; // single-threaded use only (one backend)
 };
 

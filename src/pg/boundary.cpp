@@ -34,6 +34,7 @@ pgml_capture_exception(PgmlCoreError *err) noexcept
 		case pgml::ErrorCode::FeatureNotSupported: err->sqlstate = ERRCODE_FEATURE_NOT_SUPPORTED; break;
 		case pgml::ErrorCode::DatatypeMismatch: err->sqlstate = ERRCODE_DATATYPE_MISMATCH; break;
 		case pgml::ErrorCode::UndefinedColumn: err->sqlstate = ERRCODE_UNDEFINED_COLUMN; break;
+		case pgml::ErrorCode::InvalidBinary: err->sqlstate = ERRCODE_INVALID_BINARY_REPRESENTATION; break;
 		case pgml::ErrorCode::Cancelled: err->sqlstate = ERRCODE_QUERY_CANCELED; err->cancelled = true; break;
 		case pgml::ErrorCode::Internal: err->sqlstate = ERRCODE_INTERNAL_ERROR; break;
 		}

@@ -2,16 +2,26 @@
 //
 // Per backend, deserialized models are cached by (model id, version, xmin of the version
 // row): versions are immutable, and any write to the row changes its xmin. Per query
-// (fn_extra of the call site), the model reference and the row's column mapping are
-// resolved once; each row then costs the conversion of its values and the model's
-// arithmetic.
+// (fn_extra of the call site), the argument types, the model reference and the row's column
+// mapping are resolved once, into buffers that live as long as the call site; each row then
+// costs one heap_deform_tuple (of the attributes up to the last feature), the conversion of
+// its values and the model's arithmetic: no catalog lookup, no allocation (beyond the result
+// of ml_predict_label / ml_predict_proba) and no type resolution per row. The model argument
+// is compared with the resolved one per row only when it is not a constant (or parameter).
 #include "pg_ml.hpp"
 
 #include <cmath>
 #include <memory>
 
 extern "C" {
+#include "access/relation.h"
 #include "access/tupdesc.h"
+#include "catalog/pg_class.h"
+#include "utils/acl.h"
+#include "utils/rel.h"
+#include "utils/tuplestore.h"
+#include "executor/tuptable.h"
+#include "utils/arrayaccess.h"
 #include "utils/fmgrprotos.h"
 #include "utils/typcache.h"
 
@@ -51,8 +61,25 @@ delete_pin(void *p)
 
 enum InputKind { INPUT_NONE, INPUT_ROW, INPUT_ARRAY, INPUT_JSONB };
 
+constexpr int kRefCache = 8;
+
 // What a call site resolved once per query.
 struct CallSite {
+	/* the argument types, resolved on the first call */
+	bool types_known;
+	bool by_id_arg;    /* the model argument is an integer (id), not text (name) */
+	bool int4_arg;
+	bool model_stable; /* the model argument is a constant or parameter: resolved once */
+	InputKind argkind; /* how features are passed */
+	Oid features_type;
+	/* the models this call site has resolved in this query (a model argument that is not a
+	 * constant): switching between them needs no catalog lookup */
+	int nrefs;
+	PgmlModelRef refs[kRefCache];
+	bool ref_by_id[kRefCache];
+	int64 ref_id[kRefCache];
+	char *ref_key[kRefCache]; /* the name as given, NUL-terminated (by name only) */
+	MemoryContext model_cxt; /* everything below; child of fn_mcxt */
 	/* the model argument as given */
 	bool by_id;
 	int64 key_id;
@@ -69,14 +96,23 @@ struct CallSite {
 	Oid rowtype;
 	int32 rowtypmod;
 	int natts;
-	TupleDesc rowdesc; /* a copy, in fn_mcxt */
+	TupleDesc rowdesc; /* a copy of the row type, truncated after the last feature column, in fn_mcxt */
 	int *attnum;       /* per feature: 0-based attribute index in the row */
 	PgmlColumn *cols;  /* per feature: how to convert the row's column (or the array element) */
-	Datum *row_values;
-	bool *row_nulls;
+	TupleTableSlot *slot; /* deforms the rows (over rowdesc) */
+	HeapTupleData tuple;
 	char **jsonb_keys;
+	/* array input: the element type, classified once */
+	Oid elemtype;
+	PgmlColumn elem;
+	int16 elemlen;
+	bool elembyval;
+	char elemalign;
+	bool array_checked; /* no feature of the model is categorical */
 	pgml::Value *values;
 	double *out;
+	Datum *proba;        /* nout: ml_predict_proba's elements */
+	double *class_value; /* per class: the value ml_predict returns (numeric / boolean targets) */
 };
 
 // Finds or loads the model version; the returned pin is owned by cxt.
@@ -114,6 +150,14 @@ pin_model(const PgmlModelRef *ref, MemoryContext cxt)
 	return pin;
 }
 
+// Whether text t equals the C string s (without copying t).
+bool
+text_equals_cstring(text *t, const char *s)
+{
+	size_t len = VARSIZE_ANY_EXHDR(t);
+	return strlen(s) == len && memcmp(VARDATA_ANY(t), s, len) == 0;
+}
+
 bool
 same_key(const CallSite *cs, bool by_id, Datum arg)
 {
@@ -125,23 +169,75 @@ same_key(const CallSite *cs, bool by_id, Datum arg)
 	return VARSIZE_ANY_EXHDR(t) == static_cast<size_t>(cs->key_len) && memcmp(VARDATA_ANY(t), cs->key_name, cs->key_len) == 0;
 }
 
+// Resolves the argument types of this call site (once).
+void
+resolve_types(FunctionCallInfo fcinfo, CallSite *cs)
+{
+	Oid argtype = get_fn_expr_argtype(fcinfo->flinfo, 0);
+	cs->by_id_arg = argtype == INT8OID || argtype == INT4OID;
+	cs->int4_arg = argtype == INT4OID;
+	cs->model_stable = get_fn_expr_arg_stable(fcinfo->flinfo, 0);
+	Oid ftype = get_fn_expr_argtype(fcinfo->flinfo, 1);
+	cs->features_type = ftype;
+	if (ftype == JSONBOID)
+		cs->argkind = INPUT_JSONB;
+	else if (type_is_rowtype(ftype))
+		cs->argkind = INPUT_ROW;
+	else if (OidIsValid(get_element_type(ftype)))
+		cs->argkind = INPUT_ARRAY;
+	else
+		cs->argkind = INPUT_NONE;
+	cs->types_known = true;
+}
+
 // Resolves the model argument for this call site (once per query unless it changes).
 void
 resolve(FunctionCallInfo fcinfo, CallSite *cs)
 {
-	Oid argtype = get_fn_expr_argtype(fcinfo->flinfo, 0);
-	bool by_id = argtype == INT8OID || argtype == INT4OID;
+	if (cs->model != nullptr && cs->model_stable)
+		return;
+	bool by_id = cs->by_id_arg;
 	Datum arg = PG_GETARG_DATUM(0);
-	if (argtype == INT4OID)
+	if (cs->int4_arg)
 		arg = Int64GetDatum(DatumGetInt32(arg));
 	if (same_key(cs, by_id, arg))
 		return;
-	MemoryContext cxt = fcinfo->flinfo->fn_mcxt;
+	/* resolved before in this query? (the catalog is read once per query and model) */
 	PgmlModelRef ref;
-	pgml_resolve_model(arg, by_id ? INT8OID : TEXTOID, PGML_USE, false, &ref);
-	if (ref.deployed_version == 0)
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						errmsg("model \"%s\" has no deployed version", ref.name)));
+	int hit = -1;
+	for (int i = 0; i < cs->nrefs && hit < 0; i++) {
+		if (cs->ref_by_id[i] != by_id)
+			continue;
+		if (by_id ? cs->ref_id[i] == DatumGetInt64(arg) : text_equals_cstring(DatumGetTextPP(arg), cs->ref_key[i]))
+			hit = i;
+	}
+	if (hit >= 0) {
+		ref = cs->refs[hit];
+	} else {
+		pgml_resolve_model(arg, by_id ? INT8OID : TEXTOID, PGML_USE, false, &ref);
+		if (ref.deployed_version == 0)
+			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+							errmsg("model \"%s\" has no deployed version", ref.name)));
+		if (cs->nrefs < kRefCache) {
+			int i = cs->nrefs++;
+			MemoryContext o = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+			cs->refs[i] = ref;
+			cs->refs[i].name = pstrdup(ref.name);
+			cs->refs[i].task = pstrdup(ref.task);
+			cs->refs[i].algorithm = pstrdup(ref.algorithm);
+			cs->ref_by_id[i] = by_id;
+			cs->ref_id[i] = by_id ? DatumGetInt64(arg) : 0;
+			cs->ref_key[i] = by_id ? NULL : text_to_cstring(DatumGetTextPP(arg));
+			MemoryContextSwitchTo(o);
+		}
+	}
+	/* what belongs to the model lives in a context of its own, replaced when the model
+	 * argument changes (so a model name that changes from row to row does not pile up memory) */
+	if (cs->model_cxt != NULL)
+		MemoryContextDelete(cs->model_cxt); /* also unpins the previous model */
+	cs->model = nullptr;
+	cs->model_cxt = AllocSetContextCreate(fcinfo->flinfo->fn_mcxt, "pg_ml call site", ALLOCSET_SMALL_SIZES);
+	MemoryContext cxt = cs->model_cxt;
 	ModelPin *pin = pin_model(&ref, cxt);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	cs->by_id = by_id;
@@ -160,7 +256,20 @@ resolve(FunctionCallInfo fcinfo, CallSite *cs)
 	cs->nout = cs->model->n_outputs();
 	cs->values = static_cast<pgml::Value *>(palloc0(sizeof(pgml::Value) * cs->nfeatures));
 	cs->out = static_cast<double *>(palloc0(sizeof(double) * Max(cs->nout, 1)));
+	cs->proba = static_cast<Datum *>(palloc0(sizeof(Datum) * Max(cs->nout, 1)));
+	cs->class_value = NULL;
+	if (cs->model->task == pgml::Task::Classification && !cs->model->target.categorical()) {
+		const pgml::Model *m = cs->model;
+		cs->class_value = static_cast<double *>(palloc(sizeof(double) * m->n_classes()));
+		for (int k = 0; k < m->n_classes(); k++) {
+			const char *label = m->classes[static_cast<size_t>(k)].c_str();
+			cs->class_value[k] = m->target.type_class == pgml::TypeClass::Boolean ? (strcmp(label, "true") == 0 ? 1.0 : 0.0)
+																				   : strtod(label, NULL);
+		}
+	}
 	cs->kind = INPUT_NONE;
+	cs->array_checked = false;
+	cs->elemtype = InvalidOid;
 	MemoryContextSwitchTo(old);
 }
 
@@ -187,11 +296,8 @@ map_row(CallSite *cs, HeapTupleHeader th, MemoryContext cxt)
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	cs->attnum = static_cast<int *>(palloc(sizeof(int) * cs->nfeatures));
 	cs->cols = static_cast<PgmlColumn *>(palloc0(sizeof(PgmlColumn) * cs->nfeatures));
-	cs->natts = desc->natts;
-	cs->row_values = static_cast<Datum *>(palloc(sizeof(Datum) * desc->natts));
-	cs->row_nulls = static_cast<bool *>(palloc(sizeof(bool) * desc->natts));
-	cs->rowdesc = CreateTupleDescCopy(desc);
 	MemoryContextSwitchTo(old);
+	int last = 0;
 	for (int i = 0; i < cs->nfeatures; i++) {
 		const pgml::ColumnInfo &want = cs->model->features[i];
 		PgmlColumn *col = &cs->cols[i];
@@ -204,8 +310,16 @@ map_row(CallSite *cs, HeapTupleHeader th, MemoryContext cxt)
 									cs->model_name)));
 		}
 		cs->attnum[i] = col->attnum - 1;
+		last = Max(last, col->attnum);
 		check_compatible(cs, i, col, static_cast<int>(col->tc) <= 3);
 	}
+	/* rows are deformed through a slot up to the last feature column only (the slot's
+	 * descriptor caches attribute offsets); the columns after it are never deformed */
+	old = MemoryContextSwitchTo(cxt);
+	cs->natts = last;
+	cs->rowdesc = CreateTupleDescCopy(desc);
+	cs->slot = MakeSingleTupleTableSlot(cs->rowdesc, &TTSOpsHeapTuple);
+	MemoryContextSwitchTo(old);
 	ReleaseTupleDesc(desc);
 	cs->kind = INPUT_ROW;
 	cs->rowtype = rowtype;
@@ -227,25 +341,43 @@ categorical_value(const PgmlColumn *col, Datum d, pgml::Value *v)
 	}
 }
 
+// A numeric column's value as double: the common types inline, the rest through the reader.
+inline double
+to_double(const PgmlColumn *col, Datum d)
+{
+	switch (col->basetype) {
+	case FLOAT8OID: return DatumGetFloat8(d);
+	case INT4OID: return DatumGetInt32(d);
+	case INT8OID: return static_cast<double>(DatumGetInt64(d));
+	case FLOAT4OID: return DatumGetFloat4(d);
+	case INT2OID: return DatumGetInt16(d);
+	case BOOLOID: return DatumGetBool(d) ? 1.0 : 0.0;
+	default: return pgml_datum_to_double(col, d);
+	}
+}
+
 void
 fill_from_row(CallSite *cs, HeapTupleHeader th)
 {
-	HeapTupleData tuple;
-	tuple.t_len = HeapTupleHeaderGetDatumLength(th);
-	ItemPointerSetInvalid(&tuple.t_self);
-	tuple.t_tableOid = InvalidOid;
-	tuple.t_data = th;
-	heap_deform_tuple(&tuple, cs->rowdesc, cs->row_values, cs->row_nulls);
+	HeapTuple tuple = &cs->tuple;
+	tuple->t_len = HeapTupleHeaderGetDatumLength(th);
+	ItemPointerSetInvalid(&tuple->t_self);
+	tuple->t_tableOid = InvalidOid;
+	tuple->t_data = th;
+	ExecStoreHeapTuple(tuple, cs->slot, false);
+	slot_getsomeattrs(cs->slot, cs->natts);
+	const Datum *row_values = cs->slot->tts_values;
+	const bool *row_nulls = cs->slot->tts_isnull;
 	for (int i = 0; i < cs->nfeatures; i++) {
 		int a = cs->attnum[i];
 		pgml::Value *v = &cs->values[i];
-		v->isnull = cs->row_nulls[a];
+		v->isnull = row_nulls[a];
 		if (v->isnull)
 			continue;
 		if (cs->cols[i].tc == pgml::TypeClass::Categorical)
-			categorical_value(&cs->cols[i], cs->row_values[a], v);
+			categorical_value(&cs->cols[i], row_values[a], v);
 		else
-			v->num = pgml_datum_to_double(&cs->cols[i], cs->row_values[a]);
+			v->num = to_double(&cs->cols[i], row_values[a]);
 	}
 }
 
@@ -253,23 +385,20 @@ void
 fill_from_array(CallSite *cs, ArrayType *arr)
 {
 	Oid elemtype = ARR_ELEMTYPE(arr);
-	PgmlColumn elem;
-	memset(&elem, 0, sizeof(elem));
-	bool supported = pgml_classify_type(elemtype, &elem);
-	if (!supported || elem.tc == pgml::TypeClass::Categorical)
-		ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
-						errmsg("an array of features must be numeric, not %s", pgml_type_name(get_array_type(elemtype))),
-						errhint("Pass a row or jsonb for text features.")));
+	if (elemtype != cs->elemtype) {
+		/* once per query (and element type) */
+		memset(&cs->elem, 0, sizeof(cs->elem));
+		bool supported = pgml_classify_type(elemtype, &cs->elem);
+		if (!supported || cs->elem.tc == pgml::TypeClass::Categorical)
+			ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+							errmsg("an array of features must be numeric, not %s", pgml_type_name(get_array_type(elemtype))),
+							errhint("Pass a row or jsonb for text features.")));
+		get_typlenbyvalalign(elemtype, &cs->elemlen, &cs->elembyval, &cs->elemalign);
+		cs->elemtype = elemtype;
+	}
 	if (ARR_NDIM(arr) > 1)
 		ereport(ERROR, (errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR), errmsg("the features array must be one-dimensional")));
-	int16 typlen;
-	bool typbyval;
-	char typalign;
-	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-	Datum *elems;
-	bool *nulls;
-	int n;
-	deconstruct_array(arr, elemtype, typlen, typbyval, typalign, &elems, &nulls, &n);
+	int n = ARR_NDIM(arr) == 0 ? 0 : ARR_DIMS(arr)[0];
 	if (n != cs->nfeatures) {
 		StringInfoData names;
 		initStringInfo(&names);
@@ -279,16 +408,36 @@ fill_from_array(CallSite *cs, ArrayType *arr)
 						errmsg("model \"%s\" expects %d features, got an array of %d", cs->model_name, cs->nfeatures, n),
 						errdetail("The features, in order: %s.", names.data)));
 	}
+	if (!cs->array_checked) {
+		/* once per query and model */
+		for (int i = 0; i < n; i++)
+			if (cs->model->features[i].categorical())
+				ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+								errmsg("feature \"%s\" of model \"%s\" is text and cannot be passed in a numeric array",
+									   cs->model->features[i].name.c_str(), cs->model_name),
+								errhint("Pass a row or jsonb instead.")));
+		cs->array_checked = true;
+	}
+	if (elemtype == FLOAT8OID && !ARR_HASNULL(arr)) {
+		/* the common case: read the doubles in place */
+		const char *p = ARR_DATA_PTR(arr);
+		for (int i = 0; i < n; i++) {
+			double x;
+			memcpy(&x, p + sizeof(double) * i, sizeof(double));
+			cs->values[i].isnull = false;
+			cs->values[i].num = x;
+		}
+		return;
+	}
+	array_iter it;
+	array_iter_setup(&it, (AnyArrayType *) arr);
 	for (int i = 0; i < n; i++) {
-		if (cs->model->features[i].categorical())
-			ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
-							errmsg("feature \"%s\" of model \"%s\" is text and cannot be passed in a numeric array",
-								   cs->model->features[i].name.c_str(), cs->model_name),
-							errhint("Pass a row or jsonb instead.")));
 		pgml::Value *v = &cs->values[i];
-		v->isnull = nulls[i];
-		if (!nulls[i])
-			v->num = pgml_datum_to_double(&elem, elems[i]);
+		bool isnull;
+		Datum d = array_iter_next(&it, &isnull, i, cs->elemlen, cs->elembyval, cs->elemalign);
+		v->isnull = isnull;
+		if (!isnull)
+			v->num = to_double(&cs->elem, d);
 	}
 }
 
@@ -300,11 +449,9 @@ fill_from_jsonb(CallSite *cs, Jsonb *jb)
 						errhint("Write them like '{\"column\": value, ...}'.")));
 	for (int i = 0; i < cs->nfeatures; i++) {
 		const pgml::ColumnInfo &want = cs->model->features[i];
-		JsonbValue key;
-		key.type = jbvString;
-		key.val.string.val = const_cast<char *>(want.name.c_str());
-		key.val.string.len = static_cast<int>(want.name.size());
-		JsonbValue *jv = findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &key);
+		JsonbValue found;
+		JsonbValue *jv = getKeyJsonValueFromContainer(&jb->root, want.name.data(), static_cast<int>(want.name.size()),
+													  &found);
 		if (jv == NULL)
 			ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
 							errmsg("feature \"%s\" of model \"%s\" is missing from the jsonb", want.name.c_str(),
@@ -367,19 +514,21 @@ predict_common(FunctionCallInfo fcinfo, int *klass)
 		cs = static_cast<CallSite *>(MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CallSite)));
 		fcinfo->flinfo->fn_extra = cs;
 	}
+	if (!cs->types_known)
+		resolve_types(fcinfo, cs);
 	resolve(fcinfo, cs);
-	Oid argtype = get_fn_expr_argtype(fcinfo->flinfo, 1);
-	if (argtype == JSONBOID) {
-		fill_from_jsonb(cs, PG_GETARG_JSONB_P(1));
-	} else if (type_is_rowtype(argtype)) {
+	if (cs->argkind == INPUT_ROW) {
 		HeapTupleHeader th = PG_GETARG_HEAPTUPLEHEADER(1);
-		map_row(cs, th, fcinfo->flinfo->fn_mcxt);
+		map_row(cs, th, cs->model_cxt);
 		fill_from_row(cs, th);
-	} else if (OidIsValid(get_element_type(argtype))) {
+	} else if (cs->argkind == INPUT_JSONB) {
+		fill_from_jsonb(cs, PG_GETARG_JSONB_P(1));
+	} else if (cs->argkind == INPUT_ARRAY) {
 		fill_from_array(cs, PG_GETARG_ARRAYTYPE_P(1));
 	} else {
 		ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
-						errmsg("features must be a row, a numeric array or jsonb, not %s", pgml_type_name(argtype)),
+						errmsg("features must be a row, a numeric array or jsonb, not %s",
+							   pgml_type_name(cs->features_type)),
 						errhint("Write ml_predict('%s', t) with t a table alias, or pass ARRAY[...] or jsonb.",
 								cs->model_name)));
 	}
@@ -420,10 +569,7 @@ pgml_predict(PG_FUNCTION_ARGS)
 						errmsg("model \"%s\" predicts text classes, which ml_predict cannot return as float8",
 							   cs->model_name),
 						errhint("Use ml_predict_label(), which returns the class as text.")));
-	const std::string &label = m->classes[static_cast<size_t>(k)];
-	if (m->target.type_class == pgml::TypeClass::Boolean)
-		PG_RETURN_FLOAT8(label == "true" ? 1.0 : 0.0);
-	PG_RETURN_FLOAT8(strtod(label.c_str(), NULL));
+	PG_RETURN_FLOAT8(cs->class_value[k]);
 }
 
 /* ml_predict_label(model, features) -> text: the predicted class */
@@ -448,8 +594,218 @@ pgml_predict_proba(PG_FUNCTION_ARGS)
 	int k;
 	CallSite *cs = predict_common(fcinfo, &k);
 	require_classifier(cs, "ml_predict_proba");
-	Datum *d = static_cast<Datum *>(palloc(sizeof(Datum) * cs->nout));
 	for (int i = 0; i < cs->nout; i++)
-		d[i] = Float8GetDatum(cs->out[i]);
-	PG_RETURN_ARRAYTYPE_P(construct_array(d, cs->nout, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		cs->proba[i] = Float8GetDatum(cs->out[i]);
+	PG_RETURN_ARRAYTYPE_P(construct_array(cs->proba, cs->nout, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+// ---------------------------------------------------------------- ml_predict_batch
+
+namespace {
+
+// What one ml_predict_batch call holds across batches (palloc'd in its memory context).
+struct BatchScan {
+	const pgml::Model *model;
+	int nfeatures;
+	int nout;
+	PgmlColumn *cols;     // per feature, in the model's order
+	pgml::Value *values;  // batch_rows x nfeatures
+	double *out;          // batch_rows x nout
+	int *klass;           // batch_rows
+	double *class_value;  // per class: its value as float8 (numeric / boolean targets), else NULL
+	Datum *proba;         // nout
+};
+
+// The relation's columns for the model's features; one error names every missing or mistyped one.
+void
+batch_match_columns(TupleDesc desc, const pgml::Model *model, const char *relname, const char *model_name,
+					PgmlColumn *cols)
+{
+	StringInfoData problems;
+	initStringInfo(&problems);
+	bool missing = false;
+	for (size_t i = 0; i < model->features.size(); i++) {
+		const pgml::ColumnInfo &want = model->features[i];
+		PgmlColumn *col = &cols[i];
+		if (!pgml_find_column(desc, want.name.c_str(), col)) {
+			appendStringInfo(&problems, "%sColumn \"%s\" is missing (the model expects %s).", problems.len ? " " : "",
+							 want.name.c_str(), want.type_name.c_str());
+			missing = true;
+		} else if (static_cast<int>(col->tc) > 3 || col->tc != want.type_class) {
+			appendStringInfo(&problems, "%sColumn \"%s\" has type %s; the model expects %s.", problems.len ? " " : "",
+							 want.name.c_str(), pgml_type_name(col->type), want.type_name.c_str());
+		}
+	}
+	if (problems.len > 0)
+		ereport(ERROR, (errcode(missing ? ERRCODE_UNDEFINED_COLUMN : ERRCODE_DATATYPE_MISMATCH),
+						errmsg("relation \"%s\" does not match model \"%s\"", relname, model_name),
+						errdetail_internal("%s", problems.data),
+						errhint("Use a relation (or a view) with the model's feature columns and types.")));
+}
+
+} // namespace
+
+/*
+ * ml_predict_batch(model, relation, key_column) -> SETOF (key, prediction, label, probabilities)
+ *
+ * Scores every row of a relation with the deployed version: the rows are read with the
+ * caller's rights (privileges and row-level security apply) through a cursor, pg_ml.batch_rows
+ * at a time, and each batch is predicted by the core at once. Materialize mode: the result
+ * is a tuplestore.
+ */
+extern "C" {
+PG_FUNCTION_INFO_V1(pgml_predict_batch);
+}
+
+Datum
+pgml_predict_batch(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("model and relation must not be NULL")));
+	char *relname = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char *keyname = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+
+	Oid argtype = get_fn_expr_argtype(fcinfo->flinfo, 0);
+	PgmlModelRef ref;
+	pgml_resolve_model(PG_GETARG_DATUM(0), argtype == INT8OID ? INT8OID : TEXTOID, PGML_USE, false, &ref);
+	if (ref.deployed_version == 0)
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						errmsg("model \"%s\" has no deployed version", ref.name)));
+
+	InitMaterializedSRF(fcinfo, 0);
+	ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+
+	/* everything of this call lives in its own context, deleted at the end (or on error) */
+	MemoryContext outer = CurrentMemoryContext;
+	MemoryContext cxt = AllocSetContextCreate(outer, "pg_ml predict batch", ALLOCSET_DEFAULT_SIZES);
+	MemoryContext batch_cxt = AllocSetContextCreate(cxt, "pg_ml predict batch rows", ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(cxt);
+	ModelPin *pin = pin_model(&ref, cxt);
+	const pgml::Model *model = pin->model.get();
+
+	Oid relid = pgml_relation_oid(relname);
+	char *rel_sql = pgml_relation_sql_name(relid);
+	/* rights first, so that a relation the caller cannot read reveals nothing of its columns
+	 * (the cursor's query checks them again, with row-level security) */
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
+		pg_attribute_aclcheck_all(relid, GetUserId(), ACL_SELECT, ACLMASK_ANY) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(get_rel_relkind(relid)), get_rel_name(relid));
+	BatchScan *bs = static_cast<BatchScan *>(palloc0(sizeof(BatchScan)));
+	bs->model = model;
+	bs->nfeatures = static_cast<int>(model->features.size());
+	bs->nout = Max(model->n_outputs(), 1);
+	bs->cols = static_cast<PgmlColumn *>(palloc0(sizeof(PgmlColumn) * bs->nfeatures));
+	PgmlColumn keycol;
+	memset(&keycol, 0, sizeof(keycol));
+	{
+		Relation rel = relation_open(relid, AccessShareLock);
+		TupleDesc desc = RelationGetDescr(rel);
+		if (keyname != NULL && !pgml_find_column(desc, keyname, &keycol)) {
+			relation_close(rel, AccessShareLock);
+			ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+							errmsg("key column \"%s\" does not exist in relation \"%s\"", keyname, relname),
+							errhint("Pass the name of a column that identifies the rows, or NULL for no key.")));
+		}
+		batch_match_columns(desc, model, relname, ref.name, bs->cols);
+		relation_close(rel, AccessShareLock);
+	}
+	const int cap = pgml_batch_rows;
+	bs->values = static_cast<pgml::Value *>(palloc0(sizeof(pgml::Value) * static_cast<size_t>(cap) * bs->nfeatures));
+	bs->out = static_cast<double *>(palloc0(sizeof(double) * static_cast<size_t>(cap) * bs->nout));
+	bs->klass = static_cast<int *>(palloc0(sizeof(int) * cap));
+	bs->proba = static_cast<Datum *>(palloc0(sizeof(Datum) * bs->nout));
+	bool classifier = model->task == pgml::Task::Classification;
+	bool numeric_classes = classifier && !model->target.categorical();
+	if (numeric_classes) {
+		bs->class_value = static_cast<double *>(palloc(sizeof(double) * model->n_classes()));
+		for (int k = 0; k < model->n_classes(); k++) {
+			const std::string &label = model->classes[static_cast<size_t>(k)];
+			bs->class_value[k] = model->target.type_class == pgml::TypeClass::Boolean ? (label == "true" ? 1.0 : 0.0)
+																					  : strtod(label.c_str(), NULL);
+		}
+	}
+	text **labels = NULL;
+	if (classifier) {
+		labels = static_cast<text **>(palloc(sizeof(text *) * model->n_classes()));
+		for (int k = 0; k < model->n_classes(); k++) {
+			const std::string &label = model->classes[static_cast<size_t>(k)];
+			labels[k] = cstring_to_text_with_len(label.data(), static_cast<int>(label.size()));
+		}
+	}
+
+	/* the query: the key as text, then the features in the model's order */
+	StringInfoData sql;
+	initStringInfo(&sql);
+	if (keyname != NULL)
+		appendStringInfo(&sql, "SELECT %s::pg_catalog.text", quote_identifier(keyname));
+	else
+		appendStringInfoString(&sql, "SELECT NULL::pg_catalog.text");
+	for (int i = 0; i < bs->nfeatures; i++)
+		appendStringInfo(&sql, ", %s", quote_identifier(bs->cols[i].name));
+	appendStringInfo(&sql, " FROM %s", rel_sql);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_ml: SPI_connect failed");
+	Portal portal = SPI_cursor_open_with_args(NULL, sql.data, 0, NULL, NULL, NULL, true, CURSOR_OPT_NO_SCROLL);
+	for (;;) {
+		CHECK_FOR_INTERRUPTS();
+		SPI_cursor_fetch(portal, true, cap);
+		uint64 n = SPI_processed;
+		if (n == 0)
+			break;
+		SPITupleTable *tt = SPI_tuptable;
+		MemoryContext spi_cxt = MemoryContextSwitchTo(batch_cxt);
+		for (uint64 r = 0; r < n; r++) {
+			HeapTuple tup = tt->vals[r];
+			pgml::Value *row = &bs->values[r * bs->nfeatures];
+			for (int c = 0; c < bs->nfeatures; c++) {
+				bool isnull;
+				Datum d = SPI_getbinval(tup, tt->tupdesc, c + 2, &isnull);
+				row[c].isnull = isnull;
+				if (isnull)
+					continue;
+				if (bs->cols[c].tc == pgml::TypeClass::Categorical)
+					categorical_value(&bs->cols[c], d, &row[c]);
+				else
+					row[c].num = to_double(&bs->cols[c], d);
+			}
+		}
+		size_t nrows = static_cast<size_t>(n);
+		PGML_CORE(model->predict_batch(bs->values, nrows, bs->out, bs->klass));
+		for (uint64 r = 0; r < n; r++) {
+			Datum values[4];
+			bool nulls[4] = {false, false, false, false};
+			values[0] = SPI_getbinval(tt->vals[r], tt->tupdesc, 1, &nulls[0]);
+			const double *o = &bs->out[r * bs->nout];
+			int k = bs->klass[r];
+			/* prediction: what ml_predict returns (NULL for text classes) */
+			if (model->task == pgml::Task::Regression)
+				values[1] = Float8GetDatum(o[0]);
+			else if (model->task == pgml::Task::Clustering)
+				values[1] = Float8GetDatum(k);
+			else if (numeric_classes)
+				values[1] = Float8GetDatum(bs->class_value[k]);
+			else
+				nulls[1] = true;
+			/* label and probabilities: classifiers only */
+			if (classifier) {
+				values[2] = PointerGetDatum(labels[k]);
+				for (int j = 0; j < bs->nout; j++)
+					bs->proba[j] = Float8GetDatum(o[j]);
+				values[3] = PointerGetDatum(
+					construct_array(bs->proba, bs->nout, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			} else {
+				nulls[2] = nulls[3] = true;
+			}
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+		MemoryContextSwitchTo(spi_cxt);
+		SPI_freetuptable(tt);
+		MemoryContextReset(batch_cxt);
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+	MemoryContextSwitchTo(outer);
+	MemoryContextDelete(cxt);
+	return (Datum) 0;
 }

@@ -1,0 +1,347 @@
+// pg_ml glue: ml_export and ml_import (moving a model version between databases).
+//
+// The envelope format is the core's (src/core/export.hpp, docs/export-format.md); the glue
+// reads the catalog rows it carries, and on import writes a new model from a decoded and
+// fully validated envelope.
+// the core first (its headers pull in the C++ standard library; see pg_ml.hpp)
+#include "../core/export.hpp"
+
+#include <cstring>
+
+#include "pg_ml.hpp"
+
+extern "C" {
+#include "mb/pg_wchar.h"
+#include "utils/jsonb.h"
+
+PG_FUNCTION_INFO_V1(pgml_export);
+PG_FUNCTION_INFO_V1(pgml_import);
+}
+
+namespace {
+
+// Everything C++ one call holds; freed by its memory context (also on error).
+struct ExportState {
+	pgml::ExportRecord rec;
+	std::unique_ptr<pgml::Model> model;
+	pgml::ModelDescription desc;
+	std::vector<uint8_t> bytes;
+	std::string provenance;
+};
+
+void
+delete_state(void *p)
+{
+	delete static_cast<ExportState *>(p);
+}
+
+ExportState *
+new_state(void)
+{
+	ExportState *st = nullptr;
+	PGML_CORE(st = new ExportState());
+	pgml_own(CurrentMemoryContext, st, delete_state);
+	return st;
+}
+
+// The envelope's text is UTF-8: converted from and to the database encoding (a no-op in a
+// UTF-8 database; an error for a character the database encoding cannot hold).
+char *
+to_utf8(const char *s)
+{
+	return pg_server_to_any(s, static_cast<int>(strlen(s)), PG_UTF8);
+}
+
+char *
+from_utf8(const std::string &s)
+{
+	return pg_any_to_server(s.c_str(), static_cast<int>(s.size()), PG_UTF8);
+}
+
+// A column of the current SPI row as UTF-8 text in the caller's context ("" for NULL).
+char *
+spi_text(MemoryContext cxt, int col)
+{
+	char *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	char *out = pstrdup(to_utf8(v ? v : ""));
+	MemoryContextSwitchTo(old);
+	return out;
+}
+
+double
+spi_float8(int col)
+{
+	bool isnull;
+	Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, &isnull);
+	return isnull ? 0 : DatumGetFloat8(d);
+}
+
+int64
+spi_int8(int col)
+{
+	bool isnull;
+	Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, &isnull);
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+// jsonb from untrusted JSON text that must be an object; errors name the field.
+Datum
+jsonb_object_from(const char *json, const char *field)
+{
+	Datum d = pgml_jsonb_from_cstring(json);
+	Jsonb *jb = DatumGetJsonbP(d);
+	if (!JB_ROOT_IS_OBJECT(jb))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_BINARY_REPRESENTATION), errmsg("invalid pg_ml export data"),
+						errdetail("The field \"%s\" is not a JSON object.", field)));
+	return d;
+}
+
+} // namespace
+
+/*
+ * ml_export(model, version DEFAULT NULL) -> bytea: one version (default: the deployed one)
+ * with its model row and version row metadata, in the envelope format. Same access as
+ * prediction: the owner or a grantee.
+ */
+Datum
+pgml_export(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("model must not be NULL")));
+	Oid argtype = get_fn_expr_argtype(fcinfo->flinfo, 0);
+	PgmlModelRef ref;
+	pgml_resolve_model(PG_GETARG_DATUM(0), argtype == INT8OID ? INT8OID : TEXTOID, PGML_USE, false, &ref);
+	int32 version = PG_ARGISNULL(1) ? ref.deployed_version : PG_GETARG_INT32(1);
+	if (version == 0)
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						errmsg("model \"%s\" has no deployed version", ref.name),
+						errhint("Pass the version to export; ml_versions lists them.")));
+	char *exported_by = to_utf8(GetUserNameFromId(GetUserId(), false));
+	char *model_name = to_utf8(ref.name);
+
+	MemoryContext caller = CurrentMemoryContext;
+	Oid save_user;
+	int save_sec;
+	Oid types[2] = {INT8OID, INT4OID};
+	Datum args[2] = {Int64GetDatum(ref.id), Int32GetDatum(version)};
+	pgml_catalog_begin(&save_user, &save_sec);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_ml: SPI_connect failed");
+	int rc = SPI_execute_with_args(
+		"SELECT v.blob, m.target, m.relation, v.metrics::pg_catalog.text, v.report::pg_catalog.text, v.rows_train, "
+		"v.rows_test, v.data_fingerprint, v.trained_by::pg_catalog.text, "
+		"pg_catalog.to_json(v.trained_at) OPERATOR(pg_catalog.#>>) '{}', v.read_ms, v.fit_ms, v.duration_ms, "
+		"pg_catalog.current_database(), pg_catalog.to_json(pg_catalog.now()) OPERATOR(pg_catalog.#>>) '{}', "
+		"(SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'pg_ml') "
+		"FROM ml.versions v JOIN ml.models m ON m.id OPERATOR(pg_catalog.=) v.model_id "
+		"WHERE v.model_id OPERATOR(pg_catalog.=) $1 AND v.version OPERATOR(pg_catalog.=) $2",
+		2, types, args, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "pg_ml: version lookup failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed != 1) {
+		SPI_finish();
+		pgml_catalog_end(save_user, save_sec);
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+						errmsg("version %d of model \"%s\" does not exist", version, ref.name),
+						errhint("ml_versions lists the versions of a model.")));
+	}
+	bool isnull;
+	MemoryContext old = MemoryContextSwitchTo(caller);
+	bytea *blob = DatumGetByteaPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	MemoryContextSwitchTo(old);
+	char *target = spi_text(caller, 2);
+	char *relation = spi_text(caller, 3);
+	char *metrics = spi_text(caller, 4);
+	char *report = spi_text(caller, 5);
+	int64 rows_train = spi_int8(6);
+	int64 rows_test = spi_int8(7);
+	char *fingerprint = spi_text(caller, 8);
+	char *trained_by = spi_text(caller, 9);
+	char *trained_at = spi_text(caller, 10);
+	double read_ms = spi_float8(11), fit_ms = spi_float8(12), duration_ms = spi_float8(13);
+	char *database = spi_text(caller, 14);
+	char *exported_at = spi_text(caller, 15);
+	char *extversion = spi_text(caller, 16);
+	SPI_finish();
+	pgml_catalog_end(save_user, save_sec);
+
+	/* the blob is checked like any other before it leaves */
+	pgml::Model *model = pgml_deserialize(blob, caller, ref.name, version);
+	ExportState *st = new_state();
+	const uint8_t *blob_data = reinterpret_cast<const uint8_t *>(VARDATA_ANY(blob));
+	size_t blob_len = VARSIZE_ANY_EXHDR(blob);
+	PGML_CORE({
+		pgml::ExportRecord &r = st->rec;
+		pgml::ModelDescription d = pgml::describe_model(*model);
+		r.pg_ml_version = extversion;
+		r.source_database = database;
+		r.exported_at = exported_at;
+		r.exported_by = exported_by;
+		r.model_name = model_name;
+		r.model_id = ref.id;
+		r.version = version;
+		r.task = pgml::task_name(model->task);
+		r.algorithm = pgml::algorithm_name(model->algorithm);
+		r.has_target = model->has_target();
+		r.target = r.has_target ? target : "";
+		r.relation = relation;
+		r.features_json = d.features_json;
+		r.classes_json = d.classes_json;
+		r.hyperparams_json = d.hyperparams_json;
+		r.preprocess_json = d.preprocess_json;
+		r.preprocessing_state_json = d.state_json;
+		r.metrics_json = metrics;
+		r.report_json = report;
+		r.coefficients_json = d.coefficients_json;
+		r.rows_train = rows_train;
+		r.rows_test = rows_test;
+		r.test_size = model->test_size;
+		r.seed = static_cast<int64_t>(model->seed);
+		r.data_fingerprint = fingerprint;
+		r.trained_by = trained_by;
+		r.trained_at = trained_at;
+		r.read_ms = read_ms;
+		r.fit_ms = fit_ms;
+		r.duration_ms = duration_ms;
+		r.blob.assign(blob_data, blob_data + blob_len);
+		st->bytes = pgml::encode_export(r);
+	});
+	bytea *result = static_cast<bytea *>(palloc(VARHDRSZ + st->bytes.size()));
+	SET_VARSIZE(result, VARHDRSZ + st->bytes.size());
+	memcpy(VARDATA(result), st->bytes.data(), st->bytes.size());
+	PG_RETURN_BYTEA_P(result);
+}
+
+/*
+ * ml_import(name, data) -> (model_id, model, version): a new model owned by the caller from
+ * ml_export's bytes, its version 1 deployed. The data is untrusted: the core checks the
+ * envelope, deserializes the model and checks the metadata describes it before anything is
+ * written. The version's report records where it came from.
+ */
+Datum
+pgml_import(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("name and data must not be NULL")));
+	TupleDesc result_desc;
+	if (get_call_result_type(fcinfo, NULL, &result_desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "pg_ml: ml_import must return a record");
+	char *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	bytea *data = PG_GETARG_BYTEA_PP(1);
+	if (strlen(name) == 0 || strlen(name) > 200)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("model name must be 1 to 200 characters long")));
+
+	/* decode and validate everything first */
+	const uint8_t *bytes = reinterpret_cast<const uint8_t *>(VARDATA_ANY(data));
+	size_t len = VARSIZE_ANY_EXHDR(data);
+	ExportState *st = new_state();
+	PGML_CORE({
+		st->rec = pgml::decode_export(bytes, len, &st->model);
+		st->desc = pgml::describe_model(*st->model);
+		uint32_t checksum;
+		std::memcpy(&checksum, bytes + 12, 4); // decode_export checked the header is there
+		st->provenance = pgml::import_provenance_json(st->rec, len, checksum);
+	});
+	const pgml::ExportRecord *rec = &st->rec;
+	const pgml::Model *model = st->model.get();
+	const pgml::ModelDescription *desc = &st->desc;
+	/* JSON that comes from the data itself must be objects */
+	Datum metrics = jsonb_object_from(from_utf8(rec->metrics_json), "metrics");
+	Datum report = jsonb_object_from(from_utf8(rec->report_json), "report");
+	char *relation = from_utf8(rec->relation);
+	char *fingerprint = from_utf8(rec->data_fingerprint);
+	Datum provenance = pgml_jsonb_from_cstring(from_utf8(st->provenance));
+
+	Oid caller = GetUserId();
+	Oid save_user;
+	int save_sec;
+	pgml_catalog_begin(&save_user, &save_sec);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_ml: SPI_connect failed");
+	{
+		Oid t = TEXTOID;
+		Datum v = CStringGetTextDatum(name);
+		SPI_execute_with_args("SELECT 1 FROM ml.models WHERE name OPERATOR(pg_catalog.=) $1", 1, &t, &v, NULL, false, 1);
+		if (SPI_processed > 0) {
+			SPI_finish();
+			pgml_catalog_end(save_user, save_sec);
+			ereport(ERROR, (errcode(ERRCODE_DUPLICATE_OBJECT), errmsg("model \"%s\" already exists", name),
+							errhint("Import under another name, or drop the existing model with ml_drop_model().")));
+		}
+	}
+	Oid mt[8] = {TEXTOID, REGROLEOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID};
+	Datum mv[8] = {CStringGetTextDatum(name),
+				   ObjectIdGetDatum(caller),
+				   CStringGetTextDatum(pgml::task_name(model->task)),
+				   CStringGetTextDatum(pgml::algorithm_name(model->algorithm)),
+				   model->has_target() ? CStringGetTextDatum(model->target.name.c_str()) : (Datum) 0,
+				   CStringGetTextDatum(relation),
+				   pgml_jsonb_from_cstring(desc->features_json.c_str()),
+				   desc->classes_json.empty() ? (Datum) 0 : pgml_jsonb_from_cstring(desc->classes_json.c_str())};
+	char mnulls[9] = "        ";
+	if (!model->has_target())
+		mnulls[4] = 'n';
+	if (desc->classes_json.empty())
+		mnulls[7] = 'n';
+	if (SPI_execute_with_args("INSERT INTO ml.models (name, owner, task, algorithm, target, relation, features, classes) "
+							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+							  8, mt, mv, mnulls, false, 1) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "pg_ml: could not save the model");
+	bool isnull;
+	int64 model_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	size_t blob_len = rec->blob.size();
+	bytea *blob = static_cast<bytea *>(palloc(VARHDRSZ + blob_len));
+	SET_VARSIZE(blob, VARHDRSZ + blob_len);
+	memcpy(VARDATA(blob), rec->blob.data(), blob_len);
+	uint16 blob_format;
+	uint32 blob_checksum;
+	memcpy(&blob_format, rec->blob.data() + 4, 2); /* the blob's header was checked on decode */
+	memcpy(&blob_checksum, rec->blob.data() + 16, 4);
+	Oid vt[24] = {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID,
+				  INT8OID, INT8OID, FLOAT8OID, INT8OID, TEXTOID, BYTEAOID, INT2OID, INT4OID, INT8OID, REGROLEOID,
+				  FLOAT8OID, FLOAT8OID, FLOAT8OID, JSONBOID};
+	Datum vv[24] = {Int64GetDatum(model_id),
+					CStringGetTextDatum(pgml::algorithm_name(model->algorithm)),
+					CStringGetTextDatum(relation),
+					pgml_jsonb_from_cstring(desc->hyperparams_json.c_str()),
+					pgml_jsonb_from_cstring(desc->preprocess_json.c_str()),
+					pgml_jsonb_from_cstring(desc->state_json.c_str()),
+					metrics,
+					provenance,
+					report,
+					pgml_jsonb_from_cstring(desc->coefficients_json.c_str()),
+					Int64GetDatum(rec->rows_train),
+					Int64GetDatum(rec->rows_test),
+					Float8GetDatum(model->test_size),
+					Int64GetDatum(static_cast<int64>(model->seed)),
+					CStringGetTextDatum(fingerprint),
+					PointerGetDatum(blob),
+					Int16GetDatum(static_cast<int16>(blob_format)),
+					Int32GetDatum(static_cast<int32>(blob_len)),
+					Int64GetDatum(static_cast<int64>(blob_checksum)),
+					ObjectIdGetDatum(caller),
+					Float8GetDatum(rec->read_ms),
+					Float8GetDatum(rec->fit_ms),
+					Float8GetDatum(rec->duration_ms),
+					(Datum) 0};
+	int rc = SPI_execute_with_args(
+		"INSERT INTO ml.versions (model_id, version, parent_version, algorithm, mode, relation, hyperparams, "
+		"preprocess, preprocessing_state, metrics, report, coefficients, rows_train, rows_test, test_size, seed, "
+		"data_fingerprint, blob, format_version, model_kind, blob_length, checksum, trained_by, read_ms, fit_ms, "
+		"duration_ms) "
+		"VALUES ($1, 1, NULL, $2, 'import', $3, $4, $5, $6, $7, "
+		"pg_catalog.jsonb_build_object('imported', $8, 'original', $9), $10, $11, $12, $13, $14, $15, $16, $17, $2, "
+		"$18, $19, $20, $21, $22, $23)",
+		23, vt, vv, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "pg_ml: could not save the version: %s", SPI_result_code_string(rc));
+	pgml_record_deploy(model_id, 1, "imported", caller);
+	SPI_finish();
+	pgml_catalog_end(save_user, save_sec);
+
+	Datum values[3] = {Int64GetDatum(model_id), CStringGetTextDatum(name), Int32GetDatum(1)};
+	bool nulls[3] = {false, false, false};
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(result_desc), values, nulls)));
+}
