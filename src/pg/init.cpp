@@ -9,6 +9,8 @@ PG_MODULE_MAGIC;
 void _PG_init(void);
 }
 
+void pgml_worker_init(void); /* worker.cpp: the background worker's settings and launcher */
+
 int pgml_max_memory_mb = 1024;
 int pgml_batch_rows = 10000;
 int pgml_max_threads = 1;
@@ -28,6 +30,7 @@ _PG_init(void)
 							"Threads one training may use (random_forest, gradient_boosting).",
 							"The threads never call into PostgreSQL and block signals; 1 keeps training on the backend's own thread.",
 							&pgml_max_threads, 1, 1, 64, PGC_USERSET, 0, NULL, NULL, NULL);
+	pgml_worker_init();
 	MarkGUCPrefixReserved("pg_ml");
 }
 
