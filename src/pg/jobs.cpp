@@ -392,7 +392,10 @@ pgml_auto_retrain(PG_FUNCTION_ARGS)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("min_new_rows must be at least 1"),
 						PG_ARGISNULL(2) ? 0 : errdetail("It is %d.", PG_GETARG_INT32(2))));
 	int64 min_new_rows = PG_GETARG_INT32(2);
-	const char *mode = PG_ARGISNULL(3) ? "(null)" : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	if (PG_ARGISNULL(3))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("mode of ml_auto_retrain must not be NULL"),
+						errhint("Use 'auto', 'refit' or 'incremental'.")));
+	const char *mode = text_to_cstring(PG_GETARG_TEXT_PP(3));
 	if (strcmp(mode, "auto") != 0 && strcmp(mode, "refit") != 0 && strcmp(mode, "incremental") != 0)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("unknown auto-retrain mode \"%s\"", mode),
 						errhint("Use 'auto', 'refit' or 'incremental'.")));

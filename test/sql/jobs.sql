@@ -80,7 +80,7 @@ SELECT round((ml_predict('inc_m', ARRAY[100.0]))::numeric, 6) AS predicted;
 SELECT ml_auto_retrain('stream_m', 'stream', 5, 'refit');
 SELECT pending_rows FROM ml_auto_retrains WHERE model = 'stream_m';
 ALTER TABLE stream RENAME COLUMN x TO x_renamed;
-INSERT INTO stream (id, x_renamed, y) VALUES (300, 300, 601);
+INSERT INTO stream (id, x_renamed, y) SELECT i, i, 2 * i + 1 FROM generate_series(291, 300) i;
 SELECT job_id, model, status, attempts, version, deployed, error FROM ml_run_jobs();
 SELECT status, attempts, error, error_code, retry_at > finished_at AS retry_later FROM ml_jobs WHERE status <> 'succeeded';
 SELECT deployed_version, (SELECT max(version) FROM ml_versions WHERE model = 'stream_m') AS last_version
