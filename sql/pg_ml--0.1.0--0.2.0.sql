@@ -15,10 +15,10 @@
 -- the first inserting transaction that finds the model's counter row unlocked (SKIP LOCKED,
 -- never waiting) adds its rows and the rows counted meanwhile by others (ml.auto_retrain_batches)
 -- to the open window and, once the window holds min_new_rows, queues ONE job and opens the next
--- window. Incremental jobs train on exactly the rows staged (as jsonb) for their window.
+-- window. An incremental job trains on exactly the rows its window's transactions inserted.
 -- Jobs run in their own (sub)transactions as the model's owner: in the background worker when
 -- pg_ml is preloaded, or through ml_run_jobs().
--- No foreign key from the tables an inserting transaction writes (batches, staged rows, jobs)
+-- No foreign key from the tables an inserting transaction writes (batches, jobs)
 -- to ml.models: its check would lock the model row (KEY SHARE), which a running retrain holds
 -- FOR UPDATE, and an insert would then wait for the training. ml_drop_model() removes them.
 
@@ -39,24 +39,21 @@ CREATE TABLE ml.auto_retrain (
 );
 COMMENT ON TABLE ml.auto_retrain IS 'pg_ml: auto-retrain settings and the row counter of the open window';
 
--- rows counted by statements that found the counter busy (window_no NULL until folded into a
--- window), and for incremental mode every statement's batch (its staged rows point at it)
+-- Rows counted by statements that found the counter busy (window_no NULL until they are folded
+-- into a window) and, for incremental mode, every statement's batch: xid is the inserting
+-- (sub)transaction, the watermark by which an incremental job finds exactly its window's rows
+-- in the relation (WHERE xmin = ANY (...)), so new rows are never copied.
 CREATE SEQUENCE ml.auto_retrain_batches_id_seq AS bigint;
 CREATE TABLE ml.auto_retrain_batches (
     id              bigint NOT NULL DEFAULT nextval('ml.auto_retrain_batches_id_seq'),
     model_id        bigint NOT NULL,
     rows            bigint NOT NULL,
     window_no       bigint,
+    xid             bigint,
     CONSTRAINT auto_retrain_batches_pkey PRIMARY KEY (id)
 );
 ALTER SEQUENCE ml.auto_retrain_batches_id_seq OWNED BY ml.auto_retrain_batches.id;
 CREATE INDEX auto_retrain_batches_model_idx ON ml.auto_retrain_batches (model_id, window_no);
-
--- the new rows of incremental auto-retrain, until the job of their window succeeds
-CREATE TABLE ml.auto_retrain_rows (
-    batch           bigint NOT NULL,
-    "row"           jsonb NOT NULL
-);
 
 CREATE SEQUENCE ml.jobs_id_seq AS bigint;
 CREATE TABLE ml.jobs (
@@ -92,10 +89,9 @@ COMMENT ON TABLE ml.jobs IS 'pg_ml: the job queue (auto-retrain); read it throug
 SELECT pg_catalog.pg_extension_config_dump('ml.auto_retrain', '');
 SELECT pg_catalog.pg_extension_config_dump('ml.auto_retrain_batches', '');
 SELECT pg_catalog.pg_extension_config_dump('ml.auto_retrain_batches_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('ml.auto_retrain_rows', '');
 SELECT pg_catalog.pg_extension_config_dump('ml.jobs', '');
 SELECT pg_catalog.pg_extension_config_dump('ml.jobs_id_seq', '');
-REVOKE ALL ON ml.auto_retrain, ml.auto_retrain_batches, ml.auto_retrain_rows, ml.jobs FROM PUBLIC;
+REVOKE ALL ON ml.auto_retrain, ml.auto_retrain_batches, ml.jobs FROM PUBLIC;
 REVOKE ALL ON SEQUENCE ml.auto_retrain_batches_id_seq, ml.jobs_id_seq FROM PUBLIC;
 
 CREATE VIEW @extschema@.ml_jobs AS
@@ -141,7 +137,7 @@ COMMENT ON FUNCTION @extschema@.ml_auto_retrain(bigint, text, integer, text)
 CREATE FUNCTION ml.auto_retrain_trigger() RETURNS trigger
     LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'pgml_auto_retrain_trigger';
 REVOKE ALL ON FUNCTION ml.auto_retrain_trigger() FROM PUBLIC;
-COMMENT ON FUNCTION ml.auto_retrain_trigger() IS 'pg_ml: counts (and for incremental mode stages) inserted rows; created by ml_auto_retrain()';
+COMMENT ON FUNCTION ml.auto_retrain_trigger() IS 'pg_ml: counts inserted rows (statement-level trigger); created by ml_auto_retrain()';
 
 CREATE FUNCTION @extschema@.ml_run_jobs(max_jobs integer DEFAULT NULL,
     OUT job_id bigint, OUT model text, OUT status text, OUT attempts integer, OUT version integer,

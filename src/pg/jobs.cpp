@@ -12,9 +12,13 @@
 // ml_run_jobs fold what is left (the "sweep"). One holder at a time means one job per
 // threshold crossing.
 //
-// Incremental mode stages each statement's rows as jsonb under its batch; a job trains on the
-// staged rows of its window (and of earlier windows whose job failed for good), and deletes
-// them in the same transaction as the new version.
+// Incremental mode copies nothing: each statement's batch row records the inserting
+// (sub)transaction id, the watermark by which a job finds exactly its window's rows in the
+// relation (xmin = ANY (...), through a security_invoker temporary view, so the model owner's
+// privileges and row-level security apply). A job takes the transactions of its window and of
+// earlier windows whose job failed for good, and deletes their batches in the same transaction
+// as the new version. Rows of one transaction are trained on together, by the first job whose
+// window holds some of them; rows a later UPDATE rewrote are no longer "new".
 //
 // Running. A job runs as the model's owner (SECURITY_RESTRICTED_OPERATION, setting changes
 // rolled back) through ml_retrain(), in a subtransaction (ml_run_jobs) or a transaction (the
@@ -227,30 +231,17 @@ pgml_auto_retrain_trigger(PG_FUNCTION_ARGS)
 			incremental = strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "incremental") == 0;
 	}
 	if (active && (incremental || !holder)) {
-		/* a batch row: rows counted by someone else later (window NULL), or the staged rows' window */
-		Oid bt[3] = {INT8OID, INT8OID, INT8OID};
-		Datum bv[3] = {Int64GetDatum(model_id), Int64GetDatum(n), Int64GetDatum(window_no)};
-		char bn[3] = {' ', ' ', holder ? ' ' : 'n'};
+		/* a batch row: rows counted by someone else later (window NULL); for incremental mode also
+		   the watermark of the rows (the inserting transaction, which is the rows' xmin) */
+		Oid bt[4] = {INT8OID, INT8OID, INT8OID, INT8OID};
+		Datum bv[4] = {Int64GetDatum(model_id), Int64GetDatum(n), Int64GetDatum(window_no),
+					   Int64GetDatum(incremental ? (int64) GetCurrentTransactionId() : 0)};
+		char bn[4] = {' ', ' ', holder ? ' ' : 'n', incremental ? ' ' : 'n'};
 		SPIPlanPtr p = saved_plan(&plan_batch,
-								  "INSERT INTO ml.auto_retrain_batches (model_id, rows, window_no) VALUES ($1, $2, $3) "
-								  "RETURNING id",
-								  3, bt);
-		if (SPI_execute_plan(p, bv, bn, false, 1) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+								  "INSERT INTO ml.auto_retrain_batches (model_id, rows, window_no, xid) VALUES ($1, $2, $3, $4)",
+								  4, bt);
+		if (SPI_execute_plan(p, bv, bn, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "pg_ml: could not count the new rows");
-		bool isnull;
-		int64 batch = spi_int8(1, &isnull);
-		if (incremental) {
-			/* stage the rows (the transition table cannot be in a saved plan) */
-			if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
-				elog(ERROR, "pg_ml: could not read the inserted rows");
-			StringInfoData sql;
-			initStringInfo(&sql);
-			appendStringInfo(&sql,
-							 "INSERT INTO ml.auto_retrain_rows (batch, \"row\") SELECT $1, pg_catalog.to_jsonb(n) FROM %s n",
-							 quote_identifier(td->tg_trigger->tgnewtable));
-			Datum sv = Int64GetDatum(batch);
-			spi_exec(sql.data, 1, &t, &sv, SPI_OK_INSERT);
-		}
 	}
 	if (holder)
 		fold_locked(model_id, incremental, min_new_rows, pending, window_no, relation, n);
@@ -325,15 +316,12 @@ drop_triggers(int64 model_id)
 	}
 }
 
-/* forget_pending: staged rows and uncounted batches of a model go; its queued jobs fail with reason */
+/* forget_pending: uncounted and not yet trained batches of a model go; its queued jobs fail with reason */
 static void
 forget_pending(int64 model_id, const char *reason)
 {
 	Oid t[2] = {INT8OID, TEXTOID};
 	Datum v[2] = {Int64GetDatum(model_id), reason ? CStringGetTextDatum(reason) : (Datum) 0};
-	spi_exec("DELETE FROM ml.auto_retrain_rows WHERE batch IN (SELECT b.id FROM ml.auto_retrain_batches b "
-			 "WHERE b.model_id OPERATOR(pg_catalog.=) $1)",
-			 1, t, v, SPI_OK_DELETE);
 	spi_exec("DELETE FROM ml.auto_retrain_batches WHERE model_id OPERATOR(pg_catalog.=) $1", 1, t, v, SPI_OK_DELETE);
 	if (reason)
 		spi_exec("UPDATE ml.jobs SET status = 'failed', finished_at = pg_catalog.clock_timestamp(), error = $2 "
@@ -535,7 +523,7 @@ claim_job(Oid runner_role, const char *runner, MemoryContext cxt, PgmlJob *job)
 
 /*
  * run_job: the job's work in the current (sub)transaction: ml_retrain as the model's owner,
- * then the job is marked succeeded and an incremental job's staged rows are deleted.
+ * then the job is marked succeeded and an incremental job's batches are deleted.
  */
 static void
 run_job(const PgmlJob *job, PgmlJobResult *res)
@@ -555,7 +543,7 @@ run_job(const PgmlJob *job, PgmlJobResult *res)
 		catalog_user = GetUserId();
 		pgml_catalog_end(u, s);
 	}
-	/* not a security-restricted operation yet: it creates a temporary view (which runs no user code) */
+	/* not a security-restricted operation yet: it may create a temporary view (which runs no user code) */
 	SetUserIdAndSecContext(catalog_user, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "pg_ml: SPI_connect failed");
@@ -574,19 +562,27 @@ run_job(const PgmlJob *job, PgmlJobResult *res)
 	char *rel_sql = pgml_relation_sql_name(relid);
 	char *train_rel = rel_sql;
 	char *temp_name = NULL;
+	char *xids = NULL; /* incremental: the window's transactions, as an array literal */
 	if (incremental) {
+		Oid xt[2] = {INT8OID, INT8OID};
+		Datum xv[2] = {Int64GetDatum(job->model_id), Int64GetDatum(job->window_no)};
+		spi_exec("SELECT pg_catalog.array_agg(DISTINCT xid ORDER BY xid)::pg_catalog.text FROM ml.auto_retrain_batches "
+				 "WHERE model_id OPERATOR(pg_catalog.=) $1 AND window_no OPERATOR(pg_catalog.<=) $2 AND xid IS NOT NULL",
+				 2, xt, xv, SPI_OK_SELECT);
+		xids = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	}
+	if (incremental && xids != NULL) {
 		/*
-		 * The window's rows, through a temporary view owned by the catalog owner: reading
-		 * ml.auto_retrain_rows is checked against the view's owner, while the conversion of the
-		 * jsonb (input functions, domain checks) runs as whoever reads it: the model's owner.
+		 * The window's rows: a temporary view, security_invoker so that the relation is read with
+		 * the model owner's privileges and row-level security; the catalog owner creates it (it
+		 * runs no user code) because the owner may not create temporary objects in a
+		 * security-restricted operation.
 		 */
 		temp_name = psprintf("pgml_job_%lld", (long long) job->id);
-		char *sql = psprintf("CREATE TEMPORARY VIEW %s AS SELECT r.* FROM ml.auto_retrain_rows s "
-							 "CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%s, s.\"row\") r "
-							 "WHERE s.batch IN (SELECT b.id FROM ml.auto_retrain_batches b WHERE b.model_id "
-							 "OPERATOR(pg_catalog.=) %lld AND b.window_no OPERATOR(pg_catalog.<=) %lld)",
-							 quote_identifier(temp_name), rel_sql, (long long) job->model_id, (long long) job->window_no);
-		spi_exec(sql, 0, NULL, NULL, SPI_OK_UTILITY);
+		spi_exec(psprintf("CREATE TEMPORARY VIEW %s WITH (security_invoker = true) AS SELECT r.* FROM %s r "
+						  "WHERE r.xmin OPERATOR(pg_catalog.=) ANY (%s::pg_catalog.xid[])",
+						  quote_identifier(temp_name), rel_sql, quote_literal_cstr(xids)),
+				 0, NULL, NULL, SPI_OK_UTILITY);
 		spi_exec(psprintf("GRANT SELECT ON pg_temp.%s TO %s", quote_identifier(temp_name),
 						  quote_identifier(GetUserNameFromId(job->owner, false))),
 				 0, NULL, NULL, SPI_OK_UTILITY);
@@ -599,7 +595,11 @@ run_job(const PgmlJob *job, PgmlJobResult *res)
 		elog(ERROR, "pg_ml: extension pg_ml is not installed");
 	char *extschema = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 
-	/* the retrain, as the model's owner; settings it changes are rolled back */
+	/* the retrain, as the model's owner; settings it changes are rolled back. An incremental job
+	   whose rows an earlier job of the same transactions took has nothing left: no version. */
+	res->version = 0;
+	res->deployed = false;
+	if (!incremental || xids != NULL) {
 	SetUserIdAndSecContext(job->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	int nest = NewGUCNestLevel();
 	Oid rt[3] = {INT8OID, TEXTOID, TEXTOID};
@@ -612,24 +612,26 @@ run_job(const PgmlJob *job, PgmlJobResult *res)
 	res->deployed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	AtEOXact_GUC(false, nest);
 	SetUserIdAndSecContext(catalog_user, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	}
 
 	/* done: the job's record and the rows it consumed, in the same transaction as the version */
-	Oid jt[4] = {INT8OID, INT4OID, BOOLOID, INT8OID};
-	Datum jv[4] = {Int64GetDatum(job->id), Int32GetDatum(res->version), BoolGetDatum(res->deployed),
-				   Int64GetDatum(job->window_no)};
-	spi_exec("UPDATE ml.jobs SET status = 'succeeded', finished_at = pg_catalog.clock_timestamp(), version = $2, "
-			 "deployed = $3, error = NULL, error_code = NULL WHERE id OPERATOR(pg_catalog.=) $1",
-			 3, jt, jv, SPI_OK_UPDATE);
+	Oid jt[3] = {INT8OID, INT4OID, BOOLOID};
+	Datum jv[3] = {Int64GetDatum(job->id), Int32GetDatum(res->version), BoolGetDatum(res->deployed)};
+	char jn[3] = {' ', res->version ? ' ' : 'n', res->version ? ' ' : 'n'};
+	if (SPI_execute_with_args("UPDATE ml.jobs SET status = 'succeeded', finished_at = pg_catalog.clock_timestamp(), "
+							  "version = $2, deployed = $3, error = NULL, error_code = NULL WHERE id OPERATOR(pg_catalog.=) $1",
+							  3, jt, jv, jn, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "pg_ml: could not record the job");
 	if (incremental) {
-		Oid dt[2] = {INT8OID, INT8OID};
-		Datum dv[2] = {Int64GetDatum(job->model_id), Int64GetDatum(job->window_no)};
-		spi_exec("DELETE FROM ml.auto_retrain_rows WHERE batch IN (SELECT b.id FROM ml.auto_retrain_batches b "
-				 "WHERE b.model_id OPERATOR(pg_catalog.=) $1 AND b.window_no OPERATOR(pg_catalog.<=) $2)",
-				 2, dt, dv, SPI_OK_DELETE);
+		/* the batches of the window, and every batch of the transactions it trained on */
+		Oid dt[3] = {INT8OID, INT8OID, TEXTOID};
+		Datum dv[3] = {Int64GetDatum(job->model_id), Int64GetDatum(job->window_no),
+					   CStringGetTextDatum(xids ? xids : "{}")};
 		spi_exec("DELETE FROM ml.auto_retrain_batches WHERE model_id OPERATOR(pg_catalog.=) $1 "
-				 "AND window_no OPERATOR(pg_catalog.<=) $2",
-				 2, dt, dv, SPI_OK_DELETE);
-		spi_exec(psprintf("DROP VIEW pg_temp.%s", quote_identifier(temp_name)), 0, NULL, NULL, SPI_OK_UTILITY);
+				 "AND (window_no OPERATOR(pg_catalog.<=) $2 OR xid OPERATOR(pg_catalog.=) ANY ($3::pg_catalog.int8[]))",
+				 3, dt, dv, SPI_OK_DELETE);
+		if (temp_name)
+			spi_exec(psprintf("DROP VIEW pg_temp.%s", quote_identifier(temp_name)), 0, NULL, NULL, SPI_OK_UTILITY);
 	}
 	SPI_finish();
 	SetUserIdAndSecContext(save_user, save_sec);
@@ -761,9 +763,9 @@ pgml_run_jobs(PG_FUNCTION_ARGS)
 		values[2] = CStringGetTextDatum(!res.failed ? "succeeded" : res.final ? "failed" : "queued");
 		values[3] = Int32GetDatum(job.attempts);
 		values[4] = Int32GetDatum(res.version);
-		nulls[4] = res.failed;
+		nulls[4] = res.failed || res.version == 0;
 		values[5] = BoolGetDatum(res.deployed);
-		nulls[5] = res.failed;
+		nulls[5] = res.failed || res.version == 0;
 		if (res.error)
 			values[6] = CStringGetTextDatum(res.error);
 		else

@@ -19,6 +19,6 @@ void pgml_worker_init(void);
 // recorded on the job; the function returns when no job is left. Not in a transaction.
 void pgml_jobs_worker_run(void);
 
-// Forgets a model's auto-retrain (drops its trigger, staged rows, jobs). SPI connected, as the
+// Forgets a model's auto-retrain (drops its trigger, batches, jobs). SPI connected, as the
 // catalog owner; used by ml_drop_model.
 void pgml_jobs_forget_model(int64 model_id);

@@ -49,7 +49,8 @@ SELECT id, status, attempts, version, deployed, finished_at >= started_at AS tim
 SELECT version, parent_version, mode, rows_train, trained_by FROM ml_versions WHERE model = 'stream_m' ORDER BY version;
 SELECT count(*) AS nothing_left FROM ml_run_jobs();
 
--- incremental (auto picks it for linear models): a job trains on exactly its window's rows
+-- incremental (auto picks it for linear models): a job trains on exactly its window's rows,
+-- found by the inserting transactions (nothing is copied)
 CREATE TABLE inc (x float8, y float8);
 INSERT INTO inc SELECT i, 3 * i - 2 FROM generate_series(1, 40) i;
 SELECT model, version FROM ml_train('inc', 'y', algorithm => 'linear_regression', name => 'inc_m', test_size => 0);
@@ -58,12 +59,12 @@ SELECT model, mode, min_new_rows FROM ml_auto_retrains WHERE model = 'inc_m';
 INSERT INTO inc SELECT i, 3 * i - 2 FROM generate_series(41, 55) i;
 INSERT INTO inc SELECT i, 3 * i - 2 FROM generate_series(56, 65) i;
 INSERT INTO inc SELECT i, 3 * i - 2 FROM generate_series(66, 72) i;
-SELECT count(*) AS staged_rows FROM ml.auto_retrain_rows;
+SELECT count(*) AS batches FROM ml.auto_retrain_batches;
 SELECT job_id, model, status, version, error FROM ml_run_jobs();
 -- version 2 = the 40 rows of version 1 + the 25 of the window; the 7 rows after it wait
 SELECT version, parent_version, mode, rows_train FROM ml_versions WHERE model = 'inc_m' ORDER BY version;
 SELECT pending_rows FROM ml_auto_retrains WHERE model = 'inc_m';
-SELECT count(*) AS staged_rows FROM ml.auto_retrain_rows;
+SELECT count(*) AS batches FROM ml.auto_retrain_batches;
 -- a REPEATABLE READ insert never takes the counter (it cannot wait, nor fail on it): its rows
 -- are counted by the next runner, which then queues and runs the job
 BEGIN ISOLATION LEVEL REPEATABLE READ;
@@ -74,6 +75,16 @@ SELECT count(*) AS queued FROM ml_jobs WHERE model = 'inc_m' AND status = 'queue
 SELECT job_id, model, status, version, error FROM ml_run_jobs();
 SELECT version, parent_version, mode, rows_train FROM ml_versions WHERE model = 'inc_m' ORDER BY version;
 SELECT round((ml_predict('inc_m', ARRAY[100.0]))::numeric, 6) AS predicted;
+-- the rows of one transaction are trained on together: when it crossed the threshold twice,
+-- the first job takes all of them and the second has nothing left (no version)
+BEGIN;
+INSERT INTO inc SELECT i, 3 * i - 2 FROM generate_series(86, 105) i;
+INSERT INTO inc SELECT i, 3 * i - 2 FROM generate_series(106, 125) i;
+COMMIT;
+SELECT model, status, rows FROM ml_jobs WHERE model = 'inc_m' AND status = 'queued' ORDER BY id;
+SELECT model, status, version, deployed, error FROM ml_run_jobs();
+SELECT version, parent_version, mode, rows_train FROM ml_versions WHERE model = 'inc_m' ORDER BY version;
+SELECT count(*) AS batches FROM ml.auto_retrain_batches;
 
 -- a failing job leaves the deployed version as it was, records the error, and is retried
 -- until pg_ml.job_max_attempts
@@ -175,14 +186,14 @@ SELECT ml_auto_retrain('alice_jobs_m', NULL);
 SET client_min_messages = warning;
 RESET ROLE;
 
--- dropping a model drops its trigger, staged rows and jobs
+-- dropping a model drops its trigger, batches and jobs
 SELECT ml_auto_retrain('inc_m', 'inc', 5);
-INSERT INTO inc SELECT i, 3 * i - 2 FROM generate_series(86, 95) i;
+INSERT INTO inc SELECT i, 3 * i - 2 FROM generate_series(126, 135) i;
 SELECT count(*) AS jobs_before FROM ml.jobs WHERE model_id = (SELECT id FROM ml_models WHERE name = 'inc_m');
 SELECT ml_drop_model('inc_m');
 SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'inc'::regclass;
 SELECT count(*) AS jobs_after FROM ml.jobs j WHERE NOT EXISTS (SELECT 1 FROM ml.models m WHERE m.id = j.model_id);
-SELECT count(*) AS staged_rows FROM ml.auto_retrain_rows;
+SELECT count(*) AS batches FROM ml.auto_retrain_batches;
 INSERT INTO inc VALUES (1000, 2998);
 
 SELECT ml_drop_model(m) FROM unnest(ARRAY['stream_m', 'tree_m', 'alice_jobs_m']) m;
