@@ -602,10 +602,13 @@ run_job(const PgmlJob *job, PgmlJobResult *res)
 	if (!incremental || xids != NULL) {
 	SetUserIdAndSecContext(job->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	int nest = NewGUCNestLevel();
+	/* every argument given with its exact type: only the extension's own ml_retrain matches */
 	Oid rt[3] = {INT8OID, TEXTOID, TEXTOID};
 	Datum rv[3] = {Int64GetDatum(job->model_id), CStringGetTextDatum(train_rel), CStringGetTextDatum(job->mode)};
-	spi_exec(psprintf("SELECT version, deployed FROM %s.ml_retrain($1, $2, mode => $3)", extschema), 3, rt, rv,
-			 SPI_OK_SELECT);
+	spi_exec(psprintf("SELECT version, deployed FROM %s.ml_retrain($1, $2, $3, 'if_better'::pg_catalog.text, "
+					  "NULL::pg_catalog.float8, NULL::pg_catalog.int4)",
+					  extschema),
+			 3, rt, rv, SPI_OK_SELECT);
 	if (SPI_processed != 1)
 		elog(ERROR, "pg_ml: ml_retrain returned no row");
 	res->version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -843,6 +846,7 @@ pgml_jobs_worker_run(void)
 		if (!got)
 			break;
 
+		MemoryContextSwitchTo(cxt); /* after a commit: TopMemoryContext */
 		char *activity = psprintf("pg_ml: job %lld, retrain of model \"%s\"", (long long) job.id, job.model);
 		PgmlJobResult res;
 		memset(&res, 0, sizeof res);
