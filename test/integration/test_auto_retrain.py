@@ -323,6 +323,41 @@ class AutoRetrainWorkerTest(unittest.TestCase):
         self.set_worker(True)
         self.drop(name)
 
+    def test_6_inserts_never_wait(self):
+        """An insert neither waits for a transaction holding the counter nor for a retrain (model row locked)."""
+        self.set_worker(False)
+        name = "nowait"
+        self.model_table(name)
+        self.q("SELECT ml_auto_retrain(%s, %s, 1500)", (name, name))
+        holder = self.cluster.connect("burst", autocommit=False)
+        trainer = self.cluster.connect("burst", autocommit=False)
+        other = self.cluster.connect("burst")
+        try:
+            self.insert(name, 100_000, 1000, holder.cursor())        # holds the counter row until it commits
+            trainer.cursor().execute("SELECT 1 FROM ml.models WHERE name = %s FOR UPDATE", (name,))  # as a retrain does
+            with other.cursor() as cur:
+                cur.execute("SET statement_timeout = '5s'")
+                t0 = time.perf_counter()
+                self.insert(name, 200_000, 1000, cur)               # counted aside, no wait
+                self.insert(name, 300_000, 1000, cur)
+                waited = time.perf_counter() - t0
+            self.assertLess(waited, 4.0)
+            holder.commit()
+            self.insert(name, 400_000, 1000, other.cursor())       # takes the counter: 4000 rows, one job
+            self.assertEqual(self.q("SELECT rows FROM ml_jobs WHERE model = %s", (name,)), [(4000,)])
+            trainer.rollback()
+        finally:
+            holder.close()
+            trainer.close()
+            other.close()
+        ran = self.q("SELECT status, version FROM ml_run_jobs()")
+        self.assertEqual(ran, [("succeeded", 2)])
+        v = self.one("SELECT rows_train + rows_test - (SELECT rows_train FROM ml_versions WHERE model = %s AND version = 1) "
+                     "FROM ml_versions WHERE model = %s AND version = 2", (name, name))[0]
+        self.assertEqual(v, 4000)
+        self.set_worker(True)
+        self.drop(name)
+
     def test_4_launcher_restarts(self):
         """The launcher comes back after it is terminated (bgw_restart_time)."""
         pid = self.one("SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_ml launcher'")[0]

@@ -46,7 +46,7 @@ SELECT id, model, kind, status, mode, relation, rows, attempts, version, error F
 -- ml_run_jobs runs them in order, each as a new version (trained as the model's owner)
 SELECT job_id, model, status, attempts, version, deployed, error FROM ml_run_jobs();
 SELECT id, status, attempts, version, deployed, finished_at >= started_at AS timed, runner, error FROM ml_jobs ORDER BY id;
-SELECT version, parent_version, mode, rows_train, trained_by FROM ml_versions WHERE model = 'stream_m' ORDER BY version;
+SELECT version, parent_version, mode, rows_train, trained_by::text = current_user AS trained_by_me FROM ml_versions WHERE model = 'stream_m' ORDER BY version;
 SELECT count(*) AS nothing_left FROM ml_run_jobs();
 
 -- incremental (auto picks it for linear models): a job trains on exactly its window's rows,
