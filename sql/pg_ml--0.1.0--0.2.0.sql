@@ -42,14 +42,16 @@ COMMENT ON TABLE ml.auto_retrain IS 'pg_ml: auto-retrain settings and the row co
 -- Rows counted by statements that found the counter busy (window_no NULL until they are folded
 -- into a window) and, for incremental mode, every statement's batch: xid is the inserting
 -- (sub)transaction, the watermark by which an incremental job finds exactly its window's rows
--- in the relation (WHERE xmin = ANY (...)), so new rows are never copied.
+-- in the relation (WHERE xmin = ANY (...)), so new rows are never copied. Not kept by pg_dump:
+-- transaction ids mean nothing in a restored database (its rows have new ones); after a restore,
+-- counting starts again from the restored counters.
 CREATE SEQUENCE ml.auto_retrain_batches_id_seq AS bigint;
 CREATE TABLE ml.auto_retrain_batches (
     id              bigint NOT NULL DEFAULT nextval('ml.auto_retrain_batches_id_seq'),
     model_id        bigint NOT NULL,
     rows            bigint NOT NULL,
     window_no       bigint,
-    xid             bigint,
+    xid             bigint,          -- 64-bit (epoch and xid) inserting transaction id
     CONSTRAINT auto_retrain_batches_pkey PRIMARY KEY (id)
 );
 ALTER SEQUENCE ml.auto_retrain_batches_id_seq OWNED BY ml.auto_retrain_batches.id;
@@ -87,8 +89,6 @@ CREATE INDEX jobs_open_idx ON ml.jobs (model_id, id) WHERE status IN ('queued', 
 COMMENT ON TABLE ml.jobs IS 'pg_ml: the job queue (auto-retrain); read it through ml_jobs';
 
 SELECT pg_catalog.pg_extension_config_dump('ml.auto_retrain', '');
-SELECT pg_catalog.pg_extension_config_dump('ml.auto_retrain_batches', '');
-SELECT pg_catalog.pg_extension_config_dump('ml.auto_retrain_batches_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('ml.jobs', '');
 SELECT pg_catalog.pg_extension_config_dump('ml.jobs_id_seq', '');
 REVOKE ALL ON ml.auto_retrain, ml.auto_retrain_batches, ml.jobs FROM PUBLIC;

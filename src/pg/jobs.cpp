@@ -235,7 +235,7 @@ pgml_auto_retrain_trigger(PG_FUNCTION_ARGS)
 		   the watermark of the rows (the inserting transaction, which is the rows' xmin) */
 		Oid bt[4] = {INT8OID, INT8OID, INT8OID, INT8OID};
 		Datum bv[4] = {Int64GetDatum(model_id), Int64GetDatum(n), Int64GetDatum(window_no),
-					   Int64GetDatum(incremental ? (int64) GetCurrentTransactionId() : 0)};
+					   Int64GetDatum(incremental ? (int64) U64FromFullTransactionId(GetCurrentFullTransactionId()) : 0)};
 		char bn[4] = {' ', ' ', holder ? ' ' : 'n', incremental ? ' ' : 'n'};
 		SPIPlanPtr p = saved_plan(&plan_batch,
 								  "INSERT INTO ml.auto_retrain_batches (model_id, rows, window_no, xid) VALUES ($1, $2, $3, $4)",
@@ -566,8 +566,13 @@ run_job(const PgmlJob *job, PgmlJobResult *res)
 	if (incremental) {
 		Oid xt[2] = {INT8OID, INT8OID};
 		Datum xv[2] = {Int64GetDatum(job->model_id), Int64GetDatum(job->window_no)};
-		spi_exec("SELECT pg_catalog.array_agg(DISTINCT xid ORDER BY xid)::pg_catalog.text FROM ml.auto_retrain_batches "
-				 "WHERE model_id OPERATOR(pg_catalog.=) $1 AND window_no OPERATOR(pg_catalog.<=) $2 AND xid IS NOT NULL",
+		/* 64-bit ids recorded, compared as the 32-bit xmin; ids older than 2^31 transactions (could
+		   have wrapped around) are dropped */
+		spi_exec("SELECT pg_catalog.array_agg(DISTINCT (xid OPERATOR(pg_catalog.%) 4294967296))::pg_catalog.text "
+				 "FROM ml.auto_retrain_batches WHERE model_id OPERATOR(pg_catalog.=) $1 "
+				 "AND window_no OPERATOR(pg_catalog.<=) $2 AND xid OPERATOR(pg_catalog.>) "
+				 "(pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::pg_catalog.text::pg_catalog.int8 "
+				 "OPERATOR(pg_catalog.-) 2000000000)",
 				 2, xt, xv, SPI_OK_SELECT);
 		xids = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	}
@@ -631,7 +636,8 @@ run_job(const PgmlJob *job, PgmlJobResult *res)
 		Datum dv[3] = {Int64GetDatum(job->model_id), Int64GetDatum(job->window_no),
 					   CStringGetTextDatum(xids ? xids : "{}")};
 		spi_exec("DELETE FROM ml.auto_retrain_batches WHERE model_id OPERATOR(pg_catalog.=) $1 "
-				 "AND (window_no OPERATOR(pg_catalog.<=) $2 OR xid OPERATOR(pg_catalog.=) ANY ($3::pg_catalog.int8[]))",
+				 "AND (window_no OPERATOR(pg_catalog.<=) $2 "
+				 "OR (xid OPERATOR(pg_catalog.%) 4294967296) OPERATOR(pg_catalog.=) ANY ($3::pg_catalog.int8[]))",
 				 3, dt, dv, SPI_OK_DELETE);
 		if (temp_name)
 			spi_exec(psprintf("DROP VIEW pg_temp.%s", quote_identifier(temp_name)), 0, NULL, NULL, SPI_OK_UTILITY);
@@ -659,7 +665,7 @@ record_failure(const PgmlJob *job, const ErrorData *edata, PgmlJobResult *res)
 	spi_exec("UPDATE ml.jobs SET status = CASE WHEN attempts OPERATOR(pg_catalog.>=) $2 THEN 'failed' ELSE 'queued' END, "
 			 "finished_at = pg_catalog.clock_timestamp(), error = $3, error_code = $4, "
 			 "retry_at = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => "
-			 "LEAST(600, 10 OPERATOR(pg_catalog.*) 2 OPERATOR(pg_catalog.^) (attempts OPERATOR(pg_catalog.-) 1))) "
+			 "LEAST(600, 10 OPERATOR(pg_catalog.*) (2 OPERATOR(pg_catalog.^) (attempts OPERATOR(pg_catalog.-) 1)))) "
 			 "WHERE id OPERATOR(pg_catalog.=) $1 RETURNING status",
 			 4, t, v, SPI_OK_UPDATE_RETURNING);
 	res->failed = true;

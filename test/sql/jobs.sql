@@ -93,7 +93,7 @@ SELECT pending_rows FROM ml_auto_retrains WHERE model = 'stream_m';
 ALTER TABLE stream RENAME COLUMN x TO x_renamed;
 INSERT INTO stream (id, x_renamed, y) SELECT i, i, 2 * i + 1 FROM generate_series(291, 300) i;
 SELECT job_id, model, status, attempts, version, deployed, error FROM ml_run_jobs();
-SELECT status, attempts, error, error_code, retry_at > finished_at AS retry_later FROM ml_jobs WHERE status <> 'succeeded';
+SELECT status, attempts, error, error_code, retry_at - finished_at BETWEEN interval '9 s' AND interval '11 s' AS retry_in_10s FROM ml_jobs WHERE status <> 'succeeded';
 SELECT deployed_version, (SELECT max(version) FROM ml_versions WHERE model = 'stream_m') AS last_version
 FROM ml_models WHERE name = 'stream_m';
 -- not due yet: nothing runs
