@@ -101,7 +101,8 @@ trigger_function_oid(void)
 /*
  * fold_locked: the caller holds the model's counter row (locked FOR NO KEY UPDATE). Adds
  * own_rows and the batches counted meanwhile by others to the open window; queues one job
- * once the window holds min_new_rows. Returns whether a job was queued.
+ * once the window holds min_new_rows. Returns whether a job was queued. Batches a job is
+ * deleting (its transaction's rows were trained on already) are skipped, not waited for.
  */
 static SPIPlanPtr plan_fold_refit, plan_fold_incremental, plan_queue, plan_counter;
 
@@ -114,13 +115,14 @@ fold_locked(int64 model_id, bool incremental, int64 min_new_rows, int64 pending,
 	SPIPlanPtr fold =
 		incremental
 			? saved_plan(&plan_fold_incremental,
-						 "WITH f AS (UPDATE ml.auto_retrain_batches SET window_no = $2 WHERE model_id OPERATOR(pg_catalog.=) $1 "
-						 "AND window_no IS NULL RETURNING rows) SELECT pg_catalog.sum(rows)::pg_catalog.int8 FROM f",
+						 "WITH f AS (UPDATE ml.auto_retrain_batches SET window_no = $2 WHERE id IN (SELECT id "
+						 "FROM ml.auto_retrain_batches WHERE model_id OPERATOR(pg_catalog.=) $1 AND window_no IS NULL "
+						 "FOR UPDATE SKIP LOCKED) RETURNING rows) SELECT pg_catalog.sum(rows)::pg_catalog.int8 FROM f",
 						 2, t2)
 			: saved_plan(&plan_fold_refit,
-						 "WITH f AS (DELETE FROM ml.auto_retrain_batches WHERE model_id OPERATOR(pg_catalog.=) $1 "
-						 "AND window_no IS NULL RETURNING rows) "
-						 "SELECT pg_catalog.sum(rows)::pg_catalog.int8 FROM f",
+						 "WITH f AS (DELETE FROM ml.auto_retrain_batches WHERE id IN (SELECT id "
+						 "FROM ml.auto_retrain_batches WHERE model_id OPERATOR(pg_catalog.=) $1 AND window_no IS NULL "
+						 "FOR UPDATE SKIP LOCKED) RETURNING rows) SELECT pg_catalog.sum(rows)::pg_catalog.int8 FROM f",
 						 2, t2);
 	if (SPI_execute_plan(fold, v2, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "pg_ml: could not count the new rows");
