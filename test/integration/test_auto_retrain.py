@@ -359,6 +359,37 @@ class AutoRetrainWorkerTest(unittest.TestCase):
         self.set_worker(True)
         self.drop(name)
 
+    def test_7_server_crash_mid_job(self):
+        """An immediate shutdown during a job: after the restart no half version, the job runs again."""
+        self.set_worker(False)
+        name = "crash_refit"
+        self.q(f"DROP TABLE IF EXISTS {name}")
+        self.q(f"CREATE TABLE {name} (id int, x1 float8, x2 float8, x3 float8, x4 float8, y float8)")
+        self.insert(name, 0, 2000)
+        self.q("SELECT * FROM ml_train(%s, 'y', algorithm => 'random_forest', name => %s, exclude => ARRAY['id'], "
+               "hyperparams => '{\"n_estimators\": 10, \"max_depth\": 8}')", (name, name))
+        self.insert(name, 2000, 200_000)
+        self.q("SELECT ml_auto_retrain(%s, %s, 1000, 'refit')", (name, name))
+        self.insert(name, 500_000, 1000)
+        self.set_worker(True)
+        self.wait_for("the worker to start the job", lambda: self.q(
+            "SELECT 1 FROM ml_jobs WHERE model = %s AND status = 'running'", (name,)), timeout=60, interval=0.05)
+        time.sleep(1.0)
+        type(self).conn.close()
+        self.cluster.run(["pg_ctl", "-D", self.cluster.data, "-m", "immediate", "-w", "-t", "60", "restart"])
+        type(self).conn = self.cluster.connect("burst")
+        # the version the job was writing went with the crash
+        self.assertEqual(self.one("SELECT count(*) FROM ml.versions v JOIN ml.models m ON m.id = v.model_id "
+                                  "WHERE m.name = %s", (name,))[0], 1)
+
+        def finished():
+            r = self.q("SELECT status, attempts, version, error FROM ml_jobs WHERE model = %s", (name,))
+            return r if r and r[0][0] in ("succeeded", "failed") else None
+
+        status, attempts, version, error = self.wait_for("the job to be run again after the restart", finished)[0]
+        self.assertEqual((status, attempts, version, error), ("succeeded", 2, 2, None))
+        self.drop(name)
+
     def test_4_launcher_restarts(self):
         """The launcher comes back after it is terminated (bgw_restart_time)."""
         pid = self.one("SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_ml launcher'")[0]
