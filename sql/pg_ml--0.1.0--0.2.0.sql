@@ -111,3 +111,142 @@ COMMENT ON FUNCTION @extschema@.ml_export(bigint, integer) IS
     'pg_ml: a version (default: the deployed one) and its metadata as bytes for ml_import in another database';
 COMMENT ON FUNCTION @extschema@.ml_import(text, bytea) IS
     'pg_ml: create a model from ml_export() bytes (checked like any untrusted data); its version 1 is deployed';
+
+
+-- ---------------------------------------------------------------- auto-retrain and jobs
+-- ml_auto_retrain(model, relation, min_new_rows, mode) puts a statement-level AFTER INSERT
+-- trigger with a transition table on the relation. The trigger counts each statement's rows;
+-- the first inserting transaction that finds the model's counter row unlocked (SKIP LOCKED,
+-- never waiting) adds its rows and the rows counted meanwhile by others (ml.auto_retrain_batches)
+-- to the open window and, once the window holds min_new_rows, queues ONE job and opens the next
+-- window. An incremental job trains on exactly the rows its window's transactions inserted.
+-- Jobs run in their own (sub)transactions as the model's owner: in the background worker when
+-- pg_ml is preloaded, or through ml_run_jobs().
+-- No foreign key from the tables an inserting transaction writes (batches, jobs)
+-- to ml.models: its check would lock the model row (KEY SHARE), which a running retrain holds
+-- FOR UPDATE, and an insert would then wait for the training. ml_drop_model() removes them.
+
+CREATE TABLE ml.auto_retrain (
+    model_id        bigint NOT NULL,
+    relation        text NOT NULL,
+    min_new_rows    bigint NOT NULL,
+    mode            text NOT NULL,
+    pending_rows    bigint NOT NULL DEFAULT 0,
+    window_no       bigint NOT NULL DEFAULT 1,
+    created_by      regrole NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT auto_retrain_pkey PRIMARY KEY (model_id),
+    CONSTRAINT auto_retrain_model_fkey FOREIGN KEY (model_id) REFERENCES ml.models (id) ON DELETE CASCADE,
+    CONSTRAINT auto_retrain_min_new_rows_check CHECK (min_new_rows >= 1),
+    CONSTRAINT auto_retrain_pending_check CHECK (pending_rows >= 0),
+    CONSTRAINT auto_retrain_mode_check CHECK (mode IN ('refit', 'incremental'))
+);
+COMMENT ON TABLE ml.auto_retrain IS 'pg_ml: auto-retrain settings and the row counter of the open window';
+
+-- Rows counted by statements that found the counter busy (window_no NULL until they are folded
+-- into a window) and, for incremental mode, every statement's batch: xid is the inserting
+-- (sub)transaction, the watermark by which an incremental job finds exactly its window's rows
+-- in the relation (WHERE xmin = ANY (...)), so new rows are never copied. Not kept by pg_dump:
+-- transaction ids mean nothing in a restored database (its rows have new ones); after a restore,
+-- counting starts again from the restored counters.
+CREATE SEQUENCE ml.auto_retrain_batches_id_seq AS bigint;
+CREATE TABLE ml.auto_retrain_batches (
+    id              bigint NOT NULL DEFAULT nextval('ml.auto_retrain_batches_id_seq'),
+    model_id        bigint NOT NULL,
+    rows            bigint NOT NULL,
+    window_no       bigint,
+    xid             bigint,          -- 64-bit (epoch and xid) inserting transaction id
+    CONSTRAINT auto_retrain_batches_pkey PRIMARY KEY (id)
+);
+ALTER SEQUENCE ml.auto_retrain_batches_id_seq OWNED BY ml.auto_retrain_batches.id;
+CREATE INDEX auto_retrain_batches_model_idx ON ml.auto_retrain_batches (model_id, window_no);
+
+CREATE SEQUENCE ml.jobs_id_seq AS bigint;
+CREATE TABLE ml.jobs (
+    id              bigint NOT NULL DEFAULT nextval('ml.jobs_id_seq'),
+    model_id        bigint NOT NULL,
+    kind            text NOT NULL DEFAULT 'auto_retrain',
+    status          text NOT NULL DEFAULT 'queued',
+    mode            text NOT NULL,
+    relation        text NOT NULL,
+    rows            bigint NOT NULL,
+    window_no       bigint,
+    queued_at       timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    retry_at        timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    started_at      timestamptz,
+    finished_at     timestamptz,
+    attempts        integer NOT NULL DEFAULT 0,
+    runner_pid      integer,
+    runner          text,
+    version         integer,
+    deployed        boolean,
+    error           text,
+    error_code      text,
+    CONSTRAINT jobs_pkey PRIMARY KEY (id),
+    CONSTRAINT jobs_kind_check CHECK (kind IN ('auto_retrain')),
+    CONSTRAINT jobs_status_check CHECK (status IN ('queued', 'running', 'succeeded', 'failed')),
+    CONSTRAINT jobs_mode_check CHECK (mode IN ('refit', 'incremental')),
+    CONSTRAINT jobs_runner_check CHECK (runner IN ('worker', 'ml_run_jobs'))
+);
+ALTER SEQUENCE ml.jobs_id_seq OWNED BY ml.jobs.id;
+CREATE INDEX jobs_open_idx ON ml.jobs (model_id, id) WHERE status IN ('queued', 'running');
+COMMENT ON TABLE ml.jobs IS 'pg_ml: the job queue (auto-retrain); read it through ml_jobs';
+
+SELECT pg_catalog.pg_extension_config_dump('ml.auto_retrain', '');
+SELECT pg_catalog.pg_extension_config_dump('ml.jobs', '');
+SELECT pg_catalog.pg_extension_config_dump('ml.jobs_id_seq', '');
+REVOKE ALL ON ml.auto_retrain, ml.auto_retrain_batches, ml.jobs FROM PUBLIC;
+REVOKE ALL ON SEQUENCE ml.auto_retrain_batches_id_seq, ml.jobs_id_seq FROM PUBLIC;
+
+CREATE VIEW @extschema@.ml_jobs AS
+SELECT j.id, m.name AS model, j.model_id, j.kind, j.status, j.mode, j.relation, j.rows,
+       j.queued_at, j.started_at, j.finished_at, j.attempts, j.retry_at, j.version, j.deployed,
+       j.error, j.error_code, j.runner, j.runner_pid
+FROM ml.jobs j
+JOIN ml.models m ON m.id = j.model_id
+WHERE pg_catalog.pg_has_role(m.owner, 'USAGE')
+   OR EXISTS (SELECT 1 FROM ml.grants g
+              WHERE g.model_id OPERATOR(pg_catalog.=) m.id AND pg_catalog.pg_has_role(g.grantee, 'USAGE'));
+COMMENT ON VIEW @extschema@.ml_jobs IS 'pg_ml: the jobs (auto-retrain) of the models visible to the current role';
+
+CREATE VIEW @extschema@.ml_auto_retrains AS
+SELECT m.name AS model, a.model_id, a.relation, a.min_new_rows, a.mode,
+       a.pending_rows OPERATOR(pg_catalog.+) COALESCE((SELECT pg_catalog.sum(b.rows) FROM ml.auto_retrain_batches b
+                                WHERE b.model_id OPERATOR(pg_catalog.=) a.model_id AND b.window_no IS NULL), 0)
+           AS pending_rows,
+       a.created_by, a.created_at
+FROM ml.auto_retrain a
+JOIN ml.models m ON m.id = a.model_id
+WHERE pg_catalog.pg_has_role(m.owner, 'USAGE')
+   OR EXISTS (SELECT 1 FROM ml.grants g
+              WHERE g.model_id OPERATOR(pg_catalog.=) m.id AND pg_catalog.pg_has_role(g.grantee, 'USAGE'));
+COMMENT ON VIEW @extschema@.ml_auto_retrains IS 'pg_ml: auto-retrain settings and the new rows counted so far, per visible model';
+
+GRANT SELECT ON @extschema@.ml_jobs, @extschema@.ml_auto_retrains TO PUBLIC;
+
+-- Volatile, parallel unsafe: they change the catalog (and ml_auto_retrain a trigger).
+CREATE FUNCTION @extschema@.ml_auto_retrain(model text, relation text, min_new_rows integer DEFAULT 10000,
+                                            mode text DEFAULT 'auto') RETURNS void
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'pgml_auto_retrain';
+CREATE FUNCTION @extschema@.ml_auto_retrain(model bigint, relation text, min_new_rows integer DEFAULT 10000,
+                                            mode text DEFAULT 'auto') RETURNS void
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'pgml_auto_retrain';
+COMMENT ON FUNCTION @extschema@.ml_auto_retrain(text, text, integer, text)
+    IS 'pg_ml: queue a retrain of the model each time min_new_rows rows were inserted into relation; relation NULL turns it off';
+COMMENT ON FUNCTION @extschema@.ml_auto_retrain(bigint, text, integer, text)
+    IS 'pg_ml: queue a retrain of the model each time min_new_rows rows were inserted into relation; relation NULL turns it off';
+
+-- The counting trigger. Not executable by PUBLIC, so only ml_auto_retrain() (running as the
+-- catalog owner) can create a trigger with it: nobody can feed rows into another's model.
+CREATE FUNCTION ml.auto_retrain_trigger() RETURNS trigger
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'pgml_auto_retrain_trigger';
+REVOKE ALL ON FUNCTION ml.auto_retrain_trigger() FROM PUBLIC;
+COMMENT ON FUNCTION ml.auto_retrain_trigger() IS 'pg_ml: counts inserted rows (statement-level trigger); created by ml_auto_retrain()';
+
+CREATE FUNCTION @extschema@.ml_run_jobs(max_jobs integer DEFAULT NULL,
+    OUT job_id bigint, OUT model text, OUT status text, OUT attempts integer, OUT version integer,
+    OUT deployed boolean, OUT error text)
+    RETURNS SETOF record
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'pgml_run_jobs';
+COMMENT ON FUNCTION @extschema@.ml_run_jobs(integer)
+    IS 'pg_ml: run queued jobs of the models the caller owns (all for a superuser), each in a subtransaction';

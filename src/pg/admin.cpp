@@ -1,6 +1,7 @@
 // pg_ml glue: ml_evaluate, ml_deploy, ml_rollback, ml_drop_model, ml_grant, ml_revoke.
 #include "pg_ml.hpp"
 #include "progress.hpp"
+#include "jobs.hpp"
 
 #include <memory>
 #include <string>
@@ -183,6 +184,7 @@ pgml_drop_model(PG_FUNCTION_ARGS)
 	pgml_catalog_begin(&save_user, &save_sec);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "pg_ml: SPI_connect failed");
+	pgml_jobs_forget_model(ref.id); /* its auto-retrain trigger, staged rows and jobs */
 	Oid t = INT8OID;
 	Datum v = Int64GetDatum(ref.id);
 	if (SPI_execute_with_args("DELETE FROM ml.models WHERE id OPERATOR(pg_catalog.=) $1", 1, &t, &v, NULL, false, 0) !=

@@ -10,6 +10,8 @@ PG_MODULE_MAGIC;
 void _PG_init(void);
 }
 
+void pgml_worker_init(void); /* worker.cpp: the background worker's settings and launcher */
+
 int pgml_max_memory_mb = 1024;
 int pgml_batch_rows = 10000;
 int pgml_max_threads = 1;
@@ -34,6 +36,7 @@ _PG_init(void)
 							 "Off: read the rows through a cursor instead (the same statistics, one backend).",
 							 &pgml_stats_aggregate, true, PGC_USERSET, 0, NULL, NULL, NULL);
 	pgml_progress_init(); /* pg_ml.progress, pg_ml.progress_interval; shared slots when preloaded */
+	pgml_worker_init();
 	MarkGUCPrefixReserved("pg_ml");
 }
 
