@@ -12,15 +12,21 @@
 #include "pg_ml.hpp"
 
 #include "../core/stats_state.hpp"
+#include "progress.hpp"
 
 extern "C" {
 #include "access/genam.h"
+#include "access/parallel.h"
 #include "access/table.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
+#include "utils/catcache.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/syscache.h"
+#include "catalog/pg_proc.h"
 #include "utils/rel.h"
 #include "utils/typcache.h"
 
@@ -44,6 +50,7 @@ struct TransCache {
 	double *num;
 	const char **str;
 	size_t *len;
+	int64 progress_rows;   // rows since the last progress report (leader only)
 	const double *checked; // data pointer of the last checked state
 	size_t checked_len;
 	pgml::stats::Shape shape;
@@ -89,11 +96,12 @@ trans_cache(FunctionCallInfo fcinfo)
 	if (tc != nullptr)
 		return tc;
 	if (PG_ARGISNULL(1))
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("ml_train_stats parameters are NULL")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml_train_stats parameters"),
+						errdetail("The parameters are NULL."), errhint("ml_train_stats is called by ml_train; its first argument describes the columns that follow.")));
 	ArrayType *pa = PG_GETARG_ARRAYTYPE_P(1);
 	if (ARR_NDIM(pa) != 1 || ARR_HASNULL(pa))
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml.train_stats parameters"),
-						errdetail("The parameters are a one-dimensional float8[] without NULLs.")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml_train_stats parameters"),
+						errdetail("The parameters are a one-dimensional float8[] without NULLs."), errhint("ml_train_stats is called by ml_train; its first argument describes the columns that follow.")));
 	const double *pd = reinterpret_cast<const double *>(ARR_DATA_PTR(pa));
 	size_t pn = static_cast<size_t>(ARR_DIMS(pa)[0]);
 
@@ -105,9 +113,10 @@ trans_cache(FunctionCallInfo fcinfo)
 	tc->params = params;
 	const int nf = params->nfeat;
 	if (PG_NARGS() != kFirstFeatureArg + nf)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml.train_stats parameters"),
-						errdetail("The parameters describe %d features; %d were given.", nf,
-								  PG_NARGS() - kFirstFeatureArg)));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml_train_stats parameters"),
+						errdetail("The parameters describe %d features, but the call passes %d.", nf,
+								  PG_NARGS() - kFirstFeatureArg),
+						errhint("ml_train_stats is called by ml_train; its first argument describes the columns that follow.")));
 	tc->cols = static_cast<PgmlColumn *>(palloc0(sizeof(PgmlColumn) * nf));
 	tc->isnull = static_cast<bool *>(palloc0(sizeof(bool) * nf));
 	tc->num = static_cast<double *>(palloc0(sizeof(double) * nf));
@@ -122,7 +131,10 @@ trans_cache(FunctionCallInfo fcinfo)
 			ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
 							errmsg("argument %d of ml_train_stats has type %s, which its parameters do not describe",
 								   i < nf ? kFirstFeatureArg + i + 1 : 3,
-								   OidIsValid(type) ? format_type_be(type) : "unknown")));
+								   OidIsValid(type) ? format_type_be(type) : "unknown"),
+							errdetail("The parameters say whether each feature is numeric (numeric, boolean, date or "
+									  "timestamp types) or categorical (text or enum types)."),
+							errhint("ml_train_stats is called by ml_train; its first argument describes the columns that follow.")));
 	}
 	MemoryContextSwitchTo(old);
 	fcinfo->flinfo->fn_extra = tc;
@@ -256,6 +268,12 @@ pgml_stats_transfn(PG_FUNCTION_ARGS)
 		data = gdata;
 		len = need_len;
 	}
+	/* live progress of the reading phase: the rows this process has added (a parallel
+	 * worker's share is counted when the query ends) */
+	if (++tc->progress_rows >= pgml_batch_rows && !IsParallelWorker()) {
+		pgml_progress_rows(tc->progress_rows);
+		tc->progress_rows = 0;
+	}
 	PG_RETURN_ARRAYTYPE_P(state);
 }
 
@@ -288,6 +306,25 @@ pgml_stats_combinefn(PG_FUNCTION_ARGS)
 	}
 	PGML_CORE(pgml::stats::merge(ad, alen, bd, blen));
 	PG_RETURN_ARRAYTYPE_P(a);
+}
+
+/*
+ * pgml_stats_aggregate_installed: whether the installed extension has ml_train_stats. A
+ * database still at version 0.1.0 (before ALTER EXTENSION pg_ml UPDATE) reads the rows instead.
+ */
+bool
+pgml_stats_aggregate_installed(void)
+{
+	Oid nsp = extension_schema();
+	CatCList *list = SearchSysCacheList1(PROCNAMEARGSNSP, CStringGetDatum("ml_train_stats"));
+	bool found = false;
+	for (int i = 0; i < list->n_members && !found; i++) {
+		HeapTuple tup = &list->members[i]->tuple;
+		Form_pg_proc proc = reinterpret_cast<Form_pg_proc>(GETSTRUCT(tup));
+		found = proc->pronamespace == nsp && proc->prokind == PROKIND_AGGREGATE;
+	}
+	ReleaseSysCacheList(list);
+	return found;
 }
 
 /*
@@ -349,7 +386,13 @@ pgml_aggregate_relation(pgml::Trainer *trainer, Oid relid, const PgmlColumn *fea
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "pg_ml: SPI_connect failed");
+	/* the states are large: group them by hashing rather than by sorting them (for this
+	 * query only; the settings are restored after it, and on error by the transaction) */
+	int nest = NewGUCNestLevel();
+	if (ncat > 0)
+		(void)set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	int rc = SPI_execute_with_args(sql.data, 1, argtypes, args, NULL, true, 0);
+	AtEOXact_GUC(true, nest);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "pg_ml: statistics query failed: %s", SPI_result_code_string(rc));
 	int64 rows = 0;
@@ -390,5 +433,6 @@ pgml_aggregate_relation(pgml::Trainer *trainer, Oid relid, const PgmlColumn *fea
 	}
 	SPI_finish();
 	PGML_CORE(rows = trainer->rows_read());
+	pgml_progress_set_rows(rows);
 	return rows;
 }

@@ -77,6 +77,7 @@ int64 pgml_scan_relation(Oid relid, const PgmlColumn *features, int nfeatures, c
 
 // Computes the training statistics with one ml_train_stats aggregate query (aggregate.cpp)
 // and feeds them to the trainer (which must say uses_stats_aggregate()). Returns rows read.
+bool pgml_stats_aggregate_installed(void);
 int64 pgml_aggregate_relation(pgml::Trainer *trainer, Oid relid, const PgmlColumn *features, int nfeatures,
                               const PgmlColumn *target);
 

@@ -357,6 +357,17 @@ pgml_progress_rows(int64 n)
 	report(false);
 }
 
+/* pgml_progress_set_rows sets the rows read (the aggregate query's exact total, after the
+ * leader's running count of its own share). */
+void
+pgml_progress_set_rows(int64 n)
+{
+	if (local.data.pid == 0)
+		return;
+	local.data.rows = n;
+	report(false);
+}
+
 /* pgml_progress_iteration records an iteration of the fit and a metric's value (NaN: none). */
 void
 pgml_progress_iteration(int iteration, const char *metric, double value)

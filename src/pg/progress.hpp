@@ -17,6 +17,7 @@ void pgml_progress_init(void);
 void pgml_progress_begin(const char *command, const char *model, Oid relid, const char *phase);
 void pgml_progress_phase(const char *phase);
 void pgml_progress_rows(int64 n);
+void pgml_progress_set_rows(int64 n); // the exact count, once known (after an aggregate query)
 void pgml_progress_iteration(int iteration, const char *metric, double value);
 // The core's pgml::ProgressCallback (a phase, or an iteration when phase is NULL).
 void pgml_progress_core(const char *phase, int iteration, const char *metric, double value);

@@ -123,10 +123,9 @@ run_training(TrainState *st, Oid relid, const char *relname, const PgmlColumn *f
 {
 	bool aggregate = false;
 	PGML_CORE(aggregate = pgml_stats_aggregate && st->trainer->uses_stats_aggregate());
+	aggregate = aggregate && pgml_stats_aggregate_installed();
 	int64 rows = aggregate ? pgml_aggregate_relation(st->trainer.get(), relid, features, nfeatures, target)
 						   : pgml_scan_relation(relid, features, nfeatures, target, train_consume, st);
-	if (aggregate)
-		pgml_progress_rows(rows); /* progress: the aggregate query reports its rows at the end */
 	if (rows == 0)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("relation \"%s\" has no rows", relname),
 						errhint("Train on a relation with labelled rows.")));

@@ -1,0 +1,120 @@
+"""ALTER EXTENSION pg_ml UPDATE: a database created with 0.1.0 and updated to the current
+version has exactly the objects of a fresh install, and its models keep working."""
+import unittest
+
+import pgml_test
+from pgml_test import connect, create_database, drop_database, unique
+
+# every member of the extension, described, with its definition where it has one
+MEMBERS = """
+SELECT pg_describe_object(d.classid, d.objid, 0) AS object,
+       CASE d.classid
+         WHEN 'pg_proc'::regclass THEN
+           (SELECT concat_ws(' | ', pg_get_function_identity_arguments(p.oid), pg_get_function_result(p.oid),
+                             p.provolatile, p.proparallel, p.prosecdef, p.proisstrict, p.procost, p.prosrc,
+                             array_to_string(p.proconfig, ','), p.proacl::text)
+              FROM pg_proc p WHERE p.oid = d.objid)
+         WHEN 'pg_class'::regclass THEN
+           (SELECT concat_ws(' | ', c.relkind, c.relacl::text,
+                             CASE WHEN c.relkind = 'v' THEN pg_get_viewdef(c.oid) END,
+                             (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) ||
+                                                CASE WHEN a.attnotnull THEN ' not null' ELSE '' END ||
+                                                coalesce(' default ' || pg_get_expr(ad.adbin, ad.adrelid), ''),
+                                                ', ' ORDER BY a.attnum)
+                                FROM pg_attribute a
+                                LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+                               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+                             (SELECT string_agg(conname || ' ' || pg_get_constraintdef(oid), ', ' ORDER BY conname)
+                                FROM pg_constraint WHERE conrelid = c.oid),
+                             (SELECT string_agg(pg_get_indexdef(indexrelid), ', ' ORDER BY 1)
+                                FROM pg_index WHERE indrelid = c.oid))
+              FROM pg_class c WHERE c.oid = d.objid)
+         WHEN 'pg_namespace'::regclass THEN
+           (SELECT n.nspacl::text FROM pg_namespace n WHERE n.oid = d.objid)
+       END AS definition
+FROM pg_depend d
+WHERE d.refclassid = 'pg_extension'::regclass
+  AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_ml')
+  AND d.deptype = 'e'
+ORDER BY 1, 2
+"""
+
+TRIGGERS = """
+SELECT tgrelid::regclass::text, tgname, pg_get_triggerdef(oid)
+FROM pg_trigger WHERE tgrelid::regclass::text LIKE 'ml.%' AND NOT tgisinternal ORDER BY 1, 2
+"""
+
+
+def snapshot(dbname):
+    conn = connect(dbname)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(MEMBERS)
+            members = cur.fetchall()
+            cur.execute(TRIGGERS)
+            triggers = cur.fetchall()
+            cur.execute("SELECT extconfig::regclass[]::text[], extcondition FROM pg_extension WHERE extname = 'pg_ml'")
+            config = cur.fetchone()
+            cur.execute("SELECT extversion FROM pg_extension WHERE extname = 'pg_ml'")
+            version = cur.fetchone()[0]
+    finally:
+        conn.close()
+    return version, members, triggers, config
+
+
+class UpgradeTest(unittest.TestCase):
+    def setUp(self):
+        self.old = unique("pgml_upgrade_old")
+        self.fresh = unique("pgml_upgrade_new")
+        create_database(self.old, extension=False)
+        create_database(self.fresh)
+
+    def tearDown(self):
+        drop_database(self.old)
+        drop_database(self.fresh)
+
+    def test_update_from_0_1_0_equals_a_fresh_install(self):
+        conn = connect(self.old)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("CREATE EXTENSION pg_ml VERSION '0.1.0'")
+                cur.execute("CREATE TABLE pts AS SELECT i::float8 AS x, (2 * i + 1)::float8 AS y "
+                            "FROM generate_series(1, 100) i")
+                cur.execute("SELECT version FROM ml_train('pts', 'y', 'linear_regression', name => 'line')")
+                self.assertEqual(cur.fetchone()[0], 1)
+                cur.execute("SELECT ml_predict('line', ARRAY[10.0])")
+                before = cur.fetchone()[0]
+                cur.execute("ALTER EXTENSION pg_ml UPDATE")
+        finally:
+            conn.close()
+        # a new connection loads the current library
+        conn = connect(self.old)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SET pg_ml.progress = off")
+                cur.execute("SELECT ml_predict('line', ARRAY[10.0])")
+                self.assertAlmostEqual(cur.fetchone()[0], before, places=9)
+                self.assertAlmostEqual(before, 21.0, places=6)
+                # the 0.1.0 model retrains with the 0.2.0 code, through the aggregate
+                cur.execute("SELECT version, parent_version FROM ml_retrain('line', 'pts', mode => 'incremental', "
+                            "deploy => 'always')")
+                self.assertEqual(cur.fetchone(), (2, 1))
+                cur.execute("SELECT count(*) FROM ml_versions WHERE model = 'line'")
+                self.assertEqual(cur.fetchone()[0], 2)
+        finally:
+            conn.close()
+
+        old_version, old_members, old_triggers, old_config = snapshot(self.old)
+        new_version, new_members, new_triggers, new_config = snapshot(self.fresh)
+        self.assertEqual(old_version, new_version)
+        old_set, new_set = dict(old_members), dict(new_members)
+        self.assertEqual(sorted(set(new_set) - set(old_set)), [], "missing after the update")
+        self.assertEqual(sorted(set(old_set) - set(new_set)), [], "left over by the update")
+        for obj in sorted(new_set):
+            self.assertEqual(old_set[obj], new_set[obj], obj)
+        self.assertEqual(old_triggers, new_triggers)
+        self.assertEqual(sorted(zip(old_config[0], old_config[1])), sorted(zip(new_config[0], new_config[1])))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,64 @@
+-- ml_train_stats: the linear family's training statistics as one aggregate query
+SET pg_ml.progress = off;
+CREATE TABLE sales (id int, region text, channel text, units float8, price float8, promo bool, revenue float8);
+INSERT INTO sales
+SELECT i,
+       (ARRAY['north', 'south', 'east', 'west'])[1 + i % 4],
+       CASE WHEN i % 9 = 0 THEN NULL ELSE (ARRAY['web', 'store'])[1 + i % 2] END,
+       CASE WHEN i % 13 = 0 THEN NULL ELSE (i % 17)::float8 END,
+       10 + (i % 7),
+       i % 5 = 0,
+       3 * coalesce(i % 17, 8) + 2 * (10 + i % 7) + CASE WHEN i % 4 = 1 THEN 5 ELSE 0 END + (i % 3) * 0.1
+FROM generate_series(1, 3000) i;
+ANALYZE sales;
+
+-- the aggregate and the row reader give the same model (one query either way)
+SELECT model, rows_train, rows_test, round((metrics->>'r2')::numeric, 10) AS r2
+FROM ml_train('sales', 'revenue', 'linear_regression', name => 'sales_agg', exclude => ARRAY['id']);
+SET pg_ml.stats_aggregate = off;
+SELECT model, rows_train, rows_test, round((metrics->>'r2')::numeric, 10) AS r2
+FROM ml_train('sales', 'revenue', 'linear_regression', name => 'sales_rows', exclude => ARRAY['id']);
+RESET pg_ml.stats_aggregate;
+SELECT v.report->>'reader' AS reader, v.data_fingerprint = w.data_fingerprint AS same_rows,
+       v.report->'imputed' AS imputed,
+       (SELECT max(abs(a.importance - b.importance)) < 1e-9
+          FROM ml_feature_importance('sales_agg') a JOIN ml_feature_importance('sales_rows') b USING (feature)) AS same_coefficients
+FROM ml_versions v, ml_versions w WHERE v.model = 'sales_agg' AND w.model = 'sales_rows';
+SELECT report->>'reader' AS reader FROM ml_versions WHERE model = 'sales_rows';
+
+-- dedupe needs the rows: the row reader is used
+SELECT model FROM ml_train('sales', 'revenue', 'ridge', name => 'sales_dedupe', exclude => ARRAY['id'],
+                           preprocess => '{"dedupe": true}');
+SELECT report->>'reader' AS reader FROM ml_versions WHERE model = 'sales_dedupe';
+
+-- parallel query: partial aggregates on workers, combined in the leader; the same model
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+EXPLAIN (COSTS OFF)
+SELECT region, ml_train_stats('{1,5,1,0,42,0.2,0,100,256,1,1,1,1,0,0,0}', revenue, region, channel, units, price, promo) FROM sales GROUP BY region;
+SELECT model, rows_train, rows_test, round((metrics->>'r2')::numeric, 10) AS r2
+FROM ml_train('sales', 'revenue', 'linear_regression', name => 'sales_parallel', exclude => ARRAY['id']);
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
+
+-- incremental retraining adds the new rows' statistics
+CREATE TABLE sales_more AS SELECT * FROM sales WHERE id <= 500;
+SELECT version, mode, rows_train FROM ml_retrain('sales_agg', 'sales_more', mode => 'incremental', deploy => 'always');
+
+-- the state's text form is lossless
+SELECT s::text::float8[] = s AS lossless
+FROM (SELECT ml_train_stats('{1,2,1,0,42,0.2,0,100,256,1,1,0,0}', revenue, units, price) AS s FROM sales) q;
+
+-- errors: the aggregate checks what it is given
+SELECT ml_train_stats(NULL, revenue, units) FROM sales;
+SELECT ml_train_stats('{1,2,1,0,42,0.2,0,100,256,1,1,0,0}', revenue, units) FROM sales;
+SELECT ml_train_stats('{1,1,1,0,42,1.5,0,100,256,1,1,0}', revenue, units) FROM sales;
+SELECT ml_train_stats('{1,1,1,0,42,0.2,0,100,256,1,1,0}', revenue, region) FROM sales;
+SELECT ml.train_stats_transfn(NULL, '{1}', 1, 2);
+
+DROP TABLE sales, sales_more;
+SELECT count(ml_drop_model(m)) FROM unnest(ARRAY['sales_agg', 'sales_rows', 'sales_dedupe', 'sales_parallel']) m;
