@@ -189,6 +189,8 @@ class Bench:
             cur.execute("SET client_min_messages = warning")
             if self.has_pgml(cur):
                 cur.execute(f"SET pg_ml.max_threads = {int(self.a.threads)}")
+                if self.a.pg_max_memory:
+                    cur.execute("SELECT set_config('pg_ml.max_memory', %s, false)", (self.a.pg_max_memory,))
         return conn
 
     @staticmethod
@@ -339,15 +341,15 @@ def parse_binary_copy(buf):
     """Parses COPY ... (FORMAT binary) of (x0..x19 float8, y float8, label bool, c1 text, c2 text)
     into {x: (n, 20) float64, y: float64, label: bool, c1, c2: str arrays}."""
     import struct
-    raw = bytes(buf)
-    if raw[:11] != b"PGCOPY\n\xff\r\n\x00":
+    raw = buf  # a memoryview of the COPY buffer: no copy of the data
+    if bytes(raw[:11]) != b"PGCOPY\n\xff\r\n\x00":
         raise ValueError("not a binary COPY stream")
     (ext,) = struct.unpack_from(">I", raw, 15)
     pos = 19 + ext
     nfields = P + 4
     fixed = 2 + (P + 1) * 12 + 5  # field count, 21 float8 (length + value), bool (length + byte)
     a = np.frombuffer(raw, dtype=np.uint8)
-    got = _row_starts(a, pos, fixed, nfields) if raw[pos:pos + 2] != b"\xff\xff" else None
+    got = _row_starts(a, pos, fixed, nfields) if bytes(raw[pos:pos + 2]) != b"\xff\xff" else None
     if got is None:  # walk the rows (slow, but exact whatever the bytes hold)
         starts, l1s, l2s = [], [], []
         while True:
@@ -737,8 +739,8 @@ def markdown(b, info):
              f"machine: {info['nproc']} CPUs ({info['cpu']}), {info['ram_gb']} GB RAM, load average "
              f"{info['load_average']} at the end; PostgreSQL {info['postgresql']}, pg_ml {info['pg_ml']}, "
              f"max_parallel_workers_per_gather = {info['max_parallel_workers_per_gather']}, "
-             f"shared_buffers = {info['shared_buffers']}, work_mem = {info['work_mem']}; threads (pg_ml.max_threads, "
-             f"sklearn n_jobs, BLAS, xgboost nthread) = {b.a.threads}; numpy {info['numpy']}, "
+             f"shared_buffers = {info['shared_buffers']}, work_mem = {info['work_mem']}, pg_ml.max_memory = {info['pg_ml.max_memory']}; threads (pg_ml.max_threads "
+             f"= {info['pg_ml.max_threads']}, sklearn n_jobs, BLAS, xgboost nthread) = {b.a.threads}; numpy {info['numpy']}, "
              f"scikit-learn {info.get('sklearn', '?')}, xgboost {info.get('xgboost', '?')}.",
              "",
              "| | measure | rows | pg_ml | other | ratio | target | note |",
@@ -766,6 +768,8 @@ def main():
                     help="train decision_tree, random_forest, mlp and kmeans on the first N rows only (0: all)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                     help="pg_ml.max_threads = sklearn n_jobs = BLAS threads = xgboost nthread (default: nproc)")
+    ap.add_argument("--pg-max-memory", help="pg_ml.max_memory for the trainings, e.g. 8GB (default: the server's; "
+                    "logistic_regression and gradient_boosting at 10M rows need more than the 1GB default)")
     ap.add_argument("--dbname")
     ap.add_argument("--json", help="write the results to this file")
     ap.add_argument("--keep-models", action="store_true")
@@ -776,6 +780,8 @@ def main():
     if bad:
         ap.error(f"unknown algorithm {', '.join(bad)}")
     sections = set(a.sections.split(","))
+    if sections - set("abcde"):
+        ap.error(f"unknown section {', '.join(sorted(sections - set('abcde')))}")
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
@@ -793,6 +799,8 @@ def main():
     slow_n = min(a.rows, a.max_rows_slow) if a.max_rows_slow > 0 else a.rows
     slow_table = ensure_table(cur, slow_n, log) if "b" in sections else None
     info = machine_info(cur)
+    cur.execute("SELECT current_setting('pg_ml.max_threads', true), current_setting('pg_ml.max_memory', true)")
+    info["pg_ml.max_threads"], info["pg_ml.max_memory"] = cur.fetchone()
     try:
         import sklearn
         info["sklearn"] = sklearn.__version__
