@@ -188,6 +188,7 @@ class Bench:
         with conn.cursor() as cur:
             cur.execute("SET client_min_messages = warning")
             if self.has_pgml(cur):
+                cur.execute("LOAD 'pg_ml'")  # its settings exist once the library is loaded
                 cur.execute(f"SET pg_ml.max_threads = {int(self.a.threads)}")
                 if self.a.pg_max_memory:
                     cur.execute("SELECT set_config('pg_ml.max_memory', %s, false)", (self.a.pg_max_memory,))
