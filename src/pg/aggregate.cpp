@@ -213,15 +213,21 @@ compare_groups(const void *a, const void *b)
 	return 0;
 }
 
+// The state may be updated in place only when nodeAgg calls: anything else is an error.
+void
+require_aggregate(FunctionCallInfo fcinfo, const char *what)
+{
+	if (!AggCheckCallContext(fcinfo, NULL))
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						errmsg("ml_train_stats %s function called outside an aggregate", what)));
+}
+
 } // namespace
 
 extern "C" PGDLLEXPORT Datum
 pgml_stats_transfn(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt;
-	if (!AggCheckCallContext(fcinfo, &aggcxt))
-		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						errmsg("ml_train_stats transition function called outside an aggregate")));
+	require_aggregate(fcinfo, "transition");
 	TransCache *tc = trans_cache(fcinfo);
 	const pgml::stats::Params &p = *tc->params;
 
@@ -280,10 +286,7 @@ pgml_stats_transfn(PG_FUNCTION_ARGS)
 extern "C" PGDLLEXPORT Datum
 pgml_stats_combinefn(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt;
-	if (!AggCheckCallContext(fcinfo, &aggcxt))
-		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						errmsg("ml_train_stats combine function called outside an aggregate")));
+	require_aggregate(fcinfo, "combine");
 	/* strict: nodeAgg handles NULL states */
 	ArrayType *a = PG_GETARG_ARRAYTYPE_P(0);
 	ArrayType *b = PG_GETARG_ARRAYTYPE_P(1);
@@ -338,7 +341,6 @@ int64
 pgml_aggregate_relation(pgml::Trainer *trainer, Oid relid, const PgmlColumn *features, int nfeatures,
 						const PgmlColumn *target)
 {
-	std::vector<double> *params = nullptr;
 	/* the planner's row estimate sizes the MAE sample's share per group */
 	double expected = 0;
 	{
@@ -350,8 +352,8 @@ pgml_aggregate_relation(pgml::Trainer *trainer, Oid relid, const PgmlColumn *fea
 			RelationClose(rel);
 		}
 	}
-	PGML_CORE(params = new std::vector<double>(trainer->stats_params(expected)));
-	pgml_own(CurrentMemoryContext, params, [](void *p) { delete static_cast<std::vector<double> *>(p); });
+	std::vector<double> *params = pgml_new_owned<std::vector<double>>();
+	PGML_CORE(*params = trainer->stats_params(expected));
 
 	const char *schema = quote_identifier(get_namespace_name(extension_schema()));
 

@@ -191,3 +191,15 @@ pgml_deserialize(bytea *blob, MemoryContext cxt, const char *model_name, int32 v
 		pgml_own(cxt, model, delete_model);
 	return model;
 }
+
+pgml::Model *
+pgml_load_deployed(const PgmlModelRef *ref)
+{
+	if (ref->deployed_version == 0)
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						errmsg("model \"%s\" has no deployed version", ref->name)));
+	bytea *blob = pgml_load_blob(ref->id, ref->deployed_version, NULL, true);
+	if (blob == NULL)
+		elog(ERROR, "pg_ml: version %d of model \"%s\" is missing", ref->deployed_version, ref->name);
+	return pgml_deserialize(blob, CurrentMemoryContext, ref->name, ref->deployed_version);
+}

@@ -29,21 +29,6 @@ struct ExportState {
 	std::string provenance;
 };
 
-void
-delete_state(void *p)
-{
-	delete static_cast<ExportState *>(p);
-}
-
-ExportState *
-new_state(void)
-{
-	ExportState *st = nullptr;
-	PGML_CORE(st = new ExportState());
-	pgml_own(CurrentMemoryContext, st, delete_state);
-	return st;
-}
-
 // The envelope's text is UTF-8: converted from and to the database encoding (a no-op in a
 // UTF-8 database; an error for a character the database encoding cannot hold).
 char *
@@ -168,7 +153,7 @@ pgml_export(PG_FUNCTION_ARGS)
 
 	/* the blob is checked like any other before it leaves */
 	pgml::Model *model = pgml_deserialize(blob, caller, ref.name, version);
-	ExportState *st = new_state();
+	ExportState *st = pgml_new_owned<ExportState>();
 	const uint8_t *blob_data = reinterpret_cast<const uint8_t *>(VARDATA_ANY(blob));
 	size_t blob_len = VARSIZE_ANY_EXHDR(blob);
 	PGML_CORE({
@@ -235,7 +220,7 @@ pgml_import(PG_FUNCTION_ARGS)
 	/* decode and validate everything first */
 	const uint8_t *bytes = reinterpret_cast<const uint8_t *>(VARDATA_ANY(data));
 	size_t len = VARSIZE_ANY_EXHDR(data);
-	ExportState *st = new_state();
+	ExportState *st = pgml_new_owned<ExportState>();
 	PGML_CORE({
 		st->rec = pgml::decode_export(bytes, len, &st->model);
 		st->desc = pgml::describe_model(*st->model);

@@ -405,13 +405,7 @@ pgml_auto_retrain(PG_FUNCTION_ARGS)
 						errdetail("ml_auto_retrain needs the SELECT and TRIGGER privileges on the table.")));
 
 	/* the model's columns must be there; auto picks incremental where the algorithm can continue */
-	if (ref.deployed_version == 0)
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						errmsg("model \"%s\" has no deployed version", ref.name)));
-	bytea *blob = pgml_load_blob(ref.id, ref.deployed_version, NULL, true);
-	if (blob == NULL)
-		elog(ERROR, "pg_ml: version %d of model \"%s\" is missing", ref.deployed_version, ref.name);
-	pgml::Model *base = pgml_deserialize(blob, CurrentMemoryContext, ref.name, ref.deployed_version);
+	pgml::Model *base = pgml_load_deployed(&ref);
 	Relation rel = relation_open(relid, AccessShareLock);
 	TupleDesc desc = CreateTupleDescCopy(RelationGetDescr(rel));
 	relation_close(rel, NoLock);

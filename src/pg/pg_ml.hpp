@@ -43,6 +43,17 @@ extern bool pgml_stats_aggregate;
 // Deletes obj with deleter when cxt is reset or deleted (including on error).
 void pgml_own(MemoryContext cxt, void *obj, void (*deleter)(void *));
 
+// A default-constructed T, created through the boundary and deleted with CurrentMemoryContext.
+template <typename T>
+T *
+pgml_new_owned(void)
+{
+	T *obj = nullptr;
+	PGML_CORE(obj = new T());
+	pgml_own(CurrentMemoryContext, obj, [](void *p) { delete static_cast<T *>(p); });
+	return obj;
+}
+
 // ---------------------------------------------------------------- relations (reader.cpp)
 struct PgmlColumn {
 	char name[NAMEDATALEN];
@@ -119,3 +130,6 @@ void pgml_match_columns(TupleDesc desc, const pgml::Model *model, const char *re
 void pgml_record_deploy(int64 model_id, int32 version, const char *reason, Oid by);
 // Deserializes a blob (an error for a corrupt one); the model is owned by cxt.
 pgml::Model *pgml_deserialize(bytea *blob, MemoryContext cxt, const char *model_name, int32 version);
+// The deployed version of a resolved model, read fresh and deserialized (owned by
+// CurrentMemoryContext); an error when the model has no deployed version.
+pgml::Model *pgml_load_deployed(const PgmlModelRef *ref);

@@ -29,21 +29,6 @@ struct TrainState {
 };
 
 void
-delete_state(void *p)
-{
-	delete static_cast<TrainState *>(p);
-}
-
-TrainState *
-new_state(void)
-{
-	TrainState *st = nullptr;
-	PGML_CORE(st = new TrainState());
-	pgml_own(CurrentMemoryContext, st, delete_state);
-	return st;
-}
-
-void
 train_consume(void *arg, const pgml::Batch *batch)
 {
 	TrainState *st = static_cast<TrainState *>(arg);
@@ -543,7 +528,7 @@ pgml_train(PG_FUNCTION_ARGS)
 	int npp = pgml_flatten_options(PG_GETARG_JSONB_P(8), "preprocess", &pp);
 
 	/* the core: spec, then batches, then the fit */
-	TrainState *st = new_state();
+	TrainState *st = pgml_new_owned<TrainState>();
 	pgml::TrainSpec *spec = &st->spec;
 	PGML_CORE({
 		for (int i = 0; i < nfeatures; i++)
@@ -657,13 +642,7 @@ pgml_retrain(PG_FUNCTION_ARGS)
 	/* the model, locked against concurrent retrains, deploys and drops */
 	PgmlModelRef ref;
 	pgml_resolve_model(PG_GETARG_DATUM(0), get_fn_expr_argtype(fcinfo->flinfo, 0), PGML_OWN, true, &ref);
-	if (ref.deployed_version == 0)
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						errmsg("model \"%s\" has no deployed version", ref.name)));
-	bytea *blob = pgml_load_blob(ref.id, ref.deployed_version, NULL, true);
-	if (blob == NULL)
-		elog(ERROR, "pg_ml: version %d of model \"%s\" is missing", ref.deployed_version, ref.name);
-	pgml::Model *base = pgml_deserialize(blob, CurrentMemoryContext, ref.name, ref.deployed_version);
+	pgml::Model *base = pgml_load_deployed(&ref);
 
 	double test_size = PG_ARGISNULL(4) ? base->test_size : PG_GETARG_FLOAT8(4);
 	int64 seed = PG_ARGISNULL(5) ? static_cast<int64>(base->seed) : PG_GETARG_INT32(5);
@@ -685,7 +664,7 @@ pgml_retrain(PG_FUNCTION_ARGS)
 	PgmlColumn target;
 	pgml_match_columns(desc, base, relname, ref.name, features, &target, true);
 
-	TrainState *st = new_state();
+	TrainState *st = pgml_new_owned<TrainState>();
 	PGML_CORE({
 		st->spec.test_size = test_size;
 		st->spec.seed = static_cast<uint64_t>(seed);
