@@ -184,8 +184,6 @@ void add_fingerprint(double *buf, uint64_t v)
 	buf[H_FP_HI] = hi;
 }
 
-Shape checked_shape(const double *buf, size_t len) { return shape_of(buf, len); }
-
 int used_slots(const double *buf, const Shape &s, const Layout &L)
 {
 	int used = s.k + (s.has_target ? 1 : 0);
@@ -460,7 +458,7 @@ size_t add_row(double *buf, const Shape &s, const Params &p, const Row &row, Sha
 
 void relayout(const double *from, size_t from_len, double *to, const Shape &s)
 {
-	const Shape f = checked_shape(from, from_len);
+	const Shape f = shape_of(from, from_len);
 	if (s.nfeat != f.nfeat || s.k != f.k || s.has_target != f.has_target || s.q < f.q || s.cap < f.cap ||
 	    s.block != f.block || s.sample_k != f.sample_k)
 		throw Error(ErrorCode::Internal, "train_stats state cannot shrink");
@@ -502,7 +500,7 @@ void assign_indicators(double *buf, const Shape &s, const std::vector<size_t> &c
 
 Shape merged_shape(const double *a, size_t alen, const double *b, size_t blen)
 {
-	Shape sa = checked_shape(a, alen), sb = checked_shape(b, blen);
+	Shape sa = shape_of(a, alen), sb = shape_of(b, blen);
 	if (sa.nfeat != sb.nfeat || sa.k != sb.k || sa.has_target != sb.has_target || sa.block != sb.block ||
 	    sa.sample_k != sb.sample_k)
 		corrupt("The two states were made for different columns.");
@@ -537,11 +535,11 @@ Moments split_moments(const double *b, const Shape &s, const Layout &L, int t)
 
 void merge(double *a, size_t alen, const double *b, size_t blen)
 {
-	const Shape sb = checked_shape(b, blen);
+	const Shape sb = shape_of(b, blen);
 	const Layout Lb(sb);
 	// give a the indicators b has
 	{
-		Shape sa = checked_shape(a, alen);
+		Shape sa = shape_of(a, alen);
 		const Layout La(sa);
 		std::vector<size_t> cols;
 		for (int c = 0; c < sa.k; c++)
@@ -550,7 +548,7 @@ void merge(double *a, size_t alen, const double *b, size_t blen)
 		if (!cols.empty())
 			assign_indicators(a, sa, cols); // a was relaid to the merged shape: the slots are free
 	}
-	const Shape sa = checked_shape(a, alen);
+	const Shape sa = shape_of(a, alen);
 	const Layout La(sa);
 	if (sa.nfeat != sb.nfeat || sa.k != sb.k || sa.has_target != sb.has_target || sa.sample_k != sb.sample_k)
 		corrupt("The two states were made for different columns.");
@@ -608,7 +606,7 @@ void merge(double *a, size_t alen, const double *b, size_t blen)
 Decoded decode(const double *buf, size_t len)
 {
 	Decoded d;
-	d.shape = checked_shape(buf, len);
+	d.shape = shape_of(buf, len);
 	const Shape &s = d.shape;
 	const Layout L(s);
 	const size_t k = static_cast<size_t>(s.k);

@@ -312,11 +312,12 @@ pgml_stats_combinefn(PG_FUNCTION_ARGS)
 }
 
 /*
- * pgml_stats_aggregate_installed: whether the installed extension has ml_train_stats. A
- * database still at version 0.1.0 (before ALTER EXTENSION pg_ml UPDATE) reads the rows instead.
+ * pgml_stats_aggregate_schema: the schema of the installed extension's ml_train_stats, or
+ * InvalidOid when it has none: a database still at version 0.1.0 (before ALTER EXTENSION
+ * pg_ml UPDATE) reads the rows instead.
  */
-bool
-pgml_stats_aggregate_installed(void)
+Oid
+pgml_stats_aggregate_schema(void)
 {
 	Oid nsp = extension_schema();
 	CatCList *list = SearchSysCacheList1(PROCNAMEARGSNSP, CStringGetDatum("ml_train_stats"));
@@ -327,19 +328,19 @@ pgml_stats_aggregate_installed(void)
 		found = proc->pronamespace == nsp && proc->prokind == PROKIND_AGGREGATE;
 	}
 	ReleaseSysCacheList(list);
-	return found;
+	return found ? nsp : InvalidOid;
 }
 
 /*
  * pgml_aggregate_relation computes the training statistics of a relation with one query,
- *   SELECT <categorical features>, ml_train_stats($1, target, features...)
- *     FROM relation GROUP BY <categorical features> ORDER BY <categorical features>
+ *   SELECT <categorical features>, <schema_oid>.ml_train_stats($1, target, features...)
+ *     FROM relation GROUP BY <categorical features>
  * as the current user (privileges and row-level security apply; parallel query may run it
- * on several workers), and hands each group to the trainer. Returns the rows read.
+ * on several workers), and hands the groups to the trainer in level order. Returns the rows read.
  */
 int64
-pgml_aggregate_relation(pgml::Trainer *trainer, Oid relid, const PgmlColumn *features, int nfeatures,
-						const PgmlColumn *target)
+pgml_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const PgmlColumn *features,
+						int nfeatures, const PgmlColumn *target)
 {
 	/* the planner's row estimate sizes the MAE sample's share per group */
 	double expected = 0;
@@ -355,7 +356,7 @@ pgml_aggregate_relation(pgml::Trainer *trainer, Oid relid, const PgmlColumn *fea
 	std::vector<double> *params = pgml_new_owned<std::vector<double>>();
 	PGML_CORE(*params = trainer->stats_params(expected));
 
-	const char *schema = quote_identifier(get_namespace_name(extension_schema()));
+	const char *schema = quote_identifier(get_namespace_name(schema_oid));
 
 	StringInfoData keys, sql;
 	initStringInfo(&keys);

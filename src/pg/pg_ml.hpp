@@ -88,9 +88,9 @@ int64 pgml_scan_relation(Oid relid, const PgmlColumn *features, int nfeatures, c
 
 // Computes the training statistics with one ml_train_stats aggregate query (aggregate.cpp)
 // and feeds them to the trainer (which must say uses_stats_aggregate()). Returns rows read.
-bool pgml_stats_aggregate_installed(void);
-int64 pgml_aggregate_relation(pgml::Trainer *trainer, Oid relid, const PgmlColumn *features, int nfeatures,
-                              const PgmlColumn *target);
+Oid pgml_stats_aggregate_schema(void); // InvalidOid: this database's pg_ml has no ml_train_stats
+int64 pgml_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const PgmlColumn *features,
+                              int nfeatures, const PgmlColumn *target);
 
 // A relation's row count for algorithm => 'auto': the planner's estimate, exact below
 // 2 * exact_below (-1 when it cannot tell).

@@ -108,8 +108,9 @@ run_training(TrainState *st, Oid relid, const char *relname, const PgmlColumn *f
 {
 	bool aggregate = false;
 	PGML_CORE(aggregate = pgml_stats_aggregate && st->trainer->uses_stats_aggregate());
-	aggregate = aggregate && pgml_stats_aggregate_installed();
-	int64 rows = aggregate ? pgml_aggregate_relation(st->trainer.get(), relid, features, nfeatures, target)
+	Oid agg_schema = aggregate ? pgml_stats_aggregate_schema() : InvalidOid;
+	aggregate = OidIsValid(agg_schema);
+	int64 rows = aggregate ? pgml_aggregate_relation(st->trainer.get(), agg_schema, relid, features, nfeatures, target)
 						   : pgml_scan_relation(relid, features, nfeatures, target, train_consume, st);
 	if (rows == 0)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("relation \"%s\" has no rows", relname),
