@@ -996,26 +996,33 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		}
 		report_phase(spec.progress, "evaluating");
 		out.assign(static_cast<size_t>(std::max(K, 1)), 0.0);
-		std::vector<double> x(static_cast<size_t>(p));
+		// rows are predicted a block at a time (one call into the estimator per block)
+		constexpr size_t kEvalBlock = 1024;
+		const size_t nout = static_cast<size_t>(model->n_outputs());
+		std::vector<double> xb(static_cast<size_t>(p) * kEvalBlock), ob(nout * kEvalBlock);
+		std::vector<int> kb(kEvalBlock);
+		auto predict_rows = [&](const RowStore &s, auto &&take) {
+			for (size_t i0 = 0; i0 < s.size(); i0 += kEvalBlock) {
+				const size_t nb = std::min(kEvalBlock, s.size() - i0);
+				for (size_t r = 0; r < nb; r++)
+					model->prep.transform(m.enc, s, i0 + r, xb.data() + r * static_cast<size_t>(p));
+				model->predict_features_many(xb.data(), nb, ob.data(), kb.data());
+				for (size_t r = 0; r < nb; r++)
+					take(i0 + r, kb[r], ob.data() + r * nout);
+				check_cancel(cancel);
+			}
+		};
 		auto evaluate = [&](const RowStore &s) -> std::string {
 			if (classify) {
 				ClassificationMetrics cm(model->classes);
-				for (size_t i = 0; i < s.size(); i++) {
-					model->prep.transform(m.enc, s, i, x.data());
-					int pred = model->predict_features(x.data(), out.data());
-					cm.add(static_cast<int>(s.y[i]), pred, out.data());
-				}
+				predict_rows(s, [&](size_t i, int pred, const double *o) { cm.add(static_cast<int>(s.y[i]), pred, o); });
 				if (&s == &te)
 					result_.primary_test = cm.accuracy();
 				return cm.to_json();
 			}
 			if (m.task == Task::Regression) {
 				RegressionMetrics rm;
-				for (size_t i = 0; i < s.size(); i++) {
-					model->prep.transform(m.enc, s, i, x.data());
-					model->predict_features(x.data(), out.data());
-					rm.add(s.y[i], out[0]);
-				}
+				predict_rows(s, [&](size_t i, int, const double *o) { rm.add(s.y[i], o[0]); });
 				if (&s == &te)
 					result_.primary_test = rm.r2();
 				return rm.to_json();
@@ -1041,41 +1048,48 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 	if (compare != nullptr && test_rows != nullptr && test_rows->size() > 0 && compare->task == model->task &&
 	    model->task != Task::Clustering) {
 		RowStore &te = *test_rows;
-		bool ok = true;
-		if (model->task == Task::Regression) {
-			RegressionMetrics prev;
-			for (size_t i = 0; i < te.size() && ok; i++) {
-				ok = m.row_values(te, i, compare->features, vals);
-				if (ok) {
-					compare->predict(vals.data(), out.data());
-					prev.add(te.y[i], out[0]);
+		// the old model's inputs must be among this training's columns (checked on the first row:
+		// it depends on the columns only); then its predictions a block of rows at a time
+		bool ok = m.row_values(te, 0, compare->features, vals);
+		const size_t cnf = compare->features.size();
+		const size_t cnout = static_cast<size_t>(std::max(compare->n_outputs(), 1));
+		auto compare_rows = [&](auto &&take) {
+			constexpr size_t kBlock = 1024;
+			std::vector<Value> vb(cnf * kBlock);
+			std::vector<double> ob(cnout * kBlock);
+			std::vector<int> kb(kBlock);
+			for (size_t i0 = 0; i0 < te.size(); i0 += kBlock) {
+				const size_t nb = std::min(kBlock, te.size() - i0);
+				for (size_t r = 0; r < nb; r++) {
+					m.row_values(te, i0 + r, compare->features, vals);
+					std::copy(vals.begin(), vals.end(), vb.begin() + static_cast<std::ptrdiff_t>(r * cnf));
 				}
+				compare->predict_batch(vb.data(), nb, ob.data(), kb.data());
+				for (size_t r = 0; r < nb; r++)
+					take(i0 + r, kb[r], ob.data() + r * cnout);
+				check_cancel(cancel);
 			}
-			if (ok) {
-				result_.previous_metrics_json = prev.to_json();
-				result_.previous_primary = prev.r2();
-				// the new model on the very same rows
-				result_.primary_compare_new = m.streaming ? test_sample_metrics.r2() : result_.primary_test;
-			}
+		};
+		if (!ok) {
+		} else if (model->task == Task::Regression) {
+			RegressionMetrics prev;
+			compare_rows([&](size_t i, int, const double *o) { prev.add(te.y[i], o[0]); });
+			result_.previous_metrics_json = prev.to_json();
+			result_.previous_primary = prev.r2();
+			// the new model on the very same rows
+			result_.primary_compare_new = m.streaming ? test_sample_metrics.r2() : result_.primary_test;
 		} else {
 			ClassificationMetrics prev(model->classes);
-			std::vector<double> pout(static_cast<size_t>(std::max(compare->n_outputs(), 1)));
-			for (size_t i = 0; i < te.size() && ok; i++) {
-				ok = m.row_values(te, i, compare->features, vals);
-				if (!ok)
-					break;
-				int pred = compare->predict(vals.data(), pout.data());
+			compare_rows([&](size_t i, int pred, const double *) {
 				// map the old model's class to the new model's class id by label
 				const std::string &label = compare->classes[static_cast<size_t>(pred)];
 				auto it = std::find(model->classes.begin(), model->classes.end(), label);
 				int mapped = it == model->classes.end() ? -1 : static_cast<int>(it - model->classes.begin());
 				prev.add(static_cast<int>(te.y[i]), mapped < 0 ? (static_cast<int>(te.y[i]) + 1) % model->n_classes() : mapped, nullptr);
-			}
-			if (ok) {
-				result_.previous_metrics_json = prev.to_json();
-				result_.previous_primary = prev.accuracy();
-				result_.primary_compare_new = result_.primary_test;
-			}
+			});
+			result_.previous_metrics_json = prev.to_json();
+			result_.previous_primary = prev.accuracy();
+			result_.primary_compare_new = result_.primary_test;
 		}
 		result_.compared = ok;
 	}
