@@ -61,6 +61,28 @@ void RowStore::clear()
 	hash.clear();
 }
 
+void RowStore::reserve(size_t n, const std::vector<ColumnInfo> &features)
+{
+	for (size_t c = 0; c < features.size() && c < num.size(); c++) {
+		if (features[c].categorical())
+			cat[c].reserve(n);
+		else
+			num[c].reserve(n);
+	}
+	y.reserve(n);
+	hash.reserve(n);
+}
+
+void RowStore::release()
+{
+	for (auto &c : num)
+		std::vector<double>().swap(c);
+	for (auto &c : cat)
+		std::vector<int32_t>().swap(c);
+	std::vector<double>().swap(y);
+	std::vector<uint64_t>().swap(hash);
+}
+
 void RowStore::append_from(const RowStore &src, size_t i)
 {
 	for (size_t c = 0; c < src.num.size(); c++) {

@@ -77,6 +77,10 @@ struct RowStore {
 	size_t bytes_per_row() const;
 	void reset(const std::vector<ColumnInfo> &features);
 	void clear();
+	// Room for n rows in every column of `features` (the layout of reset()), allocated once.
+	void reserve(size_t n, const std::vector<ColumnInfo> &features);
+	// Frees every column's memory (clear() keeps it for the next rows).
+	void release();
 	// copies row i of src (same layout) to the end
 	void append_from(const RowStore &src, size_t i);
 	void set_from(size_t at, const RowStore &src, size_t i);

@@ -383,11 +383,17 @@ struct Trainer::Impl {
 		add_moments(test_chunk, test);
 	}
 
-	void buffer_chunk()
+	size_t row_bytes() const
 	{
 		size_t per_row = sizeof(double) + sizeof(uint64_t);
 		for (const auto &c : spec.features)
 			per_row += c.categorical() ? sizeof(int32_t) : sizeof(double);
+		return per_row;
+	}
+
+	void buffer_chunk()
+	{
+		const size_t per_row = row_bytes();
 		if ((rows.size() + chunk.size()) * per_row > spec.memory_limit)
 			throw Error(ErrorCode::ProgramLimit,
 			            "training rows need more than " + std::to_string(spec.memory_limit >> 20) + " MB of memory",
@@ -536,6 +542,17 @@ void validate_spec(const TrainSpec &spec)
 		            "Regression needs a numeric target.", "Use a classification algorithm such as logistic_regression.");
 	parse_params(*def, spec.hyperparams);
 	parse_preprocess(spec.preprocess, spec.features);
+}
+
+void Trainer::expect_rows(double n)
+{
+	Impl &m = *impl_;
+	if (m.streaming || rows_read_ > 0 || !(n > 0))
+		return;
+	// the estimate plus a margin, never more than the memory limit allows (more rows than that
+	// fail with the limit's error anyway)
+	const double cap = static_cast<double>(m.spec.memory_limit / m.row_bytes());
+	m.rows.reserve(static_cast<size_t>(std::min(cap, n * 1.05 + 1024)), m.spec.features);
 }
 
 void Trainer::add_batch(const Batch &batch, CancelCheck cancel)
@@ -903,12 +920,15 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		RowStore &tr = m.train_chunk, &te = m.test_chunk;
 		tr.clear();
 		te.clear();
+		const size_t n_test = static_cast<size_t>(std::count(is_test.begin(), is_test.end(), 1));
+		tr.reserve(n - n_test, spec.features);
+		te.reserve(n_test, spec.features);
 		for (size_t i = 0; i < n; i++) {
 			(is_test[i] ? te : tr).append_from(m.rows, i);
 			if (!is_test[i])
 				m.note_train_row(m.rows, i);
 		}
-		m.rows.clear();
+		m.rows.release(); // every row is in tr or te now
 		if (tr.size() == 0)
 			throw Error(ErrorCode::DataException, "no rows left to train on",
 			            "All " + std::to_string(n) + " rows were held out for testing.", "Lower test_size.");

@@ -342,17 +342,8 @@ int64
 pgml_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const PgmlColumn *features,
 						int nfeatures, const PgmlColumn *target)
 {
-	/* the planner's row estimate sizes the MAE sample's share per group */
-	double expected = 0;
-	{
-		Relation rel = RelationIdGetRelation(relid);
-		if (RelationIsValid(rel)) {
-			if (rel->rd_rel->relkind == RELKIND_RELATION || rel->rd_rel->relkind == RELKIND_MATVIEW ||
-				rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
-				expected = rel->rd_rel->reltuples;
-			RelationClose(rel);
-		}
-	}
+	/* the row estimate sizes the MAE sample's share per group */
+	double expected = static_cast<double>(pgml_relation_row_estimate(relid));
 	std::vector<double> *params = pgml_new_owned<std::vector<double>>();
 	PGML_CORE(*params = trainer->stats_params(expected));
 

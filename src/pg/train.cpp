@@ -110,6 +110,11 @@ run_training(TrainState *st, Oid relid, const char *relname, const PgmlColumn *f
 	PGML_CORE(aggregate = pgml_stats_aggregate && st->trainer->uses_stats_aggregate());
 	Oid agg_schema = aggregate ? pgml_stats_aggregate_schema() : InvalidOid;
 	aggregate = OidIsValid(agg_schema);
+	if (!aggregate) {
+		/* in-memory algorithms size their row store once */
+		double expected = static_cast<double>(pgml_relation_row_estimate(relid));
+		PGML_CORE(st->trainer->expect_rows(expected));
+	}
 	int64 rows = aggregate ? pgml_aggregate_relation(st->trainer.get(), agg_schema, relid, features, nfeatures, target)
 						   : pgml_scan_relation(relid, features, nfeatures, target, train_consume, st);
 	if (rows == 0)
