@@ -81,6 +81,9 @@ struct RowStore {
 	void reserve(size_t n, const std::vector<ColumnInfo> &features);
 	// Frees every column's memory (clear() keeps it for the next rows).
 	void release();
+	// Moves the rows into a (is_test[i] == 0) and b (is_test[i] != 0), in order, one column at
+	// a time (so at most one column exists twice); this store is left empty.
+	void split_into(const std::vector<uint8_t> &is_test, RowStore &a, RowStore &b);
 	// copies row i of src (same layout) to the end
 	void append_from(const RowStore &src, size_t i);
 	void set_from(size_t at, const RowStore &src, size_t i);

@@ -904,31 +904,28 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			for (size_t i = 0; i < n; i++)
 				by_class[static_cast<size_t>(m.rows.y[i])].push_back(i);
 			for (auto &idx : by_class) {
-				std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) {
-					return split_draw(m.rows.hash[a], spec.seed) < split_draw(m.rows.hash[b], spec.seed);
-				});
 				size_t nt = static_cast<size_t>(std::llround(spec.test_size * static_cast<double>(idx.size())));
 				if (nt >= idx.size())
 					nt = idx.size() - 1;
+				if (nt == 0)
+					continue;
+				// the nt smallest (draw, row) pairs: what a stable sort by draw puts first
+				std::vector<std::pair<double, size_t>> d(idx.size());
+				for (size_t j = 0; j < idx.size(); j++)
+					d[j] = {split_draw(m.rows.hash[idx[j]], spec.seed), idx[j]};
+				std::nth_element(d.begin(), d.begin() + static_cast<std::ptrdiff_t>(nt - 1), d.end());
 				for (size_t j = 0; j < nt; j++)
-					is_test[idx[j]] = 1;
+					is_test[d[j].second] = 1;
 			}
 		} else if (spec.test_size > 0) {
 			for (size_t i = 0; i < n; i++)
 				is_test[i] = split_draw(m.rows.hash[i], spec.seed) < spec.test_size;
 		}
-		RowStore &tr = m.train_chunk, &te = m.test_chunk;
-		tr.clear();
-		te.clear();
-		const size_t n_test = static_cast<size_t>(std::count(is_test.begin(), is_test.end(), 1));
-		tr.reserve(n - n_test, spec.features);
-		te.reserve(n_test, spec.features);
-		for (size_t i = 0; i < n; i++) {
-			(is_test[i] ? te : tr).append_from(m.rows, i);
+		for (size_t i = 0; i < n; i++)
 			if (!is_test[i])
 				m.note_train_row(m.rows, i);
-		}
-		m.rows.release(); // every row is in tr or te now
+		RowStore &tr = m.train_chunk, &te = m.test_chunk;
+		m.rows.split_into(is_test, tr, te); // a column at a time: no second copy of every row
 		if (tr.size() == 0)
 			throw Error(ErrorCode::DataException, "no rows left to train on",
 			            "All " + std::to_string(n) + " rows were held out for testing.", "Lower test_size.");
@@ -947,15 +944,25 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		                                               : algorithm_native_missing(spec.algorithm) && !imputes;
 		const int p = model->prep.p();
 		auto scaled = [&](const RowStore &s, Eigen::MatrixXd &X, Eigen::VectorXd &y) {
-			std::vector<double> x(static_cast<size_t>(p));
+			// a block of rows is transformed into xb (one row after the other), then written
+			// into X's columns (column-major: each column's part is contiguous)
+			constexpr size_t kRows = 256;
+			const size_t pp = static_cast<size_t>(p);
+			std::vector<double> xb(pp * kRows);
 			X.resize(static_cast<Eigen::Index>(s.size()), p);
 			y.resize(static_cast<Eigen::Index>(s.size()));
-			for (size_t i = 0; i < s.size(); i++) {
-				model->prep.transform(m.enc, s, i, x.data());
-				for (int f = 0; f < p; f++)
-					X(static_cast<Eigen::Index>(i), f) =
-						(x[static_cast<size_t>(f)] - model->prep.center(f)) / model->prep.scale(f);
-				y(static_cast<Eigen::Index>(i)) = s.y[i];
+			for (size_t i0 = 0; i0 < s.size(); i0 += kRows) {
+				const size_t nb = std::min(kRows, s.size() - i0);
+				for (size_t r = 0; r < nb; r++)
+					model->prep.transform(m.enc, s, i0 + r, xb.data() + r * pp);
+				for (int f = 0; f < p; f++) {
+					const double c = model->prep.center(f), sc = model->prep.scale(f);
+					double *col = X.col(f).data() + i0;
+					for (size_t r = 0; r < nb; r++)
+						col[r] = (xb[r * pp + static_cast<size_t>(f)] - c) / sc;
+				}
+				for (size_t r = 0; r < nb; r++)
+					y(static_cast<Eigen::Index>(i0 + r)) = s.y[i0 + r];
 			}
 		};
 		{
