@@ -123,6 +123,16 @@ void RowStore::split_into(const std::vector<uint8_t> &is_test, RowStore &a, RowS
 	split_column(hash, is_test, n_b, a.hash, b.hash);
 }
 
+void RowStore::append_all(const RowStore &src)
+{
+	for (size_t c = 0; c < src.num.size(); c++) {
+		num[c].insert(num[c].end(), src.num[c].begin(), src.num[c].end());
+		cat[c].insert(cat[c].end(), src.cat[c].begin(), src.cat[c].end());
+	}
+	y.insert(y.end(), src.y.begin(), src.y.end());
+	hash.insert(hash.end(), src.hash.begin(), src.hash.end());
+}
+
 void RowStore::append_from(const RowStore &src, size_t i)
 {
 	for (size_t c = 0; c < src.num.size(); c++) {

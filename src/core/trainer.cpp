@@ -400,8 +400,7 @@ struct Trainer::Impl {
 			            std::string(algorithm_name(spec.algorithm)) + " keeps the rows in memory; " +
 			                std::to_string(rows.size() + chunk.size()) + " rows had been read.",
 			            "Raise pg_ml.max_memory, or train on fewer rows (a view with TABLESAMPLE) or columns.");
-		for (size_t i = 0; i < chunk.size(); i++)
-			rows.append_from(chunk, i);
+		rows.append_all(chunk);
 	}
 
 	std::vector<double> medians() const
