@@ -1207,26 +1207,36 @@ std::vector<double> Trainer::class_stats_params() const
 	return p.encode();
 }
 
-bool stratified_cut(double test_size, int64_t n, const std::vector<std::pair<int64_t, double>> &ranked, double *cut)
+int stratified_cut(double test_size, int64_t below, const std::vector<std::pair<double, int64_t>> &band,
+                   int64_t above, double hi, double *cut)
 {
-	if (n < 1)
+	int64_t n = below + above;
+	for (const auto &e : band)
+		n += e.second;
+	if (n < 1 || below < 0 || above < 0)
 		throw Error(ErrorCode::Internal, "a class without rows has no split");
 	// as the row reader: the llround(test_size * n) rows with the smallest draws are held out,
 	// at least one row stays for training
 	int64_t nt = std::llround(test_size * static_cast<double>(n));
 	if (nt >= n)
 		nt = n - 1;
-	double at = NAN, next = NAN;
-	for (const auto &[rank, draw] : ranked) {
-		if (rank == nt)
-			at = draw;
-		if (rank == nt + 1)
-			next = draw;
+	if (nt < below)
+		return -1;
+	int64_t c = below;
+	for (const auto &[draw, rows] : band) {
+		if (c == nt) {
+			*cut = draw; // held out: draw < cut
+			return 1;
+		}
+		if (nt < c + rows)
+			return 0; // equal draws (duplicate rows) on both sides of the cut
+		c += rows;
 	}
-	if (std::isnan(next) || (nt >= 1 && std::isnan(at)))
-		throw Error(ErrorCode::Internal, "the split query did not return the rows around the cut");
-	*cut = next;                 // held out: draw < cut
-	return nt == 0 || at < next; // equal draws (duplicate rows) on both sides: not reproducible
+	if (c == nt) {
+		*cut = hi;
+		return 1;
+	}
+	return -1;
 }
 
 void Trainer::add_class_group(const std::vector<const char *> &levels, const char *label, double label_num, int split,

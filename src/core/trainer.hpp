@@ -120,11 +120,13 @@ class Evaluator {
 	std::vector<double> out_;
 };
 
-// The stratified split of one class as the row reader makes it: the class has n rows, ranked
-// holds (1-based rank, draw) of its rows of ranks floor(test_size * n) to floor(test_size * n) + 2
-// in draw order (those that exist). Sets *cut: the held-out rows are those with draw < cut.
-// Returns false when rows with equal draws (duplicate rows) fall on both sides of the cut.
-bool stratified_cut(double test_size, int64_t n, const std::vector<std::pair<int64_t, double>> &ranked, double *cut);
+// The stratified split of one class as the row reader makes it, from its rows' draws: below
+// rows under a bound lo, band = (draw, rows) of the rows in [lo, hi) in increasing draw order,
+// above rows at or over hi. Returns 1 and sets *cut (the held-out rows are those with
+// draw < cut); 0 when rows with equal draws (duplicate rows) fall on both sides of the cut;
+// -1 when the cut is not in [lo, hi].
+int stratified_cut(double test_size, int64_t below, const std::vector<std::pair<double, int64_t>> &band,
+                   int64_t above, double hi, double *cut);
 
 // Whether a version can be retrained incrementally (exact sufficient statistics, or an estimator
 // that continues training).

@@ -8,8 +8,8 @@
 //
 // ml_train of naive_bayes runs three queries over the relation, all plain aggregates that
 // parallel query spreads over workers:
-//   1. the stratified split: per class its row count and the draws around the cut (a
-//      window over the draws, sorted within work_mem);
+//   1. the stratified split: per class its row count (a count), then the rows' draws in a
+//      narrow band around the cut (a grouped count);
 //   2. SELECT <categorical features>, target, draw < cut, ml_train_stats(...) GROUP BY 1, ...
 //   3. SELECT ml_eval_stats(<params>, <fitted model>, ...) (and for ml_retrain the deployed
 //      model's, on the same rows).
@@ -30,6 +30,7 @@ extern "C" {
 #include "utils/syscache.h"
 
 PG_FUNCTION_INFO_V1(pgml_row_draw);
+PG_FUNCTION_INFO_V1(pgml_row_band);
 PG_FUNCTION_INFO_V1(pgml_eval_transfn);
 PG_FUNCTION_INFO_V1(pgml_eval_combinefn);
 }
@@ -147,34 +148,58 @@ struct DrawCache {
 
 } // namespace
 
-extern "C" PGDLLEXPORT Datum
-pgml_row_draw(PG_FUNCTION_ARGS)
+namespace {
+
+// The draw of the row whose target is argument target_arg (NaN: a row training skips).
+double
+row_draw_at(FunctionCallInfo fcinfo, int target_arg, const char *fname)
 {
 	DrawCache *dc = static_cast<DrawCache *>(fcinfo->flinfo->fn_extra);
 	if (dc == nullptr) {
 		if (PG_ARGISNULL(0))
-			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml_row_draw parameters"),
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid %s parameters", fname),
 							errdetail("The parameters are NULL."),
-							errhint("ml_row_draw is called by ml_train; its first argument describes the columns that follow.")));
+							errhint("%s is called by ml_train; its first argument describes the columns that follow.", fname)));
 		size_t pn;
-		const double *pd = float8_array(PG_GETARG_ARRAYTYPE_P(0), &pn, "ml_row_draw parameters");
+		const double *pd = float8_array(PG_GETARG_ARRAYTYPE_P(0), &pn, psprintf("%s parameters", fname));
 		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 		dc = static_cast<DrawCache *>(palloc0(sizeof(DrawCache)));
 		pgml::stats::Params *params = nullptr;
 		PGML_CORE(params = new pgml::stats::Params(pgml::stats::Params::decode(pd, pn)));
 		pgml_own(fcinfo->flinfo->fn_mcxt, params, delete_stats_params);
 		dc->params = params;
-		init_arg_row(fcinfo, &dc->ar, 1, params->nfeat, params->categorical.data(),
-					 params->has_target ? (params->target_categorical ? 1 : 0) : -1, "ml_row_draw");
+		init_arg_row(fcinfo, &dc->ar, target_arg, params->nfeat, params->categorical.data(),
+					 params->has_target ? (params->target_categorical ? 1 : 0) : -1, fname);
 		MemoryContextSwitchTo(old);
 		fcinfo->flinfo->fn_extra = dc;
 	}
 	read_arg_row(fcinfo, &dc->ar);
 	double d = NAN;
 	PGML_CORE(d = pgml::evalstate::row_draw(*dc->params, dc->ar.row));
+	return d;
+}
+
+} // namespace
+
+extern "C" PGDLLEXPORT Datum
+pgml_row_draw(PG_FUNCTION_ARGS)
+{
+	double d = row_draw_at(fcinfo, 1, "ml_row_draw");
 	if (std::isnan(d))
 		PG_RETURN_NULL();
 	PG_RETURN_FLOAT8(d);
+}
+
+/* ml_row_band(params, lo, hi, target, VARIADIC features): -1 for a draw under lo, 2 for one at
+ * or over hi, else the draw; NULL for a row training skips (one call per row in a GROUP BY) */
+extern "C" PGDLLEXPORT Datum
+pgml_row_band(PG_FUNCTION_ARGS)
+{
+	double d = row_draw_at(fcinfo, 3, "ml_row_band");
+	if (std::isnan(d) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		PG_RETURN_NULL();
+	double lo = PG_GETARG_FLOAT8(1), hi = PG_GETARG_FLOAT8(2);
+	PG_RETURN_FLOAT8(d < lo ? -1.0 : d >= hi ? 2.0 : d);
 }
 
 // ---------------------------------------------------------------- ml_eval_stats
@@ -543,6 +568,13 @@ run_eval(pgml::Trainer *trainer, const char *sql, int nargs, Oid *argtypes, Datu
 	PGML_CORE(trainer->add_eval_state(data, len, of_compare));
 }
 
+void
+end_queries(int nest)
+{
+	AtEOXact_GUC(true, nest);
+	SPI_finish();
+}
+
 } // namespace
 
 /*
@@ -583,70 +615,110 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "pg_ml: SPI_connect failed");
+	/* for these queries only (restored by end_queries, and on error by the transaction): the
+	 * grouped states are large, so group by hashing rather than sorting; the queries are
+	 * short, and JIT compiling them would cost more than it saves */
+	int nest = NewGUCNestLevel();
+	(void)set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void)set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 
-	/* 1. the stratified split: per class, the draws around its cut */
+	/* 1. the stratified split. The cut of a class holding n rows is near the test_size
+	 * quantile of its draws (uniform in [0, 1)): per class, the rows (a count; the planner's
+	 * estimate would do, the split is checked exactly below), then the rows under a band
+	 * [lo, hi) around test_size (a count), the band's draws (a few per thousand rows) and the
+	 * rows above it. */
 	ArrayType *cut_labels = nullptr, *cut_values = nullptr;
 	if (test_size > 0) {
 		StringInfoData sql;
 		initStringInfo(&sql);
-		appendStringInfo(&sql,
-						 "SELECT t, n, rn, d FROM (SELECT t, d, pg_catalog.row_number() OVER (PARTITION BY t ORDER BY d) AS rn, "
-						 "pg_catalog.count(*) OVER (PARTITION BY t) AS n FROM (SELECT %s AS t, %s.ml_row_draw(%s) AS d "
-						 "FROM %s r) s WHERE d IS NOT NULL) w "
-						 "WHERE rn OPERATOR(pg_catalog.>=) (pg_catalog.floor($2 OPERATOR(pg_catalog.*) n)) "
-						 "AND rn OPERATOR(pg_catalog.<=) (pg_catalog.floor($2 OPERATOR(pg_catalog.*) n) OPERATOR(pg_catalog.+) 2) "
-						 "ORDER BY t, rn",
-						 texpr, schema, cols.data, rel);
-		Oid argtypes[2] = {FLOAT8ARRAYOID, FLOAT8OID};
-		Datum args[2] = {PointerGetDatum(parr), Float8GetDatum(test_size)};
-		int rc = SPI_execute_with_args(sql.data, 2, argtypes, args, NULL, true, 0);
+		appendStringInfo(&sql, "SELECT %s AS t, pg_catalog.count(*) FROM %s r WHERE r.%s IS NOT NULL GROUP BY 1", texpr, rel,
+						 quote_identifier(target->name));
+		int rc = SPI_execute(sql.data, true, 0);
 		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "pg_ml: split query failed: %s", SPI_result_code_string(rc));
-		uint64 nrows = SPI_processed;
-		SPITupleTable *tt = SPI_tuptable;
-		Datum *labels = static_cast<Datum *>(palloc(sizeof(Datum) * (nrows + 1)));
-		Datum *cuts = static_cast<Datum *>(palloc(sizeof(Datum) * (nrows + 1)));
-		int nclasses = 0;
-		std::vector<std::pair<int64_t, double>> *ranked = pgml_new_owned<std::vector<std::pair<int64_t, double>>>();
-		for (uint64 r = 0; r < nrows;) {
+			elog(ERROR, "pg_ml: class count query failed: %s", SPI_result_code_string(rc));
+		uint64 nclasses = SPI_processed;
+		if (nclasses == 0) {
+			end_queries(nest);
+			return -1; /* no labelled rows: the row reader reports it */
+		}
+		Datum *labels = static_cast<Datum *>(palloc(sizeof(Datum) * nclasses));
+		Datum *los = static_cast<Datum *>(palloc(sizeof(Datum) * nclasses));
+		Datum *his = static_cast<Datum *>(palloc(sizeof(Datum) * nclasses));
+		for (uint64 r = 0; r < nclasses; r++) {
 			bool isnull;
-			Datum label = SPI_getbinval(tt->vals[r], tt->tupdesc, 1, &isnull);
-			int64 n = DatumGetInt64(SPI_getbinval(tt->vals[r], tt->tupdesc, 2, &isnull));
-			uint64 e = r;
-			PGML_CORE(ranked->clear());
-			while (e < nrows) {
-				/* rows of one class are adjacent (ORDER BY t) and have the same n */
-				if (e > r) {
-					bool eq = false;
-					Datum other = SPI_getbinval(tt->vals[e], tt->tupdesc, 1, &isnull);
-					eq = DatumGetInt64(SPI_getbinval(tt->vals[e], tt->tupdesc, 2, &isnull)) == n &&
-						 datumIsEqual(label, other, tt->tupdesc->attrs[0].attbyval, tt->tupdesc->attrs[0].attlen);
-					if (!eq)
-						break;
-				}
-				int64 rn = DatumGetInt64(SPI_getbinval(tt->vals[e], tt->tupdesc, 3, &isnull));
-				double d = DatumGetFloat8(SPI_getbinval(tt->vals[e], tt->tupdesc, 4, &isnull));
-				PGML_CORE(ranked->emplace_back(rn, d));
-				e++;
-			}
-			double cut = 0;
-			bool ok = false;
-			PGML_CORE(ok = pgml::stratified_cut(test_size, n, *ranked, &cut));
-			if (!ok) {
-				SPI_finish();
-				return -1;
-			}
-			labels[nclasses] = label;
-			cuts[nclasses] = Float8GetDatum(cut);
-			nclasses++;
-			r = e;
+			labels[r] = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull);
+			double n = static_cast<double>(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull)));
+			/* 8 standard deviations of the quantile, and a few rows, either side */
+			double w = 8 * sqrt(test_size * (1 - test_size) / n) + 4 / n;
+			los[r] = Float8GetDatum(test_size - w > 0 ? test_size - w : 0.0);
+			his[r] = Float8GetDatum(test_size + w < 1 ? test_size + w : 1.0);
 		}
 		int16 typlen;
 		bool typbyval;
 		char typalign;
 		get_typlenbyvalalign(target->type, &typlen, &typbyval, &typalign);
-		cut_labels = construct_array(labels, nclasses, target->type, typlen, typbyval, typalign);
-		cut_values = construct_array(cuts, nclasses, FLOAT8OID, sizeof(double), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+		ArrayType *band_labels = construct_array(labels, static_cast<int>(nclasses), target->type, typlen, typbyval, typalign);
+		ArrayType *band_lo = construct_array(los, static_cast<int>(nclasses), FLOAT8OID, sizeof(double), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+		ArrayType *band_hi = construct_array(his, static_cast<int>(nclasses), FLOAT8OID, sizeof(double), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+
+		/* per class: key -1 counts the rows under lo, 2 those at or over hi, a draw in between
+		 * its rows (rows with equal draws are duplicates) */
+		resetStringInfo(&sql);
+		appendStringInfo(&sql,
+						 "SELECT %s AS t, %s.ml_row_band($1, b.lo, b.hi, %s) AS k, pg_catalog.count(*), pg_catalog.max(b.hi) "
+						 "FROM %s r JOIN ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4)) AS b(t, lo, hi) "
+						 "ON %s OPERATOR(pg_catalog.=) b.t GROUP BY 1, 2 ORDER BY 1, 2",
+						 texpr, schema, cols.data + 4, rel, texpr);
+		Oid argtypes[4] = {FLOAT8ARRAYOID, target_array_type, FLOAT8ARRAYOID, FLOAT8ARRAYOID};
+		Datum args[4] = {PointerGetDatum(parr), PointerGetDatum(band_labels), PointerGetDatum(band_lo),
+						 PointerGetDatum(band_hi)};
+		rc = SPI_execute_with_args(sql.data, 4, argtypes, args, NULL, true, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "pg_ml: split query failed: %s", SPI_result_code_string(rc));
+		uint64 nrows = SPI_processed;
+		SPITupleTable *tt = SPI_tuptable;
+		Datum *cl = static_cast<Datum *>(palloc(sizeof(Datum) * (nrows + 1)));
+		Datum *cuts = static_cast<Datum *>(palloc(sizeof(Datum) * (nrows + 1)));
+		int ncut = 0;
+		std::vector<std::pair<double, int64_t>> *band = pgml_new_owned<std::vector<std::pair<double, int64_t>>>();
+		Form_pg_attribute att = TupleDescAttr(tt->tupdesc, 0);
+		for (uint64 r = 0; r < nrows;) {
+			bool isnull;
+			Datum label = SPI_getbinval(tt->vals[r], tt->tupdesc, 1, &isnull);
+			int64 below = 0, above = 0;
+			PGML_CORE(band->clear());
+			uint64 e = r;
+			for (; e < nrows; e++) {
+				/* the rows of one class are adjacent (ORDER BY 1) */
+				if (e > r && !datumIsEqual(label, SPI_getbinval(tt->vals[e], tt->tupdesc, 1, &isnull), att->attbyval, att->attlen))
+					break;
+				Datum kd = SPI_getbinval(tt->vals[e], tt->tupdesc, 2, &isnull);
+				if (isnull)
+					continue; /* rows training skips */
+				double k = DatumGetFloat8(kd);
+				int64 cnt = DatumGetInt64(SPI_getbinval(tt->vals[e], tt->tupdesc, 3, &isnull));
+				if (k < 0)
+					below = cnt;
+				else if (k > 1)
+					above = cnt;
+				else
+					PGML_CORE(band->emplace_back(k, cnt));
+			}
+			double hi = DatumGetFloat8(SPI_getbinval(tt->vals[r], tt->tupdesc, 4, &isnull)); /* the class's */
+			double cut = 0;
+			int ok = 0;
+			PGML_CORE(ok = pgml::stratified_cut(test_size, below, *band, above, hi, &cut));
+			if (ok != 1) {
+				end_queries(nest);
+				return -1;
+			}
+			cl[ncut] = label;
+			cuts[ncut] = Float8GetDatum(cut);
+			ncut++;
+			r = e;
+		}
+		cut_labels = construct_array(cl, ncut, target->type, typlen, typbyval, typalign);
+		cut_values = construct_array(cuts, ncut, FLOAT8OID, sizeof(double), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
 	}
 	/* the split of a row: NULL for rows training skips */
 	StringInfoData from, split;
@@ -681,10 +753,7 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 						 keys.data, texpr, schema, cols.data, split.data, schema, cols.data, from.data);
 		for (int i = 1; i <= ncat + 2; i++)
 			appendStringInfo(&sql, "%s%d", i > 1 ? ", " : "", i);
-		int nest = NewGUCNestLevel();
-		(void)set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 		int rc = SPI_execute_with_args(sql.data, nargs, argtypes, args, NULL, true, 0);
-		AtEOXact_GUC(true, nest);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "pg_ml: statistics query failed: %s", SPI_result_code_string(rc));
 		uint64 ngroups = SPI_processed;
@@ -737,7 +806,7 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 	PGML_CORE(rows = trainer->rows_read());
 	pgml_progress_set_rows(rows);
 	if (rows == 0) {
-		SPI_finish();
+		end_queries(nest);
 		return 0; /* the caller reports the empty relation */
 	}
 
@@ -793,6 +862,6 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 		eargs[pm - 1] = PointerGetDatum(cb);
 		run_eval(trainer, sql.data, en, eargtypes, eargs, true);
 	}
-	SPI_finish();
+	end_queries(nest);
 	return rows;
 }

@@ -108,6 +108,9 @@ FROM (SELECT ml_eval_stats('{1,100}', (SELECT blob FROM ml.versions v JOIN ml.mo
 SELECT ml_row_draw(NULL, cls, x) FROM nbt LIMIT 1;
 SELECT ml_row_draw('{1,2,1,1,42,0,0,0,256,1,1,0,0}', cls, x) FROM nbt LIMIT 1;
 SELECT ml_row_draw('{1,1,1,1,42,0,0,0,256,1,1,0}', cls, color) FROM nbt LIMIT 1;
+SELECT ml_row_band(NULL, 0.1, 0.3, cls, x) FROM nbt LIMIT 1;
+SELECT k, count(*) > 0 AS some FROM (SELECT ml_row_band('{1,1,1,1,42,0,0,0,256,1,1,0}', 0.1, 0.3, cls, x) AS k FROM nbt) q
+WHERE k IS NULL OR k < 0 OR k > 1 GROUP BY k ORDER BY k;
 SELECT ml_eval_stats(NULL, '\x00', '{a}', 0.5, 0.2, cls, x) FROM nbt;
 SELECT ml_eval_stats('{1,100,3}', '\x00', '{a}', 0.5, 0.2, cls, x) FROM nbt;
 SELECT ml_eval_stats('{1,-1}', '\x00', '{a}', 0.5, 0.2, cls, x) FROM nbt;

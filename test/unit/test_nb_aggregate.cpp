@@ -168,15 +168,18 @@ Trained train_nb_aggregated(const pgml::TrainSpec &spec, const Table &t, int par
 	std::map<std::string, double> cut;
 	for (auto &[label, d] : by_class) {
 		std::sort(d.begin(), d.end());
-		const int64_t cn = static_cast<int64_t>(d.size());
-		const int64_t lo = static_cast<int64_t>(std::floor(spec.test_size * static_cast<double>(cn)));
-		std::vector<std::pair<int64_t, double>> ranked;
-		for (int64_t r = std::max<int64_t>(1, lo); r <= std::min(cn, lo + 2); r++)
-			ranked.emplace_back(r, d[static_cast<size_t>(r - 1)]);
+		std::vector<std::pair<double, int64_t>> band;
+		for (double x : d) {
+			if (!band.empty() && band.back().first == x)
+				band.back().second++;
+			else
+				band.emplace_back(x, 1);
+		}
 		double c = 0;
-		bool fine = pgml::stratified_cut(spec.test_size, cn, ranked, &c);
+		int fine = pgml::stratified_cut(spec.test_size, 0, band, 0, 1.0, &c);
+		EXPECT_GE(fine, 0);
 		if (ok)
-			*ok = *ok && fine;
+			*ok = *ok && fine == 1;
 		cut[label] = c;
 	}
 	// (levels, label, split) -> partial states; "\x01" marks NULL
@@ -344,19 +347,24 @@ TEST(NaiveBayesAggregate, IncrementalEqualsRows)
 TEST(NaiveBayesAggregate, DuplicateRowsAcrossTheCutAreReported)
 {
 	// n = 10, test_size 0.3: the 3 smallest draws are held out, so the cut is the 4th draw
-	std::vector<std::pair<int64_t, double>> ranked = {{2, 0.1}, {3, 0.1}, {4, 0.3}};
 	double cut = 0;
-	EXPECT_TRUE(pgml::stratified_cut(0.3, 10, ranked, &cut));
+	EXPECT_EQ(pgml::stratified_cut(0.3, 1, {{0.1, 2}, {0.3, 1}, {0.4, 1}}, 5, 0.5, &cut), 1);
 	EXPECT_EQ(cut, 0.3);
 	// duplicate rows (equal draws) on both sides of the cut: not reproducible from aggregates
-	ranked = {{2, 0.1}, {3, 0.2}, {4, 0.2}};
-	EXPECT_FALSE(pgml::stratified_cut(0.3, 10, ranked, &cut));
-	ranked = {{2, 0.1}, {3, 0.15}, {4, 0.2}};
-	EXPECT_TRUE(pgml::stratified_cut(0.3, 10, ranked, &cut));
-	EXPECT_EQ(cut, 0.2);
-	EXPECT_TRUE(pgml::stratified_cut(0.0, 10, {{1, 0.05}, {2, 0.07}}, &cut));
-	EXPECT_EQ(cut, 0.05); // no test rows: nothing is below the smallest draw
-	EXPECT_THROW(pgml::stratified_cut(0.3, 10, {{1, 0.05}}, &cut), pgml::Error);
+	EXPECT_EQ(pgml::stratified_cut(0.3, 1, {{0.1, 1}, {0.2, 2}, {0.4, 1}}, 5, 0.5, &cut), 0);
+	// the cut outside [lo, hi): more rows below lo than are held out, or fewer in and below the band
+	EXPECT_EQ(pgml::stratified_cut(0.3, 4, {{0.3, 1}}, 5, 0.5, &cut), -1);
+	EXPECT_EQ(pgml::stratified_cut(0.3, 1, {{0.3, 1}}, 8, 0.5, &cut), -1);
+	// every band row held out: the cut is hi
+	EXPECT_EQ(pgml::stratified_cut(0.3, 1, {{0.3, 1}, {0.35, 1}}, 7, 0.5, &cut), 1);
+	EXPECT_EQ(cut, 0.5);
+	// no test rows: nothing is below the smallest draw
+	EXPECT_EQ(pgml::stratified_cut(0.0, 0, {{0.05, 1}, {0.07, 1}}, 8, 0.5, &cut), 1);
+	EXPECT_EQ(cut, 0.05);
+	// at least one row stays for training
+	EXPECT_EQ(pgml::stratified_cut(0.99, 0, {{0.05, 1}, {0.07, 1}}, 0, 1, &cut), 1);
+	EXPECT_EQ(cut, 0.07);
+	EXPECT_THROW(pgml::stratified_cut(0.3, 0, {}, 0, 1, &cut), pgml::Error);
 }
 
 TEST(EvalState, MergeIsOrderIndependent)
