@@ -1,5 +1,6 @@
 #include "data.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace pgml {
@@ -59,6 +60,77 @@ void RowStore::clear()
 		c.clear();
 	y.clear();
 	hash.clear();
+}
+
+void RowStore::reserve(size_t n, const std::vector<ColumnInfo> &features)
+{
+	for (size_t c = 0; c < features.size() && c < num.size(); c++) {
+		if (features[c].categorical())
+			cat[c].reserve(n);
+		else
+			num[c].reserve(n);
+	}
+	y.reserve(n);
+	hash.reserve(n);
+}
+
+void RowStore::release()
+{
+	for (auto &c : num)
+		std::vector<double>().swap(c);
+	for (auto &c : cat)
+		std::vector<int32_t>().swap(c);
+	std::vector<double>().swap(y);
+	std::vector<uint64_t>().swap(hash);
+}
+
+namespace {
+
+template <class T>
+void split_column(std::vector<T> &src, const std::vector<uint8_t> &is_test, size_t n_b, std::vector<T> &a,
+                  std::vector<T> &b)
+{
+	a.clear();
+	b.clear();
+	if (src.empty())
+		return;
+	if (n_b == 0) {
+		a.swap(src);
+		std::vector<T>().swap(src);
+		return;
+	}
+	a.reserve(src.size() - n_b);
+	b.reserve(n_b);
+	for (size_t i = 0; i < src.size(); i++)
+		(is_test[i] ? b : a).push_back(src[i]);
+	std::vector<T>().swap(src);
+}
+
+} // namespace
+
+void RowStore::split_into(const std::vector<uint8_t> &is_test, RowStore &a, RowStore &b)
+{
+	const size_t n_b = static_cast<size_t>(std::count_if(is_test.begin(), is_test.end(), [](uint8_t t) { return t != 0; }));
+	a.num.resize(num.size());
+	b.num.resize(num.size());
+	a.cat.resize(cat.size());
+	b.cat.resize(cat.size());
+	for (size_t c = 0; c < num.size(); c++)
+		split_column(num[c], is_test, n_b, a.num[c], b.num[c]);
+	for (size_t c = 0; c < cat.size(); c++)
+		split_column(cat[c], is_test, n_b, a.cat[c], b.cat[c]);
+	split_column(y, is_test, n_b, a.y, b.y);
+	split_column(hash, is_test, n_b, a.hash, b.hash);
+}
+
+void RowStore::append_all(const RowStore &src)
+{
+	for (size_t c = 0; c < src.num.size(); c++) {
+		num[c].insert(num[c].end(), src.num[c].begin(), src.num[c].end());
+		cat[c].insert(cat[c].end(), src.cat[c].begin(), src.cat[c].end());
+	}
+	y.insert(y.end(), src.y.begin(), src.y.end());
+	hash.insert(hash.end(), src.hash.begin(), src.hash.end());
 }
 
 void RowStore::append_from(const RowStore &src, size_t i)

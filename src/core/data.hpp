@@ -77,6 +77,15 @@ struct RowStore {
 	size_t bytes_per_row() const;
 	void reset(const std::vector<ColumnInfo> &features);
 	void clear();
+	// Room for n rows in every column of `features` (the layout of reset()), allocated once.
+	void reserve(size_t n, const std::vector<ColumnInfo> &features);
+	// Frees every column's memory (clear() keeps it for the next rows).
+	void release();
+	// Moves the rows into a (is_test[i] == 0) and b (is_test[i] != 0), in order, one column at
+	// a time (so at most one column exists twice); this store is left empty.
+	void split_into(const std::vector<uint8_t> &is_test, RowStore &a, RowStore &b);
+	// copies every row of src (same layout) to the end, a column at a time
+	void append_all(const RowStore &src);
 	// copies row i of src (same layout) to the end
 	void append_from(const RowStore &src, size_t i);
 	void set_from(size_t at, const RowStore &src, size_t i);

@@ -106,6 +106,14 @@ class Estimator {
 	// Regression: out[0] = value, returns 0. Classification: out[0..K-1] = probabilities, returns
 	// the class. Clustering: out[0] = distance to the centre, returns the cluster.
 	virtual int predict(const double *z, double *out) const = 0;
+	// Predicts n rows at once: z is n rows of p values, one row after the other; out gets
+	// n_outputs values per row and klass[i] what predict() returns for row i. The default calls
+	// predict() row by row; gradient boosting overrides it (one xgboost call per block of rows).
+	virtual void predict_many(const double *z, size_t n, size_t p, size_t n_outputs, double *out, int *klass) const
+	{
+		for (size_t i = 0; i < n; i++)
+			klass[i] = predict(z + i * p, out + i * n_outputs);
+	}
 	virtual void write(Writer &w) const = 0;
 	// Importance of each of the p features (coefficient magnitude, split gain, ...), and its kind.
 	virtual Eigen::VectorXd importance() const = 0;

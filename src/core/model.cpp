@@ -154,23 +154,32 @@ void Model::predict_batch(const Value *values, size_t n, double *out, int *klass
 {
 	if (n == 0)
 		return;
-	const Eigen::Index p = prep.p();
+	const size_t p = static_cast<size_t>(prep.p());
 	const size_t nf = features.size();
-	const int nout = n_outputs();
-	// one column per row: the transformed features
-	Eigen::MatrixXd X(p, static_cast<Eigen::Index>(n));
+	// one row after the other: the transformed features
+	std::vector<double> X(p * n);
 	for (size_t i = 0; i < n; i++)
-		encode(values + i * nf, X.col(static_cast<Eigen::Index>(i)).data(), unseen);
+		encode(values + i * nf, X.data() + i * p, unseen);
+	predict_features_many(X.data(), n, out, klass);
+}
+
+void Model::predict_features_many(double *x, size_t n, double *out, int *klass) const
+{
+	if (n == 0)
+		return;
+	const Eigen::Index p = prep.p();
+	const size_t nout = static_cast<size_t>(n_outputs());
+	Eigen::Map<Eigen::MatrixXd> X(x, p, static_cast<Eigen::Index>(n)); // one column per row
 	if (estimator) {
-		for (size_t i = 0; i < n; i++)
-			klass[i] = predict_features(X.col(static_cast<Eigen::Index>(i)).data(), out + i * static_cast<size_t>(nout));
+		X = (X.colwise() - prep.center).array().colwise() / prep.scale.array();
+		estimator->predict_many(x, n, static_cast<size_t>(p), nout, out, klass);
 		return;
 	}
 	// scores: k x n in one product
 	Eigen::MatrixXd S = W.transpose() * X;
 	S.colwise() += b;
 	for (size_t i = 0; i < n; i++)
-		klass[i] = linear_link(S.col(static_cast<Eigen::Index>(i)).data(), out + i * static_cast<size_t>(nout));
+		klass[i] = linear_link(S.col(static_cast<Eigen::Index>(i)).data(), out + i * nout);
 }
 
 std::string Model::coefficients_json() const

@@ -57,6 +57,10 @@ class Model {
 	int predict(const Value *values, double *out, int64_t *unseen = nullptr) const;
 	// Same from an already transformed feature vector x (length p).
 	int predict_features(const double *x, double *out) const;
+	// Same for n transformed rows at once: x holds n rows of p values, one after the other
+	// (it is overwritten with the scaled values when the model has an estimator); out gets
+	// n_outputs() values per row and klass[i] what predict_features() returns for row i.
+	void predict_features_many(double *x, size_t n, double *out, int *klass) const;
 	// Predicts n rows at once: values is n x features.size() (row-major, model order), out is
 	// n x n_outputs() and klass[i] is what predict() returns for row i. Linear models score the
 	// whole batch with one matrix product. Results equal predict() row by row.

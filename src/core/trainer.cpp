@@ -397,19 +397,24 @@ struct Trainer::Impl {
 		add_moments(test_chunk, test);
 	}
 
-	void buffer_chunk()
+	size_t row_bytes() const
 	{
 		size_t per_row = sizeof(double) + sizeof(uint64_t);
 		for (const auto &c : spec.features)
 			per_row += c.categorical() ? sizeof(int32_t) : sizeof(double);
+		return per_row;
+	}
+
+	void buffer_chunk()
+	{
+		const size_t per_row = row_bytes();
 		if ((rows.size() + chunk.size()) * per_row > spec.memory_limit)
 			throw Error(ErrorCode::ProgramLimit,
 			            "training rows need more than " + std::to_string(spec.memory_limit >> 20) + " MB of memory",
 			            std::string(algorithm_name(spec.algorithm)) + " keeps the rows in memory; " +
 			                std::to_string(rows.size() + chunk.size()) + " rows had been read.",
 			            "Raise pg_ml.max_memory, or train on fewer rows (a view with TABLESAMPLE) or columns.");
-		for (size_t i = 0; i < chunk.size(); i++)
-			rows.append_from(chunk, i);
+		rows.append_all(chunk);
 	}
 
 	std::vector<double> medians() const
@@ -597,6 +602,17 @@ void validate_spec(const TrainSpec &spec)
 		            "Regression needs a numeric target.", "Use a classification algorithm such as logistic_regression.");
 	parse_params(*def, spec.hyperparams);
 	parse_preprocess(spec.preprocess, spec.features);
+}
+
+void Trainer::expect_rows(double n)
+{
+	Impl &m = *impl_;
+	if (m.streaming || rows_read_ > 0 || !(n > 0))
+		return;
+	// the estimate plus a margin, never more than the memory limit allows (more rows than that
+	// fail with the limit's error anyway)
+	const double cap = static_cast<double>(m.spec.memory_limit / m.row_bytes());
+	m.rows.reserve(static_cast<size_t>(std::min(cap, n * 1.05 + 1024)), m.spec.features);
 }
 
 void Trainer::add_batch(const Batch &batch, CancelCheck cancel)
@@ -934,28 +950,28 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			for (size_t i = 0; i < n; i++)
 				by_class[static_cast<size_t>(m.rows.y[i])].push_back(i);
 			for (auto &idx : by_class) {
-				std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) {
-					return split_draw(m.rows.hash[a], spec.seed) < split_draw(m.rows.hash[b], spec.seed);
-				});
 				size_t nt = static_cast<size_t>(std::llround(spec.test_size * static_cast<double>(idx.size())));
 				if (nt >= idx.size())
 					nt = idx.size() - 1;
+				if (nt == 0)
+					continue;
+				// the nt smallest (draw, row) pairs: what a stable sort by draw puts first
+				std::vector<std::pair<double, size_t>> d(idx.size());
+				for (size_t j = 0; j < idx.size(); j++)
+					d[j] = {split_draw(m.rows.hash[idx[j]], spec.seed), idx[j]};
+				std::nth_element(d.begin(), d.begin() + static_cast<std::ptrdiff_t>(nt - 1), d.end());
 				for (size_t j = 0; j < nt; j++)
-					is_test[idx[j]] = 1;
+					is_test[d[j].second] = 1;
 			}
 		} else if (spec.test_size > 0) {
 			for (size_t i = 0; i < n; i++)
 				is_test[i] = split_draw(m.rows.hash[i], spec.seed) < spec.test_size;
 		}
-		RowStore &tr = m.train_chunk, &te = m.test_chunk;
-		tr.clear();
-		te.clear();
-		for (size_t i = 0; i < n; i++) {
-			(is_test[i] ? te : tr).append_from(m.rows, i);
+		for (size_t i = 0; i < n; i++)
 			if (!is_test[i])
 				m.note_train_row(m.rows, i);
-		}
-		m.rows.clear();
+		RowStore &tr = m.train_chunk, &te = m.test_chunk;
+		m.rows.split_into(is_test, tr, te); // a column at a time: no second copy of every row
 		if (tr.size() == 0)
 			throw Error(ErrorCode::DataException, "no rows left to train on",
 			            "All " + std::to_string(n) + " rows were held out for testing.", "Lower test_size.");
@@ -974,15 +990,25 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		                                               : algorithm_native_missing(spec.algorithm) && !imputes;
 		const int p = model->prep.p();
 		auto scaled = [&](const RowStore &s, Eigen::MatrixXd &X, Eigen::VectorXd &y) {
-			std::vector<double> x(static_cast<size_t>(p));
+			// a block of rows is transformed into xb (one row after the other), then written
+			// into X's columns (column-major: each column's part is contiguous)
+			constexpr size_t kRows = 256;
+			const size_t pp = static_cast<size_t>(p);
+			std::vector<double> xb(pp * kRows);
 			X.resize(static_cast<Eigen::Index>(s.size()), p);
 			y.resize(static_cast<Eigen::Index>(s.size()));
-			for (size_t i = 0; i < s.size(); i++) {
-				model->prep.transform(m.enc, s, i, x.data());
-				for (int f = 0; f < p; f++)
-					X(static_cast<Eigen::Index>(i), f) =
-						(x[static_cast<size_t>(f)] - model->prep.center(f)) / model->prep.scale(f);
-				y(static_cast<Eigen::Index>(i)) = s.y[i];
+			for (size_t i0 = 0; i0 < s.size(); i0 += kRows) {
+				const size_t nb = std::min(kRows, s.size() - i0);
+				for (size_t r = 0; r < nb; r++)
+					model->prep.transform(m.enc, s, i0 + r, xb.data() + r * pp);
+				for (int f = 0; f < p; f++) {
+					const double c = model->prep.center(f), sc = model->prep.scale(f);
+					double *col = X.col(f).data() + i0;
+					for (size_t r = 0; r < nb; r++)
+						col[r] = (xb[r * pp + static_cast<size_t>(f)] - c) / sc;
+				}
+				for (size_t r = 0; r < nb; r++)
+					y(static_cast<Eigen::Index>(i0 + r)) = s.y[i0 + r];
 			}
 		};
 		{
@@ -1043,26 +1069,33 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		}
 		report_phase(spec.progress, "evaluating");
 		out.assign(static_cast<size_t>(std::max(K, 1)), 0.0);
-		std::vector<double> x(static_cast<size_t>(p));
+		// rows are predicted a block at a time (one call into the estimator per block)
+		constexpr size_t kEvalBlock = 1024;
+		const size_t nout = static_cast<size_t>(model->n_outputs());
+		std::vector<double> xb(static_cast<size_t>(p) * kEvalBlock), ob(nout * kEvalBlock);
+		std::vector<int> kb(kEvalBlock);
+		auto predict_rows = [&](const RowStore &s, auto &&take) {
+			for (size_t i0 = 0; i0 < s.size(); i0 += kEvalBlock) {
+				const size_t nb = std::min(kEvalBlock, s.size() - i0);
+				for (size_t r = 0; r < nb; r++)
+					model->prep.transform(m.enc, s, i0 + r, xb.data() + r * static_cast<size_t>(p));
+				model->predict_features_many(xb.data(), nb, ob.data(), kb.data());
+				for (size_t r = 0; r < nb; r++)
+					take(i0 + r, kb[r], ob.data() + r * nout);
+				check_cancel(cancel);
+			}
+		};
 		auto evaluate = [&](const RowStore &s) -> std::string {
 			if (classify) {
 				ClassificationMetrics cm(model->classes);
-				for (size_t i = 0; i < s.size(); i++) {
-					model->prep.transform(m.enc, s, i, x.data());
-					int pred = model->predict_features(x.data(), out.data());
-					cm.add(static_cast<int>(s.y[i]), pred, out.data());
-				}
+				predict_rows(s, [&](size_t i, int pred, const double *o) { cm.add(static_cast<int>(s.y[i]), pred, o); });
 				if (&s == &te)
 					result_.primary_test = cm.accuracy();
 				return cm.to_json();
 			}
 			if (m.task == Task::Regression) {
 				RegressionMetrics rm;
-				for (size_t i = 0; i < s.size(); i++) {
-					model->prep.transform(m.enc, s, i, x.data());
-					model->predict_features(x.data(), out.data());
-					rm.add(s.y[i], out[0]);
-				}
+				predict_rows(s, [&](size_t i, int, const double *o) { rm.add(s.y[i], o[0]); });
 				if (&s == &te)
 					result_.primary_test = rm.r2();
 				return rm.to_json();
@@ -1088,41 +1121,48 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 	if (compare != nullptr && test_rows != nullptr && test_rows->size() > 0 && compare->task == model->task &&
 	    model->task != Task::Clustering) {
 		RowStore &te = *test_rows;
-		bool ok = true;
-		if (model->task == Task::Regression) {
-			RegressionMetrics prev;
-			for (size_t i = 0; i < te.size() && ok; i++) {
-				ok = m.row_values(te, i, compare->features, vals);
-				if (ok) {
-					compare->predict(vals.data(), out.data());
-					prev.add(te.y[i], out[0]);
+		// the old model's inputs must be among this training's columns (checked on the first row:
+		// it depends on the columns only); then its predictions a block of rows at a time
+		bool ok = m.row_values(te, 0, compare->features, vals);
+		const size_t cnf = compare->features.size();
+		const size_t cnout = static_cast<size_t>(std::max(compare->n_outputs(), 1));
+		auto compare_rows = [&](auto &&take) {
+			constexpr size_t kBlock = 1024;
+			std::vector<Value> vb(cnf * kBlock);
+			std::vector<double> ob(cnout * kBlock);
+			std::vector<int> kb(kBlock);
+			for (size_t i0 = 0; i0 < te.size(); i0 += kBlock) {
+				const size_t nb = std::min(kBlock, te.size() - i0);
+				for (size_t r = 0; r < nb; r++) {
+					m.row_values(te, i0 + r, compare->features, vals);
+					std::copy(vals.begin(), vals.end(), vb.begin() + static_cast<std::ptrdiff_t>(r * cnf));
 				}
+				compare->predict_batch(vb.data(), nb, ob.data(), kb.data());
+				for (size_t r = 0; r < nb; r++)
+					take(i0 + r, kb[r], ob.data() + r * cnout);
+				check_cancel(cancel);
 			}
-			if (ok) {
-				result_.previous_metrics_json = prev.to_json();
-				result_.previous_primary = prev.r2();
-				// the new model on the very same rows
-				result_.primary_compare_new = m.streaming ? test_sample_metrics.r2() : result_.primary_test;
-			}
+		};
+		if (!ok) {
+		} else if (model->task == Task::Regression) {
+			RegressionMetrics prev;
+			compare_rows([&](size_t i, int, const double *o) { prev.add(te.y[i], o[0]); });
+			result_.previous_metrics_json = prev.to_json();
+			result_.previous_primary = prev.r2();
+			// the new model on the very same rows
+			result_.primary_compare_new = m.streaming ? test_sample_metrics.r2() : result_.primary_test;
 		} else {
 			ClassificationMetrics prev(model->classes);
-			std::vector<double> pout(static_cast<size_t>(std::max(compare->n_outputs(), 1)));
-			for (size_t i = 0; i < te.size() && ok; i++) {
-				ok = m.row_values(te, i, compare->features, vals);
-				if (!ok)
-					break;
-				int pred = compare->predict(vals.data(), pout.data());
+			compare_rows([&](size_t i, int pred, const double *) {
 				// map the old model's class to the new model's class id by label
 				const std::string &label = compare->classes[static_cast<size_t>(pred)];
 				auto it = std::find(model->classes.begin(), model->classes.end(), label);
 				int mapped = it == model->classes.end() ? -1 : static_cast<int>(it - model->classes.begin());
 				prev.add(static_cast<int>(te.y[i]), mapped < 0 ? (static_cast<int>(te.y[i]) + 1) % model->n_classes() : mapped, nullptr);
-			}
-			if (ok) {
-				result_.previous_metrics_json = prev.to_json();
-				result_.previous_primary = prev.accuracy();
-				result_.primary_compare_new = result_.primary_test;
-			}
+			});
+			result_.previous_metrics_json = prev.to_json();
+			result_.previous_primary = prev.accuracy();
+			result_.primary_compare_new = result_.primary_test;
 		}
 		result_.compared = ok;
 	}

@@ -57,6 +57,9 @@ class Trainer {
 	Trainer(const TrainSpec &spec, const Model &base, bool incremental);
 	~Trainer();
 
+	// Sizes the in-memory algorithms' row store once from an estimate of the rows to come
+	// (bounded by the memory limit), before the first add_batch; no effect on the others.
+	void expect_rows(double n);
 	// Ingests a batch whose feature columns are in spec.features order.
 	void add_batch(const Batch &batch, CancelCheck cancel);
 	// The statistics aggregate (stats_state.hpp): whether this run can train from it (the

@@ -342,17 +342,8 @@ int64
 pgml_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const PgmlColumn *features,
 						int nfeatures, const PgmlColumn *target)
 {
-	/* the planner's row estimate sizes the MAE sample's share per group */
-	double expected = 0;
-	{
-		Relation rel = RelationIdGetRelation(relid);
-		if (RelationIsValid(rel)) {
-			if (rel->rd_rel->relkind == RELKIND_RELATION || rel->rd_rel->relkind == RELKIND_MATVIEW ||
-				rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
-				expected = rel->rd_rel->reltuples;
-			RelationClose(rel);
-		}
-	}
+	/* the row estimate sizes the MAE sample's share per group */
+	double expected = static_cast<double>(pgml_relation_row_estimate(relid));
 	std::vector<double> *params = pgml_new_owned<std::vector<double>>();
 	PGML_CORE(*params = trainer->stats_params(expected));
 
@@ -389,11 +380,16 @@ pgml_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "pg_ml: SPI_connect failed");
-	/* the states are large: group them by hashing rather than by sorting them (for this
-	 * query only; the settings are restored after it, and on error by the transaction) */
+	/* For this query only (the settings are restored after it, and on error by the
+	 * transaction): the states are large, so group them by hashing rather than by sorting
+	 * them; and no JIT: the per-row work is the C transition function, which JIT cannot
+	 * speed up, while on a large table (a high cost estimate) compiling, optimizing and
+	 * inlining the query costs time and LLVM's memory (+10 MB per process at 10M rows: the
+	 * backend's footprint would grow with the table). */
 	int nest = NewGUCNestLevel();
 	if (ncat > 0)
 		(void)set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void)set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	int rc = SPI_execute_with_args(sql.data, 1, argtypes, args, NULL, true, 0);
 	AtEOXact_GUC(true, nest);
 	if (rc != SPI_OK_SELECT)

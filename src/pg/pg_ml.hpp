@@ -100,6 +100,11 @@ int64 pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid 
                                     int nfeatures, const PgmlColumn *target, double test_size,
                                     const pgml::Model *compare);
 
+// Rows the relation probably has: pg_class.reltuples scaled to its current size like the
+// planner does, -1 when never counted (no VACUUM / ANALYZE yet) or not a table. Cheap (no
+// planning): it sizes buffers and samples and feeds the progress report.
+int64 pgml_relation_row_estimate(Oid relid);
+
 // A relation's row count for algorithm => 'auto': the planner's estimate, exact below
 // 2 * exact_below (-1 when it cannot tell).
 double pgml_estimate_rows(Oid relid, double exact_below);

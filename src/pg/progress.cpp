@@ -255,28 +255,6 @@ clear_slot_at_exit(int code, Datum arg)
 		pgml_progress_end();
 }
 
-// Rows the relation probably has: pg_class.reltuples scaled to its current size like the
-// planner does, -1 when never counted (no VACUUM / ANALYZE yet) or not a table.
-int64
-relation_estimate(Oid relid)
-{
-	Relation rel = try_relation_open(relid, AccessShareLock);
-	if (rel == NULL)
-		return -1;
-	int64 estimate = -1;
-	double reltuples = rel->rd_rel->reltuples;
-	BlockNumber relpages = rel->rd_rel->relpages;
-	char kind = rel->rd_rel->relkind;
-	if (reltuples >= 0) {
-		if ((kind == RELKIND_RELATION || kind == RELKIND_MATVIEW) && relpages > 0)
-			estimate = (int64) (reltuples / relpages * RelationGetNumberOfBlocks(rel) + 0.5);
-		else
-			estimate = (int64) reltuples;
-	}
-	relation_close(rel, AccessShareLock);
-	return estimate;
-}
-
 } // namespace
 
 /* pgml_progress_init registers the settings and, when preloaded, asks for the shared slots. */
@@ -309,7 +287,7 @@ pgml_progress_init(void)
 void
 pgml_progress_begin(const char *command, const char *model, Oid relid, const char *phase)
 {
-	int64 estimate = relation_estimate(relid);
+	int64 estimate = pgml_relation_row_estimate(relid);
 	uint64 *run = static_cast<uint64 *>(palloc(sizeof(uint64)));
 	MemoryContextCallback *cb = static_cast<MemoryContextCallback *>(palloc(sizeof(MemoryContextCallback)));
 	if (!exit_callback_registered) {

@@ -4,8 +4,11 @@
 #include <cmath>
 
 extern "C" {
+#include "access/relation.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_enum.h"
+#include "storage/bufmgr.h"
 #include "utils/date.h"
 #include "utils/plancache.h"
 #include "utils/numeric.h"
@@ -155,6 +158,28 @@ pgml_datum_to_cstring(const PgmlColumn *col, Datum d)
 	if (col->text_like)
 		return TextDatumGetCString(d);
 	return OidOutputFunctionCall(col->outfunc, d);
+}
+
+// Rows the relation probably has: pg_class.reltuples scaled to its current size like the
+// planner does, -1 when never counted (no VACUUM / ANALYZE yet) or not a table.
+int64
+pgml_relation_row_estimate(Oid relid)
+{
+	Relation rel = try_relation_open(relid, AccessShareLock);
+	if (rel == NULL)
+		return -1;
+	int64 estimate = -1;
+	double reltuples = rel->rd_rel->reltuples;
+	BlockNumber relpages = rel->rd_rel->relpages;
+	char kind = rel->rd_rel->relkind;
+	if (reltuples >= 0) {
+		if ((kind == RELKIND_RELATION || kind == RELKIND_MATVIEW) && relpages > 0)
+			estimate = (int64) (reltuples / relpages * RelationGetNumberOfBlocks(rel) + 0.5);
+		else
+			estimate = (int64) reltuples;
+	}
+	relation_close(rel, AccessShareLock);
+	return estimate;
 }
 
 /*

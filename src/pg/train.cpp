@@ -122,8 +122,12 @@ run_training(TrainState *st, Oid relid, const char *relname, const PgmlColumn *f
 			rows = pgml_class_aggregate_relation(st->trainer.get(), class_schema, relid, features, nfeatures, target,
 												 st->spec.test_size, compare);
 	}
-	if (rows < 0)
+	if (rows < 0) {
+		/* in-memory algorithms size their row store once */
+		double expected = static_cast<double>(pgml_relation_row_estimate(relid));
+		PGML_CORE(st->trainer->expect_rows(expected));
 		rows = pgml_scan_relation(relid, features, nfeatures, target, train_consume, st);
+	}
 	if (rows == 0)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("relation \"%s\" has no rows", relname),
 						errhint("Train on a relation with labelled rows.")));

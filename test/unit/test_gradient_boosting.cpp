@@ -614,3 +614,32 @@ TEST(GradientBoosting, SignalsStayOnTheCallingThread)
 			}
 	}
 }
+
+// predict_many (one xgboost call per block of rows: the trainer's metrics, ml_predict_batch)
+// gives what predict() gives row by row, for every task and across block boundaries.
+TEST(GradientBoosting, PredictManyEqualsPredict)
+{
+	auto check = [](const Estimator &e, const MatrixXd &X, int width) {
+		std::vector<double> one = predict_all(e, X, width);
+		const size_t n = static_cast<size_t>(X.rows()), p = static_cast<size_t>(X.cols());
+		Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> Z = X; // rows one after the other
+		std::vector<double> out(n * static_cast<size_t>(width), -1);
+		std::vector<int> klass(n, -1);
+		e.predict_many(Z.data(), n, p, static_cast<size_t>(width), out.data(), klass.data());
+		for (size_t i = 0; i < n; i++) {
+			for (int k = 0; k < width; k++)
+				ASSERT_EQ(out[i * static_cast<size_t>(width) + static_cast<size_t>(k)],
+				          one[i * static_cast<size_t>(width + 1) + static_cast<size_t>(k)])
+				    << "row " << i << " output " << k;
+			ASSERT_EQ(klass[i], static_cast<int>(one[i * static_cast<size_t>(width + 1) + static_cast<size_t>(width)]));
+		}
+	};
+	MatrixXd X, X3;
+	VectorXd y, y3;
+	regression_data(9000, 21, X, y); // more than one block of 4096 rows
+	check(*fit_gradient_boosting(input(X, y, Task::Regression), params_with({{"n_estimators", 5}})), X, 1);
+	VectorXd yb = (y.array() > 0).cast<double>();
+	check(*fit_gradient_boosting(input(X, yb, Task::Classification, 2), params_with({{"n_estimators", 5}})), X, 2);
+	three_class_data(5000, 22, X3, y3);
+	check(*fit_gradient_boosting(input(X3, y3, Task::Classification, 3), params_with({{"n_estimators", 5}})), X3, 3);
+}
