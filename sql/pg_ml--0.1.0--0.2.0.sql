@@ -34,6 +34,45 @@ COMMENT ON AGGREGATE @extschema@.ml_train_stats(float8[], "any", VARIADIC "any")
 
 
 
+-- ---------------------------------------------------------------- naive Bayes through aggregates
+-- ml_train of naive_bayes (src/pg/eval_aggregate.cpp) runs ml_train_stats grouped by the
+-- categorical features, the class and the split, then evaluates the fitted model with
+-- ml_eval_stats: plain aggregates that parallel query spreads over workers.
+-- ml_row_draw(params, target, VARIADIC features): a row's split draw (its hash, as the row
+-- reader computes it; NULL for a row training skips), params as ml_train_stats's;
+-- ml_row_band(params, lo, hi, target, VARIADIC features) the same against a band.
+-- ml_eval_stats(params, model, classes, draw, cut, target, VARIADIC features): classification
+-- metrics of a model (blob) over rows, a row with draw < cut counting as a test row. The
+-- state is a float8[] (lossless text form) with a combine function.
+
+CREATE FUNCTION @extschema@.ml_row_draw(float8[], "any", VARIADIC "any") RETURNS float8
+    AS 'MODULE_PATHNAME', 'pgml_row_draw' LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE COST 10;
+COMMENT ON FUNCTION @extschema@.ml_row_draw(float8[], "any", VARIADIC "any") IS
+    'pg_ml: the split draw of a row (used by ml_train)';
+CREATE FUNCTION @extschema@.ml_row_band(float8[], float8, float8, "any", VARIADIC "any") RETURNS float8
+    AS 'MODULE_PATHNAME', 'pgml_row_band' LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE COST 10;
+COMMENT ON FUNCTION @extschema@.ml_row_band(float8[], float8, float8, "any", VARIADIC "any") IS
+    'pg_ml: where a row''s split draw is against a band [lo, hi): -1 under, 2 over, else the draw (used by ml_train)';
+
+CREATE FUNCTION ml.eval_stats_transfn(float8[], float8[], bytea, text[], float8, float8, "any", VARIADIC "any")
+    RETURNS float8[]
+    AS 'MODULE_PATHNAME', 'pgml_eval_transfn' LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE COST 100;
+CREATE FUNCTION ml.eval_stats_combinefn(float8[], float8[]) RETURNS float8[]
+    AS 'MODULE_PATHNAME', 'pgml_eval_combinefn' LANGUAGE C STRICT PARALLEL SAFE;
+REVOKE ALL ON FUNCTION ml.eval_stats_transfn(float8[], float8[], bytea, text[], float8, float8, "any", VARIADIC "any") FROM PUBLIC;
+REVOKE ALL ON FUNCTION ml.eval_stats_combinefn(float8[], float8[]) FROM PUBLIC;
+
+CREATE AGGREGATE @extschema@.ml_eval_stats(float8[], bytea, text[], float8, float8, "any", VARIADIC "any") (
+    SFUNC = ml.eval_stats_transfn,
+    STYPE = float8[],
+    COMBINEFUNC = ml.eval_stats_combinefn,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE @extschema@.ml_eval_stats(float8[], bytea, text[], float8, float8, "any", VARIADIC "any") IS
+    'pg_ml: classification metrics of a model over rows (used by ml_train; the state is a float8[])';
+
+
+
 -- ---------------------------------------------------------------- progress and the command line (issue 5)
 
 -- The running ml_train / ml_retrain / ml_evaluate calls of every backend, from shared memory

@@ -279,28 +279,51 @@ double ClassificationMetrics::roc_auc() const
 // Full JSON report; roc_auc / log_loss are left out when not defined.
 std::string ClassificationMetrics::to_json() const
 {
-	const Eigen::Index k = confusion_.rows();
-	const Eigen::VectorXd predicted = confusion_.colwise().sum().transpose();
-	const Eigen::VectorXd actual = confusion_.rowwise().sum();
+	return classification_json(names_, confusion_, n_, roc_auc(), log_loss());
+}
+
+std::string classification_json(const std::vector<std::string> &names, const Eigen::MatrixXd &confusion, int64_t n,
+                                double auc, double ll, int64_t roc_auc_sample_rows)
+{
+	const Eigen::Index k = confusion.rows();
+	const Eigen::VectorXd predicted = confusion.colwise().sum().transpose();
+	const Eigen::VectorXd actual = confusion.rowwise().sum();
+	const double nd = static_cast<double>(n);
+	double acc = kNaN, prec = kNaN, rec = kNaN, f1 = kNaN;
+	if (n > 0) {
+		acc = confusion.trace() / nd;
+		prec = rec = f1 = 0;
+		for (Eigen::Index c = 0; c < k; ++c) {
+			const double p = safe_div(confusion(c, c), predicted(c));
+			const double r = safe_div(confusion(c, c), actual(c));
+			prec += p;
+			rec += r;
+			f1 += safe_div(2.0 * p * r, p + r);
+		}
+		prec /= static_cast<double>(k);
+		rec /= static_cast<double>(k);
+		f1 /= static_cast<double>(k);
+	}
 
 	JsonWriter w;
 	w.begin_object();
-	w.key("accuracy").value(accuracy());
-	w.key("precision").value(precision_macro());
-	w.key("recall").value(recall_macro());
-	w.key("f1").value(f1_macro());
-	const double auc = roc_auc();
-	if (!std::isnan(auc))
+	w.key("accuracy").value(acc);
+	w.key("precision").value(prec);
+	w.key("recall").value(rec);
+	w.key("f1").value(f1);
+	if (!std::isnan(auc)) {
 		w.key("roc_auc").value(auc);
-	const double ll = log_loss();
+		if (roc_auc_sample_rows >= 0)
+			w.key("roc_auc_sample_rows").value(static_cast<long long>(roc_auc_sample_rows));
+	}
 	if (!std::isnan(ll))
 		w.key("log_loss").value(ll);
 
 	w.key("per_class").begin_object();
 	for (Eigen::Index c = 0; c < k; ++c) {
-		const double p = safe_div(confusion_(c, c), predicted(c));
-		const double r = safe_div(confusion_(c, c), actual(c));
-		w.key(names_[static_cast<size_t>(c)]).begin_object();
+		const double p = safe_div(confusion(c, c), predicted(c));
+		const double r = safe_div(confusion(c, c), actual(c));
+		w.key(names[static_cast<size_t>(c)]).begin_object();
 		w.key("precision").value(p);
 		w.key("recall").value(r);
 		w.key("f1").value(safe_div(2.0 * p * r, p + r));
@@ -313,17 +336,17 @@ std::string ClassificationMetrics::to_json() const
 	for (Eigen::Index r = 0; r < k; ++r) {
 		w.begin_array();
 		for (Eigen::Index c = 0; c < k; ++c)
-			w.value(static_cast<long long>(confusion_(r, c)));
+			w.value(static_cast<long long>(confusion(r, c)));
 		w.end_array();
 	}
 	w.end_array();
 
 	w.key("classes").begin_array();
-	for (const auto &name : names_)
+	for (const auto &name : names)
 		w.value(name);
 	w.end_array();
 
-	w.key("rows").value(static_cast<long long>(n_));
+	w.key("rows").value(static_cast<long long>(n));
 	w.end_object();
 	return w.str();
 }

@@ -62,4 +62,9 @@ class ClassificationMetrics {
 	std::vector<double> proba_; // row-major n x K
 };
 
+// The JSON of ClassificationMetrics::to_json from its parts (roc_auc / log_loss left out when
+// NaN; roc_auc_sample_rows >= 0 says roc_auc was computed on that many sampled rows).
+std::string classification_json(const std::vector<std::string> &names, const Eigen::MatrixXd &confusion, int64_t n,
+                                double roc_auc, double log_loss, int64_t roc_auc_sample_rows = -1);
+
 } // namespace pgml

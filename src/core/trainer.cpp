@@ -7,8 +7,10 @@
 #include <numeric>
 #include <random>
 
+#include "eval_state.hpp"
 #include "json.hpp"
 #include "models/elastic_net.hpp"
+#include "models/naive_bayes.hpp"
 #include "stats_state.hpp"
 
 namespace pgml {
@@ -205,6 +207,18 @@ struct Trainer::Impl {
 	Eigen::MatrixXd block;
 	bool aggregated = false;                // fed by add_stats_group
 	std::vector<double> train_u, test_u;   // draws of the sample rows (aggregate)
+	// naive Bayes through the class aggregate (add_class_group, class_fit, add_eval_state)
+	struct ClassGroup {
+		int label = 0;
+		int split = 0;                  // 0 train, 1 test
+		std::vector<int32_t> cats;      // per feature: level id (categorical), -1 for NULL
+		stats::Decoded d;
+	};
+	std::vector<ClassGroup> class_groups;
+	std::unique_ptr<Model> class_model; // fitted by class_fit, handed out by finish
+	int64_t class_train = 0, class_test = 0;
+	bool class_evaluated = false, class_compared = false;
+	evalstate::Decoded class_eval, class_compare_eval;
 
 	void init_common()
 	{
@@ -421,6 +435,53 @@ struct Trainer::Impl {
 			}
 		}
 		return out;
+	}
+
+	// The classes in sorted order (numerically for numeric / boolean targets, else by bytes)
+	// into model.classes, and each label id's class (continued training: the base's classes).
+	std::vector<int> order_classes(Model &model, int &K) const
+	{
+		K = static_cast<int>(labels.size());
+		if (K < 2 && base == nullptr)
+			throw Error(ErrorCode::DataException,
+			            "target column \"" + spec.target.name + "\" has only one class (" + labels.name(0) + ")",
+			            "Classification needs at least two distinct target values.",
+			            "Check the target column, or train on rows that include other classes.");
+		// classes in sorted order: numerically for numeric / boolean targets, else by bytes
+		std::vector<int> order(static_cast<size_t>(K));
+		std::iota(order.begin(), order.end(), 0);
+		bool numeric = !spec.target.categorical();
+		std::sort(order.begin(), order.end(), [&](int a, int b) {
+			const std::string &x = labels.name(a), &y = labels.name(b);
+			if (numeric) {
+				double dx = x == "true" ? 1 : x == "false" ? 0 : std::strtod(x.c_str(), nullptr);
+				double dy = y == "true" ? 1 : y == "false" ? 0 : std::strtod(y.c_str(), nullptr);
+				return dx < dy;
+			}
+			return x < y;
+		});
+		std::vector<int> rank(static_cast<size_t>(K));
+		for (int k = 0; k < K; k++) {
+			rank[static_cast<size_t>(order[static_cast<size_t>(k)])] = k;
+			model.classes.push_back(labels.name(order[static_cast<size_t>(k)]));
+		}
+		if (base != nullptr) {
+			// continued training keeps the base's classes: map the new rows' labels onto them
+			for (int k = 0; k < K; k++) {
+				const std::string &label = labels.name(k);
+				auto it = std::find(base->classes.begin(), base->classes.end(), label);
+				if (it == base->classes.end())
+					throw Error(ErrorCode::DataException,
+					            "class \"" + label + "\" of target column \"" + spec.target.name +
+					                "\" is not a class of the model",
+					            "Incremental retraining keeps the classes the model was trained with.",
+					            "Use mode => 'refit' to train with the new class.");
+				rank[static_cast<size_t>(k)] = static_cast<int>(it - base->classes.begin());
+			}
+			model.classes = base->classes;
+			K = static_cast<int>(model.classes.size());
+		}
+		return rank;
 	}
 
 	// Row `i` of `s` as prediction values for a model whose features are `cols`.
@@ -750,7 +811,32 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 	std::string test_json, train_json;
 	RowStore *test_rows = nullptr;
 
-	if (m.streaming) {
+	if (m.class_model) {
+		// naive Bayes from the class aggregate: fitted by class_fit, evaluated by ml_eval_stats
+		if (!m.class_evaluated)
+			throw Error(ErrorCode::Internal, "the class aggregate's model was not evaluated");
+		model = std::move(m.class_model);
+		const evalstate::Split &tr = m.class_eval.split[0], &te = m.class_eval.split[1];
+		// naive Bayes' training log: the mean negative log-likelihood of the training rows
+		result_.log.push_back({1, tr.n > 0 ? tr.nll_sum / static_cast<double>(tr.n) : 0.0, NAN, NAN});
+		train_json = evalstate::split_json(tr, model->classes, true);
+		if (te.n > 0) {
+			test_json = evalstate::split_json(te, model->classes, true);
+			result_.primary_test = te.confusion.trace() / static_cast<double>(te.n);
+		}
+		result_.primary_metric = "accuracy";
+		result_.rows_train = tr.n;
+		result_.rows_test = te.n;
+		if (compare != nullptr && m.class_compared && te.n > 0 && compare->task == model->task) {
+			const evalstate::Split &prev = m.class_compare_eval.split[1];
+			if (prev.n == te.n) {
+				result_.previous_metrics_json = evalstate::split_json(prev, model->classes, false);
+				result_.previous_primary = prev.confusion.trace() / static_cast<double>(prev.n);
+				result_.primary_compare_new = result_.primary_test;
+				result_.compared = true;
+			}
+		}
+	} else if (m.streaming) {
 		if (m.train.n() == 0)
 			throw Error(ErrorCode::DataException, "no rows left to train on",
 			            std::to_string(rows_read_) + " rows were read, " + std::to_string(m.skipped_null_target) +
@@ -851,46 +937,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		const bool classify = m.task == Task::Classification;
 		int K = 0;
 		if (classify) {
-			K = static_cast<int>(m.labels.size());
-			if (K < 2 && m.base == nullptr)
-				throw Error(ErrorCode::DataException,
-				            "target column \"" + spec.target.name + "\" has only one class (" + m.labels.name(0) + ")",
-				            "Classification needs at least two distinct target values.",
-				            "Check the target column, or train on rows that include other classes.");
-			// classes in sorted order: numerically for numeric / boolean targets, else by bytes
-			std::vector<int> order(static_cast<size_t>(K));
-			std::iota(order.begin(), order.end(), 0);
-			bool numeric = !spec.target.categorical();
-			std::sort(order.begin(), order.end(), [&](int a, int b) {
-				const std::string &x = m.labels.name(a), &y = m.labels.name(b);
-				if (numeric) {
-					double dx = x == "true" ? 1 : x == "false" ? 0 : std::strtod(x.c_str(), nullptr);
-					double dy = y == "true" ? 1 : y == "false" ? 0 : std::strtod(y.c_str(), nullptr);
-					return dx < dy;
-				}
-				return x < y;
-			});
-			std::vector<int> rank(static_cast<size_t>(K));
-			for (int k = 0; k < K; k++) {
-				rank[static_cast<size_t>(order[static_cast<size_t>(k)])] = k;
-				model->classes.push_back(m.labels.name(order[static_cast<size_t>(k)]));
-			}
-			if (m.base != nullptr) {
-				// continued training keeps the base's classes: map the new rows' labels onto them
-				for (int k = 0; k < K; k++) {
-					const std::string &label = m.labels.name(k);
-					auto it = std::find(m.base->classes.begin(), m.base->classes.end(), label);
-					if (it == m.base->classes.end())
-						throw Error(ErrorCode::DataException,
-						            "class \"" + label + "\" of target column \"" + spec.target.name +
-						                "\" is not a class of the model",
-						            "Incremental retraining keeps the classes the model was trained with.",
-						            "Use mode => 'refit' to train with the new class.");
-					rank[static_cast<size_t>(k)] = static_cast<int>(it - m.base->classes.begin());
-				}
-				model->classes = m.base->classes;
-				K = static_cast<int>(model->classes.size());
-			}
+			std::vector<int> rank = m.order_classes(*model, K);
 			for (auto &y : m.rows.y)
 				y = rank[static_cast<size_t>(y)];
 		}
@@ -1160,6 +1207,325 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 	result_.report_json = r.str();
 	result_.fingerprint = hex64(m.fingerprint ^ mix64(static_cast<uint64_t>(m.used_rows)));
 	return model;
+}
+
+// ---------------------------------------------------------------- naive Bayes through aggregates
+//
+// The glue runs ml_train_stats grouped by the categorical features, the target and the split
+// (which it knows from the stratified cut of each class, stratified_cut), hands each group
+// to add_class_group, fits with class_fit (the per class statistics naive Bayes keeps are
+// derived from the groups' moments through the preprocessing's affine map), evaluates the
+// fitted model with ml_eval_stats and hands its state to add_eval_state; finish() then
+// writes the metrics.
+
+bool Trainer::uses_class_aggregate() const
+{
+	const Impl &m = *impl_;
+	if (m.streaming || m.spec.algorithm != Algorithm::NaiveBayes || m.task != Task::Classification ||
+	    m.popts.dedupe || rows_read_ > 0 || !m.class_groups.empty())
+		return false;
+	for (size_t c = 0; c < m.spec.features.size(); c++)
+		if (m.wants_median(c))
+			return false;
+	return m.base == nullptr || m.base->algorithm == Algorithm::NaiveBayes;
+}
+
+std::vector<double> Trainer::class_stats_params() const
+{
+	const Impl &m = *impl_;
+	stats::Params p;
+	p.nfeat = static_cast<int>(m.spec.features.size());
+	p.has_target = true;
+	p.target_categorical = m.spec.target.categorical();
+	p.seed = m.spec.seed;
+	p.test_size = 0; // the split is a GROUP BY key
+	p.drop_nonfinite = m.popts.drop_nonfinite;
+	p.sample_k = 0;
+	p.block = kAggBlockRows;
+	for (const ColumnInfo &c : m.spec.features)
+		p.categorical.push_back(c.categorical() ? 1 : 0);
+	return p.encode();
+}
+
+int stratified_cut(double test_size, int64_t below, const std::vector<std::pair<double, int64_t>> &band,
+                   int64_t above, double hi, double *cut)
+{
+	int64_t n = below + above;
+	for (const auto &e : band)
+		n += e.second;
+	if (n < 1 || below < 0 || above < 0)
+		throw Error(ErrorCode::Internal, "a class without rows has no split");
+	// as the row reader: the llround(test_size * n) rows with the smallest draws are held out,
+	// at least one row stays for training
+	int64_t nt = std::llround(test_size * static_cast<double>(n));
+	if (nt >= n)
+		nt = n - 1;
+	if (nt < below)
+		return -1;
+	int64_t c = below;
+	for (const auto &[draw, rows] : band) {
+		if (c == nt) {
+			*cut = draw; // held out: draw < cut
+			return 1;
+		}
+		if (nt < c + rows)
+			return 0; // equal draws (duplicate rows) on both sides of the cut
+		c += rows;
+	}
+	if (c == nt) {
+		*cut = hi;
+		return 1;
+	}
+	return -1;
+}
+
+void Trainer::add_class_group(const std::vector<const char *> &levels, const char *label, double label_num, int split,
+                              const double *state, size_t len, CancelCheck cancel)
+{
+	Impl &m = *impl_;
+	check_cancel(cancel);
+	const size_t nf = m.spec.features.size();
+	if (m.streaming || levels.size() != nf || m.class_model)
+		throw Error(ErrorCode::Internal, "statistics group does not match the training columns");
+	stats::Decoded d = stats::decode(state, len);
+	std::vector<size_t> numeric;
+	for (size_t c = 0; c < nf; c++)
+		if (!m.spec.features[c].categorical())
+			numeric.push_back(c);
+	if (d.shape.nfeat != static_cast<int>(nf) || d.shape.k != static_cast<int>(numeric.size()) ||
+	    d.shape.has_target == m.spec.target.categorical())
+		throw Error(ErrorCode::Internal, "statistics group was computed for other columns");
+	if (d.nonfinite_column >= 0) {
+		bool is_target = d.nonfinite_column >= static_cast<int>(nf);
+		m.nonfinite(is_target ? m.spec.target.name : m.spec.features[static_cast<size_t>(d.nonfinite_column)].name,
+		            d.nonfinite_nan ? NAN : INFINITY, is_target);
+	}
+	m.aggregated = true;
+	rows_read_ += d.rows_in;
+	m.skipped_null_target += d.skipped_null_target;
+	m.dropped_nonfinite += d.dropped_nonfinite;
+	m.fingerprint += d.fingerprint;
+	const int64_t rows = d.train.n() + d.test.n();
+	if (rows == 0)
+		return;
+	if ((split != 0 && split != 1) || d.test.n() != 0 || (m.spec.target.categorical() && label == nullptr))
+		throw Error(ErrorCode::Internal, "statistics group has rows but no class or split");
+	m.used_rows += rows;
+	Impl::ClassGroup g;
+	g.split = split;
+	g.label = m.labels.intern(m.spec.target.categorical() ? std::string(label)
+	                                                      : numeric_label(m.spec.target.type_class, label_num));
+	g.cats.assign(nf, -1);
+	for (size_t c = 0; c < nf; c++)
+		if (m.spec.features[c].categorical() && levels[c] != nullptr)
+			g.cats[c] = m.enc.intern(c, levels[c]);
+	if (split == 0) {
+		m.class_train += rows;
+		// the training rows' slots and moments, as add_moments would give them
+		RowStore one;
+		one.reset(m.spec.features);
+		for (size_t c = 0; c < nf; c++) {
+			if (m.spec.features[c].categorical())
+				one.cat[c].push_back(g.cats[c]);
+			else
+				one.num[c].push_back(0.0);
+		}
+		for (size_t j = 0; j < numeric.size(); j++)
+			if (d.indicator[j] >= 0)
+				one.num[numeric[j]][0] = NAN;
+		one.y.push_back(0);
+		one.hash.push_back(0);
+		m.enc.allocate(one, 0, 1);
+		const Eigen::Index q = m.enc.dim();
+		m.train.grow(q);
+		std::vector<Eigen::Index> map(static_cast<size_t>(d.shape.q), -1); // state slot -> encoder slot
+		for (size_t j = 0; j < numeric.size(); j++) {
+			map[j] = m.enc.value_slot(numeric[j]);
+			if (d.indicator[j] >= 0)
+				map[static_cast<size_t>(d.indicator[j])] = m.enc.missing_slot(numeric[j]);
+		}
+		Eigen::VectorXd mean = Eigen::VectorXd::Zero(q);
+		Eigen::MatrixXd M = Eigen::MatrixXd::Zero(q, q);
+		Eigen::MatrixXd C = d.train.comoment();
+		for (size_t i = 0; i < map.size(); i++) {
+			if (map[i] < 0)
+				continue; // the target's slot (a numeric target is constant within the group)
+			mean(map[i]) = d.train.mean()(static_cast<Eigen::Index>(i));
+			for (size_t j = 0; j < map.size(); j++)
+				if (map[j] >= 0)
+					M(map[i], map[j]) = C(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j));
+		}
+		for (size_t c = 0; c < nf; c++)
+			if (m.spec.features[c].categorical())
+				mean(m.enc.level_slot(c, g.cats[c])) = 1.0;
+		m.train.merge(Moments::from(d.train.n(), mean, M));
+		for (size_t j = 0; j < numeric.size(); j++) {
+			size_t c = numeric[j];
+			m.nulls[c] += d.nulls[j];
+			m.col_min[c] = std::min(m.col_min[c], d.min[j]);
+			m.col_max[c] = std::max(m.col_max[c], d.max[j]);
+		}
+	} else {
+		m.class_test += rows;
+	}
+	g.d = std::move(d);
+	m.class_groups.push_back(std::move(g));
+}
+
+std::vector<uint8_t> Trainer::class_fit(CancelCheck cancel)
+{
+	Impl &m = *impl_;
+	const TrainSpec &spec = m.spec;
+	if (!m.aggregated || m.class_model)
+		throw Error(ErrorCode::Internal, "class_fit without statistics groups");
+	if (m.skipped_null_target > 0 && m.skipped_null_target == rows_read_)
+		throw Error(ErrorCode::DataException, "target column \"" + spec.target.name + "\" is NULL in every row",
+		            std::to_string(rows_read_) + " rows were read.", "Train on rows with a known target.");
+	if (m.used_rows == 0)
+		throw Error(ErrorCode::DataException, "no rows left to train on",
+		            std::to_string(rows_read_) + " rows were read, " + std::to_string(m.skipped_null_target) +
+		                " with a NULL target, " + std::to_string(m.dropped_nonfinite) + " with a non-finite value.",
+		            "Train on more rows.");
+	auto model = std::make_unique<Model>();
+	model->task = m.task;
+	model->algorithm = spec.algorithm;
+	model->target = spec.target;
+	model->features = spec.features;
+	model->hyperparams = m.hp;
+	model->preprocess = m.popts;
+	model->test_size = spec.test_size;
+	model->seed = spec.seed;
+	int K = 0;
+	std::vector<int> rank = m.order_classes(*model, K);
+	if (m.class_train == 0)
+		throw Error(ErrorCode::DataException, "no rows left to train on",
+		            "All " + std::to_string(m.used_rows) + " rows were held out for testing.", "Lower test_size.");
+	check_cancel(cancel);
+	model->prep = m.base != nullptr ? m.base->prep
+	                                : fit_preprocessor(spec.features, m.popts, m.enc, m.train, m.col_min, m.col_max,
+	                                                   m.medians());
+	model->prep.native_missing = false;
+	const Preprocessor &pp = model->prep;
+	const int p = pp.p();
+	std::vector<int> groups(static_cast<size_t>(p), -1);
+	std::vector<std::vector<int>> group_feats(spec.features.size());
+	for (size_t c = 0; c < spec.features.size(); c++)
+		if (spec.features[c].categorical())
+			for (int k = 0; k < pp.columns[c].n_features; k++) {
+				groups[static_cast<size_t>(pp.columns[c].first_feature + k)] = static_cast<int>(c);
+				group_feats[c].push_back(pp.columns[c].first_feature + k);
+			}
+	// per class statistics of the scaled features z = (x - center) / scale, group by group
+	Eigen::VectorXd count = Eigen::VectorXd::Zero(K);
+	Eigen::MatrixXd mean = Eigen::MatrixXd::Zero(K, p), m2 = Eigen::MatrixXd::Zero(K, p),
+	                level = Eigen::MatrixXd::Zero(K, p);
+	std::vector<double> z(static_cast<size_t>(p));
+	size_t j = 0;
+	for (const Impl::ClassGroup &g : m.class_groups) {
+		if (g.split != 0)
+			continue;
+		const int k = rank[static_cast<size_t>(g.label)];
+		const double nb = static_cast<double>(g.d.train.n()), na = count(k), nt = na + nb;
+		const Eigen::VectorXd &mu = g.d.train.mean();
+		const Eigen::MatrixXd C = g.d.train.comoment();
+		std::fill(z.begin(), z.end(), 0.0);
+		j = 0;
+		for (size_t c = 0; c < spec.features.size(); c++) {
+			const FittedColumn &fc = pp.columns[c];
+			if (spec.features[c].categorical()) {
+				int f = -1;
+				if (g.cats[c] >= 0)
+					f = pp.level_feature(c, m.enc.dictionary(c).name(g.cats[c]));
+				else
+					f = fc.null_feature;
+				if (f >= 0)
+					z[static_cast<size_t>(f)] = (1.0 - pp.center(f)) / pp.scale(f);
+				continue;
+			}
+			// x = value + impute_value * indicator (the value slot is 0 where NULL)
+			const Eigen::Index v = static_cast<Eigen::Index>(j), ind = g.d.indicator[j];
+			double mx = mu(v), M2 = C(v, v);
+			if (ind >= 0) {
+				const double iv = fc.impute_value;
+				mx += iv * mu(ind);
+				M2 += 2 * iv * C(v, ind) + iv * iv * C(ind, ind);
+			}
+			j++;
+			const int f = fc.first_feature;
+			const double mz = (mx - pp.center(f)) / pp.scale(f), m2z = std::max(0.0, M2) / (pp.scale(f) * pp.scale(f));
+			if (na == 0) {
+				mean(k, f) = mz;
+				m2(k, f) = m2z;
+			} else {
+				const double delta = mz - mean(k, f);
+				mean(k, f) += delta * nb / nt;
+				m2(k, f) += m2z + delta * delta * na * nb / nt;
+			}
+		}
+		for (size_t c = 0; c < spec.features.size(); c++) {
+			if (group_feats[c].empty())
+				continue;
+			const int a = naive_bayes_active_level(group_feats[c], z.data());
+			if (a >= 0)
+				level(k, group_feats[c][static_cast<size_t>(a)]) += nb;
+		}
+		count(k) = nt;
+	}
+	check_cancel(cancel);
+	if (m.base != nullptr) {
+		// a copy of the base's estimator (through its own encoding), with the new rows added
+		Writer w;
+		m.base->estimator->write(w);
+		Reader r(w.bytes().data(), w.bytes().size());
+		EstimatorShape shape;
+		shape.p = p;
+		shape.n_classes = K;
+		shape.task = m.task;
+		std::unique_ptr<Estimator> est = algorithm_def(spec.algorithm).read(r, shape);
+		naive_bayes_add_stats(*est, count, mean, m2, level);
+		model->estimator = std::move(est);
+	} else {
+		model->estimator = naive_bayes_from_stats(p, K, groups, m.hp, count, mean, m2, level);
+	}
+	m.class_model = std::move(model);
+	return m.class_model->serialize();
+}
+
+std::vector<std::string> Trainer::class_names() const
+{
+	const Impl &m = *impl_;
+	if (!m.class_model)
+		throw Error(ErrorCode::Internal, "class_names before class_fit");
+	return m.class_model->classes;
+}
+
+std::vector<double> Trainer::eval_params() const
+{
+	evalstate::Params p;
+	p.sample_k = kAggSampleRows;
+	return p.encode();
+}
+
+void Trainer::add_eval_state(const double *state, size_t len, bool of_compare)
+{
+	Impl &m = *impl_;
+	if (!m.class_model)
+		throw Error(ErrorCode::Internal, "evaluation before class_fit");
+	evalstate::Decoded d = evalstate::decode(state, len);
+	if (d.shape.K != m.class_model->n_classes())
+		throw Error(ErrorCode::Internal, "evaluation state has another number of classes");
+	if (!of_compare) {
+		// the evaluation must have seen exactly the rows the statistics did
+		if (d.split[0].n != m.class_train || d.split[1].n != m.class_test || d.unknown_label != 0 || !d.shape.proba)
+			throw Error(ErrorCode::Internal, "the evaluating query saw other rows than the statistics query",
+			            std::to_string(d.split[0].n) + " / " + std::to_string(d.split[1].n) + " rows against " +
+			                std::to_string(m.class_train) + " / " + std::to_string(m.class_test) + ".");
+		m.class_eval = std::move(d);
+		m.class_evaluated = true;
+	} else {
+		m.class_compare_eval = std::move(d);
+		m.class_compared = true;
+	}
 }
 
 // ---------------------------------------------------------------- Evaluator

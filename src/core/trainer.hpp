@@ -71,6 +71,23 @@ class Trainer {
 	std::vector<double> stats_params(double expected_rows) const; // expected_rows <= 0: unknown
 	void add_stats_group(const std::vector<const char *> &levels, const double *state, size_t len, CancelCheck cancel);
 
+	// Naive Bayes through aggregates (the glue's class aggregate path, src/pg/eval_aggregate.cpp):
+	// whether this run can use it (naive_bayes without dedupe or median imputation); the
+	// parameters of ml_train_stats / ml_row_draw for it; one group of
+	//   SELECT <categorical features>, target, draw < cut, ml_train_stats(...) GROUP BY 1, 2, ...
+	// (levels as in add_stats_group; the class label as text, or label_num for a numeric
+	// target; split 0 train, 1 test); then class_fit fits the model and returns its blob for
+	// ml_eval_stats, whose state add_eval_state takes (of_compare: the state of `compare`,
+	// evaluated against class_names()). finish() writes the metrics.
+	bool uses_class_aggregate() const;
+	std::vector<double> class_stats_params() const;
+	void add_class_group(const std::vector<const char *> &levels, const char *label, double label_num, int split,
+	                     const double *state, size_t len, CancelCheck cancel);
+	std::vector<uint8_t> class_fit(CancelCheck cancel);
+	std::vector<std::string> class_names() const;
+	std::vector<double> eval_params() const;
+	void add_eval_state(const double *state, size_t len, bool of_compare);
+
 	// Fits, evaluates (and evaluates `compare` on the same test rows), returns the model.
 	std::unique_ptr<Model> finish(CancelCheck cancel, const Model *compare);
 	const TrainResult &result() const { return result_; }
@@ -105,6 +122,14 @@ class Evaluator {
 	std::vector<Value> values_;
 	std::vector<double> out_;
 };
+
+// The stratified split of one class as the row reader makes it, from its rows' draws: below
+// rows under a bound lo, band = (draw, rows) of the rows in [lo, hi) in increasing draw order,
+// above rows at or over hi. Returns 1 and sets *cut (the held-out rows are those with
+// draw < cut); 0 when rows with equal draws (duplicate rows) fall on both sides of the cut;
+// -1 when the cut is not in [lo, hi].
+int stratified_cut(double test_size, int64_t below, const std::vector<std::pair<double, int64_t>> &band,
+                   int64_t above, double hi, double *cut);
 
 // Whether a version can be retrained incrementally (exact sufficient statistics, or an estimator
 // that continues training).

@@ -92,6 +92,14 @@ Oid pgml_stats_aggregate_schema(void); // InvalidOid: this database's pg_ml has 
 int64 pgml_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const PgmlColumn *features,
                               int nfeatures, const PgmlColumn *target);
 
+// Naive Bayes through aggregates (eval_aggregate.cpp): the trainer must say
+// uses_class_aggregate(). Returns rows read, or -1 (nothing given to the trainer) when the
+// split cannot be reproduced from aggregates: then read the rows.
+Oid pgml_class_aggregate_schema(void); // InvalidOid: this database's pg_ml has no ml_eval_stats
+int64 pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const PgmlColumn *features,
+                                    int nfeatures, const PgmlColumn *target, double test_size,
+                                    const pgml::Model *compare);
+
 // Rows the relation probably has: pg_class.reltuples scaled to its current size like the
 // planner does, -1 when never counted (no VACUUM / ANALYZE yet) or not a table. Cheap (no
 // planning): it sizes buffers and samples and feeds the progress report.

@@ -110,13 +110,24 @@ run_training(TrainState *st, Oid relid, const char *relname, const PgmlColumn *f
 	PGML_CORE(aggregate = pgml_stats_aggregate && st->trainer->uses_stats_aggregate());
 	Oid agg_schema = aggregate ? pgml_stats_aggregate_schema() : InvalidOid;
 	aggregate = OidIsValid(agg_schema);
-	if (!aggregate) {
+	int64 rows = -1;
+	if (aggregate) {
+		rows = pgml_aggregate_relation(st->trainer.get(), agg_schema, relid, features, nfeatures, target);
+	} else {
+		/* naive Bayes: statistics grouped by class and split, then an evaluating aggregate */
+		bool class_agg = false;
+		PGML_CORE(class_agg = pgml_stats_aggregate && st->trainer->uses_class_aggregate());
+		Oid class_schema = class_agg ? pgml_class_aggregate_schema() : InvalidOid;
+		if (OidIsValid(class_schema))
+			rows = pgml_class_aggregate_relation(st->trainer.get(), class_schema, relid, features, nfeatures, target,
+												 st->spec.test_size, compare);
+	}
+	if (rows < 0) {
 		/* in-memory algorithms size their row store once */
 		double expected = static_cast<double>(pgml_relation_row_estimate(relid));
 		PGML_CORE(st->trainer->expect_rows(expected));
+		rows = pgml_scan_relation(relid, features, nfeatures, target, train_consume, st);
 	}
-	int64 rows = aggregate ? pgml_aggregate_relation(st->trainer.get(), agg_schema, relid, features, nfeatures, target)
-						   : pgml_scan_relation(relid, features, nfeatures, target, train_consume, st);
 	if (rows == 0)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("relation \"%s\" has no rows", relname),
 						errhint("Train on a relation with labelled rows.")));

@@ -100,6 +100,17 @@ class NaiveBayes : public Estimator {
 					level_(cls[static_cast<size_t>(i)], feats[static_cast<size_t>(l)]) += 1;
 			}
 		}
+		add_stats(nb, mb, m2b, MatrixXd::Zero(K_, p_));
+	}
+
+	// Adds the statistics of more rows (per class: count, numeric means and squared
+	// deviations, level counts), then recomputes the tables predict uses.
+	void add_stats(const VectorXd &nb, const MatrixXd &mb, const MatrixXd &m2b, const MatrixXd &levelb)
+	{
+		if (nb.size() != K_ || mb.rows() != K_ || mb.cols() != p_ || m2b.rows() != K_ || m2b.cols() != p_ ||
+		    levelb.rows() != K_ || levelb.cols() != p_)
+			throw Error(ErrorCode::Internal, "naive Bayes statistics of the wrong shape");
+		level_ += levelb;
 		for (int k = 0; k < K_; k++) {
 			const double na = count_(k), nbk = nb(k), nt = na + nbk;
 			if (nbk == 0)
@@ -359,6 +370,38 @@ std::unique_ptr<Estimator> fit_naive_bayes(const FitInput &in, const Params &par
 	nb->add_rows(X, *in.y, in.cancel);
 	nb->log_training_loss(in);
 	return nb;
+}
+
+std::unique_ptr<Estimator> naive_bayes_from_stats(int p, int n_classes, const std::vector<int> &feature_group,
+                                                  const Params &params, const Eigen::VectorXd &count,
+                                                  const Eigen::MatrixXd &mean, const Eigen::MatrixXd &m2,
+                                                  const Eigen::MatrixXd &level)
+{
+	if (n_classes < 2 || n_classes > static_cast<int>(kMaxClasses) || feature_group.size() != static_cast<size_t>(p))
+		throw Error(ErrorCode::Internal, "naive Bayes statistics do not match the features");
+	if (!(count.sum() > 0))
+		throw Error(ErrorCode::DataException, "naive Bayes needs at least one training row");
+	std::vector<int> group = feature_group;
+	for (int &g : group)
+		g = std::max(g, -1);
+	auto nb = std::make_unique<NaiveBayes>(p, n_classes, std::move(group), params.num("var_smoothing"),
+	                                       params.num("alpha"));
+	nb->add_stats(count, mean, m2, level);
+	return nb;
+}
+
+void naive_bayes_add_stats(Estimator &est, const Eigen::VectorXd &count, const Eigen::MatrixXd &mean,
+                           const Eigen::MatrixXd &m2, const Eigen::MatrixXd &level)
+{
+	NaiveBayes *nb = dynamic_cast<NaiveBayes *>(&est);
+	if (nb == nullptr)
+		throw Error(ErrorCode::Internal, "not a naive Bayes estimator");
+	nb->add_stats(count, mean, m2, level);
+}
+
+int naive_bayes_active_level(const std::vector<int> &feats, const double *z)
+{
+	return active_level(feats, z, 1);
 }
 
 std::unique_ptr<Estimator> read_naive_bayes(Reader &r, const EstimatorShape &shape)

@@ -1,0 +1,867 @@
+// pg_ml glue: naive Bayes through aggregates (src/core/eval_state.hpp, Trainer::add_class_group).
+//
+//   ml_row_draw(params float8[], target "any", VARIADIC features "any") -> float8
+//     the row's split draw (NULL for rows training skips), params as ml_train_stats's
+//   ml_eval_stats(params float8[], model bytea, classes text[], draw float8, cut float8,
+//                 target "any", VARIADIC features "any") -> float8[]
+//     classification metrics of a model over rows; a row with draw < cut is a test row
+//
+// ml_train of naive_bayes runs three queries over the relation, all plain aggregates that
+// parallel query spreads over workers:
+//   1. the stratified split: per class its row count (a count), then the rows' draws in a
+//      narrow band around the cut (a grouped count);
+//   2. SELECT <categorical features>, target, draw < cut, ml_train_stats(...) GROUP BY 1, ...
+//   3. SELECT ml_eval_stats(<params>, <fitted model>, ...) (and for ml_retrain the deployed
+//      model's, on the same rows).
+// Duplicate rows whose equal draws fall on both sides of a class's cut cannot be split as the
+// row reader splits them: then the relation is read by the row reader instead.
+#include "pg_ml.hpp"
+
+#include "../core/eval_state.hpp"
+#include "progress.hpp"
+
+extern "C" {
+#include "access/parallel.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_proc.h"
+#include "utils/catcache.h"
+#include "utils/datum.h"
+#include "utils/guc.h"
+#include "utils/syscache.h"
+
+PG_FUNCTION_INFO_V1(pgml_row_draw);
+PG_FUNCTION_INFO_V1(pgml_row_band);
+PG_FUNCTION_INFO_V1(pgml_eval_transfn);
+PG_FUNCTION_INFO_V1(pgml_eval_combinefn);
+}
+
+namespace {
+
+// ---------------------------------------------------------------- reading one row's arguments
+
+// The columns of a call: target at argument target_arg, features from target_arg + 1.
+struct ArgRow {
+	int target_arg;
+	int nfeat;
+	PgmlColumn target;
+	PgmlColumn *cols;
+	bool *isnull;
+	double *num;
+	const char **str;
+	size_t *len;
+	pgml::stats::Row row;
+};
+
+void
+read_value(const PgmlColumn *col, Datum d, double *num, const char **str, size_t *len)
+{
+	if (col->tc != pgml::TypeClass::Categorical) {
+		*num = pgml_datum_to_double(col, d);
+	} else if (col->text_like) {
+		text *t = DatumGetTextPP(d);
+		*str = VARDATA_ANY(t);
+		*len = VARSIZE_ANY_EXHDR(t);
+	} else {
+		char *s = pgml_datum_to_cstring(col, d);
+		*str = s;
+		*len = strlen(s);
+	}
+}
+
+// Sets up an ArgRow in the current memory context; categorical[i] (nullptr: any) and
+// target_categorical (-1: any) say what the caller's parameters expect.
+void
+init_arg_row(FunctionCallInfo fcinfo, ArgRow *ar, int target_arg, int nfeat, const uint8_t *categorical,
+			 int target_categorical, const char *fname)
+{
+	ar->target_arg = target_arg;
+	ar->nfeat = nfeat;
+	if (PG_NARGS() != target_arg + 1 + nfeat)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid %s parameters", fname),
+						errdetail("The parameters describe %d features, but the call passes %d.", nfeat,
+								  PG_NARGS() - target_arg - 1),
+						errhint("%s is called by ml_train; its parameters describe the columns that follow.", fname)));
+	ar->cols = static_cast<PgmlColumn *>(palloc0(sizeof(PgmlColumn) * (nfeat + 1)));
+	ar->isnull = static_cast<bool *>(palloc0(sizeof(bool) * (nfeat + 1)));
+	ar->num = static_cast<double *>(palloc0(sizeof(double) * (nfeat + 1)));
+	ar->str = static_cast<const char **>(palloc0(sizeof(char *) * (nfeat + 1)));
+	ar->len = static_cast<size_t *>(palloc0(sizeof(size_t) * (nfeat + 1)));
+	for (int i = 0; i <= nfeat; i++) {
+		PgmlColumn *col = i < nfeat ? &ar->cols[i] : &ar->target;
+		int arg = i < nfeat ? target_arg + 1 + i : target_arg;
+		Oid type = get_fn_expr_argtype(fcinfo->flinfo, arg);
+		int want = i < nfeat ? (categorical ? categorical[i] : -1) : target_categorical;
+		if (!OidIsValid(type) || !pgml_classify_type(type, col) ||
+			(want >= 0 && (col->tc == pgml::TypeClass::Categorical) != (want != 0)))
+			ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+							errmsg("argument %d of %s has type %s, which its parameters do not describe", arg + 1,
+								   fname, OidIsValid(type) ? format_type_be(type) : "unknown"),
+							errdetail("The parameters say whether each column is numeric (numeric, boolean, date or "
+									  "timestamp types) or categorical (text or enum types)."),
+							errhint("%s is called by ml_train; its parameters describe the columns that follow.", fname)));
+	}
+	ar->row.isnull = ar->isnull;
+	ar->row.num = ar->num;
+	ar->row.str = ar->str;
+	ar->row.len = ar->len;
+}
+
+// Reads the row's target and features into ar->row.
+void
+read_arg_row(FunctionCallInfo fcinfo, ArgRow *ar)
+{
+	ar->row.target_null = PG_ARGISNULL(ar->target_arg);
+	if (!ar->row.target_null)
+		read_value(&ar->target, PG_GETARG_DATUM(ar->target_arg), &ar->row.target, &ar->row.target_str,
+				   &ar->row.target_len);
+	for (int i = 0; i < ar->nfeat; i++) {
+		int a = ar->target_arg + 1 + i;
+		ar->isnull[i] = PG_ARGISNULL(a);
+		if (!ar->isnull[i])
+			read_value(&ar->cols[i], PG_GETARG_DATUM(a), &ar->num[i], &ar->str[i], &ar->len[i]);
+	}
+}
+
+// A one-dimensional float8[] without NULLs, or an error.
+const double *
+float8_array(ArrayType *a, size_t *len, const char *what)
+{
+	if (ARR_NDIM(a) != 1 || ARR_HASNULL(a) || ARR_ELEMTYPE(a) != FLOAT8OID)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid %s", what),
+						errdetail("It must be a one-dimensional float8[] without NULLs.")));
+	*len = static_cast<size_t>(ARR_DIMS(a)[0]);
+	return reinterpret_cast<const double *>(ARR_DATA_PTR(a));
+}
+
+void
+delete_stats_params(void *p)
+{
+	delete static_cast<pgml::stats::Params *>(p);
+}
+
+// ---------------------------------------------------------------- ml_row_draw
+
+struct DrawCache {
+	pgml::stats::Params *params;
+	ArgRow ar;
+};
+
+} // namespace
+
+namespace {
+
+// The draw of the row whose target is argument target_arg (NaN: a row training skips).
+double
+row_draw_at(FunctionCallInfo fcinfo, int target_arg, const char *fname)
+{
+	DrawCache *dc = static_cast<DrawCache *>(fcinfo->flinfo->fn_extra);
+	if (dc == nullptr) {
+		if (PG_ARGISNULL(0))
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid %s parameters", fname),
+							errdetail("The parameters are NULL."),
+							errhint("%s is called by ml_train; its first argument describes the columns that follow.", fname)));
+		size_t pn;
+		const double *pd = float8_array(PG_GETARG_ARRAYTYPE_P(0), &pn, psprintf("%s parameters", fname));
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+		dc = static_cast<DrawCache *>(palloc0(sizeof(DrawCache)));
+		pgml::stats::Params *params = nullptr;
+		PGML_CORE(params = new pgml::stats::Params(pgml::stats::Params::decode(pd, pn)));
+		pgml_own(fcinfo->flinfo->fn_mcxt, params, delete_stats_params);
+		dc->params = params;
+		init_arg_row(fcinfo, &dc->ar, target_arg, params->nfeat, params->categorical.data(),
+					 params->has_target ? (params->target_categorical ? 1 : 0) : -1, fname);
+		MemoryContextSwitchTo(old);
+		fcinfo->flinfo->fn_extra = dc;
+	}
+	read_arg_row(fcinfo, &dc->ar);
+	double d = NAN;
+	PGML_CORE(d = pgml::evalstate::row_draw(*dc->params, dc->ar.row));
+	return d;
+}
+
+} // namespace
+
+extern "C" PGDLLEXPORT Datum
+pgml_row_draw(PG_FUNCTION_ARGS)
+{
+	double d = row_draw_at(fcinfo, 1, "ml_row_draw");
+	if (std::isnan(d))
+		PG_RETURN_NULL();
+	PG_RETURN_FLOAT8(d);
+}
+
+/* ml_row_band(params, lo, hi, target, VARIADIC features): -1 for a draw under lo, 2 for one at
+ * or over hi, else the draw; NULL for a row training skips (one call per row in a GROUP BY) */
+extern "C" PGDLLEXPORT Datum
+pgml_row_band(PG_FUNCTION_ARGS)
+{
+	double d = row_draw_at(fcinfo, 3, "ml_row_band");
+	if (std::isnan(d) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		PG_RETURN_NULL();
+	double lo = PG_GETARG_FLOAT8(1), hi = PG_GETARG_FLOAT8(2);
+	PG_RETURN_FLOAT8(d < lo ? -1.0 : d >= hi ? 2.0 : d);
+}
+
+// ---------------------------------------------------------------- ml_eval_stats
+
+namespace {
+
+constexpr int kEvalTargetArg = 6; // state, params, model, classes, draw, cut, target, features...
+
+struct EvalCache {
+	pgml::evalstate::Params params;
+	pgml::Model *model;        // owned through pgml_own on fn_mcxt
+	int K;                     // classes given
+	char **classes;            // given (the truth's class ids)
+	int *pred_map;             // model class -> given class, or -1
+	bool proba;                // the model's classes are the given ones, in order
+	ArgRow ar;
+	pgml::Value *values;
+	double *out;               // the model's outputs
+	double last_num;           // the last numeric target seen and its class (-1: unknown)
+	int last_class;
+	bool have_last;
+	const double *checked;
+	size_t checked_len;
+	pgml::evalstate::Shape shape;
+	int64 progress_rows;
+};
+
+void
+delete_model(void *p)
+{
+	delete static_cast<pgml::Model *>(p);
+}
+
+ArrayType *
+new_state_array(size_t len)
+{
+	if (len > (MaxAllocSize - ARR_OVERHEAD_NONULLS(1)) / sizeof(double))
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("ml_eval_stats state is too large")));
+	Size bytes = ARR_OVERHEAD_NONULLS(1) + len * sizeof(double);
+	ArrayType *a = static_cast<ArrayType *>(palloc(bytes));
+	SET_VARSIZE(a, bytes);
+	a->ndim = 1;
+	a->dataoffset = 0;
+	a->elemtype = FLOAT8OID;
+	ARR_DIMS(a)[0] = static_cast<int>(len);
+	ARR_LBOUND(a)[0] = 1;
+	return a;
+}
+
+double *
+state_data(ArrayType *a, size_t *len)
+{
+	if (ARR_NDIM(a) != 1 || ARR_HASNULL(a) || ARR_ELEMTYPE(a) != FLOAT8OID)
+		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("invalid eval_stats state"),
+						errdetail("A state is a one-dimensional float8[] without NULLs.")));
+	*len = static_cast<size_t>(ARR_DIMS(a)[0]);
+	return reinterpret_cast<double *>(ARR_DATA_PTR(a));
+}
+
+void
+require_aggregate(FunctionCallInfo fcinfo, const char *what)
+{
+	if (!AggCheckCallContext(fcinfo, NULL))
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						errmsg("ml_eval_stats %s function called outside an aggregate", what)));
+}
+
+void
+eval_param_error(const char *detail)
+{
+	ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml_eval_stats parameters"),
+					errdetail("%s", detail),
+					errhint("ml_eval_stats is called by ml_train with the model it evaluates and its classes.")));
+}
+
+EvalCache *
+eval_cache(FunctionCallInfo fcinfo)
+{
+	EvalCache *ec = static_cast<EvalCache *>(fcinfo->flinfo->fn_extra);
+	if (ec != nullptr)
+		return ec;
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		eval_param_error("The parameters, the model and the classes must not be NULL.");
+	size_t pn;
+	const double *pd = float8_array(PG_GETARG_ARRAYTYPE_P(1), &pn, "ml_eval_stats parameters");
+	bytea *blob = PG_GETARG_BYTEA_PP(2);
+	ArrayType *ca = PG_GETARG_ARRAYTYPE_P(3);
+	if (ARR_NDIM(ca) != 1 || ARR_HASNULL(ca) || ARR_ELEMTYPE(ca) != TEXTOID)
+		eval_param_error("The classes are a one-dimensional text[] without NULLs.");
+
+	MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+	ec = static_cast<EvalCache *>(palloc0(sizeof(EvalCache)));
+	PGML_CORE(ec->params = pgml::evalstate::Params::decode(pd, pn));
+	pgml::Model *model = nullptr;
+	const uint8_t *bd = reinterpret_cast<const uint8_t *>(VARDATA_ANY(blob));
+	size_t bl = VARSIZE_ANY_EXHDR(blob);
+	PGML_CORE(model = pgml::Model::deserialize(bd, bl).release());
+	pgml_own(fcinfo->flinfo->fn_mcxt, model, delete_model);
+	ec->model = model;
+	if (model->task != pgml::Task::Classification)
+		eval_param_error("The model is not a classification model.");
+	Datum *cd;
+	int nc;
+	deconstruct_array(ca, TEXTOID, -1, false, TYPALIGN_INT, &cd, nullptr, &nc);
+	if (nc < 1)
+		eval_param_error("There are no classes.");
+	ec->K = nc;
+	ec->classes = static_cast<char **>(palloc(sizeof(char *) * nc));
+	for (int i = 0; i < nc; i++)
+		ec->classes[i] = TextDatumGetCString(cd[i]);
+	const int mk = model->n_classes();
+	ec->pred_map = static_cast<int *>(palloc(sizeof(int) * mk));
+	ec->proba = mk == nc;
+	for (int k = 0; k < mk; k++) {
+		ec->pred_map[k] = -1;
+		for (int i = 0; i < nc; i++)
+			if (strcmp(model->classes[static_cast<size_t>(k)].c_str(), ec->classes[i]) == 0)
+				ec->pred_map[k] = i;
+		ec->proba = ec->proba && ec->pred_map[k] == k;
+	}
+	int nf = static_cast<int>(model->features.size());
+	uint8_t *cat = static_cast<uint8_t *>(palloc(sizeof(uint8_t) * nf));
+	for (int i = 0; i < nf; i++)
+		cat[i] = model->features[static_cast<size_t>(i)].categorical() ? 1 : 0;
+	init_arg_row(fcinfo, &ec->ar, kEvalTargetArg, nf, cat, model->target.categorical() ? 1 : 0, "ml_eval_stats");
+	ec->values = static_cast<pgml::Value *>(palloc0(sizeof(pgml::Value) * nf));
+	ec->out = static_cast<double *>(palloc0(sizeof(double) * mk));
+	MemoryContextSwitchTo(old);
+	fcinfo->flinfo->fn_extra = ec;
+	return ec;
+}
+
+const pgml::evalstate::Shape &
+eval_checked_shape(EvalCache *ec, const double *data, size_t len)
+{
+	if (data != ec->checked || len != ec->checked_len) {
+		pgml::evalstate::Shape s;
+		PGML_CORE(s = pgml::evalstate::shape_of(data, len));
+		ec->shape = s;
+		ec->checked = data;
+		ec->checked_len = len;
+	}
+	return ec->shape;
+}
+
+// The class (index into the given classes) of the row's target, or -1.
+int
+target_class(EvalCache *ec)
+{
+	const pgml::stats::Row &r = ec->ar.row;
+	if (ec->ar.target.tc == pgml::TypeClass::Categorical) {
+		for (int i = 0; i < ec->K; i++)
+			if (strlen(ec->classes[i]) == r.target_len && memcmp(ec->classes[i], r.target_str, r.target_len) == 0)
+				return i;
+		return -1;
+	}
+	if (ec->have_last && (r.target == ec->last_num || (std::isnan(r.target) && std::isnan(ec->last_num))))
+		return ec->last_class;
+	int found = -1;
+	pgml::TypeClass tc = ec->ar.target.tc;
+	double v = r.target;
+	PGML_CORE({
+		std::string label = pgml::numeric_label(tc, v);
+		for (int i = 0; i < ec->K && found < 0; i++)
+			if (label == ec->classes[i])
+				found = i;
+	});
+	ec->have_last = true;
+	ec->last_num = v;
+	ec->last_class = found;
+	return found;
+}
+
+} // namespace
+
+extern "C" PGDLLEXPORT Datum
+pgml_eval_transfn(PG_FUNCTION_ARGS)
+{
+	require_aggregate(fcinfo, "transition");
+	EvalCache *ec = eval_cache(fcinfo);
+	read_arg_row(fcinfo, &ec->ar);
+
+	ArrayType *state;
+	double *data;
+	size_t len;
+	if (PG_ARGISNULL(0)) {
+		pgml::evalstate::Shape s;
+		int K = ec->K;
+		bool proba = ec->proba;
+		PGML_CORE(s = pgml::evalstate::initial_shape(K, proba, ec->params));
+		state = new_state_array(s.length());
+		data = reinterpret_cast<double *>(ARR_DATA_PTR(state));
+		len = s.length();
+		PGML_CORE(pgml::evalstate::init(data, s));
+	} else {
+		state = PG_GETARG_ARRAYTYPE_P(0);
+		data = state_data(state, &len);
+	}
+	const pgml::evalstate::Shape &s0 = eval_checked_shape(ec, data, len);
+
+	pgml::evalstate::Skip skip = pgml::evalstate::Skip::NoSplit;
+	bool skipped = true;
+	int truth = -1;
+	if (PG_ARGISNULL(4) || PG_ARGISNULL(5))
+		skip = pgml::evalstate::Skip::NoSplit;
+	else if (ec->ar.row.target_null)
+		skip = pgml::evalstate::Skip::NullTarget;
+	else if ((truth = target_class(ec)) < 0)
+		skip = pgml::evalstate::Skip::UnknownLabel;
+	else
+		skipped = false;
+	if (skipped) {
+		PGML_CORE(pgml::evalstate::add_skipped(data, s0, skip));
+		PG_RETURN_ARRAYTYPE_P(state);
+	}
+	const double draw = PG_GETARG_FLOAT8(4), cut = PG_GETARG_FLOAT8(5);
+	const int t = draw < cut ? 1 : 0;
+	const int nf = ec->ar.nfeat;
+	for (int i = 0; i < nf; i++) {
+		pgml::Value &v = ec->values[i];
+		v.isnull = ec->ar.isnull[i];
+		if (v.isnull)
+			continue;
+		if (ec->ar.cols[i].tc == pgml::TypeClass::Categorical) {
+			v.str = ec->ar.str[i];
+			v.len = ec->ar.len[i];
+		} else {
+			v.num = ec->ar.num[i];
+		}
+	}
+	int pred = 0;
+	PGML_CORE(pred = ec->model->predict(ec->values, ec->out, nullptr));
+	int mapped = ec->pred_map[pred];
+	if (mapped < 0)
+		mapped = (truth + 1) % ec->K; /* a class the given ones do not have: wrong */
+	for (;;) {
+		const pgml::evalstate::Shape &s = eval_checked_shape(ec, data, len);
+		pgml::evalstate::Shape need;
+		size_t need_len = 0;
+		PGML_CORE(need_len = pgml::evalstate::add_row(data, s, t, truth, mapped, ec->out, draw, &need));
+		if (need_len == 0)
+			break;
+		ArrayType *grown = new_state_array(need_len);
+		double *gdata = reinterpret_cast<double *>(ARR_DATA_PTR(grown));
+		PGML_CORE(pgml::evalstate::relayout(data, len, gdata, need));
+		state = grown;
+		data = gdata;
+		len = need_len;
+	}
+	if (++ec->progress_rows >= pgml_batch_rows && !IsParallelWorker()) {
+		CHECK_FOR_INTERRUPTS();
+		ec->progress_rows = 0;
+	}
+	PG_RETURN_ARRAYTYPE_P(state);
+}
+
+extern "C" PGDLLEXPORT Datum
+pgml_eval_combinefn(PG_FUNCTION_ARGS)
+{
+	require_aggregate(fcinfo, "combine");
+	ArrayType *a = PG_GETARG_ARRAYTYPE_P(0);
+	ArrayType *b = PG_GETARG_ARRAYTYPE_P(1);
+	size_t alen, blen;
+	double *ad = state_data(a, &alen);
+	const double *bd = state_data(b, &blen);
+	pgml::evalstate::Shape need;
+	size_t need_len = 0;
+	PGML_CORE({
+		need = pgml::evalstate::merged_shape(ad, alen, bd, blen);
+		need_len = need.length();
+	});
+	if (need_len != alen) {
+		ArrayType *grown = new_state_array(need_len);
+		double *gdata = reinterpret_cast<double *>(ARR_DATA_PTR(grown));
+		PGML_CORE(pgml::evalstate::relayout(ad, alen, gdata, need));
+		a = grown;
+		ad = gdata;
+		alen = need_len;
+	}
+	PGML_CORE(pgml::evalstate::merge(ad, alen, bd, blen));
+	PG_RETURN_ARRAYTYPE_P(a);
+}
+
+// ---------------------------------------------------------------- ml_train's queries
+
+/*
+ * pgml_class_aggregate_schema: the extension schema when it has ml_eval_stats, else
+ * InvalidOid (an older 0.2.0 development install: the rows are read instead).
+ */
+Oid
+pgml_class_aggregate_schema(void)
+{
+	Oid nsp = pgml_stats_aggregate_schema();
+	if (!OidIsValid(nsp))
+		return InvalidOid;
+	CatCList *list = SearchSysCacheList1(PROCNAMEARGSNSP, CStringGetDatum("ml_eval_stats"));
+	bool found = false;
+	for (int i = 0; i < list->n_members && !found; i++) {
+		HeapTuple tup = &list->members[i]->tuple;
+		Form_pg_proc proc = reinterpret_cast<Form_pg_proc>(GETSTRUCT(tup));
+		found = proc->pronamespace == nsp && proc->prokind == PROKIND_AGGREGATE;
+	}
+	ReleaseSysCacheList(list);
+	return found ? nsp : InvalidOid;
+}
+
+namespace {
+
+struct ClassGroupRef {
+	int nfeatures;
+	const char **levels; // per feature (NULL: numeric or NULL level)
+	const char *label;   // categorical target (NULL: NULL)
+	double label_num;    // numeric target
+	bool label_null;
+	int split;           // 0 train, 1 test, -1 NULL
+	ArrayType *state;
+};
+
+int
+compare_class_groups(const void *a, const void *b)
+{
+	const ClassGroupRef *x = static_cast<const ClassGroupRef *>(a), *y = static_cast<const ClassGroupRef *>(b);
+	for (int i = 0; i < x->nfeatures; i++) {
+		const char *p = x->levels[i], *q = y->levels[i];
+		if (p == q)
+			continue;
+		if (p == nullptr || q == nullptr)
+			return p == nullptr ? -1 : 1;
+		int c = strcmp(p, q);
+		if (c != 0)
+			return c;
+	}
+	if (x->label_null != y->label_null)
+		return x->label_null ? -1 : 1;
+	if (x->label != nullptr && y->label != nullptr) {
+		int c = strcmp(x->label, y->label);
+		if (c != 0)
+			return c;
+	} else if (x->label_num != y->label_num) {
+		return x->label_num < y->label_num ? -1 : 1;
+	}
+	return x->split - y->split;
+}
+
+// The target's expression in the queries: byte-wise for text (GROUP BY and the join must
+// not merge distinct labels under a nondeterministic collation).
+const char *
+target_expr(const PgmlColumn *target)
+{
+	return psprintf("r.%s%s", quote_identifier(target->name), target->text_like ? " COLLATE \"C\"" : "");
+}
+
+// Runs one float8[]-state query returning one row and hands its state to the trainer.
+void
+run_eval(pgml::Trainer *trainer, const char *sql, int nargs, Oid *argtypes, Datum *args, bool of_compare)
+{
+	int rc = SPI_execute_with_args(sql, nargs, argtypes, args, NULL, true, 0);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "pg_ml: evaluating query failed: %s", SPI_result_code_string(rc));
+	bool isnull;
+	Datum sd = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		elog(ERROR, "pg_ml: the evaluating query saw no rows");
+	size_t len;
+	const double *data = state_data(DatumGetArrayTypeP(sd), &len);
+	PGML_CORE(trainer->add_eval_state(data, len, of_compare));
+}
+
+void
+end_queries(int nest)
+{
+	AtEOXact_GUC(true, nest);
+	SPI_finish();
+}
+
+} // namespace
+
+/*
+ * pgml_class_aggregate_relation trains naive Bayes from the aggregate queries described at the
+ * top of this file, as the current user. Returns the rows read, or -1 when the split cannot be
+ * reproduced (the caller reads the rows instead; nothing was given to the trainer then).
+ */
+int64
+pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const PgmlColumn *features,
+							  int nfeatures, const PgmlColumn *target, double test_size, const pgml::Model *compare)
+{
+	std::vector<double> *params = pgml_new_owned<std::vector<double>>();
+	std::vector<double> *eparams = pgml_new_owned<std::vector<double>>();
+	PGML_CORE({
+		*params = trainer->class_stats_params();
+		*eparams = trainer->eval_params();
+	});
+	const char *schema = quote_identifier(get_namespace_name(schema_oid));
+	const char *rel = pgml_relation_sql_name(relid);
+	const char *texpr = target_expr(target);
+
+	/* the arguments every function gets: params, target, features */
+	StringInfoData cols;
+	initStringInfo(&cols);
+	appendStringInfo(&cols, "$1, r.%s", quote_identifier(target->name));
+	for (int i = 0; i < nfeatures; i++)
+		appendStringInfo(&cols, ", r.%s", quote_identifier(features[i].name));
+
+	Datum *pd = static_cast<Datum *>(palloc(sizeof(Datum) * params->size()));
+	for (size_t i = 0; i < params->size(); i++)
+		pd[i] = Float8GetDatum((*params)[i]);
+	ArrayType *parr = construct_array(pd, static_cast<int>(params->size()), FLOAT8OID, sizeof(double),
+									  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+
+	Oid target_array_type = get_array_type(target->type);
+	if (test_size > 0 && !OidIsValid(target_array_type))
+		return -1;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_ml: SPI_connect failed");
+	/* for these queries only (restored by end_queries, and on error by the transaction): the
+	 * grouped states are large, so group by hashing rather than sorting; the queries are
+	 * short, and JIT compiling them would cost more than it saves */
+	int nest = NewGUCNestLevel();
+	(void)set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void)set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+
+	/* 1. the stratified split. The cut of a class holding n rows is near the test_size
+	 * quantile of its draws (uniform in [0, 1)): per class, the rows (a count; the planner's
+	 * estimate would do, the split is checked exactly below), then the rows under a band
+	 * [lo, hi) around test_size (a count), the band's draws (a few per thousand rows) and the
+	 * rows above it. */
+	ArrayType *cut_labels = nullptr, *cut_values = nullptr;
+	if (test_size > 0) {
+		StringInfoData sql;
+		initStringInfo(&sql);
+		appendStringInfo(&sql, "SELECT %s AS t, pg_catalog.count(*) FROM %s r WHERE r.%s IS NOT NULL GROUP BY 1", texpr, rel,
+						 quote_identifier(target->name));
+		int rc = SPI_execute(sql.data, true, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "pg_ml: class count query failed: %s", SPI_result_code_string(rc));
+		uint64 nclasses = SPI_processed;
+		if (nclasses == 0) {
+			end_queries(nest);
+			return -1; /* no labelled rows: the row reader reports it */
+		}
+		Datum *labels = static_cast<Datum *>(palloc(sizeof(Datum) * nclasses));
+		Datum *los = static_cast<Datum *>(palloc(sizeof(Datum) * nclasses));
+		Datum *his = static_cast<Datum *>(palloc(sizeof(Datum) * nclasses));
+		for (uint64 r = 0; r < nclasses; r++) {
+			bool isnull;
+			labels[r] = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull);
+			double n = static_cast<double>(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull)));
+			/* 8 standard deviations of the quantile, and a few rows, either side */
+			double w = 8 * sqrt(test_size * (1 - test_size) / n) + 4 / n;
+			los[r] = Float8GetDatum(test_size - w > 0 ? test_size - w : 0.0);
+			his[r] = Float8GetDatum(test_size + w < 1 ? test_size + w : 1.0);
+		}
+		int16 typlen;
+		bool typbyval;
+		char typalign;
+		get_typlenbyvalalign(target->type, &typlen, &typbyval, &typalign);
+		ArrayType *band_labels = construct_array(labels, static_cast<int>(nclasses), target->type, typlen, typbyval, typalign);
+		ArrayType *band_lo = construct_array(los, static_cast<int>(nclasses), FLOAT8OID, sizeof(double), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+		ArrayType *band_hi = construct_array(his, static_cast<int>(nclasses), FLOAT8OID, sizeof(double), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+
+		/* per class: key -1 counts the rows under lo, 2 those at or over hi, a draw in between
+		 * its rows (rows with equal draws are duplicates) */
+		resetStringInfo(&sql);
+		appendStringInfo(&sql,
+						 "SELECT %s AS t, %s.ml_row_band($1, b.lo, b.hi, %s) AS k, pg_catalog.count(*), pg_catalog.max(b.hi) "
+						 "FROM %s r JOIN ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4)) AS b(t, lo, hi) "
+						 "ON %s OPERATOR(pg_catalog.=) b.t GROUP BY 1, 2 ORDER BY 1, 2",
+						 texpr, schema, cols.data + 4, rel, texpr);
+		Oid argtypes[4] = {FLOAT8ARRAYOID, target_array_type, FLOAT8ARRAYOID, FLOAT8ARRAYOID};
+		Datum args[4] = {PointerGetDatum(parr), PointerGetDatum(band_labels), PointerGetDatum(band_lo),
+						 PointerGetDatum(band_hi)};
+		rc = SPI_execute_with_args(sql.data, 4, argtypes, args, NULL, true, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "pg_ml: split query failed: %s", SPI_result_code_string(rc));
+		uint64 nrows = SPI_processed;
+		SPITupleTable *tt = SPI_tuptable;
+		Datum *cl = static_cast<Datum *>(palloc(sizeof(Datum) * (nrows + 1)));
+		Datum *cuts = static_cast<Datum *>(palloc(sizeof(Datum) * (nrows + 1)));
+		int ncut = 0;
+		std::vector<std::pair<double, int64_t>> *band = pgml_new_owned<std::vector<std::pair<double, int64_t>>>();
+		Form_pg_attribute att = TupleDescAttr(tt->tupdesc, 0);
+		for (uint64 r = 0; r < nrows;) {
+			bool isnull;
+			Datum label = SPI_getbinval(tt->vals[r], tt->tupdesc, 1, &isnull);
+			int64 below = 0, above = 0;
+			PGML_CORE(band->clear());
+			uint64 e = r;
+			for (; e < nrows; e++) {
+				/* the rows of one class are adjacent (ORDER BY 1) */
+				if (e > r && !datumIsEqual(label, SPI_getbinval(tt->vals[e], tt->tupdesc, 1, &isnull), att->attbyval, att->attlen))
+					break;
+				Datum kd = SPI_getbinval(tt->vals[e], tt->tupdesc, 2, &isnull);
+				if (isnull)
+					continue; /* rows training skips */
+				double k = DatumGetFloat8(kd);
+				int64 cnt = DatumGetInt64(SPI_getbinval(tt->vals[e], tt->tupdesc, 3, &isnull));
+				if (k < 0)
+					below = cnt;
+				else if (k > 1)
+					above = cnt;
+				else
+					PGML_CORE(band->emplace_back(k, cnt));
+			}
+			double hi = DatumGetFloat8(SPI_getbinval(tt->vals[r], tt->tupdesc, 4, &isnull)); /* the class's */
+			double cut = 0;
+			int ok = 0;
+			PGML_CORE(ok = pgml::stratified_cut(test_size, below, *band, above, hi, &cut));
+			if (ok != 1) {
+				end_queries(nest);
+				return -1;
+			}
+			cl[ncut] = label;
+			cuts[ncut] = Float8GetDatum(cut);
+			ncut++;
+			r = e;
+		}
+		cut_labels = construct_array(cl, ncut, target->type, typlen, typbyval, typalign);
+		cut_values = construct_array(cuts, ncut, FLOAT8OID, sizeof(double), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+	}
+	/* the split of a row: NULL for rows training skips */
+	StringInfoData from, split;
+	initStringInfo(&from);
+	initStringInfo(&split);
+	if (test_size > 0) {
+		appendStringInfo(&from, "%s r LEFT JOIN ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS c(t, cut) ON %s OPERATOR(pg_catalog.=) c.t",
+						 rel, texpr);
+		appendStringInfo(&split, "c.cut");
+	} else {
+		appendStringInfo(&from, "%s r", rel);
+		appendStringInfo(&split, "0::float8");
+	}
+	Oid argtypes[6] = {FLOAT8ARRAYOID, target_array_type, FLOAT8ARRAYOID, FLOAT8ARRAYOID, BYTEAOID, TEXTARRAYOID};
+	Datum args[6] = {PointerGetDatum(parr), PointerGetDatum(cut_labels), PointerGetDatum(cut_values), 0, 0, 0};
+	int nargs = test_size > 0 ? 3 : 1;
+
+	/* 2. the statistics, grouped by the categorical features, the class and the split */
+	{
+		StringInfoData keys, sql;
+		initStringInfo(&keys);
+		int ncat = 0;
+		for (int i = 0; i < nfeatures; i++) {
+			if (features[i].tc != pgml::TypeClass::Categorical)
+				continue;
+			appendStringInfo(&keys, "r.%s%s, ", quote_identifier(features[i].name),
+							 features[i].text_like ? " COLLATE \"C\"" : "");
+			ncat++;
+		}
+		initStringInfo(&sql);
+		appendStringInfo(&sql, "SELECT %s%s, (%s.ml_row_draw(%s) OPERATOR(pg_catalog.<) %s), %s.ml_train_stats(%s) FROM %s GROUP BY ",
+						 keys.data, texpr, schema, cols.data, split.data, schema, cols.data, from.data);
+		for (int i = 1; i <= ncat + 2; i++)
+			appendStringInfo(&sql, "%s%d", i > 1 ? ", " : "", i);
+		int rc = SPI_execute_with_args(sql.data, nargs, argtypes, args, NULL, true, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "pg_ml: statistics query failed: %s", SPI_result_code_string(rc));
+		uint64 ngroups = SPI_processed;
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		ClassGroupRef *groups = static_cast<ClassGroupRef *>(palloc0(sizeof(ClassGroupRef) * (ngroups + 1)));
+		for (uint64 r = 0; r < ngroups; r++) {
+			HeapTuple tup = SPI_tuptable->vals[r];
+			ClassGroupRef *g = &groups[r];
+			g->nfeatures = nfeatures;
+			g->levels = static_cast<const char **>(palloc0(sizeof(char *) * nfeatures));
+			int k = 0;
+			bool isnull;
+			for (int i = 0; i < nfeatures; i++) {
+				if (features[i].tc != pgml::TypeClass::Categorical)
+					continue;
+				Datum d = SPI_getbinval(tup, desc, ++k, &isnull);
+				if (!isnull)
+					g->levels[i] = pgml_datum_to_cstring(&features[i], d);
+			}
+			Datum t = SPI_getbinval(tup, desc, ncat + 1, &isnull);
+			g->label_null = isnull;
+			if (!isnull) {
+				if (target->tc == pgml::TypeClass::Categorical)
+					g->label = pgml_datum_to_cstring(target, t);
+				else
+					g->label_num = pgml_datum_to_double(target, t);
+			}
+			Datum sp = SPI_getbinval(tup, desc, ncat + 2, &isnull);
+			g->split = isnull ? -1 : DatumGetBool(sp) ? 1 : 0;
+			Datum sd = SPI_getbinval(tup, desc, ncat + 3, &isnull);
+			if (!isnull)
+				g->state = DatumGetArrayTypeP(sd);
+		}
+		qsort(groups, ngroups, sizeof(ClassGroupRef), compare_class_groups);
+		for (uint64 r = 0; r < ngroups; r++) {
+			CHECK_FOR_INTERRUPTS();
+			if (groups[r].state == nullptr)
+				continue;
+			size_t len;
+			const double *data = state_data(groups[r].state, &len);
+			const ClassGroupRef *g = &groups[r];
+			PGML_CORE({
+				std::vector<const char *> v(g->levels, g->levels + nfeatures);
+				trainer->add_class_group(v, g->label, g->label_num, g->split, data, len, pgml_interrupt_pending);
+			});
+		}
+	}
+
+	int64 rows = 0;
+	PGML_CORE(rows = trainer->rows_read());
+	pgml_progress_set_rows(rows);
+	if (rows == 0) {
+		end_queries(nest);
+		return 0; /* the caller reports the empty relation */
+	}
+
+	/* 3. the fitted model on every row, and (ml_retrain) the deployed model on the same rows */
+	pgml_progress_phase("evaluating"); /* progress */
+	std::vector<uint8_t> *blob = pgml_new_owned<std::vector<uint8_t>>();
+	std::vector<std::string> *classes = pgml_new_owned<std::vector<std::string>>();
+	PGML_CORE({
+		*blob = trainer->class_fit(pgml_interrupt_pending);
+		*classes = trainer->class_names();
+	});
+	Datum *cd = static_cast<Datum *>(palloc(sizeof(Datum) * classes->size()));
+	for (size_t i = 0; i < classes->size(); i++)
+		cd[i] = CStringGetTextDatum((*classes)[i].c_str());
+	args[4] = PointerGetDatum(construct_array(cd, static_cast<int>(classes->size()), TEXTOID, -1, false, TYPALIGN_INT));
+	Datum *ed = static_cast<Datum *>(palloc(sizeof(Datum) * eparams->size()));
+	for (size_t i = 0; i < eparams->size(); i++)
+		ed[i] = Float8GetDatum((*eparams)[i]);
+	/* $4 eval params, $5 model, $6 classes: shift them after the split arguments */
+	Oid eargtypes[6];
+	Datum eargs[6];
+	int en = 0;
+	for (int i = 0; i < nargs; i++) {
+		eargtypes[en] = argtypes[i];
+		eargs[en++] = args[i];
+	}
+	int pe = en + 1, pm = en + 2, pc = en + 3;
+	eargtypes[en] = FLOAT8ARRAYOID;
+	eargs[en++] = PointerGetDatum(construct_array(ed, static_cast<int>(eparams->size()), FLOAT8OID, sizeof(double),
+												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	eargtypes[en] = BYTEAOID;
+	bytea *mb = static_cast<bytea *>(palloc(VARHDRSZ + blob->size()));
+	SET_VARSIZE(mb, VARHDRSZ + blob->size());
+	memcpy(VARDATA(mb), blob->data(), blob->size());
+	eargs[en++] = PointerGetDatum(mb);
+	eargtypes[en] = TEXTARRAYOID;
+	eargs[en++] = args[4];
+
+	StringInfoData sql;
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT %s.ml_eval_stats($%d, $%d, $%d, %s.ml_row_draw(%s), %s, r.%s", schema, pe, pm, pc,
+					 schema, cols.data, split.data, quote_identifier(target->name));
+	for (int i = 0; i < nfeatures; i++)
+		appendStringInfo(&sql, ", r.%s", quote_identifier(features[i].name));
+	appendStringInfo(&sql, ") FROM %s", from.data);
+	run_eval(trainer, sql.data, en, eargtypes, eargs, false);
+	if (compare != nullptr) {
+		std::vector<uint8_t> *cblob = pgml_new_owned<std::vector<uint8_t>>();
+		PGML_CORE(*cblob = compare->serialize());
+		bytea *cb = static_cast<bytea *>(palloc(VARHDRSZ + cblob->size()));
+		SET_VARSIZE(cb, VARHDRSZ + cblob->size());
+		memcpy(VARDATA(cb), cblob->data(), cblob->size());
+		eargs[pm - 1] = PointerGetDatum(cb);
+		run_eval(trainer, sql.data, en, eargtypes, eargs, true);
+	}
+	end_queries(nest);
+	return rows;
+}
