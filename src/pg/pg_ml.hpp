@@ -91,6 +91,9 @@ int64 pgml_scan_relation(Oid relid, const PgmlColumn *features, int nfeatures, c
 Oid pgml_stats_aggregate_schema(void); // InvalidOid: this database's pg_ml has no ml_train_stats
 int64 pgml_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const PgmlColumn *features,
                               int nfeatures, const PgmlColumn *target);
+// k-means after pgml_aggregate_relation: the Lloyd steps as ml_kmeans_step queries
+// (kmeans_aggregate.cpp); nothing for other algorithms.
+void pgml_kmeans_steps(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const PgmlColumn *features, int nfeatures);
 
 // A relation's row count for algorithm => 'auto': the planner's estimate, exact below
 // 2 * exact_below (-1 when it cannot tell).

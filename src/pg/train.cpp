@@ -117,6 +117,8 @@ run_training(TrainState *st, Oid relid, const char *relname, const PgmlColumn *f
 						errhint("Train on a relation with labelled rows.")));
 	*read_ms = elapsed_ms(start);
 	pgml_progress_phase("fitting"); /* progress */
+	if (aggregate)
+		pgml_kmeans_steps(st->trainer.get(), agg_schema, relid, features, nfeatures); /* k-means: Lloyd steps */
 	finish_training(st, compare);
 	*total_ms = elapsed_ms(start);
 }
