@@ -17,6 +17,7 @@ constexpr int kMaxFeatures = 1000000;
 constexpr int kMaxClusters = 10000;
 constexpr size_t kFixed = 6;     // params: version, columns, p, k, seed, test_size
 constexpr size_t kPerColumn = 5; // categorical, first_feature, impute, nlevels, null_feature
+constexpr double kRepeat = 1e-20;  // a squared shift this small (relative) is rounding: the centres repeat
 
 // state header
 enum : size_t {
@@ -334,33 +335,50 @@ void Fit::add(const Sums &s, ProgressCallback progress)
 	if (s.k != step_.k || s.p != step_.p)
 		throw Error(ErrorCode::Internal, "k-means step sums do not match the centres");
 	scans_++;
-	last_ = s;
 	if (log_.size() < 100000)
 		log_.push_back({scans_, s.inertia_train, NAN, NAN});
 	report_iteration(progress, scans_, "inertia", s.inertia_train);
 	if (final_scan_ || s.rows_train == 0) {
+		last_ = s;
 		done_ = true;
 		return;
 	}
+	if (accepted_ && s.inertia_train > accepted_inertia_) {
+		// the extrapolated centres are worse: the plain Lloyd step from the accepted ones
+		// (which cannot raise the inertia) instead
+		omega_ = 1;
+		step_.centres = accepted_means_;
+		if (scans_ >= max_updates_)
+			final_scan_ = true;
+		return;
+	}
+	accepted_ = true;
+	accepted_inertia_ = s.inertia_train;
+	last_ = s;
 	// the means of the clusters; an empty cluster keeps its centre
-	Eigen::MatrixXd next = step_.centres;
+	accepted_means_ = step_.centres;
 	for (Eigen::Index c = 0; c < s.k; c++)
 		if (s.counts(c) > 0)
-			next.row(c) = s.sums.row(c) / s.counts(c);
-	const double shift = (next - step_.centres).squaredNorm();
-	updates_++;
-	if (shift == 0) {
-		// the centres repeat: this scan already labelled the rows with the final centres
+			accepted_means_.row(c) = s.sums.row(c) / s.counts(c);
+	const double shift = (accepted_means_ - step_.centres).squaredNorm();
+	if (shift <= kRepeat * (1 + step_.centres.squaredNorm())) {
+		// the centres repeat (up to the rounding of the sums: the labels did not change): this
+		// scan already labelled the rows with the final centres
 		converged_ = true;
 		done_ = true;
 		return;
 	}
-	step_.centres.swap(next);
 	if (shift <= tol_abs_)
 		converged_ = true;
-	// one more scan labels the rows with the new centres (exact inertia and counts)
-	if (converged_ || updates_ >= max_updates_)
+	if (converged_ || scans_ >= max_updates_) {
+		// one more scan labels the rows with the final centres (exact inertia and counts)
+		step_.centres = accepted_means_;
 		final_scan_ = true;
+		return;
+	}
+	// over-relaxed Lloyd step: C + omega (means - C), omega growing while the steps are accepted
+	step_.centres += omega_ * (accepted_means_ - step_.centres);
+	omega_ = std::min(kMaxOmega, omega_ + kOmegaStep);
 }
 
 } // namespace pgml::kmeans_step

@@ -11,10 +11,14 @@
 //      and $2 the kept levels of the categorical columns. Its state, a float8[] updated in
 //      place, holds per cluster the training rows' count and feature sums, and the inertia
 //      of the training and of the held-out rows; states of parallel workers add up.
-//   The steps stop when the squared centre shift is at most tol * (mean feature variance)
-//   (sklearn's rule), when the centres repeat, or after min(max_iter, kMaxUpdates) updates;
-//   the last scan labels the rows with the final centres, so the reported inertia and the
-//   stored counts are exact. At most kMaxUpdates + 1 scans after the statistics scan.
+//   The steps are over-relaxed (C + omega (means - C), omega from 1 up to kMaxOmega while the
+//   inertia keeps falling; a step that raises it is replaced by the plain Lloyd step, which
+//   cannot): on data without clear clusters, where Lloyd creeps, this gets further per scan.
+//   They stop when the plain step's squared centre shift is at most tol * (mean feature
+//   variance) (sklearn's rule), when the centres repeat (the labels did not change), or after min(max_iter, kMaxUpdates)
+//   scans; the last scan labels the rows with the final centres (a plain Lloyd step), so the
+//   reported inertia and the stored counts are exact. At most kMaxUpdates + 1 scans after the
+//   statistics scan.
 #pragma once
 
 #include <cstddef>
@@ -31,8 +35,10 @@
 
 namespace pgml::kmeans_step {
 
-constexpr int kInitSampleRows = 20000; // rows of the statistics sample the starting centres are fitted on
+constexpr int kInitSampleRows = 50000; // rows of the statistics sample the starting centres are fitted on
 constexpr int kMaxUpdates = 30;         // Lloyd updates over the whole relation (each one scan)
+constexpr double kOmegaStep = 0.25;     // over-relaxation: omega grows by this per accepted step
+constexpr double kMaxOmega = 2.0;       // up to this
 
 // The first argument of ml_kmeans_step (a float8[] the trainer writes).
 struct Params {
@@ -128,8 +134,12 @@ class Fit {
 	std::vector<std::string> levels_;
 	double tol_abs_;
 	int max_updates_;
-	int updates_ = 0, scans_ = 0;
+	int scans_ = 0;
 	bool final_scan_ = false, done_ = false, converged_ = false;
+	bool accepted_ = false;          // a scan was accepted: its inertia and the means of its clusters
+	double accepted_inertia_ = 0;
+	Eigen::MatrixXd accepted_means_;
+	double omega_ = 1;               // over-relaxation of the next step
 	Sums last_;
 	std::vector<IterationLog> log_;
 };

@@ -2,7 +2,7 @@
 the row reader (pg_ml.stats_aggregate = off) and scikit-learn's KMeans on the same rows.
 
 The tables hold more rows than the statistics sample the starting centres are fitted on
-(20,000), so the Lloyd steps over the whole relation do real work; the scans run on parallel
+(50,000), so the Lloyd steps over the whole relation do real work; the scans run on parallel
 workers (forced plan).
 """
 import unittest
@@ -47,7 +47,7 @@ class KMeansAggregateTest(PgmlTestCase):
         from sklearn.cluster import KMeans
         from sklearn.preprocessing import StandardScaler
 
-        X = blobs(30000, 6, 5, seed=11, spread=2.0)
+        X = blobs(60000, 6, 5, seed=11, spread=2.0)
         t = self.numeric_table(X)
         feats = [f"x{j}" for j in range(6)]
         hp = '{"k": 5, "n_init": 4, "max_iter": 300}'
@@ -55,9 +55,9 @@ class KMeansAggregateTest(PgmlTestCase):
         rows = self.train(t, self.model_name("kmr"), hp, False, feats)
         self.assertEqual(agg["report"]["reader"], "aggregate")
         self.assertEqual(rows["report"]["reader"], "cursor")
-        self.assertEqual(agg["report"]["kmeans_init_rows"], 20000)
+        self.assertEqual(agg["report"]["kmeans_init_rows"], 50000)
         self.assertLessEqual(agg["report"]["kmeans_scans"], 31)
-        self.assertEqual(agg["train_metrics"]["rows"], 30000)
+        self.assertEqual(agg["train_metrics"]["rows"], 60000)
         ia, ir = agg["train_metrics"]["inertia"], rows["train_metrics"]["inertia"]
         self.assertAlmostEqual(ia / ir, 1.0, delta=1e-6)
         # scikit-learn on the same rows, standardized (pg_ml's scaled space)
@@ -69,7 +69,7 @@ class KMeansAggregateTest(PgmlTestCase):
         self.assertEqual(agg["train_metrics"]["silhouette_sample_rows"], 2000)
 
     def test_categorical_nulls_and_holdout_match_rows(self):
-        X = blobs(24000, 3, 4, seed=5)
+        X = blobs(60000, 3, 4, seed=5)
         lab = np.argmin(((X[:, None, :] - X[:4][None, :, :]) ** 2).sum(-1), axis=1)
         rows = []
         for i, r in enumerate(X):
