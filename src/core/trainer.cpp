@@ -780,6 +780,8 @@ void Trainer::add_stats_group(const std::vector<const char *> &levels, const dou
 	sample(d.sample_test, d.sample_test_u, d.sample_test_rows, m.test_sample, m.test_u);
 }
 
+bool Trainer::uses_kmeans_steps() const { return impl_->kmeans_aggregate(); }
+
 std::vector<double> Trainer::kmeans_step_params(std::vector<std::string> *levels, CancelCheck cancel)
 {
 	Impl &m = *impl_;
@@ -803,10 +805,12 @@ void Trainer::add_kmeans_step(const double *state, size_t len)
 		s = kmeans_step::decode(state, len);
 	if (s.rows_train != m.train.n() || s.rows_test != m.test.n())
 		throw Error(ErrorCode::DataException, "the relation changed while k-means was trained",
-		            "The statistics scan saw " + std::to_string(m.train.n() + m.test.n()) + " rows, a Lloyd step " +
-		                std::to_string(s.rows_train + s.rows_test) + ".",
-		            "Train on a relation that does not change during the training, or run it in a REPEATABLE READ "
-		            "transaction.");
+		            "The relation is scanned once per Lloyd step: the statistics scan saw " +
+		                std::to_string(m.train.n() + m.test.n()) + " rows, a Lloyd step " +
+		                std::to_string(s.rows_train + s.rows_test) +
+		                ". A view whose rows depend on a volatile function gives other rows each time.",
+		            "Train on a table (or a materialized view), or SET pg_ml.stats_aggregate = off to read the "
+		            "rows once.");
 	m.km->add(s, m.spec.progress);
 }
 

@@ -70,6 +70,7 @@ class Trainer {
 	// k-means after the statistics groups (kmeans_step.hpp): while kmeans_step_params() returns
 	// a non-empty array, run ml_kmeans_step with it and *levels over the relation and pass the
 	// state to add_kmeans_step(). Empty at once for other algorithms.
+	bool uses_kmeans_steps() const; // whether a run through the statistics aggregate goes on with them
 	std::vector<double> kmeans_step_params(std::vector<std::string> *levels, CancelCheck cancel);
 	void add_kmeans_step(const double *state, size_t len);
 

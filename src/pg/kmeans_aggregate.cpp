@@ -15,7 +15,10 @@
 #include "../core/kmeans_step.hpp"
 
 extern "C" {
+#include "catalog/pg_proc.h"
+#include "utils/catcache.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 PG_FUNCTION_INFO_V1(pgml_kmeans_step_transfn);
 PG_FUNCTION_INFO_V1(pgml_kmeans_step_combinefn);
@@ -280,4 +283,21 @@ pgml_kmeans_steps(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const PgmlC
 		pfree(pd);
 		pfree(ld);
 	}
+}
+
+bool
+pgml_kmeans_steps_available(const pgml::Trainer *trainer, Oid schema_oid)
+{
+	bool needed = false;
+	PGML_CORE(needed = trainer->uses_kmeans_steps());
+	if (!needed)
+		return true;
+	CatCList *list = SearchSysCacheList1(PROCNAMEARGSNSP, CStringGetDatum("ml_kmeans_step"));
+	bool found = false;
+	for (int i = 0; i < list->n_members && !found; i++) {
+		Form_pg_proc proc = reinterpret_cast<Form_pg_proc>(GETSTRUCT(&list->members[i]->tuple));
+		found = proc->pronamespace == schema_oid && proc->prokind == PROKIND_AGGREGATE;
+	}
+	ReleaseSysCacheList(list);
+	return found;
 }

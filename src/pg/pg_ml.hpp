@@ -94,6 +94,9 @@ int64 pgml_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 // k-means after pgml_aggregate_relation: the Lloyd steps as ml_kmeans_step queries
 // (kmeans_aggregate.cpp); nothing for other algorithms.
 void pgml_kmeans_steps(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const PgmlColumn *features, int nfeatures);
+// Whether the trainer can run through the aggregates in schema_oid: false when it needs
+// ml_kmeans_step and the database's pg_ml has none (installed before it existed).
+bool pgml_kmeans_steps_available(const pgml::Trainer *trainer, Oid schema_oid);
 
 // A relation's row count for algorithm => 'auto': the planner's estimate, exact below
 // 2 * exact_below (-1 when it cannot tell).

@@ -109,7 +109,7 @@ run_training(TrainState *st, Oid relid, const char *relname, const PgmlColumn *f
 	bool aggregate = false;
 	PGML_CORE(aggregate = pgml_stats_aggregate && st->trainer->uses_stats_aggregate());
 	Oid agg_schema = aggregate ? pgml_stats_aggregate_schema() : InvalidOid;
-	aggregate = OidIsValid(agg_schema);
+	aggregate = OidIsValid(agg_schema) && pgml_kmeans_steps_available(st->trainer.get(), agg_schema);
 	int64 rows = aggregate ? pgml_aggregate_relation(st->trainer.get(), agg_schema, relid, features, nfeatures, target)
 						   : pgml_scan_relation(relid, features, nfeatures, target, train_consume, st);
 	if (rows == 0)

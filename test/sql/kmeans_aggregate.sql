@@ -64,6 +64,14 @@ CREATE VIEW pts_random AS SELECT a, b FROM pts WHERE random() < 0.5;
 SELECT setseed(0.25);
 SELECT model FROM ml_train('pts_random', NULL, 'kmeans', name => 'km_random', hyperparams => '{"k": 2}');
 
+-- a database whose pg_ml predates ml_kmeans_step reads the rows
+BEGIN;
+ALTER EXTENSION pg_ml DROP AGGREGATE ml_kmeans_step(float8[], text[], VARIADIC "any");
+DROP AGGREGATE ml_kmeans_step(float8[], text[], VARIADIC "any");
+SELECT model FROM ml_train('pts', NULL, 'kmeans', name => 'km_old', exclude => ARRAY['id'], hyperparams => '{"k": 3}');
+SELECT report->>'reader' AS reader FROM ml_versions WHERE model = 'km_old';
+ROLLBACK;
+
 -- errors: the aggregate checks what it is given
 SELECT ml_kmeans_step(NULL, '{}', a, b) FROM pts;
 SELECT ml_kmeans_step('{1,2,2,2,42,0,0,0,0,0,-1,0,1,0,0,-1,0,0,1,1,0,0,10,10}', NULL, a, b) FROM pts;
