@@ -840,10 +840,10 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 	std::string test_json, train_json;
 	RowStore *test_rows = nullptr;
 
-	if (m.km) {
+	if (m.aggregated && m.kmeans_aggregate()) {
 		// k-means through the Lloyd-step aggregate: inertia and rows exact from the last scan,
 		// the silhouette on the statistics sample (at most 2000 of its rows)
-		if (!m.km->done())
+		if (!m.km || !m.km->done())
 			throw Error(ErrorCode::Internal, "k-means fit finished before its Lloyd steps");
 		const kmeans_step::Sums &s = m.km->last();
 		model->prep = m.km->prep();
