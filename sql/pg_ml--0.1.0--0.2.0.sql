@@ -289,3 +289,30 @@ CREATE FUNCTION @extschema@.ml_run_jobs(max_jobs integer DEFAULT NULL,
     LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'pgml_run_jobs';
 COMMENT ON FUNCTION @extschema@.ml_run_jobs(integer)
     IS 'pg_ml: run queued jobs of the models the caller owns (all for a superuser), each in a subtransaction';
+
+
+-- ---------------------------------------------------------------- k-means Lloyd step aggregate (issue 4)
+-- ml_kmeans_step(params, levels, VARIADIC features): one Lloyd step of k-means over a relation.
+-- ml_train / ml_retrain (mode refit) fit kmeans with ml_train_stats (preprocessing statistics
+-- and a row sample the starting centres are fitted on), then one ml_kmeans_step query per
+-- step: params carries the centres and each column's preprocessing, levels the kept levels
+-- of the categorical columns. The state is a float8[] (lossless text form) with per cluster
+-- the count and feature sums of the training rows and the inertia of the training and the
+-- held-out rows; the combine function adds states, so parallel query spreads each scan.
+-- The support functions live in schema ml (not usable by PUBLIC), like ml_train_stats's.
+
+CREATE FUNCTION ml.kmeans_step_transfn(float8[], float8[], text[], VARIADIC "any") RETURNS float8[]
+    AS 'MODULE_PATHNAME', 'pgml_kmeans_step_transfn' LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE COST 10;
+CREATE FUNCTION ml.kmeans_step_combinefn(float8[], float8[]) RETURNS float8[]
+    AS 'MODULE_PATHNAME', 'pgml_kmeans_step_combinefn' LANGUAGE C STRICT PARALLEL SAFE;
+REVOKE ALL ON FUNCTION ml.kmeans_step_transfn(float8[], float8[], text[], VARIADIC "any") FROM PUBLIC;
+REVOKE ALL ON FUNCTION ml.kmeans_step_combinefn(float8[], float8[]) FROM PUBLIC;
+
+CREATE AGGREGATE @extschema@.ml_kmeans_step(float8[], text[], VARIADIC "any") (
+    SFUNC = ml.kmeans_step_transfn,
+    STYPE = float8[],
+    COMBINEFUNC = ml.kmeans_step_combinefn,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE @extschema@.ml_kmeans_step(float8[], text[], VARIADIC "any") IS
+    'pg_ml: one Lloyd step of k-means (used by ml_train; the state is a float8[])';

@@ -265,8 +265,6 @@ Params Params::decode(const double *p, size_t n)
 		if (!out.categorical.back())
 			out.k++;
 	}
-	if (!out.has_target)
-		out.sample_k = 0;
 	return out;
 }
 
@@ -278,7 +276,8 @@ Shape initial_shape(const Params &p)
 	s.has_target = p.has_target && !p.target_categorical;
 	s.q = s.k + (s.has_target ? 1 : 0);
 	s.block = p.block;
-	s.sample_k = s.has_target ? p.sample_k : 0;
+	// a sample with a numeric target (MAE) or without a target (k-means starts from it)
+	s.sample_k = s.has_target || !p.has_target ? p.sample_k : 0;
 	s.cap = std::min(s.sample_k, 64);
 	return s;
 }

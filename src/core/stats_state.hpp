@@ -22,6 +22,8 @@
 // into the moments B at a time (block mean and co-moment, then Chan's pairwise update), so
 // the per-row cost is a copy. The MAE sample keeps, per split, the sample_k rows with the
 // smallest hash draws: the same rows whatever the scan order or the number of workers.
+// Without a target (k-means, kmeans_step.hpp) the sample is kept too, as the rows the
+// starting centres are fitted on (its target value is then 0).
 //
 // A row that needs a wider state (a first NULL in a column, a sample that must grow)
 // makes add_row() report the shape it needs; the caller allocates a state of that length,

@@ -9,6 +9,8 @@
 
 #include "eval_state.hpp"
 #include "json.hpp"
+#include "kmeans_step.hpp"
+#include "models/kmeans.hpp"
 #include "models/elastic_net.hpp"
 #include "models/naive_bayes.hpp"
 #include "stats_state.hpp"
@@ -219,6 +221,88 @@ struct Trainer::Impl {
 	int64_t class_train = 0, class_test = 0;
 	bool class_evaluated = false, class_compared = false;
 	evalstate::Decoded class_eval, class_compare_eval;
+	// k-means through the Lloyd-step aggregate (kmeans_step.hpp); the scaled features' mean and
+	// sum of squared deviations over the training rows (from the moments)
+	std::unique_ptr<kmeans_step::Fit> km;
+	Eigen::VectorXd km_mean, km_m2;
+
+	// a fresh k-means fit can run on the statistics aggregate and the Lloyd-step aggregate
+	// (incremental retraining continues on the rows in memory)
+	bool kmeans_aggregate() const { return spec.algorithm == Algorithm::KMeans && base == nullptr && !incremental; }
+	int sample_cap() const { return kmeans_aggregate() ? kmeans_step::kInitSampleRows : kAggSampleRows; }
+
+	// every group kept its smallest draws: keep the overall smallest, in draw order
+	void trim_samples()
+	{
+		auto trim = [&](RowStore &s, std::vector<double> &u) {
+			std::vector<size_t> idx(s.size());
+			std::iota(idx.begin(), idx.end(), 0);
+			std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return u[a] < u[b]; });
+			if (idx.size() > static_cast<size_t>(sample_cap()))
+				idx.resize(static_cast<size_t>(sample_cap()));
+			RowStore out;
+			out.reset(spec.features);
+			std::vector<double> out_u;
+			for (size_t i : idx) {
+				out.append_from(s, i);
+				out_u.push_back(u[i]);
+			}
+			s = std::move(out);
+			u = std::move(out_u);
+		};
+		trim(train_sample, train_u);
+		trim(test_sample, test_u);
+	}
+
+	// The scaled features of a sample's rows.
+	static Eigen::MatrixXd scaled_rows(const Preprocessor &prep, const Encoder &enc, const RowStore &s)
+	{
+		const int p = prep.p();
+		std::vector<double> x(static_cast<size_t>(p));
+		Eigen::MatrixXd X(static_cast<Eigen::Index>(s.size()), p);
+		for (size_t i = 0; i < s.size(); i++) {
+			prep.transform(enc, s, i, x.data());
+			for (int f = 0; f < p; f++)
+				X(static_cast<Eigen::Index>(i), f) = (x[static_cast<size_t>(f)] - prep.center(f)) / prep.scale(f);
+		}
+		return X;
+	}
+
+	// Preprocessing from the statistics, starting centres from the sample (kmeans_step.hpp).
+	void start_kmeans(CancelCheck cancel)
+	{
+		trim_samples();
+		if (train.n() == 0)
+			throw Error(ErrorCode::DataException, "no rows left to train on",
+			            std::to_string(used_rows + dropped_nonfinite) + " rows were read, " +
+			                std::to_string(dropped_nonfinite) + " with a non-finite value, " +
+			                std::to_string(test.n()) + " held out for testing.",
+			            "Train on more rows, or lower test_size.");
+		train.grow(enc.dim());
+		test.grow(enc.dim());
+		Preprocessor prep = fit_preprocessor(spec.features, popts, enc, train, col_min, col_max, medians());
+		prep.native_missing = false;
+		const int p = prep.p();
+		Eigen::MatrixXd A;
+		Eigen::VectorXd c0;
+		prep.affine(enc, A, c0);
+		const Eigen::MatrixXd AC = A * train.comoment();
+		km_m2 = AC.cwiseProduct(A).rowwise().sum().array() / prep.scale.array().square();
+		km_mean = (A * train.mean() + c0 - prep.center).array() / prep.scale.array();
+		const double tol_abs = hp.num("tol") * km_m2.sum() / (static_cast<double>(p) * static_cast<double>(train.n()));
+		check_cancel(cancel);
+		Eigen::MatrixXd X = scaled_rows(prep, enc, train_sample);
+		FitInput in;
+		in.X = &X;
+		in.task = Task::Clustering;
+		in.seed = spec.seed;
+		in.native_missing = false;
+		in.threads = spec.threads;
+		in.cancel = cancel;
+		Eigen::MatrixXd C0 = kmeans_fit_centres(in, hp);
+		km = std::make_unique<kmeans_step::Fit>(std::move(prep), spec.features, std::move(C0), tol_abs,
+		                                         hp.integer("max_iter"), spec.seed, spec.test_size);
+	}
 
 	void init_common()
 	{
@@ -632,7 +716,7 @@ void Trainer::add_batch(const Batch &batch, CancelCheck cancel)
 bool Trainer::uses_stats_aggregate() const
 {
 	const Impl &m = *impl_;
-	if (!m.streaming || m.popts.dedupe || rows_read_ > 0)
+	if (!(m.streaming || m.kmeans_aggregate()) || m.popts.dedupe || rows_read_ > 0)
 		return false;
 	for (size_t c = 0; c < m.spec.features.size(); c++)
 		if (m.wants_median(c))
@@ -645,16 +729,17 @@ std::vector<double> Trainer::stats_params(double expected_rows) const
 	const Impl &m = *impl_;
 	stats::Params p;
 	p.nfeat = static_cast<int>(m.spec.features.size());
-	p.has_target = true; // the linear family is regression
+	p.has_target = !m.kmeans_aggregate(); // the linear family is regression; clustering has no target
 	p.target_categorical = false;
 	p.seed = m.spec.seed;
 	p.test_size = m.spec.test_size;
 	p.drop_nonfinite = m.popts.drop_nonfinite;
-	p.sample_k = kAggSampleRows;
+	p.sample_k = m.sample_cap();
 	p.block = kAggBlockRows;
 	if (expected_rows > 0) {
 		// twice the expected need, so that an estimate that is off by a factor 2 still fills the sample
-		auto tau = [&](double share) { return share <= 0 ? 1.0 : std::min(1.0, 2.0 * kAggSampleRows / (expected_rows * share)); };
+		const double cap = m.sample_cap();
+		auto tau = [&](double share) { return share <= 0 ? 1.0 : std::min(1.0, 2.0 * cap / (expected_rows * share)); };
 		p.tau_train = tau(1 - m.spec.test_size);
 		p.tau_test = tau(m.spec.test_size);
 	}
@@ -669,14 +754,15 @@ void Trainer::add_stats_group(const std::vector<const char *> &levels, const dou
 	Impl &m = *impl_;
 	check_cancel(cancel);
 	const size_t nf = m.spec.features.size();
-	if (!m.streaming || levels.size() != nf)
+	if (!(m.streaming || m.kmeans_aggregate()) || levels.size() != nf)
 		throw Error(ErrorCode::Internal, "statistics group does not match the training columns");
 	stats::Decoded d = stats::decode(state, len);
 	std::vector<size_t> numeric; // numeric feature columns, in order
 	for (size_t c = 0; c < nf; c++)
 		if (!m.spec.features[c].categorical())
 			numeric.push_back(c);
-	if (d.shape.nfeat != static_cast<int>(nf) || d.shape.k != static_cast<int>(numeric.size()) || !d.shape.has_target)
+	if (d.shape.nfeat != static_cast<int>(nf) || d.shape.k != static_cast<int>(numeric.size()) ||
+	    d.shape.has_target != m.enc.has_target_slot())
 		throw Error(ErrorCode::Internal, "statistics group was computed for other columns");
 	if (d.nonfinite_column >= 0) {
 		bool is_target = d.nonfinite_column >= static_cast<int>(nf);
@@ -719,7 +805,8 @@ void Trainer::add_stats_group(const std::vector<const char *> &levels, const dou
 		if (d.indicator[j] >= 0)
 			map[static_cast<size_t>(d.indicator[j])] = m.enc.missing_slot(numeric[j]);
 	}
-	map[numeric.size()] = m.enc.target_slot();
+	if (d.shape.has_target)
+		map[numeric.size()] = m.enc.target_slot();
 	std::vector<Eigen::Index> constant;
 	for (size_t c = 0; c < nf; c++)
 		if (m.spec.features[c].categorical())
@@ -770,26 +857,45 @@ void Trainer::add_stats_group(const std::vector<const char *> &levels, const dou
 	sample(d.sample_test, d.sample_test_u, d.sample_test_rows, m.test_sample, m.test_u);
 }
 
+bool Trainer::uses_kmeans_steps() const { return impl_->kmeans_aggregate(); }
+
+std::vector<double> Trainer::kmeans_step_params(std::vector<std::string> *levels, CancelCheck cancel)
+{
+	Impl &m = *impl_;
+	if (!m.aggregated || !m.kmeans_aggregate())
+		return {};
+	if (!m.km)
+		m.start_kmeans(cancel);
+	if (m.km->done())
+		return {};
+	*levels = m.km->levels();
+	return m.km->params();
+}
+
+void Trainer::add_kmeans_step(const double *state, size_t len)
+{
+	Impl &m = *impl_;
+	if (!m.km || m.km->done())
+		throw Error(ErrorCode::Internal, "k-means step without a fit to add it to");
+	kmeans_step::Sums s; // a NULL state (no rows at all) is empty
+	if (state != nullptr)
+		s = kmeans_step::decode(state, len);
+	if (s.rows_train != m.train.n() || s.rows_test != m.test.n())
+		throw Error(ErrorCode::DataException, "the relation changed while k-means was trained",
+		            "The relation is scanned once per Lloyd step: the statistics scan saw " +
+		                std::to_string(m.train.n() + m.test.n()) + " rows, a Lloyd step " +
+		                std::to_string(s.rows_train + s.rows_test) +
+		                ". A view whose rows depend on a volatile function gives other rows each time.",
+		            "Train on a table (or a materialized view), or SET pg_ml.stats_aggregate = off to read the "
+		            "rows once.");
+	m.km->add(s, m.spec.progress);
+}
+
 std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 {
 	Impl &m = *impl_;
-	if (m.aggregated) {
-		// every group kept its smallest draws: keep the overall smallest, in draw order
-		auto trim = [&](RowStore &s, std::vector<double> &u) {
-			std::vector<size_t> idx(s.size());
-			std::iota(idx.begin(), idx.end(), 0);
-			std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return u[a] < u[b]; });
-			if (idx.size() > static_cast<size_t>(kAggSampleRows))
-				idx.resize(static_cast<size_t>(kAggSampleRows));
-			RowStore out;
-			out.reset(m.spec.features);
-			for (size_t i : idx)
-				out.append_from(s, i);
-			s = std::move(out);
-		};
-		trim(m.train_sample, m.train_u);
-		trim(m.test_sample, m.test_u);
-	}
+	if (m.aggregated)
+		m.trim_samples();
 	const TrainSpec &spec = m.spec;
 	auto model = std::make_unique<Model>();
 	model->task = m.task;
@@ -836,6 +942,31 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 				result_.compared = true;
 			}
 		}
+	} else if (m.aggregated && m.kmeans_aggregate()) {
+		// k-means through the Lloyd-step aggregate: inertia and rows exact from the last scan,
+		// the silhouette on the statistics sample (at most 2000 of its rows)
+		if (!m.km || !m.km->done())
+			throw Error(ErrorCode::Internal, "k-means fit finished before its Lloyd steps");
+		const kmeans_step::Sums &s = m.km->last();
+		model->prep = m.km->prep();
+		model->estimator = make_kmeans(m.km->centres(), s.counts, static_cast<double>(m.train.n()), m.km_mean, m.km_m2);
+		result_.log.insert(result_.log.end(), m.km->log().begin(), m.km->log().end());
+		report_phase(spec.progress, "evaluating");
+		auto metrics = [&](const RowStore &sample, int64_t rows, double inertia) {
+			ClusteringMetrics cl = clustering_metrics(*model->estimator, Impl::scaled_rows(model->prep, m.enc, sample), spec.seed);
+			cl.inertia = inertia;
+			cl.rows = rows;
+			return cl;
+		};
+		train_json = metrics(m.train_sample, s.rows_train, s.inertia_train).to_json();
+		if (s.rows_test > 0) {
+			ClusteringMetrics cl = metrics(m.test_sample, s.rows_test, s.inertia_test);
+			test_json = cl.to_json();
+			result_.primary_test = cl.silhouette;
+		}
+		result_.primary_metric = "silhouette";
+		result_.rows_train = s.rows_train;
+		result_.rows_test = s.rows_test;
 	} else if (m.streaming) {
 		if (m.train.n() == 0)
 			throw Error(ErrorCode::DataException, "no rows left to train on",
@@ -1186,6 +1317,11 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 	r.key("rows_test").value(static_cast<long long>(result_.rows_test));
 	r.key("split").value(m.task == Task::Classification ? "stratified" : "random");
 	r.key("reader").value(m.aggregated ? "aggregate" : "cursor");
+	if (m.km) {
+		r.key("kmeans_init_rows").value(static_cast<long long>(m.train_sample.size()));
+		r.key("kmeans_scans").value(m.km->scans());
+		r.key("kmeans_converged").value(m.km->converged());
+	}
 	// NULL numbers of the training rows per column: imputed, or (trees, boosting) kept as missing
 	for (int native = 0; native < 2; native++) {
 		if (native == 1 && !model->prep.native_missing)

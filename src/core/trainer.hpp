@@ -70,6 +70,12 @@ class Trainer {
 	bool uses_stats_aggregate() const;
 	std::vector<double> stats_params(double expected_rows) const; // expected_rows <= 0: unknown
 	void add_stats_group(const std::vector<const char *> &levels, const double *state, size_t len, CancelCheck cancel);
+	// k-means after the statistics groups (kmeans_step.hpp): while kmeans_step_params() returns
+	// a non-empty array, run ml_kmeans_step with it and *levels over the relation and pass the
+	// state to add_kmeans_step(). Empty at once for other algorithms.
+	bool uses_kmeans_steps() const; // whether a run through the statistics aggregate goes on with them
+	std::vector<double> kmeans_step_params(std::vector<std::string> *levels, CancelCheck cancel);
+	void add_kmeans_step(const double *state, size_t len);
 
 	// Naive Bayes through aggregates (the glue's class aggregate path, src/pg/eval_aggregate.cpp):
 	// whether this run can use it (naive_bayes without dedupe or median imputation); the

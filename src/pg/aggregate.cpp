@@ -361,8 +361,9 @@ pgml_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const
 		ncat++;
 	}
 	initStringInfo(&sql);
+	/* clustering has no target: a NULL of a numeric type */
 	appendStringInfo(&sql, "SELECT %s%s%s.ml_train_stats($1, %s", keys.data, ncat ? ", " : "", schema,
-					 quote_identifier(target->name));
+					 target != nullptr ? quote_identifier(target->name) : "NULL::pg_catalog.float8");
 	for (int i = 0; i < nfeatures; i++)
 		appendStringInfo(&sql, ", %s", quote_identifier(features[i].name));
 	appendStringInfo(&sql, ") FROM %s", pgml_relation_sql_name(relid));

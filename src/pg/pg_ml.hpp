@@ -91,6 +91,12 @@ int64 pgml_scan_relation(Oid relid, const PgmlColumn *features, int nfeatures, c
 Oid pgml_stats_aggregate_schema(void); // InvalidOid: this database's pg_ml has no ml_train_stats
 int64 pgml_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const PgmlColumn *features,
                               int nfeatures, const PgmlColumn *target);
+// k-means after pgml_aggregate_relation: the Lloyd steps as ml_kmeans_step queries
+// (kmeans_aggregate.cpp); nothing for other algorithms.
+void pgml_kmeans_steps(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const PgmlColumn *features, int nfeatures);
+// Whether the trainer can run through the aggregates in schema_oid: false when it needs
+// ml_kmeans_step and the database's pg_ml has none (installed before it existed).
+bool pgml_kmeans_steps_available(const pgml::Trainer *trainer, Oid schema_oid);
 
 // Naive Bayes through aggregates (eval_aggregate.cpp): the trainer must say
 // uses_class_aggregate(). Returns rows read, or -1 (nothing given to the trainer) when the

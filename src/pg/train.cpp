@@ -109,7 +109,7 @@ run_training(TrainState *st, Oid relid, const char *relname, const PgmlColumn *f
 	bool aggregate = false;
 	PGML_CORE(aggregate = pgml_stats_aggregate && st->trainer->uses_stats_aggregate());
 	Oid agg_schema = aggregate ? pgml_stats_aggregate_schema() : InvalidOid;
-	aggregate = OidIsValid(agg_schema);
+	aggregate = OidIsValid(agg_schema) && pgml_kmeans_steps_available(st->trainer.get(), agg_schema);
 	int64 rows = -1;
 	if (aggregate) {
 		rows = pgml_aggregate_relation(st->trainer.get(), agg_schema, relid, features, nfeatures, target);
@@ -133,6 +133,8 @@ run_training(TrainState *st, Oid relid, const char *relname, const PgmlColumn *f
 						errhint("Train on a relation with labelled rows.")));
 	*read_ms = elapsed_ms(start);
 	pgml_progress_phase("fitting"); /* progress */
+	if (aggregate)
+		pgml_kmeans_steps(st->trainer.get(), agg_schema, relid, features, nfeatures); /* k-means: Lloyd steps */
 	finish_training(st, compare);
 	*total_ms = elapsed_ms(start);
 }

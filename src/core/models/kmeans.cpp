@@ -350,7 +350,10 @@ std::vector<ParamSpec> kmeans_params()
 	        num_param("max_iter", K::Int, 1, 1e6, 300), num_param("tol", K::Float, 0, INFINITY, 1e-4)};
 }
 
-std::unique_ptr<Estimator> fit_kmeans(const FitInput &in, const Params &params)
+namespace {
+
+// The best of n_init k-means++ / Lloyd runs on in.X (by inertia).
+Run best_run(const FitInput &in, const Params &params)
 {
 	if (in.X == nullptr)
 		throw Error(ErrorCode::Internal, "k-means got no feature matrix");
@@ -387,10 +390,18 @@ std::unique_ptr<Estimator> fit_kmeans(const FitInput &in, const Params &params)
 	for (size_t r = 1; r < runs.size(); r++)
 		if (runs[r].inertia < runs[best].inertia)
 			best = r;
-	Run &b = runs[best];
+	return std::move(runs[best]);
+}
+
+} // namespace
+
+std::unique_ptr<Estimator> fit_kmeans(const FitInput &in, const Params &params)
+{
+	Run b = best_run(in, params);
 	if (in.log != nullptr)
 		in.log->insert(in.log->end(), b.log.begin(), b.log.end());
-
+	const MatrixXd &X = *in.X;
+	const Index n = X.rows(), p = X.cols();
 	VectorXd mean(p), m2(p);
 	for (Index j = 0; j < p; j++) {
 		mean(j) = X.col(j).mean();
@@ -398,6 +409,20 @@ std::unique_ptr<Estimator> fit_kmeans(const FitInput &in, const Params &params)
 	}
 	return std::make_unique<KMeans>(std::move(b.centres), std::move(b.counts), static_cast<double>(n),
 	                                std::move(mean), std::move(m2));
+}
+
+Eigen::MatrixXd kmeans_fit_centres(const FitInput &in, const Params &params)
+{
+	return best_run(in, params).centres;
+}
+
+std::unique_ptr<Estimator> make_kmeans(Eigen::MatrixXd centres, Eigen::VectorXd counts, double n, Eigen::VectorXd mean,
+                                       Eigen::VectorXd m2)
+{
+	const Index k = centres.rows(), p = centres.cols();
+	if (k < 1 || counts.size() != k || mean.size() != p || m2.size() != p || !centres.allFinite())
+		throw Error(ErrorCode::Internal, "k-means parts do not fit together");
+	return std::make_unique<KMeans>(std::move(centres), std::move(counts), n, std::move(mean), std::move(m2));
 }
 
 std::unique_ptr<Estimator> read_kmeans(Reader &r, const EstimatorShape &shape)

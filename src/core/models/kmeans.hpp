@@ -20,6 +20,16 @@ std::vector<ParamSpec> kmeans_params();
 // Fits k-means on in.X (clustering: in.y is null).
 std::unique_ptr<Estimator> fit_kmeans(const FitInput &in, const Params &params);
 
+// The centres (k x p) of the best of n_init k-means++ / Lloyd runs on in.X: fit_kmeans's fit,
+// which the Lloyd-step aggregate (kmeans_step.hpp) runs on a sample to start from.
+Eigen::MatrixXd kmeans_fit_centres(const FitInput &in, const Params &params);
+
+// A k-means estimator from its parts (the Lloyd-step aggregate's fit): the centres (k x p),
+// the rows each centre absorbed, the rows seen, and per feature their mean and sum of
+// squared deviations.
+std::unique_ptr<Estimator> make_kmeans(Eigen::MatrixXd centres, Eigen::VectorXd counts, double n, Eigen::VectorXd mean,
+                                       Eigen::VectorXd m2);
+
 // Reads an estimator written by the k-means estimator's write().
 std::unique_ptr<Estimator> read_kmeans(Reader &r, const EstimatorShape &shape);
 

@@ -1,0 +1,303 @@
+// pg_ml glue: the Lloyd-step aggregate ml_kmeans_step (src/core/kmeans_step.hpp) and the
+// scans ml_train runs with it after the statistics query (aggregate.cpp).
+//
+//   ml_kmeans_step(params float8[], levels text[], VARIADIC features "any") -> float8[]
+//
+// params carries the centres and each column's preprocessing, levels the kept levels of the
+// categorical columns (both bound as query parameters: no user value is ever spliced into
+// the SQL). The state is a fixed-size float8[] (per cluster the count and feature sums of
+// the training rows, the inertia of the training and the held-out rows) that the transition
+// and combine functions update in place when AggCheckCallContext says nodeAgg calls them;
+// with a combine function and no internal state, parallel query spreads each scan over
+// workers.
+#include "pg_ml.hpp"
+
+#include "../core/kmeans_step.hpp"
+
+extern "C" {
+#include "catalog/pg_proc.h"
+#include "utils/catcache.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+PG_FUNCTION_INFO_V1(pgml_kmeans_step_transfn);
+PG_FUNCTION_INFO_V1(pgml_kmeans_step_combinefn);
+}
+
+namespace {
+
+constexpr int kFirstFeatureArg = 3; // state, params, levels, features...
+
+#define PGML_KM_HINT "ml_kmeans_step is called by ml_train; its first argument describes the centres and the columns that follow."
+
+// Per call site (fn_extra): the step (parameters, level lookup) and the row buffers.
+struct StepCache {
+	pgml::kmeans_step::Step *step; // owned through pgml_own on fn_mcxt
+	int ncols;
+	PgmlColumn *cols;
+	bool *isnull;
+	double *num;
+	const char **str;
+	size_t *len;
+};
+
+void
+delete_step(void *p)
+{
+	delete static_cast<pgml::kmeans_step::Step *>(p);
+}
+
+void
+require_aggregate(FunctionCallInfo fcinfo, const char *what)
+{
+	if (!AggCheckCallContext(fcinfo, NULL))
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						errmsg("ml_kmeans_step %s function called outside an aggregate", what)));
+}
+
+// The doubles of a float8[] state (1-D, no NULLs), or an error.
+double *
+state_data(ArrayType *a, size_t *len)
+{
+	if (ARR_NDIM(a) != 1 || ARR_HASNULL(a) || ARR_ELEMTYPE(a) != FLOAT8OID)
+		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("invalid kmeans_step state"),
+						errdetail("A state is a one-dimensional float8[] without NULLs.")));
+	*len = static_cast<size_t>(ARR_DIMS(a)[0]);
+	return reinterpret_cast<double *>(ARR_DATA_PTR(a));
+}
+
+ArrayType *
+new_state_array(size_t len)
+{
+	if (len > (MaxAllocSize - ARR_OVERHEAD_NONULLS(1)) / sizeof(double))
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("ml_kmeans_step state is too large")));
+	Size bytes = ARR_OVERHEAD_NONULLS(1) + len * sizeof(double);
+	ArrayType *a = static_cast<ArrayType *>(palloc(bytes));
+	SET_VARSIZE(a, bytes);
+	a->ndim = 1;
+	a->dataoffset = 0;
+	a->elemtype = FLOAT8OID;
+	ARR_DIMS(a)[0] = static_cast<int>(len);
+	ARR_LBOUND(a)[0] = 1;
+	return a;
+}
+
+StepCache *
+step_cache(FunctionCallInfo fcinfo)
+{
+	StepCache *sc = static_cast<StepCache *>(fcinfo->flinfo->fn_extra);
+	if (sc != nullptr)
+		return sc;
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml_kmeans_step parameters"),
+						errdetail("The parameters or the levels are NULL."), errhint(PGML_KM_HINT)));
+	ArrayType *pa = PG_GETARG_ARRAYTYPE_P(1);
+	if (ARR_NDIM(pa) != 1 || ARR_HASNULL(pa))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml_kmeans_step parameters"),
+						errdetail("The parameters are a one-dimensional float8[] without NULLs."),
+						errhint(PGML_KM_HINT)));
+	const double *pd = reinterpret_cast<const double *>(ARR_DATA_PTR(pa));
+	size_t pn = static_cast<size_t>(ARR_DIMS(pa)[0]);
+
+	ArrayType *la = PG_GETARG_ARRAYTYPE_P(2);
+	Datum *ld;
+	bool *lnull;
+	int nl;
+	if (ARR_NDIM(la) > 1)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml_kmeans_step parameters"),
+						errdetail("The levels are a one-dimensional text[] without NULLs."), errhint(PGML_KM_HINT)));
+	deconstruct_array(la, TEXTOID, -1, false, TYPALIGN_INT, &ld, &lnull, &nl);
+	const char **lp = static_cast<const char **>(palloc0(sizeof(char *) * (nl + 1)));
+	size_t *ll = static_cast<size_t *>(palloc0(sizeof(size_t) * (nl + 1)));
+	for (int i = 0; i < nl; i++) {
+		if (lnull[i])
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml_kmeans_step parameters"),
+							errdetail("The levels are a one-dimensional text[] without NULLs."),
+							errhint(PGML_KM_HINT)));
+		text *t = reinterpret_cast<text *>(DatumGetPointer(ld[i]));
+		lp[i] = VARDATA_ANY(t);
+		ll[i] = VARSIZE_ANY_EXHDR(t);
+	}
+
+	MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+	sc = static_cast<StepCache *>(palloc0(sizeof(StepCache)));
+	pgml::kmeans_step::Step *step = nullptr;
+	PGML_CORE({
+		std::vector<std::string> levels;
+		for (int i = 0; i < nl; i++)
+			levels.emplace_back(lp[i], ll[i]);
+		step = new pgml::kmeans_step::Step(pgml::kmeans_step::Params::decode(pd, pn), levels);
+	});
+	pgml_own(fcinfo->flinfo->fn_mcxt, step, delete_step);
+	sc->step = step;
+	const int nc = static_cast<int>(step->params().columns.size());
+	sc->ncols = nc;
+	if (PG_NARGS() != kFirstFeatureArg + nc)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml_kmeans_step parameters"),
+						errdetail("The parameters describe %d columns, but the call passes %d.", nc,
+								  PG_NARGS() - kFirstFeatureArg),
+						errhint(PGML_KM_HINT)));
+	sc->cols = static_cast<PgmlColumn *>(palloc0(sizeof(PgmlColumn) * nc));
+	sc->isnull = static_cast<bool *>(palloc0(sizeof(bool) * nc));
+	sc->num = static_cast<double *>(palloc0(sizeof(double) * nc));
+	sc->str = static_cast<const char **>(palloc0(sizeof(char *) * nc));
+	sc->len = static_cast<size_t *>(palloc0(sizeof(size_t) * nc));
+	for (int i = 0; i < nc; i++) {
+		PgmlColumn *col = &sc->cols[i];
+		Oid type = get_fn_expr_argtype(fcinfo->flinfo, kFirstFeatureArg + i);
+		bool categorical = step->params().columns[static_cast<size_t>(i)].categorical;
+		if (!OidIsValid(type) || !pgml_classify_type(type, col) ||
+			(col->tc == pgml::TypeClass::Categorical) != categorical)
+			ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+							errmsg("argument %d of ml_kmeans_step has type %s, which its parameters do not describe",
+								   kFirstFeatureArg + i, OidIsValid(type) ? format_type_be(type) : "unknown"),
+							errdetail("The parameters say whether each column is numeric (numeric, boolean, date or "
+									  "timestamp types) or categorical (text or enum types)."),
+							errhint(PGML_KM_HINT)));
+	}
+	MemoryContextSwitchTo(old);
+	fcinfo->flinfo->fn_extra = sc;
+	return sc;
+}
+
+} // namespace
+
+extern "C" PGDLLEXPORT Datum
+pgml_kmeans_step_transfn(PG_FUNCTION_ARGS)
+{
+	require_aggregate(fcinfo, "transition");
+	StepCache *sc = step_cache(fcinfo);
+	for (int i = 0; i < sc->ncols; i++) {
+		int a = kFirstFeatureArg + i;
+		sc->isnull[i] = PG_ARGISNULL(a);
+		if (sc->isnull[i])
+			continue;
+		const PgmlColumn *col = &sc->cols[i];
+		Datum d = PG_GETARG_DATUM(a);
+		if (col->tc != pgml::TypeClass::Categorical) {
+			sc->num[i] = pgml_datum_to_double(col, d);
+		} else if (col->text_like) {
+			text *t = DatumGetTextPP(d);
+			sc->str[i] = VARDATA_ANY(t);
+			sc->len[i] = VARSIZE_ANY_EXHDR(t);
+		} else {
+			char *s = pgml_datum_to_cstring(col, d);
+			sc->str[i] = s;
+			sc->len[i] = strlen(s);
+		}
+	}
+	pgml::kmeans_step::Row row;
+	row.isnull = sc->isnull;
+	row.num = sc->num;
+	row.str = sc->str;
+	row.len = sc->len;
+
+	ArrayType *state;
+	double *data;
+	size_t len;
+	if (PG_ARGISNULL(0)) {
+		len = sc->step->state_length();
+		state = new_state_array(len);
+		data = reinterpret_cast<double *>(ARR_DATA_PTR(state));
+		PGML_CORE(sc->step->init(data));
+	} else {
+		state = PG_GETARG_ARRAYTYPE_P(0);
+		data = state_data(state, &len);
+	}
+	PGML_CORE(sc->step->add_row(data, len, row));
+	PG_RETURN_ARRAYTYPE_P(state);
+}
+
+extern "C" PGDLLEXPORT Datum
+pgml_kmeans_step_combinefn(PG_FUNCTION_ARGS)
+{
+	require_aggregate(fcinfo, "combine");
+	/* strict: nodeAgg handles NULL states */
+	ArrayType *a = PG_GETARG_ARRAYTYPE_P(0);
+	ArrayType *b = PG_GETARG_ARRAYTYPE_P(1);
+	size_t alen, blen;
+	double *ad = state_data(a, &alen);
+	const double *bd = state_data(b, &blen);
+	PGML_CORE(pgml::kmeans_step::merge(ad, alen, bd, blen));
+	PG_RETURN_ARRAYTYPE_P(a);
+}
+
+/*
+ * pgml_kmeans_steps runs the Lloyd steps of a k-means fit that the statistics query started:
+ *   SELECT <schema>.ml_kmeans_step($1, $2, features...) FROM relation
+ * once per step, as the current user and with the statement's snapshot (read-only SPI), so
+ * every scan sees the rows the statistics scan saw. Does nothing for other algorithms.
+ */
+void
+pgml_kmeans_steps(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const PgmlColumn *features, int nfeatures)
+{
+	std::vector<double> *params = pgml_new_owned<std::vector<double>>();
+	std::vector<std::string> *levels = pgml_new_owned<std::vector<std::string>>();
+	bool more = false;
+	PGML_CORE({
+		*params = trainer->kmeans_step_params(levels, pgml_interrupt_pending);
+		more = !params->empty();
+	});
+	if (!more)
+		return;
+
+	StringInfoData sql;
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT %s.ml_kmeans_step($1, $2", quote_identifier(get_namespace_name(schema_oid)));
+	for (int i = 0; i < nfeatures; i++)
+		appendStringInfo(&sql, ", %s", quote_identifier(features[i].name));
+	appendStringInfo(&sql, ") FROM %s", pgml_relation_sql_name(relid));
+
+	while (more) {
+		CHECK_FOR_INTERRUPTS();
+		size_t np = params->size(), nl = levels->size();
+		Datum *pd = static_cast<Datum *>(palloc(sizeof(Datum) * np));
+		for (size_t i = 0; i < np; i++)
+			pd[i] = Float8GetDatum((*params)[i]);
+		Datum *ld = static_cast<Datum *>(palloc(sizeof(Datum) * (nl + 1)));
+		for (size_t i = 0; i < nl; i++)
+			ld[i] = PointerGetDatum(cstring_to_text_with_len((*levels)[i].data(), static_cast<int>((*levels)[i].size())));
+		Oid argtypes[2] = {FLOAT8ARRAYOID, TEXTARRAYOID};
+		Datum args[2] = {
+			PointerGetDatum(construct_array(pd, static_cast<int>(np), FLOAT8OID, sizeof(double), FLOAT8PASSBYVAL,
+											TYPALIGN_DOUBLE)),
+			PointerGetDatum(construct_array(ld, static_cast<int>(nl), TEXTOID, -1, false, TYPALIGN_INT))};
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "pg_ml: SPI_connect failed");
+		int rc = SPI_execute_with_args(sql.data, 2, argtypes, args, NULL, true, 1);
+		if (rc != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "pg_ml: k-means step query failed: %s", SPI_result_code_string(rc));
+		bool isnull;
+		Datum sd = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		const double *data = nullptr;
+		size_t len = 0;
+		if (!isnull)
+			data = state_data(DatumGetArrayTypeP(sd), &len);
+		/* an empty relation gives NULL: the trainer reports that the rows changed */
+		PGML_CORE(trainer->add_kmeans_step(data, len));
+		SPI_finish();
+		PGML_CORE({
+			*params = trainer->kmeans_step_params(levels, pgml_interrupt_pending);
+			more = !params->empty();
+		});
+		pfree(pd);
+		pfree(ld);
+	}
+}
+
+bool
+pgml_kmeans_steps_available(const pgml::Trainer *trainer, Oid schema_oid)
+{
+	bool needed = false;
+	PGML_CORE(needed = trainer->uses_kmeans_steps());
+	if (!needed)
+		return true;
+	CatCList *list = SearchSysCacheList1(PROCNAMEARGSNSP, CStringGetDatum("ml_kmeans_step"));
+	bool found = false;
+	for (int i = 0; i < list->n_members && !found; i++) {
+		Form_pg_proc proc = reinterpret_cast<Form_pg_proc>(GETSTRUCT(&list->members[i]->tuple));
+		found = proc->pronamespace == schema_oid && proc->prokind == PROKIND_AGGREGATE;
+	}
+	ReleaseSysCacheList(list);
+	return found;
+}
