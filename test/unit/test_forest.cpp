@@ -348,3 +348,32 @@ TEST(RandomForest, HyperparameterSpecs)
 	bad["bootstrap"] = OptionValue::of_number(1);
 	EXPECT_THROW(pgml::parse_params(forest_def(), bad), pgml::Error);
 }
+
+// predict_many (blocks of rows on the fit's threads: the trainer's metrics) gives what
+// predict() gives row by row, across block boundaries and thread counts.
+TEST(RandomForest, PredictManyEqualsPredict)
+{
+	MatrixXd X;
+	VectorXd yc, yr;
+	circle_data(1000, 3, X, yc, yr);
+	Options o = forest_opts({{"n_estimators", 8}});
+	for (Task task : {Task::Classification, Task::Regression}) {
+		const VectorXd &y = task == Task::Classification ? yc : yr;
+		const int K = task == Task::Classification ? 3 : 0;
+		const size_t width = task == Task::Classification ? 3 : 1;
+		for (int threads : {1, 2, 3}) {
+			Forest f = fit_forest(X, y, task, K, o, 5, threads);
+			const size_t n = static_cast<size_t>(X.rows()), p = static_cast<size_t>(X.cols());
+			Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> Z = X;
+			std::vector<double> many(n * width), one(width);
+			std::vector<int> klass(n, -1);
+			f.est->predict_many(Z.data(), n, p, width, many.data(), klass.data());
+			for (size_t i = 0; i < n; i++) {
+				int c = f.est->predict(Z.data() + i * p, one.data());
+				ASSERT_EQ(klass[i], c) << "row " << i << ", " << threads << " threads";
+				for (size_t k = 0; k < width; k++)
+					ASSERT_EQ(many[i * width + k], one[k]) << "row " << i;
+			}
+		}
+	}
+}

@@ -1,5 +1,6 @@
 #include "random_forest.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "threads.hpp"
@@ -35,6 +36,7 @@ class RandomForest : public Estimator {
 	std::vector<Tree> trees;
 	Eigen::VectorXd imp;
 	double oob = NAN; // out-of-bag accuracy / R^2, NaN without bootstrap
+	int threads = 1;  // for predict_many: the fit's thread budget (a model read from a blob: 1)
 
 	// The mean of the trees' leaf values; classification returns the most probable class.
 	int predict(const double *z, double *out) const override
@@ -53,6 +55,19 @@ class RandomForest : public Estimator {
 				best = k;
 		}
 		return task == Task::Regression ? 0 : best;
+	}
+
+	// Rows are independent: blocks of them are predicted on the fit's threads (the trainer's
+	// metrics predict every training row through 100 or more deep trees).
+	void predict_many(const double *z, size_t n, size_t pz, size_t n_out, double *out, int *klass) const override
+	{
+		constexpr size_t kRows = 128;
+		const int blocks = static_cast<int>((n + kRows - 1) / kRows);
+		parallel_for(blocks, threads > 1 && n > kRows ? threads : 1, [&](int b) {
+			const size_t i0 = static_cast<size_t>(b) * kRows, i1 = std::min(n, i0 + kRows);
+			for (size_t i = i0; i < i1; i++)
+				klass[i] = predict(z + i * pz, out + i * n_out);
+		});
 	}
 
 	// u16 version, then a checked body: u8 task, u32 p, u32 outputs, f64 oob, importance,
@@ -90,22 +105,27 @@ double out_of_bag(const FitInput &in, const RandomForest &f, bool bootstrap)
 	}
 	Eigen::MatrixXd acc = Eigen::MatrixXd::Zero(n, K);
 	std::vector<int> votes(static_cast<size_t>(n), 0);
-	std::vector<double> z(static_cast<size_t>(p));
 	const Eigen::VectorXd &y = *in.y;
 	double score = NAN;
 	for (int t = 0; t < T; t++) {
 		check_cancel(in.cancel);
 		std::vector<double> w = bootstrap_counts(in.seed, t, n);
-		for (int i = 0; i < n; i++) {
-			if (w[static_cast<size_t>(i)] > 0)
-				continue;
-			for (int j = 0; j < p; j++)
-				z[static_cast<size_t>(j)] = (*in.X)(i, j);
-			const double *v = f.trees[static_cast<size_t>(t)].leaf(z.data());
-			for (int k = 0; k < K; k++)
-				acc(i, k) += v[k];
-			votes[static_cast<size_t>(i)]++;
-		}
+		// rows are independent: blocks of them on the fit's threads
+		constexpr int kRows = 1024;
+		const int blocks = (n + kRows - 1) / kRows;
+		parallel_for(blocks, std::max(1, in.threads), [&](int b) {
+			std::vector<double> zb(static_cast<size_t>(p));
+			for (int i = b * kRows; i < std::min(n, (b + 1) * kRows); i++) {
+				if (w[static_cast<size_t>(i)] > 0)
+					continue;
+				for (int j = 0; j < p; j++)
+					zb[static_cast<size_t>(j)] = (*in.X)(i, j);
+				const double *v = f.trees[static_cast<size_t>(t)].leaf(zb.data());
+				for (int k = 0; k < K; k++)
+					acc(i, k) += v[k];
+				votes[static_cast<size_t>(i)]++;
+			}
+		});
 		// score over the rows with at least one out-of-bag prediction
 		int m = 0;
 		if (f.task == Task::Classification) {
@@ -203,6 +223,7 @@ std::unique_ptr<Estimator> fit_random_forest(const FitInput &in, const Params &p
 		}
 	f->imp = normalise_sum(split_trees > 0 ? Eigen::VectorXd(imp / split_trees) : imp);
 	f->oob = out_of_bag(in, *f, bootstrap);
+	f->threads = std::max(1, in.threads);
 	return f;
 }
 
