@@ -36,6 +36,42 @@ PG_FUNCTION_INFO_V1(pgml_stats_combinefn);
 
 bool pgml_stats_aggregate = true;
 
+/* ---- float8[] aggregate states (ml_train_stats, ml_eval_stats, ml_kmeans_step) */
+
+ArrayType *
+pgml_state_array_new(const char *aggregate, size_t len)
+{
+	if (len > (MaxAllocSize - ARR_OVERHEAD_NONULLS(1)) / sizeof(double))
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("%s state is too large", aggregate)));
+	Size bytes = ARR_OVERHEAD_NONULLS(1) + len * sizeof(double);
+	ArrayType *a = static_cast<ArrayType *>(palloc(bytes));
+	SET_VARSIZE(a, bytes);
+	a->ndim = 1;
+	a->dataoffset = 0;
+	a->elemtype = FLOAT8OID;
+	ARR_DIMS(a)[0] = static_cast<int>(len);
+	ARR_LBOUND(a)[0] = 1;
+	return a;
+}
+
+double *
+pgml_state_array_data(const char *state, ArrayType *a, size_t *len)
+{
+	if (ARR_NDIM(a) != 1 || ARR_HASNULL(a) || ARR_ELEMTYPE(a) != FLOAT8OID)
+		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("invalid %s state", state),
+						errdetail("A state is a one-dimensional float8[] without NULLs.")));
+	*len = static_cast<size_t>(ARR_DIMS(a)[0]);
+	return reinterpret_cast<double *>(ARR_DATA_PTR(a));
+}
+
+void
+pgml_require_aggregate(FunctionCallInfo fcinfo, const char *aggregate, const char *what)
+{
+	if (!AggCheckCallContext(fcinfo, NULL))
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						errmsg("%s %s function called outside an aggregate", aggregate, what)));
+}
+
 namespace {
 
 constexpr int kFirstFeatureArg = 3; // state, params, target, features...
@@ -60,33 +96,6 @@ void
 delete_params(void *p)
 {
 	delete static_cast<pgml::stats::Params *>(p);
-}
-
-ArrayType *
-new_state_array(size_t len)
-{
-	if (len > (MaxAllocSize - ARR_OVERHEAD_NONULLS(1)) / sizeof(double))
-		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("ml_train_stats state is too large")));
-	Size bytes = ARR_OVERHEAD_NONULLS(1) + len * sizeof(double);
-	ArrayType *a = static_cast<ArrayType *>(palloc(bytes));
-	SET_VARSIZE(a, bytes);
-	a->ndim = 1;
-	a->dataoffset = 0;
-	a->elemtype = FLOAT8OID;
-	ARR_DIMS(a)[0] = static_cast<int>(len);
-	ARR_LBOUND(a)[0] = 1;
-	return a;
-}
-
-// The doubles of a float8[] (1-D, no NULLs), or an error.
-double *
-state_data(ArrayType *a, size_t *len)
-{
-	if (ARR_NDIM(a) != 1 || ARR_HASNULL(a) || ARR_ELEMTYPE(a) != FLOAT8OID)
-		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("invalid train_stats state"),
-						errdetail("A state is a one-dimensional float8[] without NULLs.")));
-	*len = static_cast<size_t>(ARR_DIMS(a)[0]);
-	return reinterpret_cast<double *>(ARR_DATA_PTR(a));
 }
 
 TransCache *
@@ -213,21 +222,12 @@ compare_groups(const void *a, const void *b)
 	return 0;
 }
 
-// The state may be updated in place only when nodeAgg calls: anything else is an error.
-void
-require_aggregate(FunctionCallInfo fcinfo, const char *what)
-{
-	if (!AggCheckCallContext(fcinfo, NULL))
-		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						errmsg("ml_train_stats %s function called outside an aggregate", what)));
-}
-
 } // namespace
 
 extern "C" PGDLLEXPORT Datum
 pgml_stats_transfn(PG_FUNCTION_ARGS)
 {
-	require_aggregate(fcinfo, "transition");
+	pgml_require_aggregate(fcinfo, "ml_train_stats", "transition");
 	TransCache *tc = trans_cache(fcinfo);
 	const pgml::stats::Params &p = *tc->params;
 
@@ -251,13 +251,13 @@ pgml_stats_transfn(PG_FUNCTION_ARGS)
 	size_t len;
 	if (PG_ARGISNULL(0)) {
 		pgml::stats::Shape s = pgml::stats::initial_shape(p);
-		state = new_state_array(s.length());
+		state = pgml_state_array_new("ml_train_stats", s.length());
 		data = reinterpret_cast<double *>(ARR_DATA_PTR(state));
 		len = s.length();
 		PGML_CORE(pgml::stats::init(data, s));
 	} else {
 		state = PG_GETARG_ARRAYTYPE_P(0);
-		data = state_data(state, &len);
+		data = pgml_state_array_data("train_stats", state, &len);
 	}
 	for (;;) {
 		const pgml::stats::Shape &s = checked_shape(tc, data, len);
@@ -267,7 +267,7 @@ pgml_stats_transfn(PG_FUNCTION_ARGS)
 		if (need_len == 0)
 			break;
 		/* a wider state: nodeAgg copies the returned array into its context and frees the old one */
-		ArrayType *grown = new_state_array(need_len);
+		ArrayType *grown = pgml_state_array_new("ml_train_stats", need_len);
 		double *gdata = reinterpret_cast<double *>(ARR_DATA_PTR(grown));
 		PGML_CORE(pgml::stats::relayout(data, len, gdata, need));
 		state = grown;
@@ -286,13 +286,13 @@ pgml_stats_transfn(PG_FUNCTION_ARGS)
 extern "C" PGDLLEXPORT Datum
 pgml_stats_combinefn(PG_FUNCTION_ARGS)
 {
-	require_aggregate(fcinfo, "combine");
+	pgml_require_aggregate(fcinfo, "ml_train_stats", "combine");
 	/* strict: nodeAgg handles NULL states */
 	ArrayType *a = PG_GETARG_ARRAYTYPE_P(0);
 	ArrayType *b = PG_GETARG_ARRAYTYPE_P(1);
 	size_t alen, blen;
-	double *ad = state_data(a, &alen);
-	const double *bd = state_data(b, &blen);
+	double *ad = pgml_state_array_data("train_stats", a, &alen);
+	const double *bd = pgml_state_array_data("train_stats", b, &blen);
 	pgml::stats::Shape need;
 	size_t need_len = 0;
 	PGML_CORE({
@@ -300,7 +300,7 @@ pgml_stats_combinefn(PG_FUNCTION_ARGS)
 		need_len = need.length();
 	});
 	if (need_len != alen) {
-		ArrayType *grown = new_state_array(need_len);
+		ArrayType *grown = pgml_state_array_new("ml_train_stats", need_len);
 		double *gdata = reinterpret_cast<double *>(ARR_DATA_PTR(grown));
 		PGML_CORE(pgml::stats::relayout(ad, alen, gdata, need));
 		a = grown;
@@ -424,7 +424,7 @@ pgml_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const
 		if (groups[r].state == nullptr)
 			continue; /* no rows at all */
 		size_t len;
-		const double *data = state_data(groups[r].state, &len);
+		const double *data = pgml_state_array_data("train_stats", groups[r].state, &len);
 		const char **levels = groups[r].levels;
 		PGML_CORE({
 			std::vector<const char *> v(levels, levels + nfeatures);

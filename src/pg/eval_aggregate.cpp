@@ -233,40 +233,6 @@ delete_model(void *p)
 	delete static_cast<pgml::Model *>(p);
 }
 
-ArrayType *
-new_state_array(size_t len)
-{
-	if (len > (MaxAllocSize - ARR_OVERHEAD_NONULLS(1)) / sizeof(double))
-		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("ml_eval_stats state is too large")));
-	Size bytes = ARR_OVERHEAD_NONULLS(1) + len * sizeof(double);
-	ArrayType *a = static_cast<ArrayType *>(palloc(bytes));
-	SET_VARSIZE(a, bytes);
-	a->ndim = 1;
-	a->dataoffset = 0;
-	a->elemtype = FLOAT8OID;
-	ARR_DIMS(a)[0] = static_cast<int>(len);
-	ARR_LBOUND(a)[0] = 1;
-	return a;
-}
-
-double *
-state_data(ArrayType *a, size_t *len)
-{
-	if (ARR_NDIM(a) != 1 || ARR_HASNULL(a) || ARR_ELEMTYPE(a) != FLOAT8OID)
-		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("invalid eval_stats state"),
-						errdetail("A state is a one-dimensional float8[] without NULLs.")));
-	*len = static_cast<size_t>(ARR_DIMS(a)[0]);
-	return reinterpret_cast<double *>(ARR_DATA_PTR(a));
-}
-
-void
-require_aggregate(FunctionCallInfo fcinfo, const char *what)
-{
-	if (!AggCheckCallContext(fcinfo, NULL))
-		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						errmsg("ml_eval_stats %s function called outside an aggregate", what)));
-}
-
 void
 eval_param_error(const char *detail)
 {
@@ -378,7 +344,7 @@ target_class(EvalCache *ec)
 extern "C" PGDLLEXPORT Datum
 pgml_eval_transfn(PG_FUNCTION_ARGS)
 {
-	require_aggregate(fcinfo, "transition");
+	pgml_require_aggregate(fcinfo, "ml_eval_stats", "transition");
 	EvalCache *ec = eval_cache(fcinfo);
 	read_arg_row(fcinfo, &ec->ar);
 
@@ -390,13 +356,13 @@ pgml_eval_transfn(PG_FUNCTION_ARGS)
 		int K = ec->K;
 		bool proba = ec->proba;
 		PGML_CORE(s = pgml::evalstate::initial_shape(K, proba, ec->params));
-		state = new_state_array(s.length());
+		state = pgml_state_array_new("ml_eval_stats", s.length());
 		data = reinterpret_cast<double *>(ARR_DATA_PTR(state));
 		len = s.length();
 		PGML_CORE(pgml::evalstate::init(data, s));
 	} else {
 		state = PG_GETARG_ARRAYTYPE_P(0);
-		data = state_data(state, &len);
+		data = pgml_state_array_data("eval_stats", state, &len);
 	}
 	const pgml::evalstate::Shape &s0 = eval_checked_shape(ec, data, len);
 
@@ -442,7 +408,7 @@ pgml_eval_transfn(PG_FUNCTION_ARGS)
 		PGML_CORE(need_len = pgml::evalstate::add_row(data, s, t, truth, mapped, ec->out, draw, &need));
 		if (need_len == 0)
 			break;
-		ArrayType *grown = new_state_array(need_len);
+		ArrayType *grown = pgml_state_array_new("ml_eval_stats", need_len);
 		double *gdata = reinterpret_cast<double *>(ARR_DATA_PTR(grown));
 		PGML_CORE(pgml::evalstate::relayout(data, len, gdata, need));
 		state = grown;
@@ -459,12 +425,12 @@ pgml_eval_transfn(PG_FUNCTION_ARGS)
 extern "C" PGDLLEXPORT Datum
 pgml_eval_combinefn(PG_FUNCTION_ARGS)
 {
-	require_aggregate(fcinfo, "combine");
+	pgml_require_aggregate(fcinfo, "ml_eval_stats", "combine");
 	ArrayType *a = PG_GETARG_ARRAYTYPE_P(0);
 	ArrayType *b = PG_GETARG_ARRAYTYPE_P(1);
 	size_t alen, blen;
-	double *ad = state_data(a, &alen);
-	const double *bd = state_data(b, &blen);
+	double *ad = pgml_state_array_data("eval_stats", a, &alen);
+	const double *bd = pgml_state_array_data("eval_stats", b, &blen);
 	pgml::evalstate::Shape need;
 	size_t need_len = 0;
 	PGML_CORE({
@@ -472,7 +438,7 @@ pgml_eval_combinefn(PG_FUNCTION_ARGS)
 		need_len = need.length();
 	});
 	if (need_len != alen) {
-		ArrayType *grown = new_state_array(need_len);
+		ArrayType *grown = pgml_state_array_new("ml_eval_stats", need_len);
 		double *gdata = reinterpret_cast<double *>(ARR_DATA_PTR(grown));
 		PGML_CORE(pgml::evalstate::relayout(ad, alen, gdata, need));
 		a = grown;
@@ -564,7 +530,7 @@ run_eval(pgml::Trainer *trainer, const char *sql, int nargs, Oid *argtypes, Datu
 	if (isnull)
 		elog(ERROR, "pg_ml: the evaluating query saw no rows");
 	size_t len;
-	const double *data = state_data(DatumGetArrayTypeP(sd), &len);
+	const double *data = pgml_state_array_data("eval_stats", DatumGetArrayTypeP(sd), &len);
 	PGML_CORE(trainer->add_eval_state(data, len, of_compare));
 }
 
@@ -793,7 +759,7 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 			if (groups[r].state == nullptr)
 				continue;
 			size_t len;
-			const double *data = state_data(groups[r].state, &len);
+			const double *data = pgml_state_array_data("eval_stats", groups[r].state, &len);
 			const ClassGroupRef *g = &groups[r];
 			PGML_CORE({
 				std::vector<const char *> v(g->levels, g->levels + nfeatures);

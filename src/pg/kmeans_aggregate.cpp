@@ -47,41 +47,6 @@ delete_step(void *p)
 	delete static_cast<pgml::kmeans_step::Step *>(p);
 }
 
-void
-require_aggregate(FunctionCallInfo fcinfo, const char *what)
-{
-	if (!AggCheckCallContext(fcinfo, NULL))
-		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						errmsg("ml_kmeans_step %s function called outside an aggregate", what)));
-}
-
-// The doubles of a float8[] state (1-D, no NULLs), or an error.
-double *
-state_data(ArrayType *a, size_t *len)
-{
-	if (ARR_NDIM(a) != 1 || ARR_HASNULL(a) || ARR_ELEMTYPE(a) != FLOAT8OID)
-		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("invalid kmeans_step state"),
-						errdetail("A state is a one-dimensional float8[] without NULLs.")));
-	*len = static_cast<size_t>(ARR_DIMS(a)[0]);
-	return reinterpret_cast<double *>(ARR_DATA_PTR(a));
-}
-
-ArrayType *
-new_state_array(size_t len)
-{
-	if (len > (MaxAllocSize - ARR_OVERHEAD_NONULLS(1)) / sizeof(double))
-		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("ml_kmeans_step state is too large")));
-	Size bytes = ARR_OVERHEAD_NONULLS(1) + len * sizeof(double);
-	ArrayType *a = static_cast<ArrayType *>(palloc(bytes));
-	SET_VARSIZE(a, bytes);
-	a->ndim = 1;
-	a->dataoffset = 0;
-	a->elemtype = FLOAT8OID;
-	ARR_DIMS(a)[0] = static_cast<int>(len);
-	ARR_LBOUND(a)[0] = 1;
-	return a;
-}
-
 StepCache *
 step_cache(FunctionCallInfo fcinfo)
 {
@@ -165,7 +130,7 @@ step_cache(FunctionCallInfo fcinfo)
 extern "C" PGDLLEXPORT Datum
 pgml_kmeans_step_transfn(PG_FUNCTION_ARGS)
 {
-	require_aggregate(fcinfo, "transition");
+	pgml_require_aggregate(fcinfo, "ml_kmeans_step", "transition");
 	StepCache *sc = step_cache(fcinfo);
 	for (int i = 0; i < sc->ncols; i++) {
 		int a = kFirstFeatureArg + i;
@@ -197,12 +162,12 @@ pgml_kmeans_step_transfn(PG_FUNCTION_ARGS)
 	size_t len;
 	if (PG_ARGISNULL(0)) {
 		len = sc->step->state_length();
-		state = new_state_array(len);
+		state = pgml_state_array_new("ml_kmeans_step", len);
 		data = reinterpret_cast<double *>(ARR_DATA_PTR(state));
 		PGML_CORE(sc->step->init(data));
 	} else {
 		state = PG_GETARG_ARRAYTYPE_P(0);
-		data = state_data(state, &len);
+		data = pgml_state_array_data("kmeans_step", state, &len);
 	}
 	PGML_CORE(sc->step->add_row(data, len, row));
 	PG_RETURN_ARRAYTYPE_P(state);
@@ -211,13 +176,13 @@ pgml_kmeans_step_transfn(PG_FUNCTION_ARGS)
 extern "C" PGDLLEXPORT Datum
 pgml_kmeans_step_combinefn(PG_FUNCTION_ARGS)
 {
-	require_aggregate(fcinfo, "combine");
+	pgml_require_aggregate(fcinfo, "ml_kmeans_step", "combine");
 	/* strict: nodeAgg handles NULL states */
 	ArrayType *a = PG_GETARG_ARRAYTYPE_P(0);
 	ArrayType *b = PG_GETARG_ARRAYTYPE_P(1);
 	size_t alen, blen;
-	double *ad = state_data(a, &alen);
-	const double *bd = state_data(b, &blen);
+	double *ad = pgml_state_array_data("kmeans_step", a, &alen);
+	const double *bd = pgml_state_array_data("kmeans_step", b, &blen);
 	PGML_CORE(pgml::kmeans_step::merge(ad, alen, bd, blen));
 	PG_RETURN_ARRAYTYPE_P(a);
 }
@@ -272,7 +237,7 @@ pgml_kmeans_steps(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const PgmlC
 		const double *data = nullptr;
 		size_t len = 0;
 		if (!isnull)
-			data = state_data(DatumGetArrayTypeP(sd), &len);
+			data = pgml_state_array_data("kmeans_step", DatumGetArrayTypeP(sd), &len);
 		/* an empty relation gives NULL: the trainer reports that the rows changed */
 		PGML_CORE(trainer->add_kmeans_step(data, len));
 		SPI_finish();

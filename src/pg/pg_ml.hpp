@@ -111,6 +111,14 @@ int64 pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid 
 // planning): it sizes buffers and samples and feeds the progress report.
 int64 pgml_relation_row_estimate(Oid relid);
 
+// float8[] aggregate states (ml_train_stats, ml_eval_stats, ml_kmeans_step): a new state of
+// len doubles ("<aggregate> state is too large" beyond MaxAllocSize); a state's doubles, or
+// "invalid <state> state" when it is not a one-dimensional float8[] without NULLs; and the
+// check that a transition / combine function runs inside an aggregate (it updates in place).
+ArrayType *pgml_state_array_new(const char *aggregate, size_t len);
+double *pgml_state_array_data(const char *state, ArrayType *a, size_t *len);
+void pgml_require_aggregate(FunctionCallInfo fcinfo, const char *aggregate, const char *what);
+
 // A relation's row count for algorithm => 'auto': the planner's estimate, exact below
 // 2 * exact_below (-1 when it cannot tell).
 double pgml_estimate_rows(Oid relid, double exact_below);
