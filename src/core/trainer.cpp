@@ -335,6 +335,33 @@ struct Trainer::Impl {
 		            "Drop such rows with preprocess => '{\"nonfinite\": \"drop\"}', or replace them with NULL.");
 	}
 
+	// Decodes one group of a statistics aggregate query, checks that it was computed for this
+	// run's columns (with a target slot or not, as has_target says), raises the row reader's
+	// error for a non-finite value, and adds the group's counters to the run's. numeric gets
+	// the numeric feature columns, in order.
+	stats::Decoded absorb_group(const double *state, size_t len, bool has_target, std::vector<size_t> &numeric)
+	{
+		const size_t nf = spec.features.size();
+		stats::Decoded d = stats::decode(state, len);
+		numeric.clear();
+		for (size_t c = 0; c < nf; c++)
+			if (!spec.features[c].categorical())
+				numeric.push_back(c);
+		if (d.shape.nfeat != static_cast<int>(nf) || d.shape.k != static_cast<int>(numeric.size()) ||
+		    d.shape.has_target != has_target)
+			throw Error(ErrorCode::Internal, "statistics group was computed for other columns");
+		if (d.nonfinite_column >= 0) {
+			bool is_target = d.nonfinite_column >= static_cast<int>(nf);
+			nonfinite(is_target ? spec.target.name : spec.features[static_cast<size_t>(d.nonfinite_column)].name,
+			          d.nonfinite_nan ? NAN : INFINITY, is_target);
+		}
+		aggregated = true;
+		skipped_null_target += d.skipped_null_target;
+		dropped_nonfinite += d.dropped_nonfinite;
+		fingerprint += d.fingerprint;
+		return d;
+	}
+
 	// Converts a batch into `chunk` (compact rows), skipping NULL targets, non-finite and duplicate rows.
 	void ingest(const Batch &batch)
 	{
@@ -756,24 +783,9 @@ void Trainer::add_stats_group(const std::vector<const char *> &levels, const dou
 	const size_t nf = m.spec.features.size();
 	if (!(m.streaming || m.kmeans_aggregate()) || levels.size() != nf)
 		throw Error(ErrorCode::Internal, "statistics group does not match the training columns");
-	stats::Decoded d = stats::decode(state, len);
 	std::vector<size_t> numeric; // numeric feature columns, in order
-	for (size_t c = 0; c < nf; c++)
-		if (!m.spec.features[c].categorical())
-			numeric.push_back(c);
-	if (d.shape.nfeat != static_cast<int>(nf) || d.shape.k != static_cast<int>(numeric.size()) ||
-	    d.shape.has_target != m.enc.has_target_slot())
-		throw Error(ErrorCode::Internal, "statistics group was computed for other columns");
-	if (d.nonfinite_column >= 0) {
-		bool is_target = d.nonfinite_column >= static_cast<int>(nf);
-		m.nonfinite(is_target ? m.spec.target.name : m.spec.features[static_cast<size_t>(d.nonfinite_column)].name,
-		            d.nonfinite_nan ? NAN : INFINITY, is_target);
-	}
-	m.aggregated = true;
+	stats::Decoded d = m.absorb_group(state, len, m.enc.has_target_slot(), numeric);
 	rows_read_ += d.rows_in;
-	m.skipped_null_target += d.skipped_null_target;
-	m.dropped_nonfinite += d.dropped_nonfinite;
-	m.fingerprint += d.fingerprint;
 	const int64_t rows = d.train.n() + d.test.n();
 	m.used_rows += rows;
 	if (rows == 0 && d.sample_train_rows == 0)
@@ -1423,24 +1435,9 @@ void Trainer::add_class_group(const std::vector<const char *> &levels, const cha
 	const size_t nf = m.spec.features.size();
 	if (m.streaming || levels.size() != nf || m.class_model)
 		throw Error(ErrorCode::Internal, "statistics group does not match the training columns");
-	stats::Decoded d = stats::decode(state, len);
 	std::vector<size_t> numeric;
-	for (size_t c = 0; c < nf; c++)
-		if (!m.spec.features[c].categorical())
-			numeric.push_back(c);
-	if (d.shape.nfeat != static_cast<int>(nf) || d.shape.k != static_cast<int>(numeric.size()) ||
-	    d.shape.has_target == m.spec.target.categorical())
-		throw Error(ErrorCode::Internal, "statistics group was computed for other columns");
-	if (d.nonfinite_column >= 0) {
-		bool is_target = d.nonfinite_column >= static_cast<int>(nf);
-		m.nonfinite(is_target ? m.spec.target.name : m.spec.features[static_cast<size_t>(d.nonfinite_column)].name,
-		            d.nonfinite_nan ? NAN : INFINITY, is_target);
-	}
-	m.aggregated = true;
+	stats::Decoded d = m.absorb_group(state, len, !m.spec.target.categorical(), numeric);
 	rows_read_ += d.rows_in;
-	m.skipped_null_target += d.skipped_null_target;
-	m.dropped_nonfinite += d.dropped_nonfinite;
-	m.fingerprint += d.fingerprint;
 	const int64_t rows = d.train.n() + d.test.n();
 	if (rows == 0)
 		return;
