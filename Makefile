@@ -8,8 +8,8 @@ MODULE_big = pg_ml
 # The released scripts and the upgrades between them are kept in sql/; the install script of the
 # current version is built as the previous one followed by the upgrade, so that a fresh install
 # and ALTER EXTENSION ... UPDATE run exactly the same statements.
-DATA       = sql/pg_ml--0.1.0.sql sql/pg_ml--0.1.0--0.2.0.sql
-DATA_built = sql/pg_ml--0.2.0.sql
+DATA       = sql/pg_ml--0.1.0.sql sql/pg_ml--0.1.0--0.2.0.sql sql/pg_ml--0.2.0--0.3.0.sql
+DATA_built = sql/pg_ml--0.3.0.sql
 
 CORE_SRCS  = $(wildcard src/core/*.cpp src/core/models/*.cpp)
 GLUE_SRCS  = $(wildcard src/pg/*.cpp)
@@ -40,10 +40,10 @@ override with_llvm = no
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
-# the rule for sql/pg_ml--0.2.0.sql above must not become the default goal
+# the rule for sql/pg_ml--0.3.0.sql below must not become the default goal
 .DEFAULT_GOAL := all
 
-sql/pg_ml--0.2.0.sql: sql/pg_ml--0.1.0.sql sql/pg_ml--0.1.0--0.2.0.sql
+sql/pg_ml--0.3.0.sql: sql/pg_ml--0.1.0.sql sql/pg_ml--0.1.0--0.2.0.sql sql/pg_ml--0.2.0--0.3.0.sql
 	cat $^ > $@
 
 MAJORVERSION_NUM := $(firstword $(subst ., ,$(MAJORVERSION)))

@@ -22,7 +22,7 @@
 #include "errors.hpp"
 
 #ifndef PGML_VERSION
-#define PGML_VERSION "0.2.0"
+#define PGML_VERSION "0.3.0"
 #endif
 
 using namespace pgml_cli;
