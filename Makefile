@@ -1,6 +1,7 @@
 # pg_ml: PGXS build of the extension (pg_ml.so, control file, install scripts).
 #   make && make install          build and install into the server of PG_CONFIG
-#   make installcheck             run pg_regress (test/sql, expected/) against a running server
+#   make installcheck             run pg_regress (test/sql, expected/), then pg_isolation_regress
+#                                 (test/specs, expected/) against a running server
 # The pure C++ core's unit tests and the CLI are built by CMake (see CMakeLists.txt).
 
 EXTENSION  = pg_ml
@@ -17,6 +18,11 @@ OBJS       = $(CORE_SRCS:.cpp=.o) $(GLUE_SRCS:.cpp=.o)
 
 REGRESS      = $(shell cat test/schedule)
 REGRESS_OPTS = --inputdir=test --outputdir=test --load-extension=pg_ml
+# concurrency (retrains, predict during deploy / rollback / drop, auto-retrain counting): every
+# spec in test/specs, its expected output beside pg_regress's; ISOLATION= runs pg_regress alone
+ISOLATION      = $(sort $(basename $(notdir $(wildcard test/specs/*.spec))))
+ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso --load-extension=pg_ml
+EXTRA_CLEAN    = test/output_iso
 # progress notices carry elapsed times: off for the expected output (test/sql/progress.sql turns
 # them on where it needs them); pg_regress adds its own options to PGOPTIONS
 installcheck: export PGOPTIONS += -c pg_ml.progress=off
