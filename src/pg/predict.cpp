@@ -8,6 +8,10 @@
 // its values and the model's arithmetic: no catalog lookup, no allocation (beyond the result
 // of ml_predict_label / ml_predict_proba) and no type resolution per row. The model argument
 // is compared with the resolved one per row only when it is not a constant (or parameter).
+// A call site can outlive its statement (PL/pgSQL keeps a transaction's simple expressions):
+// the model is resolved again when the active snapshot is another one (the next statement of
+// a READ COMMITTED transaction, or one after the transaction's own writes), so that every
+// statement uses the version its snapshot sees deployed.
 #include "pg_ml.hpp"
 
 #include <cmath>
@@ -19,6 +23,7 @@ extern "C" {
 #include "catalog/pg_class.h"
 #include "utils/acl.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 #include "executor/tuptable.h"
 #include "utils/arrayaccess.h"
@@ -79,6 +84,14 @@ struct CallSite {
 	bool ref_by_id[kRefCache];
 	int64 ref_id[kRefCache];
 	char *ref_key[kRefCache]; /* the name as given, NUL-terminated (by name only) */
+	MemoryContext refs_cxt;   /* the refs' strings; child of fn_mcxt, reset with the snapshot */
+	/* the snapshot the models were resolved under (what makes its visibility); snap_ok once
+	 * the model was resolved under it (not after an error) */
+	bool snap_ok;
+	TransactionId snap_xmin;
+	TransactionId snap_xmax;
+	CommandId snap_curcid;
+	uint64 snap_completions;
 	MemoryContext model_cxt; /* everything below; child of fn_mcxt */
 	/* the model argument as given */
 	bool by_id;
@@ -86,6 +99,9 @@ struct CallSite {
 	char *key_name;
 	int key_len;
 	/* the model */
+	int64 model_id;
+	int32 model_version;
+	TransactionId model_xmin;
 	ModelPin *pin;
 	const pgml::Model *model;
 	char *model_name;
@@ -190,17 +206,43 @@ resolve_types(FunctionCallInfo fcinfo, CallSite *cs)
 	cs->types_known = true;
 }
 
-// Resolves the model argument for this call site (once per query unless it changes).
+// Whether the active snapshot is the one the call site resolved under; if not, remembers it
+// and forgets the models resolved under the previous one. Two snapshots with the same bounds,
+// command id and count of completed transactions see the same rows.
+bool
+same_snapshot(CallSite *cs, MemoryContext fn_mcxt)
+{
+	if (!ActiveSnapshotSet())
+		return cs->snap_ok;
+	Snapshot snap = GetActiveSnapshot();
+	if (cs->snap_ok && snap->xmin == cs->snap_xmin && snap->xmax == cs->snap_xmax && snap->curcid == cs->snap_curcid &&
+		snap->snapXactCompletionCount == cs->snap_completions)
+		return true;
+	cs->snap_ok = false;
+	cs->snap_xmin = snap->xmin;
+	cs->snap_xmax = snap->xmax;
+	cs->snap_curcid = snap->curcid;
+	cs->snap_completions = snap->snapXactCompletionCount;
+	cs->nrefs = 0;
+	if (cs->refs_cxt == NULL)
+		cs->refs_cxt = AllocSetContextCreate(fn_mcxt, "pg_ml call site models", ALLOCSET_SMALL_SIZES);
+	else
+		MemoryContextReset(cs->refs_cxt);
+	return false;
+}
+
+// Resolves the model argument for this call site (once per query and snapshot unless it changes).
 void
 resolve(FunctionCallInfo fcinfo, CallSite *cs)
 {
-	if (cs->model != nullptr && cs->model_stable)
+	bool same_snap = same_snapshot(cs, fcinfo->flinfo->fn_mcxt);
+	if (cs->model != nullptr && cs->model_stable && same_snap)
 		return;
 	bool by_id = cs->by_id_arg;
 	Datum arg = PG_GETARG_DATUM(0);
 	if (cs->int4_arg)
 		arg = Int64GetDatum(DatumGetInt32(arg));
-	if (same_key(cs, by_id, arg))
+	if (same_snap && same_key(cs, by_id, arg))
 		return;
 	/* resolved before in this query? (the catalog is read once per query and model) */
 	PgmlModelRef ref;
@@ -220,7 +262,7 @@ resolve(FunctionCallInfo fcinfo, CallSite *cs)
 							errmsg("model \"%s\" has no deployed version", ref.name)));
 		if (cs->nrefs < kRefCache) {
 			int i = cs->nrefs++;
-			MemoryContext o = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+			MemoryContext o = MemoryContextSwitchTo(cs->refs_cxt);
 			cs->refs[i] = ref;
 			cs->refs[i].name = pstrdup(ref.name);
 			cs->refs[i].task = pstrdup(ref.task);
@@ -231,6 +273,11 @@ resolve(FunctionCallInfo fcinfo, CallSite *cs)
 			MemoryContextSwitchTo(o);
 		}
 	}
+	cs->snap_ok = true;
+	/* the same version of the same model under a new snapshot: everything resolved stays */
+	if (cs->model != nullptr && same_key(cs, by_id, arg) && cs->model_id == ref.id &&
+		cs->model_version == ref.deployed_version && cs->model_xmin == ref.deployed_xmin)
+		return;
 	/* what belongs to the model lives in a context of its own, replaced when the model
 	 * argument changes (so a model name that changes from row to row does not pile up memory) */
 	if (cs->model_cxt != NULL)
@@ -249,6 +296,9 @@ resolve(FunctionCallInfo fcinfo, CallSite *cs)
 		cs->key_name = static_cast<char *>(palloc(cs->key_len + 1));
 		memcpy(cs->key_name, VARDATA_ANY(t), cs->key_len);
 	}
+	cs->model_id = ref.id;
+	cs->model_version = ref.deployed_version;
+	cs->model_xmin = ref.deployed_xmin;
 	cs->pin = pin;
 	cs->model = pin->model.get();
 	cs->model_name = pstrdup(ref.name);
