@@ -3,8 +3,9 @@
 #   1. dependencies (Debian packages; skipped when all are installed)
 #   2. the pure C++ core with CMake (-Werror) and its GoogleTest unit tests (ctest)
 #   3. the extension with PGXS (make WERROR=1, rebuilt from clean) and make install
-#   4. in ONE throw-away cluster (Debian's pg_virtualenv): pg_regress (make installcheck),
-#      then the Python integration tests (test/integration, unittest + psycopg2)
+#   4. in ONE throw-away cluster (Debian's pg_virtualenv): pg_regress (make installcheck
+#      ISOLATION=), the isolation specs (make installcheck REGRESS=: pg_isolation_regress,
+#      test/specs), then the Python integration tests (test/integration, unittest + psycopg2)
 # Every suite runs even when an earlier one failed (as long as what it needs was built).
 # The last line is "N passed, M failed" over all suites; the exit status is 0 only when
 # nothing failed.
@@ -40,7 +41,7 @@ if [ "${1:-}" = "--inside-cluster" ]; then
         echo "test/schedule, test/sql and expected/ disagree: $drift"
         status=1
     fi
-    make installcheck PG_CONFIG="$PG_CONFIG" 2>&1 | tee "$out/regress.log"
+    make installcheck PG_CONFIG="$PG_CONFIG" ISOLATION= 2>&1 | tee "$out/regress.log"
     rc=${PIPESTATUS[0]}
     # PostgreSQL 15: "test name ... ok|FAILED"; 16+: TAP "ok N - name" / "not ok N - name"
     ok=$(grep -cE '\.\.\. ok|^ok [0-9]+ ' "$out/regress.log")
@@ -55,6 +56,34 @@ if [ "${1:-}" = "--inside-cluster" ]; then
     fi
     [ -z "$drift" ] || bad=$((bad + 1))
     echo "$ok $bad" >"$out/regress.counts"
+
+    echo
+    echo "=== isolation (make installcheck REGRESS=: pg_isolation_regress, test/specs)"
+    rm -rf test/output_iso
+    # every spec has its expected output
+    drift=""
+    for f in test/specs/*.spec; do
+        t=$(basename "$f" .spec)
+        [ -f "expected/$t.out" ] || drift="$drift expected/$t.out missing"
+    done
+    if [ -n "$drift" ]; then
+        echo "test/specs and expected/ disagree: $drift"
+        status=1
+    fi
+    make installcheck PG_CONFIG="$PG_CONFIG" REGRESS= 2>&1 | tee "$out/isolation.log"
+    rc=${PIPESTATUS[0]}
+    ok=$(grep -cE '\.\.\. ok|^ok [0-9]+ ' "$out/isolation.log")
+    bad=$(grep -cE '\.\.\. (FAILED|failed)|^not ok [0-9]+ ' "$out/isolation.log")
+    if [ "$rc" -ne 0 ]; then
+        status=1
+        [ "$bad" -gt 0 ] || bad=1
+        if [ -s test/output_iso/regression.diffs ]; then
+            echo "--- test/output_iso/regression.diffs"
+            cat test/output_iso/regression.diffs
+        fi
+    fi
+    [ -z "$drift" ] || bad=$((bad + 1))
+    echo "$ok $bad" >"$out/isolation.counts"
 
     echo
     echo "=== integration tests (python3 -m unittest discover -s test/integration -v)"
@@ -176,6 +205,12 @@ if make clean PG_CONFIG="$PG_CONFIG" >/dev/null &&
         add "pg_regress (installcheck)" "$ok" "$bad"
     else
         add "pg_regress (installcheck)" 0 1
+    fi
+    if [ -f "$WORK/isolation.counts" ]; then
+        read -r ok bad <"$WORK/isolation.counts"
+        add "isolation (installcheck)" "$ok" "$bad"
+    else
+        add "isolation (installcheck)" 0 1
     fi
     if [ -f "$WORK/unittest.counts" ]; then
         read -r ok bad <"$WORK/unittest.counts"
