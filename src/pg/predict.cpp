@@ -244,7 +244,7 @@ resolve(FunctionCallInfo fcinfo, CallSite *cs)
 		arg = Int64GetDatum(DatumGetInt32(arg));
 	if (same_snap && same_key(cs, by_id, arg))
 		return;
-	/* resolved before in this query? (the catalog is read once per query and model) */
+	/* resolved before under this snapshot? (the catalog is read once per snapshot and model) */
 	PgmlModelRef ref;
 	int hit = -1;
 	for (int i = 0; i < cs->nrefs && hit < 0; i++) {
