@@ -7,6 +7,24 @@
 
 \echo Use "ALTER EXTENSION pg_ml UPDATE TO '0.3.0'" to load this file. \quit
 
+-- ---------------------------------------------------------------- the library (issue 10)
+-- First, before anything changes: the objects of 0.3.0 need the library of 0.3.0. A server
+-- still running an older library (make install not done, or a preloaded library not restarted)
+-- cannot find this function's symbol; say so, and the whole update rolls back.
+DO $$
+BEGIN
+    CREATE FUNCTION ml.library_version() RETURNS text
+        AS 'MODULE_PATHNAME', 'pgml_library_version_0_3' LANGUAGE C STRICT STABLE PARALLEL SAFE;
+EXCEPTION WHEN undefined_function THEN
+    RAISE EXCEPTION 'pg_ml 0.3.0 needs the pg_ml 0.3.0 library, but this server runs an older one'
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              DETAIL = SQLERRM,
+              HINT = 'Install pg_ml 0.3.0 (make install), then restart the server if pg_ml is in '
+                     'shared_preload_libraries, or reconnect: a loaded library stays in memory.';
+END
+$$;
+COMMENT ON FUNCTION ml.library_version() IS 'pg_ml: the version of the loaded pg_ml library';
+
 -- ---------------------------------------------------------------- internal aggregates (finding 1)
 -- (fixed argument types, in schema ml)
 

@@ -32,6 +32,7 @@ catalog_owner(void)
 void
 pgml_catalog_begin(Oid *save_user, int *save_sec)
 {
+	pgml_require_current_catalog();
 	Oid owner = catalog_owner();
 	GetUserIdAndSecContext(save_user, save_sec);
 	SetUserIdAndSecContext(owner, *save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);

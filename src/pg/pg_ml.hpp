@@ -147,6 +147,8 @@ bytea *pgml_load_blob(int64 model_id, int32 version, TransactionId *xmin, bool f
 // Switches to the catalog owner for catalog access; returns what pgml_catalog_end restores.
 void pgml_catalog_begin(Oid *save_user, int *save_sec);
 void pgml_catalog_end(Oid save_user, int save_sec);
+// Raises 55000 unless the database's pg_ml objects are the version this library serves (version.cpp).
+void pgml_require_current_catalog(void);
 Datum pgml_jsonb_from_cstring(const char *json);
 // Matches a relation's columns to a model's: fills features (model order) and target (when
 // the model has one);
