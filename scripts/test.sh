@@ -136,6 +136,9 @@ START=$SECONDS
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 export PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}"
 JOBS="${JOBS:-2}"
+# the previous release (test/integration/test_old_library.py): its version and commit
+OLD_RELEASE=0.2.0
+OLD_COMMIT=473a9a674089a561b355ab429b7eef181e8397cb
 SUDO=()
 [ "$(id -u)" -eq 0 ] || SUDO=(sudo)
 WORK=$(mktemp -d -t pgml_test.XXXXXX)
@@ -193,6 +196,26 @@ if make clean PG_CONFIG="$PG_CONFIG" >/dev/null &&
     make -j "$JOBS" WERROR=1 PG_CONFIG="$PG_CONFIG" &&
     "${SUDO[@]}" make install PG_CONFIG="$PG_CONFIG"; then
     PGVER=$("$PG_CONFIG" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+
+    # test/integration/test_old_library.py runs a server with the previous release's library
+    # beside the current scripts: that library is built here from the release's commit (-O0,
+    # it only has to load and run a tiny model)
+    echo
+    echo "=== the previous release's library (pg_ml $OLD_RELEASE, $OLD_COMMIT, built from git at -O0)"
+    if git cat-file -e "$OLD_COMMIT^{commit}" 2>/dev/null; then
+        mkdir -p "$WORK/old"
+        if git archive "$OLD_COMMIT" | tar -x -C "$WORK/old" &&
+            sed -i 's/-O2 -g /-O0 /' "$WORK/old/Makefile" &&
+            make -C "$WORK/old" -j "$JOBS" CXXFLAGS=-O0 PG_CONFIG="$PG_CONFIG" pg_ml.so >"$WORK/old/build.log" 2>&1; then
+            export PGML_OLD_LIBRARY="$WORK/old/pg_ml.so" PGML_OLD_VERSION="$OLD_RELEASE"
+            add "previous release's library" 1 0
+        else
+            tail -n 30 "$WORK/old/build.log"
+            add "previous release's library" 0 1
+        fi
+    else
+        echo "not a git clone with the release's commit: test_old_library.py is skipped"
+    fi
     echo
     echo "=== throw-away PostgreSQL $PGVER cluster (pg_virtualenv)"
     # -t: the cluster lives in a temporary directory (also as root, where the server runs
