@@ -1,4 +1,4 @@
--- ml_train_stats: the linear family's training statistics as one aggregate query
+-- ml.train_stats: the linear family's training statistics as one aggregate query
 SET pg_ml.progress = off;
 CREATE TABLE sales (id int, region text, channel text, units float8, price float8, promo bool, revenue float8);
 INSERT INTO sales
@@ -37,7 +37,8 @@ SET parallel_tuple_cost = 0;
 SET min_parallel_table_scan_size = 0;
 SET max_parallel_workers_per_gather = 2;
 EXPLAIN (COSTS OFF)
-SELECT region, ml_train_stats('{1,5,1,0,42,0.2,0,100,256,1,1,1,1,0,0,0}', revenue, region, channel, units, price, promo) FROM sales GROUP BY region;
+SELECT region, ml.train_stats('{1,5,1,0,42,0.2,0,100,256,1,1,1,1,0,0,0}', revenue, NULL,
+                              ARRAY[units, price, promo::int::float8], ARRAY[region, channel]) FROM sales GROUP BY region;
 SELECT model, rows_train, rows_test, round((metrics->>'r2')::numeric, 10) AS r2
 FROM ml_train('sales', 'revenue', 'linear_regression', name => 'sales_parallel', exclude => ARRAY['id']);
 RESET parallel_setup_cost;
@@ -51,14 +52,19 @@ SELECT version, mode, rows_train FROM ml_retrain('sales_agg', 'sales_more', mode
 
 -- the state's text form is lossless
 SELECT s::text::float8[] = s AS lossless
-FROM (SELECT ml_train_stats('{1,2,1,0,42,0.2,0,100,256,1,1,0,0}', revenue, units, price) AS s FROM sales) q;
+FROM (SELECT ml.train_stats('{1,2,1,0,42,0.2,0,100,256,1,1,0,0}', revenue, NULL, ARRAY[units, price], '{}') AS s FROM sales) q;
 
 -- errors: the aggregate checks what it is given
-SELECT ml_train_stats(NULL, revenue, units) FROM sales;
-SELECT ml_train_stats('{1,2,1,0,42,0.2,0,100,256,1,1,0,0}', revenue, units) FROM sales;
-SELECT ml_train_stats('{1,1,1,0,42,1.5,0,100,256,1,1,0}', revenue, units) FROM sales;
-SELECT ml_train_stats('{1,1,1,0,42,0.2,0,100,256,1,1,0}', revenue, region) FROM sales;
-SELECT ml.train_stats_transfn(NULL, '{1}', 1, 2);
+SELECT ml.train_stats(NULL, revenue, NULL, ARRAY[units], '{}') FROM sales;
+SELECT ml.train_stats('{1,2,1,0,42,0.2,0,100,256,1,1,0,0}', revenue, NULL, ARRAY[units], '{}') FROM sales;
+SELECT ml.train_stats('{1,1,1,0,42,1.5,0,100,256,1,1,0}', revenue, NULL, ARRAY[units], '{}') FROM sales;
+SELECT ml.train_stats('{1,1,1,0,42,0.2,0,100,256,1,1,0}', revenue, NULL, '{}', ARRAY[region]) FROM sales;
+SELECT ml.train_stats('{1,1,1,0,42,0.2,0,100,256,1,1,0}', revenue, NULL, NULL, '{}') FROM sales;
+SELECT ml.train_stats('{1,1,1,0,42,0.2,0,100,256,1,1,0}', revenue, NULL, ARRAY[[units]], '{}') FROM sales;
+SELECT ml.train_stats('{1,1,1,0,42,0.2,0,100,256,1,1,0}', NULL, region, ARRAY[units], '{}') FROM sales;
+SELECT ml.train_stats_transfn(NULL, '{1}', 1, NULL, '{2}', '{}');
+-- the 0.2.0 aggregate ("any" arguments, in the extension's schema) is gone
+SELECT ml_train_stats('{1,1,1,0,42,0.2,0,100,256,1,1,0}', revenue, units) FROM sales;
 
 DROP TABLE sales, sales_more;
 SELECT count(ml_drop_model(m)) FROM unnest(ARRAY['sales_agg', 'sales_rows', 'sales_dedupe', 'sales_parallel']) m;
