@@ -112,11 +112,16 @@ ArrayType *
 row_array_arg(FunctionCallInfo fcinfo, int arg, int want, Oid elemtype, const char *fname, const char *what)
 {
 	ArrayType *a = PG_ARGISNULL(arg) ? nullptr : PG_GETARG_ARRAYTYPE_P(arg);
-	int n = a == nullptr ? 0 : ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
-	if ((a == nullptr && want > 0) || (a != nullptr && (ARR_NDIM(a) > 1 || ARR_ELEMTYPE(a) != elemtype)) || n != want)
+	if (a != nullptr && (ARR_NDIM(a) > 1 || ARR_ELEMTYPE(a) != elemtype))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid %s arguments", fname),
-						errdetail("The parameters describe %d %s features, but the call passes %d.", want, what,
-								  a == nullptr ? 0 : n),
+						errdetail("The %s features are a one-dimensional array.", what),
+						errhint("%s is called by ml_train; its parameters describe the feature arrays that follow.",
+								fname)));
+	int n = a == nullptr ? 0 : ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+	if ((a == nullptr && want > 0) || n != want)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid %s arguments", fname),
+						errdetail("The parameters describe %d %s features, but the call passes %s.", want, what,
+								  a == nullptr ? "NULL" : psprintf("%d", n)),
 						errhint("%s is called by ml_train; its parameters describe the feature arrays that follow.",
 								fname)));
 	return a;

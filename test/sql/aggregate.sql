@@ -66,5 +66,40 @@ SELECT ml.train_stats_transfn(NULL, '{1}', 1, NULL, '{2}', '{}');
 -- the 0.2.0 aggregate ("any" arguments, in the extension's schema) is gone
 SELECT ml_train_stats('{1,1,1,0,42,0.2,0,100,256,1,1,0}', revenue, units) FROM sales;
 
-DROP TABLE sales, sales_more;
+-- 150 feature columns: the aggregates take the features as two arrays, so there is no argument
+-- limit (0.2.0 passed one argument per column: 54023 cannot pass more than 100 arguments)
+DO $$
+BEGIN
+    EXECUTE 'CREATE TABLE wide AS SELECT i AS id, '
+        || (SELECT string_agg(format('sin(i * %s) AS f%s', k, k), ', ') FROM generate_series(1, 140) k) || ', '
+        || (SELECT string_agg(format('(ARRAY[''a'', ''b'', ''c''])[1 + (i * %s) %% 3] AS c%s', k, k), ', ')
+              FROM generate_series(1, 10) k)
+        || ', sin(i) + 2 * sin(2 * i) + CASE WHEN i % 3 = 0 THEN 0.5 ELSE 0 END AS y'
+        || ', CASE WHEN sin(i) + 2 * sin(2 * i) > 0 THEN ''hi'' ELSE ''lo'' END AS label FROM generate_series(1, 600) i';
+END
+$$;
+ANALYZE wide;
+SELECT model, rows_train, rows_test FROM ml_train('wide', 'y', 'linear_regression', name => 'wide_linear', exclude => ARRAY['id', 'label']);
+SELECT model, rows_train, rows_test FROM ml_train('wide', 'y', 'ridge', name => 'wide_ridge', exclude => ARRAY['id', 'label']);
+SELECT model, rows_train, rows_test FROM ml_train('wide', 'label', 'logistic_regression', name => 'wide_logistic',
+                                                  exclude => ARRAY['id', 'y']);
+SELECT model, rows_train, rows_test FROM ml_train('wide', 'label', 'naive_bayes', name => 'wide_nb', exclude => ARRAY['id', 'y']);
+SELECT model, rows_train, rows_test FROM ml_train('wide', NULL, 'kmeans', name => 'wide_kmeans', exclude => ARRAY['id', 'y', 'label'],
+                                                  hyperparams => '{"k": 3}');
+SET pg_ml.stats_aggregate = off;
+SELECT model FROM ml_train('wide', 'y', 'ridge', name => 'wide_ridge_rows', exclude => ARRAY['id', 'label']);
+RESET pg_ml.stats_aggregate;
+SELECT m.name, v.report->>'reader' AS reader,
+       CASE WHEN m.task = 'regression' THEN (m.test_metrics->>'r2')::float8 > 0.95
+            WHEN m.task = 'classification' THEN (m.test_metrics->>'accuracy')::float8 > 0.7
+            ELSE (m.train_metrics->>'inertia')::float8 > 0 END AS good,
+       (SELECT count(*) FROM ml_model_columns(m.name) c WHERE c.role = 'feature') AS features
+FROM ml_models m JOIN ml_versions v ON v.model = m.name AND v.deployed
+WHERE m.name LIKE 'wide\_%' ORDER BY m.name;
+SELECT (SELECT max(abs(a.importance - b.importance)) < 1e-9
+          FROM ml_feature_importance('wide_ridge') a JOIN ml_feature_importance('wide_ridge_rows') b USING (feature)) AS same_coefficients,
+       (SELECT max(abs(ml_predict('wide_ridge', w) - ml_predict('wide_ridge_rows', w))) < 1e-9 FROM wide w) AS same_predictions;
+
+DROP TABLE sales, sales_more, wide;
 SELECT count(ml_drop_model(m)) FROM unnest(ARRAY['sales_agg', 'sales_rows', 'sales_dedupe', 'sales_parallel']) m;
+SELECT count(ml_drop_model(name)) FROM ml_models WHERE name LIKE 'wide\_%';

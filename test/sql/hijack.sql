@@ -20,8 +20,8 @@ CREATE TABLE public.hj_captured (what text, by_role text);
 GRANT INSERT ON public.hj_captured TO PUBLIC;
 
 CREATE TABLE hj_data AS
-SELECT i AS id, (i % 10)::float8 AS x1, ((i * 7) % 13)::float8 AS x2, (i % 3)::float8 AS x3,
-       (2 * (i % 10) + 3 * ((i * 7) % 13) - (i % 3))::float8 AS y,
+SELECT i AS id, (i % 10)::float8 AS x1, ((i * 7) % 13)::float8 AS x2, (i % 37)::float8 AS x3,
+       (2 * (i % 10) + 3 * ((i * 7) % 13) - 0.5 * (i % 37))::float8 AS y,
        CASE WHEN (i % 10) + ((i * 7) % 13) > 10 THEN 'hi' ELSE 'lo' END AS label
 FROM generate_series(1, 600) i;
 ANALYZE hj_data;
@@ -129,6 +129,8 @@ SELECT model, rows_train FROM ml_train('hj_data', 'y', 'linear_regression', name
                                        exclude => ARRAY['id', 'label'], test_size => 0);
 SELECT model, rows_train FROM ml_train('hj_data', 'label', 'logistic_regression', name => 'hj_logistic', exclude => ARRAY['id', 'y']);
 SELECT model, rows_train FROM ml_train('hj_data', 'label', 'naive_bayes', name => 'hj_nb', exclude => ARRAY['id', 'y']);
+SELECT model, rows_train FROM ml_train('hj_data', 'label', 'naive_bayes', name => 'hj_nb_all', exclude => ARRAY['id', 'y'],
+                                       test_size => 0);
 SELECT model, rows_train FROM ml_train('hj_data', NULL, 'kmeans', name => 'hj_kmeans', features => ARRAY['x1', 'x2'],
                                        hyperparams => '{"k": 3}');
 SELECT model, rows_train FROM ml_train('hj_data', 'y', 'gradient_boosting', name => 'hj_gb', exclude => ARRAY['id', 'label'],
@@ -146,7 +148,7 @@ SELECT version, mode FROM ml_retrain('hj_kmeans', 'hj_data', mode => 'refit');
 SELECT version, mode FROM ml_retrain('hj_gb', 'hj_data', mode => 'refit');
 SELECT ml_evaluate('hj_ridge', 'hj_data') IS NOT NULL AS evaluated, ml_evaluate('hj_nb', 'hj_data') IS NOT NULL AS evaluated_nb,
        ml_evaluate('hj_kmeans', 'hj_data') IS NOT NULL AS evaluated_kmeans;
-SELECT pg_catalog.count(ml_predict('hj_ridge', d)) AS predicted, pg_catalog.count(ml_predict('hj_nb', d)) AS predicted_nb
+SELECT pg_catalog.count(ml_predict('hj_ridge', d)) AS predicted, pg_catalog.count(ml_predict_label('hj_nb', d)) AS predicted_nb
 FROM hj_data d;
 SELECT pg_catalog.count(*) AS predicted FROM ml_predict_batch('hj_logistic', 'hj_data', 'id');
 SELECT pg_catalog.count(*) AS predicted FROM ml_predict_batch('hj_kmeans', 'hj_data');
@@ -154,7 +156,7 @@ SELECT model, version FROM ml_import('hj_ridge_copy', ml_export('hj_ridge'));
 SELECT ml_auto_retrain('hj_linear', 'hj_data', 10, 'refit');
 SELECT ml_auto_retrain('hj_nb', 'hj_data', 10, 'incremental');
 RESET search_path;
-INSERT INTO hj_data SELECT i, i % 10, (i * 7) % 13, i % 3, 2 * (i % 10) + 3 * ((i * 7) % 13) - (i % 3),
+INSERT INTO hj_data SELECT i, i % 10, (i * 7) % 13, i % 37, 2 * (i % 10) + 3 * ((i * 7) % 13) - 0.5 * (i % 37),
                            CASE WHEN (i % 10) + ((i * 7) % 13) > 10 THEN 'hi' ELSE 'lo' END
 FROM generate_series(601, 650) i;
 SET search_path = hj_evil, public, pg_catalog;
