@@ -25,10 +25,15 @@ SELECT i AS id, (i % 10)::float8 AS x1, ((i * 7) % 13)::float8 AS x2, (i % 37)::
        CASE WHEN (i % 10) + ((i * 7) % 13) > 10 THEN 'hi' ELSE 'lo' END AS label
 FROM generate_series(1, 600) i;
 ANALYZE hj_data;
--- categorical features (text, char(3)), a boolean, a timestamp, and an integer target
+-- categorical features (text, char(3), varchar, enum), boolean, timestamp, timestamptz, date,
+-- numeric and bigint features, and an integer target
+CREATE TYPE hj_level AS ENUM ('low', 'mid', 'high');
 CREATE TABLE hj_mixed AS
 SELECT i AS id, (ARRAY['red', 'green', 'blue'])[1 + i % 3] AS color, (ARRAY['s', 'l'])[1 + (i * 7) % 2]::char(3) AS size,
+       (ARRAY['u', 'v'])[1 + (i * 5) % 2]::varchar(4) AS code, (ARRAY['low', 'mid', 'high'])[1 + (i * 11) % 3]::hj_level AS lvl,
        i % 4 = 0 AS flag, timestamp '2024-01-01' + i * interval '1 hour 7.25 seconds' AS ts,
+       timestamptz '2024-01-01 00:00:00.5+00' + i * interval '3 hours 0.125 seconds' AS tstz, date '2020-02-29' + i * 3 AS d,
+       (i % 7)::numeric / 3 AS amount, (i * 1000003)::bigint AS big,
        (i % 5)::float8 AS x, (i % 3 + (i % 5 > 2)::int) % 3 AS cls
 FROM generate_series(1, 600) i;
 ANALYZE hj_mixed;
@@ -174,8 +179,8 @@ FROM ml_models WHERE name LIKE 'hj\_%' AND name NOT LIKE '%mixed' ORDER BY name;
 SELECT max(abs(ml_predict('hj_ridge', d) - y)) < 0.5 AS ridge_predicts,
        bool_and(ml_predict('hj_ridge', d) = ml_predict('hj_ridge_copy', d)) AS copy_predicts_the_same
 FROM hj_data d;
--- the mixed columns (text, char(3) with its padding, boolean, timestamp, integer target) give
--- through the aggregates what the row reader gives
+-- the mixed columns give through the aggregates (converted by the query) what the row reader
+-- gives (converted in C): the same rows and values (data fingerprint), the same models
 SET pg_ml.stats_aggregate = off;
 SELECT model FROM ml_train('hj_mixed', 'cls', 'naive_bayes', name => 'hj_nb_mixed_rows', exclude => ARRAY['id']);
 SELECT model FROM ml_train('hj_mixed', 'x', 'ridge', name => 'hj_ridge_mixed_rows', exclude => ARRAY['id']);
@@ -189,10 +194,14 @@ SELECT (SELECT max(abs(a.importance - b.importance)) < 1e-9
           FROM ml_models a, ml_models b WHERE a.name = 'hj_nb_mixed' AND b.name = 'hj_nb_mixed_rows') AS same_nb,
        (SELECT abs((a.train_metrics->>'inertia')::float8 / (b.train_metrics->>'inertia')::float8 - 1) < 1e-9
           FROM ml_models a, ml_models b WHERE a.name = 'hj_kmeans_mixed' AND b.name = 'hj_kmeans_mixed_rows') AS same_kmeans;
+SELECT a.model, a.report->>'reader' AS reader, b.report->>'reader' AS row_reader, a.data_fingerprint = b.data_fingerprint AS same_values
+FROM ml_versions a JOIN ml_versions b ON b.model = a.model || '_rows'
+WHERE a.model LIKE 'hj\_%\_mixed' ORDER BY 1;
 SELECT model, version, report->>'reader' AS reader FROM ml_versions WHERE model LIKE 'hj\_%' ORDER BY model, version;
 
 SELECT count(ml_drop_model(name)) FROM ml_models WHERE name LIKE 'hj\_%';
 DROP TABLE hj_data, hj_mixed, hj_captured;
+DROP TYPE hj_level;
 DROP SCHEMA hj_evil CASCADE;
 DROP FUNCTION public.ml_train_stats(float8[], float8, VARIADIC float8[]), public.ml_train_stats(float8[], text, VARIADIC float8[]),
     public.ml_train_stats(float8[], integer, VARIADIC float8[]), public.ml_row_draw(float8[], text, VARIADIC float8[]),
