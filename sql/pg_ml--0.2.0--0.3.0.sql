@@ -33,9 +33,9 @@
 --
 -- A row is passed as two arrays: num_features holds the numeric features (numeric, boolean,
 -- date and timestamp columns) in the order the params give, converted to float8 by the query
--- with pg_catalog casts (booleans through pg_catalog.int4, dates and timestamps as
--- pg_catalog.date_part('epoch', ...)), and cat_features the categorical ones (text, varchar,
--- char(n) with its padding, enum) as text. The params say which feature is in which array.
+-- as the row reader converts them (integers and floats with a pg_catalog cast, booleans
+-- through pg_catalog.int4, numeric, dates and timestamps with ml.to_float8 below), and
+-- cat_features the categorical ones (text, varchar, char(n) with its padding, enum) as text. The params say which feature is in which array.
 -- The target is `target` (a numeric one, as float8) or `target_level` (a categorical one, as
 -- text), the other NULL; both NULL for clustering. No argument type is looked up at call
 -- time, and any number of features fits (the 100-argument limit of VARIADIC is gone). The
@@ -52,6 +52,22 @@ DROP FUNCTION @extschema@.ml_row_draw(float8[], "any", VARIADIC "any");
 DROP FUNCTION @extschema@.ml_row_band(float8[], float8, float8, "any", VARIADIC "any");
 DROP AGGREGATE @extschema@.ml_kmeans_step(float8[], text[], VARIADIC "any");
 DROP FUNCTION ml.kmeans_step_transfn(float8[], float8[], text[], VARIADIC "any");
+
+-- A value as the row reader converts it: numeric beyond float8's range as +-Infinity (a cast
+-- fails), dates and timestamps as seconds since 1970-01-01 (+-Infinity for +-infinity).
+CREATE FUNCTION ml.to_float8(numeric) RETURNS float8
+    AS 'MODULE_PATHNAME', 'pgml_numeric_to_float8' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION ml.to_float8(date) RETURNS float8
+    AS 'MODULE_PATHNAME', 'pgml_date_to_float8' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION ml.to_float8(timestamp) RETURNS float8
+    AS 'MODULE_PATHNAME', 'pgml_timestamp_to_float8' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+-- (IMMUTABLE: the epoch of a timestamptz does not depend on the time zone)
+CREATE FUNCTION ml.to_float8(timestamptz) RETURNS float8
+    AS 'MODULE_PATHNAME', 'pgml_timestamp_to_float8' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION ml.to_float8(numeric) IS 'pg_ml: a numeric feature as training reads it (used by ml_train)';
+COMMENT ON FUNCTION ml.to_float8(date) IS 'pg_ml: a date feature as training reads it, seconds since 1970 (used by ml_train)';
+COMMENT ON FUNCTION ml.to_float8(timestamp) IS 'pg_ml: a timestamp feature as training reads it, seconds since 1970 (used by ml_train)';
+COMMENT ON FUNCTION ml.to_float8(timestamptz) IS 'pg_ml: a timestamptz feature as training reads it, seconds since 1970 (used by ml_train)';
 
 CREATE FUNCTION ml.train_stats_transfn(float8[], float8[], float8, text, float8[], text[]) RETURNS float8[]
     AS 'MODULE_PATHNAME', 'pgml_train_stats_trans' LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE COST 10;

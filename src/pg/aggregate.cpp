@@ -38,6 +38,9 @@ extern "C" {
 
 PG_FUNCTION_INFO_V1(pgml_train_stats_trans);
 PG_FUNCTION_INFO_V1(pgml_stats_combinefn);
+PG_FUNCTION_INFO_V1(pgml_numeric_to_float8);
+PG_FUNCTION_INFO_V1(pgml_date_to_float8);
+PG_FUNCTION_INFO_V1(pgml_timestamp_to_float8);
 /* the 0.2.0 functions ("any" arguments), dropped by ALTER EXTENSION pg_ml UPDATE TO '0.3.0':
  * kept as symbols only because the 0.1.0 -> 0.2.0 script creates them before the update
  * drops them (a C function's symbol is checked when it is created) */
@@ -185,9 +188,48 @@ pgml_read_target_args(FunctionCallInfo fcinfo, int target_arg, bool categorical,
 	return false;
 }
 
+/*
+ * ml.to_float8(numeric | date | timestamp | timestamptz): a value as the row reader converts it
+ * (pgml_datum_to_double), for the internal aggregates' queries. A cast would differ: numeric to
+ * float8 fails beyond float8's range (the reader gives +-Infinity, which training reports
+ * naming the column or drops with nonfinite => drop), dates and timestamps have no cast.
+ */
 namespace {
 
-// A column as the float8 pgml_datum_to_double makes of it (numeric, boolean, temporal types).
+Datum
+to_float8(FunctionCallInfo fcinfo, Oid type)
+{
+	PgmlColumn col;
+	memset(&col, 0, sizeof(col));
+	col.type = col.basetype = type;
+	PG_RETURN_FLOAT8(pgml_datum_to_double(&col, PG_GETARG_DATUM(0)));
+}
+
+} // namespace
+
+extern "C" PGDLLEXPORT Datum
+pgml_numeric_to_float8(PG_FUNCTION_ARGS)
+{
+	return to_float8(fcinfo, NUMERICOID);
+}
+
+extern "C" PGDLLEXPORT Datum
+pgml_date_to_float8(PG_FUNCTION_ARGS)
+{
+	return to_float8(fcinfo, DATEOID);
+}
+
+/* timestamp and timestamptz: the same representation (microseconds since 2000-01-01 UTC) */
+extern "C" PGDLLEXPORT Datum
+pgml_timestamp_to_float8(PG_FUNCTION_ARGS)
+{
+	return to_float8(fcinfo, TIMESTAMPOID);
+}
+
+namespace {
+
+// A column as the float8 pgml_datum_to_double makes of it (numeric, boolean, temporal types):
+// exact casts for integers, floats and booleans, ml.to_float8 for the others.
 void
 append_float8_expr(StringInfo buf, const PgmlColumn *col, const char *alias)
 {
@@ -196,15 +238,19 @@ append_float8_expr(StringInfo buf, const PgmlColumn *col, const char *alias)
 	case BOOLOID:
 		appendStringInfo(buf, "CAST(CAST(%s AS pg_catalog.int4) AS pg_catalog.float8)", c);
 		break;
+	case NUMERICOID:
+		appendStringInfo(buf, "ml.to_float8(CAST(%s AS pg_catalog.numeric))", c);
+		break;
 	case DATEOID:
+		appendStringInfo(buf, "ml.to_float8(CAST(%s AS pg_catalog.date))", c);
+		break;
 	case TIMESTAMPOID:
-		/* seconds since 1970-01-01, +-Infinity for +-infinity */
-		appendStringInfo(buf, "pg_catalog.date_part('epoch'::pg_catalog.text, CAST(%s AS pg_catalog.timestamp))", c);
+		appendStringInfo(buf, "ml.to_float8(CAST(%s AS pg_catalog.timestamp))", c);
 		break;
 	case TIMESTAMPTZOID:
-		appendStringInfo(buf, "pg_catalog.date_part('epoch'::pg_catalog.text, CAST(%s AS pg_catalog.timestamptz))", c);
+		appendStringInfo(buf, "ml.to_float8(CAST(%s AS pg_catalog.timestamptz))", c);
 		break;
-	default: /* integers, floats, numeric (NaN and +-Infinity map to their float8 counterparts) */
+	default: /* integers and floats: exact */
 		appendStringInfo(buf, "CAST(%s AS pg_catalog.float8)", c);
 		break;
 	}

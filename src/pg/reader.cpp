@@ -121,16 +121,6 @@ pgml_unsupported_column(const char *relname, const PgmlColumn *col)
 							col->name)));
 }
 
-/* date_part('epoch', timestamp) of PostgreSQL 15 (timestamp_part_common), bit for bit */
-static double
-timestamp_epoch(Timestamp v)
-{
-	const int64 epoch = (static_cast<int64>(UNIX_EPOCH_JDATE) - POSTGRES_EPOCH_JDATE) * USECS_PER_DAY;
-	if (v < PG_INT64_MAX + epoch)
-		return static_cast<double>(v - epoch) / 1000000.0;
-	return (static_cast<double>(v) - epoch) / 1000000.0;
-}
-
 double
 pgml_datum_to_double(const PgmlColumn *col, Datum d)
 {
@@ -143,23 +133,19 @@ pgml_datum_to_double(const PgmlColumn *col, Datum d)
 	case NUMERICOID: /* NaN and +-Infinity map to their float8 counterparts */
 		return DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, d));
 	case BOOLOID: return DatumGetBool(d) ? 1.0 : 0.0;
-	/* dates and timestamps: seconds since 1970-01-01, computed as pg_catalog.date_part('epoch',
-	 * x::timestamp) does, which is how the internal aggregates' queries convert them */
 	case DATEOID: {
 		DateADT v = DatumGetDateADT(d);
 		if (DATE_NOT_FINITE(v))
 			return DATE_IS_NOBEGIN(v) ? -INFINITY : INFINITY;
-		if (v < DATETIME_MIN_JULIAN - POSTGRES_EPOCH_JDATE || v >= TIMESTAMP_END_JULIAN - POSTGRES_EPOCH_JDATE)
-			/* beyond timestamp's range (where the aggregates' cast to timestamp fails) */
-			return (static_cast<double>(v) + (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE)) * SECS_PER_DAY;
-		return timestamp_epoch(static_cast<int64>(v) * USECS_PER_DAY);
+		return (static_cast<double>(v) + (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE)) * SECS_PER_DAY;
 	}
 	case TIMESTAMPOID:
 	case TIMESTAMPTZOID: {
 		Timestamp v = DatumGetTimestamp(d);
 		if (TIMESTAMP_NOT_FINITE(v))
 			return TIMESTAMP_IS_NOBEGIN(v) ? -INFINITY : INFINITY;
-		return timestamp_epoch(v);
+		return static_cast<double>(v) / USECS_PER_SEC +
+			   static_cast<double>(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
 	}
 	}
 	elog(ERROR, "pg_ml: unexpected type %u for a numeric column", col->basetype);

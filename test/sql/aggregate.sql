@@ -100,6 +100,27 @@ SELECT (SELECT max(abs(a.importance - b.importance)) < 1e-9
           FROM ml_feature_importance('wide_ridge') a JOIN ml_feature_importance('wide_ridge_rows') b USING (feature)) AS same_coefficients,
        (SELECT max(abs(ml_predict('wide_ridge', w) - ml_predict('wide_ridge_rows', w))) < 1e-9 FROM wide w) AS same_predictions;
 
-DROP TABLE sales, sales_more, wide;
+-- numeric beyond float8's range and infinite dates: read as the row reader reads them
+-- (+-Infinity, named in the error or dropped), not failing a cast
+CREATE TABLE extreme (a numeric, d date, ts timestamptz, y float8);
+INSERT INTO extreme SELECT i, date '2020-01-01' + i, timestamptz '2020-01-01 00:00:00.25+00' + i * interval '1 day 1 second', i
+FROM generate_series(1, 50) i;
+INSERT INTO extreme VALUES (1e400, '2020-01-01', '2020-01-01', 3);
+\set SHOW_CONTEXT never
+SELECT model FROM ml_train('extreme', 'y', 'ridge', name => 'extreme_agg');
+SET pg_ml.stats_aggregate = off;
+SELECT model FROM ml_train('extreme', 'y', 'ridge', name => 'extreme_rows');
+RESET pg_ml.stats_aggregate;
+UPDATE extreme SET a = 1, d = 'infinity' WHERE y = 3;
+SELECT model FROM ml_train('extreme', 'y', 'ridge', name => 'extreme_agg');
+\set SHOW_CONTEXT errors
+SELECT model, rows_train FROM ml_train('extreme', 'y', 'ridge', name => 'extreme_agg', preprocess => '{"nonfinite": "drop"}');
+SET pg_ml.stats_aggregate = off;
+SELECT model, rows_train FROM ml_train('extreme', 'y', 'ridge', name => 'extreme_rows', preprocess => '{"nonfinite": "drop"}');
+RESET pg_ml.stats_aggregate;
+SELECT v.report->>'reader' AS reader, w.report->>'reader' AS row_reader, v.data_fingerprint = w.data_fingerprint AS same_values
+FROM ml_versions v, ml_versions w WHERE v.model = 'extreme_agg' AND w.model = 'extreme_rows';
+
+DROP TABLE sales, sales_more, wide, extreme;
 SELECT count(ml_drop_model(m)) FROM unnest(ARRAY['sales_agg', 'sales_rows', 'sales_dedupe', 'sales_parallel']) m;
-SELECT count(ml_drop_model(name)) FROM ml_models WHERE name LIKE 'wide\_%';
+SELECT count(ml_drop_model(name)) FROM ml_models WHERE name LIKE 'wide\_%' OR name LIKE 'extreme\_%';
