@@ -21,19 +21,12 @@
 #include "progress.hpp"
 
 extern "C" {
-#include "access/genam.h"
 #include "access/parallel.h"
-#include "access/table.h"
-#include "catalog/indexing.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_extension.h"
-#include "commands/extension.h"
 #include "utils/catcache.h"
-#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/syscache.h"
 #include "catalog/pg_proc.h"
-#include "utils/rel.h"
 #include "utils/typcache.h"
 
 PG_FUNCTION_INFO_V1(pgml_train_stats_trans);
