@@ -35,14 +35,18 @@
 -- date and timestamp columns) in the order the params give, converted to float8 by the query
 -- as the row reader converts them (integers and floats with a pg_catalog cast, booleans
 -- through pg_catalog.int4, numeric, dates and timestamps with ml.to_float8 below), and
--- cat_features the categorical ones (text, varchar, char(n) with its padding, enum) as text. The params say which feature is in which array.
--- The target is `target` (a numeric one, as float8) or `target_level` (a categorical one, as
--- text), the other NULL; both NULL for clustering. No argument type is looked up at call
--- time, and any number of features fits (the 100-argument limit of VARIADIC is gone). The
--- states stay float8[] (a lossless text form) with combine functions: PARALLEL SAFE, and a
--- distributed PostgreSQL can push the aggregates down. The combine functions are unchanged;
--- the transition functions, in schema ml too, are not usable by PUBLIC (the aggregates check
--- them as their owner). The 0.2.0 objects are dropped.
+-- cat_features the categorical ones (text, varchar, char(n) with its padding, enum) as text.
+-- The params say which feature is in which array. The target is `target` (a numeric one, as
+-- float8) or `target_level` (a categorical one, as text), the other NULL; both NULL for
+-- clustering. No argument type is looked up at call time, and any number of features fits
+-- (the 100-argument limit of VARIADIC is gone). The states stay float8[] (a lossless text
+-- form) with combine functions: PARALLEL SAFE, and a distributed PostgreSQL can push the
+-- aggregates down. The combine functions are unchanged; the transition functions, in schema
+-- ml too, are not usable by PUBLIC (the aggregates check them as their owner). Everything
+-- else those queries use is pg_catalog-qualified, operators and casts included. The 0.2.0
+-- objects are dropped (their C symbols stay, raising an error, for the 0.1.0 -> 0.2.0 script
+-- that creates them before this one drops them). The LANGUAGE sql / plpgsql functions of
+-- 0.1.0 and 0.2.0 already pin search_path = pg_catalog, pg_temp.
 
 DROP AGGREGATE @extschema@.ml_train_stats(float8[], "any", VARIADIC "any");
 DROP FUNCTION ml.train_stats_transfn(float8[], float8[], "any", VARIADIC "any");
