@@ -41,7 +41,7 @@ enum : size_t {
 [[noreturn]] void corrupt(const char *why)
 {
 	throw Error(ErrorCode::DataCorrupted, "invalid eval_stats state", why,
-	            "States come from ml_eval_stats; they are not meant to be written by hand.");
+	            "States come from ml.eval_stats; they are not meant to be written by hand.");
 }
 
 struct Layout {
@@ -141,13 +141,13 @@ std::vector<double> Params::encode() const { return {1.0, static_cast<double>(sa
 Params Params::decode(const double *p, size_t n)
 {
 	if (n != 2 || p[0] != 1.0)
-		throw Error(ErrorCode::InvalidParameter, "invalid ml_eval_stats parameters",
+		throw Error(ErrorCode::InvalidParameter, "invalid ml.eval_stats parameters",
 		            "The parameter array has the wrong length or version.",
-		            "ml_eval_stats is called by ml_train; its first argument is {1, sample size}.");
+		            "ml.eval_stats is called by ml_train; its first argument is {1, sample size}.");
 	if (!is_count(p[1], kMaxSample))
-		throw Error(ErrorCode::InvalidParameter, "invalid ml_eval_stats parameters",
+		throw Error(ErrorCode::InvalidParameter, "invalid ml.eval_stats parameters",
 		            "The sample size is not an integer from 0 to " + std::to_string(kMaxSample) + ".",
-		            "ml_eval_stats is called by ml_train; its first argument is {1, sample size}.");
+		            "ml.eval_stats is called by ml_train; its first argument is {1, sample size}.");
 	Params out;
 	out.sample_k = static_cast<int>(p[1]);
 	return out;
@@ -156,7 +156,7 @@ Params Params::decode(const double *p, size_t n)
 Shape initial_shape(int K, bool proba, const Params &p)
 {
 	if (K < 1 || K > kMaxClasses)
-		throw Error(ErrorCode::InvalidParameter, "invalid ml_eval_stats classes",
+		throw Error(ErrorCode::InvalidParameter, "invalid ml.eval_stats classes",
 		            "There must be from 1 to " + std::to_string(kMaxClasses) + " classes.");
 	Shape s;
 	s.K = K;

@@ -1,9 +1,9 @@
-// pg_ml core: the state of the evaluating aggregate (ml_eval_stats).
+// pg_ml core: the state of the evaluating aggregate (ml.eval_stats).
 //
 // Classification metrics of a fitted model need one prediction per row. ml_train computes
 // them for naive Bayes with one more aggregate query over the relation,
 //
-//   SELECT ml_eval_stats(<params>, <model blob>, <classes>, <is_test>, <draw>, target, f1, f2, ...)
+//   SELECT ml.eval_stats(<params>, <model blob>, <classes>, <draw>, <cut>, <target>, <feature arrays>)
 //     FROM relation ...
 //
 // where the caller says which split each row belongs to (is_test) and gives the row's draw
@@ -35,12 +35,12 @@
 
 namespace pgml::evalstate {
 
-// The split draw of a row (ml_row_draw): split_draw of the row's hash, computed as the row
-// reader and ml_train_stats compute it (p describes the columns as for ml_train_stats). NaN
+// The split draw of a row (ml.row_draw): split_draw of the row's hash, computed as the row
+// reader and ml.train_stats compute it (p describes the columns as for ml.train_stats). NaN
 // for a row training skips: a NULL target, or a non-finite number.
 double row_draw(const stats::Params &p, const stats::Row &row);
 
-// The first argument of ml_eval_stats.
+// The first argument of ml.eval_stats.
 struct Params {
 	int sample_k = 0; // rows kept per split for roc_auc
 	std::vector<double> encode() const;

@@ -37,15 +37,15 @@ bool is_count(double v, double max) { return v >= 0 && v <= max && v == std::flo
 
 [[noreturn]] void bad_params(const char *why)
 {
-	throw Error(ErrorCode::InvalidParameter, "invalid ml_kmeans_step parameters", why,
-	            "ml_kmeans_step is called by ml_train; its first argument describes the centres and the columns "
+	throw Error(ErrorCode::InvalidParameter, "invalid ml.kmeans_step parameters", why,
+	            "ml.kmeans_step is called by ml_train; its first argument describes the centres and the columns "
 	            "that follow.");
 }
 
 [[noreturn]] void corrupt(const char *why)
 {
 	throw Error(ErrorCode::DataCorrupted, "invalid kmeans_step state", why,
-	            "States come from ml_kmeans_step; they are not meant to be written by hand.");
+	            "States come from ml.kmeans_step; they are not meant to be written by hand.");
 }
 
 size_t state_len(int k, int p)

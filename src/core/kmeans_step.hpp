@@ -1,12 +1,12 @@
-// pg_ml core: one Lloyd step of k-means as an aggregate (ml_kmeans_step), and the fit that
+// pg_ml core: one Lloyd step of k-means as an aggregate (ml.kmeans_step), and the fit that
 // drives it.
 //
 // ml_train fits kmeans on a relation without reading its rows into memory:
-//   1. ml_train_stats (stats_state.hpp) gives the preprocessing statistics and a deterministic
+//   1. ml.train_stats (stats_state.hpp) gives the preprocessing statistics and a deterministic
 //      bottom-k sample of the training rows (kInitSampleRows);
 //   2. k-means++ and n_init Lloyd runs on the preprocessed sample give the starting centres;
 //   3. each Lloyd step is one aggregate query over the whole relation,
-//        SELECT ml_kmeans_step($1, $2, f1, f2, ...) FROM relation
+//        SELECT ml.kmeans_step($1, $2, <feature arrays>) FROM relation
 //      with $1 the Params below (the centres in scaled space and each column's preprocessing)
 //      and $2 the kept levels of the categorical columns. Its state, a float8[] updated in
 //      place, holds per cluster the training rows' count and feature sums, and the inertia
@@ -40,7 +40,7 @@ constexpr int kMaxUpdates = 30;         // Lloyd updates over the whole relation
 constexpr double kOmegaStep = 0.25;     // over-relaxation: omega grows by this per accepted step
 constexpr double kMaxOmega = 2.0;       // up to this
 
-// The first argument of ml_kmeans_step (a float8[] the trainer writes).
+// The first argument of ml.kmeans_step (a float8[] the trainer writes).
 struct Params {
 	struct Column {
 		bool categorical = false;
@@ -49,7 +49,7 @@ struct Params {
 		int nlevels = 0;        // categorical: kept levels, features first_feature ..
 		int null_feature = -1;  // categorical: the feature of NULL, or -1
 	};
-	uint64_t seed = 0;   // the split's seed (53 bits, as ml_train_stats)
+	uint64_t seed = 0;   // the split's seed (53 bits, as ml.train_stats)
 	double test_size = 0;
 	int p = 0;           // features
 	int k = 0;           // clusters

@@ -46,7 +46,7 @@ enum : size_t {
 [[noreturn]] void corrupt(const char *why)
 {
 	throw Error(ErrorCode::DataCorrupted, "invalid train_stats state", why,
-	            "States come from ml_train_stats; they are not meant to be written by hand.");
+	            "States come from ml.train_stats; they are not meant to be written by hand.");
 }
 
 // Offsets of the regions of a state of shape s.
@@ -233,8 +233,8 @@ std::vector<double> Params::encode() const
 Params Params::decode(const double *p, size_t n)
 {
 	auto bad = [](const char *why) {
-		throw Error(ErrorCode::InvalidParameter, "invalid ml_train_stats parameters", why,
-		            "ml_train_stats is called by ml_train; its first argument describes the columns that follow.");
+		throw Error(ErrorCode::InvalidParameter, "invalid ml.train_stats parameters", why,
+		            "ml.train_stats is called by ml_train; its first argument describes the columns that follow.");
 	};
 	constexpr size_t kFixed = 11;
 	if (n < kFixed || p[0] != 1.0)

@@ -930,7 +930,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 	RowStore *test_rows = nullptr;
 
 	if (m.class_model) {
-		// naive Bayes from the class aggregate: fitted by class_fit, evaluated by ml_eval_stats
+		// naive Bayes from the class aggregate: fitted by class_fit, evaluated by ml.eval_stats
 		if (!m.class_evaluated)
 			throw Error(ErrorCode::Internal, "the class aggregate's model was not evaluated");
 		model = std::move(m.class_model);
@@ -1359,11 +1359,11 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 
 // ---------------------------------------------------------------- naive Bayes through aggregates
 //
-// The glue runs ml_train_stats grouped by the categorical features, the target and the split
+// The glue runs ml.train_stats grouped by the categorical features, the target and the split
 // (which it knows from the stratified cut of each class, stratified_cut), hands each group
 // to add_class_group, fits with class_fit (the per class statistics naive Bayes keeps are
 // derived from the groups' moments through the preprocessing's affine map), evaluates the
-// fitted model with ml_eval_stats and hands its state to add_eval_state; finish() then
+// fitted model with ml.eval_stats and hands its state to add_eval_state; finish() then
 // writes the metrics.
 
 bool Trainer::uses_class_aggregate() const

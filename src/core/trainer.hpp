@@ -71,7 +71,7 @@ class Trainer {
 	std::vector<double> stats_params(double expected_rows) const; // expected_rows <= 0: unknown
 	void add_stats_group(const std::vector<const char *> &levels, const double *state, size_t len, CancelCheck cancel);
 	// k-means after the statistics groups (kmeans_step.hpp): while kmeans_step_params() returns
-	// a non-empty array, run ml_kmeans_step with it and *levels over the relation and pass the
+	// a non-empty array, run ml.kmeans_step with it and *levels over the relation and pass the
 	// state to add_kmeans_step(). Empty at once for other algorithms.
 	bool uses_kmeans_steps() const; // whether a run through the statistics aggregate goes on with them
 	std::vector<double> kmeans_step_params(std::vector<std::string> *levels, CancelCheck cancel);
@@ -79,11 +79,11 @@ class Trainer {
 
 	// Naive Bayes through aggregates (the glue's class aggregate path, src/pg/eval_aggregate.cpp):
 	// whether this run can use it (naive_bayes without dedupe or median imputation); the
-	// parameters of ml_train_stats / ml_row_draw for it; one group of
-	//   SELECT <categorical features>, target, draw < cut, ml_train_stats(...) GROUP BY 1, 2, ...
+	// parameters of ml.train_stats / ml.row_draw for it; one group of
+	//   SELECT <categorical features>, target, draw < cut, ml.train_stats(...) GROUP BY 1, 2, ...
 	// (levels as in add_stats_group; the class label as text, or label_num for a numeric
 	// target; split 0 train, 1 test); then class_fit fits the model and returns its blob for
-	// ml_eval_stats, whose state add_eval_state takes (of_compare: the state of `compare`,
+	// ml.eval_stats, whose state add_eval_state takes (of_compare: the state of `compare`,
 	// evaluated against class_names()). finish() writes the metrics.
 	bool uses_class_aggregate() const;
 	std::vector<double> class_stats_params() const;

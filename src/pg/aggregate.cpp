@@ -1,7 +1,13 @@
-// pg_ml glue: the training-statistics aggregate ml_train_stats (src/core/stats_state.hpp)
-// and the one aggregate query ml_train runs with it.
+// pg_ml glue: the training-statistics aggregate ml.train_stats (src/core/stats_state.hpp)
+// and the one aggregate query ml_train runs with it; the row arguments every internal
+// aggregate and function in schema ml shares.
 //
-//   ml_train_stats(params float8[], target "any", VARIADIC features "any") -> float8[]
+//   ml.train_stats(params float8[], target float8, target_level text,
+//                  num_features float8[], cat_features text[]) -> float8[]
+//
+// (sql/pg_ml--0.2.0--0.3.0.sql: fixed argument types in schema ml, which only the extension's
+// owner can write, named schema-qualified in every query: no overload elsewhere can capture
+// the call, and any number of features fits.)
 //
 // Transition and combine functions update the float8[] state in place (AggCheckCallContext
 // guarantees the state belongs to the aggregate); a state that must grow is returned as a
@@ -15,28 +21,32 @@
 #include "progress.hpp"
 
 extern "C" {
-#include "access/genam.h"
 #include "access/parallel.h"
-#include "access/table.h"
-#include "catalog/indexing.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_extension.h"
-#include "commands/extension.h"
 #include "utils/catcache.h"
-#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/syscache.h"
 #include "catalog/pg_proc.h"
-#include "utils/rel.h"
 #include "utils/typcache.h"
 
-PG_FUNCTION_INFO_V1(pgml_stats_transfn);
+PG_FUNCTION_INFO_V1(pgml_train_stats_trans);
 PG_FUNCTION_INFO_V1(pgml_stats_combinefn);
+PG_FUNCTION_INFO_V1(pgml_numeric_to_float8);
+PG_FUNCTION_INFO_V1(pgml_date_to_float8);
+PG_FUNCTION_INFO_V1(pgml_timestamp_to_float8);
+/* the 0.2.0 functions ("any" arguments), dropped by ALTER EXTENSION pg_ml UPDATE TO '0.3.0':
+ * kept as symbols only because the 0.1.0 -> 0.2.0 script creates them before the update
+ * drops them (a C function's symbol is checked when it is created) */
+PG_FUNCTION_INFO_V1(pgml_stats_transfn);
+PG_FUNCTION_INFO_V1(pgml_row_draw);
+PG_FUNCTION_INFO_V1(pgml_row_band);
+PG_FUNCTION_INFO_V1(pgml_eval_transfn);
+PG_FUNCTION_INFO_V1(pgml_kmeans_step_transfn);
 }
 
 bool pgml_stats_aggregate = true;
 
-/* ---- float8[] aggregate states (ml_train_stats, ml_eval_stats, ml_kmeans_step) */
+/* ---- float8[] aggregate states (ml.train_stats, ml.eval_stats, ml.kmeans_step) */
 
 ArrayType *
 pgml_state_array_new(const char *aggregate, size_t len)
@@ -72,20 +82,276 @@ pgml_require_aggregate(FunctionCallInfo fcinfo, const char *aggregate, const cha
 						errmsg("%s %s function called outside an aggregate", aggregate, what)));
 }
 
+
+/* ---- the row arguments of the internal aggregates and functions */
+
+void
+pgml_row_args_init(PgmlRowArgs *args, int nfeat, const uint8_t *categorical)
+{
+	args->nfeat = nfeat;
+	args->categorical = categorical;
+	args->ncat = 0;
+	for (int i = 0; i < nfeat; i++)
+		args->ncat += categorical[i] ? 1 : 0;
+	args->nnum = nfeat - args->ncat;
+	args->isnull = static_cast<bool *>(palloc0(sizeof(bool) * (nfeat + 1)));
+	args->num = static_cast<double *>(palloc0(sizeof(double) * (nfeat + 1)));
+	args->str = static_cast<const char **>(palloc0(sizeof(char *) * (nfeat + 1)));
+	args->len = static_cast<size_t *>(palloc0(sizeof(size_t) * (nfeat + 1)));
+}
+
 namespace {
 
-constexpr int kFirstFeatureArg = 3; // state, params, target, features...
+// The one-dimensional array argument `arg` holding `want` elements of type elemtype (NULL or
+// an empty array when want is 0), or an error.
+ArrayType *
+row_array_arg(FunctionCallInfo fcinfo, int arg, int want, Oid elemtype, const char *fname, const char *what)
+{
+	ArrayType *a = PG_ARGISNULL(arg) ? nullptr : PG_GETARG_ARRAYTYPE_P(arg);
+	if (a != nullptr && (ARR_NDIM(a) > 1 || ARR_ELEMTYPE(a) != elemtype))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid %s arguments", fname),
+						errdetail("The %s features are a one-dimensional array.", what),
+						errhint("%s is called by ml_train; its parameters describe the feature arrays that follow.",
+								fname)));
+	int n = a == nullptr ? 0 : ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+	if ((a == nullptr && want > 0) || n != want)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid %s arguments", fname),
+						errdetail("The parameters describe %d %s features, but the call passes %s.", want, what,
+								  a == nullptr ? "NULL" : psprintf("%d", n)),
+						errhint("%s is called by ml_train; its parameters describe the feature arrays that follow.",
+								fname)));
+	return a;
+}
 
-// Per call site (fn_extra): the parameters, the argument types, row buffers, and the shape of
-// the last state this function checked (states are only ever our own results afterwards).
+} // namespace
+
+void
+pgml_read_row_args(FunctionCallInfo fcinfo, PgmlRowArgs *args, int num_arg, int cat_arg, const char *fname)
+{
+	ArrayType *na = row_array_arg(fcinfo, num_arg, args->nnum, FLOAT8OID, fname, "numeric");
+	ArrayType *ca = row_array_arg(fcinfo, cat_arg, args->ncat, TEXTOID, fname, "categorical");
+	/* the elements in place: float8 values one after another, text values aligned to int,
+	 * NULL elements only in the bitmap (as array_iter_next walks them) */
+	const double *nd = na != nullptr ? reinterpret_cast<const double *>(ARR_DATA_PTR(na)) : nullptr;
+	const bits8 *nbits = na != nullptr ? ARR_NULLBITMAP(na) : nullptr;
+	const char *cp = ca != nullptr ? ARR_DATA_PTR(ca) : nullptr;
+	const bits8 *cbits = ca != nullptr ? ARR_NULLBITMAP(ca) : nullptr;
+	int ni = 0, ci = 0;
+	for (int i = 0; i < args->nfeat; i++) {
+		if (!args->categorical[i]) {
+			bool isnull = nbits != nullptr && (nbits[ni / 8] & (1 << (ni % 8))) == 0;
+			ni++;
+			args->isnull[i] = isnull;
+			if (!isnull)
+				args->num[i] = *nd++;
+		} else {
+			bool isnull = cbits != nullptr && (cbits[ci / 8] & (1 << (ci % 8))) == 0;
+			ci++;
+			args->isnull[i] = isnull;
+			if (!isnull) {
+				args->str[i] = VARDATA_ANY(cp);
+				args->len[i] = VARSIZE_ANY_EXHDR(cp);
+				cp = att_addlength_pointer(cp, -1, cp);
+				cp = reinterpret_cast<const char *>(att_align_nominal(cp, TYPALIGN_INT));
+			}
+		}
+	}
+}
+
+bool
+pgml_read_target_args(FunctionCallInfo fcinfo, int target_arg, bool categorical, double *num, const char **str,
+					  size_t *len, const char *fname)
+{
+	int arg = categorical ? target_arg + 1 : target_arg, other = categorical ? target_arg : target_arg + 1;
+	if (!PG_ARGISNULL(other))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid %s arguments", fname),
+						errdetail("The parameters describe a %s target, but the call passes a %s one.",
+								  categorical ? "categorical" : "numeric", categorical ? "numeric" : "categorical"),
+						errhint("%s is called by ml_train; a numeric target is passed as float8, a categorical one as text.",
+								fname)));
+	if (PG_ARGISNULL(arg))
+		return true;
+	if (categorical) {
+		text *t = PG_GETARG_TEXT_PP(arg);
+		*str = VARDATA_ANY(t);
+		*len = VARSIZE_ANY_EXHDR(t);
+	} else {
+		*num = PG_GETARG_FLOAT8(arg);
+	}
+	return false;
+}
+
+/*
+ * ml.to_float8(numeric | date | timestamp | timestamptz): a value as the row reader converts it
+ * (pgml_datum_to_double), for the internal aggregates' queries. A cast would differ: numeric to
+ * float8 fails beyond float8's range (the reader gives +-Infinity, which training reports
+ * naming the column or drops with nonfinite => drop), dates and timestamps have no cast.
+ */
+namespace {
+
+Datum
+to_float8(FunctionCallInfo fcinfo, Oid type)
+{
+	PgmlColumn col;
+	memset(&col, 0, sizeof(col));
+	col.type = col.basetype = type;
+	PG_RETURN_FLOAT8(pgml_datum_to_double(&col, PG_GETARG_DATUM(0)));
+}
+
+} // namespace
+
+extern "C" PGDLLEXPORT Datum
+pgml_numeric_to_float8(PG_FUNCTION_ARGS)
+{
+	return to_float8(fcinfo, NUMERICOID);
+}
+
+extern "C" PGDLLEXPORT Datum
+pgml_date_to_float8(PG_FUNCTION_ARGS)
+{
+	return to_float8(fcinfo, DATEOID);
+}
+
+/* timestamp and timestamptz: the same representation (microseconds since 2000-01-01 UTC) */
+extern "C" PGDLLEXPORT Datum
+pgml_timestamp_to_float8(PG_FUNCTION_ARGS)
+{
+	return to_float8(fcinfo, TIMESTAMPOID);
+}
+
+namespace {
+
+// A column as the float8 pgml_datum_to_double makes of it (numeric, boolean, temporal types):
+// exact casts for integers, floats and booleans, ml.to_float8 for the others.
+void
+append_float8_expr(StringInfo buf, const PgmlColumn *col, const char *alias)
+{
+	const char *c = psprintf("%s%s", alias, quote_identifier(col->name));
+	switch (col->basetype) {
+	case BOOLOID:
+		appendStringInfo(buf, "CAST(CAST(%s AS pg_catalog.int4) AS pg_catalog.float8)", c);
+		break;
+	case NUMERICOID:
+		appendStringInfo(buf, "ml.to_float8(CAST(%s AS pg_catalog.numeric))", c);
+		break;
+	case DATEOID:
+		appendStringInfo(buf, "ml.to_float8(CAST(%s AS pg_catalog.date))", c);
+		break;
+	case TIMESTAMPOID:
+		appendStringInfo(buf, "ml.to_float8(CAST(%s AS pg_catalog.timestamp))", c);
+		break;
+	case TIMESTAMPTZOID:
+		appendStringInfo(buf, "ml.to_float8(CAST(%s AS pg_catalog.timestamptz))", c);
+		break;
+	default: /* integers and floats: exact */
+		appendStringInfo(buf, "CAST(%s AS pg_catalog.float8)", c);
+		break;
+	}
+}
+
+// A categorical column as the text pgml_datum_to_cstring makes of it.
+void
+append_text_expr(StringInfo buf, const PgmlColumn *col, const char *alias)
+{
+	const char *c = psprintf("%s%s", alias, quote_identifier(col->name));
+	if (col->basetype == BPCHAROID) /* with its padding, as the row reader reads it (a cast trims) */
+		appendStringInfo(buf, "pg_catalog.textin(pg_catalog.bpcharout(%s))", c);
+	else /* text and varchar as they are; enum, name and "char" through their output function */
+		appendStringInfo(buf, "CAST(%s AS pg_catalog.text)", c);
+}
+
+} // namespace
+
+void
+pgml_append_row_args(StringInfo buf, const PgmlColumn *features, int nfeatures, const char *alias)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		bool cat = pass == 1;
+		appendStringInfoString(buf, pass == 0 ? "ARRAY[" : ", ARRAY[");
+		int n = 0;
+		for (int i = 0; i < nfeatures; i++) {
+			if ((features[i].tc == pgml::TypeClass::Categorical) != cat)
+				continue;
+			if (n++ > 0)
+				appendStringInfoString(buf, ", ");
+			if (cat)
+				append_text_expr(buf, &features[i], alias);
+			else
+				append_float8_expr(buf, &features[i], alias);
+		}
+		appendStringInfoString(buf, cat ? "]::pg_catalog.text[]" : "]::pg_catalog.float8[]");
+	}
+}
+
+void
+pgml_append_target_args(StringInfo buf, const PgmlColumn *target, const char *alias)
+{
+	if (target == nullptr) {
+		appendStringInfoString(buf, "NULL::pg_catalog.float8, NULL::pg_catalog.text");
+	} else if (target->tc == pgml::TypeClass::Categorical) {
+		appendStringInfoString(buf, "NULL::pg_catalog.float8, ");
+		append_text_expr(buf, target, alias);
+	} else {
+		append_float8_expr(buf, target, alias);
+		appendStringInfoString(buf, ", NULL::pg_catalog.text");
+	}
+}
+
+/* ---- the 0.2.0 functions: an error if a database not yet updated calls them */
+
+namespace {
+
+Datum
+removed_function(const char *name)
+{
+	ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					errmsg("%s was removed in pg_ml 0.3.0", name),
+					errhint("Run ALTER EXTENSION pg_ml UPDATE: ml_train then uses the aggregates in schema ml.")));
+	return (Datum) 0;
+}
+
+} // namespace
+
+extern "C" PGDLLEXPORT Datum
+pgml_stats_transfn(PG_FUNCTION_ARGS)
+{
+	return removed_function("ml_train_stats");
+}
+
+extern "C" PGDLLEXPORT Datum
+pgml_row_draw(PG_FUNCTION_ARGS)
+{
+	return removed_function("ml_row_draw");
+}
+
+extern "C" PGDLLEXPORT Datum
+pgml_row_band(PG_FUNCTION_ARGS)
+{
+	return removed_function("ml_row_band");
+}
+
+extern "C" PGDLLEXPORT Datum
+pgml_eval_transfn(PG_FUNCTION_ARGS)
+{
+	return removed_function("ml_eval_stats");
+}
+
+extern "C" PGDLLEXPORT Datum
+pgml_kmeans_step_transfn(PG_FUNCTION_ARGS)
+{
+	return removed_function("ml_kmeans_step");
+}
+
+namespace {
+
+// state, params, target, target_level, num_features, cat_features
+constexpr int kTargetArg = 2, kNumArg = 4, kCatArg = 5;
+
+// Per call site (fn_extra): the parameters, row buffers, and the shape of the last state
+// this function checked (states are only ever our own results afterwards).
 struct TransCache {
 	pgml::stats::Params *params; // owned through pgml_own on fn_mcxt
-	PgmlColumn target;
-	PgmlColumn *cols;
-	bool *isnull;
-	double *num;
-	const char **str;
-	size_t *len;
+	PgmlRowArgs args;
 	int64 progress_rows;   // rows since the last progress report (leader only)
 	const double *checked; // data pointer of the last checked state
 	size_t checked_len;
@@ -105,12 +371,12 @@ trans_cache(FunctionCallInfo fcinfo)
 	if (tc != nullptr)
 		return tc;
 	if (PG_ARGISNULL(1))
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml_train_stats parameters"),
-						errdetail("The parameters are NULL."), errhint("ml_train_stats is called by ml_train; its first argument describes the columns that follow.")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml.train_stats parameters"),
+						errdetail("The parameters are NULL."), errhint("ml.train_stats is called by ml_train; its first argument describes the feature arrays that follow.")));
 	ArrayType *pa = PG_GETARG_ARRAYTYPE_P(1);
 	if (ARR_NDIM(pa) != 1 || ARR_HASNULL(pa))
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml_train_stats parameters"),
-						errdetail("The parameters are a one-dimensional float8[] without NULLs."), errhint("ml_train_stats is called by ml_train; its first argument describes the columns that follow.")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml.train_stats parameters"),
+						errdetail("The parameters are a one-dimensional float8[] without NULLs."), errhint("ml.train_stats is called by ml_train; its first argument describes the feature arrays that follow.")));
 	const double *pd = reinterpret_cast<const double *>(ARR_DATA_PTR(pa));
 	size_t pn = static_cast<size_t>(ARR_DIMS(pa)[0]);
 
@@ -120,31 +386,7 @@ trans_cache(FunctionCallInfo fcinfo)
 	PGML_CORE(params = new pgml::stats::Params(pgml::stats::Params::decode(pd, pn)));
 	pgml_own(fcinfo->flinfo->fn_mcxt, params, delete_params);
 	tc->params = params;
-	const int nf = params->nfeat;
-	if (PG_NARGS() != kFirstFeatureArg + nf)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml_train_stats parameters"),
-						errdetail("The parameters describe %d features, but the call passes %d.", nf,
-								  PG_NARGS() - kFirstFeatureArg),
-						errhint("ml_train_stats is called by ml_train; its first argument describes the columns that follow.")));
-	tc->cols = static_cast<PgmlColumn *>(palloc0(sizeof(PgmlColumn) * nf));
-	tc->isnull = static_cast<bool *>(palloc0(sizeof(bool) * nf));
-	tc->num = static_cast<double *>(palloc0(sizeof(double) * nf));
-	tc->str = static_cast<const char **>(palloc0(sizeof(char *) * nf));
-	tc->len = static_cast<size_t *>(palloc0(sizeof(size_t) * nf));
-	for (int i = 0; i <= nf; i++) {
-		PgmlColumn *col = i < nf ? &tc->cols[i] : &tc->target;
-		Oid type = get_fn_expr_argtype(fcinfo->flinfo, i < nf ? kFirstFeatureArg + i : 2);
-		bool categorical = i < nf ? params->categorical[static_cast<size_t>(i)] != 0 : params->target_categorical;
-		if (!OidIsValid(type) || !pgml_classify_type(type, col) ||
-			(col->tc == pgml::TypeClass::Categorical) != categorical)
-			ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
-							errmsg("argument %d of ml_train_stats has type %s, which its parameters do not describe",
-								   i < nf ? kFirstFeatureArg + i + 1 : 3,
-								   OidIsValid(type) ? format_type_be(type) : "unknown"),
-							errdetail("The parameters say whether each feature is numeric (numeric, boolean, date or "
-									  "timestamp types) or categorical (text or enum types)."),
-							errhint("ml_train_stats is called by ml_train; its first argument describes the columns that follow.")));
-	}
+	pgml_row_args_init(&tc->args, params->nfeat, params->categorical.data());
 	MemoryContextSwitchTo(old);
 	fcinfo->flinfo->fn_extra = tc;
 	return tc;
@@ -162,40 +404,6 @@ checked_shape(TransCache *tc, const double *data, size_t len)
 		tc->checked_len = len;
 	}
 	return tc->shape;
-}
-
-void
-read_value(const PgmlColumn *col, Datum d, double *num, const char **str, size_t *len)
-{
-	if (col->tc != pgml::TypeClass::Categorical) {
-		*num = pgml_datum_to_double(col, d);
-	} else if (col->text_like) {
-		text *t = DatumGetTextPP(d);
-		*str = VARDATA_ANY(t);
-		*len = VARSIZE_ANY_EXHDR(t);
-	} else {
-		char *s = pgml_datum_to_cstring(col, d);
-		*str = s;
-		*len = strlen(s);
-	}
-}
-
-// The schema pg_ml is installed in (PostgreSQL 16 has get_extension_schema; 15 keeps it static).
-Oid
-extension_schema(void)
-{
-	Oid ext = get_extension_oid("pg_ml", false);
-	Relation rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyData key;
-	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(ext));
-	SysScanDesc scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
-	HeapTuple tup = systable_getnext(scan);
-	Oid nsp = HeapTupleIsValid(tup) ? reinterpret_cast<Form_pg_extension>(GETSTRUCT(tup))->extnamespace : InvalidOid;
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	if (!OidIsValid(nsp))
-		elog(ERROR, "pg_ml: extension schema not found");
-	return nsp;
 }
 
 // One result group of the statistics query.
@@ -225,33 +433,27 @@ compare_groups(const void *a, const void *b)
 } // namespace
 
 extern "C" PGDLLEXPORT Datum
-pgml_stats_transfn(PG_FUNCTION_ARGS)
+pgml_train_stats_trans(PG_FUNCTION_ARGS)
 {
-	pgml_require_aggregate(fcinfo, "ml_train_stats", "transition");
+	pgml_require_aggregate(fcinfo, "ml.train_stats", "transition");
 	TransCache *tc = trans_cache(fcinfo);
 	const pgml::stats::Params &p = *tc->params;
 
 	pgml::stats::Row row;
-	row.target_null = PG_ARGISNULL(2);
-	if (!row.target_null)
-		read_value(&tc->target, PG_GETARG_DATUM(2), &row.target, &row.target_str, &row.target_len);
-	for (int i = 0; i < p.nfeat; i++) {
-		int a = kFirstFeatureArg + i;
-		tc->isnull[i] = PG_ARGISNULL(a);
-		if (!tc->isnull[i])
-			read_value(&tc->cols[i], PG_GETARG_DATUM(a), &tc->num[i], &tc->str[i], &tc->len[i]);
-	}
-	row.isnull = tc->isnull;
-	row.num = tc->num;
-	row.str = tc->str;
-	row.len = tc->len;
+	row.target_null = pgml_read_target_args(fcinfo, kTargetArg, p.target_categorical, &row.target, &row.target_str,
+											&row.target_len, "ml.train_stats");
+	pgml_read_row_args(fcinfo, &tc->args, kNumArg, kCatArg, "ml.train_stats");
+	row.isnull = tc->args.isnull;
+	row.num = tc->args.num;
+	row.str = tc->args.str;
+	row.len = tc->args.len;
 
 	ArrayType *state;
 	double *data;
 	size_t len;
 	if (PG_ARGISNULL(0)) {
 		pgml::stats::Shape s = pgml::stats::initial_shape(p);
-		state = pgml_state_array_new("ml_train_stats", s.length());
+		state = pgml_state_array_new("ml.train_stats", s.length());
 		data = reinterpret_cast<double *>(ARR_DATA_PTR(state));
 		len = s.length();
 		PGML_CORE(pgml::stats::init(data, s));
@@ -267,7 +469,7 @@ pgml_stats_transfn(PG_FUNCTION_ARGS)
 		if (need_len == 0)
 			break;
 		/* a wider state: nodeAgg copies the returned array into its context and frees the old one */
-		ArrayType *grown = pgml_state_array_new("ml_train_stats", need_len);
+		ArrayType *grown = pgml_state_array_new("ml.train_stats", need_len);
 		double *gdata = reinterpret_cast<double *>(ARR_DATA_PTR(grown));
 		PGML_CORE(pgml::stats::relayout(data, len, gdata, need));
 		state = grown;
@@ -286,7 +488,7 @@ pgml_stats_transfn(PG_FUNCTION_ARGS)
 extern "C" PGDLLEXPORT Datum
 pgml_stats_combinefn(PG_FUNCTION_ARGS)
 {
-	pgml_require_aggregate(fcinfo, "ml_train_stats", "combine");
+	pgml_require_aggregate(fcinfo, "ml.train_stats", "combine");
 	/* strict: nodeAgg handles NULL states */
 	ArrayType *a = PG_GETARG_ARRAYTYPE_P(0);
 	ArrayType *b = PG_GETARG_ARRAYTYPE_P(1);
@@ -300,7 +502,7 @@ pgml_stats_combinefn(PG_FUNCTION_ARGS)
 		need_len = need.length();
 	});
 	if (need_len != alen) {
-		ArrayType *grown = pgml_state_array_new("ml_train_stats", need_len);
+		ArrayType *grown = pgml_state_array_new("ml.train_stats", need_len);
 		double *gdata = reinterpret_cast<double *>(ARR_DATA_PTR(grown));
 		PGML_CORE(pgml::stats::relayout(ad, alen, gdata, need));
 		a = grown;
@@ -312,28 +514,38 @@ pgml_stats_combinefn(PG_FUNCTION_ARGS)
 }
 
 /*
- * pgml_stats_aggregate_schema: the schema of the installed extension's ml_train_stats, or
- * InvalidOid when it has none: a database still at version 0.1.0 (before ALTER EXTENSION
- * pg_ml UPDATE) reads the rows instead.
+ * pgml_internal_function_schema: the OID of schema ml when it holds the extension's internal
+ * function or aggregate `name` (0.3.0 on), else InvalidOid: a database whose pg_ml is older
+ * (before ALTER EXTENSION pg_ml UPDATE) reads the rows instead. Only the extension's owner
+ * can create objects in ml.
  */
 Oid
-pgml_stats_aggregate_schema(void)
+pgml_internal_function_schema(const char *name, char prokind)
 {
-	Oid nsp = extension_schema();
-	CatCList *list = SearchSysCacheList1(PROCNAMEARGSNSP, CStringGetDatum("ml_train_stats"));
+	Oid nsp = get_namespace_oid("ml", true);
+	if (!OidIsValid(nsp))
+		return InvalidOid;
+	CatCList *list = SearchSysCacheList1(PROCNAMEARGSNSP, CStringGetDatum(name));
 	bool found = false;
 	for (int i = 0; i < list->n_members && !found; i++) {
 		HeapTuple tup = &list->members[i]->tuple;
 		Form_pg_proc proc = reinterpret_cast<Form_pg_proc>(GETSTRUCT(tup));
-		found = proc->pronamespace == nsp && proc->prokind == PROKIND_AGGREGATE;
+		found = proc->pronamespace == nsp && proc->prokind == prokind;
 	}
 	ReleaseSysCacheList(list);
 	return found ? nsp : InvalidOid;
 }
 
+/* pgml_stats_aggregate_schema: schema ml when it has train_stats, else InvalidOid */
+Oid
+pgml_stats_aggregate_schema(void)
+{
+	return pgml_internal_function_schema("train_stats", PROKIND_AGGREGATE);
+}
+
 /*
  * pgml_aggregate_relation computes the training statistics of a relation with one query,
- *   SELECT <categorical features>, <schema_oid>.ml_train_stats($1, target, features...)
+ *   SELECT <categorical features>, ml.train_stats($1, <target>, <feature arrays>)
  *     FROM relation GROUP BY <categorical features>
  * as the current user (privileges and row-level security apply; parallel query may run it
  * on several workers), and hands the groups to the trainer in level order. Returns the rows read.
@@ -347,7 +559,7 @@ pgml_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const
 	std::vector<double> *params = pgml_new_owned<std::vector<double>>();
 	PGML_CORE(*params = trainer->stats_params(expected));
 
-	const char *schema = quote_identifier(get_namespace_name(schema_oid));
+	const char *schema = quote_identifier(get_namespace_name(schema_oid)); /* ml */
 
 	StringInfoData keys, sql;
 	initStringInfo(&keys);
@@ -357,15 +569,15 @@ pgml_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const
 			continue;
 		/* byte-wise grouping: a nondeterministic collation must not merge distinct levels */
 		appendStringInfo(&keys, "%s%s%s", ncat ? ", " : "", quote_identifier(features[i].name),
-						 features[i].text_like ? " COLLATE \"C\"" : "");
+						 features[i].text_like ? " COLLATE pg_catalog.\"C\"" : "");
 		ncat++;
 	}
 	initStringInfo(&sql);
-	/* clustering has no target: a NULL of a numeric type */
-	appendStringInfo(&sql, "SELECT %s%s%s.ml_train_stats($1, %s", keys.data, ncat ? ", " : "", schema,
-					 target != nullptr ? quote_identifier(target->name) : "NULL::pg_catalog.float8");
-	for (int i = 0; i < nfeatures; i++)
-		appendStringInfo(&sql, ", %s", quote_identifier(features[i].name));
+	/* clustering has no target: both target arguments NULL */
+	appendStringInfo(&sql, "SELECT %s%s%s.train_stats($1, ", keys.data, ncat ? ", " : "", schema);
+	pgml_append_target_args(&sql, target, "");
+	appendStringInfoString(&sql, ", ");
+	pgml_append_row_args(&sql, features, nfeatures, "");
 	appendStringInfo(&sql, ") FROM %s", pgml_relation_sql_name(relid));
 	/* (no ORDER BY: sorting would move the states around; the trainer orders the groups) */
 	if (ncat > 0)

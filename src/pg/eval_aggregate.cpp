@@ -1,17 +1,20 @@
 // pg_ml glue: naive Bayes through aggregates (src/core/eval_state.hpp, Trainer::add_class_group).
 //
-//   ml_row_draw(params float8[], target "any", VARIADIC features "any") -> float8
-//     the row's split draw (NULL for rows training skips), params as ml_train_stats's
-//   ml_eval_stats(params float8[], model bytea, classes text[], draw float8, cut float8,
-//                 target "any", VARIADIC features "any") -> float8[]
-//     classification metrics of a model over rows; a row with draw < cut is a test row
+//   ml.row_draw(params float8[], target float8, target_level text, num_features float8[],
+//               cat_features text[]) -> float8
+//     the row's split draw (NULL for rows training skips), params as ml.train_stats's
+//   ml.row_band(params float8[], lo float8, hi float8, <the row as ml.row_draw's>) -> float8
+//   ml.eval_stats(params float8[], model bytea, classes text[], draw float8, cut float8,
+//                 target float8, target_level text, num_features float8[], cat_features text[])
+//     -> float8[]: classification metrics of a model over rows; a row with draw < cut is a test row
+// (the row arguments as aggregate.cpp describes: fixed types, in schema ml)
 //
 // ml_train of naive_bayes runs three queries over the relation, all plain aggregates that
 // parallel query spreads over workers:
 //   1. the stratified split: per class its row count (a count), then the rows' draws in a
 //      narrow band around the cut (a grouped count);
-//   2. SELECT <categorical features>, target, draw < cut, ml_train_stats(...) GROUP BY 1, ...
-//   3. SELECT ml_eval_stats(<params>, <fitted model>, ...) (and for ml_retrain the deployed
+//   2. SELECT <categorical features>, target, draw < cut, ml.train_stats(...) GROUP BY 1, ...
+//   3. SELECT ml.eval_stats(<params>, <fitted model>, ...) (and for ml_retrain the deployed
 //      model's, on the same rows).
 // Duplicate rows whose equal draws fall on both sides of a class's cut cannot be split as the
 // row reader splits them: then the relation is read by the row reader instead.
@@ -29,9 +32,9 @@ extern "C" {
 #include "utils/guc.h"
 #include "utils/syscache.h"
 
-PG_FUNCTION_INFO_V1(pgml_row_draw);
-PG_FUNCTION_INFO_V1(pgml_row_band);
-PG_FUNCTION_INFO_V1(pgml_eval_transfn);
+PG_FUNCTION_INFO_V1(pgml_split_draw);
+PG_FUNCTION_INFO_V1(pgml_split_band);
+PG_FUNCTION_INFO_V1(pgml_eval_stats_trans);
 PG_FUNCTION_INFO_V1(pgml_eval_combinefn);
 }
 
@@ -39,87 +42,36 @@ namespace {
 
 // ---------------------------------------------------------------- reading one row's arguments
 
-// The columns of a call: target at argument target_arg, features from target_arg + 1.
+// The row of a call: the target at arguments target_arg (float8) and target_arg + 1 (text),
+// the features in the arrays at target_arg + 2 (float8[]) and target_arg + 3 (text[]).
 struct ArgRow {
 	int target_arg;
-	int nfeat;
-	PgmlColumn target;
-	PgmlColumn *cols;
-	bool *isnull;
-	double *num;
-	const char **str;
-	size_t *len;
+	bool target_categorical;
+	PgmlRowArgs args;
 	pgml::stats::Row row;
 };
 
+// Sets up an ArgRow in the current memory context; categorical[i] and target_categorical say
+// what the caller's parameters describe (categorical is kept, not copied).
 void
-read_value(const PgmlColumn *col, Datum d, double *num, const char **str, size_t *len)
-{
-	if (col->tc != pgml::TypeClass::Categorical) {
-		*num = pgml_datum_to_double(col, d);
-	} else if (col->text_like) {
-		text *t = DatumGetTextPP(d);
-		*str = VARDATA_ANY(t);
-		*len = VARSIZE_ANY_EXHDR(t);
-	} else {
-		char *s = pgml_datum_to_cstring(col, d);
-		*str = s;
-		*len = strlen(s);
-	}
-}
-
-// Sets up an ArgRow in the current memory context; categorical[i] (nullptr: any) and
-// target_categorical (-1: any) say what the caller's parameters expect.
-void
-init_arg_row(FunctionCallInfo fcinfo, ArgRow *ar, int target_arg, int nfeat, const uint8_t *categorical,
-			 int target_categorical, const char *fname)
+init_arg_row(ArgRow *ar, int target_arg, int nfeat, const uint8_t *categorical, bool target_categorical)
 {
 	ar->target_arg = target_arg;
-	ar->nfeat = nfeat;
-	if (PG_NARGS() != target_arg + 1 + nfeat)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid %s parameters", fname),
-						errdetail("The parameters describe %d features, but the call passes %d.", nfeat,
-								  PG_NARGS() - target_arg - 1),
-						errhint("%s is called by ml_train; its parameters describe the columns that follow.", fname)));
-	ar->cols = static_cast<PgmlColumn *>(palloc0(sizeof(PgmlColumn) * (nfeat + 1)));
-	ar->isnull = static_cast<bool *>(palloc0(sizeof(bool) * (nfeat + 1)));
-	ar->num = static_cast<double *>(palloc0(sizeof(double) * (nfeat + 1)));
-	ar->str = static_cast<const char **>(palloc0(sizeof(char *) * (nfeat + 1)));
-	ar->len = static_cast<size_t *>(palloc0(sizeof(size_t) * (nfeat + 1)));
-	for (int i = 0; i <= nfeat; i++) {
-		PgmlColumn *col = i < nfeat ? &ar->cols[i] : &ar->target;
-		int arg = i < nfeat ? target_arg + 1 + i : target_arg;
-		Oid type = get_fn_expr_argtype(fcinfo->flinfo, arg);
-		int want = i < nfeat ? (categorical ? categorical[i] : -1) : target_categorical;
-		if (!OidIsValid(type) || !pgml_classify_type(type, col) ||
-			(want >= 0 && (col->tc == pgml::TypeClass::Categorical) != (want != 0)))
-			ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
-							errmsg("argument %d of %s has type %s, which its parameters do not describe", arg + 1,
-								   fname, OidIsValid(type) ? format_type_be(type) : "unknown"),
-							errdetail("The parameters say whether each column is numeric (numeric, boolean, date or "
-									  "timestamp types) or categorical (text or enum types)."),
-							errhint("%s is called by ml_train; its parameters describe the columns that follow.", fname)));
-	}
-	ar->row.isnull = ar->isnull;
-	ar->row.num = ar->num;
-	ar->row.str = ar->str;
-	ar->row.len = ar->len;
+	ar->target_categorical = target_categorical;
+	pgml_row_args_init(&ar->args, nfeat, categorical);
+	ar->row.isnull = ar->args.isnull;
+	ar->row.num = ar->args.num;
+	ar->row.str = ar->args.str;
+	ar->row.len = ar->args.len;
 }
 
 // Reads the row's target and features into ar->row.
 void
-read_arg_row(FunctionCallInfo fcinfo, ArgRow *ar)
+read_arg_row(FunctionCallInfo fcinfo, ArgRow *ar, const char *fname)
 {
-	ar->row.target_null = PG_ARGISNULL(ar->target_arg);
-	if (!ar->row.target_null)
-		read_value(&ar->target, PG_GETARG_DATUM(ar->target_arg), &ar->row.target, &ar->row.target_str,
-				   &ar->row.target_len);
-	for (int i = 0; i < ar->nfeat; i++) {
-		int a = ar->target_arg + 1 + i;
-		ar->isnull[i] = PG_ARGISNULL(a);
-		if (!ar->isnull[i])
-			read_value(&ar->cols[i], PG_GETARG_DATUM(a), &ar->num[i], &ar->str[i], &ar->len[i]);
-	}
+	ar->row.target_null = pgml_read_target_args(fcinfo, ar->target_arg, ar->target_categorical, &ar->row.target,
+												&ar->row.target_str, &ar->row.target_len, fname);
+	pgml_read_row_args(fcinfo, &ar->args, ar->target_arg + 2, ar->target_arg + 3, fname);
 }
 
 // A one-dimensional float8[] without NULLs, or an error.
@@ -139,7 +91,7 @@ delete_stats_params(void *p)
 	delete static_cast<pgml::stats::Params *>(p);
 }
 
-// ---------------------------------------------------------------- ml_row_draw
+// ---------------------------------------------------------------- ml.row_draw
 
 struct DrawCache {
 	pgml::stats::Params *params;
@@ -168,12 +120,12 @@ row_draw_at(FunctionCallInfo fcinfo, int target_arg, const char *fname)
 		PGML_CORE(params = new pgml::stats::Params(pgml::stats::Params::decode(pd, pn)));
 		pgml_own(fcinfo->flinfo->fn_mcxt, params, delete_stats_params);
 		dc->params = params;
-		init_arg_row(fcinfo, &dc->ar, target_arg, params->nfeat, params->categorical.data(),
-					 params->has_target ? (params->target_categorical ? 1 : 0) : -1, fname);
+		init_arg_row(&dc->ar, target_arg, params->nfeat, params->categorical.data(),
+					 params->has_target && params->target_categorical);
 		MemoryContextSwitchTo(old);
 		fcinfo->flinfo->fn_extra = dc;
 	}
-	read_arg_row(fcinfo, &dc->ar);
+	read_arg_row(fcinfo, &dc->ar, fname);
 	double d = NAN;
 	PGML_CORE(d = pgml::evalstate::row_draw(*dc->params, dc->ar.row));
 	return d;
@@ -182,31 +134,31 @@ row_draw_at(FunctionCallInfo fcinfo, int target_arg, const char *fname)
 } // namespace
 
 extern "C" PGDLLEXPORT Datum
-pgml_row_draw(PG_FUNCTION_ARGS)
+pgml_split_draw(PG_FUNCTION_ARGS)
 {
-	double d = row_draw_at(fcinfo, 1, "ml_row_draw");
+	double d = row_draw_at(fcinfo, 1, "ml.row_draw");
 	if (std::isnan(d))
 		PG_RETURN_NULL();
 	PG_RETURN_FLOAT8(d);
 }
 
-/* ml_row_band(params, lo, hi, target, VARIADIC features): -1 for a draw under lo, 2 for one at
- * or over hi, else the draw; NULL for a row training skips (one call per row in a GROUP BY) */
+/* ml.row_band(params, lo, hi, <row>): -1 for a draw under lo, 2 for one at or over hi, else
+ * the draw; NULL for a row training skips (one call per row in a GROUP BY) */
 extern "C" PGDLLEXPORT Datum
-pgml_row_band(PG_FUNCTION_ARGS)
+pgml_split_band(PG_FUNCTION_ARGS)
 {
-	double d = row_draw_at(fcinfo, 3, "ml_row_band");
+	double d = row_draw_at(fcinfo, 3, "ml.row_band");
 	if (std::isnan(d) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		PG_RETURN_NULL();
 	double lo = PG_GETARG_FLOAT8(1), hi = PG_GETARG_FLOAT8(2);
 	PG_RETURN_FLOAT8(d < lo ? -1.0 : d >= hi ? 2.0 : d);
 }
 
-// ---------------------------------------------------------------- ml_eval_stats
+// ---------------------------------------------------------------- ml.eval_stats
 
 namespace {
 
-constexpr int kEvalTargetArg = 6; // state, params, model, classes, draw, cut, target, features...
+constexpr int kEvalTargetArg = 6; // state, params, model, classes, draw, cut, target, target_level, features
 
 struct EvalCache {
 	pgml::evalstate::Params params;
@@ -216,6 +168,7 @@ struct EvalCache {
 	int *pred_map;             // model class -> given class, or -1
 	bool proba;                // the model's classes are the given ones, in order
 	ArgRow ar;
+	pgml::TypeClass target_tc; // the model's target (labels of a numeric target)
 	pgml::Value *values;
 	double *out;               // the model's outputs
 	double last_num;           // the last numeric target seen and its class (-1: unknown)
@@ -236,9 +189,9 @@ delete_model(void *p)
 void
 eval_param_error(const char *detail)
 {
-	ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml_eval_stats parameters"),
+	ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml.eval_stats parameters"),
 					errdetail("%s", detail),
-					errhint("ml_eval_stats is called by ml_train with the model it evaluates and its classes.")));
+					errhint("ml.eval_stats is called by ml_train with the model it evaluates and its classes.")));
 }
 
 EvalCache *
@@ -250,7 +203,7 @@ eval_cache(FunctionCallInfo fcinfo)
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		eval_param_error("The parameters, the model and the classes must not be NULL.");
 	size_t pn;
-	const double *pd = float8_array(PG_GETARG_ARRAYTYPE_P(1), &pn, "ml_eval_stats parameters");
+	const double *pd = float8_array(PG_GETARG_ARRAYTYPE_P(1), &pn, "ml.eval_stats parameters");
 	bytea *blob = PG_GETARG_BYTEA_PP(2);
 	ArrayType *ca = PG_GETARG_ARRAYTYPE_P(3);
 	if (ARR_NDIM(ca) != 1 || ARR_HASNULL(ca) || ARR_ELEMTYPE(ca) != TEXTOID)
@@ -290,7 +243,8 @@ eval_cache(FunctionCallInfo fcinfo)
 	uint8_t *cat = static_cast<uint8_t *>(palloc(sizeof(uint8_t) * nf));
 	for (int i = 0; i < nf; i++)
 		cat[i] = model->features[static_cast<size_t>(i)].categorical() ? 1 : 0;
-	init_arg_row(fcinfo, &ec->ar, kEvalTargetArg, nf, cat, model->target.categorical() ? 1 : 0, "ml_eval_stats");
+	init_arg_row(&ec->ar, kEvalTargetArg, nf, cat, model->target.categorical());
+	ec->target_tc = model->target.type_class;
 	ec->values = static_cast<pgml::Value *>(palloc0(sizeof(pgml::Value) * nf));
 	ec->out = static_cast<double *>(palloc0(sizeof(double) * mk));
 	MemoryContextSwitchTo(old);
@@ -316,7 +270,7 @@ int
 target_class(EvalCache *ec)
 {
 	const pgml::stats::Row &r = ec->ar.row;
-	if (ec->ar.target.tc == pgml::TypeClass::Categorical) {
+	if (ec->ar.target_categorical) {
 		for (int i = 0; i < ec->K; i++)
 			if (strlen(ec->classes[i]) == r.target_len && memcmp(ec->classes[i], r.target_str, r.target_len) == 0)
 				return i;
@@ -325,7 +279,7 @@ target_class(EvalCache *ec)
 	if (ec->have_last && (r.target == ec->last_num || (std::isnan(r.target) && std::isnan(ec->last_num))))
 		return ec->last_class;
 	int found = -1;
-	pgml::TypeClass tc = ec->ar.target.tc;
+	pgml::TypeClass tc = ec->target_tc;
 	double v = r.target;
 	PGML_CORE({
 		std::string label = pgml::numeric_label(tc, v);
@@ -342,11 +296,11 @@ target_class(EvalCache *ec)
 } // namespace
 
 extern "C" PGDLLEXPORT Datum
-pgml_eval_transfn(PG_FUNCTION_ARGS)
+pgml_eval_stats_trans(PG_FUNCTION_ARGS)
 {
-	pgml_require_aggregate(fcinfo, "ml_eval_stats", "transition");
+	pgml_require_aggregate(fcinfo, "ml.eval_stats", "transition");
 	EvalCache *ec = eval_cache(fcinfo);
-	read_arg_row(fcinfo, &ec->ar);
+	read_arg_row(fcinfo, &ec->ar, "ml.eval_stats");
 
 	ArrayType *state;
 	double *data;
@@ -356,7 +310,7 @@ pgml_eval_transfn(PG_FUNCTION_ARGS)
 		int K = ec->K;
 		bool proba = ec->proba;
 		PGML_CORE(s = pgml::evalstate::initial_shape(K, proba, ec->params));
-		state = pgml_state_array_new("ml_eval_stats", s.length());
+		state = pgml_state_array_new("ml.eval_stats", s.length());
 		data = reinterpret_cast<double *>(ARR_DATA_PTR(state));
 		len = s.length();
 		PGML_CORE(pgml::evalstate::init(data, s));
@@ -383,17 +337,17 @@ pgml_eval_transfn(PG_FUNCTION_ARGS)
 	}
 	const double draw = PG_GETARG_FLOAT8(4), cut = PG_GETARG_FLOAT8(5);
 	const int t = draw < cut ? 1 : 0;
-	const int nf = ec->ar.nfeat;
+	const int nf = ec->ar.args.nfeat;
 	for (int i = 0; i < nf; i++) {
 		pgml::Value &v = ec->values[i];
-		v.isnull = ec->ar.isnull[i];
+		v.isnull = ec->ar.args.isnull[i];
 		if (v.isnull)
 			continue;
-		if (ec->ar.cols[i].tc == pgml::TypeClass::Categorical) {
-			v.str = ec->ar.str[i];
-			v.len = ec->ar.len[i];
+		if (ec->ar.args.categorical[i]) {
+			v.str = ec->ar.args.str[i];
+			v.len = ec->ar.args.len[i];
 		} else {
-			v.num = ec->ar.num[i];
+			v.num = ec->ar.args.num[i];
 		}
 	}
 	int pred = 0;
@@ -408,7 +362,7 @@ pgml_eval_transfn(PG_FUNCTION_ARGS)
 		PGML_CORE(need_len = pgml::evalstate::add_row(data, s, t, truth, mapped, ec->out, draw, &need));
 		if (need_len == 0)
 			break;
-		ArrayType *grown = pgml_state_array_new("ml_eval_stats", need_len);
+		ArrayType *grown = pgml_state_array_new("ml.eval_stats", need_len);
 		double *gdata = reinterpret_cast<double *>(ARR_DATA_PTR(grown));
 		PGML_CORE(pgml::evalstate::relayout(data, len, gdata, need));
 		state = grown;
@@ -425,7 +379,7 @@ pgml_eval_transfn(PG_FUNCTION_ARGS)
 extern "C" PGDLLEXPORT Datum
 pgml_eval_combinefn(PG_FUNCTION_ARGS)
 {
-	pgml_require_aggregate(fcinfo, "ml_eval_stats", "combine");
+	pgml_require_aggregate(fcinfo, "ml.eval_stats", "combine");
 	ArrayType *a = PG_GETARG_ARRAYTYPE_P(0);
 	ArrayType *b = PG_GETARG_ARRAYTYPE_P(1);
 	size_t alen, blen;
@@ -438,7 +392,7 @@ pgml_eval_combinefn(PG_FUNCTION_ARGS)
 		need_len = need.length();
 	});
 	if (need_len != alen) {
-		ArrayType *grown = pgml_state_array_new("ml_eval_stats", need_len);
+		ArrayType *grown = pgml_state_array_new("ml.eval_stats", need_len);
 		double *gdata = reinterpret_cast<double *>(ARR_DATA_PTR(grown));
 		PGML_CORE(pgml::evalstate::relayout(ad, alen, gdata, need));
 		a = grown;
@@ -452,24 +406,18 @@ pgml_eval_combinefn(PG_FUNCTION_ARGS)
 // ---------------------------------------------------------------- ml_train's queries
 
 /*
- * pgml_class_aggregate_schema: the extension schema when it has ml_eval_stats, else
- * InvalidOid (an older 0.2.0 development install: the rows are read instead).
+ * pgml_class_aggregate_schema: schema ml when it has train_stats, eval_stats, row_draw and
+ * row_band, else InvalidOid (an older pg_ml: the rows are read instead).
  */
 Oid
 pgml_class_aggregate_schema(void)
 {
 	Oid nsp = pgml_stats_aggregate_schema();
-	if (!OidIsValid(nsp))
+	if (!OidIsValid(nsp) || !OidIsValid(pgml_internal_function_schema("eval_stats", PROKIND_AGGREGATE)) ||
+		!OidIsValid(pgml_internal_function_schema("row_draw", PROKIND_FUNCTION)) ||
+		!OidIsValid(pgml_internal_function_schema("row_band", PROKIND_FUNCTION)))
 		return InvalidOid;
-	CatCList *list = SearchSysCacheList1(PROCNAMEARGSNSP, CStringGetDatum("ml_eval_stats"));
-	bool found = false;
-	for (int i = 0; i < list->n_members && !found; i++) {
-		HeapTuple tup = &list->members[i]->tuple;
-		Form_pg_proc proc = reinterpret_cast<Form_pg_proc>(GETSTRUCT(tup));
-		found = proc->pronamespace == nsp && proc->prokind == PROKIND_AGGREGATE;
-	}
-	ReleaseSysCacheList(list);
-	return found ? nsp : InvalidOid;
+	return nsp;
 }
 
 namespace {
@@ -515,7 +463,7 @@ compare_class_groups(const void *a, const void *b)
 const char *
 target_expr(const PgmlColumn *target)
 {
-	return psprintf("r.%s%s", quote_identifier(target->name), target->text_like ? " COLLATE \"C\"" : "");
+	return psprintf("r.%s%s", quote_identifier(target->name), target->text_like ? " COLLATE pg_catalog.\"C\"" : "");
 }
 
 // Runs one float8[]-state query returning one row and hands its state to the trainer.
@@ -562,12 +510,12 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 	const char *rel = pgml_relation_sql_name(relid);
 	const char *texpr = target_expr(target);
 
-	/* the arguments every function gets: params, target, features */
+	/* the row arguments every function gets after its own: target, feature arrays */
 	StringInfoData cols;
 	initStringInfo(&cols);
-	appendStringInfo(&cols, "$1, r.%s", quote_identifier(target->name));
-	for (int i = 0; i < nfeatures; i++)
-		appendStringInfo(&cols, ", r.%s", quote_identifier(features[i].name));
+	pgml_append_target_args(&cols, target, "r.");
+	appendStringInfoString(&cols, ", ");
+	pgml_append_row_args(&cols, features, nfeatures, "r.");
 
 	Datum *pd = static_cast<Datum *>(palloc(sizeof(Datum) * params->size()));
 	for (size_t i = 0; i < params->size(); i++)
@@ -631,10 +579,10 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 		 * its rows (rows with equal draws are duplicates) */
 		resetStringInfo(&sql);
 		appendStringInfo(&sql,
-						 "SELECT %s AS t, %s.ml_row_band($1, b.lo, b.hi, %s) AS k, pg_catalog.count(*), pg_catalog.max(b.hi) "
+						 "SELECT %s AS t, %s.row_band($1, b.lo, b.hi, %s) AS k, pg_catalog.count(*), pg_catalog.max(b.hi) "
 						 "FROM %s r JOIN ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4)) AS b(t, lo, hi) "
 						 "ON %s OPERATOR(pg_catalog.=) b.t GROUP BY 1, 2 ORDER BY 1, 2",
-						 texpr, schema, cols.data + 4, rel, texpr);
+						 texpr, schema, cols.data, rel, texpr);
 		Oid argtypes[4] = {FLOAT8ARRAYOID, target_array_type, FLOAT8ARRAYOID, FLOAT8ARRAYOID};
 		Datum args[4] = {PointerGetDatum(parr), PointerGetDatum(band_labels), PointerGetDatum(band_lo),
 						 PointerGetDatum(band_hi)};
@@ -696,7 +644,7 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 		appendStringInfo(&split, "c.cut");
 	} else {
 		appendStringInfo(&from, "%s r", rel);
-		appendStringInfo(&split, "0::float8");
+		appendStringInfo(&split, "0::pg_catalog.float8");
 	}
 	Oid argtypes[6] = {FLOAT8ARRAYOID, target_array_type, FLOAT8ARRAYOID, FLOAT8ARRAYOID, BYTEAOID, TEXTARRAYOID};
 	Datum args[6] = {PointerGetDatum(parr), PointerGetDatum(cut_labels), PointerGetDatum(cut_values), 0, 0, 0};
@@ -711,11 +659,11 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 			if (features[i].tc != pgml::TypeClass::Categorical)
 				continue;
 			appendStringInfo(&keys, "r.%s%s, ", quote_identifier(features[i].name),
-							 features[i].text_like ? " COLLATE \"C\"" : "");
+							 features[i].text_like ? " COLLATE pg_catalog.\"C\"" : "");
 			ncat++;
 		}
 		initStringInfo(&sql);
-		appendStringInfo(&sql, "SELECT %s%s, (%s.ml_row_draw(%s) OPERATOR(pg_catalog.<) %s), %s.ml_train_stats(%s) FROM %s GROUP BY ",
+		appendStringInfo(&sql, "SELECT %s%s, (%s.row_draw($1, %s) OPERATOR(pg_catalog.<) %s), %s.train_stats($1, %s) FROM %s GROUP BY ",
 						 keys.data, texpr, schema, cols.data, split.data, schema, cols.data, from.data);
 		for (int i = 1; i <= ncat + 2; i++)
 			appendStringInfo(&sql, "%s%d", i > 1 ? ", " : "", i);
@@ -813,11 +761,8 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 
 	StringInfoData sql;
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT %s.ml_eval_stats($%d, $%d, $%d, %s.ml_row_draw(%s), %s, r.%s", schema, pe, pm, pc,
-					 schema, cols.data, split.data, quote_identifier(target->name));
-	for (int i = 0; i < nfeatures; i++)
-		appendStringInfo(&sql, ", r.%s", quote_identifier(features[i].name));
-	appendStringInfo(&sql, ") FROM %s", from.data);
+	appendStringInfo(&sql, "SELECT %s.eval_stats($%d, $%d, $%d, %s.row_draw($1, %s), %s, %s) FROM %s", schema, pe, pm,
+					 pc, schema, cols.data, split.data, cols.data, from.data);
 	run_eval(trainer, sql.data, en, eargtypes, eargs, false);
 	if (compare != nullptr) {
 		std::vector<uint8_t> *cblob = pgml_new_owned<std::vector<uint8_t>>();

@@ -1,8 +1,10 @@
-// pg_ml glue: the Lloyd-step aggregate ml_kmeans_step (src/core/kmeans_step.hpp) and the
+// pg_ml glue: the Lloyd-step aggregate ml.kmeans_step (src/core/kmeans_step.hpp) and the
 // scans ml_train runs with it after the statistics query (aggregate.cpp).
 //
-//   ml_kmeans_step(params float8[], levels text[], VARIADIC features "any") -> float8[]
+//   ml.kmeans_step(params float8[], levels text[], num_features float8[], cat_features text[])
+//     -> float8[]
 //
+// (the row arguments as aggregate.cpp describes: fixed types, in schema ml)
 // params carries the centres and each column's preprocessing, levels the kept levels of the
 // categorical columns (both bound as query parameters: no user value is ever spliced into
 // the SQL). The state is a fixed-size float8[] (per cluster the count and feature sums of
@@ -20,25 +22,21 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
-PG_FUNCTION_INFO_V1(pgml_kmeans_step_transfn);
+PG_FUNCTION_INFO_V1(pgml_kmeans_step_trans);
 PG_FUNCTION_INFO_V1(pgml_kmeans_step_combinefn);
 }
 
 namespace {
 
-constexpr int kFirstFeatureArg = 3; // state, params, levels, features...
+constexpr int kNumArg = 3, kCatArg = 4; // state, params, levels, num_features, cat_features
 
-#define PGML_KM_HINT "ml_kmeans_step is called by ml_train; its first argument describes the centres and the columns that follow."
+#define PGML_KM_HINT "ml.kmeans_step is called by ml_train; its first argument describes the centres and the feature arrays that follow."
 
 // Per call site (fn_extra): the step (parameters, level lookup) and the row buffers.
 struct StepCache {
 	pgml::kmeans_step::Step *step; // owned through pgml_own on fn_mcxt
-	int ncols;
-	PgmlColumn *cols;
-	bool *isnull;
-	double *num;
-	const char **str;
-	size_t *len;
+	uint8_t *categorical;          // per column
+	PgmlRowArgs args;
 };
 
 void
@@ -54,11 +52,11 @@ step_cache(FunctionCallInfo fcinfo)
 	if (sc != nullptr)
 		return sc;
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml_kmeans_step parameters"),
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml.kmeans_step parameters"),
 						errdetail("The parameters or the levels are NULL."), errhint(PGML_KM_HINT)));
 	ArrayType *pa = PG_GETARG_ARRAYTYPE_P(1);
 	if (ARR_NDIM(pa) != 1 || ARR_HASNULL(pa))
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml_kmeans_step parameters"),
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml.kmeans_step parameters"),
 						errdetail("The parameters are a one-dimensional float8[] without NULLs."),
 						errhint(PGML_KM_HINT)));
 	const double *pd = reinterpret_cast<const double *>(ARR_DATA_PTR(pa));
@@ -69,14 +67,14 @@ step_cache(FunctionCallInfo fcinfo)
 	bool *lnull;
 	int nl;
 	if (ARR_NDIM(la) > 1)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml_kmeans_step parameters"),
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml.kmeans_step parameters"),
 						errdetail("The levels are a one-dimensional text[] without NULLs."), errhint(PGML_KM_HINT)));
 	deconstruct_array(la, TEXTOID, -1, false, TYPALIGN_INT, &ld, &lnull, &nl);
 	const char **lp = static_cast<const char **>(palloc0(sizeof(char *) * (nl + 1)));
 	size_t *ll = static_cast<size_t *>(palloc0(sizeof(size_t) * (nl + 1)));
 	for (int i = 0; i < nl; i++) {
 		if (lnull[i])
-			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml_kmeans_step parameters"),
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml.kmeans_step parameters"),
 							errdetail("The levels are a one-dimensional text[] without NULLs."),
 							errhint(PGML_KM_HINT)));
 		text *t = reinterpret_cast<text *>(DatumGetPointer(ld[i]));
@@ -96,30 +94,10 @@ step_cache(FunctionCallInfo fcinfo)
 	pgml_own(fcinfo->flinfo->fn_mcxt, step, delete_step);
 	sc->step = step;
 	const int nc = static_cast<int>(step->params().columns.size());
-	sc->ncols = nc;
-	if (PG_NARGS() != kFirstFeatureArg + nc)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml_kmeans_step parameters"),
-						errdetail("The parameters describe %d columns, but the call passes %d.", nc,
-								  PG_NARGS() - kFirstFeatureArg),
-						errhint(PGML_KM_HINT)));
-	sc->cols = static_cast<PgmlColumn *>(palloc0(sizeof(PgmlColumn) * nc));
-	sc->isnull = static_cast<bool *>(palloc0(sizeof(bool) * nc));
-	sc->num = static_cast<double *>(palloc0(sizeof(double) * nc));
-	sc->str = static_cast<const char **>(palloc0(sizeof(char *) * nc));
-	sc->len = static_cast<size_t *>(palloc0(sizeof(size_t) * nc));
-	for (int i = 0; i < nc; i++) {
-		PgmlColumn *col = &sc->cols[i];
-		Oid type = get_fn_expr_argtype(fcinfo->flinfo, kFirstFeatureArg + i);
-		bool categorical = step->params().columns[static_cast<size_t>(i)].categorical;
-		if (!OidIsValid(type) || !pgml_classify_type(type, col) ||
-			(col->tc == pgml::TypeClass::Categorical) != categorical)
-			ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
-							errmsg("argument %d of ml_kmeans_step has type %s, which its parameters do not describe",
-								   kFirstFeatureArg + i, OidIsValid(type) ? format_type_be(type) : "unknown"),
-							errdetail("The parameters say whether each column is numeric (numeric, boolean, date or "
-									  "timestamp types) or categorical (text or enum types)."),
-							errhint(PGML_KM_HINT)));
-	}
+	sc->categorical = static_cast<uint8_t *>(palloc0(sizeof(uint8_t) * (nc + 1)));
+	for (int i = 0; i < nc; i++)
+		sc->categorical[i] = step->params().columns[static_cast<size_t>(i)].categorical ? 1 : 0;
+	pgml_row_args_init(&sc->args, nc, sc->categorical);
 	MemoryContextSwitchTo(old);
 	fcinfo->flinfo->fn_extra = sc;
 	return sc;
@@ -128,41 +106,23 @@ step_cache(FunctionCallInfo fcinfo)
 } // namespace
 
 extern "C" PGDLLEXPORT Datum
-pgml_kmeans_step_transfn(PG_FUNCTION_ARGS)
+pgml_kmeans_step_trans(PG_FUNCTION_ARGS)
 {
-	pgml_require_aggregate(fcinfo, "ml_kmeans_step", "transition");
+	pgml_require_aggregate(fcinfo, "ml.kmeans_step", "transition");
 	StepCache *sc = step_cache(fcinfo);
-	for (int i = 0; i < sc->ncols; i++) {
-		int a = kFirstFeatureArg + i;
-		sc->isnull[i] = PG_ARGISNULL(a);
-		if (sc->isnull[i])
-			continue;
-		const PgmlColumn *col = &sc->cols[i];
-		Datum d = PG_GETARG_DATUM(a);
-		if (col->tc != pgml::TypeClass::Categorical) {
-			sc->num[i] = pgml_datum_to_double(col, d);
-		} else if (col->text_like) {
-			text *t = DatumGetTextPP(d);
-			sc->str[i] = VARDATA_ANY(t);
-			sc->len[i] = VARSIZE_ANY_EXHDR(t);
-		} else {
-			char *s = pgml_datum_to_cstring(col, d);
-			sc->str[i] = s;
-			sc->len[i] = strlen(s);
-		}
-	}
+	pgml_read_row_args(fcinfo, &sc->args, kNumArg, kCatArg, "ml.kmeans_step");
 	pgml::kmeans_step::Row row;
-	row.isnull = sc->isnull;
-	row.num = sc->num;
-	row.str = sc->str;
-	row.len = sc->len;
+	row.isnull = sc->args.isnull;
+	row.num = sc->args.num;
+	row.str = sc->args.str;
+	row.len = sc->args.len;
 
 	ArrayType *state;
 	double *data;
 	size_t len;
 	if (PG_ARGISNULL(0)) {
 		len = sc->step->state_length();
-		state = pgml_state_array_new("ml_kmeans_step", len);
+		state = pgml_state_array_new("ml.kmeans_step", len);
 		data = reinterpret_cast<double *>(ARR_DATA_PTR(state));
 		PGML_CORE(sc->step->init(data));
 	} else {
@@ -176,7 +136,7 @@ pgml_kmeans_step_transfn(PG_FUNCTION_ARGS)
 extern "C" PGDLLEXPORT Datum
 pgml_kmeans_step_combinefn(PG_FUNCTION_ARGS)
 {
-	pgml_require_aggregate(fcinfo, "ml_kmeans_step", "combine");
+	pgml_require_aggregate(fcinfo, "ml.kmeans_step", "combine");
 	/* strict: nodeAgg handles NULL states */
 	ArrayType *a = PG_GETARG_ARRAYTYPE_P(0);
 	ArrayType *b = PG_GETARG_ARRAYTYPE_P(1);
@@ -189,7 +149,7 @@ pgml_kmeans_step_combinefn(PG_FUNCTION_ARGS)
 
 /*
  * pgml_kmeans_steps runs the Lloyd steps of a k-means fit that the statistics query started:
- *   SELECT <schema>.ml_kmeans_step($1, $2, features...) FROM relation
+ *   SELECT ml.kmeans_step($1, $2, <feature arrays>) FROM relation
  * once per step, as the current user and with the statement's snapshot (read-only SPI), so
  * every scan sees the rows the statistics scan saw. Does nothing for other algorithms.
  */
@@ -208,9 +168,8 @@ pgml_kmeans_steps(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const PgmlC
 
 	StringInfoData sql;
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT %s.ml_kmeans_step($1, $2", quote_identifier(get_namespace_name(schema_oid)));
-	for (int i = 0; i < nfeatures; i++)
-		appendStringInfo(&sql, ", %s", quote_identifier(features[i].name));
+	appendStringInfo(&sql, "SELECT %s.kmeans_step($1, $2, ", quote_identifier(get_namespace_name(schema_oid)));
+	pgml_append_row_args(&sql, features, nfeatures, "");
 	appendStringInfo(&sql, ") FROM %s", pgml_relation_sql_name(relid));
 
 	while (more) {
@@ -257,12 +216,5 @@ pgml_kmeans_steps_available(const pgml::Trainer *trainer, Oid schema_oid)
 	PGML_CORE(needed = trainer->uses_kmeans_steps());
 	if (!needed)
 		return true;
-	CatCList *list = SearchSysCacheList1(PROCNAMEARGSNSP, CStringGetDatum("ml_kmeans_step"));
-	bool found = false;
-	for (int i = 0; i < list->n_members && !found; i++) {
-		Form_pg_proc proc = reinterpret_cast<Form_pg_proc>(GETSTRUCT(&list->members[i]->tuple));
-		found = proc->pronamespace == schema_oid && proc->prokind == PROKIND_AGGREGATE;
-	}
-	ReleaseSysCacheList(list);
-	return found;
+	return OidIsValid(schema_oid) && pgml_internal_function_schema("kmeans_step", PROKIND_AGGREGATE) == schema_oid;
 }

@@ -86,22 +86,24 @@ typedef void (*PgmlBatchConsumer)(void *arg, const pgml::Batch *batch);
 int64 pgml_scan_relation(Oid relid, const PgmlColumn *features, int nfeatures, const PgmlColumn *target,
                          PgmlBatchConsumer consume, void *arg);
 
-// Computes the training statistics with one ml_train_stats aggregate query (aggregate.cpp)
+// Computes the training statistics with one ml.train_stats aggregate query (aggregate.cpp)
 // and feeds them to the trainer (which must say uses_stats_aggregate()). Returns rows read.
-Oid pgml_stats_aggregate_schema(void); // InvalidOid: this database's pg_ml has no ml_train_stats
+Oid pgml_stats_aggregate_schema(void); // InvalidOid: this database's pg_ml has no ml.train_stats
+// Schema ml when it holds the internal function or aggregate `name` (prokind), else InvalidOid.
+Oid pgml_internal_function_schema(const char *name, char prokind);
 int64 pgml_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const PgmlColumn *features,
                               int nfeatures, const PgmlColumn *target);
-// k-means after pgml_aggregate_relation: the Lloyd steps as ml_kmeans_step queries
+// k-means after pgml_aggregate_relation: the Lloyd steps as ml.kmeans_step queries
 // (kmeans_aggregate.cpp); nothing for other algorithms.
 void pgml_kmeans_steps(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const PgmlColumn *features, int nfeatures);
 // Whether the trainer can run through the aggregates in schema_oid: false when it needs
-// ml_kmeans_step and the database's pg_ml has none (installed before it existed).
+// ml.kmeans_step and the database's pg_ml has none (installed before it existed).
 bool pgml_kmeans_steps_available(const pgml::Trainer *trainer, Oid schema_oid);
 
 // Naive Bayes through aggregates (eval_aggregate.cpp): the trainer must say
 // uses_class_aggregate(). Returns rows read, or -1 (nothing given to the trainer) when the
 // split cannot be reproduced from aggregates: then read the rows.
-Oid pgml_class_aggregate_schema(void); // InvalidOid: this database's pg_ml has no ml_eval_stats
+Oid pgml_class_aggregate_schema(void); // InvalidOid: this database's pg_ml has no ml.eval_stats
 int64 pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const PgmlColumn *features,
                                     int nfeatures, const PgmlColumn *target, double test_size,
                                     const pgml::Model *compare);
@@ -111,13 +113,43 @@ int64 pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid 
 // planning): it sizes buffers and samples and feeds the progress report.
 int64 pgml_relation_row_estimate(Oid relid);
 
-// float8[] aggregate states (ml_train_stats, ml_eval_stats, ml_kmeans_step): a new state of
+// float8[] aggregate states (ml.train_stats, ml.eval_stats, ml.kmeans_step): a new state of
 // len doubles ("<aggregate> state is too large" beyond MaxAllocSize); a state's doubles, or
 // "invalid <state> state" when it is not a one-dimensional float8[] without NULLs; and the
 // check that a transition / combine function runs inside an aggregate (it updates in place).
 ArrayType *pgml_state_array_new(const char *aggregate, size_t len);
 double *pgml_state_array_data(const char *state, ArrayType *a, size_t *len);
 void pgml_require_aggregate(FunctionCallInfo fcinfo, const char *aggregate, const char *what);
+
+// The row arguments of the internal aggregates and functions in schema ml (aggregate.cpp):
+// fixed types, no argument type looked up at call time. A row's features are two arrays,
+// the numeric ones as float8[] and the categorical ones as text[], each in feature order
+// (categorical[i] says which array feature i is in); the target is a float8 argument
+// (numeric) or a text one (categorical), the other NULL.
+struct PgmlRowArgs {
+	int nfeat;
+	const uint8_t *categorical; // per feature (kept by the caller)
+	int nnum, ncat;
+	bool *isnull;               // per feature, filled by pgml_read_row_args
+	double *num;
+	const char **str;
+	size_t *len;
+};
+// Sets up args in the current memory context.
+void pgml_row_args_init(PgmlRowArgs *args, int nfeat, const uint8_t *categorical);
+// Reads the features from arguments num_arg (float8[]) and cat_arg (text[]); an array of the
+// wrong length is an error (22023) naming fname. Strings point into the arguments.
+void pgml_read_row_args(FunctionCallInfo fcinfo, PgmlRowArgs *args, int num_arg, int cat_arg, const char *fname);
+// Reads the target from arguments target_arg (float8) and target_arg + 1 (text); returns
+// whether it is NULL.
+bool pgml_read_target_args(FunctionCallInfo fcinfo, int target_arg, bool categorical, double *num, const char **str,
+						   size_t *len, const char *fname);
+// SQL for those arguments, from the columns of a relation (alias "r." or ""): the
+// "<num features>, <cat features>" arrays and the "<target float8>, <target text>" pair (both
+// NULL without a target). Every cast and function is pg_catalog-qualified, and converts as
+// the row reader does (pgml_datum_to_double, pgml_datum_to_cstring).
+void pgml_append_row_args(StringInfo buf, const PgmlColumn *features, int nfeatures, const char *alias);
+void pgml_append_target_args(StringInfo buf, const PgmlColumn *target, const char *alias);
 
 // A relation's row count for algorithm => 'auto': the planner's estimate, exact below
 // 2 * exact_below (-1 when it cannot tell).

@@ -209,7 +209,7 @@ pgml_estimate_rows(Oid relid, double exact_below)
 		}
 	}
 	if (rows < 2 * exact_below) {
-		char *count = psprintf("SELECT count(*) FROM (SELECT 1 FROM %s LIMIT %.0f) AS rows", rel, exact_below + 1);
+		char *count = psprintf("SELECT pg_catalog.count(*) FROM (SELECT 1 FROM %s LIMIT %.0f) AS rows", rel, exact_below + 1);
 		if (SPI_execute(count, true, 0) == SPI_OK_SELECT && SPI_processed == 1) {
 			bool isnull;
 			Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);

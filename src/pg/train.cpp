@@ -228,7 +228,9 @@ insert_version(TrainState *st, int64 model_id, int32 version, int32 parent, cons
 		/* NaN (not measured) is stored as NULL */
 		rc = SPI_execute_with_args(
 			"INSERT INTO ml.training_log (model_id, version, iteration, loss, grad_norm, valid_metric) "
-			"SELECT $1, $2, u.i, NULLIF(u.l, 'NaN'), NULLIF(u.g, 'NaN'), NULLIF(u.v, 'NaN') "
+			"SELECT $1, $2, u.i, CASE WHEN u.l OPERATOR(pg_catalog.=) 'NaN'::pg_catalog.float8 THEN NULL ELSE u.l END, "
+			"CASE WHEN u.g OPERATOR(pg_catalog.=) 'NaN'::pg_catalog.float8 THEN NULL ELSE u.g END, "
+			"CASE WHEN u.v OPERATOR(pg_catalog.=) 'NaN'::pg_catalog.float8 THEN NULL ELSE u.v END "
 			"FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6)) "
 			"AS u(i, l, g, v)",
 			6, lt, lv, NULL, false, 0);

@@ -1,4 +1,4 @@
-"""k-means through the aggregates (ml_train_stats, then ml_kmeans_step per Lloyd step) against
+"""k-means through the aggregates (ml.train_stats, then ml.kmeans_step per Lloyd step) against
 the row reader (pg_ml.stats_aggregate = off) and scikit-learn's KMeans on the same rows.
 
 The tables hold more rows than the statistics sample the starting centres are fitted on

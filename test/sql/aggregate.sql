@@ -1,4 +1,4 @@
--- ml_train_stats: the linear family's training statistics as one aggregate query
+-- ml.train_stats: the linear family's training statistics as one aggregate query
 SET pg_ml.progress = off;
 CREATE TABLE sales (id int, region text, channel text, units float8, price float8, promo bool, revenue float8);
 INSERT INTO sales
@@ -37,7 +37,8 @@ SET parallel_tuple_cost = 0;
 SET min_parallel_table_scan_size = 0;
 SET max_parallel_workers_per_gather = 2;
 EXPLAIN (COSTS OFF)
-SELECT region, ml_train_stats('{1,5,1,0,42,0.2,0,100,256,1,1,1,1,0,0,0}', revenue, region, channel, units, price, promo) FROM sales GROUP BY region;
+SELECT region, ml.train_stats('{1,5,1,0,42,0.2,0,100,256,1,1,1,1,0,0,0}', revenue, NULL,
+                              ARRAY[units, price, promo::int::float8], ARRAY[region, channel]) FROM sales GROUP BY region;
 SELECT model, rows_train, rows_test, round((metrics->>'r2')::numeric, 10) AS r2
 FROM ml_train('sales', 'revenue', 'linear_regression', name => 'sales_parallel', exclude => ARRAY['id']);
 RESET parallel_setup_cost;
@@ -51,14 +52,75 @@ SELECT version, mode, rows_train FROM ml_retrain('sales_agg', 'sales_more', mode
 
 -- the state's text form is lossless
 SELECT s::text::float8[] = s AS lossless
-FROM (SELECT ml_train_stats('{1,2,1,0,42,0.2,0,100,256,1,1,0,0}', revenue, units, price) AS s FROM sales) q;
+FROM (SELECT ml.train_stats('{1,2,1,0,42,0.2,0,100,256,1,1,0,0}', revenue, NULL, ARRAY[units, price], '{}') AS s FROM sales) q;
 
 -- errors: the aggregate checks what it is given
-SELECT ml_train_stats(NULL, revenue, units) FROM sales;
-SELECT ml_train_stats('{1,2,1,0,42,0.2,0,100,256,1,1,0,0}', revenue, units) FROM sales;
-SELECT ml_train_stats('{1,1,1,0,42,1.5,0,100,256,1,1,0}', revenue, units) FROM sales;
-SELECT ml_train_stats('{1,1,1,0,42,0.2,0,100,256,1,1,0}', revenue, region) FROM sales;
-SELECT ml.train_stats_transfn(NULL, '{1}', 1, 2);
+SELECT ml.train_stats(NULL, revenue, NULL, ARRAY[units], '{}') FROM sales;
+SELECT ml.train_stats('{1,2,1,0,42,0.2,0,100,256,1,1,0,0}', revenue, NULL, ARRAY[units], '{}') FROM sales;
+SELECT ml.train_stats('{1,1,1,0,42,1.5,0,100,256,1,1,0}', revenue, NULL, ARRAY[units], '{}') FROM sales;
+SELECT ml.train_stats('{1,1,1,0,42,0.2,0,100,256,1,1,0}', revenue, NULL, '{}', ARRAY[region]) FROM sales;
+SELECT ml.train_stats('{1,1,1,0,42,0.2,0,100,256,1,1,0}', revenue, NULL, NULL, '{}') FROM sales;
+SELECT ml.train_stats('{1,1,1,0,42,0.2,0,100,256,1,1,0}', revenue, NULL, ARRAY[[units]], '{}') FROM sales;
+SELECT ml.train_stats('{1,1,1,0,42,0.2,0,100,256,1,1,0}', NULL, region, ARRAY[units], '{}') FROM sales;
+SELECT ml.train_stats_transfn(NULL, '{1}', 1, NULL, '{2}', '{}');
+-- the 0.2.0 aggregate ("any" arguments, in the extension's schema) is gone
+SELECT ml_train_stats('{1,1,1,0,42,0.2,0,100,256,1,1,0}', revenue, units) FROM sales;
 
-DROP TABLE sales, sales_more;
+-- 150 feature columns: the aggregates take the features as two arrays, so there is no argument
+-- limit (0.2.0 passed one argument per column: 54023 cannot pass more than 100 arguments)
+DO $$
+BEGIN
+    EXECUTE 'CREATE TABLE wide AS SELECT i AS id, '
+        || (SELECT string_agg(format('sin(i * %s) AS f%s', k, k), ', ') FROM generate_series(1, 140) k) || ', '
+        || (SELECT string_agg(format('(ARRAY[''a'', ''b'', ''c''])[1 + (i * %s) %% 3] AS c%s', k, k), ', ')
+              FROM generate_series(1, 10) k)
+        || ', sin(i) + 2 * sin(2 * i) + CASE WHEN i % 3 = 0 THEN 0.5 ELSE 0 END AS y'
+        || ', CASE WHEN sin(i) + 2 * sin(2 * i) > 0 THEN ''hi'' ELSE ''lo'' END AS label FROM generate_series(1, 600) i';
+END
+$$;
+ANALYZE wide;
+SELECT model, rows_train, rows_test FROM ml_train('wide', 'y', 'linear_regression', name => 'wide_linear', exclude => ARRAY['id', 'label']);
+SELECT model, rows_train, rows_test FROM ml_train('wide', 'y', 'ridge', name => 'wide_ridge', exclude => ARRAY['id', 'label']);
+SELECT model, rows_train, rows_test FROM ml_train('wide', 'label', 'logistic_regression', name => 'wide_logistic',
+                                                  exclude => ARRAY['id', 'y']);
+SELECT model, rows_train, rows_test FROM ml_train('wide', 'label', 'naive_bayes', name => 'wide_nb', exclude => ARRAY['id', 'y']);
+SELECT model, rows_train, rows_test FROM ml_train('wide', NULL, 'kmeans', name => 'wide_kmeans', exclude => ARRAY['id', 'y', 'label'],
+                                                  hyperparams => '{"k": 3}');
+SET pg_ml.stats_aggregate = off;
+SELECT model FROM ml_train('wide', 'y', 'ridge', name => 'wide_ridge_rows', exclude => ARRAY['id', 'label']);
+RESET pg_ml.stats_aggregate;
+SELECT m.name, v.report->>'reader' AS reader,
+       CASE WHEN m.task = 'regression' THEN (m.test_metrics->>'r2')::float8 > 0.95
+            WHEN m.task = 'classification' THEN (m.test_metrics->>'accuracy')::float8 > 0.7
+            ELSE (m.train_metrics->>'inertia')::float8 > 0 END AS good,
+       (SELECT count(*) FROM ml_model_columns(m.name) c WHERE c.role = 'feature') AS features
+FROM ml_models m JOIN ml_versions v ON v.model = m.name AND v.deployed
+WHERE m.name LIKE 'wide\_%' ORDER BY m.name;
+SELECT (SELECT max(abs(a.importance - b.importance)) < 1e-9
+          FROM ml_feature_importance('wide_ridge') a JOIN ml_feature_importance('wide_ridge_rows') b USING (feature)) AS same_coefficients,
+       (SELECT max(abs(ml_predict('wide_ridge', w) - ml_predict('wide_ridge_rows', w))) < 1e-9 FROM wide w) AS same_predictions;
+
+-- numeric beyond float8's range and infinite dates: read as the row reader reads them
+-- (+-Infinity, named in the error or dropped), not failing a cast
+CREATE TABLE extreme (a numeric, d date, ts timestamptz, y float8);
+INSERT INTO extreme SELECT i, date '2020-01-01' + i, timestamptz '2020-01-01 00:00:00.25+00' + i * interval '1 day 1 second', i
+FROM generate_series(1, 50) i;
+INSERT INTO extreme VALUES (1e400, '2020-01-01', '2020-01-01', 3);
+\set SHOW_CONTEXT never
+SELECT model FROM ml_train('extreme', 'y', 'ridge', name => 'extreme_agg');
+SET pg_ml.stats_aggregate = off;
+SELECT model FROM ml_train('extreme', 'y', 'ridge', name => 'extreme_rows');
+RESET pg_ml.stats_aggregate;
+UPDATE extreme SET a = 1, d = 'infinity' WHERE y = 3;
+SELECT model FROM ml_train('extreme', 'y', 'ridge', name => 'extreme_agg');
+\set SHOW_CONTEXT errors
+SELECT model, rows_train FROM ml_train('extreme', 'y', 'ridge', name => 'extreme_agg', preprocess => '{"nonfinite": "drop"}');
+SET pg_ml.stats_aggregate = off;
+SELECT model, rows_train FROM ml_train('extreme', 'y', 'ridge', name => 'extreme_rows', preprocess => '{"nonfinite": "drop"}');
+RESET pg_ml.stats_aggregate;
+SELECT v.report->>'reader' AS reader, w.report->>'reader' AS row_reader, v.data_fingerprint = w.data_fingerprint AS same_values
+FROM ml_versions v, ml_versions w WHERE v.model = 'extreme_agg' AND w.model = 'extreme_rows';
+
+DROP TABLE sales, sales_more, wide, extreme;
 SELECT count(ml_drop_model(m)) FROM unnest(ARRAY['sales_agg', 'sales_rows', 'sales_dedupe', 'sales_parallel']) m;
+SELECT count(ml_drop_model(name)) FROM ml_models WHERE name LIKE 'wide\_%' OR name LIKE 'extreme\_%';

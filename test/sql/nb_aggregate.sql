@@ -1,4 +1,4 @@
--- naive_bayes through aggregates: statistics grouped by class and split, then ml_eval_stats
+-- naive_bayes through aggregates: statistics grouped by class and split, then ml.eval_stats
 SET pg_ml.progress = off;
 CREATE TABLE nbt (id int, color text, size text, x float8, y float8, flag bool, cls text, lbl int);
 INSERT INTO nbt
@@ -75,7 +75,8 @@ SET parallel_tuple_cost = 0;
 SET min_parallel_table_scan_size = 0;
 SET max_parallel_workers_per_gather = 2;
 EXPLAIN (COSTS OFF)
-SELECT ml_eval_stats('{1,100}', '\x00', '{a,b,c}', ml_row_draw('{1,1,1,1,42,0,0,0,256,1,1,0}', cls, x), 0.2, cls, x) FROM nbt;
+SELECT ml.eval_stats('{1,100}', '\x00', '{a,b,c}', ml.row_draw('{1,1,1,1,42,0,0,0,256,1,1,0}', NULL, cls, ARRAY[x], '{}'), 0.2,
+                     NULL, cls, ARRAY[x], '{}') FROM nbt;
 SELECT model, rows_train, rows_test FROM ml_train('nbt', 'cls', 'naive_bayes', name => 'nb_parallel', exclude => ARRAY['id', 'lbl']);
 RESET parallel_setup_cost;
 RESET parallel_tuple_cost;
@@ -99,29 +100,33 @@ SELECT * FROM ml_retrain('nb_agg', 'nbt_more', mode => 'incremental');
 
 -- the state's text form is lossless
 SELECT s::text::float8[] = s AS lossless
-FROM (SELECT ml_eval_stats('{1,100}', (SELECT blob FROM ml.versions v JOIN ml.models m ON m.id = v.model_id
+FROM (SELECT ml.eval_stats('{1,100}', (SELECT blob FROM ml.versions v JOIN ml.models m ON m.id = v.model_id
                                        WHERE m.name = 'nb_all_agg'),
-                           '{a,b,c}', ml_row_draw('{1,5,1,1,42,0,0,0,256,1,1,1,1,0,0,0}', cls, color, size, x, y, flag), 0.2,
-                           cls, color, size, x, y, flag) AS s FROM nbt) q;
+                           '{a,b,c}', ml.row_draw('{1,5,1,1,42,0,0,0,256,1,1,1,1,0,0,0}', NULL, cls,
+                                                  ARRAY[x, y, flag::int::float8], ARRAY[color, size]), 0.2,
+                           NULL, cls, ARRAY[x, y, flag::int::float8], ARRAY[color, size]) AS s FROM nbt) q;
 
 -- errors: the functions check what they are given
-SELECT ml_row_draw(NULL, cls, x) FROM nbt LIMIT 1;
-SELECT ml_row_draw('{1,2,1,1,42,0,0,0,256,1,1,0,0}', cls, x) FROM nbt LIMIT 1;
-SELECT ml_row_draw('{1,1,1,1,42,0,0,0,256,1,1,0}', cls, color) FROM nbt LIMIT 1;
-SELECT ml_row_band(NULL, 0.1, 0.3, cls, x) FROM nbt LIMIT 1;
-SELECT k, count(*) > 0 AS some FROM (SELECT ml_row_band('{1,1,1,1,42,0,0,0,256,1,1,0}', 0.1, 0.3, cls, x) AS k FROM nbt) q
+SELECT ml.row_draw(NULL, NULL, cls, ARRAY[x], '{}') FROM nbt LIMIT 1;
+SELECT ml.row_draw('{1,2,1,1,42,0,0,0,256,1,1,0,0}', NULL, cls, ARRAY[x], '{}') FROM nbt LIMIT 1;
+SELECT ml.row_draw('{1,1,1,1,42,0,0,0,256,1,1,0}', NULL, cls, '{}', ARRAY[color]) FROM nbt LIMIT 1;
+SELECT ml.row_draw('{1,1,1,1,42,0,0,0,256,1,1,0}', 1, NULL, ARRAY[x], '{}') FROM nbt LIMIT 1;
+SELECT ml.row_band(NULL, 0.1, 0.3, NULL, cls, ARRAY[x], '{}') FROM nbt LIMIT 1;
+SELECT k, count(*) > 0 AS some FROM (SELECT ml.row_band('{1,1,1,1,42,0,0,0,256,1,1,0}', 0.1, 0.3, NULL, cls, ARRAY[x], '{}') AS k FROM nbt) q
 WHERE k IS NULL OR k < 0 OR k > 1 GROUP BY k ORDER BY k;
-SELECT ml_eval_stats(NULL, '\x00', '{a}', 0.5, 0.2, cls, x) FROM nbt;
-SELECT ml_eval_stats('{1,100,3}', '\x00', '{a}', 0.5, 0.2, cls, x) FROM nbt;
-SELECT ml_eval_stats('{1,-1}', '\x00', '{a}', 0.5, 0.2, cls, x) FROM nbt;
-SELECT ml_eval_stats('{1,100}', '\x00', '{a}', 0.5, 0.2, cls, x) FROM nbt;
-SELECT ml_eval_stats('{1,100}', (SELECT blob FROM ml.versions v JOIN ml.models m ON m.id = v.model_id WHERE m.name = 'nb_all_agg'),
-                     '{}', 0.5, 0.2, cls, color, size, x, y, flag) FROM nbt;
-SELECT ml_eval_stats('{1,100}', (SELECT blob FROM ml.versions v JOIN ml.models m ON m.id = v.model_id WHERE m.name = 'nb_all_agg'),
-                     '{a,b,c}', 0.5, 0.2, cls, color, size, x, y) FROM nbt;
-SELECT ml_eval_stats('{1,100}', (SELECT blob FROM ml.versions v JOIN ml.models m ON m.id = v.model_id WHERE m.name = 'nb_all_agg'),
-                     '{a,b,c}', 0.5, 0.2, cls, color, size, x, y, color) FROM nbt;
-SELECT ml.eval_stats_transfn(NULL, '{1,100}', '\x00', '{a}', 0.5, 0.2, 'a', 1);
+SELECT ml.eval_stats(NULL, '\x00', '{a}', 0.5, 0.2, NULL, cls, ARRAY[x], '{}') FROM nbt;
+SELECT ml.eval_stats('{1,100,3}', '\x00', '{a}', 0.5, 0.2, NULL, cls, ARRAY[x], '{}') FROM nbt;
+SELECT ml.eval_stats('{1,-1}', '\x00', '{a}', 0.5, 0.2, NULL, cls, ARRAY[x], '{}') FROM nbt;
+SELECT ml.eval_stats('{1,100}', '\x00', '{a}', 0.5, 0.2, NULL, cls, ARRAY[x], '{}') FROM nbt;
+SELECT ml.eval_stats('{1,100}', (SELECT blob FROM ml.versions v JOIN ml.models m ON m.id = v.model_id WHERE m.name = 'nb_all_agg'),
+                     '{}', 0.5, 0.2, NULL, cls, ARRAY[x, y, flag::int::float8], ARRAY[color, size]) FROM nbt;
+SELECT ml.eval_stats('{1,100}', (SELECT blob FROM ml.versions v JOIN ml.models m ON m.id = v.model_id WHERE m.name = 'nb_all_agg'),
+                     '{a,b,c}', 0.5, 0.2, NULL, cls, ARRAY[x, y], ARRAY[color, size]) FROM nbt;
+SELECT ml.eval_stats('{1,100}', (SELECT blob FROM ml.versions v JOIN ml.models m ON m.id = v.model_id WHERE m.name = 'nb_all_agg'),
+                     '{a,b,c}', 0.5, 0.2, NULL, cls, ARRAY[x, y, flag::int::float8], ARRAY[color, size, color]) FROM nbt;
+SELECT ml.eval_stats_transfn(NULL, '{1,100}', '\x00', '{a}', 0.5, 0.2, NULL, 'a', '{1}', '{}');
+-- the 0.2.0 functions ("any" arguments, in the extension's schema) are gone
+SELECT ml_row_draw('{1,1,1,1,42,0,0,0,256,1,1,0}', cls, x) FROM nbt LIMIT 1;
 SELECT ml.eval_stats_combinefn('{1}', '{1}');
 
 DROP TABLE nbt, nbt_more, nbdup, r_agg, r_rows;

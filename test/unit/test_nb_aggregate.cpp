@@ -1,6 +1,6 @@
 // Naive Bayes through aggregates (Trainer::add_class_group, eval_state.hpp): a run fed by the
-// groups of ml_train_stats (grouped by the categorical features, the class and the split) and
-// evaluated through ml_eval_stats states must give the model and metrics a run fed row by row
+// groups of ml.train_stats (grouped by the categorical features, the class and the split) and
+// evaluated through ml.eval_stats states must give the model and metrics a run fed row by row
 // gives, whatever way the rows are split between partial states; malformed evaluation states
 // and parameters are errors.
 #include <algorithm>
