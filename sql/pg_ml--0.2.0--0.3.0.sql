@@ -105,7 +105,7 @@ SELECT m.name, m.id, s.relowner::pg_catalog.regrole AS owner, m.task, m.algorith
 FROM ml.models m
 JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) m.seq::pg_catalog.oid
 LEFT JOIN ml.versions v ON v.model_id OPERATOR(pg_catalog.=) m.id AND v.version OPERATOR(pg_catalog.=) m.deployed_version
-WHERE pg_catalog.pg_has_role(s.relowner, 'USAGE') OR pg_catalog.has_sequence_privilege(s.oid, 'SELECT');
+WHERE pg_catalog.pg_has_role(s.relowner, 'USAGE') OR pg_catalog.has_table_privilege(m.seq::pg_catalog.oid, 'SELECT');
 COMMENT ON VIEW @extschema@.ml_models IS 'pg_ml: one row per model visible to the current role';
 
 CREATE VIEW @extschema@.ml_versions AS
@@ -118,7 +118,7 @@ SELECT m.name AS model, v.model_id, v.version, v.parent_version,
 FROM ml.versions v
 JOIN ml.models m ON m.id OPERATOR(pg_catalog.=) v.model_id
 JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) m.seq::pg_catalog.oid
-WHERE pg_catalog.pg_has_role(s.relowner, 'USAGE') OR pg_catalog.has_sequence_privilege(s.oid, 'SELECT');
+WHERE pg_catalog.pg_has_role(s.relowner, 'USAGE') OR pg_catalog.has_table_privilege(m.seq::pg_catalog.oid, 'SELECT');
 COMMENT ON VIEW @extschema@.ml_versions IS 'pg_ml: every version of every model visible to the current role';
 
 CREATE VIEW ml.training_log_visible AS
@@ -126,7 +126,7 @@ SELECT m.name AS model, l.model_id, l.version, l.iteration, l.loss, l.grad_norm,
 FROM ml.training_log l
 JOIN ml.models m ON m.id OPERATOR(pg_catalog.=) l.model_id
 JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) m.seq::pg_catalog.oid
-WHERE pg_catalog.pg_has_role(s.relowner, 'USAGE') OR pg_catalog.has_sequence_privilege(s.oid, 'SELECT');
+WHERE pg_catalog.pg_has_role(s.relowner, 'USAGE') OR pg_catalog.has_table_privilege(m.seq::pg_catalog.oid, 'SELECT');
 
 CREATE VIEW @extschema@.ml_jobs AS
 SELECT j.id, m.name AS model, j.model_id, j.kind, j.status, j.mode, j.relation, j.rows,
@@ -135,7 +135,7 @@ SELECT j.id, m.name AS model, j.model_id, j.kind, j.status, j.mode, j.relation, 
 FROM ml.jobs j
 JOIN ml.models m ON m.id OPERATOR(pg_catalog.=) j.model_id
 JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) m.seq::pg_catalog.oid
-WHERE pg_catalog.pg_has_role(s.relowner, 'USAGE') OR pg_catalog.has_sequence_privilege(s.oid, 'SELECT');
+WHERE pg_catalog.pg_has_role(s.relowner, 'USAGE') OR pg_catalog.has_table_privilege(m.seq::pg_catalog.oid, 'SELECT');
 COMMENT ON VIEW @extschema@.ml_jobs IS 'pg_ml: the jobs (auto-retrain) of the models visible to the current role';
 
 CREATE VIEW @extschema@.ml_auto_retrains AS
@@ -147,7 +147,7 @@ SELECT m.name AS model, a.model_id, a.relation, a.min_new_rows, a.mode,
 FROM ml.auto_retrain a
 JOIN ml.models m ON m.id OPERATOR(pg_catalog.=) a.model_id
 JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) m.seq::pg_catalog.oid
-WHERE pg_catalog.pg_has_role(s.relowner, 'USAGE') OR pg_catalog.has_sequence_privilege(s.oid, 'SELECT');
+WHERE pg_catalog.pg_has_role(s.relowner, 'USAGE') OR pg_catalog.has_table_privilege(m.seq::pg_catalog.oid, 'SELECT');
 COMMENT ON VIEW @extschema@.ml_auto_retrains IS 'pg_ml: auto-retrain settings and the new rows counted so far, per visible model';
 
 GRANT SELECT ON @extschema@.ml_models, @extschema@.ml_versions, ml.training_log_visible,

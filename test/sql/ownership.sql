@@ -21,7 +21,7 @@ BEGIN
     RETURN 'ok';
 EXCEPTION WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
-    RETURN SQLSTATE || ': ' || SQLERRM || coalesce(E'\n' || regexp_replace(d, 'model_\d+', 'model_N', 'g'), '');
+    RETURN regexp_replace(SQLSTATE || ': ' || SQLERRM || coalesce(E'\n' || d, ''), 'model_\d+', 'model_N', 'g');
 END
 $$;
 
@@ -59,6 +59,7 @@ SELECT round(ml_predict('own_a1', ARRAY[1.0])::numeric, 6) AS bob_predicts;
 SELECT own_try($$SELECT ml_deploy('own_a1', 1)$$);
 RESET ROLE;
 -- alice owns nothing any more
+REVOKE ALL ON own_pts FROM pgml_own_alice;
 DROP ROLE pgml_own_alice;
 
 -- DROP OWNED of a grantee revokes the grant
@@ -66,6 +67,7 @@ DROP OWNED BY pgml_own_bob;
 SET ROLE pgml_own_bob;
 SELECT own_try($$SELECT ml_predict('own_a1', ARRAY[1.0])$$);
 RESET ROLE;
+GRANT SELECT ON own_pts TO pgml_own_bob;
 
 -- DROP OWNED of the owner drops the models, their versions, deployments, jobs and auto-retrain trigger
 CREATE TABLE own_stream (x float8, y float8);
@@ -89,17 +91,24 @@ INSERT INTO own_stream VALUES (51, 103);
 DROP ROLE pgml_own_carol;
 
 -- the owner may also drop the model's sequence itself: the model goes with it
-SET ROLE pgml_own_bob;
-SELECT model FROM ml_train('own_pts', 'y', algorithm => 'linear_regression', name => 'own_b0', test_size => 0);
-SELECT own_try(format('DROP SEQUENCE %s', (SELECT seq FROM ml.models WHERE name = 'own_b0')));
-RESET ROLE;
-SELECT own_try(format('DROP SEQUENCE %s', (SELECT seq FROM ml.models WHERE name = 'own_b0')));
-SELECT count(*) AS b0_left FROM ml.models WHERE name = 'own_b0';
-
--- auto-retrain triggers are known by OID, not by name: bob renames his trigger to the name of
--- alice's; neither model's jobs nor turning alice's auto-retrain off are confused by it
 CREATE ROLE pgml_own_alice;
 GRANT SELECT ON own_pts TO pgml_own_alice;
+SET ROLE pgml_own_bob;
+SELECT model FROM ml_train('own_pts', 'y', algorithm => 'linear_regression', name => 'own_b0', test_size => 0);
+RESET ROLE;
+SELECT seq AS b0_seq FROM ml.models WHERE name = 'own_b0' \gset
+SET ROLE pgml_own_alice;
+SELECT own_try('DROP SEQUENCE ' || :'b0_seq');
+RESET ROLE;
+SET ROLE pgml_own_bob;
+SELECT own_try('DROP SEQUENCE ' || :'b0_seq');
+SELECT count(*) AS b0_visible FROM ml_models WHERE name = 'own_b0';
+RESET ROLE;
+SELECT count(*) AS b0_left FROM ml.models WHERE name = 'own_b0';
+
+-- auto-retrain triggers are known by function and argument, not by name: bob renames his
+-- trigger to the name of alice's; neither model's jobs nor turning alice's auto-retrain off
+-- are confused by it
 CREATE TABLE own_ta (x float8, y float8);
 CREATE TABLE own_tb (x float8, y float8);
 ALTER TABLE own_ta OWNER TO pgml_own_alice;
@@ -108,21 +117,16 @@ SET ROLE pgml_own_alice;
 SELECT model FROM ml_train('own_pts', 'y', algorithm => 'linear_regression', name => 'own_ma', test_size => 0);
 SELECT ml_auto_retrain('own_ma', 'own_ta', 5, 'refit');
 RESET ROLE;
+SELECT id AS ma_id FROM ml.models WHERE name = 'own_ma' \gset
 SET ROLE pgml_own_bob;
 SELECT model FROM ml_train('own_pts', 'y', algorithm => 'linear_regression', name => 'own_mb', test_size => 0);
 SELECT ml_auto_retrain('own_mb', 'own_tb', 5, 'refit');
 SELECT own_try(format('ALTER TRIGGER %I ON own_tb RENAME TO %I',
-                      (SELECT tgname FROM pg_trigger WHERE tgrelid = 'own_tb'::regclass),
-                      'pgml_auto_retrain_' || (SELECT id FROM ml_models WHERE name = 'own_ma')));
--- bob may put his model's trigger on alice's table too: it gets a name of its own
+                      (SELECT tgname FROM pg_trigger WHERE tgrelid = 'own_tb'::regclass), 'pgml_auto_retrain_' || :ma_id));
 RESET ROLE;
-GRANT SELECT, TRIGGER, INSERT ON own_ta TO pgml_own_bob;
-SET ROLE pgml_own_bob;
-SELECT ml_auto_retrain('own_mb', 'own_ta', 5, 'refit');
-SELECT ml_auto_retrain('own_mb', 'own_tb', 5, 'refit');
-RESET ROLE;
-SELECT regexp_replace(tgname, '\d+', 'N', 'g') AS tgname, tgrelid::regclass FROM pg_trigger
-WHERE tgrelid IN ('own_ta'::regclass, 'own_tb'::regclass) ORDER BY 2, 1;
+SELECT tgname = 'pgml_auto_retrain_' || :ma_id AS named_like_alices, tgrelid::regclass
+FROM pg_trigger WHERE tgrelid IN ('own_ta'::regclass, 'own_tb'::regclass) ORDER BY 2, 1;
+-- each model's jobs find their own table
 SET ROLE pgml_own_alice;
 INSERT INTO own_ta SELECT i, 2 * i + 1 FROM generate_series(1, 10) i;
 SELECT model, status, error FROM ml_run_jobs();
@@ -130,15 +134,27 @@ RESET ROLE;
 SET ROLE pgml_own_bob;
 INSERT INTO own_tb SELECT i, 2 * i + 1 FROM generate_series(1, 10) i;
 SELECT model, status, error FROM ml_run_jobs();
+-- alice may watch bob's table too: her trigger takes a name of its own there
+GRANT SELECT, TRIGGER, INSERT ON own_tb TO pgml_own_alice;
 RESET ROLE;
 SET ROLE pgml_own_alice;
+SELECT ml_auto_retrain('own_ma', 'own_tb', 5, 'refit');
+RESET ROLE;
+SELECT regexp_replace(tgname, '\d+', 'N', 'g') AS tgname, tgrelid::regclass
+FROM pg_trigger WHERE tgrelid IN ('own_ta'::regclass, 'own_tb'::regclass) ORDER BY 2, 1;
+SET ROLE pgml_own_alice;
+INSERT INTO own_tb SELECT i, 2 * i + 1 FROM generate_series(11, 20) i;
+SELECT model, status, error FROM ml_run_jobs();
+-- turning alice's auto-retrain off drops her trigger, not bob's of the same name
 SELECT ml_auto_retrain('own_ma', NULL);
 RESET ROLE;
--- alice's trigger is gone, bob's (with her model's old name) is still there and counting
-SELECT regexp_replace(tgname, '\d+', 'N', 'g') AS tgname, tgrelid::regclass FROM pg_trigger
-WHERE tgrelid IN ('own_ta'::regclass, 'own_tb'::regclass) ORDER BY 2, 1;
-INSERT INTO own_tb SELECT i, 2 * i + 1 FROM generate_series(11, 20) i;
-SELECT model, status FROM ml_jobs WHERE model = 'own_mb' ORDER BY id;
+SELECT tgname = 'pgml_auto_retrain_' || :ma_id AS named_like_alices, tgrelid::regclass
+FROM pg_trigger WHERE tgrelid IN ('own_ta'::regclass, 'own_tb'::regclass) ORDER BY 2, 1;
+SELECT model, status FROM ml_jobs WHERE model IN ('own_ma', 'own_mb') ORDER BY id;
+SET ROLE pgml_own_bob;
+SELECT model, status, error FROM ml_run_jobs();
+RESET ROLE;
+SELECT model, count(*) AS versions FROM ml_versions WHERE model IN ('own_ma', 'own_mb') GROUP BY 1 ORDER BY 1;
 
 -- ml_drop_model drops the sequence too
 SET ROLE pgml_own_alice;
@@ -150,6 +166,7 @@ RESET ROLE;
 SELECT count(*) AS sequences_left FROM pg_class c
 WHERE c.relkind = 'S' AND c.relowner IN ('pgml_own_alice'::regrole, 'pgml_own_bob'::regrole);
 DROP TABLE own_pts, own_stream, own_ta, own_tb;
+DROP OWNED BY pgml_own_alice, pgml_own_bob;
 DROP FUNCTION own_try(text);
 DROP ROLE pgml_own_alice, pgml_own_bob;
 ALTER DATABASE :"db" RESET pg_ml.worker_enabled;
