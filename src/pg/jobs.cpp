@@ -457,7 +457,7 @@ pgml_auto_retrain(PG_FUNCTION_ARGS)
 	bool same = existed && DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	drop_triggers(ref.id);
 	if (same)
-		spi_exec("UPDATE ml.auto_retrain SET min_new_rows = $3, created_by = $5::pg_catalog.regrole::pg_catalog.text, "
+		spi_exec("UPDATE ml.auto_retrain SET min_new_rows = $3, created_by = $5::pg_catalog.regrole, "
 				 "created_at = pg_catalog.now() WHERE model_id OPERATOR(pg_catalog.=) $1",
 				 5, t, v, SPI_OK_UPDATE);
 	else {
@@ -466,7 +466,7 @@ pgml_auto_retrain(PG_FUNCTION_ARGS)
 			forget_pending(ref.id, "auto-retrain was changed to another relation or mode");
 		}
 		spi_exec("INSERT INTO ml.auto_retrain (model_id, relation, min_new_rows, mode, created_by) "
-				 "VALUES ($1, $2, $3, $4, $5::pg_catalog.regrole::pg_catalog.text)",
+				 "VALUES ($1, $2, $3, $4, $5::pg_catalog.regrole)",
 				 5, t, v, SPI_OK_INSERT);
 	}
 	/* its name is only for people: a name another trigger of the table took (renamed) gets a suffix */
@@ -702,6 +702,9 @@ maintain(Oid runner_role)
 static bool
 claim_in_catalog(Oid runner_role, const char *runner, MemoryContext cxt, PgmlJob *job)
 {
+	/* jobs of a catalog older than the library (before ALTER EXTENSION UPDATE) wait for the update */
+	if (!pgml_catalog_owned_models())
+		return false;
 	Oid save_user;
 	int save_sec;
 	pgml_catalog_begin(&save_user, &save_sec);
@@ -716,6 +719,8 @@ claim_in_catalog(Oid runner_role, const char *runner, MemoryContext cxt, PgmlJob
 static void
 maintain_in_catalog(Oid runner_role)
 {
+	if (!pgml_catalog_owned_models())
+		return;
 	Oid save_user;
 	int save_sec;
 	pgml_catalog_begin(&save_user, &save_sec);

@@ -158,6 +158,9 @@ void pgml_match_columns(TupleDesc desc, const pgml::Model *model, const char *re
 // the owner: types / values / nulls (' ' or 'n') of name, owner (regrole), task, algorithm,
 // target, relation, features, classes. Returns the model's id.
 int64 pgml_insert_model(const Oid *types, const Datum *values, const char *nulls);
+// Whether the catalog is 0.3.0's: models owned through their sequences (false before ALTER
+// EXTENSION UPDATE: ml.models.owner and ml.grants).
+bool pgml_catalog_owned_models(void);
 // The model sequence's name, quoted and schema-qualified (an error if it is gone).
 char *pgml_model_seq_sql(Oid seq);
 // Deploys version (SPI connected under catalog identity): sets it and records the deployment.
