@@ -2,6 +2,8 @@
 version has exactly the objects of a fresh install, and its models keep working."""
 import unittest
 
+import psycopg2.errors
+
 import pgml_test
 from pgml_test import connect, create_database, drop_database, unique
 
@@ -114,6 +116,86 @@ class UpgradeTest(unittest.TestCase):
             self.assertEqual(old_set[obj], new_set[obj], obj)
         self.assertEqual(old_triggers, new_triggers)
         self.assertEqual(sorted(zip(old_config[0], old_config[1])), sorted(zip(new_config[0], new_config[1])))
+
+
+class OwnershipUpdateTest(unittest.TestCase):
+    """The update to 0.3.0 makes every existing model an owned object (issue 10, findings 2-3): its
+    sequence owned by its owner, its grants moved onto the sequence, role columns kept as names."""
+
+    def setUp(self):
+        self.db = unique("pgml_upgrade_owner")
+        self.roles = {r: unique(f"pgml_upd_{r}") for r in ("alice", "bob", "carol")}
+        admin = connect()
+        with admin.cursor() as cur:
+            for role in self.roles.values():
+                cur.execute(f'CREATE ROLE "{role}" NOLOGIN')
+        admin.close()
+        self.addCleanup(self._drop_roles)
+        create_database(self.db, extension=False)
+        self.addCleanup(drop_database, self.db)
+
+    def _drop_roles(self):
+        admin = connect()
+        try:
+            with admin.cursor() as cur:
+                for role in self.roles.values():
+                    cur.execute(f'DROP ROLE IF EXISTS "{role}"')
+        finally:
+            admin.close()
+
+    def test_update_moves_ownership_and_grants(self):
+        alice, bob, carol = self.roles["alice"], self.roles["bob"], self.roles["carol"]
+        conn = connect(self.db)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("CREATE EXTENSION pg_ml VERSION '0.1.0'")
+                cur.execute("CREATE TABLE pts AS SELECT i::float8 AS x, (2 * i + 1)::float8 AS y "
+                            "FROM generate_series(1, 100) i")
+                cur.execute(f'GRANT SELECT ON pts TO "{alice}", "{carol}"')
+                cur.execute(f'SET ROLE "{alice}"')
+                cur.execute("SELECT version FROM ml_train('pts', 'y', 'linear_regression', name => 'line_a')")
+                cur.execute("SELECT ml_grant('line_a', %s)", (bob,))
+                cur.execute(f'SET ROLE "{carol}"')
+                cur.execute("SELECT version FROM ml_train('pts', 'y', 'linear_regression', name => 'line_c')")
+                cur.execute("RESET ROLE")
+                # before 0.3.0 nothing stopped this: carol's model is left with a bare OID
+                cur.execute(f'REVOKE ALL ON pts FROM "{carol}"')
+                cur.execute(f'DROP ROLE "{carol}"')
+                cur.execute("ALTER EXTENSION pg_ml UPDATE")
+                warnings = [n for n in conn.notices if "no longer exists" in n]
+                self.assertEqual(len(warnings), 1, conn.notices)
+                self.assertIn('model "line_c"', warnings[0])
+        finally:
+            conn.close()
+        conn = connect(self.db)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT current_user")
+                me = cur.fetchone()[0]
+                cur.execute("SELECT name, owner::text FROM ml_models ORDER BY name")
+                self.assertEqual(cur.fetchall(), [("line_a", alice), ("line_c", me)])
+                cur.execute("SELECT model, trained_by FROM ml_versions ORDER BY model")
+                rows = cur.fetchall()
+                self.assertEqual(rows[0], ("line_a", alice))
+                self.assertRegex(rows[1][1], r"^\d+$")  # the OID the role had: history, not ownership
+                # the sequences are not members of the extension (pg_dump dumps them)
+                cur.execute("SELECT count(*) FROM ml.models m JOIN pg_depend d ON d.objid = m.seq "
+                            "AND d.classid = 'pg_class'::regclass AND d.deptype = 'e'")
+                self.assertEqual(cur.fetchone()[0], 0)
+                # the grant moved: bob predicts; alice and bob can no longer be dropped
+                cur.execute(f'SET ROLE "{bob}"')
+                cur.execute("SELECT round(ml_predict('line_a', ARRAY[10.0])::numeric, 6)")
+                self.assertEqual(float(cur.fetchone()[0]), 21.0)
+                cur.execute("RESET ROLE")
+                for role in (alice, bob):
+                    with self.assertRaises(psycopg2.errors.DependentObjectsStillExist):
+                        cur.execute(f'DROP ROLE "{role}"')
+                cur.execute(f'DROP OWNED BY "{alice}", "{bob}"')
+                cur.execute("SELECT name FROM ml_models ORDER BY name")
+                self.assertEqual(cur.fetchall(), [("line_c",)])
+        finally:
+            conn.close()
 
 
 if __name__ == "__main__":
