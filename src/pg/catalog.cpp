@@ -263,8 +263,12 @@ pgml_insert_model(const Oid *types, const Datum *values, const char *nulls)
 		elog(ERROR, "pg_ml: could not number the model");
 	bool isnull;
 	int64 id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	/* its name is for people: the owner of another model's sequence may have renamed it to this one */
+	Oid nsp = get_namespace_oid("ml", false);
 	char seqname[NAMEDATALEN];
 	snprintf(seqname, sizeof seqname, "model_%lld", (long long) id);
+	for (int i = 2; OidIsValid(get_relname_relid(seqname, nsp)); i++)
+		snprintf(seqname, sizeof seqname, "model_%lld_%d", (long long) id, i);
 	const char *seq_sql = quote_qualified_identifier("ml", seqname);
 	char *name = TextDatumGetCString(values[0]);
 	if (SPI_execute(psprintf("CREATE SEQUENCE %s", seq_sql), false, 0) != SPI_OK_UTILITY ||
@@ -276,7 +280,7 @@ pgml_insert_model(const Oid *types, const Datum *values, const char *nulls)
 		SPI_execute(psprintf("ALTER SEQUENCE %s OWNER TO %s", seq_sql, quote_identifier(GetUserNameFromId(owner, false))),
 					false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "pg_ml: could not create the sequence of the model");
-	Oid seq = get_relname_relid(seqname, get_namespace_oid("ml", false));
+	Oid seq = get_relname_relid(seqname, nsp);
 	if (!OidIsValid(seq))
 		elog(ERROR, "pg_ml: the sequence of the model was not created");
 

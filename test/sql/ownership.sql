@@ -106,6 +106,31 @@ SELECT count(*) AS b0_visible FROM ml_models WHERE name = 'own_b0';
 RESET ROLE;
 SELECT count(*) AS b0_left FROM ml.models WHERE name = 'own_b0';
 
+-- the owner may not rename the sequence (that needs CREATE on schema ml); if a sequence has the
+-- name the next model's would get, that model gets another name: nothing depends on the names
+SET ROLE pgml_own_bob;
+SELECT model FROM ml_train('own_pts', 'y', algorithm => 'linear_regression', name => 'own_b1', test_size => 0);
+RESET ROLE;
+SELECT m.seq AS b1_seq, 'model_' || (s.last_value + 1) AS next_name FROM ml.models m, ml.models_id_seq s
+WHERE m.name = 'own_b1' \gset
+SET ROLE pgml_own_bob;
+SELECT own_try(format('ALTER SEQUENCE %s RENAME TO %I', :'b1_seq', :'next_name'));
+RESET ROLE;
+SELECT own_try(format('ALTER SEQUENCE %s RENAME TO %I', :'b1_seq', :'next_name'));
+SET ROLE pgml_own_alice;
+SELECT model FROM ml_train('own_pts', 'y', algorithm => 'linear_regression', name => 'own_a3', test_size => 0);
+SELECT ml_grant('own_a3', 'pgml_own_bob');
+RESET ROLE;
+SELECT v.name, regexp_replace(m.seq::text, '\d+', 'N', 'g') AS seq, v.owner
+FROM ml_models v JOIN ml.models m USING (id) WHERE v.name IN ('own_b1', 'own_a3') ORDER BY 1;
+SET ROLE pgml_own_bob;
+SELECT round(ml_predict('own_a3', ARRAY[1.0])::numeric, 6) AS bob_predicts;
+SELECT ml_drop_model('own_b1');
+RESET ROLE;
+SET ROLE pgml_own_alice;
+SELECT ml_drop_model('own_a3');
+RESET ROLE;
+
 -- auto-retrain triggers are known by function and argument, not by name: bob renames his
 -- trigger to the name of alice's; neither model's jobs nor turning alice's auto-retrain off
 -- are confused by it
