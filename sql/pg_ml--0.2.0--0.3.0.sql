@@ -100,7 +100,7 @@ COMMENT ON COLUMN ml.auto_retrain.created_by IS 'the role that set auto-retrain 
 -- (the sequence's owner, directly or through role membership) or was granted (SELECT on it).
 CREATE VIEW @extschema@.ml_models AS
 SELECT m.name, m.id, s.relowner::pg_catalog.regrole AS owner, m.task, m.algorithm, m.target, m.relation,
-       m.deployed_version, v.metrics -> 'test' AS test_metrics, v.metrics -> 'train' AS train_metrics,
+       m.deployed_version, v.metrics OPERATOR(pg_catalog.->) 'test' AS test_metrics, v.metrics OPERATOR(pg_catalog.->) 'train' AS train_metrics,
        m.classes, m.created_at, m.updated_at
 FROM ml.models m
 JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) m.seq::pg_catalog.oid
@@ -111,7 +111,7 @@ COMMENT ON VIEW @extschema@.ml_models IS 'pg_ml: one row per model visible to th
 CREATE VIEW @extschema@.ml_versions AS
 SELECT m.name AS model, v.model_id, v.version, v.parent_version,
        (v.version OPERATOR(pg_catalog.=) m.deployed_version) AS deployed,
-       v.algorithm, v.mode, v.relation, v.metrics -> 'test' AS test_metrics, v.metrics -> 'train' AS train_metrics,
+       v.algorithm, v.mode, v.relation, v.metrics OPERATOR(pg_catalog.->) 'test' AS test_metrics, v.metrics OPERATOR(pg_catalog.->) 'train' AS train_metrics,
        v.hyperparams, v.preprocess, v.preprocessing_state, v.coefficients, v.rows_train, v.rows_test, v.report,
        v.duration_ms, v.trained_by, v.trained_at, v.data_fingerprint,
        v.format_version, v.model_kind, v.blob_length, v.checksum
