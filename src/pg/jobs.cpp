@@ -20,8 +20,12 @@
 // as the new version. Rows of one transaction are trained on together, by the first job whose
 // window holds some of them; rows a later UPDATE rewrote are no longer "new".
 //
+// Identity. A model's trigger is the trigger whose function is ml.auto_retrain_trigger (which
+// only pg_ml can attach) and whose argument is the model's id; its name is only for people (a
+// table's owner may rename it to anything).
+//
 // Running. A job runs as the model's owner (SECURITY_RESTRICTED_OPERATION, setting changes
-// rolled back) through ml_retrain(), in a subtransaction (ml_run_jobs) or a transaction (the
+// rolled back) through ml.retrain() (ml_retrain by id, in schema ml), in a subtransaction (ml_run_jobs) or a transaction (the
 // worker), so a failed job leaves no version behind and the deployed one untouched; its error
 // is recorded and it is retried later until pg_ml.job_max_attempts. Claims use FOR UPDATE
 // SKIP LOCKED, and a job waits for the earlier jobs of its model. A worker's claim is
