@@ -52,12 +52,21 @@ ALTER TABLE ml.models ADD COLUMN seq pg_catalog.regclass;
 DO $migrate$
 DECLARE
     r record;
+    p record;
     s text;
 BEGIN
     FOR r IN SELECT m.id, m.name, m.owner::pg_catalog.oid AS owner FROM ml.models m ORDER BY m.id LOOP
         s := pg_catalog.format('ml.%I', 'model_' OPERATOR(pg_catalog.||) r.id);
         EXECUTE pg_catalog.format('CREATE SEQUENCE %s', s);
         EXECUTE pg_catalog.format('ALTER EXTENSION pg_ml DROP SEQUENCE %s', s);
+        -- no grant but the owner's (default privileges for sequences must not give the model away)
+        FOR p IN SELECT DISTINCT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+                 WHERE c.oid OPERATOR(pg_catalog.=) s::pg_catalog.regclass::pg_catalog.oid
+                   AND a.grantee OPERATOR(pg_catalog.<>) c.relowner LOOP
+            EXECUTE pg_catalog.format('REVOKE ALL ON SEQUENCE %s FROM %s', s,
+                CASE WHEN p.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+                     ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(p.grantee)) END);
+        END LOOP;
         EXECUTE pg_catalog.format('COMMENT ON SEQUENCE %s IS %L', s,
             pg_catalog.format('pg_ml model %s: its owner and the roles granted SELECT on it are the model''s', r.name));
         IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles o WHERE o.oid OPERATOR(pg_catalog.=) r.owner) THEN

@@ -271,18 +271,37 @@ pgml_insert_model(const Oid *types, const Datum *values, const char *nulls)
 		snprintf(seqname, sizeof seqname, "model_%lld_%d", (long long) id, i);
 	const char *seq_sql = quote_qualified_identifier("ml", seqname);
 	char *name = TextDatumGetCString(values[0]);
-	if (SPI_execute(psprintf("CREATE SEQUENCE %s", seq_sql), false, 0) != SPI_OK_UTILITY ||
-		SPI_execute(psprintf("COMMENT ON SEQUENCE %s IS %s", seq_sql,
+	if (SPI_execute(psprintf("CREATE SEQUENCE %s", seq_sql), false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "pg_ml: could not create the sequence of the model");
+	Oid seq = get_relname_relid(seqname, nsp);
+	if (!OidIsValid(seq))
+		elog(ERROR, "pg_ml: the sequence of the model was not created");
+	/* no grant but the owner's: default privileges for sequences (ALTER DEFAULT PRIVILEGES, often
+	   set for serial columns) must not give anyone the model */
+	Oid at = OIDOID;
+	Datum av = ObjectIdGetDatum(seq);
+	if (SPI_execute_with_args("SELECT DISTINCT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a "
+							  "WHERE c.oid OPERATOR(pg_catalog.=) $1 AND a.grantee OPERATOR(pg_catalog.<>) c.relowner",
+							  1, &at, &av, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "pg_ml: could not read the privileges of the sequence of the model");
+	uint64 ngrantees = SPI_processed;
+	Oid *grantees = static_cast<Oid *>(palloc(sizeof(Oid) * (ngrantees + 1)));
+	for (uint64 i = 0; i < ngrantees; i++)
+		grantees[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+	for (uint64 i = 0; i < ngrantees; i++)
+		if (SPI_execute(psprintf("REVOKE ALL ON SEQUENCE %s FROM %s", seq_sql,
+								 OidIsValid(grantees[i]) ? quote_identifier(GetUserNameFromId(grantees[i], false))
+														 : "PUBLIC"),
+						false, 0) != SPI_OK_UTILITY)
+			elog(ERROR, "pg_ml: could not revoke the default privileges on the sequence of the model");
+	if (SPI_execute(psprintf("COMMENT ON SEQUENCE %s IS %s", seq_sql,
 							 quote_literal_cstr(psprintf("pg_ml model %s: its owner and the roles granted SELECT on it "
 														 "are the model's",
 														 name))),
 					false, 0) != SPI_OK_UTILITY ||
 		SPI_execute(psprintf("ALTER SEQUENCE %s OWNER TO %s", seq_sql, quote_identifier(GetUserNameFromId(owner, false))),
 					false, 0) != SPI_OK_UTILITY)
-		elog(ERROR, "pg_ml: could not create the sequence of the model");
-	Oid seq = get_relname_relid(seqname, nsp);
-	if (!OidIsValid(seq))
-		elog(ERROR, "pg_ml: the sequence of the model was not created");
+		elog(ERROR, "pg_ml: could not set the owner of the sequence of the model");
 
 	Oid t[9] = {INT8OID, OIDOID, types[0], types[2], types[3], types[4], types[5], types[6], types[7]};
 	Datum v[9] = {Int64GetDatum(id), ObjectIdGetDatum(seq), values[0], values[2], values[3],

@@ -106,6 +106,23 @@ SELECT count(*) AS b0_visible FROM ml_models WHERE name = 'own_b0';
 RESET ROLE;
 SELECT count(*) AS b0_left FROM ml.models WHERE name = 'own_b0';
 
+-- default privileges for sequences (often set for serial columns) do not give models away
+ALTER DEFAULT PRIVILEGES GRANT SELECT, USAGE ON SEQUENCES TO pgml_own_bob;
+ALTER DEFAULT PRIVILEGES IN SCHEMA ml GRANT SELECT ON SEQUENCES TO PUBLIC;
+SET ROLE pgml_own_alice;
+SELECT model FROM ml_train('own_pts', 'y', algorithm => 'linear_regression', name => 'own_a4', test_size => 0);
+RESET ROLE;
+ALTER DEFAULT PRIVILEGES REVOKE SELECT, USAGE ON SEQUENCES FROM pgml_own_bob;
+ALTER DEFAULT PRIVILEGES IN SCHEMA ml REVOKE SELECT ON SEQUENCES FROM PUBLIC;
+SELECT c.relacl IS NULL OR c.relacl::text !~ 'pgml_own_bob|^\{=|,=' AS only_the_owner
+FROM ml.models m JOIN pg_class c ON c.oid = m.seq WHERE m.name = 'own_a4';
+SET ROLE pgml_own_bob;
+SELECT own_try($$SELECT ml_predict('own_a4', ARRAY[1.0])$$);
+RESET ROLE;
+SET ROLE pgml_own_alice;
+SELECT ml_drop_model('own_a4');
+RESET ROLE;
+
 -- the owner may not rename the sequence (that needs CREATE on schema ml); if a sequence has the
 -- name the next model's would get, that model gets another name: nothing depends on the names
 SET ROLE pgml_own_bob;
