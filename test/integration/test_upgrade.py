@@ -161,6 +161,8 @@ class OwnershipUpdateTest(unittest.TestCase):
                 # before 0.3.0 nothing stopped this: carol's model is left with a bare OID
                 cur.execute(f'REVOKE ALL ON pts FROM "{carol}"')
                 cur.execute(f'DROP ROLE "{carol}"')
+                # default privileges for sequences must not give the models away
+                cur.execute("ALTER DEFAULT PRIVILEGES GRANT SELECT, USAGE ON SEQUENCES TO PUBLIC")
                 cur.execute("ALTER EXTENSION pg_ml UPDATE")
                 warnings = [n for n in conn.notices if "no longer exists" in n]
                 self.assertEqual(len(warnings), 1, conn.notices)
@@ -183,6 +185,9 @@ class OwnershipUpdateTest(unittest.TestCase):
                 cur.execute("SELECT count(*) FROM ml.models m JOIN pg_depend d ON d.objid = m.seq "
                             "AND d.classid = 'pg_class'::regclass AND d.deptype = 'e'")
                 self.assertEqual(cur.fetchone()[0], 0)
+                cur.execute("SELECT m.name, a.grantee::regrole::text FROM ml.models m JOIN pg_class c ON c.oid = m.seq, "
+                            "aclexplode(c.relacl) a WHERE a.grantee <> c.relowner ORDER BY 1, 2")
+                self.assertEqual(cur.fetchall(), [("line_a", bob)])
                 # the grant moved: bob predicts; alice and bob can no longer be dropped
                 cur.execute(f'SET ROLE "{bob}"')
                 cur.execute("SELECT round(ml_predict('line_a', ARRAY[10.0])::numeric, 6)")
