@@ -143,5 +143,156 @@ COMMENT ON AGGREGATE ml.kmeans_step(float8[], text[], float8[], text[]) IS
     'pg_ml: one Lloyd step of k-means (used by ml_train; the state is a float8[])';
 
 -- ---------------------------------------------------------------- model ownership (findings 2-4)
+-- A model is an owned PostgreSQL object through its own sequence ml.model_<id>: the code that
+-- creates a model (ml_train, ml_import) creates the sequence and makes the caller its owner, and
+-- the model's owner IS the sequence's owner. PostgreSQL's shared dependencies then do the rest:
+-- DROP ROLE of a model's owner fails ("owner of sequence ml.model_<id>"), REASSIGN OWNED moves
+-- models, DROP OWNED drops them (the sql_drop event trigger below removes a model whose sequence
+-- is dropped, with its versions, jobs and auto-retrain trigger). ml_grant / ml_revoke are GRANT /
+-- REVOKE SELECT on the sequence, so grants are tracked the same way. The sequences are not
+-- members of the extension: pg_dump dumps them with their owner and grants, and a restore into a
+-- cluster that lacks one of the roles still loads every model (the failed ALTER ... OWNER leaves
+-- those models to the restoring role). Role columns that are history, not ownership (trained_by,
+-- deployed_by, created_by), become text: a restore never needs the role.
+
+-- the event trigger: a dropped model sequence drops its model (DROP OWNED, DROP SEQUENCE, ...)
+CREATE FUNCTION ml.drop_model_objects() RETURNS event_trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'pgml_drop_model_objects';
+REVOKE ALL ON FUNCTION ml.drop_model_objects() FROM PUBLIC;
+COMMENT ON FUNCTION ml.drop_model_objects() IS 'pg_ml: drops the models whose sequence was dropped (event trigger)';
+CREATE EVENT TRIGGER pg_ml_drop_model_objects ON sql_drop EXECUTE FUNCTION ml.drop_model_objects();
+
+-- what the jobs run (ml_retrain by id), in schema ml where nobody else can create an overload
+CREATE FUNCTION ml.retrain(
+    model        bigint,
+    relation     text,
+    mode         text DEFAULT 'auto',
+    deploy       text DEFAULT 'if_better',
+    test_size    float8 DEFAULT NULL,
+    seed         integer DEFAULT NULL,
+    OUT model_id bigint, OUT version integer, OUT parent_version integer, OUT mode text,
+    OUT rows_train bigint, OUT rows_test bigint, OUT metrics jsonb, OUT previous_metrics jsonb,
+    OUT deployed boolean, OUT reason text)
+    RETURNS record
+    LANGUAGE c VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'pgml_retrain';
+COMMENT ON FUNCTION ml.retrain(bigint, text, text, text, float8, integer)
+    IS 'pg_ml: ml_retrain by model id (what auto-retrain jobs run)';
+
+-- every existing model gets its sequence, owned by its owner, carrying its grants
+ALTER TABLE ml.models ADD COLUMN seq pg_catalog.regclass;
+DO $migrate$
+DECLARE
+    r record;
+    p record;
+    s text;
+BEGIN
+    FOR r IN SELECT m.id, m.name, m.owner::pg_catalog.oid AS owner FROM ml.models m ORDER BY m.id LOOP
+        s := pg_catalog.format('ml.%I', 'model_' OPERATOR(pg_catalog.||) r.id);
+        EXECUTE pg_catalog.format('CREATE SEQUENCE %s', s);
+        EXECUTE pg_catalog.format('ALTER EXTENSION pg_ml DROP SEQUENCE %s', s);
+        -- no grant but the owner's (default privileges for sequences must not give the model away)
+        FOR p IN SELECT DISTINCT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+                 WHERE c.oid OPERATOR(pg_catalog.=) s::pg_catalog.regclass::pg_catalog.oid
+                   AND a.grantee OPERATOR(pg_catalog.<>) c.relowner LOOP
+            EXECUTE pg_catalog.format('REVOKE ALL ON SEQUENCE %s FROM %s', s,
+                CASE WHEN p.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+                     ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(p.grantee)) END);
+        END LOOP;
+        EXECUTE pg_catalog.format('COMMENT ON SEQUENCE %s IS %L', s,
+            pg_catalog.format('pg_ml model %s: its owner and the roles granted SELECT on it are the model''s', r.name));
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles o WHERE o.oid OPERATOR(pg_catalog.=) r.owner) THEN
+            EXECUTE pg_catalog.format('ALTER SEQUENCE %s OWNER TO %I', s, pg_catalog.pg_get_userbyid(r.owner));
+        ELSE
+            RAISE WARNING 'the owner of model "%" (role %) no longer exists; the model is now owned by %',
+                r.name, r.owner, CURRENT_USER;
+        END IF;
+        UPDATE ml.models SET seq = s::pg_catalog.regclass WHERE id OPERATOR(pg_catalog.=) r.id;
+    END LOOP;
+    FOR r IN SELECT g.model_id, g.grantee::pg_catalog.oid AS grantee FROM ml.grants g
+             WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles o WHERE o.oid OPERATOR(pg_catalog.=) g.grantee::pg_catalog.oid)
+             ORDER BY 1, 2 LOOP
+        EXECUTE pg_catalog.format('GRANT SELECT ON SEQUENCE ml.%I TO %I', 'model_' OPERATOR(pg_catalog.||) r.model_id,
+                                  pg_catalog.pg_get_userbyid(r.grantee));
+    END LOOP;
+END
+$migrate$;
+ALTER TABLE ml.models ALTER COLUMN seq SET NOT NULL;
+ALTER TABLE ml.models ADD CONSTRAINT models_seq_key UNIQUE (seq);
+
+-- the views are defined again without ml.models.owner and ml.grants
+DROP VIEW @extschema@.ml_models;
+DROP VIEW @extschema@.ml_versions;
+DROP VIEW ml.training_log_visible;
+DROP VIEW @extschema@.ml_jobs;
+DROP VIEW @extschema@.ml_auto_retrains;
+ALTER EXTENSION pg_ml DROP TABLE ml.grants;
+DROP TABLE ml.grants;
+ALTER TABLE ml.models DROP COLUMN owner;
+ALTER TABLE ml.versions ALTER COLUMN trained_by TYPE text USING trained_by::pg_catalog.text;
+ALTER TABLE ml.deployments ALTER COLUMN deployed_by TYPE text USING deployed_by::pg_catalog.text;
+ALTER TABLE ml.auto_retrain ALTER COLUMN created_by TYPE text USING created_by::pg_catalog.text;
+COMMENT ON COLUMN ml.models.seq IS 'the model''s sequence: its owner is the model''s owner, SELECT on it is ml_grant';
+COMMENT ON COLUMN ml.versions.trained_by IS 'the role that trained the version (its name when it did)';
+COMMENT ON COLUMN ml.deployments.deployed_by IS 'the role that deployed the version (its name when it did)';
+COMMENT ON COLUMN ml.auto_retrain.created_by IS 'the role that set auto-retrain up (its name when it did)';
+
+-- Views run with their owner's rights on ml.*; each row is filtered to the models the caller owns
+-- (the sequence's owner, directly or through role membership) or was granted (SELECT on it).
+CREATE VIEW @extschema@.ml_models AS
+SELECT m.name, m.id, s.relowner::pg_catalog.regrole AS owner, m.task, m.algorithm, m.target, m.relation,
+       m.deployed_version, v.metrics OPERATOR(pg_catalog.->) 'test' AS test_metrics, v.metrics OPERATOR(pg_catalog.->) 'train' AS train_metrics,
+       m.classes, m.created_at, m.updated_at
+FROM ml.models m
+JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) m.seq::pg_catalog.oid
+LEFT JOIN ml.versions v ON v.model_id OPERATOR(pg_catalog.=) m.id AND v.version OPERATOR(pg_catalog.=) m.deployed_version
+WHERE pg_catalog.pg_has_role(s.relowner, 'USAGE') OR pg_catalog.has_table_privilege(m.seq::pg_catalog.oid, 'SELECT');
+COMMENT ON VIEW @extschema@.ml_models IS 'pg_ml: one row per model visible to the current role';
+
+CREATE VIEW @extschema@.ml_versions AS
+SELECT m.name AS model, v.model_id, v.version, v.parent_version,
+       (v.version OPERATOR(pg_catalog.=) m.deployed_version) AS deployed,
+       v.algorithm, v.mode, v.relation, v.metrics OPERATOR(pg_catalog.->) 'test' AS test_metrics, v.metrics OPERATOR(pg_catalog.->) 'train' AS train_metrics,
+       v.hyperparams, v.preprocess, v.preprocessing_state, v.coefficients, v.rows_train, v.rows_test, v.report,
+       v.duration_ms, v.trained_by, v.trained_at, v.data_fingerprint,
+       v.format_version, v.model_kind, v.blob_length, v.checksum
+FROM ml.versions v
+JOIN ml.models m ON m.id OPERATOR(pg_catalog.=) v.model_id
+JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) m.seq::pg_catalog.oid
+WHERE pg_catalog.pg_has_role(s.relowner, 'USAGE') OR pg_catalog.has_table_privilege(m.seq::pg_catalog.oid, 'SELECT');
+COMMENT ON VIEW @extschema@.ml_versions IS 'pg_ml: every version of every model visible to the current role';
+
+CREATE VIEW ml.training_log_visible AS
+SELECT m.name AS model, l.model_id, l.version, l.iteration, l.loss, l.grad_norm, l.valid_metric
+FROM ml.training_log l
+JOIN ml.models m ON m.id OPERATOR(pg_catalog.=) l.model_id
+JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) m.seq::pg_catalog.oid
+WHERE pg_catalog.pg_has_role(s.relowner, 'USAGE') OR pg_catalog.has_table_privilege(m.seq::pg_catalog.oid, 'SELECT');
+
+CREATE VIEW @extschema@.ml_jobs AS
+SELECT j.id, m.name AS model, j.model_id, j.kind, j.status, j.mode, j.relation, j.rows,
+       j.queued_at, j.started_at, j.finished_at, j.attempts, j.retry_at, j.version, j.deployed,
+       j.error, j.error_code, j.runner, j.runner_pid
+FROM ml.jobs j
+JOIN ml.models m ON m.id OPERATOR(pg_catalog.=) j.model_id
+JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) m.seq::pg_catalog.oid
+WHERE pg_catalog.pg_has_role(s.relowner, 'USAGE') OR pg_catalog.has_table_privilege(m.seq::pg_catalog.oid, 'SELECT');
+COMMENT ON VIEW @extschema@.ml_jobs IS 'pg_ml: the jobs (auto-retrain) of the models visible to the current role';
+
+CREATE VIEW @extschema@.ml_auto_retrains AS
+SELECT m.name AS model, a.model_id, a.relation, a.min_new_rows, a.mode,
+       a.pending_rows OPERATOR(pg_catalog.+) COALESCE((SELECT pg_catalog.sum(b.rows) FROM ml.auto_retrain_batches b
+                                WHERE b.model_id OPERATOR(pg_catalog.=) a.model_id AND b.window_no IS NULL), 0)
+           AS pending_rows,
+       a.created_by, a.created_at
+FROM ml.auto_retrain a
+JOIN ml.models m ON m.id OPERATOR(pg_catalog.=) a.model_id
+JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) m.seq::pg_catalog.oid
+WHERE pg_catalog.pg_has_role(s.relowner, 'USAGE') OR pg_catalog.has_table_privilege(m.seq::pg_catalog.oid, 'SELECT');
+COMMENT ON VIEW @extschema@.ml_auto_retrains IS 'pg_ml: auto-retrain settings and the new rows counted so far, per visible model';
+
+GRANT SELECT ON @extschema@.ml_models, @extschema@.ml_versions, ml.training_log_visible,
+    @extschema@.ml_jobs, @extschema@.ml_auto_retrains TO PUBLIC;
+
 
 -- ---------------------------------------------------------------- other changes

@@ -8,6 +8,9 @@
 
 extern "C" {
 #include "access/relation.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "commands/event_trigger.h"
 #include "utils/rel.h"
 
 PG_FUNCTION_INFO_V1(pgml_evaluate);
@@ -16,6 +19,7 @@ PG_FUNCTION_INFO_V1(pgml_rollback);
 PG_FUNCTION_INFO_V1(pgml_drop_model);
 PG_FUNCTION_INFO_V1(pgml_grant);
 PG_FUNCTION_INFO_V1(pgml_revoke);
+PG_FUNCTION_INFO_V1(pgml_drop_model_objects);
 }
 
 namespace {
@@ -190,6 +194,10 @@ pgml_drop_model(PG_FUNCTION_ARGS)
 	if (SPI_execute_with_args("DELETE FROM ml.models WHERE id OPERATOR(pg_catalog.=) $1", 1, &t, &v, NULL, false, 0) !=
 		SPI_OK_DELETE)
 		elog(ERROR, "pg_ml: could not drop the model");
+	/* then its sequence (the event trigger finds no model left to drop) */
+	if (OidIsValid(ref.seq) && OidIsValid(ref.owner) &&
+		SPI_execute(psprintf("DROP SEQUENCE %s", pgml_model_seq_sql(ref.seq)), false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "pg_ml: could not drop the sequence of the model");
 	SPI_finish();
 	pgml_catalog_end(save_user, save_sec);
 	PG_RETURN_VOID();
@@ -201,19 +209,32 @@ change_grant(FunctionCallInfo fcinfo, bool grant)
 	PgmlModelRef ref;
 	pgml_resolve_model(PG_GETARG_DATUM(0), get_fn_expr_argtype(fcinfo->flinfo, 0), PGML_OWN, true, &ref);
 	Oid role = PG_GETARG_OID(1);
+	char *role_name = GetUserNameFromId(role, false);
+	bool owned = pgml_catalog_owned_models();
+	/* a grant is SELECT on the model's sequence: pg_shdepend tracks it (DROP ROLE, DROP OWNED) */
+	char *sql = owned ? psprintf(grant ? "GRANT SELECT ON SEQUENCE %s TO %s" : "REVOKE SELECT ON SEQUENCE %s FROM %s",
+								 pgml_model_seq_sql(ref.seq), quote_identifier(role_name))
+					  : NULL;
 	Oid save_user;
 	int save_sec;
 	pgml_catalog_begin(&save_user, &save_sec);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "pg_ml: SPI_connect failed");
-	Oid t[2] = {INT8OID, REGROLEOID};
-	Datum v[2] = {Int64GetDatum(ref.id), ObjectIdGetDatum(role)};
-	int rc = SPI_execute_with_args(grant ? "INSERT INTO ml.grants (model_id, grantee) VALUES ($1, $2) ON CONFLICT DO NOTHING"
-										 : "DELETE FROM ml.grants WHERE model_id OPERATOR(pg_catalog.=) $1 "
-										   "AND grantee OPERATOR(pg_catalog.=) $2",
-								   2, t, v, NULL, false, 0);
-	if (rc != (grant ? SPI_OK_INSERT : SPI_OK_DELETE))
-		elog(ERROR, "pg_ml: could not change the grant");
+	if (owned) {
+		if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+			elog(ERROR, "pg_ml: could not change the grant");
+	} else {
+		/* the catalog before ALTER EXTENSION UPDATE */
+		Oid t[2] = {INT8OID, REGROLEOID};
+		Datum v[2] = {Int64GetDatum(ref.id), ObjectIdGetDatum(role)};
+		int rc = SPI_execute_with_args(grant ? "INSERT INTO ml.grants (model_id, grantee) VALUES ($1, $2) "
+											   "ON CONFLICT DO NOTHING"
+											 : "DELETE FROM ml.grants WHERE model_id OPERATOR(pg_catalog.=) $1 "
+											   "AND grantee OPERATOR(pg_catalog.=) $2",
+									   2, t, v, NULL, false, 0);
+		if (rc != (grant ? SPI_OK_INSERT : SPI_OK_DELETE))
+			elog(ERROR, "pg_ml: could not change the grant");
+	}
 	SPI_finish();
 	pgml_catalog_end(save_user, save_sec);
 }
@@ -231,5 +252,60 @@ Datum
 pgml_revoke(PG_FUNCTION_ARGS)
 {
 	change_grant(fcinfo, false);
+	PG_RETURN_VOID();
+}
+
+/*
+ * ml.drop_model_objects(): the sql_drop event trigger. A model whose sequence was dropped (DROP
+ * OWNED BY its owner, DROP SEQUENCE by its owner, ...) is dropped with it: its versions, its
+ * auto-retrain trigger, staged rows and jobs. Any other drop costs one query.
+ */
+Datum
+pgml_drop_model_objects(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+						errmsg("ml.drop_model_objects() can only be called as an event trigger")));
+	/* the catalog itself may be what is dropped (DROP EXTENSION) */
+	Oid nsp = get_namespace_oid("ml", true);
+	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("models", nsp)))
+		PG_RETURN_VOID();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_ml: SPI_connect failed");
+	Oid t = OIDOID;
+	Datum v = ObjectIdGetDatum(RelationRelationId);
+	if (SPI_execute_with_args("SELECT pg_catalog.array_agg(d.objid) FROM pg_catalog.pg_event_trigger_dropped_objects() d "
+							  "WHERE d.classid OPERATOR(pg_catalog.=) $1 AND d.objsubid OPERATOR(pg_catalog.=) 0 "
+							  "AND d.object_type OPERATOR(pg_catalog.=) 'sequence'",
+							  1, &t, &v, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "pg_ml: could not list the dropped objects");
+	bool isnull;
+	Datum seqs = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull) {
+		SPI_finish();
+		PG_RETURN_VOID();
+	}
+	Oid save_user;
+	int save_sec;
+	pgml_catalog_begin(&save_user, &save_sec);
+	Oid at = OIDARRAYOID;
+	if (SPI_execute_with_args("SELECT m.id FROM ml.models m "
+							  "WHERE m.seq::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1) ORDER BY m.id FOR UPDATE",
+							  1, &at, &seqs, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "pg_ml: could not find the models of the dropped sequences");
+	uint64 n = SPI_processed;
+	int64 *ids = static_cast<int64 *>(palloc(sizeof(int64) * (n + 1)));
+	for (uint64 i = 0; i < n; i++)
+		ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+	for (uint64 i = 0; i < n; i++) {
+		pgml_jobs_forget_model(ids[i]);
+		Oid it = INT8OID;
+		Datum iv = Int64GetDatum(ids[i]);
+		if (SPI_execute_with_args("DELETE FROM ml.models WHERE id OPERATOR(pg_catalog.=) $1", 1, &it, &iv, NULL, false, 0) !=
+			SPI_OK_DELETE)
+			elog(ERROR, "pg_ml: could not drop the model");
+	}
+	SPI_finish();
+	pgml_catalog_end(save_user, save_sec);
 	PG_RETURN_VOID();
 }

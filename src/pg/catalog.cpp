@@ -10,8 +10,17 @@ extern "C" {
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
+#include "utils/lsyscache.h"
 #include "utils/acl.h"
 #include "utils/syscache.h"
+}
+
+bool
+pgml_catalog_owned_models(void)
+{
+	Oid nsp = get_namespace_oid("ml", true);
+	Oid rel = OidIsValid(nsp) ? get_relname_relid("models", nsp) : InvalidOid;
+	return OidIsValid(rel) && get_attnum(rel, "seq") != InvalidAttrNumber;
 }
 
 static Oid
@@ -76,12 +85,20 @@ pgml_resolve_model(Datum arg, Oid argtype, PgmlAccess access, bool lock, PgmlMod
 	char *label = model_label(key, keytype);
 	StringInfoData sql;
 	initStringInfo(&sql);
+	/* the owner is the owner of the model's sequence; a grant is SELECT on it (before ALTER EXTENSION
+	   UPDATE: ml.models.owner and ml.grants) */
+	bool owned = pgml_catalog_owned_models();
 	appendStringInfo(&sql,
-					 "SELECT id, name, owner, deployed_version, task, algorithm, "
-					 "ARRAY(SELECT g.grantee::pg_catalog.oid FROM ml.grants g WHERE g.model_id OPERATOR(pg_catalog.=) m.id), "
+					 "SELECT m.id, m.name, %s, m.deployed_version, m.task, m.algorithm, %s, "
 					 "(SELECT v.xmin FROM ml.versions v WHERE v.model_id OPERATOR(pg_catalog.=) m.id "
 					 "AND v.version OPERATOR(pg_catalog.=) m.deployed_version) "
-					 "FROM ml.models m WHERE %s OPERATOR(pg_catalog.=) $1%s",
+					 "FROM ml.models m WHERE m.%s OPERATOR(pg_catalog.=) $1%s",
+					 owned ? "(SELECT s.relowner FROM pg_catalog.pg_class s "
+							 "WHERE s.oid OPERATOR(pg_catalog.=) m.seq::pg_catalog.oid)"
+						   : "m.owner::pg_catalog.oid",
+					 owned ? "m.seq::pg_catalog.oid"
+						   : "ARRAY(SELECT g.grantee::pg_catalog.oid FROM ml.grants g "
+							 "WHERE g.model_id OPERATOR(pg_catalog.=) m.id)",
 					 by_id ? "id" : "name", lock ? " FOR UPDATE" : "");
 
 	pgml_catalog_begin(&save_user, &save_sec);
@@ -98,7 +115,9 @@ pgml_resolve_model(Datum arg, Oid argtype, PgmlAccess access, bool lock, PgmlMod
 		bool isnull;
 		out->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		out->name = MemoryContextStrdup(caller, SPI_getvalue(tup, desc, 2));
-		out->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+		Datum od = SPI_getbinval(tup, desc, 3, &isnull);
+		out->owner = isnull ? InvalidOid : DatumGetObjectId(od); /* invalid: the sequence is gone, superusers only */
+		out->seq = owned ? DatumGetObjectId(SPI_getbinval(tup, desc, 7, &isnull)) : InvalidOid;
 		Datum dv = SPI_getbinval(tup, desc, 4, &isnull);
 		out->deployed_version = isnull ? 0 : DatumGetInt32(dv);
 		out->task = MemoryContextStrdup(caller, SPI_getvalue(tup, desc, 5));
@@ -107,7 +126,10 @@ pgml_resolve_model(Datum arg, Oid argtype, PgmlAccess access, bool lock, PgmlMod
 		out->deployed_xmin = isnull ? InvalidTransactionId : DatumGetTransactionId(xd);
 		/* rights are checked for the caller, not the catalog owner */
 		allowed = has_privs_of_role(save_user, out->owner);
-		if (!allowed && access == PGML_USE) {
+		if (!allowed && access == PGML_USE && owned && OidIsValid(out->owner)) {
+			bool missing = false;
+			allowed = pg_class_aclcheck_ext(out->seq, save_user, ACL_SELECT, &missing) == ACLCHECK_OK && !missing;
+		} else if (!allowed && access == PGML_USE && !owned) {
 			ArrayType *grantees = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 7, &isnull));
 			Datum *elems;
 			int nelems;
@@ -203,4 +225,95 @@ pgml_load_deployed(const PgmlModelRef *ref)
 	if (blob == NULL)
 		elog(ERROR, "pg_ml: version %d of model \"%s\" is missing", ref->deployed_version, ref->name);
 	return pgml_deserialize(blob, CurrentMemoryContext, ref->name, ref->deployed_version);
+}
+
+char *
+pgml_model_seq_sql(Oid seq)
+{
+	char *rel = get_rel_name(seq);
+	char *nsp = get_namespace_name(get_rel_namespace(seq));
+	if (rel == NULL || nsp == NULL)
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("the sequence of a model is gone"),
+						errhint("Drop the model with ml_drop_model().")));
+	return quote_qualified_identifier(nsp, rel);
+}
+
+/*
+ * pgml_insert_model: a new model row, and its sequence ml.model_<id> owned by the model's
+ * owner. The sequence is what makes a model an owned PostgreSQL object: DROP ROLE of its owner
+ * fails, REASSIGN OWNED moves it, DROP OWNED drops it (the sql_drop event trigger removes the
+ * row), and ml_grant is SELECT on it. types / values / nulls: name, owner (regrole), task,
+ * algorithm, target, relation, features, classes. SPI connected, catalog identity.
+ */
+int64
+pgml_insert_model(const Oid *types, const Datum *values, const char *nulls)
+{
+	Oid owner = DatumGetObjectId(values[1]);
+	if (!pgml_catalog_owned_models()) {
+		/* the catalog of 0.1.0 or 0.2.0 (before ALTER EXTENSION UPDATE) */
+		if (SPI_execute_with_args("INSERT INTO ml.models (name, owner, task, algorithm, target, relation, features, "
+								  "classes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+								  8, const_cast<Oid *>(types), const_cast<Datum *>(values), nulls, false, 1) !=
+			SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "pg_ml: could not save the model");
+		bool isnull;
+		return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	if (SPI_execute("SELECT pg_catalog.nextval('ml.models_id_seq'::pg_catalog.regclass)", false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "pg_ml: could not number the model");
+	bool isnull;
+	int64 id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	/* its name is for people: the owner of another model's sequence may have renamed it to this one */
+	Oid nsp = get_namespace_oid("ml", false);
+	char seqname[NAMEDATALEN];
+	snprintf(seqname, sizeof seqname, "model_%lld", (long long) id);
+	for (int i = 2; OidIsValid(get_relname_relid(seqname, nsp)); i++)
+		snprintf(seqname, sizeof seqname, "model_%lld_%d", (long long) id, i);
+	const char *seq_sql = quote_qualified_identifier("ml", seqname);
+	char *name = TextDatumGetCString(values[0]);
+	if (SPI_execute(psprintf("CREATE SEQUENCE %s", seq_sql), false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "pg_ml: could not create the sequence of the model");
+	Oid seq = get_relname_relid(seqname, nsp);
+	if (!OidIsValid(seq))
+		elog(ERROR, "pg_ml: the sequence of the model was not created");
+	/* no grant but the owner's: default privileges for sequences (ALTER DEFAULT PRIVILEGES, often
+	   set for serial columns) must not give anyone the model */
+	Oid at = OIDOID;
+	Datum av = ObjectIdGetDatum(seq);
+	if (SPI_execute_with_args("SELECT DISTINCT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a "
+							  "WHERE c.oid OPERATOR(pg_catalog.=) $1 AND a.grantee OPERATOR(pg_catalog.<>) c.relowner",
+							  1, &at, &av, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "pg_ml: could not read the privileges of the sequence of the model");
+	uint64 ngrantees = SPI_processed;
+	Oid *grantees = static_cast<Oid *>(palloc(sizeof(Oid) * (ngrantees + 1)));
+	for (uint64 i = 0; i < ngrantees; i++)
+		grantees[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+	for (uint64 i = 0; i < ngrantees; i++)
+		if (SPI_execute(psprintf("REVOKE ALL ON SEQUENCE %s FROM %s", seq_sql,
+								 OidIsValid(grantees[i]) ? quote_identifier(GetUserNameFromId(grantees[i], false))
+														 : "PUBLIC"),
+						false, 0) != SPI_OK_UTILITY)
+			elog(ERROR, "pg_ml: could not revoke the default privileges on the sequence of the model");
+	if (SPI_execute(psprintf("COMMENT ON SEQUENCE %s IS %s", seq_sql,
+							 quote_literal_cstr(psprintf("pg_ml model %s: its owner and the roles granted SELECT on it "
+														 "are the model's",
+														 name))),
+					false, 0) != SPI_OK_UTILITY ||
+		SPI_execute(psprintf("ALTER SEQUENCE %s OWNER TO %s", seq_sql, quote_identifier(GetUserNameFromId(owner, false))),
+					false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "pg_ml: could not set the owner of the sequence of the model");
+
+	Oid t[9] = {INT8OID, OIDOID, types[0], types[2], types[3], types[4], types[5], types[6], types[7]};
+	Datum v[9] = {Int64GetDatum(id), ObjectIdGetDatum(seq), values[0], values[2], values[3],
+				  values[4], values[5], values[6], values[7]};
+	char n[10] = "         ";
+	if (nulls != NULL)
+		for (int i = 2; i < 8; i++)
+			n[i + 1] = nulls[i];
+	if (SPI_execute_with_args("INSERT INTO ml.models (id, seq, name, task, algorithm, target, relation, features, classes) "
+							  "VALUES ($1, $2::pg_catalog.regclass, $3, $4, $5, $6, $7, $8, $9)",
+							  9, t, v, n, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "pg_ml: could not save the model");
+	return id;
 }

@@ -269,12 +269,7 @@ pgml_import(PG_FUNCTION_ARGS)
 		mnulls[4] = 'n';
 	if (desc->classes_json.empty())
 		mnulls[7] = 'n';
-	if (SPI_execute_with_args("INSERT INTO ml.models (name, owner, task, algorithm, target, relation, features, classes) "
-							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-							  8, mt, mv, mnulls, false, 1) != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "pg_ml: could not save the model");
-	bool isnull;
-	int64 model_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	int64 model_id = pgml_insert_model(mt, mv, mnulls); /* and its sequence, owned by the caller */
 
 	size_t blob_len = rec->blob.size();
 	bytea *blob = static_cast<bytea *>(palloc(VARHDRSZ + blob_len));

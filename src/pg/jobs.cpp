@@ -20,8 +20,12 @@
 // as the new version. Rows of one transaction are trained on together, by the first job whose
 // window holds some of them; rows a later UPDATE rewrote are no longer "new".
 //
+// Identity. A model's trigger is the trigger whose function is ml.auto_retrain_trigger (which
+// only pg_ml can attach) and whose argument is the model's id; its name is only for people (a
+// table's owner may rename it to anything).
+//
 // Running. A job runs as the model's owner (SECURITY_RESTRICTED_OPERATION, setting changes
-// rolled back) through ml_retrain(), in a subtransaction (ml_run_jobs) or a transaction (the
+// rolled back) through ml.retrain() (ml_retrain by id, in schema ml), in a subtransaction (ml_run_jobs) or a transaction (the
 // worker), so a failed job leaves no version behind and the deployed one untouched; its error
 // is recorded and it is retried later until pg_ml.job_max_attempts. Claims use FOR UPDATE
 // SKIP LOCKED, and a job waits for the earlier jobs of its model. A worker's claim is
@@ -32,8 +36,10 @@
 extern "C" {
 #include "access/relation.h"
 #include "access/xact.h"
+#include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_trigger.h"
 #include "commands/extension.h"
 #include "commands/trigger.h"
 #include "nodes/value.h"
@@ -96,6 +102,28 @@ trigger_function_oid(void)
 	return LookupFuncName(name, 0, NULL, false);
 }
 
+/*
+ * find_triggers: the auto-retrain triggers of a model, found by what nobody but pg_ml can set:
+ * the trigger function (ml.auto_retrain_trigger, not executable by PUBLIC) and its argument,
+ * the model's id. Never by name: a table's owner may rename a trigger to anything. The result
+ * is in SPI_tuptable: (trigger oid, table oid). SPI connected, catalog owner.
+ */
+static uint64
+find_triggers(int64 model_id)
+{
+	char arg[32];
+	int len = snprintf(arg, sizeof arg, "%lld", (long long) model_id) + 1; /* with its terminating NUL, as tgargs */
+	bytea *args = static_cast<bytea *>(palloc(VARHDRSZ + len));
+	SET_VARSIZE(args, VARHDRSZ + len);
+	memcpy(VARDATA(args), arg, len);
+	Oid t[2] = {OIDOID, BYTEAOID};
+	Datum v[2] = {ObjectIdGetDatum(trigger_function_oid()), PointerGetDatum(args)};
+	spi_exec("SELECT t.oid, t.tgrelid FROM pg_catalog.pg_trigger t WHERE t.tgfoid OPERATOR(pg_catalog.=) $1 "
+			 "AND t.tgnargs OPERATOR(pg_catalog.=) 1 AND t.tgargs OPERATOR(pg_catalog.=) $2 ORDER BY t.oid",
+			 2, t, v, SPI_OK_SELECT);
+	return SPI_processed;
+}
+
 // ---------------------------------------------------------------- counting
 
 /*
@@ -115,12 +143,12 @@ fold_locked(int64 model_id, bool incremental, int64 min_new_rows, int64 pending,
 	SPIPlanPtr fold =
 		incremental
 			? saved_plan(&plan_fold_incremental,
-						 "WITH f AS (UPDATE ml.auto_retrain_batches SET window_no = $2 WHERE id IN (SELECT id "
+						 "WITH f AS (UPDATE ml.auto_retrain_batches SET window_no = $2 WHERE id OPERATOR(pg_catalog.=) ANY (SELECT id "
 						 "FROM ml.auto_retrain_batches WHERE model_id OPERATOR(pg_catalog.=) $1 AND window_no IS NULL "
 						 "FOR UPDATE SKIP LOCKED) RETURNING rows) SELECT pg_catalog.sum(rows)::pg_catalog.int8 FROM f",
 						 2, t2)
 			: saved_plan(&plan_fold_refit,
-						 "WITH f AS (DELETE FROM ml.auto_retrain_batches WHERE id IN (SELECT id "
+						 "WITH f AS (DELETE FROM ml.auto_retrain_batches WHERE id OPERATOR(pg_catalog.=) ANY (SELECT id "
 						 "FROM ml.auto_retrain_batches WHERE model_id OPERATOR(pg_catalog.=) $1 AND window_no IS NULL "
 						 "FOR UPDATE SKIP LOCKED) RETURNING rows) SELECT pg_catalog.sum(rows)::pg_catalog.int8 FROM f",
 						 2, t2);
@@ -259,7 +287,8 @@ sweep(Oid runner_role)
 	Oid t = OIDOID;
 	Datum v = ObjectIdGetDatum(runner_role);
 	spi_exec("SELECT a.model_id FROM ml.auto_retrain a JOIN ml.models m ON m.id OPERATOR(pg_catalog.=) a.model_id "
-			 "WHERE pg_catalog.pg_has_role($1, m.owner, 'USAGE') ORDER BY a.model_id",
+			 "JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) m.seq::pg_catalog.oid "
+			 "WHERE pg_catalog.pg_has_role($1, s.relowner, 'USAGE') ORDER BY a.model_id",
 			 1, &t, &v, SPI_OK_SELECT);
 	uint64 nmodels = SPI_processed;
 	int64 *ids = static_cast<int64 *>(palloc(sizeof(int64) * (nmodels + 1)));
@@ -299,22 +328,18 @@ reset_dead_jobs(void)
 static void
 drop_triggers(int64 model_id)
 {
-	char name[NAMEDATALEN];
-	snprintf(name, sizeof name, TRIGGER_PREFIX "%lld", (long long) model_id);
-	Oid t[2] = {TEXTOID, OIDOID};
-	Datum v[2] = {CStringGetTextDatum(name), ObjectIdGetDatum(trigger_function_oid())};
-	spi_exec("SELECT tgrelid FROM pg_catalog.pg_trigger WHERE tgname OPERATOR(pg_catalog.=) $1::pg_catalog.name "
-			 "AND tgfoid OPERATOR(pg_catalog.=) $2",
-			 2, t, v, SPI_OK_SELECT);
-	uint64 n = SPI_processed;
-	Oid *rels = static_cast<Oid *>(palloc(sizeof(Oid) * (n + 1)));
+	uint64 n = find_triggers(model_id);
+	Oid *trigs = static_cast<Oid *>(palloc(sizeof(Oid) * (n + 1)));
 	for (uint64 i = 0; i < n; i++) {
 		bool isnull;
-		rels[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		trigs[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 	}
 	for (uint64 i = 0; i < n; i++) {
-		char *sql = psprintf("DROP TRIGGER %s ON %s", quote_identifier(name), pgml_relation_sql_name(rels[i]));
-		spi_exec(sql, 0, NULL, NULL, SPI_OK_UTILITY);
+		/* by its OID (the table is locked as DROP TRIGGER locks it) */
+		ObjectAddress trig;
+		ObjectAddressSet(trig, TriggerRelationId, trigs[i]);
+		performDeletion(&trig, DROP_RESTRICT, PERFORM_DELETION_INTERNAL);
+		CommandCounterIncrement();
 	}
 }
 
@@ -448,8 +473,19 @@ pgml_auto_retrain(PG_FUNCTION_ARGS)
 				 "VALUES ($1, $2, $3, $4, $5::pg_catalog.regrole)",
 				 5, t, v, SPI_OK_INSERT);
 	}
+	/* its name is only for people: a name another trigger of the table took (renamed) gets a suffix */
 	char name[NAMEDATALEN];
 	snprintf(name, sizeof name, TRIGGER_PREFIX "%lld", (long long) ref.id);
+	for (int i = 2;; i++) {
+		Oid nt[2] = {OIDOID, TEXTOID};
+		Datum nv[2] = {ObjectIdGetDatum(relid), CStringGetTextDatum(name)};
+		spi_exec("SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) $1 "
+				 "AND t.tgname OPERATOR(pg_catalog.=) $2::pg_catalog.name",
+				 2, nt, nv, SPI_OK_SELECT);
+		if (SPI_processed == 0)
+			break;
+		snprintf(name, sizeof name, TRIGGER_PREFIX "%lld_%d", (long long) ref.id, i);
+	}
 	char *sql = psprintf("CREATE TRIGGER %s AFTER INSERT ON %s REFERENCING NEW TABLE AS " TRANSITION_TABLE
 						 " FOR EACH STATEMENT EXECUTE FUNCTION ml.auto_retrain_trigger('%lld')",
 						 quote_identifier(name), rel_sql, (long long) ref.id);
@@ -486,12 +522,15 @@ claim_job(Oid runner_role, const char *runner, MemoryContext cxt, PgmlJob *job)
 {
 	Oid t = OIDOID;
 	Datum v = ObjectIdGetDatum(runner_role);
-	spi_exec("SELECT c.id, c.model_id, m.owner, m.name, c.mode, c.relation, c.window_no, c.attempts "
+	/* the job runs as the model's owner: the owner of its sequence */
+	spi_exec("SELECT c.id, c.model_id, s.relowner, m.name, c.mode, c.relation, c.window_no, c.attempts "
 			 "FROM ml.jobs c JOIN ml.models m ON m.id OPERATOR(pg_catalog.=) c.model_id "
+			 "JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) m.seq::pg_catalog.oid "
 			 "WHERE c.status OPERATOR(pg_catalog.=) 'queued' AND c.retry_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() "
-			 "AND pg_catalog.pg_has_role($1, m.owner, 'USAGE') "
+			 "AND pg_catalog.pg_has_role($1, s.relowner, 'USAGE') "
 			 "AND NOT EXISTS (SELECT 1 FROM ml.jobs e WHERE e.model_id OPERATOR(pg_catalog.=) c.model_id "
-			 "AND e.id OPERATOR(pg_catalog.<) c.id AND e.status IN ('queued', 'running')) "
+			 "AND e.id OPERATOR(pg_catalog.<) c.id "
+			 "AND e.status OPERATOR(pg_catalog.=) ANY ('{queued,running}'::pg_catalog.text[])) "
 			 "ORDER BY c.id LIMIT 1 FOR UPDATE OF c SKIP LOCKED",
 			 1, &t, &v, SPI_OK_SELECT);
 	if (SPI_processed != 1)
@@ -527,8 +566,6 @@ run_job(const PgmlJob *job, PgmlJobResult *res)
 	Oid save_user;
 	int save_sec;
 	bool incremental = strcmp(job->mode, "incremental") == 0;
-	char trig[NAMEDATALEN];
-	snprintf(trig, sizeof trig, TRIGGER_PREFIX "%lld", (long long) job->model_id);
 
 	GetUserIdAndSecContext(&save_user, &save_sec);
 	Oid catalog_user;
@@ -543,18 +580,13 @@ run_job(const PgmlJob *job, PgmlJobResult *res)
 	SetUserIdAndSecContext(catalog_user, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "pg_ml: SPI_connect failed");
-	/* the relation, followed through the trigger (so a renamed table is found) */
-	Oid tt[2] = {TEXTOID, OIDOID};
-	Datum tv[2] = {CStringGetTextDatum(trig), ObjectIdGetDatum(trigger_function_oid())};
-	spi_exec("SELECT tgrelid FROM pg_catalog.pg_trigger WHERE tgname OPERATOR(pg_catalog.=) $1::pg_catalog.name "
-			 "AND tgfoid OPERATOR(pg_catalog.=) $2",
-			 2, tt, tv, SPI_OK_SELECT);
-	if (SPI_processed != 1)
+	/* the relation, followed through the model's trigger (so a renamed table is found) */
+	if (find_triggers(job->model_id) != 1)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
 						errmsg("auto-retrain of model \"%s\" no longer has a table", job->model),
 						errdetail("The trigger on %s is gone (the table was dropped, or auto-retrain turned off).", job->relation)));
 	bool isnull;
-	Oid relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	Oid relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	char *rel_sql = pgml_relation_sql_name(relid);
 	char *train_rel = rel_sql;
 	char *temp_name = NULL;
@@ -589,13 +621,6 @@ run_job(const PgmlJob *job, PgmlJobResult *res)
 				 0, NULL, NULL, SPI_OK_UTILITY);
 		train_rel = psprintf("pg_temp.%s", quote_identifier(temp_name));
 	}
-	spi_exec("SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n "
-			 "ON n.oid OPERATOR(pg_catalog.=) e.extnamespace WHERE e.extname OPERATOR(pg_catalog.=) 'pg_ml'",
-			 0, NULL, NULL, SPI_OK_SELECT);
-	if (SPI_processed != 1)
-		elog(ERROR, "pg_ml: extension pg_ml is not installed");
-	char *extschema = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-
 	/* the retrain, as the model's owner; settings it changes are rolled back. An incremental job
 	   whose rows an earlier job of the same transactions took has nothing left: no version. */
 	res->version = 0;
@@ -603,12 +628,12 @@ run_job(const PgmlJob *job, PgmlJobResult *res)
 	if (!incremental || xids != NULL) {
 	SetUserIdAndSecContext(job->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	int nest = NewGUCNestLevel();
-	/* every argument given with its exact type: only the extension's own ml_retrain matches */
+	/* ml.retrain is ml_retrain(bigint, ...) in schema ml, where nobody else can create a function;
+	   every argument given with its exact type */
 	Oid rt[3] = {INT8OID, TEXTOID, TEXTOID};
 	Datum rv[3] = {Int64GetDatum(job->model_id), CStringGetTextDatum(train_rel), CStringGetTextDatum(job->mode)};
-	spi_exec(psprintf("SELECT version, deployed FROM %s.ml_retrain($1, $2, $3, 'if_better'::pg_catalog.text, "
-					  "NULL::pg_catalog.float8, NULL::pg_catalog.int4)",
-					  extschema),
+	spi_exec("SELECT r.version, r.deployed FROM ml.retrain($1, $2, $3, 'if_better'::pg_catalog.text, "
+			 "NULL::pg_catalog.float8, NULL::pg_catalog.int4) r",
 			 3, rt, rv, SPI_OK_SELECT);
 	if (SPI_processed != 1)
 		elog(ERROR, "pg_ml: ml_retrain returned no row");
@@ -681,6 +706,9 @@ maintain(Oid runner_role)
 static bool
 claim_in_catalog(Oid runner_role, const char *runner, MemoryContext cxt, PgmlJob *job)
 {
+	/* jobs of a catalog older than the library (before ALTER EXTENSION UPDATE) wait for the update */
+	if (!pgml_catalog_owned_models())
+		return false;
 	Oid save_user;
 	int save_sec;
 	pgml_catalog_begin(&save_user, &save_sec);
@@ -695,6 +723,8 @@ claim_in_catalog(Oid runner_role, const char *runner, MemoryContext cxt, PgmlJob
 static void
 maintain_in_catalog(Oid runner_role)
 {
+	if (!pgml_catalog_owned_models())
+		return;
 	Oid save_user;
 	int save_sec;
 	pgml_catalog_begin(&save_user, &save_sec);
@@ -793,7 +823,7 @@ worker_enabled_here(void)
 		elog(ERROR, "pg_ml: SPI_connect failed");
 	spi_exec("SELECT pg_catalog.substr(c, 22) FROM pg_catalog.pg_db_role_setting s, pg_catalog.unnest(s.setconfig) c "
 			 "WHERE s.setdatabase OPERATOR(pg_catalog.=) $1 AND s.setrole OPERATOR(pg_catalog.=) 0 "
-			 "AND pg_catalog.lower(c) LIKE 'pg\\_ml.worker\\_enabled=%'",
+			 "AND pg_catalog.lower(c) OPERATOR(pg_catalog.~~) 'pg\\_ml.worker\\_enabled=%'",
 			 1, &t, &v, SPI_OK_SELECT);
 	if (SPI_processed == 1) {
 		bool b;

@@ -20,5 +20,5 @@ void pgml_worker_init(void);
 void pgml_jobs_worker_run(void);
 
 // Forgets a model's auto-retrain (drops its trigger, batches, jobs). SPI connected, as the
-// catalog owner; used by ml_drop_model.
+// catalog owner; used by ml_drop_model and the sql_drop event trigger (DROP OWNED).
 void pgml_jobs_forget_model(int64 model_id);

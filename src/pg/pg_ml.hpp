@@ -162,7 +162,8 @@ void pgml_unsupported_column(const char *relname, const PgmlColumn *col) pg_attr
 struct PgmlModelRef {
 	int64 id;
 	char *name;
-	Oid owner;
+	Oid owner; // the owner of the model's sequence (InvalidOid if it is gone)
+	Oid seq;   // the model's sequence ml.model_<id>: its owner and SELECT grants are the model's
 	int32 deployed_version; // 0 if none
 	TransactionId deployed_xmin; // changes whenever the version row is written
 	char *task;
@@ -187,6 +188,15 @@ Datum pgml_jsonb_from_cstring(const char *json);
 // one error names every missing or mistyped column. NOTICE lists ignored columns if notice_extra.
 void pgml_match_columns(TupleDesc desc, const pgml::Model *model, const char *relname, const char *model_name,
                         PgmlColumn *features, PgmlColumn *target, bool notice_extra);
+// Inserts a new model (SPI connected under catalog identity) and creates its sequence, owned by
+// the owner: types / values / nulls (' ' or 'n') of name, owner (regrole), task, algorithm,
+// target, relation, features, classes. Returns the model's id.
+int64 pgml_insert_model(const Oid *types, const Datum *values, const char *nulls);
+// Whether the catalog is 0.3.0's: models owned through their sequences (false before ALTER
+// EXTENSION UPDATE: ml.models.owner and ml.grants).
+bool pgml_catalog_owned_models(void);
+// The model sequence's name, quoted and schema-qualified (an error if it is gone).
+char *pgml_model_seq_sql(Oid seq);
 // Deploys version (SPI connected under catalog identity): sets it and records the deployment.
 void pgml_record_deploy(int64 model_id, int32 version, const char *reason, Oid by);
 // Deserializes a blob (an error for a corrupt one); the model is owned by cxt.

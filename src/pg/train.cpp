@@ -599,12 +599,7 @@ pgml_train(PG_FUNCTION_ARGS)
 			nulls[7] = 'n';
 		if (!has_target)
 			nulls[4] = 'n';
-		if (SPI_execute_with_args("INSERT INTO ml.models (name, owner, task, algorithm, target, relation, features, classes) "
-								  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-								  8, t, v, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
-			elog(ERROR, "pg_ml: could not save the model");
-		bool isnull;
-		model_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		model_id = pgml_insert_model(t, v, nulls); /* and its sequence, owned by the caller */
 		insert_version(st, model_id, 1, 0, "train", rel_sql, caller, read_ms, total_ms - read_ms, total_ms);
 		pgml_record_deploy(model_id, 1, "first version", caller);
 		SPI_finish();

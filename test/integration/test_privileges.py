@@ -82,6 +82,7 @@ class PrivilegesTest(PgmlTestCase):
         name = unique("alice_model")
         r = self.train_as(alice, self.data, name, exclude=["id"])
         self.assertEqual(r["model"], name)
+        self.last_alice_model = name
         return alice, name, r["model_id"]
 
     FEATURES = ('{"age": 50, "sex": 1, "bmi": 25.1, "bp": 90, "s1": 180, "s2": 110, "s3": 45, "s4": 4, '
@@ -90,9 +91,13 @@ class PrivilegesTest(PgmlTestCase):
     def test_catalog_tables_are_not_readable(self):
         self.alice_model()
         bob = self.login("bob")
-        for table in ("ml.models", "ml.versions", "ml.training_log", "ml.deployments", "ml.grants"):
+        for table in ("ml.models", "ml.versions", "ml.training_log", "ml.deployments"):
             self.assertSqlError(DENIED, f"SELECT * FROM {table}", conn=bob)
-        self.assertSqlError(DENIED, "INSERT INTO ml.grants VALUES (1, current_user::regrole)", conn=bob)
+        # a grant is SELECT on the model's sequence, which only its owner may grant
+        seq = self.scalar("SELECT seq::text FROM ml.models WHERE name = %s", (self.last_alice_model,))
+        self.assertSqlError(DENIED, f"GRANT SELECT ON SEQUENCE {seq} TO current_user", conn=bob)
+        self.assertSqlError(DENIED, f"DROP SEQUENCE {seq}", conn=bob)
+        self.assertSqlError(DENIED, f"ALTER SEQUENCE {seq} OWNER TO current_user", conn=bob)
         self.assertSqlError(DENIED, "UPDATE ml.models SET deployed_version = 1", conn=bob)
         self.assertSqlError(DENIED, "DELETE FROM ml.versions", conn=bob)
         self.assertSqlError(DENIED, "SELECT nextval('ml.models_id_seq')", conn=bob)

@@ -5,6 +5,7 @@ import subprocess
 import unittest
 
 import psycopg2
+import psycopg2.errors
 
 import pgml_test
 from pgml_test import connect, create_database, drop_database, unique
@@ -261,6 +262,76 @@ class UpgradeTest(unittest.TestCase):
 
     def test_update_from_0_2_0_equals_a_fresh_install(self):
         self.check_objects("0.2.0")
+
+
+class OwnershipUpdateTest(unittest.TestCase):
+    """The update to 0.3.0 makes every existing model an owned object (issue 10, findings 2-3): its
+    sequence owned by its owner, its grants moved onto the sequence, role columns kept as names.
+    The models are those 0.1.0 trained (test/upgrade/pg_ml-0.1.0.sql)."""
+
+    def setUp(self):
+        self.carol = unique("pgml_upd_carol")
+        admin = connect()
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE ROLE "{self.carol}" NOLOGIN')
+        admin.close()
+        self.addCleanup(self._drop_role)
+
+    def _drop_role(self):
+        admin = connect()
+        try:
+            with admin.cursor() as cur:
+                cur.execute(f'DROP ROLE IF EXISTS "{self.carol}"')
+        finally:
+            admin.close()
+
+    def test_update_moves_ownership_and_grants(self):
+        alice, bob, carol = "pgml_fx_alice", "pgml_fx_bob", self.carol
+        db = UpdateWithModelsTest.load(self, "0.1.0")
+        conn = connect(db)
+        try:
+            with conn.cursor() as cur:
+                # before 0.3.0 nothing stopped this: carol's model is left with a bare OID
+                cur.execute(f"UPDATE ml.models SET owner = '{carol}' WHERE name = 'fx_svm'")
+                cur.execute(f'DROP ROLE "{carol}"')
+                # default privileges for sequences must not give the models away
+                cur.execute("ALTER DEFAULT PRIVILEGES GRANT SELECT, USAGE ON SEQUENCES TO PUBLIC")
+                cur.execute("ALTER EXTENSION pg_ml UPDATE")
+                warnings = [n for n in conn.notices if "no longer exists" in n]
+                self.assertEqual(len(warnings), 1, conn.notices)
+                self.assertIn('model "fx_svm"', warnings[0])
+        finally:
+            conn.close()
+        conn = connect(db)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT current_user")
+                me = cur.fetchone()[0]
+                cur.execute("SELECT name, owner::text FROM ml_models WHERE name IN ('fx_ridge', 'fx_svm', "
+                            "'fx_bob_model') ORDER BY name")
+                self.assertEqual(cur.fetchall(), [("fx_bob_model", bob), ("fx_ridge", alice), ("fx_svm", me)])
+                cur.execute("SELECT DISTINCT trained_by FROM ml_versions WHERE model = 'fx_ridge'")
+                self.assertEqual(cur.fetchall(), [(alice,)])
+                # the sequences are not members of the extension (pg_dump dumps them)
+                cur.execute("SELECT count(*) FROM ml.models m JOIN pg_depend d ON d.objid = m.seq "
+                            "AND d.classid = 'pg_class'::regclass AND d.deptype = 'e'")
+                self.assertEqual(cur.fetchone()[0], 0)
+                cur.execute("SELECT m.name, a.grantee::regrole::text FROM ml.models m JOIN pg_class c ON c.oid = m.seq, "
+                            "aclexplode(c.relacl) a WHERE a.grantee <> c.relowner ORDER BY 1, 2")
+                self.assertEqual(cur.fetchall(), [("fx_ridge", bob)])
+                # the grant moved: bob predicts; alice and bob can no longer be dropped
+                cur.execute(f'SET ROLE "{bob}"')
+                cur.execute("SELECT ml_predict('fx_ridge', r) IS NOT NULL FROM fx_reg r WHERE id = 1")
+                self.assertTrue(cur.fetchone()[0])
+                cur.execute("RESET ROLE")
+                for role in (alice, bob):
+                    with self.assertRaises(psycopg2.errors.DependentObjectsStillExist):
+                        cur.execute(f'DROP ROLE "{role}"')
+                cur.execute(f'DROP OWNED BY "{alice}", "{bob}"')
+                cur.execute("SELECT name FROM ml_models ORDER BY name")
+                self.assertEqual(cur.fetchall(), [("fx_svm",)])
+        finally:
+            conn.close()
 
 
 if __name__ == "__main__":

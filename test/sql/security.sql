@@ -19,7 +19,7 @@ SELECT * FROM ml_train('secret_data', 'y', algorithm => 'linear_regression');
 -- the catalog is not readable or writable directly
 SELECT count(*) FROM ml.models;
 SELECT count(*) FROM ml.versions;
-UPDATE ml.models SET owner = 'pgml_alice';
+UPDATE ml.models SET name = 'taken';
 SELECT name, owner FROM ml_models;
 RESET ROLE;
 
