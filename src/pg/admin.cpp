@@ -210,31 +210,16 @@ change_grant(FunctionCallInfo fcinfo, bool grant)
 	pgml_resolve_model(PG_GETARG_DATUM(0), get_fn_expr_argtype(fcinfo->flinfo, 0), PGML_OWN, true, &ref);
 	Oid role = PG_GETARG_OID(1);
 	char *role_name = GetUserNameFromId(role, false);
-	bool owned = pgml_catalog_owned_models();
 	/* a grant is SELECT on the model's sequence: pg_shdepend tracks it (DROP ROLE, DROP OWNED) */
-	char *sql = owned ? psprintf(grant ? "GRANT SELECT ON SEQUENCE %s TO %s" : "REVOKE SELECT ON SEQUENCE %s FROM %s",
-								 pgml_model_seq_sql(ref.seq), quote_identifier(role_name))
-					  : NULL;
+	char *sql = psprintf(grant ? "GRANT SELECT ON SEQUENCE %s TO %s" : "REVOKE SELECT ON SEQUENCE %s FROM %s",
+						 pgml_model_seq_sql(ref.seq), quote_identifier(role_name));
 	Oid save_user;
 	int save_sec;
 	pgml_catalog_begin(&save_user, &save_sec);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "pg_ml: SPI_connect failed");
-	if (owned) {
-		if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
-			elog(ERROR, "pg_ml: could not change the grant");
-	} else {
-		/* the catalog before ALTER EXTENSION UPDATE */
-		Oid t[2] = {INT8OID, REGROLEOID};
-		Datum v[2] = {Int64GetDatum(ref.id), ObjectIdGetDatum(role)};
-		int rc = SPI_execute_with_args(grant ? "INSERT INTO ml.grants (model_id, grantee) VALUES ($1, $2) "
-											   "ON CONFLICT DO NOTHING"
-											 : "DELETE FROM ml.grants WHERE model_id OPERATOR(pg_catalog.=) $1 "
-											   "AND grantee OPERATOR(pg_catalog.=) $2",
-									   2, t, v, NULL, false, 0);
-		if (rc != (grant ? SPI_OK_INSERT : SPI_OK_DELETE))
-			elog(ERROR, "pg_ml: could not change the grant");
-	}
+	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "pg_ml: could not change the grant");
 	SPI_finish();
 	pgml_catalog_end(save_user, save_sec);
 }

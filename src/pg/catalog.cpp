@@ -85,20 +85,15 @@ pgml_resolve_model(Datum arg, Oid argtype, PgmlAccess access, bool lock, PgmlMod
 	char *label = model_label(key, keytype);
 	StringInfoData sql;
 	initStringInfo(&sql);
-	/* the owner is the owner of the model's sequence; a grant is SELECT on it (before ALTER EXTENSION
-	   UPDATE: ml.models.owner and ml.grants) */
-	bool owned = pgml_catalog_owned_models();
+	/* the owner is the owner of the model's sequence; a grant is SELECT on it (a catalog older
+	   than the library is refused by pgml_catalog_begin) */
 	appendStringInfo(&sql,
-					 "SELECT m.id, m.name, %s, m.deployed_version, m.task, m.algorithm, %s, "
+					 "SELECT m.id, m.name, (SELECT s.relowner FROM pg_catalog.pg_class s "
+					 "WHERE s.oid OPERATOR(pg_catalog.=) m.seq::pg_catalog.oid), m.deployed_version, m.task, "
+					 "m.algorithm, m.seq::pg_catalog.oid, "
 					 "(SELECT v.xmin FROM ml.versions v WHERE v.model_id OPERATOR(pg_catalog.=) m.id "
 					 "AND v.version OPERATOR(pg_catalog.=) m.deployed_version) "
 					 "FROM ml.models m WHERE m.%s OPERATOR(pg_catalog.=) $1%s",
-					 owned ? "(SELECT s.relowner FROM pg_catalog.pg_class s "
-							 "WHERE s.oid OPERATOR(pg_catalog.=) m.seq::pg_catalog.oid)"
-						   : "m.owner::pg_catalog.oid",
-					 owned ? "m.seq::pg_catalog.oid"
-						   : "ARRAY(SELECT g.grantee::pg_catalog.oid FROM ml.grants g "
-							 "WHERE g.model_id OPERATOR(pg_catalog.=) m.id)",
 					 by_id ? "id" : "name", lock ? " FOR UPDATE" : "");
 
 	pgml_catalog_begin(&save_user, &save_sec);
@@ -117,7 +112,7 @@ pgml_resolve_model(Datum arg, Oid argtype, PgmlAccess access, bool lock, PgmlMod
 		out->name = MemoryContextStrdup(caller, SPI_getvalue(tup, desc, 2));
 		Datum od = SPI_getbinval(tup, desc, 3, &isnull);
 		out->owner = isnull ? InvalidOid : DatumGetObjectId(od); /* invalid: the sequence is gone, superusers only */
-		out->seq = owned ? DatumGetObjectId(SPI_getbinval(tup, desc, 7, &isnull)) : InvalidOid;
+		out->seq = DatumGetObjectId(SPI_getbinval(tup, desc, 7, &isnull));
 		Datum dv = SPI_getbinval(tup, desc, 4, &isnull);
 		out->deployed_version = isnull ? 0 : DatumGetInt32(dv);
 		out->task = MemoryContextStrdup(caller, SPI_getvalue(tup, desc, 5));
@@ -126,16 +121,9 @@ pgml_resolve_model(Datum arg, Oid argtype, PgmlAccess access, bool lock, PgmlMod
 		out->deployed_xmin = isnull ? InvalidTransactionId : DatumGetTransactionId(xd);
 		/* rights are checked for the caller, not the catalog owner */
 		allowed = has_privs_of_role(save_user, out->owner);
-		if (!allowed && access == PGML_USE && owned && OidIsValid(out->owner)) {
+		if (!allowed && access == PGML_USE && OidIsValid(out->owner)) {
 			bool missing = false;
 			allowed = pg_class_aclcheck_ext(out->seq, save_user, ACL_SELECT, &missing) == ACLCHECK_OK && !missing;
-		} else if (!allowed && access == PGML_USE && !owned) {
-			ArrayType *grantees = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 7, &isnull));
-			Datum *elems;
-			int nelems;
-			deconstruct_array(grantees, OIDOID, sizeof(Oid), true, TYPALIGN_INT, &elems, NULL, &nelems);
-			for (int i = 0; i < nelems && !allowed; i++)
-				allowed = has_privs_of_role(save_user, DatumGetObjectId(elems[i]));
 		}
 	}
 	SPI_finish();
@@ -249,16 +237,6 @@ int64
 pgml_insert_model(const Oid *types, const Datum *values, const char *nulls)
 {
 	Oid owner = DatumGetObjectId(values[1]);
-	if (!pgml_catalog_owned_models()) {
-		/* the catalog of 0.1.0 or 0.2.0 (before ALTER EXTENSION UPDATE) */
-		if (SPI_execute_with_args("INSERT INTO ml.models (name, owner, task, algorithm, target, relation, features, "
-								  "classes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-								  8, const_cast<Oid *>(types), const_cast<Datum *>(values), nulls, false, 1) !=
-			SPI_OK_INSERT_RETURNING)
-			elog(ERROR, "pg_ml: could not save the model");
-		bool isnull;
-		return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	}
 	if (SPI_execute("SELECT pg_catalog.nextval('ml.models_id_seq'::pg_catalog.regclass)", false, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "pg_ml: could not number the model");
