@@ -231,7 +231,8 @@ pgml_model_seq_sql(Oid seq)
  * owner. The sequence is what makes a model an owned PostgreSQL object: DROP ROLE of its owner
  * fails, REASSIGN OWNED moves it, DROP OWNED drops it (the sql_drop event trigger removes the
  * row), and ml_grant is SELECT on it. types / values / nulls: name, owner (regrole), task,
- * algorithm, target, relation, features, classes. SPI connected, catalog identity.
+ * algorithm, target, relation, features, classes. SPI connected, catalog identity. Returns the
+ * model's id, or 0 when a model of that name exists (the transaction must then fail).
  */
 int64
 pgml_insert_model(const Oid *types, const Datum *values, const char *nulls)
@@ -289,9 +290,12 @@ pgml_insert_model(const Oid *types, const Datum *values, const char *nulls)
 	if (nulls != NULL)
 		for (int i = 2; i < 8; i++)
 			n[i + 1] = nulls[i];
+	/* ON CONFLICT: a concurrent ml_train / ml_import of the same new name that committed since the
+	   caller's check waits here and inserts nothing; the caller raises duplicate_object */
 	if (SPI_execute_with_args("INSERT INTO ml.models (id, seq, name, task, algorithm, target, relation, features, classes) "
-							  "VALUES ($1, $2::pg_catalog.regclass, $3, $4, $5, $6, $7, $8, $9)",
+							  "VALUES ($1, $2::pg_catalog.regclass, $3, $4, $5, $6, $7, $8, $9) "
+							  "ON CONFLICT (name) DO NOTHING",
 							  9, t, v, n, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "pg_ml: could not save the model");
-	return id;
+	return SPI_processed == 1 ? id : 0;
 }

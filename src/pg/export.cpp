@@ -270,6 +270,12 @@ pgml_import(PG_FUNCTION_ARGS)
 	if (desc->classes_json.empty())
 		mnulls[7] = 'n';
 	int64 model_id = pgml_insert_model(mt, mv, mnulls); /* and its sequence, owned by the caller */
+	if (model_id == 0) { /* a concurrent import or training of the same name */
+		SPI_finish();
+		pgml_catalog_end(save_user, save_sec);
+		ereport(ERROR, (errcode(ERRCODE_DUPLICATE_OBJECT), errmsg("model \"%s\" already exists", name),
+						errhint("Import under another name, or drop the existing model with ml_drop_model().")));
+	}
 
 	size_t blob_len = rec->blob.size();
 	bytea *blob = static_cast<bytea *>(palloc(VARHDRSZ + blob_len));

@@ -600,6 +600,14 @@ pgml_train(PG_FUNCTION_ARGS)
 		if (!has_target)
 			nulls[4] = 'n';
 		model_id = pgml_insert_model(t, v, nulls); /* and its sequence, owned by the caller */
+		if (model_id == 0) {
+			/* a concurrent ml_train of the same new name committed since the check above */
+			SPI_finish();
+			pgml_catalog_end(save_user, save_sec);
+			ereport(ERROR, (errcode(ERRCODE_DUPLICATE_OBJECT), errmsg("model \"%s\" already exists", name),
+							errdetail("Another session created a model of that name while this one was training."),
+							errhint("Use ml_retrain('%s', ...) to train a new version, or pass another name =>.", name)));
+		}
 		insert_version(st, model_id, 1, 0, "train", rel_sql, caller, read_ms, total_ms - read_ms, total_ms);
 		pgml_record_deploy(model_id, 1, "first version", caller);
 		SPI_finish();
