@@ -10,6 +10,7 @@
 #include "eval_state.hpp"
 #include "json.hpp"
 #include "kmeans_step.hpp"
+#include "limits.hpp"
 #include "models/kmeans.hpp"
 #include "models/elastic_net.hpp"
 #include "models/naive_bayes.hpp"
@@ -70,7 +71,7 @@ struct ClusteringMetrics {
 	}
 };
 
-ClusteringMetrics clustering_metrics(const Estimator &est, const Eigen::MatrixXd &Z, uint64_t seed)
+ClusteringMetrics clustering_metrics(const Estimator &est, const Eigen::MatrixXd &Z, uint64_t seed, CancelCheck cancel)
 {
 	ClusteringMetrics cm;
 	const Eigen::Index n = Z.rows();
@@ -79,6 +80,8 @@ ClusteringMetrics clustering_metrics(const Estimator &est, const Eigen::MatrixXd
 	Eigen::RowVectorXd row;
 	double d = 0;
 	for (Eigen::Index i = 0; i < n; i++) {
+		if (i % 4096 == 0)
+			check_cancel(cancel);
 		row = Z.row(i);
 		label[static_cast<size_t>(i)] = est.predict(row.data(), &d);
 		cm.inertia += d * d;
@@ -101,6 +104,7 @@ ClusteringMetrics clustering_metrics(const Estimator &est, const Eigen::MatrixXd
 	std::vector<double> sum(static_cast<size_t>(nclusters));
 	std::vector<int> cnt(static_cast<size_t>(nclusters));
 	for (size_t a = 0; a < s; a++) {
+		check_cancel(cancel); // s rows of s distances each
 		std::fill(sum.begin(), sum.end(), 0.0);
 		std::fill(cnt.begin(), cnt.end(), 0);
 		for (size_t b = 0; b < s; b++) {
@@ -189,6 +193,9 @@ struct Trainer::Impl {
 	bool incremental = false;
 
 	Encoder enc;
+	LevelCounter levels;       // distinct levels of the training rows per categorical column
+	bool count_levels = true;  // false when continued training keeps the base's preprocessing
+	CancelCheck cancel = nullptr; // the current call's (polled by the long loops of Impl)
 	Moments train, test;
 	RowStore chunk, train_chunk, test_chunk;
 	RowStore rows;                      // in-memory algorithms: every row
@@ -278,8 +285,7 @@ struct Trainer::Impl {
 			                std::to_string(dropped_nonfinite) + " with a non-finite value, " +
 			                std::to_string(test.n()) + " held out for testing.",
 			            "Train on more rows, or lower test_size.");
-		train.grow(enc.dim());
-		test.grow(enc.dim());
+		grow_moments();
 		Preprocessor prep = fit_preprocessor(spec.features, popts, enc, train, col_min, col_max, medians());
 		prep.native_missing = false;
 		const int p = prep.p();
@@ -298,6 +304,7 @@ struct Trainer::Impl {
 		in.seed = spec.seed;
 		in.native_missing = false;
 		in.threads = spec.threads;
+		in.memory_limit = spec.memory_limit;
 		in.cancel = cancel;
 		Eigen::MatrixXd C0 = kmeans_fit_centres(in, hp);
 		km = std::make_unique<kmeans_step::Fit>(std::move(prep), spec.features, std::move(C0), tol_abs,
@@ -445,8 +452,11 @@ struct Trainer::Impl {
 	void note_train_row(const RowStore &s, size_t i)
 	{
 		for (size_t c = 0; c < spec.features.size(); c++) {
-			if (spec.features[c].categorical())
+			if (spec.features[c].categorical()) {
+				if (count_levels)
+					levels.note(c, s.cat[c][i]);
 				continue;
+			}
 			double v = s.num[c][i];
 			if (std::isnan(v)) {
 				nulls[c]++;
@@ -459,16 +469,36 @@ struct Trainer::Impl {
 		}
 	}
 
+	// Widens the training and test moments to the encoder's slots, after checking that their
+	// two q x q matrices fit the memory limit (q grows with the categorical levels).
+	void grow_moments()
+	{
+		const double q = static_cast<double>(enc.dim());
+		// the training and test moments, and as much again for the temporaries of a merge
+		check_memory(spec.memory_limit, 4 * memory::moments_bytes(q) + 8.0 * static_cast<double>(kBlockCells),
+		             "the statistics of the encoded features",
+		             "The training and test rows' co-moments are two " + count_text(q) + " x " + count_text(q) +
+		                 " matrices (and their merges as many again): one slot per numeric column, per missing-value "
+		                 "indicator and per category level.",
+		             "max_levels, exclude columns with many distinct values");
+		train.grow(enc.dim());
+		test.grow(enc.dim());
+	}
+
 	// Adds rows [0, s.size()) of s to m, in blocks.
 	void add_moments(const RowStore &s, Moments &m)
 	{
 		if (s.size() == 0)
 			return;
 		enc.allocate(s, 0, s.size());
-		train.grow(enc.dim());
-		test.grow(enc.dim());
-		const size_t step = static_cast<size_t>(std::max<Eigen::Index>(64, kBlockCells / std::max<Eigen::Index>(1, enc.dim())));
+		grow_moments();
+		// a block costs O(rows q^2): with many slots (categorical levels) fewer rows per block, so
+		// that cancel is polled at least every 2^28 multiply-adds (up to 64 slots: unchanged)
+		const Eigen::Index q = std::max<Eigen::Index>(1, enc.dim());
+		const size_t step = static_cast<size_t>(
+			std::max<Eigen::Index>(64, std::min<Eigen::Index>(kBlockCells / q, (Eigen::Index(1) << 28) / (q * q))));
 		for (size_t b = 0; b < s.size(); b += step) {
+			check_cancel(cancel);
 			size_t e = std::min(s.size(), b + step);
 			enc.encode(s, b, e, block);
 			m.add_block(block);
@@ -631,6 +661,7 @@ Trainer::Trainer(const TrainSpec &spec) : impl_(std::make_unique<Impl>())
 	validate_spec(spec);
 	m.hp = parse_params(algorithm_def(spec.algorithm), spec.hyperparams);
 	m.popts = parse_preprocess(spec.preprocess, spec.features);
+	m.levels = LevelCounter(spec.features, m.popts);
 	m.init_common();
 	m.enc = Encoder(spec.features, m.streaming);
 }
@@ -653,6 +684,7 @@ Trainer::Trainer(const TrainSpec &spec, const Model &base, bool incremental) : i
 	validate_spec(m.spec);
 	m.hp = base.hyperparams;
 	m.popts = base.preprocess;
+	m.levels = LevelCounter(m.spec.features, m.popts);
 	m.init_common();
 	if (!incremental) {
 		m.enc = Encoder(m.spec.features, m.streaming);
@@ -668,9 +700,22 @@ Trainer::Trainer(const TrainSpec &spec, const Model &base, bool incremental) : i
 		// continued training: the base's preprocessing stays, the estimator goes on from its state
 		m.enc = Encoder(m.spec.features, false);
 		m.base = &base;
+		m.count_levels = false; // levels the base did not see are ignored, not encoded
 		return;
 	}
 	m.enc = base.encoder;
+	// the statistics go on from the base's rows: their levels count towards max_levels
+	for (size_t c = 0; c < base.features.size(); c++) {
+		if (!base.features[c].categorical() || c >= base.prep.columns.size())
+			continue;
+		for (const std::string &level : base.prep.columns[c].levels) {
+			int32_t id = m.enc.find(c, level);
+			if (id >= 0)
+				m.levels.note(c, id);
+		}
+		if (base.prep.columns[c].null_feature >= 0)
+			m.levels.note(c, -1);
+	}
 	m.train = base.stats;
 	m.base_rows = base.stats.n();
 	// the earlier rows' min / max, so min-max scaling is refitted over all rows
@@ -729,6 +774,7 @@ void Trainer::expect_rows(double n)
 void Trainer::add_batch(const Batch &batch, CancelCheck cancel)
 {
 	Impl &m = *impl_;
+	m.cancel = cancel;
 	check_cancel(cancel);
 	if (batch.nfeatures != m.spec.features.size() || (batch.target == nullptr) != (m.task == Task::Clustering))
 		throw Error(ErrorCode::Internal, "batch does not match the training columns");
@@ -779,6 +825,7 @@ void Trainer::add_stats_group(const std::vector<const char *> &levels, const dou
                               CancelCheck cancel)
 {
 	Impl &m = *impl_;
+	m.cancel = cancel;
 	check_cancel(cancel);
 	const size_t nf = m.spec.features.size();
 	if (!(m.streaming || m.kmeans_aggregate()) || levels.size() != nf)
@@ -805,10 +852,15 @@ void Trainer::add_stats_group(const std::vector<const char *> &levels, const dou
 			one.num[numeric[j]][0] = NAN;
 	one.y.push_back(0);
 	one.hash.push_back(0);
+	// a group with training rows brings its levels into the training split: counted before
+	// they get slots (a column over max_levels stops here, not after O(levels^2) work)
+	if (d.train.n() > 0 && m.count_levels)
+		for (size_t c = 0; c < nf; c++)
+			if (m.spec.features[c].categorical())
+				m.levels.note(c, one.cat[c][0]);
 	m.enc.allocate(one, 0, 1);
 	const Eigen::Index q = m.enc.dim();
-	m.train.grow(q);
-	m.test.grow(q);
+	m.grow_moments();
 
 	// state slot -> encoder slot; the categorical levels are constant 1 within the group
 	std::vector<Eigen::Index> map(static_cast<size_t>(d.shape.q), -1);
@@ -874,6 +926,7 @@ bool Trainer::uses_kmeans_steps() const { return impl_->kmeans_aggregate(); }
 std::vector<double> Trainer::kmeans_step_params(std::vector<std::string> *levels, CancelCheck cancel)
 {
 	Impl &m = *impl_;
+	m.cancel = cancel;
 	if (!m.aggregated || !m.kmeans_aggregate())
 		return {};
 	if (!m.km)
@@ -906,6 +959,7 @@ void Trainer::add_kmeans_step(const double *state, size_t len)
 std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 {
 	Impl &m = *impl_;
+	m.cancel = cancel;
 	if (m.aggregated)
 		m.trim_samples();
 	const TrainSpec &spec = m.spec;
@@ -965,7 +1019,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		result_.log.insert(result_.log.end(), m.km->log().begin(), m.km->log().end());
 		report_phase(spec.progress, "evaluating");
 		auto metrics = [&](const RowStore &sample, int64_t rows, double inertia) {
-			ClusteringMetrics cl = clustering_metrics(*model->estimator, Impl::scaled_rows(model->prep, m.enc, sample), spec.seed);
+			ClusteringMetrics cl = clustering_metrics(*model->estimator, Impl::scaled_rows(model->prep, m.enc, sample), spec.seed, cancel);
 			cl.inertia = inertia;
 			cl.rows = rows;
 			return cl;
@@ -986,8 +1040,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			                " with a NULL target, " + std::to_string(m.dropped_nonfinite) + " with a non-finite value, " +
 			                std::to_string(m.test.n()) + " held out for testing.",
 			            "Train on more rows, or lower test_size.");
-		m.train.grow(m.enc.dim());
-		m.test.grow(m.enc.dim());
+		m.grow_moments();
 		model->prep = fit_preprocessor(spec.features, m.popts, m.enc, m.train, m.col_min, m.col_max, m.medians());
 		check_cancel(cancel);
 		// joint second moments of the features x (through the affine map) and the target
@@ -1132,6 +1185,17 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		model->prep.native_missing = m.base != nullptr ? m.base->prep.native_missing
 		                                               : algorithm_native_missing(spec.algorithm) && !imputes;
 		const int p = model->prep.p();
+		{
+			// the scaled feature matrix: one column per numeric column and per kept category level
+			// (one-hot), next to the rows kept in memory
+			const double n_x = static_cast<double>(std::max(tr.size(), te.size()));
+			const double bytes = memory::matrix_bytes(n_x, p) + 8.0 * n_x +
+			                     static_cast<double>((tr.size() + te.size()) * m.row_bytes());
+			check_memory(spec.memory_limit, bytes, "the feature matrix",
+			             count_text(n_x) + " rows of " + std::to_string(p) +
+			                 " features (a numeric column is one feature, a categorical column one per level).",
+			             "max_levels, exclude columns with many distinct values, train on fewer rows");
+		}
 		auto scaled = [&](const RowStore &s, Eigen::MatrixXd &X, Eigen::VectorXd &y) {
 			// a block of rows is transformed into xb (one row after the other), then written
 			// into X's columns (column-major: each column's part is contiguous)
@@ -1141,6 +1205,8 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			X.resize(static_cast<Eigen::Index>(s.size()), p);
 			y.resize(static_cast<Eigen::Index>(s.size()));
 			for (size_t i0 = 0; i0 < s.size(); i0 += kRows) {
+				if (i0 % (kRows * 64) == 0)
+					check_cancel(cancel);
 				const size_t nb = std::min(kRows, s.size() - i0);
 				for (size_t r = 0; r < nb; r++)
 					model->prep.transform(m.enc, s, i0 + r, xb.data() + r * pp);
@@ -1185,6 +1251,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 				in.seed = spec.seed;
 				in.native_missing = model->prep.native_missing;
 				in.threads = spec.threads;
+				in.memory_limit = spec.memory_limit;
 				in.cancel = cancel;
 				in.log = &result_.log;
 				in.progress = spec.progress;
@@ -1246,7 +1313,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			Eigen::MatrixXd X;
 			Eigen::VectorXd unused;
 			scaled(s, X, unused);
-			ClusteringMetrics cl = clustering_metrics(*model->estimator, X, spec.seed);
+			ClusteringMetrics cl = clustering_metrics(*model->estimator, X, spec.seed, cancel);
 			if (&s == &te)
 				result_.primary_test = cl.silhouette;
 			return cl.to_json();
@@ -1431,6 +1498,7 @@ void Trainer::add_class_group(const std::vector<const char *> &levels, const cha
                               const double *state, size_t len, CancelCheck cancel)
 {
 	Impl &m = *impl_;
+	m.cancel = cancel;
 	check_cancel(cancel);
 	const size_t nf = m.spec.features.size();
 	if (m.streaming || levels.size() != nf || m.class_model)
@@ -1453,6 +1521,10 @@ void Trainer::add_class_group(const std::vector<const char *> &levels, const cha
 		if (m.spec.features[c].categorical() && levels[c] != nullptr)
 			g.cats[c] = m.enc.intern(c, levels[c]);
 	if (split == 0) {
+		if (m.count_levels)
+			for (size_t c = 0; c < nf; c++)
+				if (m.spec.features[c].categorical())
+					m.levels.note(c, g.cats[c]);
 		m.class_train += rows;
 		// the training rows' slots and moments, as add_moments would give them
 		RowStore one;
@@ -1470,7 +1542,7 @@ void Trainer::add_class_group(const std::vector<const char *> &levels, const cha
 		one.hash.push_back(0);
 		m.enc.allocate(one, 0, 1);
 		const Eigen::Index q = m.enc.dim();
-		m.train.grow(q);
+		m.grow_moments();
 		std::vector<Eigen::Index> map(static_cast<size_t>(d.shape.q), -1); // state slot -> encoder slot
 		for (size_t j = 0; j < numeric.size(); j++) {
 			map[j] = m.enc.value_slot(numeric[j]);
