@@ -622,7 +622,7 @@ void LevelCounter::too_many(size_t col) const
 	throw Error(ErrorCode::ProgramLimit,
 	            "column \"" + name + "\" has at least " + std::to_string(count_[col]) +
 	                " distinct values, more than max_levels (" + limit + ")",
-	            "One-hot encoding creates one feature per distinct value; the training rows were read until one past "
+	            "One-hot encoding creates one feature per distinct value; training stops at the first value past "
 	            "the limit.",
 	            "Raise the limit with preprocess => '{\"columns\": {\"" + name +
 	                "\": {\"max_levels\": N}}}', or exclude the column.");
