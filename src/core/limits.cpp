@@ -34,9 +34,11 @@ void check_memory(size_t limit, double bytes, const std::string &what, const std
 {
 	if (limit == 0 || !(bytes > static_cast<double>(limit)))
 		return;
+	const std::string need = megabytes(bytes), have = megabytes(static_cast<double>(limit));
+	// (a check made as something grows is just past the limit: no "about 64.0 MB, more than 64.0 MB")
 	throw Error(ErrorCode::ProgramLimit,
-	            what + " would need about " + megabytes(bytes) + " of memory, more than pg_ml.max_memory (" +
-	                megabytes(static_cast<double>(limit)) + ")",
+	            what + " would need " + (need == have ? "more memory" : "about " + need + " of memory, more") +
+	                " than pg_ml.max_memory (" + have + ")",
 	            detail, "Lower " + lower + ", or raise pg_ml.max_memory.");
 }
 

@@ -469,13 +469,26 @@ struct Trainer::Impl {
 		}
 	}
 
+	// Rows encoded and added to the moments at a time: kBlockCells values, fewer with many slots
+	// (categorical levels) so that cancel is polled at least every 2^28 multiply-adds (a block
+	// costs O(rows q^2); up to 64 slots: unchanged) and the block stays within an eighth of the
+	// memory limit; at least 64 rows.
+	Eigen::Index block_rows() const
+	{
+		const Eigen::Index q = std::max<Eigen::Index>(1, enc.dim());
+		Eigen::Index rows = std::min<Eigen::Index>(kBlockCells / q, (Eigen::Index(1) << 28) / (q * q));
+		if (spec.memory_limit > 0)
+			rows = std::min<Eigen::Index>(rows, static_cast<Eigen::Index>(spec.memory_limit / 64) / q);
+		return std::max<Eigen::Index>(64, rows);
+	}
+
 	// Widens the training and test moments to the encoder's slots, after checking that their
 	// two q x q matrices fit the memory limit (q grows with the categorical levels).
 	void grow_moments()
 	{
 		const double q = static_cast<double>(enc.dim());
 		// the training and test moments, and as much again for the temporaries of a merge
-		check_memory(spec.memory_limit, 4 * memory::moments_bytes(q) + 8.0 * static_cast<double>(kBlockCells),
+		check_memory(spec.memory_limit, 4 * memory::moments_bytes(q) + block_rows() * q * 8.0,
 		             "the statistics of the encoded features",
 		             "The training and test rows' co-moments are two " + count_text(q) + " x " + count_text(q) +
 		                 " matrices (and their merges as many again): one slot per numeric column, per missing-value "
@@ -492,11 +505,7 @@ struct Trainer::Impl {
 			return;
 		enc.allocate(s, 0, s.size());
 		grow_moments();
-		// a block costs O(rows q^2): with many slots (categorical levels) fewer rows per block, so
-		// that cancel is polled at least every 2^28 multiply-adds (up to 64 slots: unchanged)
-		const Eigen::Index q = std::max<Eigen::Index>(1, enc.dim());
-		const size_t step = static_cast<size_t>(
-			std::max<Eigen::Index>(64, std::min<Eigen::Index>(kBlockCells / q, (Eigen::Index(1) << 28) / (q * q))));
+		const size_t step = static_cast<size_t>(block_rows());
 		for (size_t b = 0; b < s.size(); b += step) {
 			check_cancel(cancel);
 			size_t e = std::min(s.size(), b + step);

@@ -67,10 +67,13 @@ SET pg_ml.max_memory = '16MB';
 SELECT model FROM ml_train('num1000', 'y', algorithm => 'gradient_boosting', features => ARRAY['a', 'b', 'c', 'd'],
                            hyperparams => '{"n_estimators": 100000, "max_depth": 32}');
 \echo :LAST_ERROR_SQLSTATE
--- ... and with early stopping, checked round by round
+-- ... and with early stopping, round by round (a slow learning rate never stops early)
+SET pg_ml.max_memory = '1MB';
 SELECT model FROM ml_train('num1000', 'y', algorithm => 'gradient_boosting', features => ARRAY['a', 'b', 'c', 'd'],
-                           hyperparams => '{"n_estimators": 100000, "max_depth": 32, "early_stopping_rounds": 100000}');
+                           hyperparams => '{"n_estimators": 100000, "max_depth": 3, "learning_rate": 0.001,
+                                            "early_stopping_rounds": 10}');
 \echo :LAST_ERROR_SQLSTATE
+SET pg_ml.max_memory = '16MB';
 -- the defaults fit in 16 MB
 SELECT model, rows_train FROM ml_train('num1000', 'y', algorithm => 'gradient_boosting', name => 'gb_small',
                                        features => ARRAY['a', 'b', 'c', 'd']);

@@ -217,15 +217,19 @@ TEST(Limits, GradientBoostingRefusedBeforeBoosting)
 	EXPECT_LT(seconds_since(t0), 1.0);
 	// the defaults fit
 	EXPECT_NO_THROW(pgml::fit_gradient_boosting(in, params_of(Algorithm::GradientBoosting, {{"n_estimators", 10}})));
-	// with early stopping the rounds are checked as they come: stops with the limit's error
-	in.memory_limit = 2 * kMB;
+	// with early stopping the rounds are checked as they come (a slow learning rate does not stop
+	// early): the limit's error after some rounds
+	in.memory_limit = kMB;
 	try {
 		pgml::fit_gradient_boosting(in, params_of(Algorithm::GradientBoosting, {{"n_estimators", 100000},
-		                                                                        {"max_depth", 32},
-		                                                                        {"early_stopping_rounds", 100000}}));
+		                                                                        {"max_depth", 3},
+		                                                                        {"learning_rate", 0.001},
+		                                                                        {"early_stopping_rounds", 10}}));
 		FAIL();
 	} catch (const pgml::Error &e) {
 		EXPECT_EQ(e.code(), ErrorCode::ProgramLimit);
+		EXPECT_FALSE(contains(e.detail(), "100000 boosting rounds")) << e.detail(); // stopped on the way
+		EXPECT_TRUE(contains(e.hint(), "early_stopping_rounds")) << e.hint();
 	}
 }
 

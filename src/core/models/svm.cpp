@@ -667,7 +667,7 @@ void fit_linear(const FitInput &in, const SvmOptions &o, SvmModel &m)
 	                 static_cast<double>(std::max(1, in.threads)) * static_cast<double>(n) * 8 * 4,
 	             "the linear svm", "A transposed copy of the " + std::to_string(n) + " x " + std::to_string(p) +
 	                                   " training matrix and per-row solver state.",
-	             "the training rows (a view with TABLESAMPLE) or the features");
+	             "the features, train on fewer rows (a view with TABLESAMPLE)");
 	const Eigen::MatrixXd Xt = X.transpose();
 	const Eigen::VectorXd sq = (X.rowwise().squaredNorm().array() + 1.0).matrix();
 	const int S = SvmModel::n_problems(in.task, in.n_classes, Kernel::Linear);
@@ -736,7 +736,7 @@ void fit_rbf(const FitInput &in, const SvmOptions &o, SvmModel &m)
 	             "The kernel of " + std::to_string(n) + " training rows has " + count_text(static_cast<double>(n) * n) +
 	                 " values (max_kernel_rows is " + std::to_string(o.max_kernel_rows) + "); pg_ml caches up to " +
 	                 megabytes(static_cast<double>(kKernelCacheBytes)) + " of it.",
-	             "the training rows (a view with TABLESAMPLE) or max_kernel_rows, use kernel 'linear'");
+	             "max_kernel_rows and train on at most that many rows (a view with TABLESAMPLE), use kernel 'linear'");
 	const size_t budget = kKernelCacheBytes / static_cast<size_t>(workers);
 	std::vector<Solution> sols(static_cast<size_t>(S));
 	parallel_for(S, workers, [&](int s) {
