@@ -24,6 +24,7 @@ constexpr size_t kSampleRows = 200000; // rows kept per split for metrics that n
 constexpr int kAggSampleRows = 10000;  // the same through the statistics aggregate (bounded state size)
 constexpr int kAggBlockRows = 256;     // rows the aggregate folds into its moments at a time
 constexpr Eigen::Index kBlockCells = 1 << 22;
+constexpr Eigen::Index kDirectMergeSlots = 64; // statistics groups of at most this many slots are merged one by one
 
 std::string hex64(uint64_t v)
 {
@@ -278,6 +279,8 @@ struct Trainer::Impl {
 	// Preprocessing from the statistics, starting centres from the sample (kmeans_step.hpp).
 	void start_kmeans(CancelCheck cancel)
 	{
+		this->cancel = cancel;
+		flush_groups();
 		trim_samples();
 		if (train.n() == 0)
 			throw Error(ErrorCode::DataException, "no rows left to train on",
@@ -482,9 +485,128 @@ struct Trainer::Impl {
 		return std::max<Eigen::Index>(64, rows);
 	}
 
-	// Widens the training and test moments to the encoder's slots, after checking that their
-	// two q x q matrices fit the memory limit (q grows with the categorical levels).
-	void grow_moments()
+	// The moments of one statistics group on its own few slots, waiting to be merged into the
+	// run's moments (flush_groups): merging each group into the q x q moments at once would cost
+	// O(q^2) per group, O(levels^3) for a column's levels.
+	struct PendingGroup {
+		int64_t n = 0;
+		std::vector<Eigen::Index> slots; // encoder slot of each state slot (-1: not kept)
+		Eigen::VectorXd mean;            // per state slot
+		Eigen::MatrixXd C;               // co-moments of the state slots
+		std::vector<Eigen::Index> ones;  // slots that are 1 in every row of the group (its levels)
+	};
+	std::vector<PendingGroup> pending_train, pending_test;
+	double pending_bytes = 0;
+
+	// Queues a group's moments (from, on the state slots `slots`; `ones` constant 1) for `to`
+	// (train or test); merges the queue once it holds as much as the dense moments.
+	void add_group(const Moments &from, const std::vector<Eigen::Index> &slots, const std::vector<Eigen::Index> &ones,
+	               bool to_test)
+	{
+		if (from.n() == 0)
+			return;
+		check_moments_memory(); // before the slots' moments are ever allocated
+		const Eigen::Index q = enc.dim();
+		if (q <= kDirectMergeSlots && pending_train.empty() && pending_test.empty()) {
+			// few slots: merged at once, as dense moments (O(q^2) is small)
+			grow_moments();
+			Eigen::VectorXd mean = Eigen::VectorXd::Zero(q);
+			Eigen::MatrixXd M = Eigen::MatrixXd::Zero(q, q);
+			Eigen::MatrixXd C = from.comoment();
+			for (size_t i = 0; i < slots.size(); i++) {
+				if (slots[i] < 0)
+					continue;
+				mean(slots[i]) = from.mean()(static_cast<Eigen::Index>(i));
+				for (size_t j = 0; j < slots.size(); j++)
+					if (slots[j] >= 0)
+						M(slots[i], slots[j]) = C(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j));
+			}
+			for (Eigen::Index slot : ones)
+				mean(slot) = 1.0;
+			(to_test ? test : train).merge(Moments::from(from.n(), mean, M));
+			return;
+		}
+		PendingGroup g;
+		g.n = from.n();
+		g.slots = slots;
+		g.mean = from.mean();
+		g.C = from.comoment();
+		g.ones = ones;
+		pending_bytes += 8.0 * static_cast<double>(g.C.size() + g.mean.size() + slots.size() + ones.size()) + 128;
+		(to_test ? pending_test : pending_train).push_back(std::move(g));
+		if (pending_bytes > std::max(8.0 * static_cast<double>(q) * static_cast<double>(q), 4.0 * (1 << 20)))
+			flush_groups();
+	}
+
+	// Merges the queued groups into the training and test moments: O(slots^2) per group and
+	// O(q^2) once (not per group).
+	void flush_groups()
+	{
+		if (pending_train.empty() && pending_test.empty())
+			return;
+		grow_moments();
+		merge_pending(pending_train, train);
+		merge_pending(pending_test, test);
+		pending_bytes = 0;
+	}
+
+	// The moments of the groups gs (all of them together), merged into `into`. Between groups,
+	// sum n_g (mu_g - mu)(mu_g - mu)^T is computed around a shift s that is the overall mean on
+	// the slots every group carries (numeric values, the target) and 0 on indicator slots, so
+	// that each group's deviation is sparse and the numbers are not cancelled: the rest,
+	// N (mu - s)(mu - s)^T, lives on the indicator slots only (values in [0, 1]).
+	void merge_pending(std::vector<PendingGroup> &gs, Moments &into)
+	{
+		if (gs.empty())
+			return;
+		const Eigen::Index q = enc.dim();
+		double N = 0;
+		Eigen::VectorXd sum = Eigen::VectorXd::Zero(q);
+		for (const PendingGroup &g : gs) {
+			const double n = static_cast<double>(g.n);
+			N += n;
+			for (size_t i = 0; i < g.slots.size(); i++)
+				if (g.slots[i] >= 0)
+					sum(g.slots[i]) += n * g.mean(static_cast<Eigen::Index>(i));
+			for (Eigen::Index one : g.ones)
+				sum(one) += n;
+		}
+		const Eigen::VectorXd mu = sum / N;
+		Eigen::VectorXd shift = Eigen::VectorXd::Zero(q);
+		for (size_t c = 0; c < spec.features.size(); c++)
+			if (!spec.features[c].categorical() && enc.value_slot(c) >= 0)
+				shift(enc.value_slot(c)) = mu(enc.value_slot(c));
+		if (enc.target_slot() >= 0)
+			shift(enc.target_slot()) = mu(enc.target_slot());
+		Eigen::MatrixXd M = Eigen::MatrixXd::Zero(q, q);
+		std::vector<std::pair<Eigen::Index, double>> d;
+		for (const PendingGroup &g : gs) {
+			check_cancel(cancel);
+			const double n = static_cast<double>(g.n);
+			d.clear();
+			for (size_t i = 0; i < g.slots.size(); i++) {
+				const Eigen::Index a = g.slots[i];
+				if (a < 0)
+					continue;
+				d.emplace_back(a, g.mean(static_cast<Eigen::Index>(i)) - shift(a));
+				for (size_t j = 0; j < g.slots.size(); j++)
+					if (g.slots[j] >= 0)
+						M(a, g.slots[j]) += g.C(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j));
+			}
+			for (Eigen::Index one : g.ones)
+				d.emplace_back(one, 1.0 - shift(one));
+			for (const auto &[a, da] : d)
+				for (const auto &[b, db] : d)
+					M(a, b) += n * da * db;
+		}
+		const Eigen::VectorXd e = mu - shift;
+		M.noalias() -= N * e * e.transpose();
+		into.merge(Moments::from(static_cast<int64_t>(N), mu, M));
+		gs.clear();
+	}
+
+	// Checks that the training and test moments at the encoder's slots fit the memory limit.
+	void check_moments_memory() const
 	{
 		const double q = static_cast<double>(enc.dim());
 		// the training and test moments, and as much again for the temporaries of a merge
@@ -494,6 +616,13 @@ struct Trainer::Impl {
 		                 " matrices (and their merges as many again): one slot per numeric column, per missing-value "
 		                 "indicator and per category level.",
 		             "max_levels, exclude columns with many distinct values");
+	}
+
+	// Widens the training and test moments to the encoder's slots, after checking that their
+	// two q x q matrices fit the memory limit (q grows with the categorical levels).
+	void grow_moments()
+	{
+		check_moments_memory();
 		train.grow(enc.dim());
 		test.grow(enc.dim());
 	}
@@ -868,8 +997,6 @@ void Trainer::add_stats_group(const std::vector<const char *> &levels, const dou
 			if (m.spec.features[c].categorical())
 				m.levels.note(c, one.cat[c][0]);
 	m.enc.allocate(one, 0, 1);
-	const Eigen::Index q = m.enc.dim();
-	m.grow_moments();
 
 	// state slot -> encoder slot; the categorical levels are constant 1 within the group
 	std::vector<Eigen::Index> map(static_cast<size_t>(d.shape.q), -1);
@@ -887,23 +1014,8 @@ void Trainer::add_stats_group(const std::vector<const char *> &levels, const dou
 	for (Eigen::Index slot : map)
 		if (slot < 0)
 			throw Error(ErrorCode::Internal, "statistics slot has no encoder slot");
-	auto add = [&](const Moments &from, Moments &to) {
-		if (from.n() == 0)
-			return;
-		Eigen::VectorXd mean = Eigen::VectorXd::Zero(q);
-		Eigen::MatrixXd M = Eigen::MatrixXd::Zero(q, q);
-		Eigen::MatrixXd C = from.comoment();
-		for (size_t i = 0; i < map.size(); i++) {
-			mean(map[i]) = from.mean()(static_cast<Eigen::Index>(i));
-			for (size_t j = 0; j < map.size(); j++)
-				M(map[i], map[j]) = C(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j));
-		}
-		for (Eigen::Index slot : constant)
-			mean(slot) = 1.0;
-		to.merge(Moments::from(from.n(), mean, M));
-	};
-	add(d.train, m.train);
-	add(d.test, m.test);
+	m.add_group(d.train, map, constant, false);
+	m.add_group(d.test, map, constant, true);
 	for (size_t j = 0; j < numeric.size(); j++) {
 		size_t c = numeric[j];
 		m.nulls[c] += d.nulls[j];
@@ -969,6 +1081,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 {
 	Impl &m = *impl_;
 	m.cancel = cancel;
+	m.flush_groups();
 	if (m.aggregated)
 		m.trim_samples();
 	const TrainSpec &spec = m.spec;
@@ -1550,29 +1663,19 @@ void Trainer::add_class_group(const std::vector<const char *> &levels, const cha
 		one.y.push_back(0);
 		one.hash.push_back(0);
 		m.enc.allocate(one, 0, 1);
-		const Eigen::Index q = m.enc.dim();
-		m.grow_moments();
-		std::vector<Eigen::Index> map(static_cast<size_t>(d.shape.q), -1); // state slot -> encoder slot
+		// state slot -> encoder slot (-1: the target's slot; a numeric target is constant within
+		// the group), merged with the other groups' later (flush_groups)
+		std::vector<Eigen::Index> map(static_cast<size_t>(d.shape.q), -1);
 		for (size_t j = 0; j < numeric.size(); j++) {
 			map[j] = m.enc.value_slot(numeric[j]);
 			if (d.indicator[j] >= 0)
 				map[static_cast<size_t>(d.indicator[j])] = m.enc.missing_slot(numeric[j]);
 		}
-		Eigen::VectorXd mean = Eigen::VectorXd::Zero(q);
-		Eigen::MatrixXd M = Eigen::MatrixXd::Zero(q, q);
-		Eigen::MatrixXd C = d.train.comoment();
-		for (size_t i = 0; i < map.size(); i++) {
-			if (map[i] < 0)
-				continue; // the target's slot (a numeric target is constant within the group)
-			mean(map[i]) = d.train.mean()(static_cast<Eigen::Index>(i));
-			for (size_t j = 0; j < map.size(); j++)
-				if (map[j] >= 0)
-					M(map[i], map[j]) = C(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j));
-		}
+		std::vector<Eigen::Index> ones;
 		for (size_t c = 0; c < nf; c++)
 			if (m.spec.features[c].categorical())
-				mean(m.enc.level_slot(c, g.cats[c])) = 1.0;
-		m.train.merge(Moments::from(d.train.n(), mean, M));
+				ones.push_back(m.enc.level_slot(c, g.cats[c]));
+		m.add_group(d.train, map, ones, false);
 		for (size_t j = 0; j < numeric.size(); j++) {
 			size_t c = numeric[j];
 			m.nulls[c] += d.nulls[j];
@@ -1615,6 +1718,8 @@ std::vector<uint8_t> Trainer::class_fit(CancelCheck cancel)
 		throw Error(ErrorCode::DataException, "no rows left to train on",
 		            "All " + std::to_string(m.used_rows) + " rows were held out for testing.", "Lower test_size.");
 	check_cancel(cancel);
+	m.cancel = cancel;
+	m.flush_groups();
 	model->prep = m.base != nullptr ? m.base->prep
 	                                : fit_preprocessor(spec.features, m.popts, m.enc, m.train, m.col_min, m.col_max,
 	                                                   m.medians());
