@@ -1042,6 +1042,21 @@ void Trainer::add_stats_group(const std::vector<const char *> &levels, const dou
 	sample(d.sample_test, d.sample_test_u, d.sample_test_rows, m.test_sample, m.test_u);
 }
 
+void Trainer::note_stats_group(const std::vector<const char *> &levels, const double *state, size_t len,
+                               CancelCheck cancel)
+{
+	Impl &m = *impl_;
+	check_cancel(cancel);
+	const size_t nf = m.spec.features.size();
+	if (!m.count_levels || levels.size() != nf)
+		return;
+	if (stats::decode(state, len).train.n() == 0)
+		return;
+	for (size_t c = 0; c < nf; c++)
+		if (m.spec.features[c].categorical())
+			m.levels.note(c, levels[c] == nullptr ? -1 : m.enc.intern(c, levels[c]));
+}
+
 bool Trainer::uses_kmeans_steps() const { return impl_->kmeans_aggregate(); }
 
 std::vector<double> Trainer::kmeans_step_params(std::vector<std::string> *levels, CancelCheck cancel)
