@@ -274,7 +274,8 @@ class LimitsTest(unittest.TestCase):
         return cm.exception, took, growth
 
     def test_ten_thousand_levels(self):
-        for algorithm, target in (("linear_regression", "y"), ("logistic_regression", "k"), ("gradient_boosting", "k")):
+        for algorithm, target in (("linear_regression", "y"), ("logistic_regression", "k"), ("gradient_boosting", "k"),
+                                  ("naive_bayes", "k"), ("kmeans", None)):
             with self.subTest(algorithm=algorithm):
                 err, took, _ = self.run_bounded(
                     "SELECT * FROM ml_train(%s, %s, algorithm => %s, features => ARRAY['x', 'c'])",
