@@ -1368,6 +1368,16 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 				LbfgsOptions lo;
 				lo.max_iter = m.hp.integer("max_iter");
 				lo.tol = m.hp.num("tol");
+				{
+					// L-BFGS's history of (p + 1) K coefficients, and scores of every row for each class
+					const double coef = (static_cast<double>(p) + 1) * std::max(K, 1);
+					check_memory(spec.memory_limit,
+					             (2.0 * lo.history + 6) * coef * 8 + memory::matrix_bytes(static_cast<double>(tr.size()), K),
+					             "logistic_regression",
+					             std::to_string(K) + " classes of " + std::to_string(p) + " features, " +
+					                 std::to_string(tr.size()) + " training rows.",
+					             "the classes or features, train on fewer rows");
+				}
 				LogisticFit fit = fit_logistic(X, ytr, K, m.hp.num("C"), lo, cancel, &result_.log, spec.progress);
 				// fold the scaling into the coefficients: w_x = w_z / s, b_x = b_z - center . w_x
 				model->W = fit.W.array().colwise() / model->prep.scale.array();

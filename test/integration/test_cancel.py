@@ -197,7 +197,7 @@ class CancelTest(unittest.TestCase):
 
 
 MB = 1 << 20
-GROWTH = 96 * MB  # bound on the backend's peak resident growth in LimitsTest (pg_ml.max_memory 16MB)
+GROWTH = 48 * MB  # bound on the backend's peak resident growth in LimitsTest (pg_ml.max_memory 16MB)
 
 
 def peak_rss(pid):
