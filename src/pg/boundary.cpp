@@ -55,9 +55,15 @@ pgml_capture_exception(PgmlCoreError *err) noexcept
 		copy_text(err->detail, sizeof err->detail, e.what());
 		copy_text(err->hint, sizeof err->hint, "Train on fewer rows or columns, or lower pg_ml.max_memory.");
 	} catch (const std::exception &e) {
-		err->sqlstate = ERRCODE_INTERNAL_ERROR;
-		copy_text(err->message, sizeof err->message, "pg_ml internal error");
-		copy_text(err->detail, sizeof err->detail, e.what());
+		/* a library's own exception for a failed allocation (its text says so) is not a bug */
+		const char *what = e.what();
+		bool oom = strstr(what, "bad_alloc") != nullptr || strstr(what, "out of memory") != nullptr ||
+				   strstr(what, "Memory allocation") != nullptr;
+		err->sqlstate = oom ? ERRCODE_OUT_OF_MEMORY : ERRCODE_INTERNAL_ERROR;
+		copy_text(err->message, sizeof err->message, oom ? "out of memory" : "pg_ml internal error");
+		copy_text(err->detail, sizeof err->detail, what);
+		if (oom)
+			copy_text(err->hint, sizeof err->hint, "Train on fewer rows or columns, or lower pg_ml.max_memory.");
 	} catch (...) {
 		err->sqlstate = ERRCODE_INTERNAL_ERROR;
 		copy_text(err->message, sizeof err->message, "pg_ml internal error");
