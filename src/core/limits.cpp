@@ -53,9 +53,15 @@ constexpr double kXgbNodeBytes = 450;
 constexpr double kTreeNodeBytes = 32; // TreeNode
 } // namespace
 
-double moments_bytes(double q) { return 8.0 * q * (q + 1); }
+double moments_bytes(double q)
+{
+	return 8.0 * q * (q + 1);
+}
 
-double matrix_bytes(double n, double p) { return 8.0 * n * p; }
+double matrix_bytes(double n, double p)
+{
+	return 8.0 * n * p;
+}
 
 double tree_nodes(double n, int max_depth)
 {
@@ -67,12 +73,12 @@ double tree_nodes(double n, int max_depth)
 
 double gradient_boosting_bytes(double n, double p, int n_classes, int n_estimators, int max_depth, int max_bin)
 {
-	const double groups = n_classes > 2 ? n_classes : 1;          // trees per round
-	const double nodes = tree_nodes(n, max_depth);                  // per tree
+	const double groups = n_classes > 2 ? n_classes : 1;                 // trees per round
+	const double nodes = tree_nodes(n, max_depth);                       // per tree
 	const double bins = p * std::min<double>(max_bin, std::max(1.0, n)); // histogram bins of all features
-	const double data = n * p * (4 + (max_bin > 256 ? 2 : 1)) * 2;  // float copy + quantized, train and validation
-	const double grad = n * groups * 24;                            // gradient pairs, two prediction caches
-	const double hist = (nodes + 1) / 2 * bins * 16;                // a histogram (sum of gradient, hessian) per leaf
+	const double data = n * p * (4 + (max_bin > 256 ? 2 : 1)) * 2;       // float copy + quantized, train and validation
+	const double grad = n * groups * 24;                                 // gradient pairs, two prediction caches
+	const double hist = (nodes + 1) / 2 * bins * 16; // a histogram (sum of gradient, hessian) per leaf
 	const double model = static_cast<double>(n_estimators) * groups * nodes * kXgbNodeBytes;
 	return data + grad + hist + model;
 }
@@ -92,8 +98,9 @@ double svm_rbf_bytes(double n, double p, int workers, double cache_cap)
 
 double mlp_bytes(double n, double p, int outputs, int layers, int units, int batch)
 {
-	const double weights = layers == 0 ? (p + 1.0) * outputs
-	                                   : (p + 1.0) * units + (layers - 1) * (units + 1.0) * units + (units + 1.0) * outputs;
+	const double weights = layers == 0
+	                           ? (p + 1.0) * outputs
+	                           : (p + 1.0) * units + (layers - 1) * (units + 1.0) * units + (units + 1.0) * outputs;
 	const double width = std::max<double>({p, static_cast<double>(units), static_cast<double>(outputs)});
 	const double acts = std::min<double>(batch, std::max(1.0, n)) * width * (layers + 2) * 2 * 8;
 	return weights * 8 * 5 + acts + n * outputs * 8; // weights, best weights, gradient, Adam m and v; per-row outputs

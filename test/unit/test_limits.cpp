@@ -24,7 +24,10 @@ namespace {
 
 constexpr size_t kMB = size_t(1) << 20;
 
-bool contains(const std::string &hay, const std::string &needle) { return hay.find(needle) != std::string::npos; }
+bool contains(const std::string &hay, const std::string &needle)
+{
+	return hay.find(needle) != std::string::npos;
+}
 
 // n rows: a text column with `levels` distinct values (row i has level i % levels), a number, a target.
 Table many_levels(int n, int levels, bool text_target = false)
@@ -77,7 +80,8 @@ TEST(Limits, LevelCounterStopsOneLevelPastTheCap)
 		FAIL() << "a fourth level passed max_levels 3";
 	} catch (const pgml::Error &e) {
 		EXPECT_EQ(e.code(), ErrorCode::ProgramLimit);
-		EXPECT_TRUE(contains(e.what(), "column \"c\" has at least 4 distinct values, more than max_levels (3)")) << e.what();
+		EXPECT_TRUE(contains(e.what(), "column \"c\" has at least 4 distinct values, more than max_levels (3)"))
+		    << e.what();
 		EXPECT_TRUE(contains(e.hint(), "max_levels")) << e.hint();
 	}
 }
@@ -114,7 +118,8 @@ TEST(Limits, TenThousandLevelsStopWhileReadingStreaming)
 		FAIL() << "10,000 levels passed max_levels";
 	} catch (const pgml::Error &e) {
 		EXPECT_EQ(e.code(), ErrorCode::ProgramLimit);
-		EXPECT_TRUE(contains(e.what(), "column \"c\" has at least 101 distinct values, more than max_levels (100)")) << e.what();
+		EXPECT_TRUE(contains(e.what(), "column \"c\" has at least 101 distinct values, more than max_levels (100)"))
+		    << e.what();
 	}
 	EXPECT_LT(fed, 1000u) << "the level cap was only checked after " << fed << " rows";
 	EXPECT_LT(seconds_since(t0), 5.0);
@@ -206,7 +211,8 @@ TEST(Limits, GradientBoostingRefusedBeforeBoosting)
 	in.memory_limit = 16 * kMB;
 	auto t0 = std::chrono::steady_clock::now();
 	try {
-		pgml::fit_gradient_boosting(in, params_of(Algorithm::GradientBoosting, {{"n_estimators", 100000}, {"max_depth", 32}}));
+		pgml::fit_gradient_boosting(
+		    in, params_of(Algorithm::GradientBoosting, {{"n_estimators", 100000}, {"max_depth", 32}}));
 		FAIL() << "100000 rounds of depth 32 fitted in 16 MB";
 	} catch (const pgml::Error &e) {
 		EXPECT_EQ(e.code(), ErrorCode::ProgramLimit);
