@@ -303,9 +303,8 @@ class LimitsTest(unittest.TestCase):
         the dense solve on 3000 features, is one Eigen call that cannot poll);
         pg_cancel_backend 2 s into it ends it within a few seconds."""
         rel = unique("limits_3000")
-        with connect() as c, c.cursor() as cur:
-            cur.execute(sql.SQL("CREATE TABLE {} AS SELECT i AS x, 'level' || (i % 3000) AS c, (i % 10)::float8 AS y "
-                                "FROM generate_series(1, 60000) i").format(sql.Identifier(rel)))
+        self._run(sql.SQL("CREATE TABLE {} AS SELECT i AS x, 'level' || (i % 3000) AS c, (i % 10)::float8 AS y "
+                          "FROM generate_series(1, 60000) i").format(sql.Identifier(rel)))
         self.addCleanup(self._drop_table, rel)
         for aggregate in ("off",):
             with self.subTest(stats_aggregate=aggregate):
@@ -330,9 +329,8 @@ class LimitsTest(unittest.TestCase):
                 t.start()
                 time.sleep(2.0)
                 self.assertTrue(t.is_alive(), f"training ended within 2 s: {out}")
-                with connect() as c, c.cursor() as cur:
-                    cancelled_at = time.monotonic()
-                    cur.execute("SELECT pg_cancel_backend(%s)", (pid,))
+                cancelled_at = time.monotonic()
+                self._run("SELECT pg_cancel_backend(%s)", (pid,))
                 t.join(60)
                 self.assertFalse(t.is_alive(), "ml_train still runs 60 s after pg_cancel_backend")
                 took = out["ended"] - cancelled_at
@@ -341,9 +339,17 @@ class LimitsTest(unittest.TestCase):
                 self.assertIsInstance(out.get("error"), psycopg2.errors.QueryCanceled, repr(out))
                 self.assertLess(took, 3.0)
 
+    def _run(self, query, args=None):
+        conn = connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(query, args)
+            conn.commit()
+        finally:
+            conn.close()
+
     def _drop_table(self, table):
-        with connect() as c, c.cursor() as cur:
-            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
+        self._run(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
 
 
 if __name__ == "__main__":
