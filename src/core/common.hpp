@@ -29,6 +29,7 @@ enum class ErrorCode {
 	DatatypeMismatch,    // 42804 datatype_mismatch
 	UndefinedColumn,     // 42703 undefined_column
 	InvalidBinary,       // 22P03 invalid_binary_representation (bytes handed in by a user, e.g. ml_import)
+	OutOfMemory,         // 53200 out_of_memory (an allocation failed: std::bad_alloc, xgboost's allocation errors)
 	Cancelled,           // the cancel callback asked us to stop; the glue raises the real cancel
 	Internal             // XX000: a bug
 };

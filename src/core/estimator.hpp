@@ -94,6 +94,7 @@ struct FitInput {
 	// preprocessing imputed them, and the estimator then writes the format of an imputing model
 	bool native_missing = true;
 	int threads = 1;                            // upper bound on threads an algorithm may use
+	size_t memory_limit = 0;                    // bytes the fit may allocate (pg_ml.max_memory; 0: no limit), see limits.hpp
 	CancelCheck cancel = nullptr;
 	std::vector<IterationLog> *log = nullptr;   // per-iteration loss / validation metric
 	ProgressCallback progress = nullptr;        // per iteration, called on this thread only (never from workers)

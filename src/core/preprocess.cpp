@@ -603,4 +603,29 @@ std::string Preprocessor::to_json() const
 	return w.str();
 }
 
+// ---------------------------------------------------------------- LevelCounter
+
+LevelCounter::LevelCounter(const std::vector<ColumnInfo> &features, const PreprocessOptions &opts)
+	: names_(features.size()), max_(features.size(), 0), seen_(features.size()), count_(features.size(), 0)
+{
+	for (size_t c = 0; c < features.size(); c++) {
+		names_[c] = features[c].name;
+		if (features[c].categorical())
+			max_[c] = opts.for_column(features[c].name).max_levels;
+	}
+}
+
+void LevelCounter::too_many(size_t col) const
+{
+	const std::string &name = names_[col];
+	const std::string limit = std::to_string(max_[col]);
+	throw Error(ErrorCode::ProgramLimit,
+	            "column \"" + name + "\" has at least " + std::to_string(count_[col]) +
+	                " distinct values, more than max_levels (" + limit + ")",
+	            "One-hot encoding creates one feature per distinct value; training stops at the first value past "
+	            "the limit.",
+	            "Raise the limit with preprocess => '{\"columns\": {\"" + name +
+	                "\": {\"max_levels\": N}}}', or exclude the column.");
+}
+
 } // namespace pgml

@@ -9,6 +9,7 @@
 // on the transformed features without keeping the rows.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -141,5 +142,41 @@ class Preprocessor {
 Preprocessor fit_preprocessor(const std::vector<ColumnInfo> &features, const PreprocessOptions &opts,
                               const Encoder &enc, const Moments &train, const std::vector<double> &col_min,
                               const std::vector<double> &col_max, const std::vector<double> &medians);
+
+// Counts the distinct levels (NULL counts as one) each categorical column has in the training
+// rows while they are encoded, and refuses a column as soon as it has one more than its
+// max_levels: before the encoder's slots, the moments (O(levels^2)) or the feature matrix grow
+// with them. The same limit fit_preprocessor applies to the fitted levels, checked early.
+class LevelCounter {
+  public:
+	LevelCounter() = default;
+	LevelCounter(const std::vector<ColumnInfo> &features, const PreprocessOptions &opts);
+	// Notes that a training row has level `id` (the encoder's id; -1 for NULL) in column col;
+	// throws Error(ProgramLimit) when that makes more than the column's max_levels.
+	void note(size_t col, int32_t id)
+	{
+		if (col >= seen_.size() || max_[col] <= 0)
+			return;
+		const size_t slot = static_cast<size_t>(id + 1); // 0 is NULL
+		std::vector<uint8_t> &seen = seen_[col];
+		if (slot < seen.size() && seen[slot])
+			return;
+		if (slot >= seen.size())
+			seen.resize(std::max(slot + 1, seen.size() * 2), 0);
+		seen[slot] = 1;
+		if (++count_[col] > static_cast<size_t>(max_[col]))
+			too_many(col);
+	}
+	// Distinct levels seen so far in column col.
+	size_t count(size_t col) const { return col < count_.size() ? count_[col] : 0; }
+
+  private:
+	[[noreturn]] void too_many(size_t col) const;
+
+	std::vector<std::string> names_;
+	std::vector<int> max_; // 0 for a numeric column
+	std::vector<std::vector<uint8_t>> seen_;
+	std::vector<size_t> count_;
+};
 
 } // namespace pgml

@@ -10,6 +10,7 @@
 #include "eval_state.hpp"
 #include "json.hpp"
 #include "kmeans_step.hpp"
+#include "limits.hpp"
 #include "models/kmeans.hpp"
 #include "models/elastic_net.hpp"
 #include "models/naive_bayes.hpp"
@@ -23,6 +24,7 @@ constexpr size_t kSampleRows = 200000; // rows kept per split for metrics that n
 constexpr int kAggSampleRows = 10000;  // the same through the statistics aggregate (bounded state size)
 constexpr int kAggBlockRows = 256;     // rows the aggregate folds into its moments at a time
 constexpr Eigen::Index kBlockCells = 1 << 22;
+constexpr Eigen::Index kDirectMergeSlots = 64; // statistics groups of at most this many slots are merged one by one
 
 std::string hex64(uint64_t v)
 {
@@ -70,7 +72,7 @@ struct ClusteringMetrics {
 	}
 };
 
-ClusteringMetrics clustering_metrics(const Estimator &est, const Eigen::MatrixXd &Z, uint64_t seed)
+ClusteringMetrics clustering_metrics(const Estimator &est, const Eigen::MatrixXd &Z, uint64_t seed, CancelCheck cancel)
 {
 	ClusteringMetrics cm;
 	const Eigen::Index n = Z.rows();
@@ -79,6 +81,8 @@ ClusteringMetrics clustering_metrics(const Estimator &est, const Eigen::MatrixXd
 	Eigen::RowVectorXd row;
 	double d = 0;
 	for (Eigen::Index i = 0; i < n; i++) {
+		if (i % 4096 == 0)
+			check_cancel(cancel);
 		row = Z.row(i);
 		label[static_cast<size_t>(i)] = est.predict(row.data(), &d);
 		cm.inertia += d * d;
@@ -101,6 +105,7 @@ ClusteringMetrics clustering_metrics(const Estimator &est, const Eigen::MatrixXd
 	std::vector<double> sum(static_cast<size_t>(nclusters));
 	std::vector<int> cnt(static_cast<size_t>(nclusters));
 	for (size_t a = 0; a < s; a++) {
+		check_cancel(cancel); // s rows of s distances each
 		std::fill(sum.begin(), sum.end(), 0.0);
 		std::fill(cnt.begin(), cnt.end(), 0);
 		for (size_t b = 0; b < s; b++) {
@@ -189,6 +194,9 @@ struct Trainer::Impl {
 	bool incremental = false;
 
 	Encoder enc;
+	LevelCounter levels;       // distinct levels of the training rows per categorical column
+	bool count_levels = true;  // false when continued training keeps the base's preprocessing
+	CancelCheck cancel = nullptr; // the current call's (polled by the long loops of Impl)
 	Moments train, test;
 	RowStore chunk, train_chunk, test_chunk;
 	RowStore rows;                      // in-memory algorithms: every row
@@ -271,6 +279,8 @@ struct Trainer::Impl {
 	// Preprocessing from the statistics, starting centres from the sample (kmeans_step.hpp).
 	void start_kmeans(CancelCheck cancel)
 	{
+		this->cancel = cancel;
+		flush_groups();
 		trim_samples();
 		if (train.n() == 0)
 			throw Error(ErrorCode::DataException, "no rows left to train on",
@@ -278,8 +288,7 @@ struct Trainer::Impl {
 			                std::to_string(dropped_nonfinite) + " with a non-finite value, " +
 			                std::to_string(test.n()) + " held out for testing.",
 			            "Train on more rows, or lower test_size.");
-		train.grow(enc.dim());
-		test.grow(enc.dim());
+		grow_moments();
 		Preprocessor prep = fit_preprocessor(spec.features, popts, enc, train, col_min, col_max, medians());
 		prep.native_missing = false;
 		const int p = prep.p();
@@ -298,6 +307,7 @@ struct Trainer::Impl {
 		in.seed = spec.seed;
 		in.native_missing = false;
 		in.threads = spec.threads;
+		in.memory_limit = spec.memory_limit;
 		in.cancel = cancel;
 		Eigen::MatrixXd C0 = kmeans_fit_centres(in, hp);
 		km = std::make_unique<kmeans_step::Fit>(std::move(prep), spec.features, std::move(C0), tol_abs,
@@ -445,8 +455,11 @@ struct Trainer::Impl {
 	void note_train_row(const RowStore &s, size_t i)
 	{
 		for (size_t c = 0; c < spec.features.size(); c++) {
-			if (spec.features[c].categorical())
+			if (spec.features[c].categorical()) {
+				if (count_levels)
+					levels.note(c, s.cat[c][i]);
 				continue;
+			}
 			double v = s.num[c][i];
 			if (std::isnan(v)) {
 				nulls[c]++;
@@ -459,16 +472,171 @@ struct Trainer::Impl {
 		}
 	}
 
+	// Rows encoded and added to the moments at a time: kBlockCells values, fewer with many slots
+	// (categorical levels) so that cancel is polled at least every 2^28 multiply-adds (a block
+	// costs O(rows q^2); up to 64 slots: unchanged) and the block stays within an eighth of the
+	// memory limit; at least 64 rows.
+	Eigen::Index block_rows() const
+	{
+		const Eigen::Index q = std::max<Eigen::Index>(1, enc.dim());
+		Eigen::Index rows = std::min<Eigen::Index>(kBlockCells / q, (Eigen::Index(1) << 28) / (q * q));
+		if (spec.memory_limit > 0)
+			rows = std::min<Eigen::Index>(rows, static_cast<Eigen::Index>(spec.memory_limit / 64) / q);
+		return std::max<Eigen::Index>(64, rows);
+	}
+
+	// The moments of one statistics group on its own few slots, waiting to be merged into the
+	// run's moments (flush_groups): merging each group into the q x q moments at once would cost
+	// O(q^2) per group, O(levels^3) for a column's levels.
+	struct PendingGroup {
+		int64_t n = 0;
+		std::vector<Eigen::Index> slots; // encoder slot of each state slot (-1: not kept)
+		Eigen::VectorXd mean;            // per state slot
+		Eigen::MatrixXd C;               // co-moments of the state slots
+		std::vector<Eigen::Index> ones;  // slots that are 1 in every row of the group (its levels)
+	};
+	std::vector<PendingGroup> pending_train, pending_test;
+	double pending_bytes = 0;
+
+	// Queues a group's moments (from, on the state slots `slots`; `ones` constant 1) for `to`
+	// (train or test); merges the queue once it holds as much as the dense moments.
+	void add_group(const Moments &from, const std::vector<Eigen::Index> &slots, const std::vector<Eigen::Index> &ones,
+	               bool to_test)
+	{
+		if (from.n() == 0)
+			return;
+		check_moments_memory(); // before the slots' moments are ever allocated
+		const Eigen::Index q = enc.dim();
+		if (q <= kDirectMergeSlots && pending_train.empty() && pending_test.empty()) {
+			// few slots: merged at once, as dense moments (O(q^2) is small)
+			grow_moments();
+			Eigen::VectorXd mean = Eigen::VectorXd::Zero(q);
+			Eigen::MatrixXd M = Eigen::MatrixXd::Zero(q, q);
+			Eigen::MatrixXd C = from.comoment();
+			for (size_t i = 0; i < slots.size(); i++) {
+				if (slots[i] < 0)
+					continue;
+				mean(slots[i]) = from.mean()(static_cast<Eigen::Index>(i));
+				for (size_t j = 0; j < slots.size(); j++)
+					if (slots[j] >= 0)
+						M(slots[i], slots[j]) = C(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j));
+			}
+			for (Eigen::Index slot : ones)
+				mean(slot) = 1.0;
+			(to_test ? test : train).merge(Moments::from(from.n(), mean, M));
+			return;
+		}
+		PendingGroup g;
+		g.n = from.n();
+		g.slots = slots;
+		g.mean = from.mean();
+		g.C = from.comoment();
+		g.ones = ones;
+		pending_bytes += 8.0 * static_cast<double>(g.C.size() + g.mean.size() + slots.size() + ones.size()) + 128;
+		(to_test ? pending_test : pending_train).push_back(std::move(g));
+		if (pending_bytes > std::max(8.0 * static_cast<double>(q) * static_cast<double>(q), 4.0 * (1 << 20)))
+			flush_groups();
+	}
+
+	// Merges the queued groups into the training and test moments: O(slots^2) per group and
+	// O(q^2) once (not per group).
+	void flush_groups()
+	{
+		if (pending_train.empty() && pending_test.empty())
+			return;
+		grow_moments();
+		merge_pending(pending_train, train);
+		merge_pending(pending_test, test);
+		pending_bytes = 0;
+	}
+
+	// The moments of the groups gs (all of them together), merged into `into`. Between groups,
+	// sum n_g (mu_g - mu)(mu_g - mu)^T is computed around a shift s that is the overall mean on
+	// the slots every group carries (numeric values, the target) and 0 on indicator slots, so
+	// that each group's deviation is sparse and the numbers are not cancelled: the rest,
+	// N (mu - s)(mu - s)^T, lives on the indicator slots only (values in [0, 1]).
+	void merge_pending(std::vector<PendingGroup> &gs, Moments &into)
+	{
+		if (gs.empty())
+			return;
+		const Eigen::Index q = enc.dim();
+		double N = 0;
+		Eigen::VectorXd sum = Eigen::VectorXd::Zero(q);
+		for (const PendingGroup &g : gs) {
+			const double n = static_cast<double>(g.n);
+			N += n;
+			for (size_t i = 0; i < g.slots.size(); i++)
+				if (g.slots[i] >= 0)
+					sum(g.slots[i]) += n * g.mean(static_cast<Eigen::Index>(i));
+			for (Eigen::Index one : g.ones)
+				sum(one) += n;
+		}
+		const Eigen::VectorXd mu = sum / N;
+		Eigen::VectorXd shift = Eigen::VectorXd::Zero(q);
+		for (size_t c = 0; c < spec.features.size(); c++)
+			if (!spec.features[c].categorical() && enc.value_slot(c) >= 0)
+				shift(enc.value_slot(c)) = mu(enc.value_slot(c));
+		if (enc.target_slot() >= 0)
+			shift(enc.target_slot()) = mu(enc.target_slot());
+		Eigen::MatrixXd M = Eigen::MatrixXd::Zero(q, q);
+		std::vector<std::pair<Eigen::Index, double>> d;
+		for (const PendingGroup &g : gs) {
+			check_cancel(cancel);
+			const double n = static_cast<double>(g.n);
+			d.clear();
+			for (size_t i = 0; i < g.slots.size(); i++) {
+				const Eigen::Index a = g.slots[i];
+				if (a < 0)
+					continue;
+				d.emplace_back(a, g.mean(static_cast<Eigen::Index>(i)) - shift(a));
+				for (size_t j = 0; j < g.slots.size(); j++)
+					if (g.slots[j] >= 0)
+						M(a, g.slots[j]) += g.C(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j));
+			}
+			for (Eigen::Index one : g.ones)
+				d.emplace_back(one, 1.0 - shift(one));
+			for (const auto &[a, da] : d)
+				for (const auto &[b, db] : d)
+					M(a, b) += n * da * db;
+		}
+		const Eigen::VectorXd e = mu - shift;
+		M.noalias() -= N * e * e.transpose();
+		into.merge(Moments::from(static_cast<int64_t>(N), mu, M));
+		gs.clear();
+	}
+
+	// Checks that the training and test moments at the encoder's slots fit the memory limit.
+	void check_moments_memory() const
+	{
+		const double q = static_cast<double>(enc.dim());
+		// the training and test moments, and as much again for the temporaries of a merge
+		check_memory(spec.memory_limit, 4 * memory::moments_bytes(q) + block_rows() * q * 8.0,
+		             "the statistics of the encoded features",
+		             "The training and test rows' co-moments are two " + count_text(q) + " x " + count_text(q) +
+		                 " matrices (and their merges as many again): one slot per numeric column, per missing-value "
+		                 "indicator and per category level.",
+		             "max_levels, exclude columns with many distinct values");
+	}
+
+	// Widens the training and test moments to the encoder's slots, after checking that their
+	// two q x q matrices fit the memory limit (q grows with the categorical levels).
+	void grow_moments()
+	{
+		check_moments_memory();
+		train.grow(enc.dim());
+		test.grow(enc.dim());
+	}
+
 	// Adds rows [0, s.size()) of s to m, in blocks.
 	void add_moments(const RowStore &s, Moments &m)
 	{
 		if (s.size() == 0)
 			return;
 		enc.allocate(s, 0, s.size());
-		train.grow(enc.dim());
-		test.grow(enc.dim());
-		const size_t step = static_cast<size_t>(std::max<Eigen::Index>(64, kBlockCells / std::max<Eigen::Index>(1, enc.dim())));
+		grow_moments();
+		const size_t step = static_cast<size_t>(block_rows());
 		for (size_t b = 0; b < s.size(); b += step) {
+			check_cancel(cancel);
 			size_t e = std::min(s.size(), b + step);
 			enc.encode(s, b, e, block);
 			m.add_block(block);
@@ -631,6 +799,7 @@ Trainer::Trainer(const TrainSpec &spec) : impl_(std::make_unique<Impl>())
 	validate_spec(spec);
 	m.hp = parse_params(algorithm_def(spec.algorithm), spec.hyperparams);
 	m.popts = parse_preprocess(spec.preprocess, spec.features);
+	m.levels = LevelCounter(spec.features, m.popts);
 	m.init_common();
 	m.enc = Encoder(spec.features, m.streaming);
 }
@@ -653,6 +822,7 @@ Trainer::Trainer(const TrainSpec &spec, const Model &base, bool incremental) : i
 	validate_spec(m.spec);
 	m.hp = base.hyperparams;
 	m.popts = base.preprocess;
+	m.levels = LevelCounter(m.spec.features, m.popts);
 	m.init_common();
 	if (!incremental) {
 		m.enc = Encoder(m.spec.features, m.streaming);
@@ -668,9 +838,22 @@ Trainer::Trainer(const TrainSpec &spec, const Model &base, bool incremental) : i
 		// continued training: the base's preprocessing stays, the estimator goes on from its state
 		m.enc = Encoder(m.spec.features, false);
 		m.base = &base;
+		m.count_levels = false; // levels the base did not see are ignored, not encoded
 		return;
 	}
 	m.enc = base.encoder;
+	// the statistics go on from the base's rows: their levels count towards max_levels
+	for (size_t c = 0; c < base.features.size(); c++) {
+		if (!base.features[c].categorical() || c >= base.prep.columns.size())
+			continue;
+		for (const std::string &level : base.prep.columns[c].levels) {
+			int32_t id = m.enc.find(c, level);
+			if (id >= 0)
+				m.levels.note(c, id);
+		}
+		if (base.prep.columns[c].null_feature >= 0)
+			m.levels.note(c, -1);
+	}
 	m.train = base.stats;
 	m.base_rows = base.stats.n();
 	// the earlier rows' min / max, so min-max scaling is refitted over all rows
@@ -729,6 +912,7 @@ void Trainer::expect_rows(double n)
 void Trainer::add_batch(const Batch &batch, CancelCheck cancel)
 {
 	Impl &m = *impl_;
+	m.cancel = cancel;
 	check_cancel(cancel);
 	if (batch.nfeatures != m.spec.features.size() || (batch.target == nullptr) != (m.task == Task::Clustering))
 		throw Error(ErrorCode::Internal, "batch does not match the training columns");
@@ -779,6 +963,7 @@ void Trainer::add_stats_group(const std::vector<const char *> &levels, const dou
                               CancelCheck cancel)
 {
 	Impl &m = *impl_;
+	m.cancel = cancel;
 	check_cancel(cancel);
 	const size_t nf = m.spec.features.size();
 	if (!(m.streaming || m.kmeans_aggregate()) || levels.size() != nf)
@@ -805,10 +990,13 @@ void Trainer::add_stats_group(const std::vector<const char *> &levels, const dou
 			one.num[numeric[j]][0] = NAN;
 	one.y.push_back(0);
 	one.hash.push_back(0);
+	// a group with training rows brings its levels into the training split: counted before
+	// they get slots (a column over max_levels stops here, not after O(levels^2) work)
+	if (d.train.n() > 0 && m.count_levels)
+		for (size_t c = 0; c < nf; c++)
+			if (m.spec.features[c].categorical())
+				m.levels.note(c, one.cat[c][0]);
 	m.enc.allocate(one, 0, 1);
-	const Eigen::Index q = m.enc.dim();
-	m.train.grow(q);
-	m.test.grow(q);
 
 	// state slot -> encoder slot; the categorical levels are constant 1 within the group
 	std::vector<Eigen::Index> map(static_cast<size_t>(d.shape.q), -1);
@@ -826,23 +1014,8 @@ void Trainer::add_stats_group(const std::vector<const char *> &levels, const dou
 	for (Eigen::Index slot : map)
 		if (slot < 0)
 			throw Error(ErrorCode::Internal, "statistics slot has no encoder slot");
-	auto add = [&](const Moments &from, Moments &to) {
-		if (from.n() == 0)
-			return;
-		Eigen::VectorXd mean = Eigen::VectorXd::Zero(q);
-		Eigen::MatrixXd M = Eigen::MatrixXd::Zero(q, q);
-		Eigen::MatrixXd C = from.comoment();
-		for (size_t i = 0; i < map.size(); i++) {
-			mean(map[i]) = from.mean()(static_cast<Eigen::Index>(i));
-			for (size_t j = 0; j < map.size(); j++)
-				M(map[i], map[j]) = C(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j));
-		}
-		for (Eigen::Index slot : constant)
-			mean(slot) = 1.0;
-		to.merge(Moments::from(from.n(), mean, M));
-	};
-	add(d.train, m.train);
-	add(d.test, m.test);
+	m.add_group(d.train, map, constant, false);
+	m.add_group(d.test, map, constant, true);
 	for (size_t j = 0; j < numeric.size(); j++) {
 		size_t c = numeric[j];
 		m.nulls[c] += d.nulls[j];
@@ -869,11 +1042,27 @@ void Trainer::add_stats_group(const std::vector<const char *> &levels, const dou
 	sample(d.sample_test, d.sample_test_u, d.sample_test_rows, m.test_sample, m.test_u);
 }
 
+void Trainer::note_stats_group(const std::vector<const char *> &levels, const double *state, size_t len,
+                               CancelCheck cancel)
+{
+	Impl &m = *impl_;
+	check_cancel(cancel);
+	const size_t nf = m.spec.features.size();
+	if (!m.count_levels || levels.size() != nf)
+		return;
+	if (stats::decode(state, len).train.n() == 0)
+		return;
+	for (size_t c = 0; c < nf; c++)
+		if (m.spec.features[c].categorical())
+			m.levels.note(c, levels[c] == nullptr ? -1 : m.enc.intern(c, levels[c]));
+}
+
 bool Trainer::uses_kmeans_steps() const { return impl_->kmeans_aggregate(); }
 
 std::vector<double> Trainer::kmeans_step_params(std::vector<std::string> *levels, CancelCheck cancel)
 {
 	Impl &m = *impl_;
+	m.cancel = cancel;
 	if (!m.aggregated || !m.kmeans_aggregate())
 		return {};
 	if (!m.km)
@@ -906,6 +1095,8 @@ void Trainer::add_kmeans_step(const double *state, size_t len)
 std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 {
 	Impl &m = *impl_;
+	m.cancel = cancel;
+	m.flush_groups();
 	if (m.aggregated)
 		m.trim_samples();
 	const TrainSpec &spec = m.spec;
@@ -965,7 +1156,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		result_.log.insert(result_.log.end(), m.km->log().begin(), m.km->log().end());
 		report_phase(spec.progress, "evaluating");
 		auto metrics = [&](const RowStore &sample, int64_t rows, double inertia) {
-			ClusteringMetrics cl = clustering_metrics(*model->estimator, Impl::scaled_rows(model->prep, m.enc, sample), spec.seed);
+			ClusteringMetrics cl = clustering_metrics(*model->estimator, Impl::scaled_rows(model->prep, m.enc, sample), spec.seed, cancel);
 			cl.inertia = inertia;
 			cl.rows = rows;
 			return cl;
@@ -986,8 +1177,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			                " with a NULL target, " + std::to_string(m.dropped_nonfinite) + " with a non-finite value, " +
 			                std::to_string(m.test.n()) + " held out for testing.",
 			            "Train on more rows, or lower test_size.");
-		m.train.grow(m.enc.dim());
-		m.test.grow(m.enc.dim());
+		m.grow_moments();
 		model->prep = fit_preprocessor(spec.features, m.popts, m.enc, m.train, m.col_min, m.col_max, m.medians());
 		check_cancel(cancel);
 		// joint second moments of the features x (through the affine map) and the target
@@ -1132,6 +1322,17 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		model->prep.native_missing = m.base != nullptr ? m.base->prep.native_missing
 		                                               : algorithm_native_missing(spec.algorithm) && !imputes;
 		const int p = model->prep.p();
+		{
+			// the scaled feature matrix: one column per numeric column and per kept category level
+			// (one-hot), next to the rows kept in memory
+			const double n_x = static_cast<double>(std::max(tr.size(), te.size()));
+			const double bytes = memory::matrix_bytes(n_x, p) + 8.0 * n_x +
+			                     static_cast<double>((tr.size() + te.size()) * m.row_bytes());
+			check_memory(spec.memory_limit, bytes, "the feature matrix",
+			             count_text(n_x) + " rows of " + std::to_string(p) +
+			                 " features (a numeric column is one feature, a categorical column one per level).",
+			             "max_levels, exclude columns with many distinct values, train on fewer rows");
+		}
 		auto scaled = [&](const RowStore &s, Eigen::MatrixXd &X, Eigen::VectorXd &y) {
 			// a block of rows is transformed into xb (one row after the other), then written
 			// into X's columns (column-major: each column's part is contiguous)
@@ -1141,6 +1342,8 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			X.resize(static_cast<Eigen::Index>(s.size()), p);
 			y.resize(static_cast<Eigen::Index>(s.size()));
 			for (size_t i0 = 0; i0 < s.size(); i0 += kRows) {
+				if (i0 % (kRows * 64) == 0)
+					check_cancel(cancel);
 				const size_t nb = std::min(kRows, s.size() - i0);
 				for (size_t r = 0; r < nb; r++)
 					model->prep.transform(m.enc, s, i0 + r, xb.data() + r * pp);
@@ -1165,6 +1368,16 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 				LbfgsOptions lo;
 				lo.max_iter = m.hp.integer("max_iter");
 				lo.tol = m.hp.num("tol");
+				{
+					// L-BFGS's history of (p + 1) K coefficients, and scores of every row for each class
+					const double coef = (static_cast<double>(p) + 1) * std::max(K, 1);
+					check_memory(spec.memory_limit,
+					             (2.0 * lo.history + 6) * coef * 8 + memory::matrix_bytes(static_cast<double>(tr.size()), K),
+					             "logistic_regression",
+					             std::to_string(K) + " classes of " + std::to_string(p) + " features, " +
+					                 std::to_string(tr.size()) + " training rows.",
+					             "the classes or features, train on fewer rows");
+				}
 				LogisticFit fit = fit_logistic(X, ytr, K, m.hp.num("C"), lo, cancel, &result_.log, spec.progress);
 				// fold the scaling into the coefficients: w_x = w_z / s, b_x = b_z - center . w_x
 				model->W = fit.W.array().colwise() / model->prep.scale.array();
@@ -1185,6 +1398,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 				in.seed = spec.seed;
 				in.native_missing = model->prep.native_missing;
 				in.threads = spec.threads;
+				in.memory_limit = spec.memory_limit;
 				in.cancel = cancel;
 				in.log = &result_.log;
 				in.progress = spec.progress;
@@ -1246,7 +1460,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			Eigen::MatrixXd X;
 			Eigen::VectorXd unused;
 			scaled(s, X, unused);
-			ClusteringMetrics cl = clustering_metrics(*model->estimator, X, spec.seed);
+			ClusteringMetrics cl = clustering_metrics(*model->estimator, X, spec.seed, cancel);
 			if (&s == &te)
 				result_.primary_test = cl.silhouette;
 			return cl.to_json();
@@ -1431,6 +1645,7 @@ void Trainer::add_class_group(const std::vector<const char *> &levels, const cha
                               const double *state, size_t len, CancelCheck cancel)
 {
 	Impl &m = *impl_;
+	m.cancel = cancel;
 	check_cancel(cancel);
 	const size_t nf = m.spec.features.size();
 	if (m.streaming || levels.size() != nf || m.class_model)
@@ -1453,6 +1668,10 @@ void Trainer::add_class_group(const std::vector<const char *> &levels, const cha
 		if (m.spec.features[c].categorical() && levels[c] != nullptr)
 			g.cats[c] = m.enc.intern(c, levels[c]);
 	if (split == 0) {
+		if (m.count_levels)
+			for (size_t c = 0; c < nf; c++)
+				if (m.spec.features[c].categorical())
+					m.levels.note(c, g.cats[c]);
 		m.class_train += rows;
 		// the training rows' slots and moments, as add_moments would give them
 		RowStore one;
@@ -1469,29 +1688,19 @@ void Trainer::add_class_group(const std::vector<const char *> &levels, const cha
 		one.y.push_back(0);
 		one.hash.push_back(0);
 		m.enc.allocate(one, 0, 1);
-		const Eigen::Index q = m.enc.dim();
-		m.train.grow(q);
-		std::vector<Eigen::Index> map(static_cast<size_t>(d.shape.q), -1); // state slot -> encoder slot
+		// state slot -> encoder slot (-1: the target's slot; a numeric target is constant within
+		// the group), merged with the other groups' later (flush_groups)
+		std::vector<Eigen::Index> map(static_cast<size_t>(d.shape.q), -1);
 		for (size_t j = 0; j < numeric.size(); j++) {
 			map[j] = m.enc.value_slot(numeric[j]);
 			if (d.indicator[j] >= 0)
 				map[static_cast<size_t>(d.indicator[j])] = m.enc.missing_slot(numeric[j]);
 		}
-		Eigen::VectorXd mean = Eigen::VectorXd::Zero(q);
-		Eigen::MatrixXd M = Eigen::MatrixXd::Zero(q, q);
-		Eigen::MatrixXd C = d.train.comoment();
-		for (size_t i = 0; i < map.size(); i++) {
-			if (map[i] < 0)
-				continue; // the target's slot (a numeric target is constant within the group)
-			mean(map[i]) = d.train.mean()(static_cast<Eigen::Index>(i));
-			for (size_t j = 0; j < map.size(); j++)
-				if (map[j] >= 0)
-					M(map[i], map[j]) = C(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j));
-		}
+		std::vector<Eigen::Index> ones;
 		for (size_t c = 0; c < nf; c++)
 			if (m.spec.features[c].categorical())
-				mean(m.enc.level_slot(c, g.cats[c])) = 1.0;
-		m.train.merge(Moments::from(d.train.n(), mean, M));
+				ones.push_back(m.enc.level_slot(c, g.cats[c]));
+		m.add_group(d.train, map, ones, false);
 		for (size_t j = 0; j < numeric.size(); j++) {
 			size_t c = numeric[j];
 			m.nulls[c] += d.nulls[j];
@@ -1534,6 +1743,8 @@ std::vector<uint8_t> Trainer::class_fit(CancelCheck cancel)
 		throw Error(ErrorCode::DataException, "no rows left to train on",
 		            "All " + std::to_string(m.used_rows) + " rows were held out for testing.", "Lower test_size.");
 	check_cancel(cancel);
+	m.cancel = cancel;
+	m.flush_groups();
 	model->prep = m.base != nullptr ? m.base->prep
 	                                : fit_preprocessor(spec.features, m.popts, m.enc, m.train, m.col_min, m.col_max,
 	                                                   m.medians());

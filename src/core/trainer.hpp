@@ -70,6 +70,10 @@ class Trainer {
 	bool uses_stats_aggregate() const;
 	std::vector<double> stats_params(double expected_rows) const; // expected_rows <= 0: unknown
 	void add_stats_group(const std::vector<const char *> &levels, const double *state, size_t len, CancelCheck cancel);
+	// Counts the levels of a group's training rows as the query hands the group over (before
+	// the groups are put in order and added): a column past its max_levels fails here, after
+	// about max_levels groups rather than after all of them (add_stats_group counts them too).
+	void note_stats_group(const std::vector<const char *> &levels, const double *state, size_t len, CancelCheck cancel);
 	// k-means after the statistics groups (kmeans_step.hpp): while kmeans_step_params() returns
 	// a non-empty array, run ml.kmeans_step with it and *levels over the relation and pass the
 	// state to add_kmeans_step(). Empty at once for other algorithms.

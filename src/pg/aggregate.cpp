@@ -413,6 +413,79 @@ struct GroupRef {
 	ArrayType *state;
 };
 
+/* Receives the groups of the statistics query: keeps each group's levels and a copy of its
+ * state, and has the trainer count the levels of its training rows (note_stats_group). */
+struct GroupReceiver {
+	DestReceiver pub; /* must be first */
+	pgml::Trainer *trainer;
+	const PgmlColumn *features;
+	int nfeatures;
+	int ncat;
+	MemoryContext cxt; /* where the groups are kept */
+	GroupRef *groups;
+	uint64 n;
+	uint64 cap;
+	/* the trainer's error (a column past max_levels, a cancel): the receiver stops the query
+	 * and the caller raises it after the query, without the internal query as its context */
+	bool failed;
+	PgmlCoreError err;
+};
+
+bool
+receive_group(TupleTableSlot *slot, DestReceiver *self)
+{
+	GroupReceiver *r = reinterpret_cast<GroupReceiver *>(self);
+	slot_getallattrs(slot);
+	MemoryContext old = MemoryContextSwitchTo(r->cxt);
+	if (r->n == r->cap) {
+		r->cap *= 2;
+		r->groups = static_cast<GroupRef *>(repalloc(r->groups, sizeof(GroupRef) * r->cap));
+	}
+	GroupRef *g = &r->groups[r->n++];
+	g->nfeatures = r->nfeatures;
+	g->levels = static_cast<const char **>(palloc0(sizeof(char *) * r->nfeatures));
+	g->state = nullptr;
+	int k = 0;
+	for (int i = 0; i < r->nfeatures; i++) {
+		if (r->features[i].tc != pgml::TypeClass::Categorical)
+			continue;
+		if (!slot->tts_isnull[k])
+			g->levels[i] = pgml_datum_to_cstring(&r->features[i], slot->tts_values[k]);
+		k++;
+	}
+	if (!slot->tts_isnull[r->ncat])
+		g->state = DatumGetArrayTypePCopy(slot->tts_values[r->ncat]);
+	MemoryContextSwitchTo(old);
+	if (g->state != nullptr) {
+		size_t len;
+		const double *data = pgml_state_array_data("train_stats", g->state, &len);
+		const char **levels = g->levels;
+		const int nf = r->nfeatures;
+		pgml::Trainer *trainer = r->trainer;
+		if (!pgml_try(&r->err, [&]() {
+				std::vector<const char *> v(levels, levels + nf);
+				trainer->note_stats_group(v, data, len, pgml_interrupt_pending);
+			})) {
+			r->failed = true;
+			return false; /* stops the query */
+		}
+	}
+	return true;
+}
+
+void
+group_receiver_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+	GroupReceiver *r = reinterpret_cast<GroupReceiver *>(self);
+	if (typeinfo->natts != r->ncat + 1)
+		elog(ERROR, "pg_ml: the statistics query returned %d columns, not %d", typeinfo->natts, r->ncat + 1);
+}
+
+void
+group_receiver_noop(DestReceiver *self)
+{
+}
+
 int
 compare_groups(const void *a, const void *b)
 {
@@ -588,11 +661,35 @@ pgml_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const
 		pd[i] = Float8GetDatum((*params)[i]);
 	ArrayType *parr = construct_array(pd, static_cast<int>(params->size()), FLOAT8OID, sizeof(double),
 									  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
-	Oid argtypes[1] = {FLOAT8ARRAYOID};
-	Datum args[1] = {PointerGetDatum(parr)};
+	ParamListInfo qparams = makeParamList(1);
+	qparams->params[0].value = PointerGetDatum(parr);
+	qparams->params[0].isnull = false;
+	qparams->params[0].pflags = PARAM_FLAG_CONST;
+	qparams->params[0].ptype = FLOAT8ARRAYOID;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "pg_ml: SPI_connect failed");
+	/* the groups arrive at a receiver of ours, which keeps them and has the trainer count
+	 * their levels as they come: a column over its max_levels stops the query then, not after
+	 * every group's state has been collected */
+	GroupReceiver *recv = static_cast<GroupReceiver *>(palloc0(sizeof(GroupReceiver)));
+	recv->pub.receiveSlot = receive_group;
+	recv->pub.rStartup = group_receiver_startup;
+	recv->pub.rShutdown = group_receiver_noop;
+	recv->pub.rDestroy = group_receiver_noop;
+	recv->pub.mydest = DestNone;
+	recv->trainer = trainer;
+	recv->features = features;
+	recv->nfeatures = nfeatures;
+	recv->ncat = ncat;
+	recv->cxt = CurrentMemoryContext;
+	recv->cap = 64;
+	recv->groups = static_cast<GroupRef *>(palloc0(sizeof(GroupRef) * recv->cap));
+	SPIExecuteOptions opts;
+	memset(&opts, 0, sizeof(opts));
+	opts.params = qparams;
+	opts.read_only = true;
+	opts.dest = &recv->pub;
 	/* For this query only (the settings are restored after it, and on error by the
 	 * transaction): the states are large, so group them by hashing rather than by sorting
 	 * them; and no JIT: the per-row work is the C transition function, which JIT cannot
@@ -603,33 +700,17 @@ pgml_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const
 	if (ncat > 0)
 		(void)set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	(void)set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	int rc = SPI_execute_with_args(sql.data, 1, argtypes, args, NULL, true, 0);
+	int rc = SPI_execute_extended(sql.data, &opts);
 	AtEOXact_GUC(true, nest);
-	if (rc != SPI_OK_SELECT)
+	if (recv->failed)
+		pgml_raise(&recv->err);
+	/* (a SELECT whose rows go to a receiver of ours reports SPI_OK_UTILITY) */
+	if (rc != SPI_OK_SELECT && rc != SPI_OK_UTILITY)
 		elog(ERROR, "pg_ml: statistics query failed: %s", SPI_result_code_string(rc));
 	int64 rows = 0;
-	/* the groups' levels, then the groups in level order, so the sums are added in one order */
-	uint64 ngroups = SPI_processed;
-	GroupRef *groups = static_cast<GroupRef *>(palloc0(sizeof(GroupRef) * (ngroups + 1)));
-	for (uint64 r = 0; r < ngroups; r++) {
-		HeapTuple tup = SPI_tuptable->vals[r];
-		TupleDesc desc = SPI_tuptable->tupdesc;
-		groups[r].nfeatures = nfeatures;
-		groups[r].levels = static_cast<const char **>(palloc0(sizeof(char *) * nfeatures));
-		int k = 0;
-		for (int i = 0; i < nfeatures; i++) {
-			if (features[i].tc != pgml::TypeClass::Categorical)
-				continue;
-			bool isnull;
-			Datum d = SPI_getbinval(tup, desc, ++k, &isnull);
-			if (!isnull)
-				groups[r].levels[i] = pgml_datum_to_cstring(&features[i], d);
-		}
-		bool isnull;
-		Datum sd = SPI_getbinval(tup, desc, ncat + 1, &isnull);
-		if (!isnull)
-			groups[r].state = DatumGetArrayTypeP(sd);
-	}
+	/* the groups in level order, so the sums are added in one order */
+	uint64 ngroups = recv->n;
+	GroupRef *groups = recv->groups;
 	qsort(groups, ngroups, sizeof(GroupRef), compare_groups);
 	for (uint64 r = 0; r < ngroups; r++) {
 		CHECK_FOR_INTERRUPTS();

@@ -35,6 +35,7 @@ pgml_capture_exception(PgmlCoreError *err) noexcept
 		case pgml::ErrorCode::DatatypeMismatch: err->sqlstate = ERRCODE_DATATYPE_MISMATCH; break;
 		case pgml::ErrorCode::UndefinedColumn: err->sqlstate = ERRCODE_UNDEFINED_COLUMN; break;
 		case pgml::ErrorCode::InvalidBinary: err->sqlstate = ERRCODE_INVALID_BINARY_REPRESENTATION; break;
+		case pgml::ErrorCode::OutOfMemory: err->sqlstate = ERRCODE_OUT_OF_MEMORY; break;
 		case pgml::ErrorCode::Cancelled: err->sqlstate = ERRCODE_QUERY_CANCELED; err->cancelled = true; break;
 		case pgml::ErrorCode::Internal: err->sqlstate = ERRCODE_INTERNAL_ERROR; break;
 		}
@@ -42,14 +43,27 @@ pgml_capture_exception(PgmlCoreError *err) noexcept
 		copy_text(err->detail, sizeof err->detail, e.detail().c_str());
 		copy_text(err->hint, sizeof err->hint, e.hint().c_str());
 	} catch (const std::bad_alloc &) {
+		/* also std::bad_array_new_length; Eigen throws bad_alloc too */
 		err->sqlstate = ERRCODE_OUT_OF_MEMORY;
 		copy_text(err->message, sizeof err->message, "out of memory");
 		copy_text(err->detail, sizeof err->detail, "pg_ml could not allocate memory for a model computation.");
 		copy_text(err->hint, sizeof err->hint, "Train on fewer rows or columns, or lower pg_ml.max_memory.");
-	} catch (const std::exception &e) {
-		err->sqlstate = ERRCODE_INTERNAL_ERROR;
-		copy_text(err->message, sizeof err->message, "pg_ml internal error");
+	} catch (const std::length_error &e) {
+		/* a container asked for more than it can ever hold: an allocation failure too */
+		err->sqlstate = ERRCODE_OUT_OF_MEMORY;
+		copy_text(err->message, sizeof err->message, "out of memory");
 		copy_text(err->detail, sizeof err->detail, e.what());
+		copy_text(err->hint, sizeof err->hint, "Train on fewer rows or columns, or lower pg_ml.max_memory.");
+	} catch (const std::exception &e) {
+		/* a library's own exception for a failed allocation (its text says so) is not a bug */
+		const char *what = e.what();
+		bool oom = strstr(what, "bad_alloc") != nullptr || strstr(what, "out of memory") != nullptr ||
+				   strstr(what, "Memory allocation") != nullptr;
+		err->sqlstate = oom ? ERRCODE_OUT_OF_MEMORY : ERRCODE_INTERNAL_ERROR;
+		copy_text(err->message, sizeof err->message, oom ? "out of memory" : "pg_ml internal error");
+		copy_text(err->detail, sizeof err->detail, what);
+		if (oom)
+			copy_text(err->hint, sizeof err->hint, "Train on fewer rows or columns, or lower pg_ml.max_memory.");
 	} catch (...) {
 		err->sqlstate = ERRCODE_INTERNAL_ERROR;
 		copy_text(err->message, sizeof err->message, "pg_ml internal error");

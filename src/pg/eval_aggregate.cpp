@@ -432,6 +432,88 @@ struct ClassGroupRef {
 	ArrayType *state;
 };
 
+/* Receives the groups of the class statistics query: keeps each group (its levels, class,
+ * split and a copy of its state) and has the trainer count the levels of the training groups
+ * as they come (note_class_group): a column past max_levels stops the query then. An error
+ * is kept and raised by the caller after the query. */
+struct ClassGroupReceiver {
+	DestReceiver pub; /* must be first */
+	pgml::Trainer *trainer;
+	const PgmlColumn *features;
+	int nfeatures;
+	const PgmlColumn *target;
+	int ncat;
+	MemoryContext cxt; /* where the groups are kept */
+	ClassGroupRef *groups;
+	uint64 n;
+	uint64 cap;
+	bool failed;
+	PgmlCoreError err;
+};
+
+bool
+receive_class_group(TupleTableSlot *slot, DestReceiver *self)
+{
+	ClassGroupReceiver *r = reinterpret_cast<ClassGroupReceiver *>(self);
+	slot_getallattrs(slot);
+	MemoryContext old = MemoryContextSwitchTo(r->cxt);
+	if (r->n == r->cap) {
+		r->cap *= 2;
+		r->groups = static_cast<ClassGroupRef *>(repalloc(r->groups, sizeof(ClassGroupRef) * r->cap));
+	}
+	ClassGroupRef *g = &r->groups[r->n++];
+	memset(g, 0, sizeof(*g));
+	g->nfeatures = r->nfeatures;
+	g->levels = static_cast<const char **>(palloc0(sizeof(char *) * r->nfeatures));
+	int k = 0;
+	for (int i = 0; i < r->nfeatures; i++) {
+		if (r->features[i].tc != pgml::TypeClass::Categorical)
+			continue;
+		if (!slot->tts_isnull[k])
+			g->levels[i] = pgml_datum_to_cstring(&r->features[i], slot->tts_values[k]);
+		k++;
+	}
+	g->label_null = slot->tts_isnull[r->ncat];
+	if (!g->label_null) {
+		if (r->target->tc == pgml::TypeClass::Categorical)
+			g->label = pgml_datum_to_cstring(r->target, slot->tts_values[r->ncat]);
+		else
+			g->label_num = pgml_datum_to_double(r->target, slot->tts_values[r->ncat]);
+	}
+	g->split = slot->tts_isnull[r->ncat + 1] ? -1 : DatumGetBool(slot->tts_values[r->ncat + 1]) ? 1 : 0;
+	if (!slot->tts_isnull[r->ncat + 2])
+		g->state = DatumGetArrayTypePCopy(slot->tts_values[r->ncat + 2]);
+	MemoryContextSwitchTo(old);
+	if (g->state != nullptr && g->split == 0) {
+		size_t len;
+		const double *data = pgml_state_array_data("eval_stats", g->state, &len);
+		const char **levels = g->levels;
+		const int nf = r->nfeatures;
+		pgml::Trainer *trainer = r->trainer;
+		if (!pgml_try(&r->err, [&]() {
+				std::vector<const char *> v(levels, levels + nf);
+				trainer->note_stats_group(v, data, len, pgml_interrupt_pending);
+			})) {
+			r->failed = true;
+			return false; /* stops the query */
+		}
+	}
+	return true;
+}
+
+void
+class_receiver_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+	ClassGroupReceiver *r = reinterpret_cast<ClassGroupReceiver *>(self);
+	if (typeinfo->natts != r->ncat + 3)
+		elog(ERROR, "pg_ml: the class statistics query returned %d columns, not %d", typeinfo->natts, r->ncat + 3);
+}
+
+void
+class_receiver_noop(DestReceiver *self)
+{
+}
+
 int
 compare_class_groups(const void *a, const void *b)
 {
@@ -667,40 +749,41 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 						 keys.data, texpr, schema, cols.data, split.data, schema, cols.data, from.data);
 		for (int i = 1; i <= ncat + 2; i++)
 			appendStringInfo(&sql, "%s%d", i > 1 ? ", " : "", i);
-		int rc = SPI_execute_with_args(sql.data, nargs, argtypes, args, NULL, true, 0);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "pg_ml: statistics query failed: %s", SPI_result_code_string(rc));
-		uint64 ngroups = SPI_processed;
-		TupleDesc desc = SPI_tuptable->tupdesc;
-		ClassGroupRef *groups = static_cast<ClassGroupRef *>(palloc0(sizeof(ClassGroupRef) * (ngroups + 1)));
-		for (uint64 r = 0; r < ngroups; r++) {
-			HeapTuple tup = SPI_tuptable->vals[r];
-			ClassGroupRef *g = &groups[r];
-			g->nfeatures = nfeatures;
-			g->levels = static_cast<const char **>(palloc0(sizeof(char *) * nfeatures));
-			int k = 0;
-			bool isnull;
-			for (int i = 0; i < nfeatures; i++) {
-				if (features[i].tc != pgml::TypeClass::Categorical)
-					continue;
-				Datum d = SPI_getbinval(tup, desc, ++k, &isnull);
-				if (!isnull)
-					g->levels[i] = pgml_datum_to_cstring(&features[i], d);
-			}
-			Datum t = SPI_getbinval(tup, desc, ncat + 1, &isnull);
-			g->label_null = isnull;
-			if (!isnull) {
-				if (target->tc == pgml::TypeClass::Categorical)
-					g->label = pgml_datum_to_cstring(target, t);
-				else
-					g->label_num = pgml_datum_to_double(target, t);
-			}
-			Datum sp = SPI_getbinval(tup, desc, ncat + 2, &isnull);
-			g->split = isnull ? -1 : DatumGetBool(sp) ? 1 : 0;
-			Datum sd = SPI_getbinval(tup, desc, ncat + 3, &isnull);
-			if (!isnull)
-				g->state = DatumGetArrayTypeP(sd);
+		/* the groups go to a receiver that counts their levels as they come (see it) */
+		ParamListInfo qparams = makeParamList(nargs);
+		for (int i = 0; i < nargs; i++) {
+			qparams->params[i].value = args[i];
+			qparams->params[i].isnull = false;
+			qparams->params[i].pflags = PARAM_FLAG_CONST;
+			qparams->params[i].ptype = argtypes[i];
 		}
+		ClassGroupReceiver *recv = static_cast<ClassGroupReceiver *>(palloc0(sizeof(ClassGroupReceiver)));
+		recv->pub.receiveSlot = receive_class_group;
+		recv->pub.rStartup = class_receiver_startup;
+		recv->pub.rShutdown = class_receiver_noop;
+		recv->pub.rDestroy = class_receiver_noop;
+		recv->pub.mydest = DestNone;
+		recv->trainer = trainer;
+		recv->features = features;
+		recv->nfeatures = nfeatures;
+		recv->target = target;
+		recv->ncat = ncat;
+		recv->cxt = CurrentMemoryContext;
+		recv->cap = 64;
+		recv->groups = static_cast<ClassGroupRef *>(palloc0(sizeof(ClassGroupRef) * recv->cap));
+		SPIExecuteOptions opts;
+		memset(&opts, 0, sizeof(opts));
+		opts.params = qparams;
+		opts.read_only = true;
+		opts.dest = &recv->pub;
+		int rc = SPI_execute_extended(sql.data, &opts);
+		if (recv->failed)
+			pgml_raise(&recv->err);
+		/* (a SELECT whose rows go to a receiver of ours reports SPI_OK_UTILITY) */
+		if (rc != SPI_OK_SELECT && rc != SPI_OK_UTILITY)
+			elog(ERROR, "pg_ml: statistics query failed: %s", SPI_result_code_string(rc));
+		uint64 ngroups = recv->n;
+		ClassGroupRef *groups = recv->groups;
 		qsort(groups, ngroups, sizeof(ClassGroupRef), compare_class_groups);
 		for (uint64 r = 0; r < ngroups; r++) {
 			CHECK_FOR_INTERRUPTS();

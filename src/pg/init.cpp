@@ -21,8 +21,10 @@ void
 _PG_init(void)
 {
 	DefineCustomIntVariable("pg_ml.max_memory",
-							"Memory, in megabytes, that training may use for rows kept in memory.",
-							"Algorithms that cannot stream (logistic_regression) refuse to read more than this.",
+							"Memory, in megabytes, that one training may use outside PostgreSQL's memory contexts.",
+							"Checked before allocating: rows kept in memory, the feature matrix, the statistics of "
+							"the encoded columns, and each algorithm's model and caches (trees, xgboost, the svm kernel, "
+							"mlp layers, k-means); past it training fails with program_limit_exceeded.",
 							&pgml_max_memory_mb, 1024, 1, INT_MAX / 2, PGC_USERSET, GUC_UNIT_MB, NULL, NULL, NULL);
 	DefineCustomIntVariable("pg_ml.batch_rows",
 							"Rows fetched from the relation per batch while training.",

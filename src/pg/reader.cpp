@@ -240,6 +240,7 @@ struct BatchReceiver {
 	char ***str;
 	bool **nulls;
 	MemoryContext batch_cxt; /* strings of the current batch */
+	Size batch_bytes;        /* flush the batch early when its strings take more than this */
 	PgmlBatchConsumer consume;
 	void *arg;
 };
@@ -278,7 +279,7 @@ receive_row(TupleTableSlot *slot, DestReceiver *self)
 			r->num[c][i] = isnull ? 0.0 : pgml_datum_to_double(col, d);
 	}
 	MemoryContextSwitchTo(old);
-	if (++r->n == r->cap)
+	if (++r->n == r->cap || MemoryContextMemAllocated(r->batch_cxt, false) > r->batch_bytes)
 		flush_batch(r);
 	return true;
 }
@@ -329,7 +330,15 @@ pgml_scan_relation(Oid relid, const PgmlColumn *features, int nfeatures, const P
 	r->nfeatures = nfeatures;
 	r->target = target;
 	r->ncols = nfeatures + (target ? 1 : 0);
-	r->cap = pgml_batch_rows;
+	/*
+	 * The batch buffers are the reader's own memory next to what the trainer keeps: they get at
+	 * most an eighth of pg_ml.max_memory (fewer rows per batch when the columns are many), and a
+	 * batch whose strings outgrow that is handed over early.
+	 */
+	const Size budget = Max(static_cast<Size>(pgml_max_memory_mb) << 20, static_cast<Size>(1) << 20) / 8;
+	const Size per_row = static_cast<Size>(r->ncols) * (sizeof(double) + sizeof(char *) + sizeof(bool));
+	r->cap = static_cast<int>(Max(static_cast<Size>(1), Min(static_cast<Size>(pgml_batch_rows), budget / per_row)));
+	r->batch_bytes = budget;
 	r->consume = consume;
 	r->arg = arg;
 	r->batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_ml batch", ALLOCSET_DEFAULT_SIZES);

@@ -1,5 +1,9 @@
 """Long training runs honour pg_cancel_backend and statement_timeout promptly, and a
-cancelled run leaves no model behind."""
+cancelled run leaves no model behind. LimitsTest: a high-cardinality text column and
+memory-hungry hyperparameters are refused before the backend grows (its peak resident size,
+VmHWM in /proc/<pid>/status, stays bounded: the server must run on this machine), and a
+training whose statistics grow with many levels is cancelled within seconds."""
+import os
 import threading
 import time
 import unittest
@@ -190,6 +194,162 @@ class CancelTest(unittest.TestCase):
             cur.execute("SELECT count(*) FROM ml_models WHERE name = %s", (name,))
             if cur.fetchone()[0]:
                 cur.execute("SELECT ml_drop_model(%s)", (name,))
+
+
+MB = 1 << 20
+GROWTH = 48 * MB  # bound on the backend's peak resident growth in LimitsTest (pg_ml.max_memory 16MB)
+
+
+def peak_rss(pid):
+    """The peak resident set size (VmHWM) of a process on this machine, in bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+class LimitsTest(unittest.TestCase):
+    """Issue 10, findings 5 and 6, measured on the backend itself."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.levels = unique("limits_levels")
+        cls.nums = unique("limits_nums")
+        conn = connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql.SQL(
+                    "CREATE TABLE {} AS SELECT i AS x, 'level' || i AS c, (i % 10)::float8 AS y, (i % 2 = 0)::text AS k "
+                    "FROM generate_series(1, 10000) i").format(sql.Identifier(cls.levels)))
+                cur.execute(sql.SQL(
+                    "CREATE TABLE {} AS SELECT sin(i) AS a, cos(i * 7) AS b, (i % 13)::float8 AS c, "
+                    "sin(i) + (i % 13) / 4.0 AS y, CASE WHEN sin(i) > 0 THEN 'p' ELSE 'n' END AS k "
+                    "FROM generate_series(1, 30000) i").format(sql.Identifier(cls.nums)))
+                cur.execute(sql.SQL("ANALYZE {}, {}").format(sql.Identifier(cls.levels), sql.Identifier(cls.nums)))
+        finally:
+            conn.close()
+        if not os.path.exists("/proc/self/status"):
+            raise unittest.SkipTest("no /proc on this machine")
+
+    @classmethod
+    def tearDownClass(cls):
+        conn = connect()
+        try:
+            with conn.cursor() as cur:
+                for t in (cls.levels, cls.nums):
+                    cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(t)))
+        finally:
+            conn.close()
+
+    def run_bounded(self, query, args, sqlstate, settings=("SET pg_ml.max_memory = '16MB'",)):
+        """Runs query in a fresh session (statement_timeout 30 s, so that a run that does not stop
+        still ends); it must fail with sqlstate, and the backend's peak resident size grow by
+        less than GROWTH. Returns (error, seconds, growth)."""
+        conn = connect()
+        self.addCleanup(conn.close)
+        pid = conn.get_backend_pid()
+        try:
+            peak_rss(pid)
+        except OSError:
+            self.skipTest("the server does not run on this machine")
+        with conn.cursor() as cur:
+            cur.execute("SET statement_timeout = '30s'")
+            for s in settings:
+                cur.execute(s)
+            cur.execute("SELECT 1")  # the session is set up: what it holds now is the baseline
+        conn.commit()
+        before = peak_rss(pid)
+        started = time.monotonic()
+        with conn.cursor() as cur:
+            with self.assertRaises(psycopg2.Error) as cm:
+                cur.execute(query, args)
+        took = time.monotonic() - started
+        conn.rollback()
+        growth = peak_rss(pid) - before
+        print(f"\n  [limits] {cm.exception.pgcode} after {took:.2f} s, peak resident +{growth / MB:.1f} MB: "
+              f"{str(cm.exception).splitlines()[0]}", flush=True)
+        self.assertEqual(cm.exception.pgcode, sqlstate, str(cm.exception))
+        self.assertLess(growth, GROWTH, f"the backend grew by {growth / MB:.0f} MB")
+        return cm.exception, took, growth
+
+    def test_ten_thousand_levels(self):
+        for algorithm, target in (("linear_regression", "y"), ("logistic_regression", "k"), ("gradient_boosting", "k"),
+                                  ("naive_bayes", "k"), ("kmeans", None)):
+            with self.subTest(algorithm=algorithm):
+                err, took, _ = self.run_bounded(
+                    "SELECT * FROM ml_train(%s, %s, algorithm => %s, features => ARRAY['x', 'c'])",
+                    (self.levels, target, algorithm), "54000", settings=())
+                self.assertIn("more than max_levels (100)", str(err))
+                self.assertLess(took, 5.0)
+
+    def test_gradient_boosting_memory(self):
+        err, took, _ = self.run_bounded(
+            "SELECT * FROM ml_train(%s, 'y', algorithm => 'gradient_boosting', features => ARRAY['a', 'b', 'c'], "
+            "hyperparams => '{\"n_estimators\": 100000, \"max_depth\": 32}')", (self.nums,), "54000")
+        self.assertIn("pg_ml.max_memory", str(err))
+        self.assertLess(took, 5.0)
+
+    def test_svm_kernel_memory(self):
+        err, took, _ = self.run_bounded(
+            "SELECT * FROM ml_train(%s, 'k', algorithm => 'svm', features => ARRAY['a', 'b', 'c'], "
+            "hyperparams => '{\"kernel\": \"rbf\", \"max_kernel_rows\": 10000000}')", (self.nums,), "54000")
+        self.assertIn("svm rbf kernel", str(err))
+        self.assertLess(took, 5.0)
+
+    def test_cancel_many_levels(self):
+        """3000 levels with max_levels raised: statistics of 3000 x 3000 slots, O(levels^2) work a
+        row (the row reader; the aggregate reader adds a group at a time, and what follows both,
+        the dense solve on 3000 features, is one Eigen call that cannot poll);
+        pg_cancel_backend 2 s into it ends it within a few seconds."""
+        rel = unique("limits_3000")
+        self._run(sql.SQL("CREATE TABLE {} AS SELECT i AS x, 'level' || (i % 3000) AS c, (i % 10)::float8 AS y "
+                          "FROM generate_series(1, 60000) i").format(sql.Identifier(rel)))
+        self.addCleanup(self._drop_table, rel)
+        for aggregate in ("off",):
+            with self.subTest(stats_aggregate=aggregate):
+                train = connect()
+                self.addCleanup(train.close)
+                pid = train.get_backend_pid()
+                with train.cursor() as cur:
+                    cur.execute(f"SET pg_ml.stats_aggregate = {aggregate}")
+                out = {}
+
+                def run():
+                    try:
+                        with train.cursor() as cur:
+                            cur.execute("SELECT * FROM ml_train(%s, 'y', algorithm => 'linear_regression', "
+                                        "preprocess => '{\"max_levels\": 100000}')", (rel,))
+                            out["result"] = cur.fetchall()
+                    except Exception as e:
+                        out["error"] = e
+                    out["ended"] = time.monotonic()
+
+                t = threading.Thread(target=run, daemon=True)
+                t.start()
+                time.sleep(2.0)
+                self.assertTrue(t.is_alive(), f"training ended within 2 s: {out}")
+                cancelled_at = time.monotonic()
+                self._run("SELECT pg_cancel_backend(%s)", (pid,))
+                t.join(60)
+                self.assertFalse(t.is_alive(), "ml_train still runs 60 s after pg_cancel_backend")
+                took = out["ended"] - cancelled_at
+                print(f"\n  [limits] 3000 levels, stats_aggregate {aggregate}: cancelled {took:.2f} s after "
+                      f"pg_cancel_backend", flush=True)
+                self.assertIsInstance(out.get("error"), psycopg2.errors.QueryCanceled, repr(out))
+                self.assertLess(took, 3.0)
+
+    def _run(self, query, args=None):
+        conn = connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(query, args)
+            conn.commit()
+        finally:
+            conn.close()
+
+    def _drop_table(self, table):
+        self._run(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
 
 
 if __name__ == "__main__":

@@ -305,3 +305,61 @@ TEST(StatsState, CorruptedStatesAreErrorsNeverCrashes)
 	add_table_row(su, qu, u, 0);
 	EXPECT_THROW(st::merged_shape(s.buf.data(), s.buf.size(), su.buf.data(), su.buf.size()), pgml::Error);
 }
+
+// Many levels (max_levels raised): the groups are queued and merged together
+// (O(slots^2) a group) instead of one by one into the q x q moments; the same model as rows.
+// Large numeric offsets check that the between-group sums are not cancelled.
+TEST(StatsState, ManyLevelsAggregateEqualsRowByRow)
+{
+	std::mt19937_64 rng(3);
+	std::normal_distribution<double> g(0, 1);
+	Table t;
+	t.features = {numeric_col("x1"), text_col("shop"), text_col("plan"), numeric_col("x2")};
+	t.target = numeric_col("y");
+	for (size_t i = 0; i < 6000; i++) {
+		const int shop = static_cast<int>(rng() % 300), plan = static_cast<int>(rng() % 5);
+		const double x1 = 1e6 + g(rng), x2 = g(rng);
+		const bool x2null = rng() % 9 == 0;
+		const double y = 2 * (x1 - 1e6) - x2 + 0.01 * shop + (plan == 2 ? 3 : 0) + g(rng) * 0.1;
+		t.add({num(x1), str("s" + std::to_string(shop)), plan == 4 ? null() : str("p" + std::to_string(plan)),
+		       x2null ? null() : num(x2)},
+		      num(y));
+	}
+	for (Algorithm a : {Algorithm::Ridge, Algorithm::LinearRegression}) {
+		pgml::TrainSpec spec = make_spec(t, a, 0.2, 7);
+		spec.preprocess["max_levels"] = pgml::OptionValue::of_number(1000);
+		Trained rows = train(spec, t, 500);
+		for (int parts : {1, 2}) {
+			Trained agg = train_aggregated(spec, t, parts, parts == 2);
+			ASSERT_EQ(agg.model->W.size(), rows.model->W.size());
+			EXPECT_GT(agg.model->W.size(), 300);
+			for (Eigen::Index i = 0; i < rows.model->W.size(); i++)
+				EXPECT_NEAR(agg.model->W(i), rows.model->W(i), 1e-6 * (1 + std::fabs(rows.model->W(i)))) << i;
+			EXPECT_NEAR(agg.model->b(0), rows.model->b(0), 1e-6 * (1 + std::fabs(rows.model->b(0))));
+			for (const char *m : {"r2", "rmse"})
+				for (const char *split : {"train", "test"})
+					EXPECT_NEAR(metric(agg.result.metrics_json, split, m), metric(rows.result.metrics_json, split, m), 1e-8)
+						<< m << " " << split;
+		}
+	}
+}
+
+// The aggregate's groups are counted as they are added: a 10,000-level column stops at the
+// 101st training level.
+TEST(StatsState, AggregateStopsAtMaxLevels)
+{
+	Table t;
+	t.features = {numeric_col("x"), text_col("c")};
+	t.target = numeric_col("y");
+	for (int i = 0; i < 10000; i++)
+		t.add({num(i % 7), str("level" + std::to_string(i))}, num(i % 10));
+	pgml::TrainSpec spec = make_spec(t, Algorithm::LinearRegression, 0.2, 7);
+	try {
+		train_aggregated(spec, t, 1, false);
+		FAIL() << "10,000 levels passed max_levels";
+	} catch (const pgml::Error &e) {
+		EXPECT_EQ(e.code(), pgml::ErrorCode::ProgramLimit);
+		EXPECT_NE(std::string(e.what()).find("at least 101 distinct values, more than max_levels (100)"), std::string::npos)
+			<< e.what();
+	}
+}

@@ -67,7 +67,7 @@ std::unique_ptr<Estimator> fit_decision_tree(const FitInput &in, const Params &p
 	const int p = static_cast<int>(in.X->cols());
 	TreeOptions opt = tree_options(params, in, p);
 	TreeRng rng = TreeRng::stream(in.seed, 0);
-	CancelPoll cancel(in.cancel);
+	CancelPoll cancel(in.cancel, in.memory_limit, "decision_tree");
 	TreeFit fit = grow_tree(*in.X, *in.y, nullptr, opt, rng, cancel);
 	auto est = std::make_unique<DecisionTree>();
 	est->task = in.task;

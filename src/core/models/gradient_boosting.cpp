@@ -1,6 +1,7 @@
 #include "gradient_boosting.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cinttypes>
 #include <cmath>
@@ -16,6 +17,8 @@
 #include <utility>
 
 #include <xgboost/c_api.h>
+
+#include "limits.hpp"
 
 namespace pgml {
 
@@ -66,6 +69,19 @@ std::string xgb_error()
 	return s;
 }
 
+} // namespace
+
+bool xgb_out_of_memory(const std::string &error)
+{
+	std::string e = error;
+	std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+	return e.find("bad_alloc") != std::string::npos || e.find("out of memory") != std::string::npos ||
+	       e.find("memory allocation") != std::string::npos || e.find("cannot allocate") != std::string::npos ||
+	       e.find("bad array new length") != std::string::npos;
+}
+
+namespace {
+
 // Silences xgboost's console logging on this thread (its global configuration is per thread).
 void quiet_xgboost()
 {
@@ -86,7 +102,11 @@ template <class F> void xgb(ErrorCode code, const char *what, F call)
 		rc = call();
 	}
 	if (rc != 0) {
-		std::string detail = "xgboost failed while " + std::string(what) + ": " + xgb_error();
+		const std::string error = xgb_error();
+		std::string detail = "xgboost failed while " + std::string(what) + ": " + error;
+		if (xgb_out_of_memory(error))
+			throw Error(ErrorCode::OutOfMemory, "out of memory", detail,
+			            "Lower n_estimators, max_depth or max_bin, train on fewer rows, or lower pg_ml.max_memory.");
 		if (code == ErrorCode::DataCorrupted)
 			throw Error(code, "model blob is corrupted", detail,
 			            "Deploy another version with ml_deploy(), or retrain the model.");
@@ -579,6 +599,27 @@ Boosted boost(const FitInput &in, const Params &params, Task task, int K, const 
 	const int threads = std::max(1, in.threads);
 	const int n_estimators = params.integer("n_estimators");
 	const int esr = params.integer("early_stopping_rounds");
+	// xgboost's memory is not PostgreSQL's: refuse what the rows and hyperparameters could grow
+	// to before xgboost allocates it. Without early stopping every round is known in advance;
+	// with it the rounds are checked as they come (a fit that stops early may ask for many).
+	const double est_rows = static_cast<double>(in.X->rows() + (in.X_valid != nullptr ? in.X_valid->rows() : 0));
+	const double est_p = static_cast<double>(in.X->cols());
+	const int depth = params.integer("max_depth"), max_bin = params.integer("max_bin");
+	const double start_bytes = start != nullptr ? 2.0 * static_cast<double>(start->size()) : 0.0;
+	auto check_rounds = [&](int rounds) {
+		const double bytes =
+			memory::gradient_boosting_bytes(est_rows, est_p, K, start_rounds + rounds, depth, max_bin) + start_bytes;
+		check_memory(in.memory_limit, bytes, "gradient_boosting",
+		             std::to_string(rounds) + " boosting rounds" + (K > 2 ? " of " + std::to_string(K) + " trees" : std::string()) +
+		                 " of up to " + count_text(memory::tree_nodes(est_rows, depth)) + " nodes each (max_depth " +
+		                 std::to_string(depth) + ", " + count_text(est_rows) + " rows), on " + count_text(est_p) +
+		                 " features with max_bin " + std::to_string(max_bin) +
+		                 (start_rounds > 0 ? ", after the " + std::to_string(start_rounds) + " rounds of the model" : std::string()) +
+		                 ".",
+		             esr > 0 ? "n_estimators, max_depth or max_bin (or early_stopping_rounds), train on fewer rows"
+		                     : "n_estimators, max_depth or max_bin, train on fewer rows");
+	};
+	check_rounds(esr > 0 ? std::min(n_estimators, esr + 1) : n_estimators);
 
 	// training and validation matrices
 	DMatrix dtrain, dvalid;
@@ -638,6 +679,8 @@ Boosted boost(const FitInput &in, const Params &params, Task task, int K, const 
 	int done = 0;
 	for (int r = 0; r < n_estimators; r++) {
 		check_cancel(in.cancel);
+		if (esr > 0 && r > esr)
+			check_rounds(r + 1);
 		const int iter = start_rounds + r;
 		xgb(ErrorCode::Internal, "boosting a round", [&] { return XGBoosterUpdateOneIter(b.h, iter, dtrain.h); });
 		done = r + 1;

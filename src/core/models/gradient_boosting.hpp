@@ -27,6 +27,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "estimator.hpp"
@@ -35,6 +36,11 @@ namespace pgml {
 
 // Hyperparameters (xgboost names, sklearn-wrapper defaults).
 std::vector<ParamSpec> gradient_boosting_params();
+
+// Whether an xgboost error message reports a failed allocation (its C API turns a
+// std::bad_alloc into the exception's text; its allocators say "Memory allocation error" or
+// "out of memory"): such failures are Error(OutOfMemory), 53200, not internal errors.
+bool xgb_out_of_memory(const std::string &error);
 
 // Fits boosted trees on in.X / in.y (regression or classification).
 std::unique_ptr<Estimator> fit_gradient_boosting(const FitInput &in, const Params &params);

@@ -6,6 +6,7 @@
 #include <random>
 #include <string>
 
+#include "limits.hpp"
 #include "threads.hpp"
 
 namespace pgml {
@@ -367,6 +368,14 @@ Run best_run(const FitInput &in, const Params &params)
 	for (Index j = 0; j < p; j++)
 		if (!X.col(j).allFinite())
 			throw Error(ErrorCode::DataException, "k-means got a non-finite feature value");
+	check_memory(in.memory_limit,
+	             memory::kmeans_bytes(static_cast<double>(n), static_cast<double>(p), k,
+	                                  std::min(n_init, std::max(1, in.threads))),
+	             "kmeans",
+	             "k = " + std::to_string(k) + " centres of " + std::to_string(p) + " features, and labels and distances of " +
+	                 std::to_string(n) + " rows per run, " + std::to_string(std::min(n_init, std::max(1, in.threads))) +
+	                 " run(s) at once.",
+	             "k or the training rows");
 	check_cancel(in.cancel);
 	const Index distinct = distinct_rows(X, k);
 	if (distinct < k)

@@ -6,6 +6,8 @@
 #include <random>
 #include <string>
 
+#include "limits.hpp"
+
 namespace pgml {
 
 namespace {
@@ -522,6 +524,15 @@ std::unique_ptr<Estimator> fit_mlp(const FitInput &in, const Params &params)
 		                std::to_string(p) + " features make " + std::to_string(static_cast<long long>(weights)) +
 		                " weights; the limit is " + std::to_string(static_cast<long long>(kMaxWeights)) + ".",
 		            "Lower hidden_layers or hidden_units.");
+	const int batch = params.integer("batch_size");
+	check_memory(in.memory_limit,
+	             memory::mlp_bytes(static_cast<double>(in.X->rows()), p, outs, layers, units, batch),
+	             "the mlp",
+	             std::to_string(layers) + " hidden layers of " + std::to_string(units) + " units on " + std::to_string(p) +
+	                 " features make " + count_text(weights) +
+	                 " weights, kept five times (weights, best weights, gradient, Adam's two moments), and batches of " +
+	                 std::to_string(batch) + " rows.",
+	             "hidden_layers, hidden_units or batch_size");
 	auto m = std::make_unique<MlpModel>();
 	m->task = in.task;
 	m->n_classes = in.task == Task::Classification ? in.n_classes : 0;

@@ -201,7 +201,7 @@ std::unique_ptr<Estimator> fit_random_forest(const FitInput &in, const Params &p
 	f->version = in.native_missing ? kRandomForestVersion : 1;
 	f->trees.resize(static_cast<size_t>(T));
 	std::vector<Eigen::VectorXd> gains(static_cast<size_t>(T));
-	CancelPoll cancel(in.cancel);
+	CancelPoll cancel(in.cancel, in.memory_limit, "random_forest");
 	parallel_for(T, in.threads, [&](int t) {
 		cancel.poll();
 		std::vector<double> w;

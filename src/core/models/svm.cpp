@@ -8,6 +8,7 @@
 #include <random>
 #include <string>
 
+#include "limits.hpp"
 #include "threads.hpp"
 
 namespace pgml {
@@ -661,6 +662,12 @@ void fit_linear(const FitInput &in, const SvmOptions &o, SvmModel &m)
 {
 	const Eigen::MatrixXd &X = *in.X;
 	const Eigen::Index n = X.rows(), p = X.cols();
+	check_memory(in.memory_limit,
+	             memory::matrix_bytes(static_cast<double>(n), static_cast<double>(p)) +
+	                 static_cast<double>(std::max(1, in.threads)) * static_cast<double>(n) * 8 * 4,
+	             "the linear svm", "A transposed copy of the " + std::to_string(n) + " x " + std::to_string(p) +
+	                                   " training matrix and per-row solver state.",
+	             "the features, train on fewer rows (a view with TABLESAMPLE)");
 	const Eigen::MatrixXd Xt = X.transpose();
 	const Eigen::VectorXd sq = (X.rowwise().squaredNorm().array() + 1.0).matrix();
 	const int S = SvmModel::n_problems(in.task, in.n_classes, Kernel::Linear);
@@ -721,6 +728,15 @@ void fit_rbf(const FitInput &in, const SvmOptions &o, SvmModel &m)
 			}
 	}
 	const int workers = std::max(1, std::min(in.threads, S));
+	// the kernel cache holds up to n rows of n values per problem solved at once (at most
+	// kKernelCacheBytes): refuse it past the memory limit before any of it is allocated
+	const double rbf_bytes = memory::svm_rbf_bytes(static_cast<double>(n), static_cast<double>(p), workers,
+	                                               static_cast<double>(kKernelCacheBytes));
+	check_memory(in.memory_limit, rbf_bytes, "the svm rbf kernel",
+	             "The kernel of " + std::to_string(n) + " training rows has " + count_text(static_cast<double>(n) * n) +
+	                 " values (max_kernel_rows is " + std::to_string(o.max_kernel_rows) + "); pg_ml caches up to " +
+	                 megabytes(static_cast<double>(kKernelCacheBytes)) + " of it.",
+	             "max_kernel_rows and train on at most that many rows (a view with TABLESAMPLE), use kernel 'linear'");
 	const size_t budget = kKernelCacheBytes / static_cast<size_t>(workers);
 	std::vector<Solution> sols(static_cast<size_t>(S));
 	parallel_for(S, workers, [&](int s) {

@@ -6,7 +6,22 @@
 #include <numeric>
 #include <utility>
 
+#include "limits.hpp"
+
 namespace pgml {
+
+void CancelPoll::stopped() const
+{
+	if (!over_.load())
+		throw Error(ErrorCode::Cancelled, "canceled");
+	throw Error(ErrorCode::ProgramLimit,
+	            "the tree nodes of " + (algorithm_.empty() ? std::string("the model") : algorithm_) +
+	                " would need more memory than pg_ml.max_memory (" + megabytes(static_cast<double>(limit_)) + ")",
+	            "The trees grown so far hold about " + megabytes(static_cast<double>(used_.load())) +
+	                " of nodes; a tree can have up to 2 n - 1 nodes on n training rows.",
+	            "Lower n_estimators or max_depth (or raise min_samples_leaf), train on fewer rows, or raise "
+	            "pg_ml.max_memory.");
+}
 
 namespace {
 
@@ -299,6 +314,7 @@ TreeFit Grower::grow()
 		Item it = stack.back();
 		stack.pop_back();
 		const int id = static_cast<int>(nodes.size());
+		cancel_.charge(sizeof(TreeNode) + sizeof(double) * static_cast<size_t>(k_));
 		nodes.emplace_back();
 		if (it.parent >= 0)
 			(it.is_left ? nodes[static_cast<size_t>(it.parent)].left : nodes[static_cast<size_t>(it.parent)].right) = id;

@@ -59,28 +59,50 @@ class TreeRng {
 	uint64_t s_;
 };
 
-// Cancellation shared by the threads of one fit: only the thread that created it calls the
-// CancelCheck (the glue's check reads backend state); other threads see the flag it sets.
+// Cancellation and the node memory budget shared by the threads of one fit: only the thread
+// that created it calls the CancelCheck (the glue's check reads backend state); other threads
+// see the flag it sets. The trees' node arrays grow with the data (up to 2 n - 1 nodes a tree),
+// so every node is charged before it is added; past memory_limit (0: none) every thread stops
+// with Error(ProgramLimit) naming `algorithm` and the hyperparameters to lower.
 class CancelPoll {
   public:
-	explicit CancelPoll(CancelCheck cancel) : cancel_(cancel), owner_(std::this_thread::get_id()) {}
-	// Throws Error(Cancelled) when the caller asked to stop.
+	explicit CancelPoll(CancelCheck cancel, size_t memory_limit = 0, std::string algorithm = {})
+		: cancel_(cancel), owner_(std::this_thread::get_id()), limit_(memory_limit), algorithm_(std::move(algorithm))
+	{
+	}
+	// Throws Error(Cancelled) when the caller asked to stop (or the limit's error once another
+	// thread went past the memory limit).
 	void poll()
 	{
-		if (std::this_thread::get_id() == owner_) {
-			if (cancel_ != nullptr && cancel_()) {
-				stop_.store(true);
-				throw Error(ErrorCode::Cancelled, "canceled");
-			}
-		} else if (stop_.load(std::memory_order_relaxed)) {
+		if (std::this_thread::get_id() == owner_ && cancel_ != nullptr && cancel_()) {
+			stop_.store(true);
 			throw Error(ErrorCode::Cancelled, "canceled");
 		}
+		if (stop_.load(std::memory_order_relaxed))
+			stopped();
 	}
+	// Counts `bytes` of tree memory about to be allocated (any thread); throws past the limit.
+	void charge(size_t bytes)
+	{
+		const size_t used = used_.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+		if (limit_ > 0 && used > limit_) {
+			over_.store(true);
+			stop_.store(true);
+			stopped();
+		}
+	}
+	size_t charged() const { return used_.load(); }
 
   private:
+	[[noreturn]] void stopped() const;
+
 	CancelCheck cancel_;
 	std::thread::id owner_;
+	size_t limit_;
+	std::string algorithm_;
 	std::atomic<bool> stop_{false};
+	std::atomic<bool> over_{false};
+	std::atomic<size_t> used_{0};
 };
 
 enum class SplitCriterion : uint8_t { SquaredError = 0, Gini = 1, Entropy = 2 };
