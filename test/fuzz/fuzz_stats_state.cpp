@@ -7,6 +7,7 @@
 // the first array is empty) growing it when add_row asks; the second state is merged in
 // (after growing the first to the merged shape); every state is decoded.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -119,7 +120,7 @@ void run(const uint8_t *data, size_t size)
 				throw;
 		}
 	}
-	for (const std::vector<double> *s : {&state, &other}) {
+	for (const std::vector<double> *s : {static_cast<const std::vector<double> *>(&state), &other}) {
 		try {
 			pgml::stats::Decoded d = pgml::stats::decode(s->data(), s->size());
 			(void)d;
