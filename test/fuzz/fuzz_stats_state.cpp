@@ -13,6 +13,7 @@
 
 #include "fuzz_input.hpp"
 #include "stats_state.hpp"
+#include "trainer.hpp"
 
 namespace {
 
@@ -47,6 +48,31 @@ void combine(std::vector<double> &a, const std::vector<double> &b)
 		a.swap(grown);
 	}
 	pgml::stats::merge(a.data(), a.size(), b.data(), b.size());
+}
+
+// The trainer's side: a linear regression on these columns fed the state as one group (what
+// ml_train does with each row of the statistics query), then fitted. It may refuse the state
+// or fail to fit; it must not crash.
+void train(const pgml::stats::Params &p, const std::vector<double> &state)
+{
+	pgml::TrainSpec spec;
+	std::vector<const char *> levels;
+	for (int c = 0; c < p.nfeat; c++) {
+		const bool cat = p.categorical[static_cast<size_t>(c)] != 0;
+		spec.features.push_back(pgml::ColumnInfo{"f" + std::to_string(c), cat ? pgml::TypeClass::Categorical : pgml::TypeClass::Numeric,
+		                                         cat ? "text" : "double precision"});
+		levels.push_back(cat ? (c % 2 ? "a" : nullptr) : nullptr);
+	}
+	spec.target = pgml::ColumnInfo{"y", pgml::TypeClass::Numeric, "double precision"};
+	spec.algorithm = pgml::Algorithm::LinearRegression;
+	spec.task = pgml::Task::Regression;
+	spec.test_size = p.test_size;
+	try {
+		pgml::Trainer tr(spec);
+		tr.add_stats_group(levels, state.data(), state.size(), nullptr);
+		(void)tr.finish(nullptr, nullptr);
+	} catch (const pgml::Error &) {
+	}
 }
 
 void run(const uint8_t *data, size_t size)
@@ -123,7 +149,8 @@ void run(const uint8_t *data, size_t size)
 	for (const std::vector<double> *s : {static_cast<const std::vector<double> *>(&state), &other}) {
 		try {
 			pgml::stats::Decoded d = pgml::stats::decode(s->data(), s->size());
-			(void)d;
+			if (have_params && d.shape.has_target && d.shape.nfeat == p.nfeat && d.shape.k == p.k)
+				train(p, *s);
 		} catch (const pgml::Error &e) {
 			if (!pgml_fuzz::expected(e))
 				throw;

@@ -496,7 +496,7 @@ TEST(EvalState, NaNInTheSampleNeitherHangsNorIsSorted)
 	ev::Decoded d = ev::decode(s.data(), s.size());
 	const std::string json = ev::split_json(d.split[0], {"a", "b"}, true);
 	EXPECT_EQ(json.find("roc_auc"), std::string::npos) << json; // left out: not defined
-	for (double u : {NAN, -0.5, 2.0}) {
+	for (double u : {static_cast<double>(NAN), -0.5, 2.0}) {
 		s = good;
 		s[su + 2] = u;
 		EXPECT_THROW(ev::decode(s.data(), s.size()), pgml::Error) << u;

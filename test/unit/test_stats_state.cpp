@@ -356,7 +356,7 @@ TEST(StatsState, SampleDrawsOutOfRangeAreCorrupt)
 	ASSERT_GT(d.sample_train_rows, 0u);
 	auto at = std::find(s.buf.begin(), s.buf.end(), d.sample_train_u[0]);
 	ASSERT_NE(at, s.buf.end());
-	for (double u : {NAN, -1.0, 1.5}) {
+	for (double u : {static_cast<double>(NAN), -1.0, 1.5}) {
 		std::vector<double> b = s.buf;
 		b[static_cast<size_t>(at - s.buf.begin())] = u;
 		EXPECT_THROW(st::decode(b.data(), b.size()), pgml::Error) << u;
