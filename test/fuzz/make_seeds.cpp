@@ -95,6 +95,35 @@ pgml::Options opts(std::initializer_list<std::pair<const char *, OptionValue>> k
 
 OptionValue n(double v) { return OptionValue::of_number(v); }
 
+// fuzz_estimator's input for a tree or boosting model: a shape header, then the estimator's
+// encoding without its checksum (fuzz_estimator.cpp).
+void estimator_seed(const pgml::Model &m, const std::string &name)
+{
+	int algo = m.algorithm == Algorithm::DecisionTree ? 0 : m.algorithm == Algorithm::RandomForest ? 1
+	         : m.algorithm == Algorithm::GradientBoosting ? 2 : -1;
+	if (algo < 0 || !m.estimator)
+		return;
+	pgml::Writer w;
+	m.estimator->write(w);
+	pgml::Reader r(w.bytes().data(), w.bytes().size());
+	std::vector<uint8_t> seed = {static_cast<uint8_t>(algo), static_cast<uint8_t>(m.task == pgml::Task::Classification),
+	                             static_cast<uint8_t>(m.prep.p() - 1),
+	                             static_cast<uint8_t>(std::max(0, m.n_classes() - 2))};
+	pgml::Writer s;
+	s.u16(r.u16()); // the encoding version
+	if (algo == 2) {
+		r.u8();     // task
+		r.u32();    // K
+		r.u32();    // p
+		s.u32(r.u32()); // rounds
+		s.u32(r.u32()); // best iteration
+	}
+	std::string body = r.str();
+	seed.insert(seed.end(), s.bytes().begin(), s.bytes().end());
+	seed.insert(seed.end(), body.begin(), body.end());
+	write("fuzz_estimator", name, seed);
+}
+
 void model_seeds()
 {
 	const std::vector<Case> cases = {
@@ -145,6 +174,7 @@ void model_seeds()
 			std::string(pgml::algorithm_name(c.algorithm)) + (c.classes > 0 ? "_" + std::to_string(c.classes) : "");
 		std::vector<uint8_t> blob = m->serialize();
 		write("fuzz_model_blob", name, blob);
+		estimator_seed(*m, name);
 
 		pgml::ExportRecord rec;
 		pgml::ModelDescription d = pgml::describe_model(*m);
