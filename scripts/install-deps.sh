@@ -2,7 +2,8 @@
 # Installs everything pg_ml needs on Debian 12 (bookworm) from Debian's own packages:
 # the compiler and build tools, PostgreSQL 15 server + headers, Eigen 3, libxgboost, libpq, GoogleTest,
 # and for the tests python3 with psycopg2 and scikit-learn (dataset files + test oracle only),
-# and R with mlbench (r-base-core, r-cran-mlbench: the datasets of scripts/compare_sklearn.py).
+# R with mlbench (r-base-core, r-cran-mlbench: the datasets of scripts/compare_sklearn.py), and
+# clang 14 with its sanitizer and libFuzzer runtimes (clang-14, libclang-rt-14-dev: scripts/sanitize.sh).
 #
 # Idempotent: when every package is already installed, apt is not touched at all.
 set -euo pipefail
@@ -13,6 +14,7 @@ PACKAGES=(
     libeigen3-dev libpq-dev libgtest-dev libxgboost-dev
     python3 python3-psycopg2 python3-sklearn python3-numpy python3-xgboost
     r-base-core r-cran-mlbench
+    clang-14 libclang-rt-14-dev
 )
 
 missing=()

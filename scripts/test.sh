@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # pg_ml's whole test suite, as CI runs it (.ci/run):
 #   1. dependencies (Debian packages; skipped when all are installed)
-#   2. the pure C++ core with CMake (-Werror) and its GoogleTest unit tests (ctest)
+#   2. the pure C++ core with CMake (-Werror) and its GoogleTest unit tests (ctest), then
+#      scripts/sanitize.sh: the unit tests again under ASan + UBSan and each libFuzzer target
+#      for PGML_FUZZ_SECONDS (default 15) seconds
 #   3. the extension with PGXS (make WERROR=1, rebuilt from clean) and make install
 #   4. in ONE throw-away cluster (Debian's pg_virtualenv): pg_regress (make installcheck
 #      ISOLATION=), the isolation specs (make installcheck REGRESS=: pg_isolation_regress,
@@ -187,6 +189,22 @@ if cmake -S . -B build -DPGML_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
 else
     echo "core build failed"
     add "core build (cmake)" 0 1
+fi
+
+echo
+echo "=== core under the sanitizers: scripts/sanitize.sh (ASan + UBSan unit tests, libFuzzer targets)"
+JOBS="$JOBS" scripts/sanitize.sh 2>&1 | tee "$WORK/sanitize.log"
+for suite in "sanitizers (asan+ubsan ctest)" "fuzzing (libFuzzer)"; do
+    line=$(grep -F "suite: $suite: " "$WORK/sanitize.log" | tail -1)
+    if [ -n "$line" ]; then
+        read -r ok bad < <(sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/' <<<"$line")
+        add "$suite" "$ok" "$bad"
+    fi
+done
+# the build (or clang) failed: sanitize.sh names it in its own suite line
+if ! grep -qF "suite: sanitizers (asan+ubsan ctest): " "$WORK/sanitize.log"; then
+    name=$(grep -E '^suite: ' "$WORK/sanitize.log" | head -1 | sed -E 's/^suite: (.*): [0-9]+ passed.*/\1/')
+    add "${name:-sanitize.sh}" 0 1
 fi
 
 echo

@@ -329,9 +329,12 @@ Decoded decode(const double *buf, size_t len)
 			const double *row = buf + L.srow[t] + r * w;
 			if (!is_count(row[0], static_cast<double>(K) - 1))
 				corrupt("A sampled row's class is out of range.");
+			const double u = buf[L.su[t] + r];
+			if (!(u >= 0 && u <= 1)) // a row's draw: split_json orders the sample by it
+				corrupt("A sampled row's draw is out of range.");
 			sp.sample_truth.push_back(static_cast<int>(row[0]));
 			sp.sample_proba.insert(sp.sample_proba.end(), row + 1, row + w);
-			sp.sample_u.push_back(buf[L.su[t] + r]);
+			sp.sample_u.push_back(u);
 		}
 	}
 	d.no_split = static_cast<int64_t>(buf[H_NO_SPLIT]);

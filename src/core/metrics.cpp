@@ -23,13 +23,16 @@ constexpr double kLogLossEps = 1e-15;
 
 // AUC of scores against 0/1 labels via the Mann-Whitney statistic with tied
 // scores given their average rank (identical to sklearn's trapezoidal ROC AUC).
-// NaN when there are no positives or no negatives.
+// NaN when there are no positives or no negatives, or a score is NaN (it has no rank).
 double binary_auc(std::vector<std::pair<double, bool>> &scored)
 {
 	const size_t n = scored.size();
 	size_t npos = 0;
-	for (const auto &s : scored)
+	for (const auto &s : scored) {
+		if (std::isnan(s.first))
+			return kNaN;
 		npos += s.second ? 1 : 0;
+	}
 	const size_t nneg = n - npos;
 	if (npos == 0 || nneg == 0)
 		return kNaN;

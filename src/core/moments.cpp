@@ -30,7 +30,8 @@ void Moments::add_block(const Eigen::MatrixXd &block)
 	b.n_ = rows;
 	b.mean_ = std::move(bmean);
 	b.M_ = Eigen::MatrixXd::Zero(dim(), dim());
-	b.M_.selfadjointView<Eigen::Lower>().rankUpdate(centered.transpose());
+	if (dim() > 0) // Eigen's rank update of an empty matrix binds a null reference
+		b.M_.selfadjointView<Eigen::Lower>().rankUpdate(centered.transpose());
 	merge(b);
 }
 

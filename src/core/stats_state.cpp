@@ -116,7 +116,8 @@ void flush(double *buf, const Shape &s, const Layout &L, int t)
 	Eigen::VectorXd bmean = X.rowwise().mean();
 	Eigen::MatrixXd C = X.colwise() - bmean;
 	Eigen::MatrixXd Mb = Eigen::MatrixXd::Zero(q, q);
-	Mb.selfadjointView<Eigen::Lower>().rankUpdate(C);
+	if (q > 0) // no slots (categorical columns only): Eigen's rank update of nothing binds a null reference
+		Mb.selfadjointView<Eigen::Lower>().rankUpdate(C);
 	chan_merge(buf[t == 0 ? H_N_TRAIN : H_N_TEST], Eigen::Map<Eigen::VectorXd>(buf + L.mean[t], q),
 	           Eigen::Map<Eigen::MatrixXd>(buf + L.M[t], q, q), static_cast<double>(rows), bmean, Mb);
 	buf[field] = 0;
@@ -632,6 +633,10 @@ Decoded decode(const double *buf, size_t len)
 	d.sample_test.assign(buf + L.srow[1], buf + L.srow[1] + d.sample_test_rows * w);
 	d.sample_train_u.assign(buf + L.su[0], buf + L.su[0] + d.sample_train_rows);
 	d.sample_test_u.assign(buf + L.su[1], buf + L.su[1] + d.sample_test_rows);
+	for (const std::vector<double> *u : {&d.sample_train_u, &d.sample_test_u})
+		for (double v : *u)
+			if (!(v >= 0 && v <= 1)) // a row's draw: the trainer orders the samples by it
+				corrupt("A sampled row's draw is out of range.");
 	return d;
 }
 

@@ -477,3 +477,28 @@ TEST(EvalState, MalformedStatesAndParametersAreErrors)
 	EXPECT_THROW(ev::add_row(good.data(), s, 0, 2, 0, pr, 0.1, &need), pgml::Error);
 	EXPECT_THROW(ev::add_row(good.data(), s, 0, 0, -1, pr, 0.1, &need), pgml::Error);
 }
+
+// Found by fuzz_eval_state: a sampled row with a NaN probability made roc_auc loop forever
+// (NaN never equals itself, so its group of tied scores never ended), and a NaN draw broke
+// the ordering split_json sorts the sample by. NaN scores give no roc_auc; a draw outside
+// [0, 1] is a corrupted state.
+TEST(EvalState, NaNInTheSampleNeitherHangsNorIsSorted)
+{
+	ev::Params p;
+	p.sample_k = 10;
+	std::vector<double> good;
+	double pr[2] = {0.3, 0.7};
+	for (int i = 0; i < 8; i++)
+		eval_add(good, 2, true, p, 0, i % 2, 1, pr, i / 8.0);
+	const size_t su = 20 + 2 * 4, srow = su + static_cast<size_t>(ev::shape_of(good.data(), good.size()).cap);
+	std::vector<double> s = good;
+	s[srow + 3 * 3 + 2] = NAN; // row 3's probability of class 1
+	ev::Decoded d = ev::decode(s.data(), s.size());
+	const std::string json = ev::split_json(d.split[0], {"a", "b"}, true);
+	EXPECT_EQ(json.find("roc_auc"), std::string::npos) << json; // left out: not defined
+	for (double u : {static_cast<double>(NAN), -0.5, 2.0}) {
+		s = good;
+		s[su + 2] = u;
+		EXPECT_THROW(ev::decode(s.data(), s.size()), pgml::Error) << u;
+	}
+}

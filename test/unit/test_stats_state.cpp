@@ -363,3 +363,60 @@ TEST(StatsState, AggregateStopsAtMaxLevels)
 			<< e.what();
 	}
 }
+
+// Found by fuzz_stats_state: a state without slots (only categorical features and a categorical
+// target, as naive Bayes's statistics can be) folded its rows with an Eigen rank update of an
+// empty matrix, which binds a reference to a null pointer (UBSan; scripts/sanitize.sh).
+TEST(StatsState, StateWithoutSlotsCountsItsRows)
+{
+	// version, 1 feature, categorical target, seed 0, test_size 0, no drop, no sample, block 2,
+	// tau 1 / 1, the feature categorical
+	const std::vector<double> pv = {1, 1, 1, 1, 0, 0, 0, 0, 2, 1, 1, 1};
+	st::Params p = st::Params::decode(pv.data(), pv.size());
+	State s;
+	const char *level = "x";
+	size_t len = 1;
+	bool isnull = false;
+	double num = 0;
+	for (int i = 0; i < 3; i++) {
+		st::Row row;
+		row.target_null = false;
+		row.target_str = "a";
+		row.target_len = 1;
+		row.isnull = &isnull;
+		row.num = &num;
+		row.str = &level;
+		row.len = &len;
+		s.add(p, row); // the second row fills the block of 2: folded into the moments
+	}
+	st::Decoded d = st::decode(s.buf.data(), s.buf.size()); // one pending row folded in
+	EXPECT_EQ(d.shape.q, 0);
+	EXPECT_EQ(d.train.n(), 3);
+	State copy;
+	copy.buf = s.buf;
+	copy.merge(s);
+	EXPECT_EQ(st::decode(copy.buf.data(), copy.buf.size()).train.n(), 6);
+}
+
+// Found by reading the fuzz findings of fuzz_eval_state: the trainer sorts the MAE sample's rows
+// by their draws, and a NaN draw breaks that ordering (undefined behaviour in std::sort). A
+// draw outside [0, 1] is a corrupted state.
+TEST(StatsState, SampleDrawsOutOfRangeAreCorrupt)
+{
+	Table t = mixed_table(50, 5);
+	pgml::Trainer tr(make_spec(t, Algorithm::LinearRegression, 0.2));
+	std::vector<double> pv = tr.stats_params(0);
+	st::Params p = st::Params::decode(pv.data(), pv.size());
+	State s;
+	for (size_t i = 0; i < t.size(); i++)
+		add_table_row(s, p, t, i);
+	st::Decoded d = st::decode(s.buf.data(), s.buf.size());
+	ASSERT_GT(d.sample_train_rows, 0u);
+	auto at = std::find(s.buf.begin(), s.buf.end(), d.sample_train_u[0]);
+	ASSERT_NE(at, s.buf.end());
+	for (double u : {static_cast<double>(NAN), -1.0, 1.5}) {
+		std::vector<double> b = s.buf;
+		b[static_cast<size_t>(at - s.buf.begin())] = u;
+		EXPECT_THROW(st::decode(b.data(), b.size()), pgml::Error) << u;
+	}
+}
