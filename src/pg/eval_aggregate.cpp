@@ -258,6 +258,13 @@ eval_checked_shape(EvalCache *ec, const double *data, size_t len)
 	if (data != ec->checked || len != ec->checked_len) {
 		pgml::evalstate::Shape s;
 		PGML_CORE(s = pgml::evalstate::shape_of(data, len));
+		/* add_row reads the model's K outputs for the state's K classes: they must agree (a state
+		   forged by a superuser calling the transition function directly would over-read) */
+		if (s.K != ec->K || s.proba != ec->proba)
+			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+							errmsg("ml.eval_stats state does not match its model"),
+							errdetail("The state has %d classes%s, the model's evaluation %d%s.", s.K,
+									  s.proba ? " with probabilities" : "", ec->K, ec->proba ? " with probabilities" : "")));
 		ec->shape = s;
 		ec->checked = data;
 		ec->checked_len = len;

@@ -125,6 +125,23 @@ SELECT ml.eval_stats('{1,100}', (SELECT blob FROM ml.versions v JOIN ml.models m
 SELECT ml.eval_stats('{1,100}', (SELECT blob FROM ml.versions v JOIN ml.models m ON m.id = v.model_id WHERE m.name = 'nb_all_agg'),
                      '{a,b,c}', 0.5, 0.2, NULL, cls, ARRAY[x, y, flag::int::float8], ARRAY[color, size, color]) FROM nbt;
 SELECT ml.eval_stats_transfn(NULL, '{1,100}', '\x00', '{a}', 0.5, 0.2, NULL, 'a', '{1}', '{}');
+-- a state of three classes continued by the transition function for two (a superuser's own
+-- aggregate over ml.eval_stats_transfn with that state as INITCOND): refused as corrupt, never a
+-- read past the model's outputs (found reviewing fuzz_eval_state)
+DO $$
+DECLARE st text;
+BEGIN
+    SELECT ml.eval_stats('{1,100}', (SELECT blob FROM ml.versions v JOIN ml.models m ON m.id = v.model_id
+                                     WHERE m.name = 'nb_all_agg'), '{a,b,c}', 0.5, 0.2, NULL, cls,
+                         ARRAY[x, y, flag::int::float8], ARRAY[color, size])::text
+      INTO st FROM nbt;
+    EXECUTE format('CREATE AGGREGATE forged_eval(float8[], bytea, text[], float8, float8, float8, text, float8[], text[]) '
+                   '(SFUNC = ml.eval_stats_transfn, STYPE = float8[], INITCOND = %L)', st);
+END $$;
+SELECT forged_eval('{1,100}', (SELECT blob FROM ml.versions v JOIN ml.models m ON m.id = v.model_id
+                               WHERE m.name = 'nb_all_agg'), '{a,b}', 0.5, 0.2, NULL, cls,
+                   ARRAY[x, y, flag::int::float8], ARRAY[color, size]) IS NOT NULL FROM nbt;
+DROP AGGREGATE forged_eval(float8[], bytea, text[], float8, float8, float8, text, float8[], text[]);
 -- the 0.2.0 functions ("any" arguments, in the extension's schema) are gone
 SELECT ml_row_draw('{1,1,1,1,42,0,0,0,256,1,1,0}', cls, x) FROM nbt LIMIT 1;
 SELECT ml.eval_stats_combinefn('{1}', '{1}');
