@@ -443,32 +443,15 @@ receive_group(TupleTableSlot *slot, DestReceiver *self)
 	}
 	GroupRef *g = &r->groups[r->n++];
 	g->nfeatures = r->nfeatures;
-	g->levels = static_cast<const char **>(palloc0(sizeof(char *) * r->nfeatures));
+	g->levels = pgml_group_levels(slot, r->features, r->nfeatures);
 	g->state = nullptr;
-	int k = 0;
-	for (int i = 0; i < r->nfeatures; i++) {
-		if (r->features[i].tc != pgml::TypeClass::Categorical)
-			continue;
-		if (!slot->tts_isnull[k])
-			g->levels[i] = pgml_datum_to_cstring(&r->features[i], slot->tts_values[k]);
-		k++;
-	}
 	if (!slot->tts_isnull[r->ncat])
 		g->state = DatumGetArrayTypePCopy(slot->tts_values[r->ncat]);
 	MemoryContextSwitchTo(old);
-	if (g->state != nullptr) {
-		size_t len;
-		const double *data = pgml_state_array_data("train_stats", g->state, &len);
-		const char **levels = g->levels;
-		const int nf = r->nfeatures;
-		pgml::Trainer *trainer = r->trainer;
-		if (!pgml_try(&r->err, [&]() {
-				std::vector<const char *> v(levels, levels + nf);
-				trainer->note_stats_group(v, data, len, pgml_interrupt_pending);
-			})) {
-			r->failed = true;
-			return false; /* stops the query */
-		}
+	if (g->state != nullptr &&
+		!pgml_note_stats_group(r->trainer, g->levels, r->nfeatures, g->state, "train_stats", &r->err)) {
+		r->failed = true;
+		return false; /* stops the query */
 	}
 	return true;
 }
@@ -490,8 +473,31 @@ int
 compare_groups(const void *a, const void *b)
 {
 	const GroupRef *x = static_cast<const GroupRef *>(a), *y = static_cast<const GroupRef *>(b);
-	for (int i = 0; i < x->nfeatures; i++) {
-		const char *p = x->levels[i], *q = y->levels[i];
+	return pgml_compare_levels(x->levels, y->levels, x->nfeatures);
+}
+
+} // namespace
+
+const char **
+pgml_group_levels(TupleTableSlot *slot, const PgmlColumn *features, int nfeatures)
+{
+	const char **levels = static_cast<const char **>(palloc0(sizeof(char *) * nfeatures));
+	int k = 0;
+	for (int i = 0; i < nfeatures; i++) {
+		if (features[i].tc != pgml::TypeClass::Categorical)
+			continue;
+		if (!slot->tts_isnull[k])
+			levels[i] = pgml_datum_to_cstring(&features[i], slot->tts_values[k]);
+		k++;
+	}
+	return levels;
+}
+
+int
+pgml_compare_levels(const char *const *x, const char *const *y, int nfeatures)
+{
+	for (int i = 0; i < nfeatures; i++) {
+		const char *p = x[i], *q = y[i];
 		if (p == q)
 			continue;
 		if (p == nullptr || q == nullptr)
@@ -503,7 +509,17 @@ compare_groups(const void *a, const void *b)
 	return 0;
 }
 
-} // namespace
+bool
+pgml_note_stats_group(pgml::Trainer *trainer, const char *const *levels, int nfeatures, ArrayType *state,
+					  const char *name, PgmlCoreError *err)
+{
+	size_t len;
+	const double *data = pgml_state_array_data(name, state, &len);
+	return pgml_try(err, [&]() {
+		std::vector<const char *> v(levels, levels + nfeatures);
+		trainer->note_stats_group(v, data, len, pgml_interrupt_pending);
+	});
+}
 
 extern "C" PGDLLEXPORT Datum
 pgml_train_stats_trans(PG_FUNCTION_ARGS)

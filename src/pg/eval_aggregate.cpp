@@ -471,15 +471,7 @@ receive_class_group(TupleTableSlot *slot, DestReceiver *self)
 	ClassGroupRef *g = &r->groups[r->n++];
 	memset(g, 0, sizeof(*g));
 	g->nfeatures = r->nfeatures;
-	g->levels = static_cast<const char **>(palloc0(sizeof(char *) * r->nfeatures));
-	int k = 0;
-	for (int i = 0; i < r->nfeatures; i++) {
-		if (r->features[i].tc != pgml::TypeClass::Categorical)
-			continue;
-		if (!slot->tts_isnull[k])
-			g->levels[i] = pgml_datum_to_cstring(&r->features[i], slot->tts_values[k]);
-		k++;
-	}
+	g->levels = pgml_group_levels(slot, r->features, r->nfeatures);
 	g->label_null = slot->tts_isnull[r->ncat];
 	if (!g->label_null) {
 		if (r->target->tc == pgml::TypeClass::Categorical)
@@ -491,19 +483,10 @@ receive_class_group(TupleTableSlot *slot, DestReceiver *self)
 	if (!slot->tts_isnull[r->ncat + 2])
 		g->state = DatumGetArrayTypePCopy(slot->tts_values[r->ncat + 2]);
 	MemoryContextSwitchTo(old);
-	if (g->state != nullptr && g->split == 0) {
-		size_t len;
-		const double *data = pgml_state_array_data("eval_stats", g->state, &len);
-		const char **levels = g->levels;
-		const int nf = r->nfeatures;
-		pgml::Trainer *trainer = r->trainer;
-		if (!pgml_try(&r->err, [&]() {
-				std::vector<const char *> v(levels, levels + nf);
-				trainer->note_stats_group(v, data, len, pgml_interrupt_pending);
-			})) {
-			r->failed = true;
-			return false; /* stops the query */
-		}
+	if (g->state != nullptr && g->split == 0 &&
+		!pgml_note_stats_group(r->trainer, g->levels, r->nfeatures, g->state, "eval_stats", &r->err)) {
+		r->failed = true;
+		return false; /* stops the query */
 	}
 	return true;
 }
@@ -525,16 +508,9 @@ int
 compare_class_groups(const void *a, const void *b)
 {
 	const ClassGroupRef *x = static_cast<const ClassGroupRef *>(a), *y = static_cast<const ClassGroupRef *>(b);
-	for (int i = 0; i < x->nfeatures; i++) {
-		const char *p = x->levels[i], *q = y->levels[i];
-		if (p == q)
-			continue;
-		if (p == nullptr || q == nullptr)
-			return p == nullptr ? -1 : 1;
-		int c = strcmp(p, q);
-		if (c != 0)
-			return c;
-	}
+	int c = pgml_compare_levels(x->levels, y->levels, x->nfeatures);
+	if (c != 0)
+		return c;
 	if (x->label_null != y->label_null)
 		return x->label_null ? -1 : 1;
 	if (x->label != nullptr && y->label != nullptr) {
