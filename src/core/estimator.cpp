@@ -1,5 +1,6 @@
 #include "estimator.hpp"
 
+#include <cfloat>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
@@ -309,6 +310,19 @@ bool algorithm_streams(Algorithm a)
 		if (d.id == a)
 			return d.streams;
 	return false;
+}
+
+double algorithm_max_input(Algorithm a)
+{
+	return a == Algorithm::GradientBoosting ? static_cast<double>(FLT_MAX) : DBL_MAX;
+}
+
+void feature_out_of_range(const std::string &column, double value, const char *why)
+{
+	char buf[40];
+	std::snprintf(buf, sizeof buf, "%.17g", value);
+	throw Error(ErrorCode::NumericOutOfRange, "value " + std::string(buf) + " of feature \"" + column + "\" is out of range",
+	            why, "Rescale the column (divide it by a constant or take its logarithm), or pass NULL for the value.");
 }
 
 bool algorithm_native_missing(Algorithm a)

@@ -273,6 +273,11 @@ ExportRecord decode_export(const uint8_t *data, size_t len, std::unique_ptr<Mode
 			throw;
 		bad("The model blob inside is invalid: " + (e.detail().empty() ? std::string(e.what()) : e.detail()));
 	}
+	// its texts are UTF-8 too (the glue converts them to the database encoding), without NUL
+	m->map_text([](const char *what, std::string &s) {
+		if (!valid_utf8(s))
+			bad(std::string("A ") + what + " inside the model blob is not valid UTF-8 text.");
+	});
 	// the metadata must describe that model
 	if (rec.task != task_name(m->task))
 		bad("The metadata says task \"" + rec.task + "\" but the model is a " + task_name(m->task) + " model.");

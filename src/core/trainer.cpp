@@ -1,6 +1,7 @@
 #include "trainer.hpp"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -23,6 +24,8 @@ constexpr size_t kSampleRows = 200000; // rows kept per split for metrics that n
 constexpr int kAggSampleRows = 10000;  // the same through the statistics aggregate (bounded state size)
 constexpr int kAggBlockRows = 256;     // rows the aggregate folds into its moments at a time
 constexpr Eigen::Index kBlockCells = 1 << 22;
+
+const char *const kSquareOverflows = "Training sums the squares of feature values, which must lie within +-1e150.";
 
 std::string hex64(uint64_t v)
 {
@@ -271,6 +274,7 @@ struct Trainer::Impl {
 	// Preprocessing from the statistics, starting centres from the sample (kmeans_step.hpp).
 	void start_kmeans(CancelCheck cancel)
 	{
+		check_magnitudes();
 		trim_samples();
 		if (train.n() == 0)
 			throw Error(ErrorCode::DataException, "no rows left to train on",
@@ -333,6 +337,19 @@ struct Trainer::Impl {
 		                (std::isnan(v) ? "NaN" : "Infinity"),
 		            "Training needs finite values; NULL marks a missing value.",
 		            "Drop such rows with preprocess => '{\"nonfinite\": \"drop\"}', or replace them with NULL.");
+	}
+
+	// Every numeric feature value read must be at most kMaxFeatureMagnitude in magnitude: the
+	// moments the preprocessing (and the linear family) fits sum its square. 22003 otherwise.
+	void check_magnitudes() const
+	{
+		for (size_t c = 0; c < spec.features.size() && c < col_min.size(); c++) {
+			if (spec.features[c].categorical())
+				continue;
+			for (double v : {col_min[c], col_max[c]})
+				if (std::isfinite(v) && std::fabs(v) > kMaxFeatureMagnitude)
+					feature_out_of_range(spec.features[c].name, v, kSquareOverflows);
+		}
 	}
 
 	// Decodes one group of a statistics aggregate query, checks that it was computed for this
@@ -402,6 +419,8 @@ struct Trainer::Impl {
 					if (!popts.drop_nonfinite)
 						nonfinite(spec.features[c].name, col.num[i], false);
 					drop = true;
+				} else if (!col.isnull[i] && std::fabs(col.num[i]) > kMaxFeatureMagnitude) {
+					feature_out_of_range(spec.features[c].name, col.num[i], kSquareOverflows);
 				}
 			}
 			if (drop) {
@@ -922,6 +941,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 	if (m.skipped_null_target > 0 && m.skipped_null_target == rows_read_)
 		throw Error(ErrorCode::DataException, "target column \"" + spec.target.name + "\" is NULL in every row",
 		            std::to_string(rows_read_) + " rows were read.", "Train on rows with a known target.");
+	m.check_magnitudes();
 
 	RegressionMetrics train_sample_metrics, test_sample_metrics;
 	std::vector<Value> vals;
@@ -1158,6 +1178,18 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			Eigen::MatrixXd X;
 			Eigen::VectorXd y;
 			scaled(tr, X, y);
+			// scaled values the algorithm cannot hold (xgboost's single precision): 22003
+			const double limit = algorithm_max_input(spec.algorithm);
+			for (int f = 0; f < p && limit < DBL_MAX; f++)
+				for (Eigen::Index i = 0; i < X.rows(); i++)
+					if (std::fabs(X(i, f)) > limit) {
+						size_t c = model->prep.column_of(f);
+						double raw = X(i, f) * model->prep.scale(f) + model->prep.center(f);
+						feature_out_of_range(spec.features[c].name, raw,
+						                     (std::string(algorithm_name(spec.algorithm)) +
+						                      " works in single precision: scaled, the value exceeds 3.4e38.")
+						                         .c_str());
+					}
 			if (spec.algorithm == Algorithm::LogisticRegression) {
 				std::vector<int> ytr(tr.size());
 				for (size_t i = 0; i < tr.size(); i++)
@@ -1511,6 +1543,7 @@ std::vector<uint8_t> Trainer::class_fit(CancelCheck cancel)
 	const TrainSpec &spec = m.spec;
 	if (!m.aggregated || m.class_model)
 		throw Error(ErrorCode::Internal, "class_fit without statistics groups");
+	m.check_magnitudes();
 	if (m.skipped_null_target > 0 && m.skipped_null_target == rows_read_)
 		throw Error(ErrorCode::DataException, "target column \"" + spec.target.name + "\" is NULL in every row",
 		            std::to_string(rows_read_) + " rows were read.", "Train on rows with a known target.");

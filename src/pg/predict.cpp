@@ -133,8 +133,8 @@ pin_model(const PgmlModelRef *ref, MemoryContext cxt)
 		TransactionId xmin;
 		bytea *blob = pgml_load_blob(ref->id, ref->deployed_version, &xmin, false);
 		if (blob == NULL)
-			elog(ERROR, "pg_ml: version %d of model \"%s\" is missing", ref->deployed_version, ref->name);
-		pgml::Model *m = pgml_deserialize(blob, NULL, ref->name, ref->deployed_version);
+			pgml_missing_deployed(ref);
+		pgml::Model *m = pgml_deserialize(blob, NULL, ref, ref->deployed_version);
 		PGML_CORE({
 			victim->model.reset(m);
 			victim->model_id = ref->id;

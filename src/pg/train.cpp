@@ -71,7 +71,6 @@ finish_training(TrainState *st, const pgml::Model *compare)
 {
 	PGML_CORE({
 		st->model = st->trainer->finish(pgml_interrupt_pending, compare);
-		st->blob = st->model->serialize();
 		const pgml::Model &m = *st->model;
 		st->hyperparams_json = m.hyperparams.to_json();
 		st->preprocess_json = m.preprocess.to_json();
@@ -159,6 +158,12 @@ insert_version(TrainState *st, int64 model_id, int32 version, int32 parent, cons
 {
 	const pgml::TrainResult &res = st->trainer->result();
 	const pgml::Model &m = *st->model;
+	/* the blob is bound to the row it goes into */
+	PGML_CORE({
+		st->model->binding.model_id = model_id;
+		st->model->binding.version = version;
+		st->blob = st->model->serialize();
+	});
 	bytea *blob = static_cast<bytea *>(palloc(VARHDRSZ + st->blob.size()));
 	SET_VARSIZE(blob, VARHDRSZ + st->blob.size());
 	memcpy(VARDATA(blob), st->blob.data(), st->blob.size());
@@ -597,10 +602,19 @@ pgml_train(PG_FUNCTION_ARGS)
 			nulls[7] = 'n';
 		if (!has_target)
 			nulls[4] = 'n';
+		/* a concurrent ml_train of the same new name may have committed since the check above:
+		 * ON CONFLICT waits for it and inserts nothing, and that is the duplicate_object error */
 		if (SPI_execute_with_args("INSERT INTO ml.models (name, owner, task, algorithm, target, relation, features, classes) "
-								  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+								  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO NOTHING RETURNING id",
 								  8, t, v, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "pg_ml: could not save the model");
+		if (SPI_processed == 0) {
+			SPI_finish();
+			pgml_catalog_end(save_user, save_sec);
+			ereport(ERROR, (errcode(ERRCODE_DUPLICATE_OBJECT), errmsg("model \"%s\" already exists", name),
+							errdetail("Another session created a model of that name while this one was training."),
+							errhint("Use ml_retrain('%s', ...) to train a new version, or pass another name =>.", name)));
+		}
 		bool isnull;
 		model_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		insert_version(st, model_id, 1, 0, "train", rel_sql, caller, read_ms, total_ms - read_ms, total_ms);
