@@ -320,9 +320,13 @@ double algorithm_max_input(Algorithm a)
 void feature_out_of_range(const std::string &column, double value, const char *why)
 {
 	char buf[40];
-	std::snprintf(buf, sizeof buf, "%.17g", value);
-	throw Error(ErrorCode::NumericOutOfRange, "value " + std::string(buf) + " of feature \"" + column + "\" is out of range",
-	            why, "Rescale the column (divide it by a constant or take its logarithm), or pass NULL for the value.");
+	std::snprintf(buf, sizeof buf, "%.15g", value);
+	if (std::strtod(buf, nullptr) != value)
+		std::snprintf(buf, sizeof buf, "%.17g", value);
+	// NaN: the value itself is not known (only that a sum of its square overflowed)
+	std::string what = std::isnan(value) ? "a value" : "value " + std::string(buf);
+	throw Error(ErrorCode::NumericOutOfRange, what + " of feature \"" + column + "\" is out of range", why,
+	            "Rescale the column (divide it by a constant or take its logarithm), or pass NULL for the value.");
 }
 
 bool algorithm_native_missing(Algorithm a)

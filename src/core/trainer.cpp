@@ -367,6 +367,18 @@ struct Trainer::Impl {
 		if (d.shape.nfeat != static_cast<int>(nf) || d.shape.k != static_cast<int>(numeric.size()) ||
 		    d.shape.has_target != has_target)
 			throw Error(ErrorCode::Internal, "statistics group was computed for other columns");
+		// values out of range (the row reader's check): the training rows' extremes, and the
+		// moments of training and held-out rows (a square that overflowed)
+		for (size_t j = 0; j < numeric.size(); j++) {
+			const std::string &name = spec.features[numeric[j]].name;
+			for (double v : {d.min[j], d.max[j]})
+				if (std::isfinite(v) && std::fabs(v) > kMaxFeatureMagnitude)
+					feature_out_of_range(name, v, kSquareOverflows);
+			const Eigen::Index k = static_cast<Eigen::Index>(j);
+			for (const Moments *mo : {&d.train, &d.test})
+				if (mo->n() > 0 && k < mo->dim() && (!std::isfinite(mo->mean()(k)) || !std::isfinite(mo->comoment()(k, k))))
+					feature_out_of_range(name, NAN, kSquareOverflows);
+		}
 		if (d.nonfinite_column >= 0) {
 			bool is_target = d.nonfinite_column >= static_cast<int>(nf);
 			nonfinite(is_target ? spec.target.name : spec.features[static_cast<size_t>(d.nonfinite_column)].name,
