@@ -212,20 +212,22 @@ void Model::predict_features_many(double *x, size_t n, double *out, int *klass) 
 	const size_t nout = static_cast<size_t>(n_outputs());
 	Eigen::Map<Eigen::MatrixXd> X(x, p, static_cast<Eigen::Index>(n)); // one column per row
 	if (estimator) {
+		X = (X.colwise() - prep.center).array().colwise() / prep.scale.array();
+		// the row again, unscaled, for the message of a value out of range
+		auto out_of_range = [&](size_t i) {
+			Eigen::VectorXd row = X.col(static_cast<Eigen::Index>(i)).cwiseProduct(prep.scale) + prep.center;
+			input_out_of_range(row.data());
+		};
 		const double limit = algorithm_max_input(algorithm);
 		for (size_t i = 0; i < n; i++)
 			for (Eigen::Index f = 0; f < p; f++)
-				if (std::fabs((X(f, static_cast<Eigen::Index>(i)) - prep.center(f)) / prep.scale(f)) > limit)
-					input_out_of_range(X.col(static_cast<Eigen::Index>(i)).data());
-		X = (X.colwise() - prep.center).array().colwise() / prep.scale.array();
+				if (std::fabs(X(f, static_cast<Eigen::Index>(i))) > limit) // NaN (missing, native) passes
+					out_of_range(i);
 		estimator->predict_many(x, n, static_cast<size_t>(p), nout, out, klass);
 		if (task == Task::Regression)
 			for (size_t i = 0; i < n; i++)
-				if (!std::isfinite(out[i * nout])) {
-					// the unscaled row again, for the message
-					Eigen::VectorXd row = X.col(static_cast<Eigen::Index>(i)).cwiseProduct(prep.scale) + prep.center;
-					input_out_of_range(row.data());
-				}
+				if (!std::isfinite(out[i * nout]))
+					out_of_range(i);
 		return;
 	}
 	// scores: k x n in one product
