@@ -169,8 +169,9 @@ double algorithm_max_input(Algorithm a);
 // The largest magnitude of a numeric feature value training accepts: its square, summed over
 // the rows into the moments every algorithm's preprocessing fits, must stay finite.
 constexpr double kMaxFeatureMagnitude = 1e150;
-// The error for a feature value out of those ranges (22003), naming the column and the value.
-[[noreturn]] void feature_out_of_range(const std::string &column, double value, const char *why);
+// The error for a feature value out of those ranges (22003), naming the column and the value
+// (NaN: not known); target: the column is the regression target (the same ranges apply).
+[[noreturn]] void feature_out_of_range(const std::string &column, double value, const char *why, bool target = false);
 // "linear_regression, ridge, ..." for messages.
 std::string algorithm_list();
 

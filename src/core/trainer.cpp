@@ -25,7 +25,7 @@ constexpr int kAggSampleRows = 10000;  // the same through the statistics aggreg
 constexpr int kAggBlockRows = 256;     // rows the aggregate folds into its moments at a time
 constexpr Eigen::Index kBlockCells = 1 << 22;
 
-const char *const kSquareOverflows = "Training sums the squares of feature values, which must lie within +-1e150.";
+const char *const kSquareOverflows = "Training sums the squares of the values, which must lie within +-1e150.";
 
 std::string hex64(uint64_t v)
 {
@@ -379,6 +379,12 @@ struct Trainer::Impl {
 				if (mo->n() > 0 && k < mo->dim() && (!std::isfinite(mo->mean()(k)) || !std::isfinite(mo->comoment()(k, k))))
 					feature_out_of_range(name, NAN, kSquareOverflows);
 		}
+		if (has_target && task == Task::Regression) {
+			const Eigen::Index k = static_cast<Eigen::Index>(numeric.size()); // the target's slot
+			for (const Moments *mo : {&d.train, &d.test})
+				if (mo->n() > 0 && k < mo->dim() && (!std::isfinite(mo->mean()(k)) || !std::isfinite(mo->comoment()(k, k))))
+					feature_out_of_range(spec.target.name, NAN, kSquareOverflows, true);
+		}
 		if (d.nonfinite_column >= 0) {
 			bool is_target = d.nonfinite_column >= static_cast<int>(nf);
 			nonfinite(is_target ? spec.target.name : spec.features[static_cast<size_t>(d.nonfinite_column)].name,
@@ -418,6 +424,8 @@ struct Trainer::Impl {
 						}
 						nonfinite(spec.target.name, v, true);
 					}
+					if (task == Task::Regression && std::fabs(v) > kMaxFeatureMagnitude)
+						feature_out_of_range(spec.target.name, v, kSquareOverflows, true);
 					h = hash_target_num(h, v);
 					y = task == Task::Classification ? labels.intern(numeric_label(spec.target.type_class, v)) : v;
 				}
@@ -1192,6 +1200,13 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			scaled(tr, X, y);
 			// scaled values the algorithm cannot hold (xgboost's single precision): 22003
 			const double limit = algorithm_max_input(spec.algorithm);
+			for (Eigen::Index i = 0; i < y.size() && limit < DBL_MAX && m.task == Task::Regression; i++)
+				if (std::fabs(y(i)) > limit)
+					feature_out_of_range(spec.target.name, y(i),
+					                     (std::string(algorithm_name(spec.algorithm)) +
+					                      " works in single precision: the value exceeds 3.4e38.")
+					                         .c_str(),
+					                     true);
 			for (int f = 0; f < p && limit < DBL_MAX; f++)
 				for (Eigen::Index i = 0; i < X.rows(); i++)
 					if (std::fabs(X(i, f)) > limit) {

@@ -40,6 +40,14 @@ INSERT INTO v_single SELECT CASE WHEN i = 1 THEN 1e100 ELSE i END, i % 7 FROM ge
 SELECT model FROM ml_train('v_single', 'y', algorithm => 'gradient_boosting', name => 'v_gbs',
                            preprocess => '{"scale": "none"}');
 \echo :LAST_ERROR_SQLSTATE
+-- a regression target out of range, and one beyond xgboost's single precision
+CREATE TABLE v_target (x float8, y float8);
+INSERT INTO v_target SELECT i, CASE WHEN i = 5 THEN 1e300 ELSE i END FROM generate_series(1, 100) i;
+SELECT model FROM ml_train('v_target', 'y', algorithm => 'linear_regression', name => 'v_th');
+\echo :LAST_ERROR_SQLSTATE
+UPDATE v_target SET y = 1e100 WHERE y > 1e200;
+SELECT model FROM ml_train('v_target', 'y', algorithm => 'gradient_boosting', name => 'v_th');
+\echo :LAST_ERROR_SQLSTATE
 SELECT count(*) FROM ml_models WHERE name LIKE 'v\_%h' OR name = 'v_gbs';
 
 -- predictions that overflow: jsonb, float8[], a row

@@ -206,6 +206,26 @@ TEST(ValueRanges, HugeFeatureIsOutOfRangeNamingTheColumn)
 	}
 }
 
+TEST(ValueRanges, HugeRegressionTargetIsOutOfRange)
+{
+	Table t;
+	t.features = {numeric_col("x")};
+	t.target = numeric_col("y");
+	for (int i = 0; i < 30; i++)
+		t.add({num(i)}, num(i == 4 ? 1e300 : i));
+	for (Algorithm a : {Algorithm::LinearRegression, Algorithm::GradientBoosting, Algorithm::RandomForest}) {
+		SCOPED_TRACE(pgml::algorithm_name(a));
+		std::string msg;
+		EXPECT_EQ(code_of([&] { train(make_spec(t, a), t); }, &msg), ErrorCode::NumericOutOfRange);
+		EXPECT_NE(msg.find("target column \"y\""), std::string::npos) << msg;
+	}
+	// within the square's range but beyond xgboost's single precision
+	Table u = t;
+	u.y[4] = num(1e100);
+	EXPECT_EQ(code_of([&] { train(make_spec(u, Algorithm::GradientBoosting), u); }), ErrorCode::NumericOutOfRange);
+	EXPECT_NO_THROW(train(make_spec(u, Algorithm::DecisionTree), u));
+}
+
 TEST(ValueRanges, SinglePrecisionOverflowForGradientBoosting)
 {
 	// fine in double, +-inf in xgboost's float: without scaling the value reaches xgboost as is
