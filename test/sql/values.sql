@@ -63,6 +63,16 @@ SELECT ml_predict('v_lr', ARRAY[-1e308]::float8[]);
 \echo :LAST_ERROR_SQLSTATE
 SELECT ml_predict('v_lr', r) FROM (SELECT 1e308::float8 AS x) r;
 \echo :LAST_ERROR_SQLSTATE
+-- a number beyond double precision, from jsonb and from a numeric column
+SELECT ml_predict('v_lr', '{"x": 1e400}'::jsonb);
+\echo :LAST_ERROR_SQLSTATE
+SELECT ml_predict('v_lr', r) FROM (SELECT 1e400::numeric AS x) r;
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE v_wide (x numeric, y float8);
+INSERT INTO v_wide SELECT i, i FROM generate_series(1, 20) i;
+INSERT INTO v_wide VALUES (1e400, 1);
+SELECT model FROM ml_train('v_wide', 'y', algorithm => 'random_forest', name => 'v_wide');
+\echo :LAST_ERROR_SQLSTATE
 SELECT ml_predict('v_gbp', ARRAY[1e300]::float8[]);
 \echo :LAST_ERROR_SQLSTATE
 SELECT ml_predict('v_gbp', '{"x": 1e300}'::jsonb);
