@@ -169,6 +169,45 @@ SELECT model, version FROM ml_import('v_imported', (SELECT d FROM v_data));
 SELECT round(ml_predict('v_imported', ARRAY[3]::float8[])::numeric, 3) = round(ml_predict('v_ex', ARRAY[3]::float8[])::numeric, 3) AS same;
 SELECT get_byte(blob, 4) AS format FROM ml.versions WHERE model_id = (SELECT id FROM ml.models WHERE name = 'v_imported');
 
+-- ---------------------------------------------------------------- blobs of format 1 (pg_ml 0.1.0 / 0.2.0)
+-- a format-1 blob, as 0.2.0 wrote it: no binding after the payload's marker (22 bytes: a u64
+-- length and "pg_ml model v1"), format 1, payload length and CRC-32 to match
+CREATE FUNCTION v_format1(b bytea) RETURNS bytea LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    o bytea := substring(b FROM 1 FOR 42) || substring(b FROM 55);
+    n bigint := length(o) - 20;
+    c bigint;
+BEGIN
+    o := set_byte(o, 4, 1);
+    FOR i IN 0 .. 7 LOOP
+        o := set_byte(o, 8 + i, ((n >> (8 * i)) & 255)::int);
+    END LOOP;
+    c := v_crc32(substring(o FROM 21));
+    FOR i IN 0 .. 3 LOOP
+        o := set_byte(o, 16 + i, ((c >> (8 * i)) & 255)::int);
+    END LOOP;
+    RETURN o;
+END $$;
+SELECT model FROM ml_train('v_small', 'y', algorithm => 'linear_regression', name => 'v_old');
+SELECT round(ml_predict('v_old', ARRAY[3]::float8[])::numeric, 3) AS before;
+UPDATE ml.versions SET blob = v_format1(blob), blob_length = length(v_format1(blob)), format_version = 1
+WHERE model_id = (SELECT id FROM ml.models WHERE name = 'v_old');
+SELECT get_byte(blob, 4) AS format FROM ml.versions WHERE model_id = (SELECT id FROM ml.models WHERE name = 'v_old');
+-- it still predicts (a database updated from 0.2.0), is exported, and retrains into format 2
+SELECT round(ml_predict('v_old', ARRAY[3]::float8[])::numeric, 3) AS after;
+SELECT length(ml_export('v_old')) > 0 AS exported;
+SELECT version FROM ml_retrain('v_old', 'v_small', mode => 'refit', deploy => 'always');
+SELECT version, get_byte(blob, 4) AS format FROM ml.versions
+WHERE model_id = (SELECT id FROM ml.models WHERE name = 'v_old') ORDER BY version;
+-- bound by kind only: in the row of a model of another algorithm it is refused
+SELECT model FROM ml_train('v_small', 'y', algorithm => 'ridge', name => 'v_old_ridge');
+UPDATE ml.versions SET (blob, blob_length) = (SELECT v.blob, v.blob_length FROM ml.versions v
+                                              JOIN ml.models m ON m.id = v.model_id
+                                              WHERE m.name = 'v_old' AND v.version = 1)
+WHERE model_id = (SELECT id FROM ml.models WHERE name = 'v_old_ridge');
+SELECT ml_predict('v_old_ridge', ARRAY[3]::float8[]);
+\echo :LAST_ERROR_SQLSTATE
+
 -- ---------------------------------------------------------------- feature names (finding 9)
 -- a numeric column "c=a" beside a text column c with level a, the string 'NULL' beside NULLs
 CREATE TABLE v_names ("c=a" float8, c text, y float8);
