@@ -23,6 +23,7 @@ namespace pgml {
 enum class ErrorCode {
 	InvalidParameter,    // 22023 invalid_parameter_value
 	DataException,       // 22000 data_exception
+	NumericOutOfRange,   // 22003 numeric_value_out_of_range
 	ProgramLimit,        // 54000 program_limit_exceeded
 	DataCorrupted,       // XX001 data_corrupted
 	FeatureNotSupported, // 0A000 feature_not_supported

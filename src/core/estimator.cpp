@@ -1,5 +1,6 @@
 #include "estimator.hpp"
 
+#include <cfloat>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
@@ -309,6 +310,24 @@ bool algorithm_streams(Algorithm a)
 		if (d.id == a)
 			return d.streams;
 	return false;
+}
+
+double algorithm_max_input(Algorithm a)
+{
+	return a == Algorithm::GradientBoosting ? static_cast<double>(FLT_MAX) : DBL_MAX;
+}
+
+void feature_out_of_range(const std::string &column, double value, const char *why, bool target)
+{
+	char buf[40];
+	std::snprintf(buf, sizeof buf, "%.15g", value);
+	if (std::strtod(buf, nullptr) != value)
+		std::snprintf(buf, sizeof buf, "%.17g", value);
+	// NaN: the value itself is not known (only that a sum of its square overflowed)
+	std::string what = std::isnan(value) ? "a value" : "value " + std::string(buf);
+	throw Error(ErrorCode::NumericOutOfRange,
+	            what + (target ? " of target column \"" : " of feature \"") + column + "\" is out of range", why,
+	            "Rescale the column (divide it by a constant or take its logarithm), or pass NULL for the value.");
 }
 
 bool algorithm_native_missing(Algorithm a)

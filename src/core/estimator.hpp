@@ -164,6 +164,15 @@ bool algorithm_streams(Algorithm a);
 // (decision_tree, random_forest, gradient_boosting): the trainer does so unless the preprocess
 // options ask for median or constant imputation, and the estimator then reports native_missing().
 bool algorithm_native_missing(Algorithm a);
+// The largest magnitude of a scaled feature value the algorithm takes: FLT_MAX for
+// gradient_boosting (xgboost works in single precision), DBL_MAX for the others.
+double algorithm_max_input(Algorithm a);
+// The largest magnitude of a numeric feature value training accepts: its square, summed over
+// the rows into the moments every algorithm's preprocessing fits, must stay finite.
+constexpr double kMaxFeatureMagnitude = 1e150;
+// The error for a feature value out of those ranges (22003), naming the column and the value
+// (NaN: not known); target: the column is the regression target (the same ranges apply).
+[[noreturn]] void feature_out_of_range(const std::string &column, double value, const char *why, bool target = false);
 // "linear_regression, ridge, ..." for messages.
 std::string algorithm_list();
 

@@ -60,6 +60,19 @@ bool valid_utf8(const std::string &s)
 	return true;
 }
 
+// Whether JSON text holds the escape \u0000 (a NUL, which jsonb refuses).
+bool has_nul_escape(const std::string &json)
+{
+	for (size_t i = 0; i + 1 < json.size(); i++) {
+		if (json[i] != '\\')
+			continue;
+		if (json[i + 1] == 'u' && json.compare(i + 2, 4, "0000") == 0)
+			return true;
+		i++; // the escaped character
+	}
+	return false;
+}
+
 // Reads a string field, mapping the reader's DataCorrupted to InvalidBinary.
 class FieldReader {
   public:
@@ -273,6 +286,11 @@ ExportRecord decode_export(const uint8_t *data, size_t len, std::unique_ptr<Mode
 			throw;
 		bad("The model blob inside is invalid: " + (e.detail().empty() ? std::string(e.what()) : e.detail()));
 	}
+	// its texts are UTF-8 too (the glue converts them to the database encoding), without NUL
+	m->map_text([](const char *what, std::string &s) {
+		if (!valid_utf8(s))
+			bad(std::string("A ") + what + " inside the model blob is not valid UTF-8 text.");
+	});
 	// the metadata must describe that model
 	if (rec.task != task_name(m->task))
 		bad("The metadata says task \"" + rec.task + "\" but the model is a " + task_name(m->task) + " model.");
@@ -281,6 +299,10 @@ ExportRecord decode_export(const uint8_t *data, size_t len, std::unique_ptr<Mode
 	if (rec.has_target != m->has_target() || (rec.has_target && rec.target != m->target.name))
 		bad("The metadata's target does not match the model's.");
 	ModelDescription d = describe_model(*m);
+	// what the glue stores as jsonb from the model (hyperparameters, options, state) too
+	for (const std::string *json : {&d.hyperparams_json, &d.preprocess_json, &d.state_json, &d.coefficients_json})
+		if (!valid_utf8(*json) || has_nul_escape(*json))
+			bad("The model blob inside holds a text that is not valid UTF-8 or has a NUL character.");
 	if (rec.features_json != d.features_json)
 		bad("The metadata's features do not match the model's.");
 	if (rec.classes_json != d.classes_json)

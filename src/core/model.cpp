@@ -1,5 +1,6 @@
 #include "model.hpp"
 
+#include <cfloat>
 #include <cmath>
 #include <cstdio>
 
@@ -128,25 +129,65 @@ int Model::linear_link(const double *s, double *out) const
 	return best;
 }
 
+void Model::input_out_of_range(const double *x) const
+{
+	const int p = prep.p();
+	int worst = 0;
+	double worst_mag = -1;
+	for (int f = 0; f < p; f++) {
+		double mag;
+		if (estimator) {
+			mag = std::fabs((x[f] - prep.center(f)) / prep.scale(f));
+		} else {
+			mag = 0;
+			for (Eigen::Index j = 0; j < W.cols(); j++)
+				mag = std::max(mag, std::fabs(W(f, j) * x[f]));
+		}
+		if (std::isnan(mag))
+			mag = INFINITY;
+		if (mag > worst_mag) {
+			worst_mag = mag;
+			worst = f;
+		}
+	}
+	feature_out_of_range(features[prep.column_of(worst)].name, x[worst],
+	                     estimator && algorithm_max_input(algorithm) < DBL_MAX
+	                         ? "The model works in single precision: scaled, the value exceeds 3.4e38."
+	                         : "The prediction overflows double precision.");
+}
+
 int Model::predict_features(const double *x, double *out) const
 {
 	if (estimator) {
 		const int p = prep.p();
 		if (static_cast<int>(zscratch_.size()) < p)
 			zscratch_.resize(static_cast<size_t>(p));
-		for (int f = 0; f < p; f++)
-			zscratch_[static_cast<size_t>(f)] = (x[f] - prep.center(f)) / prep.scale(f);
-		return estimator->predict(zscratch_.data(), out);
+		const double limit = algorithm_max_input(algorithm);
+		for (int f = 0; f < p; f++) {
+			double z = (x[f] - prep.center(f)) / prep.scale(f);
+			if (std::fabs(z) > limit) // NaN (a missing value, native) passes
+				input_out_of_range(x);
+			zscratch_[static_cast<size_t>(f)] = z;
+		}
+		int k = estimator->predict(zscratch_.data(), out);
+		if (task == Task::Regression && !std::isfinite(out[0]))
+			input_out_of_range(x);
+		return k;
 	}
 	const Eigen::Index p = W.rows(), k = W.cols();
 	Eigen::Map<const Eigen::VectorXd> xv(x, p);
 	if (k == 1) {
 		double s = b(0) + W.col(0).dot(xv);
+		if (!std::isfinite(s))
+			input_out_of_range(x);
 		return linear_link(&s, out);
 	}
 	// multinomial: out has k entries; the link works in place
-	for (Eigen::Index j = 0; j < k; j++)
+	for (Eigen::Index j = 0; j < k; j++) {
 		out[j] = b(j) + W.col(j).dot(xv);
+		if (!std::isfinite(out[j]))
+			input_out_of_range(x);
+	}
 	return linear_link(out, out);
 }
 
@@ -172,14 +213,31 @@ void Model::predict_features_many(double *x, size_t n, double *out, int *klass) 
 	Eigen::Map<Eigen::MatrixXd> X(x, p, static_cast<Eigen::Index>(n)); // one column per row
 	if (estimator) {
 		X = (X.colwise() - prep.center).array().colwise() / prep.scale.array();
+		// the row again, unscaled, for the message of a value out of range
+		auto out_of_range = [&](size_t i) {
+			Eigen::VectorXd row = X.col(static_cast<Eigen::Index>(i)).cwiseProduct(prep.scale) + prep.center;
+			input_out_of_range(row.data());
+		};
+		const double limit = algorithm_max_input(algorithm);
+		for (size_t i = 0; i < n; i++)
+			for (Eigen::Index f = 0; f < p; f++)
+				if (std::fabs(X(f, static_cast<Eigen::Index>(i))) > limit) // NaN (missing, native) passes
+					out_of_range(i);
 		estimator->predict_many(x, n, static_cast<size_t>(p), nout, out, klass);
+		if (task == Task::Regression)
+			for (size_t i = 0; i < n; i++)
+				if (!std::isfinite(out[i * nout]))
+					out_of_range(i);
 		return;
 	}
 	// scores: k x n in one product
 	Eigen::MatrixXd S = W.transpose() * X;
 	S.colwise() += b;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		if (!S.col(static_cast<Eigen::Index>(i)).allFinite())
+			input_out_of_range(X.col(static_cast<Eigen::Index>(i)).data());
 		klass[i] = linear_link(S.col(static_cast<Eigen::Index>(i)).data(), out + i * nout);
+	}
 }
 
 std::string Model::coefficients_json() const
@@ -233,12 +291,55 @@ std::string Model::coefficients_json() const
 	return w.str();
 }
 
+// ---------------------------------------------------------------- texts
+
+void Model::map_text(const std::function<void(const char *what, std::string &)> &f)
+{
+	auto column = [&f](ColumnInfo &c) {
+		f("column name", c.name);
+		f("type name", c.type_name);
+	};
+	if (has_target())
+		column(target);
+	for (auto &c : features)
+		column(c);
+	for (auto &k : classes)
+		f("class label", k);
+	std::map<std::string, ColumnOptions> options; // keyed by column name
+	for (const auto &kv : preprocess.columns) {
+		std::string key = kv.first;
+		f("column name", key);
+		options.emplace(std::move(key), kv.second);
+	}
+	preprocess.columns = std::move(options);
+	prep.features = features;
+	for (auto &fc : prep.columns)
+		for (auto &l : fc.levels)
+			f("category level", l);
+	prep.name_features();
+	if (has_stats)
+		encoder.map_text(f, features);
+}
+
 // ---------------------------------------------------------------- blob
+
+void Model::check_binding(int64_t model_id, int32_t version, const std::string &algo, const std::string &task_) const
+{
+	if (algo != algorithm_name(algorithm) || task_ != task_name(task))
+		corrupt(std::string("The blob holds a ") + task_name(task) + " model of algorithm " + algorithm_name(algorithm) +
+		        "; its catalog row says " + task_ + " with " + algo + ".");
+	if (binding.bound() && (binding.model_id != model_id || binding.version != version))
+		corrupt("The blob belongs to version " + std::to_string(binding.version) + " of the model with id " +
+		        std::to_string(binding.model_id) + ", not to this row (model id " + std::to_string(model_id) +
+		        ", version " + std::to_string(version) + ").");
+}
 
 std::vector<uint8_t> Model::serialize() const
 {
 	Writer w;
 	w.str(kPayloadMagic);
+	w.i64(binding.model_id); // the catalog row, under the checksum (format 2)
+	w.i32(binding.version);
 	w.u16(static_cast<uint16_t>(algorithm)); // repeats the header's kind under the checksum
 	w.u8(static_cast<uint8_t>(task));
 	write_column(w, target);
@@ -280,10 +381,16 @@ std::unique_ptr<Model> Model::deserialize(const uint8_t *data, size_t len)
 	Algorithm a = static_cast<Algorithm>(h.kind);
 	const AlgorithmDef &def = algorithm_def(a); // an unknown kind is corrupt
 	m->algorithm = a;
-	// format 1 is the only format so far; later formats get their own branch here
+	// format 2 adds the binding after the marker; format 1 has none (model id 0)
 	Reader r(payload, h.length);
 	if (r.str() != kPayloadMagic)
 		corrupt("The payload does not start with the model marker.");
+	if (h.format >= kFirstBoundFormat) {
+		m->binding.model_id = r.i64();
+		m->binding.version = r.i32();
+		if (m->binding.model_id < 0 || m->binding.version < 0 || (m->binding.model_id == 0) != (m->binding.version == 0))
+			corrupt("The blob's model id or version is invalid.");
+	}
 	if (r.u16() != h.kind)
 		corrupt("The model kind in the header does not match the payload.");
 	uint8_t task = r.u8();

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,6 +16,14 @@
 #include "preprocess.hpp"
 
 namespace pgml {
+
+// The catalog row (ml.versions) a blob belongs to. model_id 0: not bound (a blob of format 1,
+// or a model that was never stored, such as the one an aggregate carries).
+struct BlobBinding {
+	int64_t model_id = 0;
+	int32_t version = 0;
+	bool bound() const { return model_id != 0; }
+};
 
 class Model {
   public:
@@ -69,14 +78,31 @@ class Model {
 	// Intercept and coefficients by feature name, raw and standardized (JSON object).
 	std::string coefficients_json() const;
 
+	// Rewrites every text the model holds (column and type names, class labels, category
+	// levels, per-column option keys) with f, always in the same order; what says which kind
+	// of text it is ("column name", "type name", "class label", "category level"). Feature
+	// names are derived again. Used to move a model between database encodings.
+	void map_text(const std::function<void(const char *what, std::string &)> &f);
+
+	// The row the blob is (to be) stored in: serialize() writes it, deserialize() reads it.
+	BlobBinding binding;
+
 	std::vector<uint8_t> serialize() const;
 	static std::unique_ptr<Model> deserialize(const uint8_t *data, size_t len);
+	// Checks the blob this model was read from belongs to the catalog row it was read from:
+	// model id and version (blobs of format 2 on) and kind (algorithm and task, every format).
+	// Throws Error(DataCorrupted) naming what differs.
+	void check_binding(int64_t model_id, int32_t version, const std::string &algorithm, const std::string &task) const;
 
   private:
 	// Writes the transformed feature vector of one row (length prep.p()) into x.
 	void encode(const Value *values, double *x, int64_t *unseen) const;
 	// Class probabilities (or the value) from linear scores s (k entries); returns the class.
 	int linear_link(const double *s, double *out) const;
+	// 22003 for a row whose value overflows the model's arithmetic: x is the unscaled feature
+	// vector; names the column of the feature with the largest contribution (linear models) or
+	// the largest scaled value (the others).
+	[[noreturn]] void input_out_of_range(const double *x) const;
 	mutable std::vector<double> scratch_, zscratch_; // single-threaded use only (one backend)
 };
 

@@ -341,6 +341,58 @@ Encoder Encoder::read(Reader &r, const std::vector<ColumnInfo> &features)
 	return e;
 }
 
+void Encoder::map_text(const std::function<void(const char *what, std::string &)> &f,
+                       const std::vector<ColumnInfo> &features)
+{
+	features_ = features;
+	for (size_t c = 0; c < dict_.size(); c++) {
+		Dictionary d;
+		for (size_t l = 0; l < dict_[c].size(); l++) {
+			std::string name = dict_[c].name(static_cast<int32_t>(l));
+			f("category level", name);
+			if (d.intern(name) != static_cast<int32_t>(l))
+				throw Error(ErrorCode::DataCorrupted, "model blob is corrupted", "A category level is repeated.");
+		}
+		dict_[c] = std::move(d);
+	}
+}
+
+// ---------------------------------------------------------------- feature names
+
+namespace {
+
+// s between double quotes, each double quote in it doubled (as SQL quotes identifiers).
+std::string double_quoted(const std::string &s)
+{
+	std::string out = "\"";
+	for (char ch : s) {
+		out += ch;
+		if (ch == '"')
+			out += '"';
+	}
+	out += '"';
+	return out;
+}
+
+// A column's name inside a feature name: as it is, unless it holds '=' or '"' (or is empty).
+std::string column_part(const std::string &col)
+{
+	return col.empty() || col.find_first_of("=\"") != std::string::npos ? double_quoted(col) : col;
+}
+
+} // namespace
+
+std::string numeric_feature_name(const std::string &col) { return column_part(col); }
+
+std::string level_feature_name(const std::string &col, const std::string &level)
+{
+	// the level as it is, unless it could be read as the NULL marker or as a quoted level
+	bool quote = level == "NULL" || (!level.empty() && level[0] == '"');
+	return column_part(col) + "=" + (quote ? double_quoted(level) : level);
+}
+
+std::string null_level_feature_name(const std::string &col) { return column_part(col) + "=NULL"; }
+
 // ---------------------------------------------------------------- Preprocessor
 
 Preprocessor fit_preprocessor(const std::vector<ColumnInfo> &features, const PreprocessOptions &opts,
@@ -381,13 +433,13 @@ Preprocessor fit_preprocessor(const std::vector<ColumnInfo> &features, const Pre
 				            "Raise the limit with preprocess => '{\"columns\": {\"" + col.name +
 				                "\": {\"max_levels\": N}}}', or exclude the column.");
 			for (const auto &l : kept) {
-				pp.feature_names.push_back(col.name + "=" + l);
+				pp.feature_names.push_back(level_feature_name(col.name, l));
 				scales.push_back(Scale::None);
 			}
 			fc.levels = std::move(kept);
 			if (has_null) {
 				fc.null_feature = f + static_cast<int>(fc.levels.size());
-				pp.feature_names.push_back(col.name + "=NULL");
+				pp.feature_names.push_back(null_level_feature_name(col.name));
 				scales.push_back(Scale::None);
 			}
 			fc.n_features = static_cast<int>(nlev);
@@ -410,7 +462,7 @@ Preprocessor fit_preprocessor(const std::vector<ColumnInfo> &features, const Pre
 				fc.impute_value = co.impute_value;
 				break;
 			}
-			pp.feature_names.push_back(col.name);
+			pp.feature_names.push_back(numeric_feature_name(col.name));
 			scales.push_back(co.scale);
 			fc.n_features = 1;
 		}
@@ -500,6 +552,31 @@ void Preprocessor::transform(const Encoder &enc, const RowStore &store, size_t r
 	}
 }
 
+size_t Preprocessor::column_of(int f) const
+{
+	for (size_t c = 0; c < columns.size(); c++)
+		if (f >= columns[c].first_feature && f < columns[c].first_feature + columns[c].n_features)
+			return c;
+	return 0;
+}
+
+void Preprocessor::name_features()
+{
+	feature_names.clear();
+	for (size_t c = 0; c < features.size(); c++) {
+		const FittedColumn &fc = columns[c];
+		if (!features[c].categorical()) {
+			feature_names.push_back(numeric_feature_name(features[c].name));
+			continue;
+		}
+		for (const auto &l : fc.levels)
+			feature_names.push_back(level_feature_name(features[c].name, l));
+		if (fc.null_feature >= 0)
+			feature_names.push_back(null_level_feature_name(features[c].name));
+	}
+	build_index();
+}
+
 void Preprocessor::build_index()
 {
 	level_index_.assign(columns.size(), {});
@@ -545,7 +622,7 @@ Preprocessor Preprocessor::read(Reader &r, const std::vector<ColumnInfo> &featur
 			throw Error(ErrorCode::DataCorrupted, "model blob is corrupted", "A numeric column has category levels.");
 		for (size_t l = 0; l < n; l++) {
 			fc.levels.push_back(r.str());
-			pp.feature_names.push_back(features[c].name + "=" + fc.levels.back());
+			pp.feature_names.push_back(level_feature_name(features[c].name, fc.levels.back()));
 		}
 		bool has_null = r.u8() != 0;
 		if (features[c].categorical()) {
@@ -553,11 +630,11 @@ Preprocessor Preprocessor::read(Reader &r, const std::vector<ColumnInfo> &featur
 			if (has_null) {
 				fc.null_feature = f + fc.n_features;
 				fc.n_features++;
-				pp.feature_names.push_back(features[c].name + "=NULL");
+				pp.feature_names.push_back(null_level_feature_name(features[c].name));
 			}
 		} else {
 			fc.n_features = 1;
-			pp.feature_names.push_back(features[c].name);
+			pp.feature_names.push_back(numeric_feature_name(features[c].name));
 		}
 		f += fc.n_features;
 	}

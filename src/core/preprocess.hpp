@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -79,6 +80,9 @@ class Encoder {
 
 	void write(Writer &w) const;
 	static Encoder read(Reader &r, const std::vector<ColumnInfo> &features);
+	// Rewrites every text (the level names) with f, in a fixed order; ids and slots stay.
+	// features: the columns, already rewritten.
+	void map_text(const std::function<void(const char *what, std::string &)> &f, const std::vector<ColumnInfo> &features);
 
   private:
 	std::vector<ColumnInfo> features_;
@@ -125,6 +129,10 @@ class Preprocessor {
 	void transform(const Encoder &enc, const RowStore &store, size_t row, double *x) const;
 
 	void build_index(); // level lookup tables for prediction
+	// The input column feature f comes from.
+	size_t column_of(int f) const;
+	// Recomputes feature_names from features and the columns' levels (then build_index()).
+	void name_features();
 	// Feature index of a categorical value: -1 when the level was not seen in training.
 	int level_feature(size_t col, std::string_view s) const;
 
@@ -135,6 +143,15 @@ class Preprocessor {
   private:
 	std::vector<std::unordered_map<std::string, int>> level_index_; // owns its keys, so copies stay valid
 };
+
+// Feature names (Preprocessor::feature_names), unique and unambiguous: a numeric column's
+// feature is its name; a text column's are "<column>=<level>" per level and "<column>=NULL"
+// for NULL. A column name holding '=' or '"' is written double-quoted (quotes doubled), and
+// so is a level that is the string 'NULL' or starts with '"': "c=a" (a numeric column) and
+// c=a (level a of column c), c=NULL (NULL) and c="NULL" (the string) stay apart.
+std::string numeric_feature_name(const std::string &col);
+std::string level_feature_name(const std::string &col, const std::string &level);
+std::string null_level_feature_name(const std::string &col);
 
 // Fits the preprocessor on the moments of the training rows' raw slots.
 // min_v / max_v: per raw slot min and max over the training rows (for min-max scaling);

@@ -81,6 +81,7 @@ uint16_t Reader::u16() { uint16_t v; get(&v, 2); return v; }
 uint32_t Reader::u32() { uint32_t v; get(&v, 4); return v; }
 uint64_t Reader::u64() { uint64_t v; get(&v, 8); return v; }
 int64_t Reader::i64() { int64_t v; get(&v, 8); return v; }
+int32_t Reader::i32() { int32_t v; get(&v, 4); return v; }
 double Reader::f64() { double v; get(&v, 8); return v; }
 
 size_t Reader::count(size_t elem_size)

@@ -8,6 +8,9 @@
 //   offset 16 checksum    u32      CRC-32 (IEEE, as zlib) of the payload
 //   offset 20 payload
 // All integers little-endian, doubles IEEE-754 binary64 little-endian.
+// Format 2 (pg_ml 0.3.0) binds the blob to its catalog row: the payload starts with the
+// model's id and version (model.cpp), under the checksum. Format 1 (0.1.0, 0.2.0) has no
+// binding; such blobs are still read, bound by their kind only.
 // A blob is untrusted input: every read is bounds-checked and every failure is an
 // Error(DataCorrupted).
 #pragma once
@@ -23,7 +26,8 @@
 
 namespace pgml {
 
-constexpr uint16_t kFormatVersion = 1;
+constexpr uint16_t kFormatVersion = 2;
+constexpr uint16_t kFirstBoundFormat = 2; // the first format whose payload carries the binding
 constexpr size_t kHeaderSize = 20;
 
 uint32_t crc32(const uint8_t *data, size_t len);
@@ -36,6 +40,7 @@ class Writer {
 	void u32(uint32_t v) { put(&v, 4); }
 	void u64(uint64_t v) { put(&v, 8); }
 	void i64(int64_t v) { put(&v, 8); }
+	void i32(int32_t v) { put(&v, 4); }
 	void f64(double v) { put(&v, 8); }
 	void str(const std::string &s);
 	void vec(const Eigen::VectorXd &v);
@@ -56,6 +61,7 @@ class Reader {
 	uint32_t u32();
 	uint64_t u64();
 	int64_t i64();
+	int32_t i32();
 	double f64();
 	std::string str();
 	Eigen::VectorXd vec();

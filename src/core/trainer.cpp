@@ -1,6 +1,7 @@
 #include "trainer.hpp"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -25,6 +26,8 @@ constexpr int kAggSampleRows = 10000;  // the same through the statistics aggreg
 constexpr int kAggBlockRows = 256;     // rows the aggregate folds into its moments at a time
 constexpr Eigen::Index kBlockCells = 1 << 22;
 constexpr Eigen::Index kDirectMergeSlots = 64; // statistics groups of at most this many slots are merged one by one
+
+const char *const kSquareOverflows = "Training sums the squares of the values, which must lie within +-1e150.";
 
 std::string hex64(uint64_t v)
 {
@@ -281,6 +284,7 @@ struct Trainer::Impl {
 	{
 		this->cancel = cancel;
 		flush_groups();
+		check_magnitudes();
 		trim_samples();
 		if (train.n() == 0)
 			throw Error(ErrorCode::DataException, "no rows left to train on",
@@ -345,6 +349,19 @@ struct Trainer::Impl {
 		            "Drop such rows with preprocess => '{\"nonfinite\": \"drop\"}', or replace them with NULL.");
 	}
 
+	// Every numeric feature value read must be at most kMaxFeatureMagnitude in magnitude: the
+	// moments the preprocessing (and the linear family) fits sum its square. 22003 otherwise.
+	void check_magnitudes() const
+	{
+		for (size_t c = 0; c < spec.features.size() && c < col_min.size(); c++) {
+			if (spec.features[c].categorical())
+				continue;
+			for (double v : {col_min[c], col_max[c]})
+				if (std::isfinite(v) && std::fabs(v) > kMaxFeatureMagnitude)
+					feature_out_of_range(spec.features[c].name, v, kSquareOverflows);
+		}
+	}
+
 	// Decodes one group of a statistics aggregate query, checks that it was computed for this
 	// run's columns (with a target slot or not, as has_target says), raises the row reader's
 	// error for a non-finite value, and adds the group's counters to the run's. numeric gets
@@ -360,6 +377,24 @@ struct Trainer::Impl {
 		if (d.shape.nfeat != static_cast<int>(nf) || d.shape.k != static_cast<int>(numeric.size()) ||
 		    d.shape.has_target != has_target)
 			throw Error(ErrorCode::Internal, "statistics group was computed for other columns");
+		// values out of range (the row reader's check): the training rows' extremes, and the
+		// moments of training and held-out rows (a square that overflowed)
+		for (size_t j = 0; j < numeric.size(); j++) {
+			const std::string &name = spec.features[numeric[j]].name;
+			for (double v : {d.min[j], d.max[j]})
+				if (std::isfinite(v) && std::fabs(v) > kMaxFeatureMagnitude)
+					feature_out_of_range(name, v, kSquareOverflows);
+			const Eigen::Index k = static_cast<Eigen::Index>(j);
+			for (const Moments *mo : {&d.train, &d.test})
+				if (mo->n() > 0 && k < mo->dim() && (!std::isfinite(mo->mean()(k)) || !std::isfinite(mo->comoment()(k, k))))
+					feature_out_of_range(name, NAN, kSquareOverflows);
+		}
+		if (has_target && task == Task::Regression) {
+			const Eigen::Index k = static_cast<Eigen::Index>(numeric.size()); // the target's slot
+			for (const Moments *mo : {&d.train, &d.test})
+				if (mo->n() > 0 && k < mo->dim() && (!std::isfinite(mo->mean()(k)) || !std::isfinite(mo->comoment()(k, k))))
+					feature_out_of_range(spec.target.name, NAN, kSquareOverflows, true);
+		}
 		if (d.nonfinite_column >= 0) {
 			bool is_target = d.nonfinite_column >= static_cast<int>(nf);
 			nonfinite(is_target ? spec.target.name : spec.features[static_cast<size_t>(d.nonfinite_column)].name,
@@ -399,6 +434,8 @@ struct Trainer::Impl {
 						}
 						nonfinite(spec.target.name, v, true);
 					}
+					if (task == Task::Regression && std::fabs(v) > kMaxFeatureMagnitude)
+						feature_out_of_range(spec.target.name, v, kSquareOverflows, true);
 					h = hash_target_num(h, v);
 					y = task == Task::Classification ? labels.intern(numeric_label(spec.target.type_class, v)) : v;
 				}
@@ -412,6 +449,8 @@ struct Trainer::Impl {
 					if (!popts.drop_nonfinite)
 						nonfinite(spec.features[c].name, col.num[i], false);
 					drop = true;
+				} else if (!col.isnull[i] && std::fabs(col.num[i]) > kMaxFeatureMagnitude) {
+					feature_out_of_range(spec.features[c].name, col.num[i], kSquareOverflows);
 				}
 			}
 			if (drop) {
@@ -1113,6 +1152,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 	if (m.skipped_null_target > 0 && m.skipped_null_target == rows_read_)
 		throw Error(ErrorCode::DataException, "target column \"" + spec.target.name + "\" is NULL in every row",
 		            std::to_string(rows_read_) + " rows were read.", "Train on rows with a known target.");
+	m.check_magnitudes();
 
 	RegressionMetrics train_sample_metrics, test_sample_metrics;
 	std::vector<Value> vals;
@@ -1361,6 +1401,25 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			Eigen::MatrixXd X;
 			Eigen::VectorXd y;
 			scaled(tr, X, y);
+			// scaled values the algorithm cannot hold (xgboost's single precision): 22003
+			const double limit = algorithm_max_input(spec.algorithm);
+			for (Eigen::Index i = 0; i < y.size() && limit < DBL_MAX && m.task == Task::Regression; i++)
+				if (std::fabs(y(i)) > limit)
+					feature_out_of_range(spec.target.name, y(i),
+					                     (std::string(algorithm_name(spec.algorithm)) +
+					                      " works in single precision: the value exceeds 3.4e38.")
+					                         .c_str(),
+					                     true);
+			for (int f = 0; f < p && limit < DBL_MAX; f++)
+				for (Eigen::Index i = 0; i < X.rows(); i++)
+					if (std::fabs(X(i, f)) > limit) {
+						size_t c = model->prep.column_of(f);
+						double raw = X(i, f) * model->prep.scale(f) + model->prep.center(f);
+						feature_out_of_range(spec.features[c].name, raw,
+						                     (std::string(algorithm_name(spec.algorithm)) +
+						                      " works in single precision: scaled, the value exceeds 3.4e38.")
+						                         .c_str());
+					}
 			if (spec.algorithm == Algorithm::LogisticRegression) {
 				std::vector<int> ytr(tr.size());
 				for (size_t i = 0; i < tr.size(); i++)
@@ -1720,6 +1779,9 @@ std::vector<uint8_t> Trainer::class_fit(CancelCheck cancel)
 	const TrainSpec &spec = m.spec;
 	if (!m.aggregated || m.class_model)
 		throw Error(ErrorCode::Internal, "class_fit without statistics groups");
+	m.cancel = cancel;
+	m.flush_groups(); // queued groups first: their extremes are checked below
+	m.check_magnitudes();
 	if (m.skipped_null_target > 0 && m.skipped_null_target == rows_read_)
 		throw Error(ErrorCode::DataException, "target column \"" + spec.target.name + "\" is NULL in every row",
 		            std::to_string(rows_read_) + " rows were read.", "Train on rows with a known target.");
@@ -1743,8 +1805,6 @@ std::vector<uint8_t> Trainer::class_fit(CancelCheck cancel)
 		throw Error(ErrorCode::DataException, "no rows left to train on",
 		            "All " + std::to_string(m.used_rows) + " rows were held out for testing.", "Lower test_size.");
 	check_cancel(cancel);
-	m.cancel = cancel;
-	m.flush_groups();
 	model->prep = m.base != nullptr ? m.base->prep
 	                                : fit_preprocessor(spec.features, m.popts, m.enc, m.train, m.col_min, m.col_max,
 	                                                   m.medians());

@@ -74,9 +74,11 @@ pgml_evaluate(PG_FUNCTION_ARGS)
 	pgml_resolve_model(PG_GETARG_DATUM(0), get_fn_expr_argtype(fcinfo->flinfo, 0), PGML_USE, false, &ref);
 	int32 version = PG_ARGISNULL(2) ? ref.deployed_version : PG_GETARG_INT32(2);
 	bytea *blob = pgml_load_blob(ref.id, version, NULL, false);
+	if (blob == NULL && PG_ARGISNULL(2) && version != 0)
+		pgml_missing_deployed(&ref);
 	if (blob == NULL)
 		no_such_version(ref.name, version);
-	pgml::Model *model = pgml_deserialize(blob, CurrentMemoryContext, ref.name, version);
+	pgml::Model *model = pgml_deserialize(blob, CurrentMemoryContext, &ref, version);
 
 	char *relname = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	Oid relid = pgml_relation_oid(relname);

@@ -29,6 +29,7 @@ pgml_capture_exception(PgmlCoreError *err) noexcept
 		switch (e.code()) {
 		case pgml::ErrorCode::InvalidParameter: err->sqlstate = ERRCODE_INVALID_PARAMETER_VALUE; break;
 		case pgml::ErrorCode::DataException: err->sqlstate = ERRCODE_DATA_EXCEPTION; break;
+		case pgml::ErrorCode::NumericOutOfRange: err->sqlstate = ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE; break;
 		case pgml::ErrorCode::ProgramLimit: err->sqlstate = ERRCODE_PROGRAM_LIMIT_EXCEEDED; break;
 		case pgml::ErrorCode::DataCorrupted: err->sqlstate = ERRCODE_DATA_CORRUPTED; break;
 		case pgml::ErrorCode::FeatureNotSupported: err->sqlstate = ERRCODE_FEATURE_NOT_SUPPORTED; break;

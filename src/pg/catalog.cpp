@@ -183,17 +183,22 @@ delete_model(void *p)
 }
 
 pgml::Model *
-pgml_deserialize(bytea *blob, MemoryContext cxt, const char *model_name, int32 version)
+pgml_deserialize(bytea *blob, MemoryContext cxt, const PgmlModelRef *ref, int32 version)
 {
 	pgml::Model *model = nullptr;
 	const uint8_t *data = reinterpret_cast<const uint8_t *>(VARDATA_ANY(blob));
 	size_t len = VARSIZE_ANY_EXHDR(blob);
 	PgmlCoreError err;
-	bool ok = pgml_try(&err, [&]() { model = pgml::Model::deserialize(data, len).release(); });
+	/* the blob must belong to the row it was read from (model id, version, kind) */
+	bool ok = pgml_try(&err, [&]() {
+		std::unique_ptr<pgml::Model> m = pgml::Model::deserialize(data, len);
+		m->check_binding(ref->id, version, ref->algorithm, ref->task);
+		model = m.release();
+	});
 	if (!ok) {
 		if (err.sqlstate == ERRCODE_DATA_CORRUPTED)
 			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
-							errmsg("version %d of model \"%s\" is corrupted", version, model_name),
+							errmsg("version %d of model \"%s\" is corrupted", version, ref->name),
 							errdetail_internal("%s", err.detail[0] ? err.detail : err.message),
 							errhint("Deploy another version with ml_deploy(), or retrain the model.")));
 		pgml_raise(&err);
@@ -201,6 +206,15 @@ pgml_deserialize(bytea *blob, MemoryContext cxt, const char *model_name, int32 v
 	if (cxt != NULL)
 		pgml_own(cxt, model, delete_model);
 	return model;
+}
+
+void
+pgml_missing_deployed(const PgmlModelRef *ref)
+{
+	ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					errmsg("model \"%s\" has no deployed version", ref->name),
+					errdetail("Version %d, recorded as deployed, no longer exists.", ref->deployed_version),
+					errhint("Deploy an existing version with ml_deploy(); ml_versions lists them.")));
 }
 
 pgml::Model *
@@ -211,8 +225,8 @@ pgml_load_deployed(const PgmlModelRef *ref)
 						errmsg("model \"%s\" has no deployed version", ref->name)));
 	bytea *blob = pgml_load_blob(ref->id, ref->deployed_version, NULL, true);
 	if (blob == NULL)
-		elog(ERROR, "pg_ml: version %d of model \"%s\" is missing", ref->deployed_version, ref->name);
-	return pgml_deserialize(blob, CurrentMemoryContext, ref->name, ref->deployed_version);
+		pgml_missing_deployed(ref);
+	return pgml_deserialize(blob, CurrentMemoryContext, ref, ref->deployed_version);
 }
 
 char *

@@ -26,10 +26,12 @@ pgml_model_columns(PG_FUNCTION_ARGS)
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						errmsg("model \"%s\" has no deployed version", ref.name)));
 	bytea *blob = pgml_load_blob(ref.id, version, NULL, false);
+	if (blob == NULL && PG_ARGISNULL(1))
+		pgml_missing_deployed(&ref);
 	if (blob == NULL)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("version %d of model \"%s\" does not exist", version, ref.name),
 						errhint("ml_versions lists the versions of a model.")));
-	pgml::Model *model = pgml_deserialize(blob, CurrentMemoryContext, ref.name, version);
+	pgml::Model *model = pgml_deserialize(blob, CurrentMemoryContext, &ref, version);
 
 	int nfeatures = static_cast<int>(model->features.size());
 	int ncols = nfeatures + (model->has_target() ? 1 : 0);

@@ -27,6 +27,9 @@ struct ExportState {
 	pgml::ModelDescription desc;
 	std::vector<uint8_t> bytes;
 	std::string provenance;
+	std::vector<std::string> texts;  // the model's texts, for the encoding conversion
+	std::vector<const char *> whats; // what each is ("column name", ...)
+	std::vector<uint8_t> blob;       // the model re-serialized (converted, or bound to its new row)
 };
 
 // The envelope's text is UTF-8: converted from and to the database encoding (a no-op in a
@@ -41,6 +44,90 @@ char *
 from_utf8(const std::string &s)
 {
 	return pg_any_to_server(s.c_str(), static_cast<int>(s.size()), PG_UTF8);
+}
+
+// s (UTF-8) in ASCII for a message: other characters as \uXXXX or \UXXXXXXXX escapes.
+char *
+ascii_escaped(const char *s, int len)
+{
+	StringInfoData out;
+	initStringInfo(&out);
+	const unsigned char *p = reinterpret_cast<const unsigned char *>(s);
+	int i = 0;
+	while (i < len) {
+		unsigned char c = p[i];
+		if (c < 0x80) {
+			appendStringInfoChar(&out, static_cast<char>(c));
+			i++;
+			continue;
+		}
+		int n = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
+		if (i + n > len)
+			n = 1;
+		uint32 cp = n == 1 ? c : c & (0xFF >> (n + 1));
+		for (int k = 1; k < n; k++)
+			cp = (cp << 6) | (p[i + k] & 0x3F);
+		appendStringInfo(&out, cp > 0xFFFF ? "\\U%08X" : "\\u%04X", cp);
+		i += n;
+	}
+	return out.data;
+}
+
+// A text of an imported model (UTF-8) in the database encoding; 22P05 naming it when the
+// database encoding cannot hold one of its characters.
+char *
+import_text(const char *s, int len, const char *what)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	char *volatile out = NULL;
+	PG_TRY();
+	{
+		out = pg_any_to_server(s, len, PG_UTF8);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		ErrorData *e = CopyErrorData();
+		if (e->sqlerrcode != ERRCODE_UNTRANSLATABLE_CHARACTER)
+			PG_RE_THROW();
+		FlushErrorState();
+		ereport(ERROR, (errcode(ERRCODE_UNTRANSLATABLE_CHARACTER),
+						errmsg("%s \"%s\" of the imported model cannot be represented in database encoding %s", what,
+							   ascii_escaped(s, len), GetDatabaseEncodingName()),
+						errdetail_internal("%s", e->message),
+						errhint("Import into a UTF8 database, or rename it in the source database, retrain and export "
+								"again.")));
+	}
+	PG_END_TRY();
+	return out;
+}
+
+// Converts every text the model holds (column and type names, class labels, levels) from the
+// database encoding to UTF-8 (export) or back (import); nothing to do in a UTF-8 database.
+void
+recode_model(ExportState *st, bool export_utf8)
+{
+	if (GetDatabaseEncoding() == PG_UTF8)
+		return;
+	PGML_CORE({
+		st->texts.clear();
+		st->whats.clear();
+		st->model->map_text([st](const char *what, std::string &t) {
+			st->texts.push_back(t);
+			st->whats.push_back(what);
+		});
+	});
+	size_t n = st->texts.size();
+	char **conv = static_cast<char **>(palloc(sizeof(char *) * (n + 1)));
+	for (size_t i = 0; i < n; i++) {
+		const char *t = st->texts[i].c_str();
+		int len = static_cast<int>(st->texts[i].size());
+		conv[i] = export_utf8 ? pg_server_to_any(t, len, PG_UTF8) : import_text(t, len, st->whats[i]);
+	}
+	PGML_CORE({
+		size_t i = 0;
+		st->model->map_text([&](const char *, std::string &t) { t = conv[i++]; });
+	});
 }
 
 // A column of the current SPI row as UTF-8 text in the caller's context ("" for NULL).
@@ -70,11 +157,28 @@ spi_int8(int col)
 	return isnull ? 0 : DatumGetInt64(d);
 }
 
-// jsonb from untrusted JSON text that must be an object; errors name the field.
+// jsonb from untrusted JSON text that must be an object; errors name the field. Text jsonb
+// refuses (invalid JSON, a \u0000 escape, ...) is invalid export data too (22P03).
 Datum
 jsonb_object_from(const char *json, const char *field)
 {
-	Datum d = pgml_jsonb_from_cstring(json);
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile Datum d = (Datum) 0;
+	PG_TRY();
+	{
+		d = pgml_jsonb_from_cstring(json);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		ErrorData *e = CopyErrorData();
+		if (ERRCODE_TO_CATEGORY(e->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+			PG_RE_THROW();
+		FlushErrorState();
+		ereport(ERROR, (errcode(ERRCODE_INVALID_BINARY_REPRESENTATION), errmsg("invalid pg_ml export data"),
+						errdetail("The field \"%s\" is not valid JSON: %s", field, e->message)));
+	}
+	PG_END_TRY();
 	Jsonb *jb = DatumGetJsonbP(d);
 	if (!JB_ROOT_IS_OBJECT(jb))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_BINARY_REPRESENTATION), errmsg("invalid pg_ml export data"),
@@ -127,6 +231,8 @@ pgml_export(PG_FUNCTION_ARGS)
 	if (SPI_processed != 1) {
 		SPI_finish();
 		pgml_catalog_end(save_user, save_sec);
+		if (PG_ARGISNULL(1))
+			pgml_missing_deployed(&ref);
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
 						errmsg("version %d of model \"%s\" does not exist", version, ref.name),
 						errhint("ml_versions lists the versions of a model.")));
@@ -152,10 +258,21 @@ pgml_export(PG_FUNCTION_ARGS)
 	pgml_catalog_end(save_user, save_sec);
 
 	/* the blob is checked like any other before it leaves */
-	pgml::Model *model = pgml_deserialize(blob, caller, ref.name, version);
 	ExportState *st = pgml_new_owned<ExportState>();
 	const uint8_t *blob_data = reinterpret_cast<const uint8_t *>(VARDATA_ANY(blob));
 	size_t blob_len = VARSIZE_ANY_EXHDR(blob);
+	{
+		pgml::Model *loaded = pgml_deserialize(blob, NULL, &ref, version);
+		PGML_CORE(st->model.reset(loaded));
+	}
+	/* the envelope's text is UTF-8, the model's texts included (then the blob is written again) */
+	if (GetDatabaseEncoding() != PG_UTF8) {
+		recode_model(st, true);
+		PGML_CORE(st->blob = st->model->serialize());
+		blob_data = st->blob.data();
+		blob_len = st->blob.size();
+	}
+	const pgml::Model *model = st->model.get();
 	PGML_CORE({
 		pgml::ExportRecord &r = st->rec;
 		pgml::ModelDescription d = pgml::describe_model(*model);
@@ -223,11 +340,13 @@ pgml_import(PG_FUNCTION_ARGS)
 	ExportState *st = pgml_new_owned<ExportState>();
 	PGML_CORE({
 		st->rec = pgml::decode_export(bytes, len, &st->model);
-		st->desc = pgml::describe_model(*st->model);
 		uint32_t checksum;
 		std::memcpy(&checksum, bytes + 12, 4); // decode_export checked the header is there
 		st->provenance = pgml::import_provenance_json(st->rec, len, checksum);
 	});
+	/* the model's texts are UTF-8: in the database encoding from here on (22P05 if impossible) */
+	recode_model(st, false);
+	PGML_CORE(st->desc = pgml::describe_model(*st->model));
 	const pgml::ExportRecord *rec = &st->rec;
 	const pgml::Model *model = st->model.get();
 	const pgml::ModelDescription *desc = &st->desc;
@@ -277,14 +396,20 @@ pgml_import(PG_FUNCTION_ARGS)
 						errhint("Import under another name, or drop the existing model with ml_drop_model().")));
 	}
 
-	size_t blob_len = rec->blob.size();
+	/* the blob, bound to its new row (model id, version 1) */
+	PGML_CORE({
+		st->model->binding.model_id = model_id;
+		st->model->binding.version = 1;
+		st->blob = st->model->serialize();
+	});
+	size_t blob_len = st->blob.size();
 	bytea *blob = static_cast<bytea *>(palloc(VARHDRSZ + blob_len));
 	SET_VARSIZE(blob, VARHDRSZ + blob_len);
-	memcpy(VARDATA(blob), rec->blob.data(), blob_len);
+	memcpy(VARDATA(blob), st->blob.data(), blob_len);
 	uint16 blob_format;
 	uint32 blob_checksum;
-	memcpy(&blob_format, rec->blob.data() + 4, 2); /* the blob's header was checked on decode */
-	memcpy(&blob_checksum, rec->blob.data() + 16, 4);
+	memcpy(&blob_format, st->blob.data() + 4, 2);
+	memcpy(&blob_checksum, st->blob.data() + 16, 4);
 	Oid vt[24] = {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID,
 				  INT8OID, INT8OID, FLOAT8OID, INT8OID, TEXTOID, BYTEAOID, INT2OID, INT4OID, INT8OID, REGROLEOID,
 				  FLOAT8OID, FLOAT8OID, FLOAT8OID, JSONBOID};

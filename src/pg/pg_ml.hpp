@@ -209,8 +209,12 @@ bool pgml_catalog_owned_models(void);
 char *pgml_model_seq_sql(Oid seq);
 // Deploys version (SPI connected under catalog identity): sets it and records the deployment.
 void pgml_record_deploy(int64 model_id, int32 version, const char *reason, Oid by);
-// Deserializes a blob (an error for a corrupt one); the model is owned by cxt.
-pgml::Model *pgml_deserialize(bytea *blob, MemoryContext cxt, const char *model_name, int32 version);
+// Deserializes the blob of version `version` of model ref (an error for a corrupt one, and
+// XX001 for a blob bound to another row: model id, version, algorithm or task differ); the
+// model is owned by cxt.
+pgml::Model *pgml_deserialize(bytea *blob, MemoryContext cxt, const PgmlModelRef *ref, int32 version);
+// The error for a model whose deployed version's row is gone (55000).
+void pgml_missing_deployed(const PgmlModelRef *ref) pg_attribute_noreturn();
 // The deployed version of a resolved model, read fresh and deserialized (owned by
 // CurrentMemoryContext); an error when the model has no deployed version.
 pgml::Model *pgml_load_deployed(const PgmlModelRef *ref);

@@ -28,6 +28,7 @@ extern "C" {
 #include "executor/tuptable.h"
 #include "utils/arrayaccess.h"
 #include "utils/fmgrprotos.h"
+#include "utils/numeric.h"
 #include "utils/typcache.h"
 
 PG_FUNCTION_INFO_V1(pgml_predict);
@@ -149,8 +150,8 @@ pin_model(const PgmlModelRef *ref, MemoryContext cxt)
 		TransactionId xmin;
 		bytea *blob = pgml_load_blob(ref->id, ref->deployed_version, &xmin, false);
 		if (blob == NULL)
-			elog(ERROR, "pg_ml: version %d of model \"%s\" is missing", ref->deployed_version, ref->name);
-		pgml::Model *m = pgml_deserialize(blob, NULL, ref->name, ref->deployed_version);
+			pgml_missing_deployed(ref);
+		pgml::Model *m = pgml_deserialize(blob, NULL, ref, ref->deployed_version);
 		PGML_CORE({
 			victim->model.reset(m);
 			victim->model_id = ref->id;
@@ -527,7 +528,12 @@ fill_from_jsonb(CallSite *cs, Jsonb *jb)
 				ok = false;
 			}
 		} else if (jv->type == jbvNumeric) {
-			v->num = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(jv->val.numeric)));
+			v->num = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, NumericGetDatum(jv->val.numeric)));
+			if (std::isinf(v->num) && !numeric_is_inf(jv->val.numeric))
+				ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+								errmsg("value of feature \"%s\" of model \"%s\" is out of range for type double precision",
+									   want.name.c_str(), cs->model_name),
+								errhint("Rescale the column (divide it by a constant or take its logarithm).")));
 		} else if (jv->type == jbvString && want.type_class == pgml::TypeClass::Temporal) {
 			/* a date or timestamp written as text, read as the model's column type would be */
 			char *s = pnstrdup(jv->val.string.val, jv->val.string.len);

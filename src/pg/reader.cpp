@@ -130,8 +130,16 @@ pgml_datum_to_double(const PgmlColumn *col, Datum d)
 	case INT8OID: return static_cast<double>(DatumGetInt64(d));
 	case FLOAT4OID: return DatumGetFloat4(d);
 	case FLOAT8OID: return DatumGetFloat8(d);
-	case NUMERICOID: /* NaN and +-Infinity map to their float8 counterparts */
-		return DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, d));
+	case NUMERICOID: { /* NaN and +-Infinity map to their float8 counterparts */
+		double v = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, d));
+		/* a finite numeric beyond double precision: 22003, not "contains Infinity" */
+		if (std::isinf(v) && !numeric_is_inf(DatumGetNumeric(d)))
+			ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+							col->name[0] ? errmsg("value of column \"%s\" is out of range for type double precision", col->name)
+										 : errmsg("a feature value is out of range for type double precision"),
+							errhint("Rescale the column (divide it by a constant or take its logarithm).")));
+		return v;
+	}
 	case BOOLOID: return DatumGetBool(d) ? 1.0 : 0.0;
 	case DATEOID: {
 		DateADT v = DatumGetDateADT(d);

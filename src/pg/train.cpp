@@ -71,7 +71,6 @@ finish_training(TrainState *st, const pgml::Model *compare)
 {
 	PGML_CORE({
 		st->model = st->trainer->finish(pgml_interrupt_pending, compare);
-		st->blob = st->model->serialize();
 		const pgml::Model &m = *st->model;
 		st->hyperparams_json = m.hyperparams.to_json();
 		st->preprocess_json = m.preprocess.to_json();
@@ -159,6 +158,12 @@ insert_version(TrainState *st, int64 model_id, int32 version, int32 parent, cons
 {
 	const pgml::TrainResult &res = st->trainer->result();
 	const pgml::Model &m = *st->model;
+	/* the blob is bound to the row it goes into */
+	PGML_CORE({
+		st->model->binding.model_id = model_id;
+		st->model->binding.version = version;
+		st->blob = st->model->serialize();
+	});
 	bytea *blob = static_cast<bytea *>(palloc(VARHDRSZ + st->blob.size()));
 	SET_VARSIZE(blob, VARHDRSZ + st->blob.size());
 	memcpy(VARDATA(blob), st->blob.data(), st->blob.size());

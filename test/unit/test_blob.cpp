@@ -273,11 +273,18 @@ TEST(Blob, HeaderFieldsAreChecked)
 		std::memcpy(b.data() + 6, &kind, 2);
 		expect_error([&] { Model::deserialize(b.data(), b.size()); }, ErrorCode::DataCorrupted);
 	}
-	for (uint16_t format : {0, 2, 0xFFFF}) {
+	for (uint16_t format : {0, pgml::kFormatVersion + 1, 0xFFFF}) {
 		std::vector<uint8_t> b = blob;
 		std::memcpy(b.data() + 4, &format, 2);
 		pgml::Error e = expect_error([&] { Model::deserialize(b.data(), b.size()); }, ErrorCode::DataCorrupted);
 		EXPECT_NE(std::string(e.what()).find("format"), std::string::npos) << e.what();
+	}
+	{
+		// a current payload under an older format number: read as that format, it is corrupt
+		std::vector<uint8_t> b = blob;
+		uint16_t format = 1;
+		std::memcpy(b.data() + 4, &format, 2);
+		expect_error([&] { Model::deserialize(b.data(), b.size()); }, ErrorCode::DataCorrupted);
 	}
 	for (uint64_t len : {uint64_t(0), uint64_t(blob.size()), ~uint64_t(0), uint64_t(blob.size() - pgml::kHeaderSize - 1)}) {
 		std::vector<uint8_t> b = blob;
