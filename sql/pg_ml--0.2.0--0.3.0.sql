@@ -75,9 +75,10 @@ DROP FUNCTION @extschema@.ml_row_band(float8[], float8, float8, "any", VARIADIC 
 DROP AGGREGATE @extschema@.ml_kmeans_step(float8[], text[], VARIADIC "any");
 DROP FUNCTION ml.kmeans_step_transfn(float8[], float8[], text[], VARIADIC "any");
 
--- A value as the row reader converts it: numeric beyond float8's range as +-Infinity (a cast
--- fails), dates and timestamps as seconds since 1970-01-01 (+-Infinity for +-infinity).
-CREATE FUNCTION ml.to_float8(numeric) RETURNS float8
+-- A value as the row reader converts it: numeric beyond float8's range is 22003 naming the
+-- column (the second argument; a cast would not name it), dates and timestamps as seconds since
+-- 1970-01-01 (+-Infinity for +-infinity).
+CREATE FUNCTION ml.to_float8(numeric, text) RETURNS float8
     AS 'MODULE_PATHNAME', 'pgml_numeric_to_float8' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION ml.to_float8(date) RETURNS float8
     AS 'MODULE_PATHNAME', 'pgml_date_to_float8' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
@@ -86,7 +87,7 @@ CREATE FUNCTION ml.to_float8(timestamp) RETURNS float8
 -- (IMMUTABLE: the epoch of a timestamptz does not depend on the time zone)
 CREATE FUNCTION ml.to_float8(timestamptz) RETURNS float8
     AS 'MODULE_PATHNAME', 'pgml_timestamp_to_float8' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION ml.to_float8(numeric) IS 'pg_ml: a numeric feature as training reads it (used by ml_train)';
+COMMENT ON FUNCTION ml.to_float8(numeric, text) IS 'pg_ml: a numeric feature as training reads it (used by ml_train)';
 COMMENT ON FUNCTION ml.to_float8(date) IS 'pg_ml: a date feature as training reads it, seconds since 1970 (used by ml_train)';
 COMMENT ON FUNCTION ml.to_float8(timestamp) IS 'pg_ml: a timestamp feature as training reads it, seconds since 1970 (used by ml_train)';
 COMMENT ON FUNCTION ml.to_float8(timestamptz) IS 'pg_ml: a timestamptz feature as training reads it, seconds since 1970 (used by ml_train)';

@@ -182,10 +182,10 @@ pgml_read_target_args(FunctionCallInfo fcinfo, int target_arg, bool categorical,
 }
 
 /*
- * ml.to_float8(numeric | date | timestamp | timestamptz): a value as the row reader converts it
- * (pgml_datum_to_double), for the internal aggregates' queries. A cast would differ: numeric to
- * float8 fails beyond float8's range (the reader gives +-Infinity, which training reports
- * naming the column or drops with nonfinite => drop), dates and timestamps have no cast.
+ * ml.to_float8(numeric, column name | date | timestamp | timestamptz): a value as the row reader
+ * converts it (pgml_datum_to_double), for the internal aggregates' queries. A cast would differ:
+ * numeric to float8 fails beyond float8's range without naming the column (the reader's 22003
+ * names it), dates and timestamps have no cast.
  */
 namespace {
 
@@ -195,6 +195,9 @@ to_float8(FunctionCallInfo fcinfo, Oid type)
 	PgmlColumn col;
 	memset(&col, 0, sizeof(col));
 	col.type = col.basetype = type;
+	/* the column's name, for the error of a value beyond float8's range (22003) */
+	if (PG_NARGS() > 1 && !PG_ARGISNULL(1))
+		strlcpy(col.name, text_to_cstring(PG_GETARG_TEXT_PP(1)), sizeof(col.name));
 	PG_RETURN_FLOAT8(pgml_datum_to_double(&col, PG_GETARG_DATUM(0)));
 }
 
@@ -232,7 +235,7 @@ append_float8_expr(StringInfo buf, const PgmlColumn *col, const char *alias)
 		appendStringInfo(buf, "CAST(CAST(%s AS pg_catalog.int4) AS pg_catalog.float8)", c);
 		break;
 	case NUMERICOID:
-		appendStringInfo(buf, "ml.to_float8(CAST(%s AS pg_catalog.numeric))", c);
+		appendStringInfo(buf, "ml.to_float8(CAST(%s AS pg_catalog.numeric), %s)", c, quote_literal_cstr(col->name));
 		break;
 	case DATEOID:
 		appendStringInfo(buf, "ml.to_float8(CAST(%s AS pg_catalog.date))", c);

@@ -100,8 +100,9 @@ SELECT (SELECT max(abs(a.importance - b.importance)) < 1e-9
           FROM ml_feature_importance('wide_ridge') a JOIN ml_feature_importance('wide_ridge_rows') b USING (feature)) AS same_coefficients,
        (SELECT max(abs(ml_predict('wide_ridge', w) - ml_predict('wide_ridge_rows', w))) < 1e-9 FROM wide w) AS same_predictions;
 
--- numeric beyond float8's range and infinite dates: read as the row reader reads them
--- (+-Infinity, named in the error or dropped), not failing a cast
+-- numeric beyond float8's range and infinite dates: read as the row reader reads them (a numeric
+-- out of float8's range is 22003 naming the column, an infinite date is +-Infinity, named in the
+-- error or dropped), not failing an unnamed cast
 CREATE TABLE extreme (a numeric, d date, ts timestamptz, y float8);
 INSERT INTO extreme SELECT i, date '2020-01-01' + i, timestamptz '2020-01-01 00:00:00.25+00' + i * interval '1 day 1 second', i
 FROM generate_series(1, 50) i;
