@@ -77,6 +77,9 @@ const char *pgml_type_name(Oid type);
 bool pgml_find_column(TupleDesc desc, const char *name, PgmlColumn *col);
 // Converts one datum of a non-categorical column to double.
 double pgml_datum_to_double(const PgmlColumn *col, Datum d);
+// A numeric Datum as float8, NaN and +-Infinity as their float8 counterparts; *overflow is set
+// when a finite numeric lies beyond double precision (the caller raises 22003 naming the value's column).
+double pgml_numeric_to_double(Datum d, bool *overflow);
 // Converts one datum of a categorical column to a C string (palloc'd in the current context).
 char *pgml_datum_to_cstring(const PgmlColumn *col, Datum d);
 

@@ -528,8 +528,9 @@ fill_from_jsonb(CallSite *cs, Jsonb *jb)
 				ok = false;
 			}
 		} else if (jv->type == jbvNumeric) {
-			v->num = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, NumericGetDatum(jv->val.numeric)));
-			if (std::isinf(v->num) && !numeric_is_inf(jv->val.numeric))
+			bool overflow;
+			v->num = pgml_numeric_to_double(NumericGetDatum(jv->val.numeric), &overflow);
+			if (overflow)
 				ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 								errmsg("value of feature \"%s\" of model \"%s\" is out of range for type double precision",
 									   want.name.c_str(), cs->model_name),

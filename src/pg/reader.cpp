@@ -46,6 +46,15 @@ pgml_type_name(Oid type)
 	return format_type_be(type);
 }
 
+/* numeric to float8 as training and prediction read it (NaN and +-Infinity kept as such) */
+double
+pgml_numeric_to_double(Datum d, bool *overflow)
+{
+	double v = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, d));
+	*overflow = std::isinf(v) && !numeric_is_inf(DatumGetNumeric(d));
+	return v;
+}
+
 /* pgml_classify_type maps a type to its use (DESIGN.md "Data handling"). */
 bool
 pgml_classify_type(Oid type, PgmlColumn *col)
@@ -130,10 +139,11 @@ pgml_datum_to_double(const PgmlColumn *col, Datum d)
 	case INT8OID: return static_cast<double>(DatumGetInt64(d));
 	case FLOAT4OID: return DatumGetFloat4(d);
 	case FLOAT8OID: return DatumGetFloat8(d);
-	case NUMERICOID: { /* NaN and +-Infinity map to their float8 counterparts */
-		double v = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, d));
+	case NUMERICOID: {
+		bool overflow;
+		double v = pgml_numeric_to_double(d, &overflow);
 		/* a finite numeric beyond double precision: 22003, not "contains Infinity" */
-		if (std::isinf(v) && !numeric_is_inf(DatumGetNumeric(d)))
+		if (overflow)
 			ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 							col->name[0] ? errmsg("value of column \"%s\" is out of range for type double precision", col->name)
 										 : errmsg("a feature value is out of range for type double precision"),
