@@ -208,6 +208,23 @@ pgml_deserialize(bytea *blob, MemoryContext cxt, const PgmlModelRef *ref, int32 
 	return model;
 }
 
+bytea *
+pgml_serialize_bound(pgml::Model *model, int64 model_id, int32 version, std::vector<uint8_t> *buf, uint16 *format,
+					 uint32 *checksum)
+{
+	PGML_CORE({
+		model->binding.model_id = model_id;
+		model->binding.version = version;
+		*buf = model->serialize();
+	});
+	bytea *blob = static_cast<bytea *>(palloc(VARHDRSZ + buf->size()));
+	SET_VARSIZE(blob, VARHDRSZ + buf->size());
+	memcpy(VARDATA(blob), buf->data(), buf->size());
+	memcpy(format, buf->data() + 4, sizeof *format); /* the header: serialize.hpp */
+	memcpy(checksum, buf->data() + 16, sizeof *checksum);
+	return blob;
+}
+
 void
 pgml_missing_deployed(const PgmlModelRef *ref)
 {

@@ -397,19 +397,10 @@ pgml_import(PG_FUNCTION_ARGS)
 	}
 
 	/* the blob, bound to its new row (model id, version 1) */
-	PGML_CORE({
-		st->model->binding.model_id = model_id;
-		st->model->binding.version = 1;
-		st->blob = st->model->serialize();
-	});
-	size_t blob_len = st->blob.size();
-	bytea *blob = static_cast<bytea *>(palloc(VARHDRSZ + blob_len));
-	SET_VARSIZE(blob, VARHDRSZ + blob_len);
-	memcpy(VARDATA(blob), st->blob.data(), blob_len);
 	uint16 blob_format;
 	uint32 blob_checksum;
-	memcpy(&blob_format, st->blob.data() + 4, 2);
-	memcpy(&blob_checksum, st->blob.data() + 16, 4);
+	bytea *blob = pgml_serialize_bound(st->model.get(), model_id, 1, &st->blob, &blob_format, &blob_checksum);
+	size_t blob_len = st->blob.size();
 	Oid vt[24] = {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID,
 				  INT8OID, INT8OID, FLOAT8OID, INT8OID, TEXTOID, BYTEAOID, INT2OID, INT4OID, INT8OID, REGROLEOID,
 				  FLOAT8OID, FLOAT8OID, FLOAT8OID, JSONBOID};

@@ -216,6 +216,11 @@ void pgml_record_deploy(int64 model_id, int32 version, const char *reason, Oid b
 // XX001 for a blob bound to another row: model id, version, algorithm or task differ); the
 // model is owned by cxt.
 pgml::Model *pgml_deserialize(bytea *blob, MemoryContext cxt, const PgmlModelRef *ref, int32 version);
+// The model's blob bound to the catalog row it goes into (model id, version): serialized into
+// *buf (which the caller keeps) and copied into the returned bytea; *format and *checksum are
+// its header's (ml.versions.format_version, checksum).
+bytea *pgml_serialize_bound(pgml::Model *model, int64 model_id, int32 version, std::vector<uint8_t> *buf,
+							uint16 *format, uint32 *checksum);
 // The error for a model whose deployed version's row is gone (55000).
 void pgml_missing_deployed(const PgmlModelRef *ref) pg_attribute_noreturn();
 // The deployed version of a resolved model, read fresh and deserialized (owned by

@@ -159,16 +159,9 @@ insert_version(TrainState *st, int64 model_id, int32 version, int32 parent, cons
 	const pgml::TrainResult &res = st->trainer->result();
 	const pgml::Model &m = *st->model;
 	/* the blob is bound to the row it goes into */
-	PGML_CORE({
-		st->model->binding.model_id = model_id;
-		st->model->binding.version = version;
-		st->blob = st->model->serialize();
-	});
-	bytea *blob = static_cast<bytea *>(palloc(VARHDRSZ + st->blob.size()));
-	SET_VARSIZE(blob, VARHDRSZ + st->blob.size());
-	memcpy(VARDATA(blob), st->blob.data(), st->blob.size());
+	uint16 format;
 	uint32 checksum;
-	memcpy(&checksum, st->blob.data() + 16, 4);
+	bytea *blob = pgml_serialize_bound(st->model.get(), model_id, version, &st->blob, &format, &checksum);
 
 	Oid types[26] = {INT8OID, INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID,
 					 JSONBOID, JSONBOID, JSONBOID, INT8OID, INT8OID, FLOAT8OID, INT8OID, TEXTOID, BYTEAOID, INT2OID,
@@ -191,7 +184,7 @@ insert_version(TrainState *st, int64 model_id, int32 version, int32 parent, cons
 						Int64GetDatum(static_cast<int64>(m.seed)),
 						CStringGetTextDatum(res.fingerprint.c_str()),
 						PointerGetDatum(blob),
-						Int16GetDatum(pgml::kFormatVersion),
+						Int16GetDatum(static_cast<int16>(format)),
 						CStringGetTextDatum(pgml::algorithm_name(m.algorithm)),
 						Int32GetDatum(static_cast<int32>(st->blob.size())),
 						Int64GetDatum(static_cast<int64>(checksum)),
