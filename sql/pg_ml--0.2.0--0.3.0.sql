@@ -171,13 +171,14 @@ CREATE FUNCTION ml.retrain(
     deploy       text DEFAULT 'if_better',
     test_size    float8 DEFAULT NULL,
     seed         integer DEFAULT NULL,
+    allow_new_classes boolean DEFAULT false,
     OUT model_id bigint, OUT version integer, OUT parent_version integer, OUT mode text,
     OUT rows_train bigint, OUT rows_test bigint, OUT metrics jsonb, OUT previous_metrics jsonb,
-    OUT deployed boolean, OUT reason text)
+    OUT deployed boolean, OUT reason text, OUT learned text)
     RETURNS record
     LANGUAGE c VOLATILE PARALLEL UNSAFE
     AS 'MODULE_PATHNAME', 'pgml_retrain';
-COMMENT ON FUNCTION ml.retrain(bigint, text, text, text, float8, integer)
+COMMENT ON FUNCTION ml.retrain(bigint, text, text, text, float8, integer, boolean)
     IS 'pg_ml: ml_retrain by model id (what auto-retrain jobs run)';
 
 -- every existing model gets its sequence, owned by its owner, carrying its grants
@@ -238,6 +239,21 @@ COMMENT ON COLUMN ml.versions.trained_by IS 'the role that trained the version (
 COMMENT ON COLUMN ml.deployments.deployed_by IS 'the role that deployed the version (its name when it did)';
 COMMENT ON COLUMN ml.auto_retrain.created_by IS 'the role that set auto-retrain up (its name when it did)';
 
+-- ---------------------------------------------------------------- retraining (issue 11): catalog
+-- What a version learned from (src/pg/learned.cpp), carried along the versions a retrain builds
+-- on: one entry per read of a relation, {"version", "relation", "oid", "system", "snapshot",
+-- "rows", "fingerprint"}. "snapshot" (a pg_snapshot, tables only) tells which of a table's rows
+-- the read saw, so an incremental retrain on the same table learns only the rows added since;
+-- "system" is the cluster's system identifier (a restored database has other transaction ids).
+ALTER TABLE ml.versions ADD COLUMN sources jsonb NOT NULL DEFAULT '[]';
+COMMENT ON COLUMN ml.versions.sources IS 'the reads of relations this version learned from, its ancestors'' included';
+-- the retrain modes a version records: incremental (exact statistics, the rows not yet learned),
+-- continue (warm start / added boosting rounds on them), refit (from scratch on the relation
+-- alone), refit_all (from scratch on the earlier versions' relations and the new one)
+ALTER TABLE ml.versions DROP CONSTRAINT versions_mode_check;
+ALTER TABLE ml.versions ADD CONSTRAINT versions_mode_check
+    CHECK (mode IN ('train', 'refit', 'refit_all', 'incremental', 'continue', 'import'));
+
 -- Views run with their owner's rights on ml.*; each row is filtered to the models the caller owns
 -- (the sequence's owner, directly or through role membership) or was granted (SELECT on it).
 CREATE VIEW @extschema@.ml_models AS
@@ -256,7 +272,7 @@ SELECT m.name AS model, v.model_id, v.version, v.parent_version,
        v.algorithm, v.mode, v.relation, v.metrics OPERATOR(pg_catalog.->) 'test' AS test_metrics, v.metrics OPERATOR(pg_catalog.->) 'train' AS train_metrics,
        v.hyperparams, v.preprocess, v.preprocessing_state, v.coefficients, v.rows_train, v.rows_test, v.report,
        v.duration_ms, v.trained_by, v.trained_at, v.data_fingerprint,
-       v.format_version, v.model_kind, v.blob_length, v.checksum
+       v.format_version, v.model_kind, v.blob_length, v.checksum, v.sources
 FROM ml.versions v
 JOIN ml.models m ON m.id OPERATOR(pg_catalog.=) v.model_id
 JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) m.seq::pg_catalog.oid
@@ -297,3 +313,66 @@ GRANT SELECT ON @extschema@.ml_models, @extschema@.ml_versions, ml.training_log_
 
 
 -- ---------------------------------------------------------------- other changes
+
+-- ---------------------------------------------------------------- retraining (issue 11): functions
+-- ml_train: deploy_metric (the metric a retrain's deploy => 'if_better' compares) and
+-- metrics_from ('test', or 'train' when test_size => 0 held no rows out). ml_retrain:
+-- allow_new_classes (labels the deployed version does not know are an error without it) and
+-- learned (what the version learned from, and why that way).
+DROP FUNCTION @extschema@.ml_train(text, text, text, text, text, text[], text[], jsonb, jsonb, float8, integer);
+CREATE FUNCTION @extschema@.ml_train(
+    relation     text,
+    target       text,
+    algorithm    text DEFAULT 'auto',
+    task         text DEFAULT 'auto',
+    name         text DEFAULT NULL,
+    features     text[] DEFAULT NULL,
+    exclude      text[] DEFAULT NULL,
+    hyperparams  jsonb DEFAULT '{}',
+    preprocess   jsonb DEFAULT '{}',
+    test_size    float8 DEFAULT 0.2,
+    seed         integer DEFAULT 42,
+    deploy_metric text DEFAULT NULL,
+    OUT model_id bigint, OUT model text, OUT version integer, OUT task text, OUT algorithm text,
+    OUT metrics jsonb, OUT rows_train bigint, OUT rows_test bigint, OUT deployed boolean,
+    OUT metrics_from text)
+    RETURNS record
+    LANGUAGE c VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'pgml_train';
+COMMENT ON FUNCTION @extschema@.ml_train(text, text, text, text, text, text[], text[], jsonb, jsonb, float8, integer, text)
+    IS 'pg_ml: train a new model on a relation and deploy its version 1';
+
+DROP FUNCTION @extschema@.ml_retrain(text, text, text, text, float8, integer);
+DROP FUNCTION @extschema@.ml_retrain(bigint, text, text, text, float8, integer);
+CREATE FUNCTION @extschema@.ml_retrain(
+    model        text,
+    relation     text,
+    mode         text DEFAULT 'auto',
+    deploy       text DEFAULT 'if_better',
+    test_size    float8 DEFAULT NULL,
+    seed         integer DEFAULT NULL,
+    allow_new_classes boolean DEFAULT false,
+    OUT model_id bigint, OUT version integer, OUT parent_version integer, OUT mode text,
+    OUT rows_train bigint, OUT rows_test bigint, OUT metrics jsonb, OUT previous_metrics jsonb,
+    OUT deployed boolean, OUT reason text, OUT learned text)
+    RETURNS record
+    LANGUAGE c VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'pgml_retrain';
+CREATE FUNCTION @extschema@.ml_retrain(
+    model        bigint,
+    relation     text,
+    mode         text DEFAULT 'auto',
+    deploy       text DEFAULT 'if_better',
+    test_size    float8 DEFAULT NULL,
+    seed         integer DEFAULT NULL,
+    allow_new_classes boolean DEFAULT false,
+    OUT model_id bigint, OUT version integer, OUT parent_version integer, OUT mode text,
+    OUT rows_train bigint, OUT rows_test bigint, OUT metrics jsonb, OUT previous_metrics jsonb,
+    OUT deployed boolean, OUT reason text, OUT learned text)
+    RETURNS record
+    LANGUAGE c VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'pgml_retrain';
+COMMENT ON FUNCTION @extschema@.ml_retrain(text, text, text, text, float8, integer, boolean)
+    IS 'pg_ml: train a new version of a model on a relation (see the README''s retrain table)';
+COMMENT ON FUNCTION @extschema@.ml_retrain(bigint, text, text, text, float8, integer, boolean)
+    IS 'pg_ml: train a new version of a model on a relation (see the README''s retrain table)';

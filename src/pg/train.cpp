@@ -615,8 +615,8 @@ pgml_train(PG_FUNCTION_ARGS)
 	if (res.rows_test == 0)
 		ereport(NOTICE, (errmsg("no rows were held out for testing; metrics are on the training rows"),
 						 errhint("Measure on other rows with ml_evaluate().")));
-	Datum values[9];
-	bool nulls[9] = {false};
+	Datum values[10];
+	bool nulls[10] = {false};
 	values[0] = Int64GetDatum(model_id);
 	values[1] = CStringGetTextDatum(name);
 	values[2] = Int32GetDatum(1);
@@ -630,6 +630,7 @@ pgml_train(PG_FUNCTION_ARGS)
 	values[6] = Int64GetDatum(res.rows_train);
 	values[7] = Int64GetDatum(res.rows_test);
 	values[8] = BoolGetDatum(true);
+	values[9] = CStringGetTextDatum(res.rows_test > 0 ? "test" : "train");
 	pgml_progress_end(); /* progress */
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(result_desc), values, nulls)));
 }
@@ -746,8 +747,8 @@ pgml_retrain(PG_FUNCTION_ARGS)
 		pgml_catalog_end(save_user, save_sec);
 	}
 
-	Datum values[10];
-	bool nulls[10] = {false};
+	Datum values[11];
+	bool nulls[11] = {false};
 	values[0] = Int64GetDatum(ref.id);
 	values[1] = Int32GetDatum(version);
 	values[2] = Int32GetDatum(ref.deployed_version);
@@ -764,6 +765,7 @@ pgml_retrain(PG_FUNCTION_ARGS)
 		nulls[7] = true;
 	values[8] = BoolGetDatum(do_deploy);
 	values[9] = CStringGetTextDatum(reason);
+	nulls[10] = true; /* learned: filled in by the retrain semantics (issue 11) */
 	pgml_progress_end(); /* progress */
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(result_desc), values, nulls)));
 }
