@@ -376,3 +376,17 @@ COMMENT ON FUNCTION @extschema@.ml_retrain(text, text, text, text, float8, integ
     IS 'pg_ml: train a new version of a model on a relation (see the README''s retrain table)';
 COMMENT ON FUNCTION @extschema@.ml_retrain(bigint, text, text, text, float8, integer, boolean)
     IS 'pg_ml: train a new version of a model on a relation (see the README''s retrain table)';
+
+-- what an incremental retrain reads of a table it learned from before: the rows whose inserting
+-- transaction the recorded snapshot did not see (src/pg/learned.cpp)
+CREATE FUNCTION ml.row_is_new(xmin xid, learned text, seen text) RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgml_row_is_new';
+COMMENT ON FUNCTION ml.row_is_new(xid, text, text)
+    IS 'pg_ml: whether a row (by its xmin) is unseen by snapshot learned and seen by snapshot seen (used by ml_retrain)';
+
+-- auto-retrain keeps mode 'auto' and each job's retrain resolves it (the README's retrain table);
+-- its jobs read the table itself (what the deployed version has not learned of it)
+ALTER TABLE ml.auto_retrain DROP CONSTRAINT auto_retrain_mode_check;
+ALTER TABLE ml.auto_retrain ADD CONSTRAINT auto_retrain_mode_check CHECK (mode IN ('auto', 'refit', 'incremental'));
+ALTER TABLE ml.jobs DROP CONSTRAINT jobs_mode_check;
+ALTER TABLE ml.jobs ADD CONSTRAINT jobs_mode_check CHECK (mode IN ('auto', 'refit', 'incremental'));

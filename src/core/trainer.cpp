@@ -902,6 +902,13 @@ Trainer::Trainer(const TrainSpec &spec, const Model &base, bool incremental) : i
 
 Trainer::~Trainer() = default;
 
+bool model_continues_exactly(const Model &m)
+{
+	if (algorithm_streams(m.algorithm))
+		return m.has_stats;
+	return m.algorithm == Algorithm::NaiveBayes && model_can_continue(m);
+}
+
 bool model_can_continue(const Model &m)
 {
 	if (algorithm_streams(m.algorithm))

@@ -144,6 +144,9 @@ int stratified_cut(double test_size, int64_t below, const std::vector<std::pair<
 // Whether a version can be retrained incrementally (exact sufficient statistics, or an estimator
 // that continues training).
 bool model_can_continue(const Model &m);
+// Whether continuing is exact: the result equals a fit on all the rows (the linear family's
+// statistics, naive Bayes's counts); otherwise it is a warm start or added boosting rounds.
+bool model_continues_exactly(const Model &m);
 
 // Checks that the hyperparameters and preprocess options are valid for spec (throws if not).
 void validate_spec(const TrainSpec &spec);

@@ -572,7 +572,7 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 		*eparams = trainer->eval_params();
 	});
 	const char *schema = quote_identifier(get_namespace_name(schema_oid));
-	const char *rel = pgml_relation_sql_name(relid);
+	const char *rel = pgml_from_item(relid);
 	const char *texpr = target_expr(target);
 
 	/* the row arguments every function gets after its own: target, feature arrays */

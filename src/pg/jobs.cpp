@@ -161,14 +161,14 @@ fold_locked(int64 model_id, bool incremental, int64 min_new_rows, int64 pending,
 		return false;
 	bool queue = total >= min_new_rows;
 	if (queue) {
-		Oid t[5] = {INT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID};
-		Datum v[5] = {Int64GetDatum(model_id), CStringGetTextDatum(incremental ? "incremental" : "refit"), relation,
-					  Int64GetDatum(total), Int64GetDatum(window_no)};
-		char nulls[5] = {' ', ' ', ' ', ' ', incremental ? ' ' : 'n'};
+		Oid t[4] = {INT8OID, TEXTOID, INT8OID, INT8OID};
+		Datum v[4] = {Int64GetDatum(model_id), relation, Int64GetDatum(total), Int64GetDatum(window_no)};
+		char nulls[4] = {' ', ' ', ' ', incremental ? ' ' : 'n'};
 		SPIPlanPtr p = saved_plan(&plan_queue,
 								  "INSERT INTO ml.jobs (model_id, kind, mode, relation, rows, window_no) "
-								  "VALUES ($1, 'auto_retrain', $2, $3, $4, $5)",
-								  5, t);
+								  "SELECT $1, 'auto_retrain', a.mode, $2, $3, $4 FROM ml.auto_retrain a "
+								  "WHERE a.model_id OPERATOR(pg_catalog.=) $1",
+								  4, t);
 		if (SPI_execute_plan(p, v, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "pg_ml: could not queue a job");
 		total = 0;
@@ -204,7 +204,7 @@ take_counter(int64 model_id, bool *incremental, int64 *min_new_rows, int64 *pend
 	HeapTuple tup = SPI_tuptable->vals[0];
 	TupleDesc desc = SPI_tuptable->tupdesc;
 	bool isnull;
-	*incremental = strcmp(SPI_getvalue(tup, desc, 1), "incremental") == 0;
+	*incremental = strcmp(SPI_getvalue(tup, desc, 1), "refit") != 0;
 	*min_new_rows = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
 	*pending = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
 	*window_no = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
@@ -258,7 +258,7 @@ pgml_auto_retrain_trigger(PG_FUNCTION_ARGS)
 			elog(ERROR, "pg_ml: could not read the auto-retrain settings");
 		active = SPI_processed == 1; /* else: auto-retrain was turned off; nothing to count */
 		if (active)
-			incremental = strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "incremental") == 0;
+			incremental = strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "refit") != 0;
 	}
 	if (active && (incremental || !holder)) {
 		/* a batch row: rows counted by someone else later (window NULL); for incremental mode also
@@ -444,7 +444,7 @@ pgml_auto_retrain(PG_FUNCTION_ARGS)
 		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						errmsg("model \"%s\" (%s) cannot be retrained incrementally", ref.name, ref.algorithm),
 						errhint("Use mode => 'refit' (or 'auto', which picks refit for it).")));
-	const char *effective = strcmp(mode, "auto") == 0 ? (can_continue ? "incremental" : "refit") : mode;
+	const char *effective = mode; /* 'auto' is resolved by each retrain (the README's retrain table) */
 	char *rel_sql = pgml_relation_sql_name(relid);
 
 	pgml_catalog_begin(&save_user, &save_sec);
@@ -565,7 +565,7 @@ run_job(const PgmlJob *job, PgmlJobResult *res)
 {
 	Oid save_user;
 	int save_sec;
-	bool incremental = strcmp(job->mode, "incremental") == 0;
+	bool incremental = strcmp(job->mode, "refit") != 0; /* its batches are deleted with the window */
 
 	GetUserIdAndSecContext(&save_user, &save_sec);
 	Oid catalog_user;
@@ -588,60 +588,36 @@ run_job(const PgmlJob *job, PgmlJobResult *res)
 	bool isnull;
 	Oid relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	char *rel_sql = pgml_relation_sql_name(relid);
-	char *train_rel = rel_sql;
-	char *temp_name = NULL;
-	char *xids = NULL; /* incremental: the window's transactions, as an array literal */
-	if (incremental) {
-		Oid xt[2] = {INT8OID, INT8OID};
-		Datum xv[2] = {Int64GetDatum(job->model_id), Int64GetDatum(job->window_no)};
-		/* 64-bit ids recorded, compared as the 32-bit xmin; ids older than 2^31 transactions (could
-		   have wrapped around) are dropped */
-		spi_exec("SELECT pg_catalog.array_agg(DISTINCT (xid OPERATOR(pg_catalog.%) 4294967296))::pg_catalog.text "
-				 "FROM ml.auto_retrain_batches WHERE model_id OPERATOR(pg_catalog.=) $1 "
-				 "AND window_no OPERATOR(pg_catalog.<=) $2 AND xid OPERATOR(pg_catalog.>) "
-				 "(pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::pg_catalog.text::pg_catalog.int8 "
-				 "OPERATOR(pg_catalog.-) 2000000000)",
-				 2, xt, xv, SPI_OK_SELECT);
-		xids = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	}
-	if (incremental && xids != NULL) {
-		/*
-		 * The window's rows: a temporary view, security_invoker so that the relation is read with
-		 * the model owner's privileges and row-level security; the catalog owner creates it (it
-		 * runs no user code) because the owner may not create temporary objects in a
-		 * security-restricted operation.
-		 */
-		temp_name = psprintf("pgml_job_%lld", (long long) job->id);
-		spi_exec(psprintf("CREATE TEMPORARY VIEW %s WITH (security_invoker = true) AS SELECT r.* FROM %s r "
-						  "WHERE r.xmin OPERATOR(pg_catalog.=) ANY (%s::pg_catalog.xid[])",
-						  quote_identifier(temp_name), rel_sql, quote_literal_cstr(xids)),
-				 0, NULL, NULL, SPI_OK_UTILITY);
-		spi_exec(psprintf("GRANT SELECT ON pg_temp.%s TO %s", quote_identifier(temp_name),
-						  quote_identifier(GetUserNameFromId(job->owner, false))),
-				 0, NULL, NULL, SPI_OK_UTILITY);
-		train_rel = psprintf("pg_temp.%s", quote_identifier(temp_name));
-	}
-	/* the retrain, as the model's owner; settings it changes are rolled back. An incremental job
-	   whose rows an earlier job of the same transactions took has nothing left: no version. */
+	/* the retrain, as the model's owner, on the table itself: what the deployed version has not
+	   learned of it is what ml_retrain reads (ml.versions.sources); settings it changes are rolled
+	   back. A job whose rows an earlier job learned has nothing left: no version. */
 	res->version = 0;
 	res->deployed = false;
-	if (!incremental || xids != NULL) {
 	SetUserIdAndSecContext(job->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	int nest = NewGUCNestLevel();
 	/* ml.retrain is ml_retrain(bigint, ...) in schema ml, where nobody else can create a function;
 	   every argument given with its exact type */
 	Oid rt[3] = {INT8OID, TEXTOID, TEXTOID};
-	Datum rv[3] = {Int64GetDatum(job->model_id), CStringGetTextDatum(train_rel), CStringGetTextDatum(job->mode)};
-	spi_exec("SELECT r.version, r.deployed FROM ml.retrain($1, $2, $3, 'if_better'::pg_catalog.text, "
-			 "NULL::pg_catalog.float8, NULL::pg_catalog.int4) r",
-			 3, rt, rv, SPI_OK_SELECT);
+	Datum rv[3] = {Int64GetDatum(job->model_id), CStringGetTextDatum(rel_sql), CStringGetTextDatum(job->mode)};
+	pgml_retrain_nothing_new_is_ok = true;
+	PG_TRY();
+	{
+		spi_exec("SELECT r.version, r.deployed FROM ml.retrain($1, $2, $3, 'if_better'::pg_catalog.text, "
+				 "NULL::pg_catalog.float8, NULL::pg_catalog.int4) r",
+				 3, rt, rv, SPI_OK_SELECT);
+	}
+	PG_FINALLY();
+	{
+		pgml_retrain_nothing_new_is_ok = false;
+	}
+	PG_END_TRY();
 	if (SPI_processed != 1)
 		elog(ERROR, "pg_ml: ml_retrain returned no row");
-	res->version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	res->version = isnull ? 0 : DatumGetInt32(d);
 	res->deployed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	AtEOXact_GUC(false, nest);
 	SetUserIdAndSecContext(catalog_user, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	}
 
 	/* done: the job's record and the rows it consumed, in the same transaction as the version */
 	Oid jt[3] = {INT8OID, INT4OID, BOOLOID};
@@ -652,16 +628,12 @@ run_job(const PgmlJob *job, PgmlJobResult *res)
 							  3, jt, jv, jn, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "pg_ml: could not record the job");
 	if (incremental) {
-		/* the batches of the window, and every batch of the transactions it trained on */
-		Oid dt[3] = {INT8OID, INT8OID, TEXTOID};
-		Datum dv[3] = {Int64GetDatum(job->model_id), Int64GetDatum(job->window_no),
-					   CStringGetTextDatum(xids ? xids : "{}")};
+		/* the batches of the window and of earlier ones */
+		Oid dt[2] = {INT8OID, INT8OID};
+		Datum dv[2] = {Int64GetDatum(job->model_id), Int64GetDatum(job->window_no)};
 		spi_exec("DELETE FROM ml.auto_retrain_batches WHERE model_id OPERATOR(pg_catalog.=) $1 "
-				 "AND (window_no OPERATOR(pg_catalog.<=) $2 "
-				 "OR (xid OPERATOR(pg_catalog.%) 4294967296) OPERATOR(pg_catalog.=) ANY ($3::pg_catalog.int8[]))",
-				 3, dt, dv, SPI_OK_DELETE);
-		if (temp_name)
-			spi_exec(psprintf("DROP VIEW pg_temp.%s", quote_identifier(temp_name)), 0, NULL, NULL, SPI_OK_UTILITY);
+				 "AND window_no OPERATOR(pg_catalog.<=) $2",
+				 2, dt, dv, SPI_OK_DELETE);
 	}
 	SPI_finish();
 	SetUserIdAndSecContext(save_user, save_sec);

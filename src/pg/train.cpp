@@ -10,12 +10,16 @@
 extern "C" {
 #include "access/relation.h"
 #include "access/table.h"
+#include "catalog/pg_class.h"
 #include "portability/instr_time.h"
+#include "utils/acl.h"
 #include "utils/rel.h"
 
 PG_FUNCTION_INFO_V1(pgml_train);
 PG_FUNCTION_INFO_V1(pgml_retrain);
 }
+
+bool pgml_retrain_nothing_new_is_ok = false;
 
 namespace {
 
@@ -100,7 +104,7 @@ finish_training(TrainState *st, const pgml::Model *compare)
 
 // Streams the relation into the trainer, then fits (comparing with `compare` if given).
 // Times in ms since start: reading, and reading plus fitting.
-void
+int64
 run_training(TrainState *st, Oid relid, const char *relname, const PgmlColumn *features, int nfeatures,
 			 const PgmlColumn *target, const pgml::Model *compare, instr_time start, double *read_ms,
 			 double *total_ms)
@@ -136,6 +140,7 @@ run_training(TrainState *st, Oid relid, const char *relname, const PgmlColumn *f
 		pgml_kmeans_steps(st->trainer.get(), agg_schema, relid, features, nfeatures); /* k-means: Lloyd steps */
 	finish_training(st, compare);
 	*total_ms = elapsed_ms(start);
+	return rows;
 }
 
 int32
@@ -154,7 +159,7 @@ next_version(int64 model_id)
 // Inserts a version row and its training log. Runs inside catalog access with SPI connected.
 void
 insert_version(TrainState *st, int64 model_id, int32 version, int32 parent, const char *mode, const char *relation,
-			   Oid trained_by, double read_ms, double fit_ms, double total_ms)
+			   Oid trained_by, double read_ms, double fit_ms, double total_ms, const char *sources, const char *retrain)
 {
 	const pgml::TrainResult &res = st->trainer->result();
 	const pgml::Model &m = *st->model;
@@ -163,10 +168,10 @@ insert_version(TrainState *st, int64 model_id, int32 version, int32 parent, cons
 	uint32 checksum;
 	bytea *blob = pgml_serialize_bound(st->model.get(), model_id, version, &st->blob, &format, &checksum);
 
-	Oid types[26] = {INT8OID, INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID,
+	Oid types[28] = {INT8OID, INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID,
 					 JSONBOID, JSONBOID, JSONBOID, INT8OID, INT8OID, FLOAT8OID, INT8OID, TEXTOID, BYTEAOID, INT2OID,
-					 TEXTOID, INT4OID, INT8OID, REGROLEOID, FLOAT8OID, FLOAT8OID, FLOAT8OID};
-	Datum values[26] = {Int64GetDatum(model_id),
+					 TEXTOID, INT4OID, INT8OID, REGROLEOID, FLOAT8OID, FLOAT8OID, FLOAT8OID, JSONBOID, JSONBOID};
+	Datum values[28] = {Int64GetDatum(model_id),
 						Int32GetDatum(version),
 						Int32GetDatum(parent),
 						CStringGetTextDatum(pgml::algorithm_name(m.algorithm)),
@@ -191,17 +196,22 @@ insert_version(TrainState *st, int64 model_id, int32 version, int32 parent, cons
 						ObjectIdGetDatum(trained_by),
 						Float8GetDatum(read_ms),
 						Float8GetDatum(fit_ms),
-						Float8GetDatum(total_ms)};
-	char nulls[27] = "                          ";
+						Float8GetDatum(total_ms),
+						pgml_jsonb_from_cstring(sources),
+						retrain ? pgml_jsonb_from_cstring(retrain) : (Datum) 0};
+	char nulls[29] = "                            ";
 	if (parent == 0)
 		nulls[2] = 'n';
+	if (retrain == NULL)
+		nulls[27] = 'n';
 	int rc = SPI_execute_with_args(
 		"INSERT INTO ml.versions (model_id, version, parent_version, algorithm, mode, relation, hyperparams, "
 		"preprocess, preprocessing_state, metrics, report, coefficients, rows_train, rows_test, test_size, seed, data_fingerprint, "
-		"blob, format_version, model_kind, blob_length, checksum, trained_by, read_ms, fit_ms, duration_ms) "
-		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, "
-		"$22, $23, $24, $25, $26)",
-		26, types, values, nulls, false, 0);
+		"blob, format_version, model_kind, blob_length, checksum, trained_by, read_ms, fit_ms, duration_ms, sources) "
+		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+		"CASE WHEN $28 IS NULL THEN $11 ELSE $11 OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('retrain', $28) END, "
+		"$12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)",
+		28, types, values, nulls, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "pg_ml: could not save the version: %s", SPI_result_code_string(rc));
 
@@ -296,6 +306,190 @@ detect_task(const PgmlColumn *target, const char *target_name, const char *rel_s
 	*why = classify ? "the target has at most 10 distinct integer values"
 					: "the target is numeric with more than 10 distinct values";
 	return classify ? pgml::Task::Classification : pgml::Task::Regression;
+}
+
+
+// ---------------------------------------------------------------- what a version learned from
+// One read of a relation by a version (an entry of ml.versions.sources, see learned.cpp).
+struct Source {
+	int32 version;
+	char *relation;
+	Oid oid;
+	char *system;
+	char *snapshot;    // NULL: not a table, or read before 0.3.0
+	int64 rows;        // -1: not counted apart (a read of several relations at once)
+	char *fingerprint; // NULL: not computed apart
+};
+
+// The sources of a version, in order; palloc'd in the caller's context.
+int
+load_sources(int64 model_id, int32 version, Source **out)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	Oid save_user;
+	int save_sec;
+	pgml_catalog_begin(&save_user, &save_sec);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_ml: SPI_connect failed");
+	Oid t[2] = {INT8OID, INT4OID};
+	Datum v[2] = {Int64GetDatum(model_id), Int32GetDatum(version)};
+	if (SPI_execute_with_args(
+			"SELECT (e OPERATOR(pg_catalog.->>) 'version')::pg_catalog.int4, e OPERATOR(pg_catalog.->>) 'relation', "
+			"(e OPERATOR(pg_catalog.->>) 'oid')::pg_catalog.oid, e OPERATOR(pg_catalog.->>) 'system', "
+			"e OPERATOR(pg_catalog.->>) 'snapshot', (e OPERATOR(pg_catalog.->>) 'rows')::pg_catalog.int8, "
+			"e OPERATOR(pg_catalog.->>) 'fingerprint' "
+			"FROM ml.versions v, pg_catalog.jsonb_array_elements(v.sources) WITH ORDINALITY AS s(e, i) "
+			"WHERE v.model_id OPERATOR(pg_catalog.=) $1 AND v.version OPERATOR(pg_catalog.=) $2 ORDER BY s.i",
+			2, t, v, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "pg_ml: could not read what version %d learned from", version);
+	int n = static_cast<int>(SPI_processed);
+	Source *src = static_cast<Source *>(MemoryContextAllocZero(outer, sizeof(Source) * (n + 1)));
+	for (int i = 0; i < n; i++) {
+		HeapTuple tup = SPI_tuptable->vals[i];
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		bool isnull;
+		auto str = [&](int col) -> char * {
+			char *x = SPI_getvalue(tup, desc, col);
+			return x ? MemoryContextStrdup(outer, x) : NULL;
+		};
+		Datum d = SPI_getbinval(tup, desc, 1, &isnull);
+		src[i].version = isnull ? 0 : DatumGetInt32(d);
+		src[i].relation = str(2);
+		d = SPI_getbinval(tup, desc, 3, &isnull);
+		src[i].oid = isnull ? InvalidOid : DatumGetObjectId(d);
+		src[i].system = str(4);
+		src[i].snapshot = str(5);
+		d = SPI_getbinval(tup, desc, 6, &isnull);
+		src[i].rows = isnull ? -1 : DatumGetInt64(d);
+		src[i].fingerprint = str(7);
+	}
+	SPI_finish();
+	pgml_catalog_end(save_user, save_sec);
+	*out = src;
+	return n;
+}
+
+void
+append_source(StringInfo b, const Source *s)
+{
+	appendStringInfo(b, "{\"version\": %d, \"relation\": ", s->version);
+	pgml_json_string(b, s->relation);
+	appendStringInfo(b, ", \"oid\": %u, \"system\": ", s->oid);
+	pgml_json_string(b, s->system);
+	appendStringInfoString(b, ", \"snapshot\": ");
+	pgml_json_string(b, s->snapshot);
+	if (s->rows >= 0)
+		appendStringInfo(b, ", \"rows\": " INT64_FORMAT, s->rows);
+	else
+		appendStringInfoString(b, ", \"rows\": null");
+	appendStringInfoString(b, ", \"fingerprint\": ");
+	pgml_json_string(b, s->fingerprint);
+	appendStringInfoChar(b, '}');
+}
+
+// Whether a relation's rows carry xmin for a snapshot to tell apart (tables, partitioned tables).
+bool
+has_row_snapshots(Oid relid)
+{
+	char kind = get_rel_relkind(relid);
+	return kind == RELKIND_RELATION || kind == RELKIND_PARTITIONED_TABLE;
+}
+
+// The rows of relid a read takes: "(SELECT * FROM rel t WHERE ml.row_is_new(...))", or NULL for
+// every row (no snapshot learned before, and the recorded one needs no filter).
+char *
+filtered_from(Oid relid, const char *learned, const char *strict_seen)
+{
+	if (learned == NULL && strict_seen == NULL)
+		return NULL;
+	return psprintf("(SELECT * FROM %s t WHERE ml.row_is_new(t.xmin, %s::pg_catalog.text, %s::pg_catalog.text))",
+					pgml_relation_sql_name(relid), learned ? quote_literal_cstr(learned) : "NULL",
+					strict_seen ? quote_literal_cstr(strict_seen) : "NULL");
+}
+
+// Why source s cannot be read again by the caller with the model's columns (NULL: it can).
+char *
+source_problem(const Source *s, const pgml::Model *model, const char *system)
+{
+	if (s->system == NULL || strcmp(s->system, system) != 0)
+		return psprintf("%s was read by version %d in another database cluster (this one was restored or copied since)",
+						s->relation, s->version);
+	if (!OidIsValid(s->oid) || get_rel_name(s->oid) == NULL)
+		return psprintf("%s, which version %d learned from, no longer exists", s->relation, s->version);
+	Oid user = GetUserId();
+	if (pg_class_aclcheck(s->oid, user, ACL_SELECT) != ACLCHECK_OK &&
+		pg_attribute_aclcheck_all(s->oid, user, ACL_SELECT, ACLMASK_ALL) != ACLCHECK_OK)
+		return psprintf("%s, which version %d learned from, is not readable by role %s", pgml_relation_sql_name(s->oid),
+						s->version, GetUserNameFromId(user, false));
+	Relation rel = relation_open(s->oid, AccessShareLock);
+	bool other_temp = RELATION_IS_OTHER_TEMP(rel);
+	TupleDesc desc = RelationGetDescr(rel);
+	char *missing = NULL;
+	for (size_t i = 0; i <= model->features.size() && missing == NULL; i++) {
+		if (i == model->features.size() && !model->has_target())
+			break;
+		const pgml::ColumnInfo &want = i < model->features.size() ? model->features[i] : model->target;
+		PgmlColumn col;
+		if (!pgml_find_column(desc, want.name.c_str(), &col) || col.tc != want.type_class)
+			missing = pstrdup(want.name.c_str());
+	}
+	relation_close(rel, NoLock);
+	if (other_temp)
+		return psprintf("%s, which version %d learned from, is a temporary table of another session", s->relation,
+						s->version);
+	if (missing != NULL)
+		return psprintf("%s, which version %d learned from, no longer has the model's column \"%s\"",
+						pgml_relation_sql_name(s->oid), s->version, missing);
+	return NULL;
+}
+
+// The latest source of relid read in this cluster (NULL if none).
+const Source *
+find_source(const Source *src, int n, Oid relid, const char *system)
+{
+	const Source *found = NULL;
+	for (int i = 0; i < n; i++)
+		if (src[i].oid == relid && src[i].system != NULL && strcmp(src[i].system, system) == 0)
+			found = &src[i];
+	return found;
+}
+
+// "(SELECT <columns cast to the model's reading types> FROM a t UNION ALL ...)" over relations.
+char *
+union_from(const Oid *rels, int nrels, const PgmlColumn *features, int nfeatures, const PgmlColumn *target,
+		   const char *strict_seen)
+{
+	StringInfoData b;
+	initStringInfo(&b);
+	appendStringInfoChar(&b, '(');
+	for (int r = 0; r < nrels; r++) {
+		appendStringInfoString(&b, r ? " UNION ALL SELECT " : "SELECT ");
+		for (int i = 0; i <= nfeatures; i++) {
+			const PgmlColumn *c = i < nfeatures ? &features[i] : target;
+			if (c == nullptr)
+				break;
+			appendStringInfo(&b, "%st.%s::%s AS %s", i ? ", " : "", quote_identifier(c->name),
+							 format_type_be_qualified(c->type), quote_identifier(c->name));
+		}
+		appendStringInfo(&b, " FROM %s t", pgml_relation_sql_name(rels[r]));
+		if (strict_seen != NULL && has_row_snapshots(rels[r]))
+			appendStringInfo(&b, " WHERE ml.row_is_new(t.xmin, NULL, %s::pg_catalog.text)", quote_literal_cstr(strict_seen));
+	}
+	appendStringInfoChar(&b, ')');
+	return b.data;
+}
+
+// Whether a FROM item has a row (one short query; the caller's privileges).
+bool
+from_has_rows(const char *from)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_ml: SPI_connect failed");
+	if (SPI_execute(psprintf("SELECT 1 FROM %s r LIMIT 1", from), true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "pg_ml: could not look for new rows");
+	bool any = SPI_processed > 0;
+	SPI_finish();
+	return any;
 }
 
 } // namespace
@@ -569,9 +763,24 @@ pgml_train(PG_FUNCTION_ARGS)
 	});
 	pgml_progress_begin("ml_train", name, relid, "reading"); /* progress */
 	double read_ms, total_ms;
-	run_training(st, relid, relname, features, nfeatures, has_target ? &target : nullptr, nullptr, t_start, &read_ms,
-				 &total_ms);
+	bool strict = false;
+	Source source;
+	source.version = 1;
+	source.relation = rel_sql;
+	source.oid = relid;
+	source.system = pgml_system_identifier();
+	source.snapshot = has_row_snapshots(relid) ? pgml_snapshot_record(&strict) : NULL;
+	pgml_set_read_from(relid, filtered_from(relid, NULL, strict ? source.snapshot : NULL));
+	source.rows = run_training(st, relid, relname, features, nfeatures, has_target ? &target : nullptr, nullptr, t_start,
+							   &read_ms, &total_ms);
+	pgml_set_read_from(InvalidOid, NULL);
 	const pgml::TrainResult &res = st->trainer->result();
+	source.fingerprint = pstrdup(res.fingerprint.c_str());
+	StringInfoData sources;
+	initStringInfo(&sources);
+	appendStringInfoChar(&sources, '[');
+	append_source(&sources, &source);
+	appendStringInfoChar(&sources, ']');
 
 	/* the catalog */
 	pgml_progress_phase("saving"); /* progress */
@@ -606,7 +815,8 @@ pgml_train(PG_FUNCTION_ARGS)
 							errdetail("Another session created a model of that name while this one was training."),
 							errhint("Use ml_retrain('%s', ...) to train a new version, or pass another name =>.", name)));
 		}
-		insert_version(st, model_id, 1, 0, "train", rel_sql, caller, read_ms, total_ms - read_ms, total_ms);
+		insert_version(st, model_id, 1, 0, "train", rel_sql, caller, read_ms, total_ms - read_ms, total_ms, sources.data,
+					   NULL);
 		pgml_record_deploy(model_id, 1, "first version", caller);
 		SPI_finish();
 		pgml_catalog_end(save_user, save_sec);
@@ -670,11 +880,12 @@ pgml_retrain(PG_FUNCTION_ARGS)
 	double test_size = PG_ARGISNULL(4) ? base->test_size : PG_GETARG_FLOAT8(4);
 	int64 seed = PG_ARGISNULL(5) ? static_cast<int64>(base->seed) : PG_GETARG_INT32(5);
 	check_test_size(test_size);
-	bool can_continue = false;
-	PGML_CORE(can_continue = pgml::model_can_continue(*base));
-	if (strcmp(mode, "auto") == 0)
-		mode = pstrdup(can_continue ? "incremental" : "refit");
-	bool incremental = strcmp(mode, "incremental") == 0;
+	bool can_continue = false, exact = false;
+	PGML_CORE({
+		can_continue = pgml::model_can_continue(*base);
+		exact = pgml::model_continues_exactly(*base);
+	});
+	const char *algo = pgml::algorithm_name(base->algorithm);
 
 	/* the relation must carry every column of the model with a compatible type */
 	Oid relid = pgml_relation_oid(relname);
@@ -687,6 +898,145 @@ pgml_retrain(PG_FUNCTION_ARGS)
 	PgmlColumn target;
 	pgml_match_columns(desc, base, relname, ref.name, features, &target, true);
 
+	/*
+	 * What this version learns (the README's retrain table): the rows the deployed version
+	 * learned from are in `sources`; the new version keeps them (exact incremental, continued
+	 * training) or reads them again (refit_all), unless mode => 'refit' asks for the relation alone.
+	 */
+	Source *src;
+	int nsrc = load_sources(ref.id, ref.deployed_version, &src);
+	char *system = pgml_system_identifier();
+	bool strict = false;
+	char *seen = pgml_snapshot_record(&strict);
+	bool rel_snap = has_row_snapshots(relid);
+	const char *resolved;
+	StringInfoData why; /* why this mode, for the confirmation and the report */
+	initStringInfo(&why);
+	Oid *reads = static_cast<Oid *>(palloc(sizeof(Oid) * (nsrc + 1)));
+	int nreads = 0;
+	const Source *prev_read = find_source(src, nsrc, relid, system); /* relid read before, here */
+	bool only_new = false; /* the read takes the rows of relid no version learned yet */
+	if (strcmp(mode, "refit") == 0) {
+		resolved = "refit";
+		appendStringInfo(&why, "mode => 'refit': from scratch on %s alone", rel_sql);
+		if (nsrc > 0 && !(nsrc == 1 && src[0].oid == relid && prev_read != NULL))
+			appendStringInfo(&why, "; the rows version %d learned from elsewhere are not in this version",
+							 ref.deployed_version);
+	} else if (strcmp(mode, "incremental") == 0 || exact) {
+		if (!can_continue)
+			ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							errmsg("%s cannot be retrained incrementally", algo),
+							errdetail("Linear models kept as sufficient statistics and naive_bayes add rows exactly; "
+									  "gradient_boosting adds boosting rounds, mlp and kmeans warm-start. %s has no "
+									  "such update.",
+									  algo),
+							errhint("Use mode => 'auto' to refit on the rows version %d learned from and the new ones, "
+									"or mode => 'refit' to train on %s alone.",
+									ref.deployed_version, rel_sql)));
+		resolved = exact ? "incremental" : "continue";
+		only_new = true;
+		if (exact)
+			appendStringInfo(&why, "%s adds the new rows to the exact statistics of version %d", algo,
+							 ref.deployed_version);
+		else
+			appendStringInfo(&why, "%s continues training version %d on the new rows (%s)", algo,
+							 ref.deployed_version,
+							 base->algorithm == pgml::Algorithm::GradientBoosting ? "added boosting rounds" : "warm start");
+	} else {
+		/* auto without an exact update: refit on the earlier rows and the new ones when they can be read */
+		char *problem = nsrc == 0 ? psprintf("version %d does not record which rows it learned from (it was imported, "
+											 "or trained before pg_ml 0.3.0)",
+											 ref.deployed_version)
+								  : NULL;
+		for (int i = 0; i < nsrc && problem == NULL; i++) {
+			bool dup = false;
+			for (int j = 0; j < nreads; j++)
+				dup = dup || reads[j] == src[i].oid;
+			if (dup)
+				continue;
+			problem = source_problem(&src[i], base, system);
+			if (problem == NULL)
+				reads[nreads++] = src[i].oid;
+		}
+		if (problem == NULL) {
+			resolved = "refit_all";
+			appendStringInfo(&why, "%s has no exact incremental form: refit from scratch on the rows version %d learned "
+								   "from and the new ones",
+							 algo, ref.deployed_version);
+			bool dup = false;
+			for (int j = 0; j < nreads; j++)
+				dup = dup || reads[j] == relid;
+			if (!dup)
+				reads[nreads++] = relid;
+			else if (prev_read != NULL && prev_read->snapshot != NULL && rel_snap &&
+					 pgml_snapshot_usable(prev_read->snapshot) &&
+					 !from_has_rows(filtered_from(relid, prev_read->snapshot, strict ? seen : NULL)))
+				ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+								errmsg("relation \"%s\" has no rows that version %d of model \"%s\" has not learned",
+									   relname, ref.deployed_version, ref.name),
+								errdetail("Version %d read %s; no row was added since.", prev_read->version, rel_sql),
+								errhint("Retrain once new rows are in, or use mode => 'refit' to train from scratch.")));
+		} else if (can_continue) {
+			resolved = "continue";
+			only_new = true;
+			appendStringInfo(&why, "%s continues training version %d on the new rows (%s), because %s", algo,
+							 ref.deployed_version,
+							 base->algorithm == pgml::Algorithm::GradientBoosting ? "added boosting rounds" : "warm start",
+							 problem);
+		} else {
+			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+							errmsg("cannot retrain model \"%s\" on the rows it learned from and the new ones", ref.name),
+							errdetail("%s has no incremental form, so a retrain refits on all the rows; but %s.", algo,
+									  problem),
+							errhint("Retrain on a relation holding the earlier rows and the new ones, or use mode => "
+									"'refit' to train on %s alone.",
+									rel_sql)));
+		}
+	}
+	/* the rows of relid this read takes */
+	const char *learned = NULL;
+	if (only_new && prev_read != NULL) {
+		if (prev_read->snapshot == NULL || !rel_snap || !pgml_snapshot_usable(prev_read->snapshot))
+			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+							errmsg("cannot tell which rows of \"%s\" version %d of model \"%s\" has learned", relname,
+								   ref.deployed_version, ref.name),
+							errdetail("%s",
+									  prev_read->snapshot == NULL
+										  ? (rel_snap ? "The version was trained before pg_ml 0.3.0 recorded that."
+													  : "Only a table's rows carry the transaction that inserted them; "
+														"this relation is a view, materialized view or foreign table.")
+										  : "The version read it more than 2^31 transactions ago."),
+							errhint("Retrain on a relation holding only the new rows, or use mode => 'refit' to train "
+									"from scratch on \"%s\".",
+									relname)));
+		learned = prev_read->snapshot;
+	}
+	if (strcmp(resolved, "refit_all") == 0 && nreads > 1)
+		pgml_set_read_from(relid, union_from(reads, nreads, features, nfeatures, base->has_target() ? &target : nullptr,
+											  strict ? seen : NULL));
+	else
+		pgml_set_read_from(relid, filtered_from(relid, learned, strict && rel_snap ? seen : NULL));
+	if (learned != NULL && !from_has_rows(pgml_from_item(relid))) {
+		pgml_set_read_from(InvalidOid, NULL);
+		if (pgml_retrain_nothing_new_is_ok) {
+			/* an auto-retrain job whose rows an earlier job learned: nothing to do, no version */
+			Datum values[11];
+			bool nulls[11] = {false, true, false, false, true, true, true, true, false, false, true};
+			values[0] = Int64GetDatum(ref.id);
+			values[2] = Int32GetDatum(ref.deployed_version);
+			values[3] = CStringGetTextDatum(resolved);
+			values[8] = BoolGetDatum(false);
+			values[9] = CStringGetTextDatum("no new rows");
+			PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(result_desc), values, nulls)));
+		}
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						errmsg("relation \"%s\" has no rows that version %d of model \"%s\" has not learned", relname,
+							   ref.deployed_version, ref.name),
+						errdetail("Version %d read %s; no row was added since.", prev_read->version, rel_sql),
+						errhint("Retrain once new rows are in, or use mode => 'refit' to train from scratch.")));
+	}
+	bool incremental = strcmp(resolved, "incremental") == 0 || strcmp(resolved, "continue") == 0;
+
 	TrainState *st = pgml_new_owned<TrainState>();
 	PGML_CORE({
 		st->spec.test_size = test_size;
@@ -698,9 +1048,87 @@ pgml_retrain(PG_FUNCTION_ARGS)
 	});
 	pgml_progress_begin("ml_retrain", ref.name, relid, "reading"); /* progress */
 	double read_ms, total_ms;
-	run_training(st, relid, relname, features, nfeatures, base->has_target() ? &target : nullptr, base, t_start,
-				 &read_ms, &total_ms);
+	int64 rows_read = run_training(st, relid, relname, features, nfeatures, base->has_target() ? &target : nullptr,
+								   base, t_start, &read_ms, &total_ms);
+	pgml_set_read_from(InvalidOid, NULL);
 	const pgml::TrainResult &res = st->trainer->result();
+
+	/* the same rows twice: a relation (or a copy of it) whose rows a version read before */
+	if (only_new)
+		for (int i = 0; i < nsrc; i++)
+			if (src[i].fingerprint != NULL && strcmp(src[i].fingerprint, res.fingerprint.c_str()) == 0 &&
+				src[i].rows == rows_read)
+				ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+								errmsg("model \"%s\" has already learned the rows of \"%s\"", ref.name, relname),
+								errdetail("Version %d read the same %lld rows (data fingerprint %s) from %s.",
+										  src[i].version, (long long) rows_read, res.fingerprint.c_str(),
+										  src[i].relation),
+								errhint("Nothing is new to learn. To train from scratch on these rows, use mode => "
+										"'refit'.")));
+
+	/* what the new version learned from: the earlier reads it builds on, and this one */
+	StringInfoData sources;
+	initStringInfo(&sources);
+	appendStringInfoChar(&sources, '[');
+	int nout = 0;
+	int32 new_version;
+	{
+		Oid save_user;
+		int save_sec;
+		pgml_catalog_begin(&save_user, &save_sec);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "pg_ml: SPI_connect failed");
+		new_version = next_version(ref.id);
+		SPI_finish();
+		pgml_catalog_end(save_user, save_sec);
+	}
+	if (only_new)
+		for (int i = 0; i < nsrc; i++)
+			if (&src[i] != prev_read) {
+				if (nout++)
+					appendStringInfoString(&sources, ", ");
+				append_source(&sources, &src[i]);
+			}
+	bool refit_all = strcmp(resolved, "refit_all") == 0;
+	for (int r = 0; r < (refit_all ? nreads : 1); r++) {
+		Oid o = refit_all ? reads[r] : relid;
+		Source s;
+		s.version = new_version;
+		s.relation = pgml_relation_sql_name(o);
+		s.oid = o;
+		s.system = system;
+		s.snapshot = has_row_snapshots(o) ? seen : NULL;
+		bool whole = !refit_all || nreads == 1;
+		s.rows = whole ? rows_read : -1; /* of this read (the new rows only, for an incremental one) */
+		s.fingerprint = whole ? pstrdup(res.fingerprint.c_str()) : NULL;
+		if (nout++)
+			appendStringInfoString(&sources, ", ");
+		append_source(&sources, &s);
+	}
+	appendStringInfoChar(&sources, ']');
+	/* the confirmation's and the report's account of it */
+	StringInfoData learned_text;
+	initStringInfo(&learned_text);
+	if (refit_all) {
+		appendStringInfo(&learned_text, "refit_all: %lld rows of ", (long long) rows_read);
+		for (int r = 0; r < nreads; r++)
+			appendStringInfo(&learned_text, "%s%s", r == 0 ? "" : r == nreads - 1 ? " and " : ", ",
+							 pgml_relation_sql_name(reads[r]));
+	} else if (only_new) {
+		appendStringInfo(&learned_text, "%s: %lld new rows of %s", resolved, (long long) rows_read, rel_sql);
+		if (prev_read != NULL)
+			appendStringInfo(&learned_text, " (added since version %d read it)", prev_read->version);
+	} else {
+		appendStringInfo(&learned_text, "refit: %lld rows of %s", (long long) rows_read, rel_sql);
+	}
+	appendStringInfo(&learned_text, "; %s", why.data);
+	StringInfoData report_extra;
+	initStringInfo(&report_extra);
+	appendStringInfo(&report_extra, "{\"mode\": \"%s\", \"requested\": ", resolved);
+	pgml_json_string(&report_extra, mode);
+	appendStringInfo(&report_extra, ", \"rows_read\": %lld, \"why\": ", (long long) rows_read);
+	pgml_json_string(&report_extra, why.data);
+	appendStringInfoChar(&report_extra, '}');
 
 	/* deploy? */
 	bool do_deploy;
@@ -733,8 +1161,10 @@ pgml_retrain(PG_FUNCTION_ARGS)
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "pg_ml: SPI_connect failed");
 		version = next_version(ref.id);
-		insert_version(st, ref.id, version, ref.deployed_version, mode, rel_sql, caller, read_ms, total_ms - read_ms,
-					   total_ms);
+		if (version != new_version)
+			elog(ERROR, "pg_ml: version %d of model \"%s\" appeared while retraining", new_version, ref.name);
+		insert_version(st, ref.id, version, ref.deployed_version, resolved, rel_sql, caller, read_ms,
+					   total_ms - read_ms, total_ms, sources.data, report_extra.data);
 		if (do_deploy)
 			pgml_record_deploy(ref.id, version, reason, caller);
 		else {
@@ -752,7 +1182,7 @@ pgml_retrain(PG_FUNCTION_ARGS)
 	values[0] = Int64GetDatum(ref.id);
 	values[1] = Int32GetDatum(version);
 	values[2] = Int32GetDatum(ref.deployed_version);
-	values[3] = CStringGetTextDatum(mode);
+	values[3] = CStringGetTextDatum(resolved);
 	values[4] = Int64GetDatum(res.rows_train);
 	values[5] = Int64GetDatum(res.rows_test);
 	{
@@ -765,7 +1195,7 @@ pgml_retrain(PG_FUNCTION_ARGS)
 		nulls[7] = true;
 	values[8] = BoolGetDatum(do_deploy);
 	values[9] = CStringGetTextDatum(reason);
-	nulls[10] = true; /* learned: filled in by the retrain semantics (issue 11) */
+	values[10] = CStringGetTextDatum(learned_text.data);
 	pgml_progress_end(); /* progress */
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(result_desc), values, nulls)));
 }
