@@ -244,7 +244,8 @@ COMMENT ON COLUMN ml.auto_retrain.created_by IS 'the role that set auto-retrain 
 -- on: one entry per read of a relation, {"version", "relation", "oid", "system", "snapshot",
 -- "rows", "fingerprint"}. "snapshot" (a pg_snapshot, tables only) tells which of a table's rows
 -- the read saw, so an incremental retrain on the same table learns only the rows added since;
--- "system" is the cluster's system identifier (a restored database has other transaction ids).
+-- "system" is the cluster's system identifier and the database's OID ("<sysid>/<oid>": a restored
+-- database has other relation OIDs and transaction ids).
 ALTER TABLE ml.versions ADD COLUMN sources jsonb NOT NULL DEFAULT '[]';
 COMMENT ON COLUMN ml.versions.sources IS 'the reads of relations this version learned from, its ancestors'' included';
 -- the retrain modes a version records: incremental (exact statistics, the rows not yet learned),

@@ -167,7 +167,8 @@ pgml_snapshot_record(bool *strict)
 char *
 pgml_system_identifier(void)
 {
-	return psprintf(UINT64_FORMAT, GetSystemIdentifier());
+	/* relation OIDs and transaction ids mean something in this database of this cluster only */
+	return psprintf(UINT64_FORMAT "/%u", GetSystemIdentifier(), MyDatabaseId);
 }
 
 /*

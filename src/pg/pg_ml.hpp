@@ -95,7 +95,7 @@ int64 pgml_scan_relation(Oid relid, const PgmlColumn *features, int nfeatures, c
 char *pgml_snapshot_record(bool *strict);
 // Whether a recorded snapshot can still tell rows apart (parses, and is less than 2^31 ids old).
 bool pgml_snapshot_usable(const char *snapshot);
-char *pgml_system_identifier(void); // this cluster's, as text
+char *pgml_system_identifier(void); // "<cluster system identifier>/<database oid>"
 // The FROM item the readers put before their alias " r": relid's name, or while a training run
 // reads part of it or several relations, the subquery set for it (cleared at any (sub)transaction end).
 const char *pgml_from_item(Oid relid);

@@ -412,7 +412,7 @@ char *
 source_problem(const Source *s, const pgml::Model *model, const char *system)
 {
 	if (s->system == NULL || strcmp(s->system, system) != 0)
-		return psprintf("%s was read by version %d in another database cluster (this one was restored or copied since)",
+		return psprintf("%s was read by version %d in another database (this one was restored or copied since)",
 						s->relation, s->version);
 	if (!OidIsValid(s->oid) || get_rel_name(s->oid) == NULL)
 		return psprintf("%s, which version %d learned from, no longer exists", s->relation, s->version);

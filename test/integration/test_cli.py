@@ -217,7 +217,7 @@ class RetrainCsvTest(CliTestCase):
         self.assertIn("HINT:  Use 'auto', 'refit' or 'incremental'.", err)
         self.assertEqual(self.versions(model), [1])
         # --relation instead of a file
-        rc, out, err = run_cli("retrain", "--model", model, "--relation", tab)
+        rc, out, err = run_cli("retrain", "--model", model, "--relation", tab, "--mode", "refit")
         self.assertEqual(rc, 0, err)
         self.assertIn("new version 2 (parent version 1)", out)
 
@@ -232,7 +232,7 @@ class CommandsTest(CliTestCase):
         self.assertRegex(out, rf'Trained model "{name}" \(id \d+\), version 1: regression by ridge')
         self.assertRegex(out, r"\n  r2\s+(0\.9|1\b)")
         self.assertEqual(self.scalar("SELECT hyperparams->>'alpha' FROM ml_versions WHERE model = %s", (name,)), "0.5")
-        self.assertEqual(run_cli("retrain", "--model", name, "--relation", tab, "--deploy", "always")[0], 0)
+        self.assertEqual(run_cli("retrain", "--model", name, "--relation", tab, "--mode", "refit", "--deploy", "always")[0], 0)
         rc, out, err = run_cli("models")
         self.assertEqual(rc, 0, err)
         self.assertRegex(out, rf"\n{name}\s+\d+\s+\S+\s+regression\s+ridge\s+2\s+r2 [01]\.\d{{4}}\s")
