@@ -67,10 +67,16 @@ const CommandHelp kHelp[] = {
      "previous version's (on the same held-out rows) and whether it was deployed.\n\n"
      "With --csv, the file (CSV with a header line) is copied into a temporary table typed like the\n"
      "model's columns (header columns matched by name; extra columns ignored; a missing column is an\n"
-     "error). A bad value is reported as FILE:LINE: column C: message, and nothing is written.\n\n"
+     "error). A bad value is reported as FILE:LINE: column C: message, and nothing is written.\n"
+     "The temporary table is gone after the command: algorithms that refit on all the rows a model\n"
+     "learned from (logistic_regression, trees, svm) cannot read it again at the next retrain. With\n"
+     "--keep TABLE the rows are appended to TABLE (created with the model's columns if it does not\n"
+     "exist) and the retrain reads it; the next upload to the same TABLE adds to it, and a retrain\n"
+     "reads again only what the model has not learned.\n\n"
      "Options:\n"
      "  --model NAME         model name or id (required)\n"
      "  --csv FILE           the new rows, as CSV with a header line\n"
+     "  --keep TABLE         with --csv: append the rows to TABLE and retrain on it\n"
      "  --relation REL       or: a table or view with the new rows\n"
      "  --mode MODE          auto, refit or incremental (default: auto)\n"
      "  --deploy POLICY      if_better, always or never (default: if_better)\n"},
@@ -135,7 +141,7 @@ struct Args {
 // Options of each command (all take a value).
 const std::map<std::string, std::set<std::string>> kOptions = {
     {"train", {"relation", "target", "algorithm", "name", "task", "hyperparams", "test-size"}},
-    {"retrain", {"model", "csv", "relation", "mode", "deploy"}},
+    {"retrain", {"model", "csv", "keep", "relation", "mode", "deploy"}},
     {"predict", {"model", "csv", "out"}},
     {"models", {}},
     {"versions", {}},
@@ -389,11 +395,38 @@ int cmd_train(Client &db, const Args &a)
 	return kExitOk;
 }
 
+// --keep TABLE: appends the staged rows' model columns to TABLE (created with those columns and
+// the model's types when it does not exist); returns TABLE's qualified name.
+std::string keep_rows(Client &db, const std::string &model, const std::string &staged, const std::string &keep)
+{
+	Result name = db.exec("SELECT pg_catalog.string_agg(pg_catalog.quote_ident(p), '.' ORDER BY o) "
+	                      "FROM pg_catalog.unnest(pg_catalog.parse_ident($1)) WITH ORDINALITY AS u(p, o)",
+	                      {keep.c_str()});
+	std::string table = name.str(0, 0);
+	std::vector<ModelColumn> cols = model_columns(db, model);
+	std::string list, ddl;
+	for (size_t i = 0; i < cols.size(); i++) {
+		list += (i ? ", " : "") + db.quote_ident(cols[i].name);
+		ddl += (i ? ", " : "") + db.quote_ident(cols[i].name) + " " + cols[i].type;
+	}
+	Result exists = db.exec("SELECT pg_catalog.to_regclass($1) IS NOT NULL", {table.c_str()});
+	if (exists.str(0, 0) != "t") {
+		db.exec("CREATE TABLE " + table + " (" + ddl + ")");
+		std::fprintf(stderr, "created table %s for the uploaded rows\n", table.c_str());
+	}
+	Result ins = db.exec("INSERT INTO " + table + " (" + list + ") SELECT " + list + " FROM " + staged);
+	std::fprintf(stderr, "%s rows appended to %s\n", PQcmdTuples(ins.get()), table.c_str());
+	Result q = db.exec("SELECT pg_catalog.to_regclass($1)::pg_catalog.text", {table.c_str()});
+	return q.str(0, 0);
+}
+
 int cmd_retrain(Client &db, const Args &a)
 {
 	require(a, "model");
 	if (a.has("csv") == a.has("relation"))
 		throw UsageError("give either --csv FILE or --relation REL", a.command);
+	if (a.has("keep") && !a.has("csv"))
+		throw UsageError("--keep goes with --csv", a.command);
 	const std::string &model = a.opt("model");
 	db.exec("BEGIN");
 	std::string relation;
@@ -404,6 +437,8 @@ int cmd_retrain(Client &db, const Args &a)
 		rows = staged.second;
 		db.progress().set_total(rows);
 		std::fprintf(stderr, "%s: %lld rows staged\n", a.opt("csv").c_str(), static_cast<long long>(rows));
+		if (a.has("keep"))
+			relation = keep_rows(db, model, relation, a.opt("keep"));
 	} else {
 		relation = a.opt("relation");
 	}
@@ -420,7 +455,7 @@ int cmd_retrain(Client &db, const Args &a)
 		call += ", deploy => $" + std::to_string(p.size()) + "::pg_catalog.text";
 	}
 	Result r = db.exec("SELECT r.model_id, r.version, r.parent_version, r.mode, r.rows_train, r.rows_test, "
-	                   "r.metrics::text, r.previous_metrics::text, r.deployed, r.reason, m.name "
+	                   "r.metrics::text, r.previous_metrics::text, r.deployed, r.reason, m.name, r.learned "
 	                   "FROM " +
 	                       db.schema() + "ml_retrain(" + call +
 	                       ") r "
@@ -439,6 +474,7 @@ int cmd_retrain(Client &db, const Args &a)
 	std::printf("Model \"%s\" (id %s): new version %s (parent version %s), mode %s\n", name.c_str(),
 	            r.str(0, 0).c_str(), r.str(0, 1).c_str(), r.str(0, 2).c_str(), r.str(0, 3).c_str());
 	std::printf("Rows: %s for training, %s held out for testing\n", r.str(0, 4).c_str(), r.str(0, 5).c_str());
+	std::printf("Learned: %s\n", r.str(0, 11).c_str());
 	std::printf("Metrics on the %s rows:\n  %-12s %-22s %s\n", r.str(0, 5) != "0" ? "held-out" : "training", "metric",
 	            ("version " + r.str(0, 1)).c_str(), r.null(0, 7) ? "" : ("version " + r.str(0, 2)).c_str());
 	for (int i = 0; i < side.rows(); i++)

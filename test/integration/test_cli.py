@@ -112,6 +112,51 @@ class RetrainCsvTest(CliTestCase):
             w.writerow(["abc"[i % 3], f"row {i}", 2 * i + 3 * z + (5 if i % 3 == 1 else 0), z, i])
         return out.getvalue()
 
+    def test_keep_table_for_refitting_algorithms(self):
+        """A model that refits on every row it learned from (decision_tree) and CSV uploads: the
+        staged rows are gone after one upload, so the next retrain refuses, naming them; with
+        --keep TABLE the uploads accumulate in TABLE and every retrain refits on all of them."""
+        _, tab = self.regression_model()
+        model = self.model_name("cli_tree")
+        self.scalar("SELECT version FROM ml_train(%s, 'y', algorithm => 'decision_tree', name => %s)", (tab, model))
+        first = self.write("first.csv", self.good_csv(rows=50, start=1000))
+        rc, out, err = run_cli("retrain", "--model", model, "--csv", first)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("mode refit_all", out)
+        self.assertRegex(out, r"Learned: refit_all: 350 rows of public\.\w+ and pg_temp_\d+\.pg_ml_staging_\d+")
+        second = self.write("second.csv", self.good_csv(rows=40, start=2000))
+        rc, out, err = run_cli("retrain", "--model", model, "--csv", second)
+        self.assertEqual(rc, 4, out)
+        self.assertRegex(err, r"pg_temp_\d+\.pg_ml_staging_\d+, which version 2 learned from, no longer exists")
+        self.assertIn("mode => 'refit'", err)
+        self.assertEqual(self.versions(model), [1, 2])
+        # --keep: the uploads are appended to a table the retrains read again
+        keep = self.model_name("cli_uploads")
+        self.addCleanup(self._drop_table, keep)
+        rc, out, err = run_cli("retrain", "--model", model, "--csv", second, "--keep", keep, "--mode", "refit",
+                               "--deploy", "always")
+        self.assertEqual(rc, 0, err)
+        self.assertIn(f"40 rows appended to {keep}", err)
+        third = self.write("third.csv", self.good_csv(rows=30, start=3000))
+        rc, out, err = run_cli("retrain", "--model", model, "--csv", third, "--keep", keep)
+        self.assertEqual(rc, 0, err)
+        self.assertIn(f"Learned: refit_all: 70 rows of public.{keep}", out)
+        self.assertEqual(self.scalar(f'SELECT count(*) FROM "{keep}"'), 70)
+
+    def test_same_csv_twice_is_refused(self):
+        """An exact incremental model (linear_regression) and the same file uploaded twice: the
+        second upload's rows are the rows the model learned (same data fingerprint): refused."""
+        model, _ = self.regression_model()
+        path = self.write("new.csv", self.good_csv(rows=60))
+        rc, out, err = run_cli("retrain", "--model", model, "--csv", path)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("mode incremental", out)
+        rc, out, err = run_cli("retrain", "--model", model, "--csv", path)
+        self.assertEqual(rc, 4, out)
+        self.assertIn(f'model "{model}" has already learned the rows of', err)
+        self.assertIn("Version 2 read the same 60 rows", err)
+        self.assertEqual(self.versions(model), [1, 2])
+
     def test_good_csv_creates_a_version(self):
         model, _ = self.regression_model()
         path = self.write("new.csv", self.good_csv())
