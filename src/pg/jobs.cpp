@@ -12,14 +12,14 @@
 // ml_run_jobs fold what is left (the "sweep"). One holder at a time means one job per
 // threshold crossing.
 //
-// Incremental mode copies nothing: each statement's batch row records the inserting
-// (sub)transaction id, the watermark by which a job finds exactly its window's rows in the
-// relation (xmin = ANY (...), through a security_invoker temporary view, so the model owner's
-// privileges and row-level security apply). A job takes the transactions of its window and of
-// earlier windows whose job failed for good, and deletes their batches in the same transaction
-// as the new version. Rows of one transaction are trained on together, by the first job whose
-// window holds some of them; rows a later UPDATE rewrote are no longer "new".
-//
+// What a job learns. A job runs ml_retrain(model, table, mode) on the table itself, which reads
+// what the README's retrain table says: for incremental and continued training, the rows the
+// deployed version has not learned (by their inserting transaction, against the snapshot the
+// version recorded in ml.versions.sources), through the model owner's privileges and row-level
+// security; nothing is copied. A job therefore takes every row committed before it ran, also
+// rows of later windows; the job of such a window finds nothing left and ends without a version
+// (ml.retrain returns no version then, pgml_retrain_nothing_new_is_ok). The batch rows (each
+// statement's count and inserting transaction) only count rows towards the windows.
 // Identity. A model's trigger is the trigger whose function is ml.auto_retrain_trigger (which
 // only pg_ml can attach) and whose argument is the model's id; its name is only for people (a
 // table's owner may rename it to anything).

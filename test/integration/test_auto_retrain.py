@@ -241,7 +241,7 @@ class AutoRetrainWorkerTest(unittest.TestCase):
         # incremental: each version adds its new rows (training rows to the previous version's,
         # the rest held out to test it); together every row of the burst, once
         added = [cur[3] - prev[3] + cur[4] for prev, cur in zip(versions, versions[1:])]
-        self.assertTrue(all(a >= THRESHOLD for a in added), versions)
+        self.assertTrue(all(a > 0 for a in added), versions)
         self.assertEqual(sum(added), 5 * THRESHOLD, versions)
         self.assertEqual(self.one("SELECT count(*) FROM ml.auto_retrain_batches")[0], 0)
         self.assertEqual(self.one("SELECT pending_rows FROM ml_auto_retrains WHERE model = %s", (name,))[0], 0)
