@@ -1330,6 +1330,8 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			for (size_t i = 0; i < n; i++)
 				by_class[static_cast<size_t>(m.rows.y[i])].push_back(i);
 			for (auto &idx : by_class) {
+				if (idx.empty())
+					continue; // a class of the model the new rows do not hold (continued training)
 				size_t nt = static_cast<size_t>(std::llround(spec.test_size * static_cast<double>(idx.size())));
 				if (nt >= idx.size())
 					nt = idx.size() - 1;
