@@ -69,7 +69,7 @@ class DeployMetricTest(PgmlTestCase):
         t = self.imbalanced()
         model = self.model_name("bc")
         with self.conn.cursor() as cur:
-            cur.execute(f"CREATE VIEW {t}_half AS SELECT * FROM {t} WHERE id %% 2 = 0")
+            cur.execute(f"CREATE VIEW {t}_half AS SELECT * FROM {t} WHERE id % 2 = 0")
         self.scalar(
             "SELECT model FROM ml_train(%s, 'malignant', algorithm => 'logistic_regression', name => %s, exclude => ARRAY['id'])",
             (f"{t}_half", model),
@@ -99,17 +99,17 @@ class DeployMetricTest(PgmlTestCase):
 
     def test_linear_regression_aggregate_exact(self):
         cols, rows = dataset("diabetes")
-        # 120 copies of the diabetes rows, each copy's target shifted a little: a test split of
-        # about 10,600 rows, more than the aggregate's 10,000-row sample
+        # 240 copies of the diabetes rows, each copy's target shifted a little: a test split of
+        # about 10,600 rows in the retrain's half, more than the aggregate's 10,000-row sample
         big = []
-        for c in range(120):
+        for c in range(240):
             for r in rows:
                 big.append([str(c * 10000 + int(r[0]))] + r[1:-1] + [str(float(r[-1]) + (c % 7) * 0.25)])
         t = self.table(cols, big, prefix="diab", unlogged=True)
         model = self.model_name("diab")
         with self.conn.cursor() as cur:
-            cur.execute(f"CREATE VIEW {t}_old AS SELECT * FROM {t} WHERE id %% 2 = 0")
-            cur.execute(f"CREATE VIEW {t}_new AS SELECT * FROM {t} WHERE id %% 2 = 1")
+            cur.execute(f"CREATE VIEW {t}_old AS SELECT * FROM {t} WHERE id % 2 = 0")
+            cur.execute(f"CREATE VIEW {t}_new AS SELECT * FROM {t} WHERE id % 2 = 1")
         self.scalar(
             "SELECT model FROM ml_train(%s, 'progression', algorithm => 'linear_regression', name => %s, exclude => ARRAY['id'])",
             (f"{t}_old", model),
