@@ -6,6 +6,9 @@ on the same held-out rows; the numbers in ml_retrain's reason are the stored one
 linear_regression through the statistics aggregate (a test split larger than its 10,000-row
 sample) and for naive_bayes through its class aggregate.
 """
+import csv
+import io
+import os
 import re
 import unittest
 
@@ -121,6 +124,48 @@ class DeployMetricTest(PgmlTestCase):
         self.assertNotIn("mae_sample_rows", r["metrics"])
         self.scalar("SELECT ml_set_deploy_metric(%s, 'mae')", (model,))
         self.check_retrain(model, self.retrain(model, t, mode="refit"), "mae")
+
+    def test_cli_comparison_has_no_blank_cell(self):
+        """pg_ml retrain --csv of a classifier: every metric of the new version has the previous one's beside it."""
+        from test_cli import CLI, run_cli
+
+        if not (os.path.isfile(CLI) and os.access(CLI, os.X_OK)):
+            self.skipTest(f"the pg_ml client is not built: {CLI}")
+        t = self.imbalanced()
+        model = self.model_name("bccli")
+        self.scalar(
+            "SELECT model FROM ml_train(%s, 'malignant', algorithm => 'logistic_regression', name => %s, exclude => ARRAY['id'])",
+            (t, model),
+        )
+        cols = [r["column_name"] for r in self.all(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s AND column_name <> 'id' "
+            "ORDER BY ordinal_position", (t,))]
+        rows = self.all(f"SELECT {', '.join(cols)} FROM {t} WHERE id % 3 <> 1")
+        out = io.StringIO()
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(cols)
+        for r in rows:
+            w.writerow([("t" if r[c] else "f") if isinstance(r[c], bool) else r[c] for c in cols])
+        path = os.path.join(self.tmpdir(), "new.csv")
+        with open(path, "w", newline="") as f:
+            f.write(out.getvalue())
+        rc, text, err = run_cli("retrain", "--model", model, "--csv", path, "--mode", "refit")
+        self.assertEqual(rc, 0, err)
+        table = text.split("version 1\n", 1)[1].split("Deployed:", 1)[0]
+        keys = set()
+        for line in table.strip("\n").split("\n"):
+            self.assertEqual(len(line.split()), 3, f"blank cell in {line!r}:\n{text}")
+            keys.add(line.split()[0])
+        self.assertTrue({"accuracy", "f1", "roc_auc", "log_loss"} <= keys, text)
+        self.assertRegex(text, r"Deployed: (yes|no) \((?:deploy => '\w+': (?:not )?deployed; )?test roc_auc \S+ vs \S+ of version 1 ")
+
+    def tmpdir(self):
+        import shutil
+        import tempfile
+
+        d = tempfile.mkdtemp(prefix="pgml_dm_")
+        self.addCleanup(shutil.rmtree, d)
+        return d
 
 
 if __name__ == "__main__":

@@ -103,6 +103,18 @@ SELECT version, masked(reason) AS reason, as_printed((reason_numbers(reason))[1]
 FROM ml_retrain('houses', 'houses_new', mode => 'refit');
 SELECT ml_set_deploy_metric('houses', 'accuracy');
 \echo :LAST_ERROR_SQLSTATE
+-- the same through the row reader (the linear family streams its rows: one more pass too)
+SET pg_ml.stats_aggregate = off;
+SELECT version, masked(reason) AS reason, as_printed((reason_numbers(reason))[1], metrics->'rmse') AS as_stored,
+       (SELECT count(*) FROM jsonb_object_keys(metrics) k WHERE NOT previous_metrics ? k) AS missing_in_previous
+FROM ml_retrain('houses', 'houses_new', mode => 'refit');
+RESET pg_ml.stats_aggregate;
+-- duplicate rows removed by the read are removed by the comparison's pass too
+CREATE TABLE houses_dup AS SELECT * FROM houses UNION ALL SELECT * FROM houses WHERE rooms < 40;
+SELECT model FROM ml_train('houses', 'price', algorithm => 'ridge', name => 'houses_dd', preprocess => '{"dedupe": true}');
+SELECT version, masked(reason) AS reason, rows_test = (metrics->>'rows')::bigint AS same_rows,
+       (SELECT count(*) FROM jsonb_object_keys(metrics) k WHERE NOT previous_metrics ? k) AS missing_in_previous
+FROM ml_retrain('houses_dd', 'houses_dup', mode => 'refit');
 
 -- clustering: silhouette by default; k-means through its aggregates (refit), and in memory
 CREATE TABLE blobs AS
@@ -120,6 +132,6 @@ RESET pg_ml.stats_aggregate;
 SELECT ml_set_deploy_metric('bl', 'inertia');
 SELECT version, masked(reason) AS reason FROM ml_retrain('bl', 'blobs', mode => 'refit', seed => 3);
 
-SELECT ml_drop_model(name) FROM ml_models WHERE name IN ('churn', 'churn_f1', 'fl', 'houses', 'bl') ORDER BY name;
+SELECT ml_drop_model(name) FROM ml_models WHERE name IN ('churn', 'churn_f1', 'fl', 'houses', 'houses_dd', 'bl') ORDER BY name;
 REVOKE USAGE ON SCHEMA public FROM pgml_dm_other;
 DROP ROLE pgml_dm_other;
