@@ -1982,8 +1982,7 @@ void Trainer::add_compare_batch(const Batch &batch, const Model &fresh, const Mo
 		for (const Model *mod : {&fresh, &compare}) {
 			if (!m.row_values(c, i, mod->features, m.pass_vals))
 				throw Error(ErrorCode::Internal, "the deployed model's columns are not among the training columns");
-			int k = mod->predict(m.pass_vals.data(), m.pass_out.data());
-			(void)k;
+			mod->predict(m.pass_vals.data(), m.pass_out.data()); // regression: the value; k-means: the distance
 			const bool is_new = mod == &fresh;
 			if (m.task == Task::Clustering)
 				(is_new ? m.sample_new : m.sample_prev).inertia += m.pass_out[0] * m.pass_out[0];
