@@ -255,12 +255,25 @@ ALTER TABLE ml.versions DROP CONSTRAINT versions_mode_check;
 ALTER TABLE ml.versions ADD CONSTRAINT versions_mode_check
     CHECK (mode IN ('train', 'refit', 'refit_all', 'incremental', 'continue', 'import'));
 
+-- ---------------------------------------------------------------- deploy metric (issue 11): catalog
+-- The metric ml_retrain's deploy => 'if_better' compares (src/core/deploy_metric.hpp): set by
+-- ml_train(deploy_metric => ...) or ml_set_deploy_metric(), else the task's default, which an
+-- existing model gets here (two classes: roc_auc; more: f1; regression: r2; clustering: silhouette).
+ALTER TABLE ml.models ADD COLUMN deploy_metric text;
+UPDATE ml.models SET deploy_metric = CASE
+    WHEN task OPERATOR(pg_catalog.=) 'regression' THEN 'r2'
+    WHEN task OPERATOR(pg_catalog.=) 'clustering' THEN 'silhouette'
+    WHEN pg_catalog.jsonb_typeof(classes) OPERATOR(pg_catalog.=) 'array'
+         AND pg_catalog.jsonb_array_length(classes) OPERATOR(pg_catalog.=) 2 THEN 'roc_auc'
+    ELSE 'f1' END;
+COMMENT ON COLUMN ml.models.deploy_metric IS 'the metric ml_retrain(deploy => ''if_better'') compares (ml_set_deploy_metric)';
+
 -- Views run with their owner's rights on ml.*; each row is filtered to the models the caller owns
 -- (the sequence's owner, directly or through role membership) or was granted (SELECT on it).
 CREATE VIEW @extschema@.ml_models AS
 SELECT m.name, m.id, s.relowner::pg_catalog.regrole AS owner, m.task, m.algorithm, m.target, m.relation,
        m.deployed_version, v.metrics OPERATOR(pg_catalog.->) 'test' AS test_metrics, v.metrics OPERATOR(pg_catalog.->) 'train' AS train_metrics,
-       m.classes, m.created_at, m.updated_at
+       m.classes, m.created_at, m.updated_at, m.deploy_metric
 FROM ml.models m
 JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) m.seq::pg_catalog.oid
 LEFT JOIN ml.versions v ON v.model_id OPERATOR(pg_catalog.=) m.id AND v.version OPERATOR(pg_catalog.=) m.deployed_version
@@ -391,3 +404,16 @@ ALTER TABLE ml.auto_retrain DROP CONSTRAINT auto_retrain_mode_check;
 ALTER TABLE ml.auto_retrain ADD CONSTRAINT auto_retrain_mode_check CHECK (mode IN ('auto', 'refit', 'incremental'));
 ALTER TABLE ml.jobs DROP CONSTRAINT jobs_mode_check;
 ALTER TABLE ml.jobs ADD CONSTRAINT jobs_mode_check CHECK (mode IN ('auto', 'refit', 'incremental'));
+
+-- ---------------------------------------------------------------- deploy metric (issue 11): functions
+-- ml_set_deploy_metric(model, metric): the metric ml_retrain(deploy => 'if_better') compares
+-- from now on (NULL: the task's default); returns it. Owner only (checked inside, as for
+-- ml_deploy). Volatile, parallel unsafe: it writes the catalog.
+CREATE FUNCTION @extschema@.ml_set_deploy_metric(model text, metric text) RETURNS text
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'pgml_set_deploy_metric';
+CREATE FUNCTION @extschema@.ml_set_deploy_metric(model bigint, metric text) RETURNS text
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'pgml_set_deploy_metric';
+COMMENT ON FUNCTION @extschema@.ml_set_deploy_metric(text, text)
+    IS 'pg_ml: set the metric ml_retrain(deploy => ''if_better'') compares (NULL: the task''s default)';
+COMMENT ON FUNCTION @extschema@.ml_set_deploy_metric(bigint, text)
+    IS 'pg_ml: set the metric ml_retrain(deploy => ''if_better'') compares (NULL: the task''s default)';

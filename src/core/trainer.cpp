@@ -236,6 +236,17 @@ struct Trainer::Impl {
 	// sum of squared deviations over the training rows (from the moments)
 	std::unique_ptr<kmeans_step::Fit> km;
 	Eigen::VectorXd km_mean, km_m2;
+	// the exact comparison's pass over the relation (Trainer::needs_compare_pass): both models
+	// on every held-out row; the train metrics and (k-means) the silhouettes on the sample
+	// are kept from finish()
+	bool compare_pass = false, compare_pass_done = false;
+	std::string kept_train_json;
+	RegressionMetrics pass_new, pass_prev;
+	ClusteringMetrics sample_new, sample_prev;
+	int64_t pass_rows = 0;
+	std::vector<Value> pass_vals;
+	std::vector<double> pass_out;
+	std::unordered_set<uint64_t> pass_seen; // dedupe: the pass drops the duplicates the read dropped
 
 	// a fresh k-means fit can run on the statistics aggregate and the Lloyd-step aggregate
 	// (incremental retraining continues on the rows in memory)
@@ -1186,7 +1197,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		if (compare != nullptr && m.class_compared && te.n > 0 && compare->task == model->task) {
 			const evalstate::Split &prev = m.class_compare_eval.split[1];
 			if (prev.n == te.n) {
-				result_.previous_metrics_json = evalstate::split_json(prev, model->classes, false);
+				result_.previous_metrics_json = evalstate::split_json(prev, model->classes, m.class_compare_eval.shape.proba);
 				result_.previous_primary = prev.confusion.trace() / static_cast<double>(prev.n);
 				result_.primary_compare_new = result_.primary_test;
 				result_.compared = true;
@@ -1213,6 +1224,15 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			ClusteringMetrics cl = metrics(m.test_sample, s.rows_test, s.inertia_test);
 			test_json = cl.to_json();
 			result_.primary_test = cl.silhouette;
+			if (compare != nullptr && compare->task == Task::Clustering && compare->estimator) {
+				// the deployed model's silhouette on the same sample (in its own scaling); both
+				// inertias over every held-out row come from the comparison pass
+				m.sample_new = cl;
+				m.sample_prev = clustering_metrics(*compare->estimator,
+				                                   Impl::scaled_rows(compare->prep, m.enc, m.test_sample), spec.seed, cancel);
+				m.sample_new.inertia = m.sample_prev.inertia = 0; // summed by the pass
+				m.compare_pass = true;
+			}
 		}
 		result_.primary_metric = "silhouette";
 		result_.rows_train = s.rows_train;
@@ -1302,6 +1322,9 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			}
 			test_json = regression_json(m.test.n(), tsse, Tyy, test_sample_metrics);
 			result_.primary_test = Tyy > 0 ? 1.0 - tsse / Tyy : (tsse <= 0 ? 1.0 : 0.0);
+			// the deployed model keeps no statistics of these rows: both are scored on every
+			// held-out row by the comparison pass
+			m.compare_pass = compare != nullptr && compare->task == model->task;
 		}
 		result_.primary_metric = "r2";
 		test_rows = &m.test_sample;
@@ -1544,7 +1567,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 
 	// the deployed model on the same held-out rows
 	if (compare != nullptr && test_rows != nullptr && test_rows->size() > 0 && compare->task == model->task &&
-	    model->task != Task::Clustering) {
+	    !m.compare_pass) {
 		RowStore &te = *test_rows;
 		// the old model's inputs must be among this training's columns (checked on the first row:
 		// it depends on the columns only); then its predictions a block of rows at a time
@@ -1569,6 +1592,15 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			}
 		};
 		if (!ok) {
+		} else if (model->task == Task::Clustering) {
+			// in its own scaling, on the same rows (its inertia and silhouette as it reports them)
+			ClusteringMetrics prev = compare->estimator
+			                             ? clustering_metrics(*compare->estimator, Impl::scaled_rows(compare->prep, m.enc, te),
+			                                                  spec.seed, cancel)
+			                             : ClusteringMetrics();
+			result_.previous_metrics_json = prev.to_json();
+			result_.previous_primary = prev.silhouette;
+			result_.primary_compare_new = result_.primary_test;
 		} else if (model->task == Task::Regression) {
 			RegressionMetrics prev;
 			compare_rows([&](size_t i, int, const double *o) { prev.add(te.y[i], o[0]); });
@@ -1578,12 +1610,23 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			result_.primary_compare_new = m.streaming ? test_sample_metrics.r2() : result_.primary_test;
 		} else {
 			ClassificationMetrics prev(model->classes);
-			compare_rows([&](size_t i, int pred, const double *) {
-				// map the old model's class to the new model's class id by label
-				const std::string &label = compare->classes[static_cast<size_t>(pred)];
-				auto it = std::find(model->classes.begin(), model->classes.end(), label);
-				int mapped = it == model->classes.end() ? -1 : static_cast<int>(it - model->classes.begin());
-				prev.add(static_cast<int>(te.y[i]), mapped < 0 ? (static_cast<int>(te.y[i]) + 1) % model->n_classes() : mapped, nullptr);
+			// the old model's classes as the new model's class ids, by label (-1: not a class of
+			// the new model); its probabilities are carried over to them (roc_auc, log_loss)
+			std::vector<int> to_new(compare->classes.size(), -1);
+			for (size_t k = 0; k < compare->classes.size(); k++) {
+				auto it = std::find(model->classes.begin(), model->classes.end(), compare->classes[k]);
+				if (it != model->classes.end())
+					to_new[k] = static_cast<int>(it - model->classes.begin());
+			}
+			std::vector<double> p(static_cast<size_t>(model->n_classes()));
+			compare_rows([&](size_t i, int pred, const double *o) {
+				std::fill(p.begin(), p.end(), 0.0);
+				for (size_t k = 0; k < to_new.size() && k < cnout; k++)
+					if (to_new[k] >= 0)
+						p[static_cast<size_t>(to_new[k])] += o[k];
+				int mapped = to_new[static_cast<size_t>(pred)];
+				prev.add(static_cast<int>(te.y[i]), mapped < 0 ? (static_cast<int>(te.y[i]) + 1) % model->n_classes() : mapped,
+				         p.data());
 			});
 			result_.previous_metrics_json = prev.to_json();
 			result_.previous_primary = prev.accuracy();
@@ -1599,6 +1642,8 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		w.key("test").raw(test_json);
 	w.end_object();
 	result_.metrics_json = w.str();
+	result_.test_json = test_json;
+	m.kept_train_json = train_json;
 
 	JsonWriter r;
 	r.begin_object();
@@ -1917,6 +1962,78 @@ std::vector<double> Trainer::eval_params() const
 	evalstate::Params p;
 	p.sample_k = kAggSampleRows;
 	return p.encode();
+}
+
+bool Trainer::needs_compare_pass() const { return impl_->compare_pass && !impl_->compare_pass_done; }
+
+void Trainer::add_compare_batch(const Batch &batch, const Model &fresh, const Model &compare, CancelCheck cancel)
+{
+	Impl &m = *impl_;
+	m.cancel = cancel;
+	check_cancel(cancel);
+	if (!m.compare_pass || batch.nfeatures != m.spec.features.size())
+		throw Error(ErrorCode::Internal, "comparison batch without a comparison pass");
+	// the rows as the read took them (NULL targets, non-finite and duplicate rows skipped),
+	// without counting them again
+	const int64_t skipped = m.skipped_null_target, dropped = m.dropped_nonfinite, dups = m.duplicates;
+	std::swap(m.seen_rows, m.pass_seen);
+	m.ingest(batch);
+	std::swap(m.seen_rows, m.pass_seen);
+	m.skipped_null_target = skipped;
+	m.dropped_nonfinite = dropped;
+	m.duplicates = dups;
+	const RowStore &c = m.chunk;
+	m.pass_out.assign(static_cast<size_t>(std::max({fresh.n_outputs(), compare.n_outputs(), 1})), 0.0);
+	for (size_t i = 0; i < c.size(); i++) {
+		if (!(m.spec.test_size > 0 && split_draw(c.hash[i], m.spec.seed) < m.spec.test_size))
+			continue;
+		m.pass_rows++;
+		for (const Model *mod : {&fresh, &compare}) {
+			if (!m.row_values(c, i, mod->features, m.pass_vals))
+				throw Error(ErrorCode::Internal, "the deployed model's columns are not among the training columns");
+			mod->predict(m.pass_vals.data(), m.pass_out.data()); // regression: the value; k-means: the distance
+			const bool is_new = mod == &fresh;
+			if (m.task == Task::Clustering)
+				(is_new ? m.sample_new : m.sample_prev).inertia += m.pass_out[0] * m.pass_out[0];
+			else
+				(is_new ? m.pass_new : m.pass_prev).add(c.y[i], m.pass_out[0]);
+		}
+	}
+}
+
+void Trainer::end_compare_pass()
+{
+	Impl &m = *impl_;
+	if (!m.compare_pass || m.compare_pass_done)
+		throw Error(ErrorCode::Internal, "comparison pass ended twice");
+	m.compare_pass_done = true;
+	if (m.pass_rows != result_.rows_test)
+		throw Error(ErrorCode::DataException, "the relation changed while the versions were compared",
+		            "Training held out " + std::to_string(result_.rows_test) + " rows, the comparison read " +
+		                std::to_string(m.pass_rows) + ". A view whose rows depend on a volatile function gives other rows each time.",
+		            "Retrain from a table (or a materialized view).");
+	std::string prev_json;
+	if (m.task == Task::Clustering) {
+		m.sample_new.rows = m.sample_prev.rows = m.pass_rows;
+		result_.test_json = m.sample_new.to_json();
+		prev_json = m.sample_prev.to_json();
+		result_.primary_test = m.sample_new.silhouette;
+		result_.previous_primary = m.sample_prev.silhouette;
+	} else {
+		result_.test_json = m.pass_new.to_json();
+		prev_json = m.pass_prev.to_json();
+		result_.primary_test = m.pass_new.r2();
+		result_.previous_primary = m.pass_prev.r2();
+	}
+	result_.primary_compare_new = result_.primary_test;
+	result_.previous_metrics_json = prev_json;
+	result_.compared = true;
+	JsonWriter w;
+	w.begin_object();
+	w.key("train").raw(m.kept_train_json);
+	w.key("test").raw(result_.test_json);
+	w.end_object();
+	result_.metrics_json = w.str();
 }
 
 void Trainer::add_eval_state(const double *state, size_t len, bool of_compare)

@@ -1,9 +1,12 @@
 // pg_ml glue: ml_train and ml_retrain.
+#include "../core/deploy_metric.hpp"
+
 #include "pg_ml.hpp"
 
 #include <cmath>
 #include <string>
 
+#include "deploy_metric.hpp"
 #include "options.hpp"
 #include "progress.hpp"
 
@@ -28,6 +31,7 @@ struct TrainState {
 	pgml::TrainSpec spec;
 	std::unique_ptr<pgml::Trainer> trainer;
 	std::unique_ptr<pgml::Model> model;
+	const pgml::Model *compare = nullptr; /* ml_retrain: the deployed version */
 	std::vector<uint8_t> blob;
 	std::string hyperparams_json, preprocess_json, state_json, features_json, classes_json, coef_json;
 };
@@ -38,6 +42,14 @@ train_consume(void *arg, const pgml::Batch *batch)
 	TrainState *st = static_cast<TrainState *>(arg);
 	PGML_CORE(st->trainer->add_batch(*batch, pgml_interrupt_pending));
 	pgml_progress_rows(batch->nrows); /* progress */
+}
+
+/* the comparison pass: every row again, both versions scored on the held-out ones */
+void
+compare_consume(void *arg, const pgml::Batch *batch)
+{
+	TrainState *st = static_cast<TrainState *>(arg);
+	PGML_CORE(st->trainer->add_compare_batch(*batch, *st->model, *st->compare, pgml_interrupt_pending));
 }
 
 double
@@ -139,6 +151,16 @@ run_training(TrainState *st, Oid relid, const char *relname, const PgmlColumn *f
 	if (aggregate)
 		pgml_kmeans_steps(st->trainer.get(), agg_schema, relid, features, nfeatures); /* k-means: Lloyd steps */
 	finish_training(st, compare);
+	bool pass = false;
+	PGML_CORE(pass = compare != nullptr && st->trainer->needs_compare_pass());
+	if (pass) {
+		/* the linear family's moments and k-means's Lloyd steps keep no held-out rows: score both
+		 * versions on every one of them (exact, the same rows for both) */
+		pgml_progress_phase("evaluating"); /* progress */
+		st->compare = compare;
+		pgml_scan_relation(relid, features, nfeatures, target, compare_consume, st);
+		PGML_CORE(st->trainer->end_compare_pass());
+	}
 	*total_ms = elapsed_ms(start);
 	return rows;
 }
@@ -711,6 +733,10 @@ pgml_train(PG_FUNCTION_ARGS)
 						 errdetail("%s", choice_note), errhint("Pass algorithm => and task => to choose.")));
 	}
 	pgml::Algorithm algorithm = def->id;
+	/* the deploy metric (NULL: the task's default, once the classes are known) */
+	char *deploy_metric = PG_NARGS() > 11 && !PG_ARGISNULL(11) ? text_to_cstring(PG_GETARG_TEXT_PP(11)) : NULL;
+	if (deploy_metric != NULL)
+		pgml_check_deploy_metric(deploy_metric, task);
 
 	/* the model's name */
 	char *name = !PG_ARGISNULL(4) ? text_to_cstring(PG_GETARG_TEXT_PP(4))
@@ -815,6 +841,13 @@ pgml_train(PG_FUNCTION_ARGS)
 							errdetail("Another session created a model of that name while this one was training."),
 							errhint("Use ml_retrain('%s', ...) to train a new version, or pass another name =>.", name)));
 		}
+		if (deploy_metric == NULL) {
+			char buf[64];
+			PGML_CORE(snprintf(buf, sizeof buf, "%s",
+							   pgml::default_deploy_metric(st->model->task, st->model->n_classes()).c_str()));
+			deploy_metric = pstrdup(buf);
+		}
+		pgml_store_deploy_metric(model_id, deploy_metric);
 		insert_version(st, model_id, 1, 0, "train", rel_sql, caller, read_ms, total_ms - read_ms, total_ms, sources.data,
 					   NULL);
 		pgml_record_deploy(model_id, 1, "first version", caller);
@@ -1130,25 +1163,42 @@ pgml_retrain(PG_FUNCTION_ARGS)
 	pgml_json_string(&report_extra, why.data);
 	appendStringInfoChar(&report_extra, '}');
 
-	/* deploy? */
+	/* deploy? The model's deploy metric, read back from both versions' metrics on the same rows
+	 * (the new version's as stored), compared in its direction (src/core/deploy_metric.hpp) */
 	bool do_deploy;
 	char *reason;
-	const char *metric = res.primary_metric.c_str();
+	char *comparison = NULL;
+	if (res.compared) {
+		char *metric = pgml_deploy_metric_of(ref.id, base);
+		bool better = false;
+		char buf[1024];
+		char vbuf[1024];
+		int prev_version = ref.deployed_version;
+		int64 rows_test = res.rows_test;
+		PGML_CORE({
+			double now = pgml::json_number_field(res.test_json, metric);
+			double prev = pgml::json_number_field(res.previous_metrics_json, metric);
+			pgml::DeployDecision d = pgml::decide_deploy(metric, now, prev, prev_version, static_cast<long long>(rows_test));
+			better = d.deploy;
+			snprintf(buf, sizeof buf, "%s", d.comparison.c_str());
+			snprintf(vbuf, sizeof vbuf, "%s", d.reason().c_str());
+		});
+		comparison = pstrdup(buf);
+		do_deploy = better;
+		reason = pstrdup(vbuf);
+	}
 	if (strcmp(deploy, "always") == 0) {
 		do_deploy = true;
-		reason = pstrdup("deploy => 'always'");
+		reason = comparison != NULL ? psprintf("deploy => 'always': deployed; %s", comparison)
+									: pstrdup("deploy => 'always': deployed");
 	} else if (strcmp(deploy, "never") == 0) {
 		do_deploy = false;
-		reason = pstrdup("deploy => 'never'");
+		reason = comparison != NULL ? psprintf("deploy => 'never': not deployed; %s", comparison)
+									: pstrdup("deploy => 'never': not deployed");
 	} else if (!res.compared) {
 		do_deploy = true;
-		reason = pstrdup(res.rows_test == 0 ? "no held-out rows to compare on (test_size => 0); deployed"
-											: "versions without a target metric are not compared; deployed");
-	} else {
-		double now = res.primary_compare_new, prev = res.previous_primary;
-		do_deploy = std::isnan(prev) || (!std::isnan(now) && now >= prev - 1e-12);
-		reason = psprintf("test %s %.6g %s %.6g of version %d on the same %lld held-out rows", metric, now,
-						  do_deploy ? ">=" : "<", prev, ref.deployed_version, (long long) res.rows_test);
+		reason = pstrdup(res.rows_test == 0 ? "no held-out rows to compare on (test_size => 0): deployed"
+											: "the versions could not be compared on the same rows: deployed");
 	}
 
 	pgml_progress_phase("saving"); /* progress */

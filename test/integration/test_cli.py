@@ -168,6 +168,10 @@ class RetrainCsvTest(CliTestCase):
         # metrics side by side: the new version and the previous one on the same rows
         self.assertRegex(out, r"metric\s+version 2\s+version 1")
         self.assertRegex(out, r"\n  r2\s+[-0-9.e]+\s+[-0-9.e]+\n")
+        # no blank cell: every metric has a value for both versions
+        table = out.split("version 1\n", 1)[1].split("Deployed:", 1)[0]
+        for line in table.strip("\n").split("\n"):
+            self.assertEqual(len(line.split()), 3, f"blank cell in {line!r}:\n{out}")
         self.assertRegex(out, r"Deployed: (yes|no) \(.+\)")
         self.assertIn("200 rows staged", err)
         self.assertIn('ignoring columns the model does not use: comment', err)
@@ -183,7 +187,7 @@ class RetrainCsvTest(CliTestCase):
         rc, out, err = run_cli("-q", "retrain", "--model", model, "--csv", path, "--mode", "refit", "--deploy", "never")
         self.assertEqual(rc, 0, err)
         self.assertIn("new version 3 (parent version 2)", out)
-        self.assertIn("Deployed: no (deploy => 'never')", out)
+        self.assertRegex(out, r"Deployed: no \(deploy => 'never': not deployed; test r2 \S+ vs \S+ of version 2 ")
         self.assertNotIn("progress", err)
         self.assertEqual(self.deployed(model), 2)
 
