@@ -376,7 +376,7 @@ job_runner(const char **why, char **last_run)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "pg_ml: SPI_connect failed");
 	spi_exec("SELECT last_run::pg_catalog.text FROM ml.job_runners WHERE runner OPERATOR(pg_catalog.=) 'ml_run_jobs' "
-			 "AND last_run OPERATOR(pg_catalog.>) pg_catalog.now() OPERATOR(pg_catalog.-) '1 day'::pg_catalog.interval",
+			 "AND last_run OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) '1 day'::pg_catalog.interval)",
 			 0, NULL, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 1) {
 		char *t = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);

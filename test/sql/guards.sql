@@ -30,8 +30,8 @@ CREATE UNIQUE INDEX ON g_notkeys (a, b);
 CREATE UNIQUE INDEX ON g_notkeys (c) WHERE c > 100;
 CREATE UNIQUE INDEX ON g_notkeys (lower(d));
 INSERT INTO g_notkeys SELECT i % 10, i, i, 'd' || i, i % 7 FROM generate_series(1, 50) i;
-SELECT name FROM ml_model_columns((SELECT model FROM ml_train('g_notkeys', 'y', algorithm => 'linear_regression',
-                                                             test_size => 0))) ORDER BY ordinal;
+SELECT model FROM ml_train('g_notkeys', 'y', algorithm => 'linear_regression');
+SELECT name FROM ml_model_columns('g_notkeys_y') ORDER BY ordinal;
 -- only the sole column with nothing else: the error says why
 CREATE TABLE g_only_key (id int PRIMARY KEY, y float8);
 INSERT INTO g_only_key SELECT i, i % 3 FROM generate_series(1, 20) i;
@@ -72,9 +72,9 @@ INSERT INTO g_const SELECT i, (ARRAY['a', 'b'])[1 + i % 2], 2.5, 'same', true FR
 -- through the statistics (linear family) and in memory
 SELECT * FROM ml_train('g_const', 'y', algorithm => 'linear_regression');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
-SELECT * FROM ml_train('g_const', 'y', algorithm => 'ridge', test_size => 0);
+SELECT * FROM ml_train('g_const', 'y', algorithm => 'ridge', test_size => 0, name => 'g_const_ridge');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
-SELECT * FROM ml_train('g_const', 'y', algorithm => 'random_forest');
+SELECT * FROM ml_train('g_const', 'y', algorithm => 'random_forest', name => 'g_const_forest');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 -- one class (text, boolean)
 SELECT * FROM ml_train('g_const', 'c', exclude => ARRAY['y', 'b']);
@@ -93,7 +93,7 @@ SELECT * FROM ml_train('g_price', 'price', task => 'classification', algorithm =
 SELECT * FROM ml_train('g_price', 'dollars', algorithm => 'logistic_regression', features => ARRAY['x']);
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 -- the default task for a float target is regression; whole numbers may have many classes
-SELECT task FROM ml_train('g_price', 'price', features => ARRAY['x'], algorithm => 'linear_regression');
+SELECT task FROM ml_train('g_price', 'price', features => ARRAY['x'], name => 'g_price_regression');
 SELECT task, (metrics ? 'accuracy') AS classified FROM ml_train('g_price', 'units', task => 'classification',
                                                                 algorithm => 'decision_tree', features => ARRAY['x']);
 
