@@ -897,10 +897,6 @@ pgml_retrain(PG_FUNCTION_ARGS)
 						  do_deploy ? ">=" : "<", prev, ref.deployed_version, (long long) res.rows_test);
 	}
 
-	/* test_size => 0: the metrics are the training rows' (the row has no metrics_from; the reason says it) */
-	if (res.rows_test == 0 && strstr(reason, "test_size") == NULL)
-		reason = psprintf("%s; metrics are on the training rows (test_size => 0)", reason);
-
 	pgml_progress_phase("saving"); /* progress */
 	Oid caller = GetUserId();
 	int32 version;
@@ -942,11 +938,11 @@ pgml_retrain(PG_FUNCTION_ARGS)
 	else
 		nulls[7] = true;
 	values[8] = BoolGetDatum(do_deploy);
-	values[9] = CStringGetTextDatum(reason);
+	/* test_size => 0: the metrics are the training rows' (the row has no metrics_from; its reason says it) */
+	values[9] = CStringGetTextDatum(res.rows_test > 0 || strstr(reason, "test_size") != NULL
+										? reason
+										: psprintf("%s; metrics are on the training rows (test_size => 0)", reason));
 	nulls[10] = true; /* learned: filled in by the retrain semantics (issue 11) */
-	if (res.rows_test == 0)
-		ereport(NOTICE, (errmsg("no rows were held out for testing; metrics are on the training rows"),
-						 errhint("Measure on other rows with ml_evaluate().")));
 	pgml_progress_end(); /* progress */
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(result_desc), values, nulls)));
 }

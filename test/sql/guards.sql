@@ -106,7 +106,7 @@ SELECT metrics_from, rows_test > 0 AS held_out FROM ml_train('g_lin', 'y', algor
                                                            name => 'g_lin_test');
 SELECT COALESCE(test_metrics, train_metrics) ? 'r2' AS r2, test_metrics IS NULL AS training_metrics
 FROM ml_models WHERE name = 'g_lin_y';
--- ml_retrain has no metrics_from: its reason says it (and the same NOTICE)
+-- ml_retrain has no metrics_from: its reason says it
 SELECT rows_test, metrics ? 'r2' AS r2, deployed, reason
 FROM ml_retrain('g_lin_y', 'g_lin', mode => 'refit', deploy => 'always', test_size => 0);
 
