@@ -372,7 +372,7 @@ int cmd_train(Client &db, const Args &a)
 			                                               : "::pg_catalog.text");
 		}
 	Result r = db.exec("SELECT model_id, model, version, task, algorithm, metrics::text, rows_train, rows_test, "
-	                   "deployed, metrics_from FROM " +
+	                   "deployed FROM " +
 	                       db.schema() + "ml_train(" + call + ")",
 	                   p);
 	std::printf("Trained model \"%s\" (id %s), version %s: %s by %s\n", r.str(0, 1).c_str(), r.str(0, 0).c_str(),
@@ -382,7 +382,7 @@ int cmd_train(Client &db, const Args &a)
 	Result m = db.exec("SELECT key, value FROM pg_catalog.jsonb_each($1::pg_catalog.jsonb) "
 	                   "WHERE pg_catalog.jsonb_typeof(value) = 'number'",
 	                   {metrics.c_str()});
-	if (r.str(0, 9) == "train")
+	if (r.str(0, 7) == "0") // metrics_from 'train' (read from rows_test: a 0.2.0 server has no metrics_from)
 		std::printf("Metrics (training rows: test_size 0 held none out, so these are not test metrics):\n");
 	else
 		std::printf("Metrics (test rows):\n");
