@@ -301,7 +301,6 @@ detect_task(const PgmlColumn *target, const char *target_name, const char *rel_s
 	return classify ? pgml::Task::Classification : pgml::Task::Regression;
 }
 
-
 // ---------------------------------------------------------------- guards: key-like columns
 //
 // A key tells the rows apart and predicts nothing; as a feature it lets a model memorize rows

@@ -24,6 +24,10 @@ SELECT name FROM ml_model_columns('g_keys_listed') ORDER BY ordinal;
 -- excluded by the caller: no NOTICE either
 SELECT model FROM ml_train('g_keys', 'y', algorithm => 'linear_regression', name => 'g_keys_excluded',
                            exclude => ARRAY['id', 'ident', 'email', 'n']);
+-- a uuid primary key (a type pg_ml cannot use, left out before it is refused)
+CREATE TABLE g_uuid (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), x float8, y float8);
+INSERT INTO g_uuid (x, y) SELECT i, 2 * i + (i % 3) FROM generate_series(1, 30) i;
+SELECT model FROM ml_train('g_uuid', 'y', algorithm => 'linear_regression');
 -- a unique index over two columns, a partial one, one on an expression: no key of one column
 CREATE TABLE g_notkeys (a int, b int, c int, d text, y float8);
 CREATE UNIQUE INDEX ON g_notkeys (a, b);
@@ -137,4 +141,4 @@ SELECT model, job_runner FROM ml_auto_retrains;
 SELECT ml_auto_retrain('g_lin_y', NULL);
 
 SELECT ml_drop_model(name) FROM ml_models WHERE name LIKE 'g\_%' ORDER BY name;
-DROP TABLE g_keys, g_notkeys, g_only_key, g_stats, g_names, g_const, g_price, g_lin;
+DROP TABLE g_keys, g_uuid, g_notkeys, g_only_key, g_stats, g_names, g_const, g_price, g_lin;
