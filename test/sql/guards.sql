@@ -69,6 +69,9 @@ CREATE TABLE g_names (x float8, who text);
 INSERT INTO g_names SELECT i, 'name ' || i FROM generate_series(1, 30) i;
 SELECT * FROM ml_train('g_names', 'who', algorithm => 'decision_tree');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- naive Bayes, trained through aggregates grouped by class
+SELECT * FROM ml_train('g_names', 'who', algorithm => 'naive_bayes');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 
 -- ---------------------------------------------------------------- constant targets
 CREATE TABLE g_const (x float8, k text, y float8, c text, b bool);
