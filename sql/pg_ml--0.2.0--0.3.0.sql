@@ -239,6 +239,26 @@ COMMENT ON COLUMN ml.versions.trained_by IS 'the role that trained the version (
 COMMENT ON COLUMN ml.deployments.deployed_by IS 'the role that deployed the version (its name when it did)';
 COMMENT ON COLUMN ml.auto_retrain.created_by IS 'the role that set auto-retrain up (its name when it did)';
 
+-- ---------------------------------------------------------------- auto-retrain: who runs the jobs (issue 11)
+-- (before the views, which show it)
+-- ml.job_runner(): what runs this database's queued jobs: 'worker' (pg_ml preloaded, its launcher
+-- alive, pg_ml.worker_enabled on here), 'ml_run_jobs' (no worker, but ml_run_jobs() ran here
+-- within the last day: taken as scheduled) or 'none' (queued jobs wait). ml_auto_retrain says
+-- so with a NOTICE; ml_jobs (queued jobs) and ml_auto_retrains show it as job_runner.
+-- ml.job_runners: the last call of ml_run_jobs() (one row; a call updates it unless a concurrent
+-- call holds it, so it never waits).
+CREATE TABLE ml.job_runners (
+    runner    text PRIMARY KEY CONSTRAINT job_runners_runner_check CHECK (runner = 'ml_run_jobs'),
+    last_run  timestamptz,
+    last_role text
+);
+INSERT INTO ml.job_runners (runner) VALUES ('ml_run_jobs');
+COMMENT ON TABLE ml.job_runners IS 'pg_ml: when ml_run_jobs() last ran in this database (see ml.job_runner())';
+CREATE FUNCTION ml.job_runner() RETURNS text
+    AS 'MODULE_PATHNAME', 'pgml_job_runner' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION ml.job_runner() IS
+    'pg_ml: what runs this database''s auto-retrain jobs: worker, ml_run_jobs (within the last day) or none';
+
 -- ---------------------------------------------------------------- retraining (issue 11): catalog
 -- What a version learned from (src/pg/learned.cpp), carried along the versions a retrain builds
 -- on: one entry per read of a relation, {"version", "relation", "oid", "system", "snapshot",
@@ -303,24 +323,27 @@ WHERE pg_catalog.pg_has_role(s.relowner, 'USAGE') OR pg_catalog.has_table_privil
 CREATE VIEW @extschema@.ml_jobs AS
 SELECT j.id, m.name AS model, j.model_id, j.kind, j.status, j.mode, j.relation, j.rows,
        j.queued_at, j.started_at, j.finished_at, j.attempts, j.retry_at, j.version, j.deployed,
-       j.error, j.error_code, j.runner, j.runner_pid
+       j.error, j.error_code, j.runner, j.runner_pid,
+       CASE WHEN j.status OPERATOR(pg_catalog.=) 'queued' THEN r.job_runner END AS job_runner
 FROM ml.jobs j
 JOIN ml.models m ON m.id OPERATOR(pg_catalog.=) j.model_id
+CROSS JOIN ml.job_runner() r(job_runner)
 JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) m.seq::pg_catalog.oid
 WHERE pg_catalog.pg_has_role(s.relowner, 'USAGE') OR pg_catalog.has_table_privilege(m.seq::pg_catalog.oid, 'SELECT');
-COMMENT ON VIEW @extschema@.ml_jobs IS 'pg_ml: the jobs (auto-retrain) of the models visible to the current role';
+COMMENT ON VIEW @extschema@.ml_jobs IS 'pg_ml: the jobs (auto-retrain) of the models visible to the current role; job_runner: what will run a queued job (worker, ml_run_jobs or none)';
 
 CREATE VIEW @extschema@.ml_auto_retrains AS
 SELECT m.name AS model, a.model_id, a.relation, a.min_new_rows, a.mode,
        a.pending_rows OPERATOR(pg_catalog.+) COALESCE((SELECT pg_catalog.sum(b.rows) FROM ml.auto_retrain_batches b
                                 WHERE b.model_id OPERATOR(pg_catalog.=) a.model_id AND b.window_no IS NULL), 0)
            AS pending_rows,
-       a.created_by, a.created_at
+       a.created_by, a.created_at, r.job_runner
 FROM ml.auto_retrain a
 JOIN ml.models m ON m.id OPERATOR(pg_catalog.=) a.model_id
+CROSS JOIN ml.job_runner() r(job_runner)
 JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) m.seq::pg_catalog.oid
 WHERE pg_catalog.pg_has_role(s.relowner, 'USAGE') OR pg_catalog.has_table_privilege(m.seq::pg_catalog.oid, 'SELECT');
-COMMENT ON VIEW @extschema@.ml_auto_retrains IS 'pg_ml: auto-retrain settings and the new rows counted so far, per visible model';
+COMMENT ON VIEW @extschema@.ml_auto_retrains IS 'pg_ml: auto-retrain settings and the new rows counted so far, per visible model; job_runner: what runs its jobs (worker, ml_run_jobs or none)';
 
 GRANT SELECT ON @extschema@.ml_models, @extschema@.ml_versions, ml.training_log_visible,
     @extschema@.ml_jobs, @extschema@.ml_auto_retrains TO PUBLIC;

@@ -388,7 +388,10 @@ int cmd_train(Client &db, const Args &a)
 	Result m = db.exec("SELECT key, value FROM pg_catalog.jsonb_each($1::pg_catalog.jsonb) "
 	                   "WHERE pg_catalog.jsonb_typeof(value) = 'number'",
 	                   {metrics.c_str()});
-	std::printf("Metrics (%s rows):\n", r.str(0, 7) != "0" ? "test" : "training");
+	if (r.str(0, 7) == "0") // metrics_from 'train' (read from rows_test: a 0.2.0 server has no metrics_from)
+		std::printf("Metrics (training rows: test_size 0 held none out, so these are not test metrics):\n");
+	else
+		std::printf("Metrics (test rows):\n");
 	for (int i = 0; i < m.rows(); i++)
 		std::printf("  %-12s %s\n", m.str(i, 0).c_str(), m.str(i, 1).c_str());
 	std::printf("Deployed: %s\n", r.str(0, 8) == "t" ? "yes" : "no");
@@ -545,7 +548,7 @@ int cmd_models(Client &db, const Args &a)
 	expect_positional(a, 0, "");
 	Result r = db.exec("SELECT name, id, owner::text AS owner, task, algorithm, deployed_version AS deployed, " +
 	                   headline("COALESCE(test_metrics, train_metrics)") +
-	                   " AS metric, pg_catalog.to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS') AS updated FROM " +
+	                   " || CASE WHEN test_metrics IS NULL THEN ' (training rows)' ELSE '' END AS metric, pg_catalog.to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS') AS updated FROM " +
 	                   db.schema() + "ml_models ORDER BY name");
 	print_table(r);
 	return kExitOk;
@@ -560,6 +563,7 @@ int cmd_versions(Client &db, const Args &a)
 	Result r = db.exec("SELECT version, parent_version AS parent, CASE WHEN deployed THEN '*' ELSE '' END AS deployed, "
 	                   "algorithm, mode, rows_train, rows_test, " +
 	                       headline("COALESCE(test_metrics, train_metrics)") +
+	                       " || CASE WHEN test_metrics IS NULL THEN ' (training rows)' ELSE '' END"
 	                       " AS metric, pg_catalog.to_char(trained_at, 'YYYY-MM-DD HH24:MI:SS') AS trained_at, "
 	                       "trained_by::text AS trained_by FROM " +
 	                       db.schema() + "ml_versions WHERE " + where + " ORDER BY version",

@@ -766,9 +766,56 @@ struct Trainer::Impl {
 		return out;
 	}
 
+	// Guards (issue 11): a classification whose classes are a number's values (a float target,
+	// or fractions, with more than kMaxNumberClasses classes: task => 'classification' on a
+	// price), or whose every row is its own class (a key as the target), is refused.
+	static constexpr int kMaxNumberClasses = 100;
+	static constexpr int64_t kMinRowsAllDistinct = 10;
+	void check_class_count(int K, int64_t nrows) const
+	{
+		const std::string &col = spec.target.name;
+		if (K > kMaxNumberClasses && spec.target.type_class == TypeClass::Numeric) {
+			bool fractional = spec.target.type_name == "double precision" || spec.target.type_name == "real";
+			for (int k = 0; k < K && !fractional; k++) {
+				double v = std::strtod(labels.name(k).c_str(), nullptr);
+				fractional = v != std::floor(v);
+			}
+			if (fractional)
+				throw Error(ErrorCode::InvalidParameter,
+				            "classification of target column \"" + col + "\" (" + spec.target.type_name + ") would have " +
+				                std::to_string(K) + " classes",
+				            "Each distinct number would be a class of its own; a classifier learns nothing about the "
+				            "numbers between them.",
+				            "Predict the number with task => 'regression' (and a regression algorithm), or bucket "
+				            "the target into a few classes in a view.");
+		}
+		if (K == nrows && nrows >= kMinRowsAllDistinct)
+			throw Error(ErrorCode::DataException,
+			            "target column \"" + col + "\" has a different value in every row",
+			            "All " + std::to_string(nrows) +
+			                " rows are classes of their own, as in a key: there is nothing to learn about a class.",
+			            "Predict another column, or task => 'regression' for a number.");
+	}
+
+	// A regression target with one value in every training row (n rows, minimum lo, maximum hi)
+	// is refused: every prediction would be that value.
+	void check_constant_target(int64_t n, double lo, double hi) const
+	{
+		if (n < 2 || lo != hi)
+			return;
+		throw Error(ErrorCode::DataException,
+		            "target column \"" + spec.target.name + "\" has the same value (" +
+		                numeric_label(spec.target.type_class, lo) + ") in every training row",
+		            "A regression on a constant learns nothing: every prediction would be that value (" +
+		                std::to_string(n) + " rows).",
+		            "Check the target column and the rows (a view's WHERE may keep only one value), or predict "
+		            "another column.");
+	}
+
 	// The classes in sorted order (numerically for numeric / boolean targets, else by bytes)
 	// into model.classes, and each label id's class (continued training: the base's classes).
-	std::vector<int> order_classes(Model &model, int &K) const
+	// nrows: the rows read with a target (train and test), for the guards below.
+	std::vector<int> order_classes(Model &model, int &K, int64_t nrows) const
 	{
 		K = static_cast<int>(labels.size());
 		if (K < 2 && base == nullptr)
@@ -776,6 +823,8 @@ struct Trainer::Impl {
 			            "target column \"" + spec.target.name + "\" has only one class (" + labels.name(0) + ")",
 			            "Classification needs at least two distinct target values.",
 			            "Check the target column, or train on rows that include other classes.");
+		if (base == nullptr)
+			check_class_count(K, nrows);
 		// classes in sorted order: numerically for numeric / boolean targets, else by bytes
 		std::vector<int> order(static_cast<size_t>(K));
 		std::iota(order.begin(), order.end(), 0);
@@ -1265,6 +1314,8 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		Eigen::VectorXd Sxy, mx;
 		double Syy, my;
 		project(m.train, Sxx, Sxy, Syy, mx, my);
+		if (!m.incremental && Syy <= 0)
+			m.check_constant_target(m.train.n(), my, my);
 		const Eigen::VectorXd &s = model->prep.scale;
 		Eigen::MatrixXd Z = Sxx.array() / (s * s.transpose()).array();
 		Eigen::VectorXd zy = Sxy.array() / s.array();
@@ -1340,9 +1391,12 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		const bool classify = m.task == Task::Classification;
 		int K = 0;
 		if (classify) {
-			std::vector<int> rank = m.order_classes(*model, K);
+			std::vector<int> rank = m.order_classes(*model, K, static_cast<int64_t>(n));
 			for (auto &y : m.rows.y)
 				y = rank[static_cast<size_t>(y)];
+		} else if (m.task == Task::Regression && m.base == nullptr && !m.incremental) {
+			auto mm = std::minmax_element(m.rows.y.begin(), m.rows.y.end());
+			m.check_constant_target(static_cast<int64_t>(n), *mm.first, *mm.second);
 		}
 		std::vector<uint8_t> is_test(n, 0);
 		for (size_t i = 0; i < n; i++)
@@ -1854,7 +1908,7 @@ std::vector<uint8_t> Trainer::class_fit(CancelCheck cancel)
 	model->test_size = spec.test_size;
 	model->seed = spec.seed;
 	int K = 0;
-	std::vector<int> rank = m.order_classes(*model, K);
+	std::vector<int> rank = m.order_classes(*model, K, m.class_train + m.class_test);
 	if (m.class_train == 0)
 		throw Error(ErrorCode::DataException, "no rows left to train on",
 		            "All " + std::to_string(m.used_rows) + " rows were held out for testing.", "Lower test_size.");

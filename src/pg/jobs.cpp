@@ -56,6 +56,7 @@ extern "C" {
 PG_FUNCTION_INFO_V1(pgml_auto_retrain);
 PG_FUNCTION_INFO_V1(pgml_auto_retrain_trigger);
 PG_FUNCTION_INFO_V1(pgml_run_jobs);
+PG_FUNCTION_INFO_V1(pgml_job_runner);
 }
 
 #define TRIGGER_PREFIX "pgml_auto_retrain_"
@@ -323,6 +324,124 @@ reset_dead_jobs(void)
 			 1, &t, &v, SPI_OK_UPDATE);
 }
 
+// ---------------------------------------------------------------- who runs the jobs
+//
+// The queue is only as good as what runs it. A database's jobs are run by
+//  - "worker": pg_ml is in shared_preload_libraries, its launcher is alive, and
+//    pg_ml.worker_enabled is on for the database (as the worker reads it: the database's
+//    ALTER DATABASE setting, else the server's);
+//  - "ml_run_jobs": no worker, but ml_run_jobs() ran in the database within the last day
+//    (ml.job_runners records its last call): taken as scheduled (pg_cron, cron + psql);
+//  - "none": nothing does; queued jobs wait.
+// ml_auto_retrain says so with a NOTICE, and ml_jobs / ml_auto_retrains show it (job_runner).
+
+static bool worker_enabled_here(void);
+
+enum PgmlRunner { PGML_RUNNER_WORKER, PGML_RUNNER_RUN_JOBS, PGML_RUNNER_NONE };
+
+static const char *const runner_names[] = {"worker", "ml_run_jobs", "none"};
+
+/* ml.job_runners, where ml_run_jobs() records its calls (InvalidOid: a catalog older than 0.3.0) */
+static Oid
+job_runners_relid(void)
+{
+	Oid nsp = get_namespace_oid("ml", true);
+	return OidIsValid(nsp) ? get_relname_relid("job_runners", nsp) : InvalidOid;
+}
+
+/*
+ * job_runner: what runs this database's jobs; *why (when not the worker) says why no worker
+ * does, *last_run when ml_run_jobs() last ran (NULL if never, or not within the last day).
+ */
+static PgmlRunner
+job_runner(const char **why, char **last_run)
+{
+	*why = NULL;
+	*last_run = NULL;
+	if (!pgml_preloaded)
+		*why = "pg_ml is not in shared_preload_libraries, so no background worker runs jobs.";
+	else if (!pgml_launcher_running())
+		*why = "pg_ml is in shared_preload_libraries, but its background worker (pg_ml launcher) is not running; "
+			   "the server log says why.";
+	else if (!worker_enabled_here())
+		*why = "pg_ml.worker_enabled is off for this database.";
+	else
+		return PGML_RUNNER_WORKER;
+	if (!OidIsValid(job_runners_relid()))
+		return PGML_RUNNER_NONE;
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid save_user;
+	int save_sec;
+	pgml_catalog_begin(&save_user, &save_sec);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_ml: SPI_connect failed");
+	spi_exec("SELECT last_run::pg_catalog.text FROM ml.job_runners WHERE runner OPERATOR(pg_catalog.=) 'ml_run_jobs' "
+			 "AND last_run OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) '1 day'::pg_catalog.interval)",
+			 0, NULL, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 1) {
+		char *t = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		*last_run = t ? MemoryContextStrdup(cxt, t) : NULL;
+	}
+	SPI_finish();
+	pgml_catalog_end(save_user, save_sec);
+	return *last_run ? PGML_RUNNER_RUN_JOBS : PGML_RUNNER_NONE;
+}
+
+/* note_run_jobs: ml_run_jobs() records its call (never waits: a concurrent call holding the row counts too) */
+static void
+note_run_jobs(Oid caller)
+{
+	if (!OidIsValid(job_runners_relid()))
+		return;
+	Oid save_user;
+	int save_sec;
+	pgml_catalog_begin(&save_user, &save_sec);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_ml: SPI_connect failed");
+	Oid t = TEXTOID;
+	Datum v = CStringGetTextDatum(GetUserNameFromId(caller, false));
+	spi_exec("UPDATE ml.job_runners SET last_run = pg_catalog.now(), last_role = $1 WHERE runner OPERATOR(pg_catalog.=) "
+			 "(SELECT runner FROM ml.job_runners WHERE runner OPERATOR(pg_catalog.=) 'ml_run_jobs' "
+			 "FOR NO KEY UPDATE SKIP LOCKED)",
+			 1, &t, &v, SPI_OK_UPDATE);
+	SPI_finish();
+	pgml_catalog_end(save_user, save_sec);
+}
+
+/*
+ * ml.job_runner() -> text: 'worker', 'ml_run_jobs' or 'none' (above), for the views ml_jobs and
+ * ml_auto_retrains. STABLE: the backends' status is read once per transaction.
+ */
+Datum
+pgml_job_runner(PG_FUNCTION_ARGS)
+{
+	const char *why;
+	char *last_run;
+	PgmlRunner r = job_runner(&why, &last_run);
+	PG_RETURN_TEXT_P(cstring_to_text(runner_names[r]));
+}
+
+/* notice_no_worker: ml_auto_retrain's NOTICE when no background worker will run the model's jobs */
+static void
+notice_no_worker(const char *model)
+{
+	const char *why;
+	char *last_run;
+	PgmlRunner r = job_runner(&why, &last_run);
+	if (r == PGML_RUNNER_WORKER)
+		return;
+	bool disabled = pgml_preloaded && strstr(why, "worker_enabled") != NULL;
+	ereport(NOTICE,
+			(errmsg("no background worker runs the auto-retrain jobs of model \"%s\" in this database", model),
+			 r == PGML_RUNNER_RUN_JOBS
+				 ? errdetail("%s Its jobs run when ml_run_jobs() runs (it last ran at %s).", why, last_run)
+				 : errdetail("%s Its jobs wait in ml_jobs until ml_run_jobs() runs them.", why),
+			 disabled ? errhint("Turn the worker on for this database (ALTER DATABASE ... RESET pg_ml.worker_enabled), "
+								"or run SELECT ml_run_jobs() on a schedule (pg_cron, or cron with psql).")
+					  : errhint("Add pg_ml to shared_preload_libraries and restart the server, or run SELECT "
+								"ml_run_jobs() on a schedule (pg_cron, or cron with psql).")));
+}
+
 // ---------------------------------------------------------------- ml_auto_retrain
 
 static void
@@ -492,6 +611,7 @@ pgml_auto_retrain(PG_FUNCTION_ARGS)
 	spi_exec(sql, 0, NULL, NULL, SPI_OK_UTILITY);
 	SPI_finish();
 	pgml_catalog_end(save_user, save_sec);
+	notice_no_worker(ref.name);
 	PG_RETURN_VOID();
 }
 
@@ -729,6 +849,7 @@ pgml_run_jobs(PG_FUNCTION_ARGS)
 	Oid caller = GetUserId();
 
 	maintain_in_catalog(caller);
+	note_run_jobs(caller);
 	for (int i = 0; i < max_jobs; i++) {
 		CHECK_FOR_INTERRUPTS();
 		PgmlJob job;

@@ -14,9 +14,11 @@ extern "C" {
 #include "access/relation.h"
 #include "access/table.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_statistic.h"
 #include "portability/instr_time.h"
 #include "utils/acl.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 PG_FUNCTION_INFO_V1(pgml_train);
 PG_FUNCTION_INFO_V1(pgml_retrain);
@@ -514,6 +516,146 @@ from_has_rows(const char *from)
 	return any;
 }
 
+// ---------------------------------------------------------------- guards: key-like columns
+//
+// A key tells the rows apart and predicts nothing; as a feature it lets a model memorize rows
+// (a tree splits on it, a linear model finds a trend in insertion order), as a target there is
+// nothing to learn. ml_train leaves a key-like column out of the default features (NOTICE),
+// and refuses a key-like target. Key-like, for integer, text-like and uuid columns only (a
+// float, numeric, date or timestamp column can be unique and still a genuine measurement):
+//  - declared: the primary key or a single-column unique index (valid, not partial, not an
+//    expression), an identity column, or a serial column (a sequence owned by the column);
+//  - measured, from ANALYZE's statistics (pg_statistic; no extra scan; nothing without them),
+//    on a relation of at least kKeyStatsRows rows: a distinct value in every row, and for an
+//    integer column the values also consecutive-ish (max - min + 1 <= 2 x rows, ids). Unique
+//    random integers of a genuine feature need a range far beyond the row count (about rows^2
+//    for no repeat), so the density test keeps them.
+constexpr double kKeyStatsRows = 1000;
+
+bool
+key_type(Oid basetype)
+{
+	switch (basetype) {
+	case INT2OID:
+	case INT4OID:
+	case INT8OID:
+	case TEXTOID:
+	case VARCHAROID:
+	case BPCHAROID:
+	case UUIDOID:
+		return true;
+	default:
+		return false;
+	}
+}
+
+struct KeyInfo {
+	int natts;
+	char **reason; // per attribute number (1-based), NULL if not key-like; palloc'd
+};
+
+// The declared keys of relid (one catalog query; pg_catalog is readable by everyone).
+void
+declared_keys(Oid relid, KeyInfo *keys)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_ml: SPI_connect failed");
+	Oid t = OIDOID;
+	Datum v = ObjectIdGetDatum(relid);
+	int rc = SPI_execute_with_args(
+		"SELECT a.attnum, "
+		"(SELECT CASE WHEN pg_catalog.bool_or(i.indisprimary) THEN 'primary key' "
+		"ELSE pg_catalog.min(i.indexrelid::pg_catalog.regclass::pg_catalog.text) END "
+		"FROM pg_catalog.pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) a.attrelid AND i.indisunique "
+		"AND i.indisvalid AND i.indnkeyatts OPERATOR(pg_catalog.=) 1 AND i.indkey[0] OPERATOR(pg_catalog.=) a.attnum "
+		"AND i.indpred IS NULL AND i.indexprs IS NULL), "
+		"a.attidentity OPERATOR(pg_catalog.<>) '', "
+		"EXISTS (SELECT 1 FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) d.objid "
+		"WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+		"AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+		"AND d.refobjid OPERATOR(pg_catalog.=) a.attrelid AND d.refobjsubid OPERATOR(pg_catalog.=) a.attnum "
+		"AND d.deptype OPERATOR(pg_catalog.=) 'a' AND s.relkind OPERATOR(pg_catalog.=) 'S') "
+		"FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.>) 0 "
+		"AND NOT a.attisdropped",
+		1, &t, &v, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "pg_ml: could not read the keys of the relation: %s", SPI_result_code_string(rc));
+	for (uint64 r = 0; r < SPI_processed; r++) {
+		HeapTuple tup = SPI_tuptable->vals[r];
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		bool isnull;
+		int attnum = DatumGetInt16(SPI_getbinval(tup, desc, 1, &isnull));
+		if (attnum < 1 || attnum > keys->natts)
+			continue;
+		char *uniq = SPI_getvalue(tup, desc, 2);
+		bool identity = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+		bool serial = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+		const char *why = NULL;
+		if (uniq != NULL && strcmp(uniq, "primary key") == 0)
+			why = "It is the primary key.";
+		else if (uniq != NULL)
+			why = psprintf("It has a unique index (%s).", uniq);
+		else if (identity)
+			why = "It is an identity column.";
+		else if (serial)
+			why = "It is a serial column (its default is a sequence it owns).";
+		if (why != NULL)
+			keys->reason[attnum] = MemoryContextStrdup(cxt, why);
+	}
+	SPI_finish();
+}
+
+// What ANALYZE measured: the column of a relation of rows rows (estimate) as key-like, or NULL.
+char *
+measured_key(Oid relid, char relkind, const PgmlColumn *col, double rows)
+{
+	if (!(rows >= kKeyStatsRows))
+		return NULL;
+	HeapTuple st = SearchSysCache3(STATRELATTINH, ObjectIdGetDatum(relid), Int16GetDatum(col->attnum),
+								   BoolGetDatum(relkind == RELKIND_PARTITIONED_TABLE));
+	if (!HeapTupleIsValid(st))
+		return NULL;
+	Form_pg_statistic s = (Form_pg_statistic) GETSTRUCT(st);
+	char *why = NULL;
+	if (s->stadistinct <= -0.999) {
+		bool integer = col->basetype == INT2OID || col->basetype == INT4OID || col->basetype == INT8OID;
+		if (!integer)
+			why = psprintf("ANALYZE found a distinct value in every row (about %.0f rows).", rows);
+		else {
+			AttStatsSlot slot;
+			if (get_attstatsslot(&slot, st, STATISTIC_KIND_HISTOGRAM, InvalidOid, ATTSTATSSLOT_VALUES)) {
+				if (slot.nvalues >= 2) {
+					auto as_double = [&](Datum d) {
+						return col->basetype == INT2OID	  ? static_cast<double>(DatumGetInt16(d))
+							   : col->basetype == INT4OID ? static_cast<double>(DatumGetInt32(d))
+														  : static_cast<double>(DatumGetInt64(d));
+					};
+					double lo = as_double(slot.values[0]), hi = as_double(slot.values[slot.nvalues - 1]);
+					if (hi - lo + 1 <= 2 * rows)
+						why = psprintf("ANALYZE found a distinct value in every row (about %.0f rows), integers from "
+									   "%.0f to %.0f: an id.",
+									   rows, lo, hi);
+				}
+				free_attstatsslot(&slot);
+			}
+		}
+	}
+	ReleaseSysCache(st);
+	return why;
+}
+
+// Why a column of the relation is key-like, or NULL (see above).
+const char *
+key_like(const KeyInfo *keys, Oid relid, char relkind, const PgmlColumn *col, double rows)
+{
+	if (!key_type(col->basetype) || col->attnum < 1 || col->attnum > keys->natts)
+		return NULL;
+	if (keys->reason[col->attnum] != NULL)
+		return keys->reason[col->attnum];
+	return measured_key(relid, relkind, col, rows);
+}
+
 } // namespace
 
 void
@@ -668,12 +810,42 @@ pgml_train(PG_FUNCTION_ARGS)
 				}
 		}
 	}
+	/* guards: a key-like target is refused; key-like columns leave the default features */
+	int nkeys = 0;
+	{
+		char relkind = get_rel_relkind(relid);
+		KeyInfo keys;
+		keys.natts = desc->natts;
+		keys.reason = static_cast<char **>(palloc0(sizeof(char *) * (desc->natts + 1)));
+		if (relkind == RELKIND_RELATION || relkind == RELKIND_PARTITIONED_TABLE || relkind == RELKIND_MATVIEW)
+			declared_keys(relid, &keys);
+		double rows = static_cast<double>(pgml_relation_row_estimate(relid));
+		const char *why = has_target ? key_like(&keys, relid, relkind, &target, rows) : NULL;
+		if (why != NULL)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("target column \"%s\" of relation \"%s\" looks like a key", target_name, relname),
+							errdetail("%s A key has its own value in every row: there is nothing to learn about it.", why),
+							errhint("Name the column to predict as the target; to cluster the rows, pass NULL.")));
+		for (int i = 0; PG_ARGISNULL(5) && i < nfeatures; i++) {
+			why = key_like(&keys, relid, relkind, &features[i], rows);
+			if (why == NULL)
+				continue;
+			ereport(NOTICE, (errmsg("column \"%s\" looks like a key and is not used as a feature", features[i].name),
+							 errdetail("%s A key tells the rows apart and predicts nothing.", why),
+							 errhint("To use it anyway, list it in features => ARRAY[...].")));
+			memmove(&features[i], &features[i + 1], sizeof(PgmlColumn) * (nfeatures - i - 1));
+			nfeatures--;
+			nkeys++;
+			i--;
+		}
+	}
 	for (int i = 0; i < nfeatures; i++)
 		if (static_cast<int>(features[i].tc) > 3)
 			pgml_unsupported_column(relname, &features[i]);
 	if (nfeatures == 0)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("relation \"%s\" has no feature columns besides the target \"%s\"", relname, target_name)));
+						errmsg("relation \"%s\" has no feature columns besides the target \"%s\"", relname, target_name),
+						nkeys > 0 ? errhint("Key-like columns are left out unless listed in features => ARRAY[...].") : 0));
 
 	/* task and algorithm */
 	pgml::Task task = pgml::Task::Regression;
@@ -1244,7 +1416,10 @@ pgml_retrain(PG_FUNCTION_ARGS)
 	else
 		nulls[7] = true;
 	values[8] = BoolGetDatum(do_deploy);
-	values[9] = CStringGetTextDatum(reason);
+	/* test_size => 0: the metrics are the training rows' (the row has no metrics_from; its reason says it) */
+	values[9] = CStringGetTextDatum(res.rows_test > 0 || strstr(reason, "test_size") != NULL
+										? reason
+										: psprintf("%s; metrics are on the training rows (test_size => 0)", reason));
 	values[10] = CStringGetTextDatum(learned_text.data);
 	pgml_progress_end(); /* progress */
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(result_desc), values, nulls)));

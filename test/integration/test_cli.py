@@ -309,6 +309,28 @@ class CommandsTest(CliTestCase):
         self.assertEqual(rc, 4)
         self.assertIn("does not exist", err)
 
+    def test_training_metrics_are_labelled(self):
+        """--test-size 0: the metrics printed, listed by models and versions, are said to be the training rows'."""
+        _, tab = self.regression_model()
+        name = self.model_name("cli_t0")
+        rc, out, err = run_cli("train", "--relation", tab, "--target", "y", "--name", name, "--algorithm", "ridge",
+                               "--test-size", "0")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("0 held out for testing", out)
+        self.assertIn("Metrics (training rows: test_size 0 held none out, so these are not test metrics):", out)
+        rc, out, err = run_cli("models")
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, rf"\n{name}\s+\d+\s+\S+\s+regression\s+ridge\s+1\s+r2 [01]\.\d{{4}} \(training rows\)")
+        rc, out, err = run_cli("versions", name)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("(training rows)", out)
+        # with test rows: no such label
+        other = self.model_name("cli_t1")
+        rc, out, err = run_cli("train", "--relation", tab, "--target", "y", "--name", other, "--algorithm", "ridge")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("Metrics (test rows):", out)
+        self.assertNotIn("(training rows)", run_cli("versions", other)[1])
+
     def test_predict(self):
         model, _ = self.regression_model()
         text = "id,kind,x,z\n7,a,10,0.5\n8,b,20,0.25\n9,\"c\",30,\n"
