@@ -169,7 +169,7 @@ class RetrainCsvTest(CliTestCase):
         self.assertRegex(out, r"metric\s+version 2\s+version 1")
         self.assertRegex(out, r"\n  r2\s+[-0-9.e]+\s+[-0-9.e]+\n")
         # no blank cell: every metric has a value for both versions
-        table = out.split("version 1\n", 1)[1].split("Deployed:", 1)[0]
+        table = re.split(r"metric\s+version 2\s+version 1\n", out, maxsplit=1)[1].split("Deployed:", 1)[0]
         for line in table.strip("\n").split("\n"):
             self.assertEqual(len(line.split()), 3, f"blank cell in {line!r}:\n{out}")
         self.assertRegex(out, r"Deployed: (yes|no) \(.+\)")
