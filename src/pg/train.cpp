@@ -1276,7 +1276,7 @@ pgml_retrain(PG_FUNCTION_ARGS)
 	initStringInfo(&sources);
 	appendStringInfoChar(&sources, '[');
 	int nout = 0;
-	int32 new_version;
+	int32 new_version; /* its number, which the sources name */
 	{
 		Oid save_user;
 		int save_sec;
@@ -1382,9 +1382,7 @@ pgml_retrain(PG_FUNCTION_ARGS)
 		pgml_catalog_begin(&save_user, &save_sec);
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "pg_ml: SPI_connect failed");
-		version = next_version(ref.id);
-		if (version != new_version)
-			elog(ERROR, "pg_ml: version %d of model \"%s\" appeared while retraining", new_version, ref.name);
+		version = new_version; /* numbered before the sources were written; the model row is locked */
 		insert_version(st, ref.id, version, ref.deployed_version, resolved, rel_sql, caller, read_ms,
 					   total_ms - read_ms, total_ms, sources.data, report_extra.data);
 		if (do_deploy)
