@@ -399,7 +399,7 @@ void report_unknown_labels(Client &db, const std::string &model, const std::stri
 	                  "], ' ') "
 	                  "FROM (SELECT pg_catalog.row_number() OVER (ORDER BY ctid) AS n, " +
 	                  db.quote_ident(target) + " AS t FROM pg_temp." + db.quote_ident(table) +
-	                  ") s WHERE s.t IS NOT NULL AND NOT (s.t OPERATOR(pg_catalog.=) ANY (pg_catalog.array("
+	                  ") s WHERE s.t IS NOT NULL AND NOT (s.t OPERATOR(pg_catalog.=) ANY (ARRAY("
 	                  "SELECT pg_catalog.jsonb_array_elements_text($1::pg_catalog.jsonb))::" +
 	                  type + "[])) GROUP BY s.t ORDER BY 3";
 	db.exec("SAVEPOINT pg_ml_labels");
@@ -426,7 +426,13 @@ void report_unknown_labels(Client &db, const std::string &model, const std::stri
 		}
 	}
 	std::map<int64_t, int64_t> lines = csv_record_lines(path, wanted);
-	auto quoted = [](const std::string &s) { return "\"" + s + "\""; };
+	// (a line break inside a label is shown as \n, so each label stays on its line)
+	auto quoted = [](const std::string &s) {
+		std::string q = "\"";
+		for (char c : s)
+			q += c == '\n' ? std::string("\\n") : c == '\r' ? std::string("\\r") : std::string(1, c);
+		return q + "\"";
+	};
 	std::string msg = path + ": column " + quoted(target) + " holds " +
 	                  (r.rows() == 1 ? std::string("a class") : std::to_string(r.rows()) + " classes") + " model " +
 	                  quoted(model) + " does not know; nothing was written";
