@@ -94,7 +94,9 @@ TEST(Classes, IncrementalRefusesUnknownLabelsAndCannotAddThem)
 TEST(Classes, NumericTargetsAndLongLists)
 {
 	Table t = labelled(60, true, 21);
-	Trained v1 = train(make_spec(t, Algorithm::DecisionTree, 0.2), t);
+	pgml::TrainSpec spec = make_spec(t, Algorithm::DecisionTree, 0.2);
+	spec.task = pgml::Task::Classification; // an integer target with two values
+	Trained v1 = train(spec, t);
 	ASSERT_EQ(v1.model->task, pgml::Task::Classification);
 	ASSERT_EQ(v1.model->classes, (std::vector<std::string>{"0", "1"}));
 	Table more = labelled(60, true, 22);
