@@ -80,7 +80,8 @@ TEST(Classes, IncrementalRefusesUnknownLabelsAndCannotAddThem)
 
 	// allowing new classes does not make an exact incremental update able to add one
 	pgml::Error f = retrain_error(*v1.model, more, true, true, ErrorCode::FeatureNotSupported);
-	EXPECT_EQ(std::string(f.what()), "incremental retraining cannot add a class the model does not know: \"negative\" (1 row)");
+	EXPECT_EQ(std::string(f.what()),
+	          "incremental retraining cannot add a class the model does not know: \"negative\" (1 row)");
 	EXPECT_NE(f.hint().find("mode => 'refit'"), std::string::npos) << f.hint();
 
 	// without unknown labels the incremental update keeps the model's classes
@@ -104,7 +105,9 @@ TEST(Classes, NumericTargetsAndLongLists)
 		more.y[static_cast<size_t>(i)] = num(10 + i); // 12 unknown classes, listed in numeric order
 	pgml::Error e = retrain_error(*v1.model, more, false, false, ErrorCode::DataException);
 	std::string msg = e.what();
-	EXPECT_EQ(msg.rfind("target column \"y\" holds 12 classes the model does not know: \"10\" (1 row), \"11\" (1 row), ", 0), 0u)
+	EXPECT_EQ(
+	    msg.rfind("target column \"y\" holds 12 classes the model does not know: \"10\" (1 row), \"11\" (1 row), ", 0),
+	    0u)
 	    << msg;
 	EXPECT_NE(msg.find("\"19\" (1 row) and 2 more"), std::string::npos) << msg;
 	EXPECT_EQ(msg.find("\"20\""), std::string::npos) << msg;
