@@ -239,12 +239,33 @@ COMMENT ON COLUMN ml.versions.trained_by IS 'the role that trained the version (
 COMMENT ON COLUMN ml.deployments.deployed_by IS 'the role that deployed the version (its name when it did)';
 COMMENT ON COLUMN ml.auto_retrain.created_by IS 'the role that set auto-retrain up (its name when it did)';
 
+-- ---------------------------------------------------------------- auto-retrain: who runs the jobs (issue 11)
+-- (before the views, which show it)
+-- ml.job_runner(): what runs this database's queued jobs: 'worker' (pg_ml preloaded, its launcher
+-- alive, pg_ml.worker_enabled on here), 'ml_run_jobs' (no worker, but ml_run_jobs() ran here
+-- within the last day: taken as scheduled) or 'none' (queued jobs wait). ml_auto_retrain says
+-- so with a NOTICE; ml_jobs (queued jobs) and ml_auto_retrains show it as job_runner.
+-- ml.job_runners: the last call of ml_run_jobs() (one row; a call updates it unless a concurrent
+-- call holds it, so it never waits).
+CREATE TABLE ml.job_runners (
+    runner    text PRIMARY KEY CONSTRAINT job_runners_runner_check CHECK (runner = 'ml_run_jobs'),
+    last_run  timestamptz,
+    last_role text
+);
+INSERT INTO ml.job_runners (runner) VALUES ('ml_run_jobs');
+COMMENT ON TABLE ml.job_runners IS 'pg_ml: when ml_run_jobs() last ran in this database (see ml.job_runner())';
+CREATE FUNCTION ml.job_runner() RETURNS text
+    AS 'MODULE_PATHNAME', 'pgml_job_runner' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION ml.job_runner() IS
+    'pg_ml: what runs this database''s auto-retrain jobs: worker, ml_run_jobs (within the last day) or none';
+
 -- ---------------------------------------------------------------- retraining (issue 11): catalog
 -- What a version learned from (src/pg/learned.cpp), carried along the versions a retrain builds
 -- on: one entry per read of a relation, {"version", "relation", "oid", "system", "snapshot",
 -- "rows", "fingerprint"}. "snapshot" (a pg_snapshot, tables only) tells which of a table's rows
 -- the read saw, so an incremental retrain on the same table learns only the rows added since;
--- "system" is the cluster's system identifier (a restored database has other transaction ids).
+-- "system" is the cluster's system identifier and the database's OID ("<sysid>/<oid>": a restored
+-- database has other relation OIDs and transaction ids).
 ALTER TABLE ml.versions ADD COLUMN sources jsonb NOT NULL DEFAULT '[]';
 COMMENT ON COLUMN ml.versions.sources IS 'the reads of relations this version learned from, its ancestors'' included';
 -- the retrain modes a version records: incremental (exact statistics, the rows not yet learned),
@@ -321,12 +342,25 @@ COMMENT ON FUNCTION @extschema@.ml_class_probabilities(text, jsonb) IS
 COMMENT ON FUNCTION @extschema@.ml_class_probabilities(bigint, jsonb) IS
     'pg_ml: class probabilities of a classifier as jsonb, {"class": probability, ...}';
 
+-- ---------------------------------------------------------------- deploy metric (issue 11): catalog
+-- The metric ml_retrain's deploy => 'if_better' compares (src/core/deploy_metric.hpp): set by
+-- ml_train(deploy_metric => ...) or ml_set_deploy_metric(), else the task's default, which an
+-- existing model gets here (two classes: roc_auc; more: f1; regression: r2; clustering: silhouette).
+ALTER TABLE ml.models ADD COLUMN deploy_metric text;
+UPDATE ml.models SET deploy_metric = CASE
+    WHEN task OPERATOR(pg_catalog.=) 'regression' THEN 'r2'
+    WHEN task OPERATOR(pg_catalog.=) 'clustering' THEN 'silhouette'
+    WHEN pg_catalog.jsonb_typeof(classes) OPERATOR(pg_catalog.=) 'array'
+         AND pg_catalog.jsonb_array_length(classes) OPERATOR(pg_catalog.=) 2 THEN 'roc_auc'
+    ELSE 'f1' END;
+COMMENT ON COLUMN ml.models.deploy_metric IS 'the metric ml_retrain(deploy => ''if_better'') compares (ml_set_deploy_metric)';
+
 -- Views run with their owner's rights on ml.*; each row is filtered to the models the caller owns
 -- (the sequence's owner, directly or through role membership) or was granted (SELECT on it).
 CREATE VIEW @extschema@.ml_models AS
 SELECT m.name, m.id, s.relowner::pg_catalog.regrole AS owner, m.task, m.algorithm, m.target, m.relation,
        m.deployed_version, v.metrics OPERATOR(pg_catalog.->) 'test' AS test_metrics, v.metrics OPERATOR(pg_catalog.->) 'train' AS train_metrics,
-       v.classes, m.created_at, m.updated_at
+       v.classes, m.created_at, m.updated_at, m.deploy_metric
 FROM ml.models m
 JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) m.seq::pg_catalog.oid
 LEFT JOIN ml.versions v ON v.model_id OPERATOR(pg_catalog.=) m.id AND v.version OPERATOR(pg_catalog.=) m.deployed_version
@@ -356,24 +390,27 @@ WHERE pg_catalog.pg_has_role(s.relowner, 'USAGE') OR pg_catalog.has_table_privil
 CREATE VIEW @extschema@.ml_jobs AS
 SELECT j.id, m.name AS model, j.model_id, j.kind, j.status, j.mode, j.relation, j.rows,
        j.queued_at, j.started_at, j.finished_at, j.attempts, j.retry_at, j.version, j.deployed,
-       j.error, j.error_code, j.runner, j.runner_pid
+       j.error, j.error_code, j.runner, j.runner_pid,
+       CASE WHEN j.status OPERATOR(pg_catalog.=) 'queued' THEN r.job_runner END AS job_runner
 FROM ml.jobs j
 JOIN ml.models m ON m.id OPERATOR(pg_catalog.=) j.model_id
+CROSS JOIN ml.job_runner() r(job_runner)
 JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) m.seq::pg_catalog.oid
 WHERE pg_catalog.pg_has_role(s.relowner, 'USAGE') OR pg_catalog.has_table_privilege(m.seq::pg_catalog.oid, 'SELECT');
-COMMENT ON VIEW @extschema@.ml_jobs IS 'pg_ml: the jobs (auto-retrain) of the models visible to the current role';
+COMMENT ON VIEW @extschema@.ml_jobs IS 'pg_ml: the jobs (auto-retrain) of the models visible to the current role; job_runner: what will run a queued job (worker, ml_run_jobs or none)';
 
 CREATE VIEW @extschema@.ml_auto_retrains AS
 SELECT m.name AS model, a.model_id, a.relation, a.min_new_rows, a.mode,
        a.pending_rows OPERATOR(pg_catalog.+) COALESCE((SELECT pg_catalog.sum(b.rows) FROM ml.auto_retrain_batches b
                                 WHERE b.model_id OPERATOR(pg_catalog.=) a.model_id AND b.window_no IS NULL), 0)
            AS pending_rows,
-       a.created_by, a.created_at
+       a.created_by, a.created_at, r.job_runner
 FROM ml.auto_retrain a
 JOIN ml.models m ON m.id OPERATOR(pg_catalog.=) a.model_id
+CROSS JOIN ml.job_runner() r(job_runner)
 JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) m.seq::pg_catalog.oid
 WHERE pg_catalog.pg_has_role(s.relowner, 'USAGE') OR pg_catalog.has_table_privilege(m.seq::pg_catalog.oid, 'SELECT');
-COMMENT ON VIEW @extschema@.ml_auto_retrains IS 'pg_ml: auto-retrain settings and the new rows counted so far, per visible model';
+COMMENT ON VIEW @extschema@.ml_auto_retrains IS 'pg_ml: auto-retrain settings and the new rows counted so far, per visible model; job_runner: what runs its jobs (worker, ml_run_jobs or none)';
 
 GRANT SELECT ON @extschema@.ml_models, @extschema@.ml_versions, ml.training_log_visible,
     @extschema@.ml_jobs, @extschema@.ml_auto_retrains TO PUBLIC;
@@ -443,3 +480,30 @@ COMMENT ON FUNCTION @extschema@.ml_retrain(text, text, text, text, float8, integ
     IS 'pg_ml: train a new version of a model on a relation (see the README''s retrain table)';
 COMMENT ON FUNCTION @extschema@.ml_retrain(bigint, text, text, text, float8, integer, boolean)
     IS 'pg_ml: train a new version of a model on a relation (see the README''s retrain table)';
+
+-- what an incremental retrain reads of a table it learned from before: the rows whose inserting
+-- transaction the recorded snapshot did not see (src/pg/learned.cpp)
+CREATE FUNCTION ml.row_is_new(xmin xid, learned text, seen text) RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgml_row_is_new';
+COMMENT ON FUNCTION ml.row_is_new(xid, text, text)
+    IS 'pg_ml: whether a row (by its xmin) is unseen by snapshot learned and seen by snapshot seen (used by ml_retrain)';
+
+-- auto-retrain keeps mode 'auto' and each job's retrain resolves it (the README's retrain table);
+-- its jobs read the table itself (what the deployed version has not learned of it)
+ALTER TABLE ml.auto_retrain DROP CONSTRAINT auto_retrain_mode_check;
+ALTER TABLE ml.auto_retrain ADD CONSTRAINT auto_retrain_mode_check CHECK (mode IN ('auto', 'refit', 'incremental'));
+ALTER TABLE ml.jobs DROP CONSTRAINT jobs_mode_check;
+ALTER TABLE ml.jobs ADD CONSTRAINT jobs_mode_check CHECK (mode IN ('auto', 'refit', 'incremental'));
+
+-- ---------------------------------------------------------------- deploy metric (issue 11): functions
+-- ml_set_deploy_metric(model, metric): the metric ml_retrain(deploy => 'if_better') compares
+-- from now on (NULL: the task's default); returns it. Owner only (checked inside, as for
+-- ml_deploy). Volatile, parallel unsafe: it writes the catalog.
+CREATE FUNCTION @extschema@.ml_set_deploy_metric(model text, metric text) RETURNS text
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'pgml_set_deploy_metric';
+CREATE FUNCTION @extschema@.ml_set_deploy_metric(model bigint, metric text) RETURNS text
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'pgml_set_deploy_metric';
+COMMENT ON FUNCTION @extschema@.ml_set_deploy_metric(text, text)
+    IS 'pg_ml: set the metric ml_retrain(deploy => ''if_better'') compares (NULL: the task''s default)';
+COMMENT ON FUNCTION @extschema@.ml_set_deploy_metric(bigint, text)
+    IS 'pg_ml: set the metric ml_retrain(deploy => ''if_better'') compares (NULL: the task''s default)';

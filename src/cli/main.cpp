@@ -67,10 +67,16 @@ const CommandHelp kHelp[] = {
      "previous version's (on the same held-out rows) and whether it was deployed.\n\n"
      "With --csv, the file (CSV with a header line) is copied into a temporary table typed like the\n"
      "model's columns (header columns matched by name; extra columns ignored; a missing column is an\n"
-     "error). A bad value is reported as FILE:LINE: column C: message, and nothing is written.\n\n"
+     "error). A bad value is reported as FILE:LINE: column C: message, and nothing is written.\n"
+     "The temporary table is gone after the command: algorithms that refit on all the rows a model\n"
+     "learned from (logistic_regression, trees, svm) cannot read it again at the next retrain. With\n"
+     "--keep TABLE the rows are appended to TABLE (created with the model's columns if it does not\n"
+     "exist) and the retrain reads it; the next upload to the same TABLE adds to it, and a retrain\n"
+     "reads again only what the model has not learned.\n\n"
      "Options:\n"
      "  --model NAME         model name or id (required)\n"
      "  --csv FILE           the new rows, as CSV with a header line\n"
+     "  --keep TABLE         with --csv: append the rows to TABLE and retrain on it\n"
      "  --relation REL       or: a table or view with the new rows\n"
      "  --mode MODE          auto, refit or incremental (default: auto)\n"
      "  --deploy POLICY      if_better, always or never (default: if_better)\n"
@@ -137,7 +143,7 @@ struct Args {
 // Options of each command (all take a value but the flags of kFlags).
 const std::map<std::string, std::set<std::string>> kOptions = {
     {"train", {"relation", "target", "algorithm", "name", "task", "hyperparams", "test-size"}},
-    {"retrain", {"model", "csv", "relation", "mode", "deploy", "allow-new-classes"}},
+    {"retrain", {"model", "csv", "keep", "relation", "mode", "deploy", "allow-new-classes"}},
     {"predict", {"model", "csv", "out"}},
     {"models", {}},
     {"versions", {}},
@@ -495,11 +501,39 @@ int cmd_train(Client &db, const Args &a)
 	Result m = db.exec("SELECT key, value FROM pg_catalog.jsonb_each($1::pg_catalog.jsonb) "
 	                   "WHERE pg_catalog.jsonb_typeof(value) = 'number'",
 	                   {metrics.c_str()});
-	std::printf("Metrics (%s rows):\n", r.str(0, 7) != "0" ? "test" : "training");
+	if (r.str(0, 7) == "0") // metrics_from 'train' (read from rows_test: a 0.2.0 server has no metrics_from)
+		std::printf("Metrics (training rows: test_size 0 held none out, so these are not test metrics):\n");
+	else
+		std::printf("Metrics (test rows):\n");
 	for (int i = 0; i < m.rows(); i++)
 		std::printf("  %-12s %s\n", m.str(i, 0).c_str(), m.str(i, 1).c_str());
 	std::printf("Deployed: %s\n", r.str(0, 8) == "t" ? "yes" : "no");
 	return kExitOk;
+}
+
+// --keep TABLE: appends the staged rows' model columns to TABLE (created with those columns and
+// the model's types when it does not exist); returns TABLE's qualified name.
+std::string keep_rows(Client &db, const std::string &model, const std::string &staged, const std::string &keep)
+{
+	Result name = db.exec("SELECT pg_catalog.string_agg(pg_catalog.quote_ident(p), '.' ORDER BY o) "
+	                      "FROM pg_catalog.unnest(pg_catalog.parse_ident($1)) WITH ORDINALITY AS u(p, o)",
+	                      {keep.c_str()});
+	std::string table = name.str(0, 0);
+	std::vector<ModelColumn> cols = model_columns(db, model);
+	std::string list, ddl;
+	for (size_t i = 0; i < cols.size(); i++) {
+		list += (i ? ", " : "") + db.quote_ident(cols[i].name);
+		ddl += (i ? ", " : "") + db.quote_ident(cols[i].name) + " " + cols[i].type;
+	}
+	Result exists = db.exec("SELECT pg_catalog.to_regclass($1) IS NOT NULL", {table.c_str()});
+	if (exists.str(0, 0) != "t") {
+		db.exec("CREATE TABLE " + table + " (" + ddl + ")");
+		std::fprintf(stderr, "created table %s for the uploaded rows\n", table.c_str());
+	}
+	Result ins = db.exec("INSERT INTO " + table + " (" + list + ") SELECT " + list + " FROM " + staged);
+	std::fprintf(stderr, "%s rows appended to %s\n", PQcmdTuples(ins.get()), table.c_str());
+	Result q = db.exec("SELECT pg_catalog.to_regclass($1)::pg_catalog.text", {table.c_str()});
+	return q.str(0, 0);
 }
 
 int cmd_retrain(Client &db, const Args &a)
@@ -507,6 +541,8 @@ int cmd_retrain(Client &db, const Args &a)
 	require(a, "model");
 	if (a.has("csv") == a.has("relation"))
 		throw UsageError("give either --csv FILE or --relation REL", a.command);
+	if (a.has("keep") && !a.has("csv"))
+		throw UsageError("--keep goes with --csv", a.command);
 	const std::string &model = a.opt("model");
 	db.exec("BEGIN");
 	std::string relation, staged_table;
@@ -518,6 +554,8 @@ int cmd_retrain(Client &db, const Args &a)
 		rows = staged.second;
 		db.progress().set_total(rows);
 		std::fprintf(stderr, "%s: %lld rows staged\n", a.opt("csv").c_str(), static_cast<long long>(rows));
+		if (a.has("keep"))
+			relation = keep_rows(db, model, relation, a.opt("keep"));
 	} else {
 		relation = a.opt("relation");
 	}
@@ -542,7 +580,7 @@ int cmd_retrain(Client &db, const Args &a)
 	Result r;
 	try {
 		r = db.exec("SELECT r.model_id, r.version, r.parent_version, r.mode, r.rows_train, r.rows_test, "
-		            "r.metrics::text, r.previous_metrics::text, r.deployed, r.reason, m.name "
+		            "r.metrics::text, r.previous_metrics::text, r.deployed, r.reason, m.name, r.learned "
 		            "FROM " +
 		                db.schema() + "ml_retrain(" + call +
 		                ") r "
@@ -566,6 +604,7 @@ int cmd_retrain(Client &db, const Args &a)
 	std::printf("Model \"%s\" (id %s): new version %s (parent version %s), mode %s\n", name.c_str(),
 	            r.str(0, 0).c_str(), r.str(0, 1).c_str(), r.str(0, 2).c_str(), r.str(0, 3).c_str());
 	std::printf("Rows: %s for training, %s held out for testing\n", r.str(0, 4).c_str(), r.str(0, 5).c_str());
+	std::printf("Learned: %s\n", r.str(0, 11).c_str());
 	std::printf("Metrics on the %s rows:\n  %-12s %-22s %s\n", r.str(0, 5) != "0" ? "held-out" : "training", "metric",
 	            ("version " + r.str(0, 1)).c_str(), r.null(0, 7) ? "" : ("version " + r.str(0, 2)).c_str());
 	for (int i = 0; i < side.rows(); i++)
@@ -636,7 +675,7 @@ int cmd_models(Client &db, const Args &a)
 	expect_positional(a, 0, "");
 	Result r = db.exec("SELECT name, id, owner::text AS owner, task, algorithm, deployed_version AS deployed, " +
 	                   headline("COALESCE(test_metrics, train_metrics)") +
-	                   " AS metric, pg_catalog.to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS') AS updated FROM " +
+	                   " || CASE WHEN test_metrics IS NULL THEN ' (training rows)' ELSE '' END AS metric, pg_catalog.to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS') AS updated FROM " +
 	                   db.schema() + "ml_models ORDER BY name");
 	print_table(r);
 	return kExitOk;
@@ -651,6 +690,7 @@ int cmd_versions(Client &db, const Args &a)
 	Result r = db.exec("SELECT version, parent_version AS parent, CASE WHEN deployed THEN '*' ELSE '' END AS deployed, "
 	                   "algorithm, mode, rows_train, rows_test, " +
 	                       headline("COALESCE(test_metrics, train_metrics)") +
+	                       " || CASE WHEN test_metrics IS NULL THEN ' (training rows)' ELSE '' END"
 	                       " AS metric, pg_catalog.to_char(trained_at, 'YYYY-MM-DD HH24:MI:SS') AS trained_at, "
 	                       "trained_by::text AS trained_by FROM " +
 	                       db.schema() + "ml_versions WHERE " + where + " ORDER BY version",

@@ -239,6 +239,17 @@ struct Trainer::Impl {
 	// sum of squared deviations over the training rows (from the moments)
 	std::unique_ptr<kmeans_step::Fit> km;
 	Eigen::VectorXd km_mean, km_m2;
+	// the exact comparison's pass over the relation (Trainer::needs_compare_pass): both models
+	// on every held-out row; the train metrics and (k-means) the silhouettes on the sample
+	// are kept from finish()
+	bool compare_pass = false, compare_pass_done = false;
+	std::string kept_train_json;
+	RegressionMetrics pass_new, pass_prev;
+	ClusteringMetrics sample_new, sample_prev;
+	int64_t pass_rows = 0;
+	std::vector<Value> pass_vals;
+	std::vector<double> pass_out;
+	std::unordered_set<uint64_t> pass_seen; // dedupe: the pass drops the duplicates the read dropped
 
 	// a fresh k-means fit can run on the statistics aggregate and the Lloyd-step aggregate
 	// (incremental retraining continues on the rows in memory)
@@ -833,10 +844,57 @@ struct Trainer::Impl {
 		return "\"" + label.substr(0, n) + "...\"";
 	}
 
+	// Guards (issue 11): a classification whose classes are a number's values (a float target,
+	// or fractions, with more than kMaxNumberClasses classes: task => 'classification' on a
+	// price), or whose every row is its own class (a key as the target), is refused.
+	static constexpr int kMaxNumberClasses = 100;
+	static constexpr int64_t kMinRowsAllDistinct = 10;
+	void check_class_count(int K, int64_t nrows) const
+	{
+		const std::string &col = spec.target.name;
+		if (K > kMaxNumberClasses && spec.target.type_class == TypeClass::Numeric) {
+			bool fractional = spec.target.type_name == "double precision" || spec.target.type_name == "real";
+			for (int k = 0; k < K && !fractional; k++) {
+				double v = std::strtod(labels.name(k).c_str(), nullptr);
+				fractional = v != std::floor(v);
+			}
+			if (fractional)
+				throw Error(ErrorCode::InvalidParameter,
+				            "classification of target column \"" + col + "\" (" + spec.target.type_name + ") would have " +
+				                std::to_string(K) + " classes",
+				            "Each distinct number would be a class of its own; a classifier learns nothing about the "
+				            "numbers between them.",
+				            "Predict the number with task => 'regression' (and a regression algorithm), or bucket "
+				            "the target into a few classes in a view.");
+		}
+		if (K == nrows && nrows >= kMinRowsAllDistinct)
+			throw Error(ErrorCode::DataException,
+			            "target column \"" + col + "\" has a different value in every row",
+			            "All " + std::to_string(nrows) +
+			                " rows are classes of their own, as in a key: there is nothing to learn about a class.",
+			            "Predict another column, or task => 'regression' for a number.");
+	}
+
+	// A regression target with one value in every training row (n rows, minimum lo, maximum hi)
+	// is refused: every prediction would be that value.
+	void check_constant_target(int64_t n, double lo, double hi) const
+	{
+		if (n < 2 || lo != hi)
+			return;
+		throw Error(ErrorCode::DataException,
+		            "target column \"" + spec.target.name + "\" has the same value (" +
+		                numeric_label(spec.target.type_class, lo) + ") in every training row",
+		            "A regression on a constant learns nothing: every prediction would be that value (" +
+		                std::to_string(n) + " rows).",
+		            "Check the target column and the rows (a view's WHERE may keep only one value), or predict "
+		            "another column.");
+	}
+
 	// The classes in sorted order (numerically for numeric / boolean targets, else by bytes)
 	// into model.classes, and each label id's class (continued training: the base's classes).
-	// label_rows[id]: the rows holding label id (for the message about unknown labels).
-	std::vector<int> order_classes(Model &model, int &K, const std::vector<int64_t> &label_rows) const
+	// nrows: the rows read with a target (train and test), for the guards below; label_rows[id]:
+	// the rows holding label id (for the message about unknown labels).
+	std::vector<int> order_classes(Model &model, int &K, int64_t nrows, const std::vector<int64_t> &label_rows) const
 	{
 		check_new_classes(label_rows);
 		K = static_cast<int>(labels.size());
@@ -845,6 +903,8 @@ struct Trainer::Impl {
 			            "target column \"" + spec.target.name + "\" has only one class (" + labels.name(0) + ")",
 			            "Classification needs at least two distinct target values.",
 			            "Check the target column, or train on rows that include other classes.");
+		if (base == nullptr)
+			check_class_count(K, nrows);
 		// classes in sorted order: numerically for numeric / boolean targets, else by bytes
 		std::vector<int> order(static_cast<size_t>(K));
 		std::iota(order.begin(), order.end(), 0);
@@ -972,6 +1032,13 @@ Trainer::Trainer(const TrainSpec &spec, const Model &base, bool incremental) : i
 }
 
 Trainer::~Trainer() = default;
+
+bool model_continues_exactly(const Model &m)
+{
+	if (algorithm_streams(m.algorithm))
+		return m.has_stats;
+	return m.algorithm == Algorithm::NaiveBayes && model_can_continue(m);
+}
 
 bool model_can_continue(const Model &m)
 {
@@ -1250,7 +1317,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		if (compare != nullptr && m.class_compared && te.n > 0 && compare->task == model->task) {
 			const evalstate::Split &prev = m.class_compare_eval.split[1];
 			if (prev.n == te.n) {
-				result_.previous_metrics_json = evalstate::split_json(prev, model->classes, false);
+				result_.previous_metrics_json = evalstate::split_json(prev, model->classes, m.class_compare_eval.shape.proba);
 				result_.previous_primary = prev.confusion.trace() / static_cast<double>(prev.n);
 				result_.primary_compare_new = result_.primary_test;
 				result_.compared = true;
@@ -1277,6 +1344,15 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			ClusteringMetrics cl = metrics(m.test_sample, s.rows_test, s.inertia_test);
 			test_json = cl.to_json();
 			result_.primary_test = cl.silhouette;
+			if (compare != nullptr && compare->task == Task::Clustering && compare->estimator) {
+				// the deployed model's silhouette on the same sample (in its own scaling); both
+				// inertias over every held-out row come from the comparison pass
+				m.sample_new = cl;
+				m.sample_prev = clustering_metrics(*compare->estimator,
+				                                   Impl::scaled_rows(compare->prep, m.enc, m.test_sample), spec.seed, cancel);
+				m.sample_new.inertia = m.sample_prev.inertia = 0; // summed by the pass
+				m.compare_pass = true;
+			}
 		}
 		result_.primary_metric = "silhouette";
 		result_.rows_train = s.rows_train;
@@ -1309,6 +1385,8 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		Eigen::VectorXd Sxy, mx;
 		double Syy, my;
 		project(m.train, Sxx, Sxy, Syy, mx, my);
+		if (!m.incremental && Syy <= 0)
+			m.check_constant_target(m.train.n(), my, my);
 		const Eigen::VectorXd &s = model->prep.scale;
 		Eigen::MatrixXd Z = Sxx.array() / (s * s.transpose()).array();
 		Eigen::VectorXd zy = Sxy.array() / s.array();
@@ -1366,6 +1444,9 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			}
 			test_json = regression_json(m.test.n(), tsse, Tyy, test_sample_metrics);
 			result_.primary_test = Tyy > 0 ? 1.0 - tsse / Tyy : (tsse <= 0 ? 1.0 : 0.0);
+			// the deployed model keeps no statistics of these rows: both are scored on every
+			// held-out row by the comparison pass
+			m.compare_pass = compare != nullptr && compare->task == model->task;
 		}
 		result_.primary_metric = "r2";
 		test_rows = &m.test_sample;
@@ -1384,9 +1465,12 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			std::vector<int64_t> label_rows(m.labels.size(), 0);
 			for (double y : m.rows.y)
 				label_rows[static_cast<size_t>(y)]++;
-			std::vector<int> rank = m.order_classes(*model, K, label_rows);
+			std::vector<int> rank = m.order_classes(*model, K, static_cast<int64_t>(n), label_rows);
 			for (auto &y : m.rows.y)
 				y = rank[static_cast<size_t>(y)];
+		} else if (m.task == Task::Regression && m.base == nullptr && !m.incremental) {
+			auto mm = std::minmax_element(m.rows.y.begin(), m.rows.y.end());
+			m.check_constant_target(static_cast<int64_t>(n), *mm.first, *mm.second);
 		}
 		std::vector<uint8_t> is_test(n, 0);
 		for (size_t i = 0; i < n; i++)
@@ -1397,6 +1481,8 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			for (size_t i = 0; i < n; i++)
 				by_class[static_cast<size_t>(m.rows.y[i])].push_back(i);
 			for (auto &idx : by_class) {
+				if (idx.empty())
+					continue; // a class of the model the new rows do not hold (continued training)
 				size_t nt = static_cast<size_t>(std::llround(spec.test_size * static_cast<double>(idx.size())));
 				if (nt >= idx.size())
 					nt = idx.size() - 1;
@@ -1609,7 +1695,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 
 	// the deployed model on the same held-out rows
 	if (compare != nullptr && test_rows != nullptr && test_rows->size() > 0 && compare->task == model->task &&
-	    model->task != Task::Clustering) {
+	    !m.compare_pass) {
 		RowStore &te = *test_rows;
 		// the old model's inputs must be among this training's columns (checked on the first row:
 		// it depends on the columns only); then its predictions a block of rows at a time
@@ -1634,6 +1720,15 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			}
 		};
 		if (!ok) {
+		} else if (model->task == Task::Clustering) {
+			// in its own scaling, on the same rows (its inertia and silhouette as it reports them)
+			ClusteringMetrics prev = compare->estimator
+			                             ? clustering_metrics(*compare->estimator, Impl::scaled_rows(compare->prep, m.enc, te),
+			                                                  spec.seed, cancel)
+			                             : ClusteringMetrics();
+			result_.previous_metrics_json = prev.to_json();
+			result_.previous_primary = prev.silhouette;
+			result_.primary_compare_new = result_.primary_test;
 		} else if (model->task == Task::Regression) {
 			RegressionMetrics prev;
 			compare_rows([&](size_t i, int, const double *o) { prev.add(te.y[i], o[0]); });
@@ -1643,12 +1738,23 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			result_.primary_compare_new = m.streaming ? test_sample_metrics.r2() : result_.primary_test;
 		} else {
 			ClassificationMetrics prev(model->classes);
-			compare_rows([&](size_t i, int pred, const double *) {
-				// map the old model's class to the new model's class id by label
-				const std::string &label = compare->classes[static_cast<size_t>(pred)];
-				auto it = std::find(model->classes.begin(), model->classes.end(), label);
-				int mapped = it == model->classes.end() ? -1 : static_cast<int>(it - model->classes.begin());
-				prev.add(static_cast<int>(te.y[i]), mapped < 0 ? (static_cast<int>(te.y[i]) + 1) % model->n_classes() : mapped, nullptr);
+			// the old model's classes as the new model's class ids, by label (-1: not a class of
+			// the new model); its probabilities are carried over to them (roc_auc, log_loss)
+			std::vector<int> to_new(compare->classes.size(), -1);
+			for (size_t k = 0; k < compare->classes.size(); k++) {
+				auto it = std::find(model->classes.begin(), model->classes.end(), compare->classes[k]);
+				if (it != model->classes.end())
+					to_new[k] = static_cast<int>(it - model->classes.begin());
+			}
+			std::vector<double> p(static_cast<size_t>(model->n_classes()));
+			compare_rows([&](size_t i, int pred, const double *o) {
+				std::fill(p.begin(), p.end(), 0.0);
+				for (size_t k = 0; k < to_new.size() && k < cnout; k++)
+					if (to_new[k] >= 0)
+						p[static_cast<size_t>(to_new[k])] += o[k];
+				int mapped = to_new[static_cast<size_t>(pred)];
+				prev.add(static_cast<int>(te.y[i]), mapped < 0 ? (static_cast<int>(te.y[i]) + 1) % model->n_classes() : mapped,
+				         p.data());
 			});
 			result_.previous_metrics_json = prev.to_json();
 			result_.previous_primary = prev.accuracy();
@@ -1664,6 +1770,8 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		w.key("test").raw(test_json);
 	w.end_object();
 	result_.metrics_json = w.str();
+	result_.test_json = test_json;
+	m.kept_train_json = train_json;
 
 	JsonWriter r;
 	r.begin_object();
@@ -1877,7 +1985,7 @@ std::vector<uint8_t> Trainer::class_fit(CancelCheck cancel)
 	std::vector<int64_t> label_rows(m.labels.size(), 0);
 	for (const Impl::ClassGroup &g : m.class_groups)
 		label_rows[static_cast<size_t>(g.label)] += g.d.train.n() + g.d.test.n();
-	std::vector<int> rank = m.order_classes(*model, K, label_rows);
+	std::vector<int> rank = m.order_classes(*model, K, m.class_train + m.class_test, label_rows);
 	if (m.class_train == 0)
 		throw Error(ErrorCode::DataException, "no rows left to train on",
 		            "All " + std::to_string(m.used_rows) + " rows were held out for testing.", "Lower test_size.");
@@ -1985,6 +2093,78 @@ std::vector<double> Trainer::eval_params() const
 	evalstate::Params p;
 	p.sample_k = kAggSampleRows;
 	return p.encode();
+}
+
+bool Trainer::needs_compare_pass() const { return impl_->compare_pass && !impl_->compare_pass_done; }
+
+void Trainer::add_compare_batch(const Batch &batch, const Model &fresh, const Model &compare, CancelCheck cancel)
+{
+	Impl &m = *impl_;
+	m.cancel = cancel;
+	check_cancel(cancel);
+	if (!m.compare_pass || batch.nfeatures != m.spec.features.size())
+		throw Error(ErrorCode::Internal, "comparison batch without a comparison pass");
+	// the rows as the read took them (NULL targets, non-finite and duplicate rows skipped),
+	// without counting them again
+	const int64_t skipped = m.skipped_null_target, dropped = m.dropped_nonfinite, dups = m.duplicates;
+	std::swap(m.seen_rows, m.pass_seen);
+	m.ingest(batch);
+	std::swap(m.seen_rows, m.pass_seen);
+	m.skipped_null_target = skipped;
+	m.dropped_nonfinite = dropped;
+	m.duplicates = dups;
+	const RowStore &c = m.chunk;
+	m.pass_out.assign(static_cast<size_t>(std::max({fresh.n_outputs(), compare.n_outputs(), 1})), 0.0);
+	for (size_t i = 0; i < c.size(); i++) {
+		if (!(m.spec.test_size > 0 && split_draw(c.hash[i], m.spec.seed) < m.spec.test_size))
+			continue;
+		m.pass_rows++;
+		for (const Model *mod : {&fresh, &compare}) {
+			if (!m.row_values(c, i, mod->features, m.pass_vals))
+				throw Error(ErrorCode::Internal, "the deployed model's columns are not among the training columns");
+			mod->predict(m.pass_vals.data(), m.pass_out.data()); // regression: the value; k-means: the distance
+			const bool is_new = mod == &fresh;
+			if (m.task == Task::Clustering)
+				(is_new ? m.sample_new : m.sample_prev).inertia += m.pass_out[0] * m.pass_out[0];
+			else
+				(is_new ? m.pass_new : m.pass_prev).add(c.y[i], m.pass_out[0]);
+		}
+	}
+}
+
+void Trainer::end_compare_pass()
+{
+	Impl &m = *impl_;
+	if (!m.compare_pass || m.compare_pass_done)
+		throw Error(ErrorCode::Internal, "comparison pass ended twice");
+	m.compare_pass_done = true;
+	if (m.pass_rows != result_.rows_test)
+		throw Error(ErrorCode::DataException, "the relation changed while the versions were compared",
+		            "Training held out " + std::to_string(result_.rows_test) + " rows, the comparison read " +
+		                std::to_string(m.pass_rows) + ". A view whose rows depend on a volatile function gives other rows each time.",
+		            "Retrain from a table (or a materialized view).");
+	std::string prev_json;
+	if (m.task == Task::Clustering) {
+		m.sample_new.rows = m.sample_prev.rows = m.pass_rows;
+		result_.test_json = m.sample_new.to_json();
+		prev_json = m.sample_prev.to_json();
+		result_.primary_test = m.sample_new.silhouette;
+		result_.previous_primary = m.sample_prev.silhouette;
+	} else {
+		result_.test_json = m.pass_new.to_json();
+		prev_json = m.pass_prev.to_json();
+		result_.primary_test = m.pass_new.r2();
+		result_.previous_primary = m.pass_prev.r2();
+	}
+	result_.primary_compare_new = result_.primary_test;
+	result_.previous_metrics_json = prev_json;
+	result_.compared = true;
+	JsonWriter w;
+	w.begin_object();
+	w.key("train").raw(m.kept_train_json);
+	w.key("test").raw(result_.test_json);
+	w.end_object();
+	result_.metrics_json = w.str();
 }
 
 void Trainer::add_eval_state(const double *state, size_t len, bool of_compare)

@@ -40,7 +40,9 @@ struct TrainResult {
 	std::vector<IterationLog> log;
 	std::string primary_metric; // "r2", "accuracy" or "silhouette" (higher is better)
 	double primary_test = NAN;  // NaN without test rows
-	// the model given to finish() as `compare`, on the same test rows
+	std::string test_json;      // the "test" object of metrics_json (empty without test rows)
+	// the model given to finish() as `compare`, scored with every metric on the same test rows
+	// as the new version's test metrics (test_json): previous_metrics_json has the same keys
 	bool compared = false;
 	double previous_primary = NAN;
 	double primary_compare_new = NAN; // the new model on those same rows
@@ -105,6 +107,15 @@ class Trainer {
 
 	// Fits, evaluates (and evaluates `compare` on the same test rows), returns the model.
 	std::unique_ptr<Model> finish(CancelCheck cancel, const Model *compare);
+	// After finish(fresh) with a `compare`: whether the exact comparison needs one more pass over
+	// the relation (the statistics-only paths: the linear family's moments and k-means's Lloyd
+	// steps keep no held-out rows). Then every row of the relation goes to add_compare_batch()
+	// (features in spec order, as to add_batch), and end_compare_pass() scores both models on
+	// the held-out rows among them: the new version's test metrics and previous_metrics_json
+	// are then computed the same way on the same rows.
+	bool needs_compare_pass() const;
+	void add_compare_batch(const Batch &batch, const Model &fresh, const Model &compare, CancelCheck cancel);
+	void end_compare_pass();
 	const TrainResult &result() const { return result_; }
 	int64_t rows_read() const { return rows_read_; }
 
@@ -149,6 +160,9 @@ int stratified_cut(double test_size, int64_t below, const std::vector<std::pair<
 // Whether a version can be retrained incrementally (exact sufficient statistics, or an estimator
 // that continues training).
 bool model_can_continue(const Model &m);
+// Whether continuing is exact: the result equals a fit on all the rows (the linear family's
+// statistics, naive Bayes's counts); otherwise it is a warm start or added boosting rounds.
+bool model_continues_exactly(const Model &m);
 
 // Checks that the hyperparameters and preprocess options are valid for spec (throws if not).
 void validate_spec(const TrainSpec &spec);

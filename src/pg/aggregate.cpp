@@ -670,7 +670,7 @@ pgml_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const
 	pgml_append_target_args(&sql, target, "");
 	appendStringInfoString(&sql, ", ");
 	pgml_append_row_args(&sql, features, nfeatures, "");
-	appendStringInfo(&sql, ") FROM %s", pgml_relation_sql_name(relid));
+	appendStringInfo(&sql, ") FROM %s r", pgml_from_item(relid));
 	/* (no ORDER BY: sorting would move the states around; the trainer orders the groups) */
 	if (ncat > 0)
 		appendStringInfo(&sql, " GROUP BY %s", keys.data);

@@ -166,7 +166,8 @@ struct EvalCache {
 	int K;                     // classes given
 	char **classes;            // given (the truth's class ids)
 	int *pred_map;             // model class -> given class, or -1
-	bool proba;                // the model's classes are the given ones, in order
+	bool proba;                // probabilities over the given classes (always: mapped by label)
+	double *mapped;            // the model's probabilities carried over to the given classes
 	ArgRow ar;
 	pgml::TypeClass target_tc; // the model's target (labels of a numeric target)
 	pgml::Value *values;
@@ -231,14 +232,18 @@ eval_cache(FunctionCallInfo fcinfo)
 		ec->classes[i] = TextDatumGetCString(cd[i]);
 	const int mk = model->n_classes();
 	ec->pred_map = static_cast<int *>(palloc(sizeof(int) * mk));
-	ec->proba = mk == nc;
+	/* the deployed version compared with a retrain may know other classes, or order them
+	 * otherwise: its probabilities are carried over to the given classes by label (a class the
+	 * given ones lack loses its share: log loss renormalises, as sklearn does), so it gets a
+	 * log loss and roc_auc on the same rows as the new version */
+	ec->proba = true;
 	for (int k = 0; k < mk; k++) {
 		ec->pred_map[k] = -1;
 		for (int i = 0; i < nc; i++)
 			if (strcmp(model->classes[static_cast<size_t>(k)].c_str(), ec->classes[i]) == 0)
 				ec->pred_map[k] = i;
-		ec->proba = ec->proba && ec->pred_map[k] == k;
 	}
+	ec->mapped = static_cast<double *>(palloc0(sizeof(double) * nc));
 	int nf = static_cast<int>(model->features.size());
 	uint8_t *cat = static_cast<uint8_t *>(palloc(sizeof(uint8_t) * nf));
 	for (int i = 0; i < nf; i++)
@@ -362,11 +367,16 @@ pgml_eval_stats_trans(PG_FUNCTION_ARGS)
 	int mapped = ec->pred_map[pred];
 	if (mapped < 0)
 		mapped = (truth + 1) % ec->K; /* a class the given ones do not have: wrong */
+	for (int i = 0; i < ec->K; i++)
+		ec->mapped[i] = 0;
+	for (int k = 0; k < ec->model->n_classes(); k++)
+		if (ec->pred_map[k] >= 0)
+			ec->mapped[ec->pred_map[k]] += ec->out[k];
 	for (;;) {
 		const pgml::evalstate::Shape &s = eval_checked_shape(ec, data, len);
 		pgml::evalstate::Shape need;
 		size_t need_len = 0;
-		PGML_CORE(need_len = pgml::evalstate::add_row(data, s, t, truth, mapped, ec->out, draw, &need));
+		PGML_CORE(need_len = pgml::evalstate::add_row(data, s, t, truth, mapped, ec->mapped, draw, &need));
 		if (need_len == 0)
 			break;
 		ArrayType *grown = pgml_state_array_new("ml.eval_stats", need_len);
@@ -572,7 +582,7 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 		*eparams = trainer->eval_params();
 	});
 	const char *schema = quote_identifier(get_namespace_name(schema_oid));
-	const char *rel = pgml_relation_sql_name(relid);
+	const char *rel = pgml_from_item(relid);
 	const char *texpr = target_expr(target);
 
 	/* the row arguments every function gets after its own: target, feature arrays */

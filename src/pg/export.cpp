@@ -4,11 +4,13 @@
 // reads the catalog rows it carries, and on import writes a new model from a decoded and
 // fully validated envelope.
 // the core first (its headers pull in the C++ standard library; see pg_ml.hpp)
+#include "../core/deploy_metric.hpp"
 #include "../core/export.hpp"
 
 #include <cstring>
 
 #include "pg_ml.hpp"
+#include "deploy_metric.hpp"
 
 extern "C" {
 #include "mb/pg_wchar.h"
@@ -394,6 +396,12 @@ pgml_import(PG_FUNCTION_ARGS)
 		pgml_catalog_end(save_user, save_sec);
 		ereport(ERROR, (errcode(ERRCODE_DUPLICATE_OBJECT), errmsg("model \"%s\" already exists", name),
 						errhint("Import under another name, or drop the existing model with ml_drop_model().")));
+	}
+	{
+		/* the imported model's deploy metric: its task's default (ml_set_deploy_metric changes it) */
+		char dm[64];
+		PGML_CORE(snprintf(dm, sizeof dm, "%s", pgml::default_deploy_metric(model->task, model->n_classes()).c_str()));
+		pgml_store_deploy_metric(model_id, dm);
 	}
 
 	/* the blob, bound to its new row (model id, version 1) */

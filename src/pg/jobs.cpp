@@ -12,14 +12,14 @@
 // ml_run_jobs fold what is left (the "sweep"). One holder at a time means one job per
 // threshold crossing.
 //
-// Incremental mode copies nothing: each statement's batch row records the inserting
-// (sub)transaction id, the watermark by which a job finds exactly its window's rows in the
-// relation (xmin = ANY (...), through a security_invoker temporary view, so the model owner's
-// privileges and row-level security apply). A job takes the transactions of its window and of
-// earlier windows whose job failed for good, and deletes their batches in the same transaction
-// as the new version. Rows of one transaction are trained on together, by the first job whose
-// window holds some of them; rows a later UPDATE rewrote are no longer "new".
-//
+// What a job learns. A job runs ml_retrain(model, table, mode) on the table itself, which reads
+// what the README's retrain table says: for incremental and continued training, the rows the
+// deployed version has not learned (by their inserting transaction, against the snapshot the
+// version recorded in ml.versions.sources), through the model owner's privileges and row-level
+// security; nothing is copied. A job therefore takes every row committed before it ran, also
+// rows of later windows; the job of such a window finds nothing left and ends without a version
+// (ml.retrain returns no version then, pgml_retrain_nothing_new_is_ok). The batch rows (each
+// statement's count and inserting transaction) only count rows towards the windows.
 // Identity. A model's trigger is the trigger whose function is ml.auto_retrain_trigger (which
 // only pg_ml can attach) and whose argument is the model's id; its name is only for people (a
 // table's owner may rename it to anything).
@@ -56,6 +56,7 @@ extern "C" {
 PG_FUNCTION_INFO_V1(pgml_auto_retrain);
 PG_FUNCTION_INFO_V1(pgml_auto_retrain_trigger);
 PG_FUNCTION_INFO_V1(pgml_run_jobs);
+PG_FUNCTION_INFO_V1(pgml_job_runner);
 }
 
 #define TRIGGER_PREFIX "pgml_auto_retrain_"
@@ -161,14 +162,14 @@ fold_locked(int64 model_id, bool incremental, int64 min_new_rows, int64 pending,
 		return false;
 	bool queue = total >= min_new_rows;
 	if (queue) {
-		Oid t[5] = {INT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID};
-		Datum v[5] = {Int64GetDatum(model_id), CStringGetTextDatum(incremental ? "incremental" : "refit"), relation,
-					  Int64GetDatum(total), Int64GetDatum(window_no)};
-		char nulls[5] = {' ', ' ', ' ', ' ', incremental ? ' ' : 'n'};
+		Oid t[4] = {INT8OID, TEXTOID, INT8OID, INT8OID};
+		Datum v[4] = {Int64GetDatum(model_id), relation, Int64GetDatum(total), Int64GetDatum(window_no)};
+		char nulls[4] = {' ', ' ', ' ', incremental ? ' ' : 'n'};
 		SPIPlanPtr p = saved_plan(&plan_queue,
 								  "INSERT INTO ml.jobs (model_id, kind, mode, relation, rows, window_no) "
-								  "VALUES ($1, 'auto_retrain', $2, $3, $4, $5)",
-								  5, t);
+								  "SELECT $1, 'auto_retrain', a.mode, $2, $3, $4 FROM ml.auto_retrain a "
+								  "WHERE a.model_id OPERATOR(pg_catalog.=) $1",
+								  4, t);
 		if (SPI_execute_plan(p, v, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "pg_ml: could not queue a job");
 		total = 0;
@@ -204,7 +205,7 @@ take_counter(int64 model_id, bool *incremental, int64 *min_new_rows, int64 *pend
 	HeapTuple tup = SPI_tuptable->vals[0];
 	TupleDesc desc = SPI_tuptable->tupdesc;
 	bool isnull;
-	*incremental = strcmp(SPI_getvalue(tup, desc, 1), "incremental") == 0;
+	*incremental = strcmp(SPI_getvalue(tup, desc, 1), "refit") != 0;
 	*min_new_rows = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
 	*pending = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
 	*window_no = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
@@ -258,7 +259,7 @@ pgml_auto_retrain_trigger(PG_FUNCTION_ARGS)
 			elog(ERROR, "pg_ml: could not read the auto-retrain settings");
 		active = SPI_processed == 1; /* else: auto-retrain was turned off; nothing to count */
 		if (active)
-			incremental = strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "incremental") == 0;
+			incremental = strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "refit") != 0;
 	}
 	if (active && (incremental || !holder)) {
 		/* a batch row: rows counted by someone else later (window NULL); for incremental mode also
@@ -321,6 +322,124 @@ reset_dead_jobs(void)
 			 "WHERE j.status OPERATOR(pg_catalog.=) 'running' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a "
 			 "WHERE a.pid OPERATOR(pg_catalog.=) j.runner_pid AND a.backend_start OPERATOR(pg_catalog.<=) j.started_at)",
 			 1, &t, &v, SPI_OK_UPDATE);
+}
+
+// ---------------------------------------------------------------- who runs the jobs
+//
+// The queue is only as good as what runs it. A database's jobs are run by
+//  - "worker": pg_ml is in shared_preload_libraries, its launcher is alive, and
+//    pg_ml.worker_enabled is on for the database (as the worker reads it: the database's
+//    ALTER DATABASE setting, else the server's);
+//  - "ml_run_jobs": no worker, but ml_run_jobs() ran in the database within the last day
+//    (ml.job_runners records its last call): taken as scheduled (pg_cron, cron + psql);
+//  - "none": nothing does; queued jobs wait.
+// ml_auto_retrain says so with a NOTICE, and ml_jobs / ml_auto_retrains show it (job_runner).
+
+static bool worker_enabled_here(void);
+
+enum PgmlRunner { PGML_RUNNER_WORKER, PGML_RUNNER_RUN_JOBS, PGML_RUNNER_NONE };
+
+static const char *const runner_names[] = {"worker", "ml_run_jobs", "none"};
+
+/* ml.job_runners, where ml_run_jobs() records its calls (InvalidOid: a catalog older than 0.3.0) */
+static Oid
+job_runners_relid(void)
+{
+	Oid nsp = get_namespace_oid("ml", true);
+	return OidIsValid(nsp) ? get_relname_relid("job_runners", nsp) : InvalidOid;
+}
+
+/*
+ * job_runner: what runs this database's jobs; *why (when not the worker) says why no worker
+ * does, *last_run when ml_run_jobs() last ran (NULL if never, or not within the last day).
+ */
+static PgmlRunner
+job_runner(const char **why, char **last_run)
+{
+	*why = NULL;
+	*last_run = NULL;
+	if (!pgml_preloaded)
+		*why = "pg_ml is not in shared_preload_libraries, so no background worker runs jobs.";
+	else if (!pgml_launcher_running())
+		*why = "pg_ml is in shared_preload_libraries, but its background worker (pg_ml launcher) is not running; "
+			   "the server log says why.";
+	else if (!worker_enabled_here())
+		*why = "pg_ml.worker_enabled is off for this database.";
+	else
+		return PGML_RUNNER_WORKER;
+	if (!OidIsValid(job_runners_relid()))
+		return PGML_RUNNER_NONE;
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid save_user;
+	int save_sec;
+	pgml_catalog_begin(&save_user, &save_sec);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_ml: SPI_connect failed");
+	spi_exec("SELECT last_run::pg_catalog.text FROM ml.job_runners WHERE runner OPERATOR(pg_catalog.=) 'ml_run_jobs' "
+			 "AND last_run OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) '1 day'::pg_catalog.interval)",
+			 0, NULL, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 1) {
+		char *t = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		*last_run = t ? MemoryContextStrdup(cxt, t) : NULL;
+	}
+	SPI_finish();
+	pgml_catalog_end(save_user, save_sec);
+	return *last_run ? PGML_RUNNER_RUN_JOBS : PGML_RUNNER_NONE;
+}
+
+/* note_run_jobs: ml_run_jobs() records its call (never waits: a concurrent call holding the row counts too) */
+static void
+note_run_jobs(Oid caller)
+{
+	if (!OidIsValid(job_runners_relid()))
+		return;
+	Oid save_user;
+	int save_sec;
+	pgml_catalog_begin(&save_user, &save_sec);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_ml: SPI_connect failed");
+	Oid t = TEXTOID;
+	Datum v = CStringGetTextDatum(GetUserNameFromId(caller, false));
+	spi_exec("UPDATE ml.job_runners SET last_run = pg_catalog.now(), last_role = $1 WHERE runner OPERATOR(pg_catalog.=) "
+			 "(SELECT runner FROM ml.job_runners WHERE runner OPERATOR(pg_catalog.=) 'ml_run_jobs' "
+			 "FOR NO KEY UPDATE SKIP LOCKED)",
+			 1, &t, &v, SPI_OK_UPDATE);
+	SPI_finish();
+	pgml_catalog_end(save_user, save_sec);
+}
+
+/*
+ * ml.job_runner() -> text: 'worker', 'ml_run_jobs' or 'none' (above), for the views ml_jobs and
+ * ml_auto_retrains. STABLE: the backends' status is read once per transaction.
+ */
+Datum
+pgml_job_runner(PG_FUNCTION_ARGS)
+{
+	const char *why;
+	char *last_run;
+	PgmlRunner r = job_runner(&why, &last_run);
+	PG_RETURN_TEXT_P(cstring_to_text(runner_names[r]));
+}
+
+/* notice_no_worker: ml_auto_retrain's NOTICE when no background worker will run the model's jobs */
+static void
+notice_no_worker(const char *model)
+{
+	const char *why;
+	char *last_run;
+	PgmlRunner r = job_runner(&why, &last_run);
+	if (r == PGML_RUNNER_WORKER)
+		return;
+	bool disabled = pgml_preloaded && strstr(why, "worker_enabled") != NULL;
+	ereport(NOTICE,
+			(errmsg("no background worker runs the auto-retrain jobs of model \"%s\" in this database", model),
+			 r == PGML_RUNNER_RUN_JOBS
+				 ? errdetail("%s Its jobs run when ml_run_jobs() runs (it last ran at %s).", why, last_run)
+				 : errdetail("%s Its jobs wait in ml_jobs until ml_run_jobs() runs them.", why),
+			 disabled ? errhint("Turn the worker on for this database (ALTER DATABASE ... RESET pg_ml.worker_enabled), "
+								"or run SELECT ml_run_jobs() on a schedule (pg_cron, or cron with psql).")
+					  : errhint("Add pg_ml to shared_preload_libraries and restart the server, or run SELECT "
+								"ml_run_jobs() on a schedule (pg_cron, or cron with psql).")));
 }
 
 // ---------------------------------------------------------------- ml_auto_retrain
@@ -444,7 +563,7 @@ pgml_auto_retrain(PG_FUNCTION_ARGS)
 		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						errmsg("model \"%s\" (%s) cannot be retrained incrementally", ref.name, ref.algorithm),
 						errhint("Use mode => 'refit' (or 'auto', which picks refit for it).")));
-	const char *effective = strcmp(mode, "auto") == 0 ? (can_continue ? "incremental" : "refit") : mode;
+	const char *effective = mode; /* 'auto' is resolved by each retrain (the README's retrain table) */
 	char *rel_sql = pgml_relation_sql_name(relid);
 
 	pgml_catalog_begin(&save_user, &save_sec);
@@ -492,6 +611,7 @@ pgml_auto_retrain(PG_FUNCTION_ARGS)
 	spi_exec(sql, 0, NULL, NULL, SPI_OK_UTILITY);
 	SPI_finish();
 	pgml_catalog_end(save_user, save_sec);
+	notice_no_worker(ref.name);
 	PG_RETURN_VOID();
 }
 
@@ -565,7 +685,7 @@ run_job(const PgmlJob *job, PgmlJobResult *res)
 {
 	Oid save_user;
 	int save_sec;
-	bool incremental = strcmp(job->mode, "incremental") == 0;
+	bool incremental = strcmp(job->mode, "refit") != 0; /* its batches are deleted with the window */
 
 	GetUserIdAndSecContext(&save_user, &save_sec);
 	Oid catalog_user;
@@ -588,60 +708,36 @@ run_job(const PgmlJob *job, PgmlJobResult *res)
 	bool isnull;
 	Oid relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	char *rel_sql = pgml_relation_sql_name(relid);
-	char *train_rel = rel_sql;
-	char *temp_name = NULL;
-	char *xids = NULL; /* incremental: the window's transactions, as an array literal */
-	if (incremental) {
-		Oid xt[2] = {INT8OID, INT8OID};
-		Datum xv[2] = {Int64GetDatum(job->model_id), Int64GetDatum(job->window_no)};
-		/* 64-bit ids recorded, compared as the 32-bit xmin; ids older than 2^31 transactions (could
-		   have wrapped around) are dropped */
-		spi_exec("SELECT pg_catalog.array_agg(DISTINCT (xid OPERATOR(pg_catalog.%) 4294967296))::pg_catalog.text "
-				 "FROM ml.auto_retrain_batches WHERE model_id OPERATOR(pg_catalog.=) $1 "
-				 "AND window_no OPERATOR(pg_catalog.<=) $2 AND xid OPERATOR(pg_catalog.>) "
-				 "(pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::pg_catalog.text::pg_catalog.int8 "
-				 "OPERATOR(pg_catalog.-) 2000000000)",
-				 2, xt, xv, SPI_OK_SELECT);
-		xids = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	}
-	if (incremental && xids != NULL) {
-		/*
-		 * The window's rows: a temporary view, security_invoker so that the relation is read with
-		 * the model owner's privileges and row-level security; the catalog owner creates it (it
-		 * runs no user code) because the owner may not create temporary objects in a
-		 * security-restricted operation.
-		 */
-		temp_name = psprintf("pgml_job_%lld", (long long) job->id);
-		spi_exec(psprintf("CREATE TEMPORARY VIEW %s WITH (security_invoker = true) AS SELECT r.* FROM %s r "
-						  "WHERE r.xmin OPERATOR(pg_catalog.=) ANY (%s::pg_catalog.xid[])",
-						  quote_identifier(temp_name), rel_sql, quote_literal_cstr(xids)),
-				 0, NULL, NULL, SPI_OK_UTILITY);
-		spi_exec(psprintf("GRANT SELECT ON pg_temp.%s TO %s", quote_identifier(temp_name),
-						  quote_identifier(GetUserNameFromId(job->owner, false))),
-				 0, NULL, NULL, SPI_OK_UTILITY);
-		train_rel = psprintf("pg_temp.%s", quote_identifier(temp_name));
-	}
-	/* the retrain, as the model's owner; settings it changes are rolled back. An incremental job
-	   whose rows an earlier job of the same transactions took has nothing left: no version. */
+	/* the retrain, as the model's owner, on the table itself: what the deployed version has not
+	   learned of it is what ml_retrain reads (ml.versions.sources); settings it changes are rolled
+	   back. A job whose rows an earlier job learned has nothing left: no version. */
 	res->version = 0;
 	res->deployed = false;
-	if (!incremental || xids != NULL) {
 	SetUserIdAndSecContext(job->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	int nest = NewGUCNestLevel();
 	/* ml.retrain is ml_retrain(bigint, ...) in schema ml, where nobody else can create a function;
 	   every argument given with its exact type */
 	Oid rt[3] = {INT8OID, TEXTOID, TEXTOID};
-	Datum rv[3] = {Int64GetDatum(job->model_id), CStringGetTextDatum(train_rel), CStringGetTextDatum(job->mode)};
-	spi_exec("SELECT r.version, r.deployed FROM ml.retrain($1, $2, $3, 'if_better'::pg_catalog.text, "
-			 "NULL::pg_catalog.float8, NULL::pg_catalog.int4) r",
-			 3, rt, rv, SPI_OK_SELECT);
+	Datum rv[3] = {Int64GetDatum(job->model_id), CStringGetTextDatum(rel_sql), CStringGetTextDatum(job->mode)};
+	pgml_retrain_nothing_new_is_ok = true;
+	PG_TRY();
+	{
+		spi_exec("SELECT r.version, r.deployed FROM ml.retrain($1, $2, $3, 'if_better'::pg_catalog.text, "
+				 "NULL::pg_catalog.float8, NULL::pg_catalog.int4) r",
+				 3, rt, rv, SPI_OK_SELECT);
+	}
+	PG_FINALLY();
+	{
+		pgml_retrain_nothing_new_is_ok = false;
+	}
+	PG_END_TRY();
 	if (SPI_processed != 1)
 		elog(ERROR, "pg_ml: ml_retrain returned no row");
-	res->version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	res->version = isnull ? 0 : DatumGetInt32(d);
 	res->deployed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	AtEOXact_GUC(false, nest);
 	SetUserIdAndSecContext(catalog_user, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	}
 
 	/* done: the job's record and the rows it consumed, in the same transaction as the version */
 	Oid jt[3] = {INT8OID, INT4OID, BOOLOID};
@@ -652,16 +748,12 @@ run_job(const PgmlJob *job, PgmlJobResult *res)
 							  3, jt, jv, jn, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "pg_ml: could not record the job");
 	if (incremental) {
-		/* the batches of the window, and every batch of the transactions it trained on */
-		Oid dt[3] = {INT8OID, INT8OID, TEXTOID};
-		Datum dv[3] = {Int64GetDatum(job->model_id), Int64GetDatum(job->window_no),
-					   CStringGetTextDatum(xids ? xids : "{}")};
+		/* the batches of the window and of earlier ones */
+		Oid dt[2] = {INT8OID, INT8OID};
+		Datum dv[2] = {Int64GetDatum(job->model_id), Int64GetDatum(job->window_no)};
 		spi_exec("DELETE FROM ml.auto_retrain_batches WHERE model_id OPERATOR(pg_catalog.=) $1 "
-				 "AND (window_no OPERATOR(pg_catalog.<=) $2 "
-				 "OR (xid OPERATOR(pg_catalog.%) 4294967296) OPERATOR(pg_catalog.=) ANY ($3::pg_catalog.int8[]))",
-				 3, dt, dv, SPI_OK_DELETE);
-		if (temp_name)
-			spi_exec(psprintf("DROP VIEW pg_temp.%s", quote_identifier(temp_name)), 0, NULL, NULL, SPI_OK_UTILITY);
+				 "AND window_no OPERATOR(pg_catalog.<=) $2",
+				 2, dt, dv, SPI_OK_DELETE);
 	}
 	SPI_finish();
 	SetUserIdAndSecContext(save_user, save_sec);
@@ -757,6 +849,7 @@ pgml_run_jobs(PG_FUNCTION_ARGS)
 	Oid caller = GetUserId();
 
 	maintain_in_catalog(caller);
+	note_run_jobs(caller);
 	for (int i = 0; i < max_jobs; i++) {
 		CHECK_FOR_INTERRUPTS();
 		PgmlJob job;

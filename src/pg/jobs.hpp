@@ -8,6 +8,10 @@ extern int pgml_worker_naptime;    // seconds between the launcher's rounds over
 extern bool pgml_worker_enabled;   // per database (ALTER DATABASE ... SET) or server-wide
 extern int pgml_job_max_attempts;  // a job that failed this often is not retried
 extern int pgml_worker_max;        // databases whose jobs run at the same time
+extern bool pgml_preloaded;        // the postmaster loaded pg_ml (shared_preload_libraries)
+
+// Whether the background worker's launcher is alive now (false when pg_ml is not preloaded).
+bool pgml_launcher_running(void);
 
 // Defines the worker's settings; registers the launcher when called while the server loads
 // shared_preload_libraries. Called from _PG_init.

@@ -170,7 +170,7 @@ pgml_kmeans_steps(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const PgmlC
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "SELECT %s.kmeans_step($1, $2, ", quote_identifier(get_namespace_name(schema_oid)));
 	pgml_append_row_args(&sql, features, nfeatures, "");
-	appendStringInfo(&sql, ") FROM %s", pgml_relation_sql_name(relid));
+	appendStringInfo(&sql, ") FROM %s r", pgml_from_item(relid));
 
 	while (more) {
 		CHECK_FOR_INTERRUPTS();

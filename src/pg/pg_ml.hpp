@@ -89,6 +89,23 @@ typedef void (*PgmlBatchConsumer)(void *arg, const pgml::Batch *batch);
 int64 pgml_scan_relation(Oid relid, const PgmlColumn *features, int nfeatures, const PgmlColumn *target,
                          PgmlBatchConsumer consume, void *arg);
 
+// ---------------------------------------------------------------- what a version learned (learned.cpp)
+// The active snapshot as recorded with a read (pg_snapshot's text form, 64-bit ids, subtransactions
+// listed); *strict: the read must also be filtered by it (ml.row_is_new(xmin, NULL, it)).
+char *pgml_snapshot_record(bool *strict);
+// Whether a recorded snapshot can still tell rows apart (parses, and is less than 2^31 ids old).
+bool pgml_snapshot_usable(const char *snapshot);
+char *pgml_system_identifier(void); // "<cluster system identifier>/<database oid>"
+// The FROM item the readers put before their alias " r": relid's name, or while a training run
+// reads part of it or several relations, the subquery set for it (cleared at any (sub)transaction end).
+const char *pgml_from_item(Oid relid);
+void pgml_set_read_from(Oid relid, const char *from_sql); // NULL: read relid itself
+// s as a JSON string (null for NULL)
+void pgml_json_string(StringInfo buf, const char *s);
+// Set by an auto-retrain job around its ml.retrain call: a relation with no row the deployed
+// version has not learned gives a row without a version instead of an error (train.cpp).
+extern bool pgml_retrain_nothing_new_is_ok;
+
 // Computes the training statistics with one ml.train_stats aggregate query (aggregate.cpp)
 // and feeds them to the trainer (which must say uses_stats_aggregate()). Returns rows read.
 Oid pgml_stats_aggregate_schema(void); // InvalidOid: this database's pg_ml has no ml.train_stats

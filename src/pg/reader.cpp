@@ -336,7 +336,7 @@ pgml_scan_relation(Oid relid, const PgmlColumn *features, int nfeatures, const P
 		appendStringInfo(&sql, "%s%s", i ? ", " : "", quote_identifier(features[i].name));
 	if (target != nullptr)
 		appendStringInfo(&sql, ", %s", quote_identifier(target->name));
-	appendStringInfo(&sql, " FROM %s", pgml_relation_sql_name(relid));
+	appendStringInfo(&sql, " FROM %s r", pgml_from_item(relid));
 
 	BatchReceiver *r = static_cast<BatchReceiver *>(palloc0(sizeof(BatchReceiver)));
 	r->pub.receiveSlot = receive_row;

@@ -1,21 +1,30 @@
 // pg_ml glue: ml_train and ml_retrain.
+#include "../core/deploy_metric.hpp"
+
 #include "pg_ml.hpp"
 
 #include <cmath>
 #include <string>
 
+#include "deploy_metric.hpp"
 #include "options.hpp"
 #include "progress.hpp"
 
 extern "C" {
 #include "access/relation.h"
 #include "access/table.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_statistic.h"
 #include "portability/instr_time.h"
+#include "utils/acl.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 PG_FUNCTION_INFO_V1(pgml_train);
 PG_FUNCTION_INFO_V1(pgml_retrain);
 }
+
+bool pgml_retrain_nothing_new_is_ok = false;
 
 namespace {
 
@@ -24,6 +33,7 @@ struct TrainState {
 	pgml::TrainSpec spec;
 	std::unique_ptr<pgml::Trainer> trainer;
 	std::unique_ptr<pgml::Model> model;
+	const pgml::Model *compare = nullptr; /* ml_retrain: the deployed version */
 	std::vector<uint8_t> blob;
 	std::string hyperparams_json, preprocess_json, state_json, features_json, classes_json, coef_json;
 };
@@ -34,6 +44,14 @@ train_consume(void *arg, const pgml::Batch *batch)
 	TrainState *st = static_cast<TrainState *>(arg);
 	PGML_CORE(st->trainer->add_batch(*batch, pgml_interrupt_pending));
 	pgml_progress_rows(batch->nrows); /* progress */
+}
+
+/* the comparison pass: every row again, both versions scored on the held-out ones */
+void
+compare_consume(void *arg, const pgml::Batch *batch)
+{
+	TrainState *st = static_cast<TrainState *>(arg);
+	PGML_CORE(st->trainer->add_compare_batch(*batch, *st->model, *st->compare, pgml_interrupt_pending));
 }
 
 double
@@ -100,7 +118,7 @@ finish_training(TrainState *st, const pgml::Model *compare)
 
 // Streams the relation into the trainer, then fits (comparing with `compare` if given).
 // Times in ms since start: reading, and reading plus fitting.
-void
+int64
 run_training(TrainState *st, Oid relid, const char *relname, const PgmlColumn *features, int nfeatures,
 			 const PgmlColumn *target, const pgml::Model *compare, instr_time start, double *read_ms,
 			 double *total_ms)
@@ -135,7 +153,18 @@ run_training(TrainState *st, Oid relid, const char *relname, const PgmlColumn *f
 	if (aggregate)
 		pgml_kmeans_steps(st->trainer.get(), agg_schema, relid, features, nfeatures); /* k-means: Lloyd steps */
 	finish_training(st, compare);
+	bool pass = false;
+	PGML_CORE(pass = compare != nullptr && st->trainer->needs_compare_pass());
+	if (pass) {
+		/* the linear family's moments and k-means's Lloyd steps keep no held-out rows: score both
+		 * versions on every one of them (exact, the same rows for both) */
+		pgml_progress_phase("evaluating"); /* progress */
+		st->compare = compare;
+		pgml_scan_relation(relid, features, nfeatures, target, compare_consume, st);
+		PGML_CORE(st->trainer->end_compare_pass());
+	}
 	*total_ms = elapsed_ms(start);
+	return rows;
 }
 
 int32
@@ -154,7 +183,7 @@ next_version(int64 model_id)
 // Inserts a version row and its training log. Runs inside catalog access with SPI connected.
 void
 insert_version(TrainState *st, int64 model_id, int32 version, int32 parent, const char *mode, const char *relation,
-			   Oid trained_by, double read_ms, double fit_ms, double total_ms)
+			   Oid trained_by, double read_ms, double fit_ms, double total_ms, const char *sources, const char *retrain)
 {
 	const pgml::TrainResult &res = st->trainer->result();
 	const pgml::Model &m = *st->model;
@@ -163,10 +192,10 @@ insert_version(TrainState *st, int64 model_id, int32 version, int32 parent, cons
 	uint32 checksum;
 	bytea *blob = pgml_serialize_bound(st->model.get(), model_id, version, &st->blob, &format, &checksum);
 
-	Oid types[27] = {INT8OID, INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID,
+	Oid types[29] = {INT8OID, INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID,
 					 JSONBOID, JSONBOID, JSONBOID, INT8OID, INT8OID, FLOAT8OID, INT8OID, TEXTOID, BYTEAOID, INT2OID,
-					 TEXTOID, INT4OID, INT8OID, REGROLEOID, FLOAT8OID, FLOAT8OID, FLOAT8OID, JSONBOID};
-	Datum values[27] = {Int64GetDatum(model_id),
+					 TEXTOID, INT4OID, INT8OID, REGROLEOID, FLOAT8OID, FLOAT8OID, FLOAT8OID, JSONBOID, JSONBOID, JSONBOID};
+	Datum values[29] = {Int64GetDatum(model_id),
 						Int32GetDatum(version),
 						Int32GetDatum(parent),
 						CStringGetTextDatum(pgml::algorithm_name(m.algorithm)),
@@ -192,20 +221,25 @@ insert_version(TrainState *st, int64 model_id, int32 version, int32 parent, cons
 						Float8GetDatum(read_ms),
 						Float8GetDatum(fit_ms),
 						Float8GetDatum(total_ms),
+						pgml_jsonb_from_cstring(sources),
+						retrain ? pgml_jsonb_from_cstring(retrain) : (Datum) 0,
 						/* the classes, in the blob's order (ml_models.classes of a deployed version) */
 						st->classes_json.empty() ? (Datum) 0 : pgml_jsonb_from_cstring(st->classes_json.c_str())};
-	char nulls[28] = "                           ";
+	char nulls[30] = "                             ";
 	if (parent == 0)
 		nulls[2] = 'n';
+	if (retrain == NULL)
+		nulls[27] = 'n';
 	if (st->classes_json.empty())
-		nulls[26] = 'n';
+		nulls[28] = 'n';
 	int rc = SPI_execute_with_args(
 		"INSERT INTO ml.versions (model_id, version, parent_version, algorithm, mode, relation, hyperparams, "
 		"preprocess, preprocessing_state, metrics, report, coefficients, rows_train, rows_test, test_size, seed, data_fingerprint, "
-		"blob, format_version, model_kind, blob_length, checksum, trained_by, read_ms, fit_ms, duration_ms, classes) "
-		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, "
-		"$22, $23, $24, $25, $26, $27)",
-		27, types, values, nulls, false, 0);
+		"blob, format_version, model_kind, blob_length, checksum, trained_by, read_ms, fit_ms, duration_ms, sources, classes) "
+		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+		"CASE WHEN $28 IS NULL THEN $11 ELSE $11 OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('retrain', $28) END, "
+		"$12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $29)",
+		29, types, values, nulls, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "pg_ml: could not save the version: %s", SPI_result_code_string(rc));
 
@@ -300,6 +334,330 @@ detect_task(const PgmlColumn *target, const char *target_name, const char *rel_s
 	*why = classify ? "the target has at most 10 distinct integer values"
 					: "the target is numeric with more than 10 distinct values";
 	return classify ? pgml::Task::Classification : pgml::Task::Regression;
+}
+
+
+// ---------------------------------------------------------------- what a version learned from
+// One read of a relation by a version (an entry of ml.versions.sources, see learned.cpp).
+struct Source {
+	int32 version;
+	char *relation;
+	Oid oid;
+	char *system;
+	char *snapshot;    // NULL: not a table, or read before 0.3.0
+	int64 rows;        // -1: not counted apart (a read of several relations at once)
+	char *fingerprint; // NULL: not computed apart
+};
+
+// The sources of a version, in order; palloc'd in the caller's context.
+int
+load_sources(int64 model_id, int32 version, Source **out)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	Oid save_user;
+	int save_sec;
+	pgml_catalog_begin(&save_user, &save_sec);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_ml: SPI_connect failed");
+	Oid t[2] = {INT8OID, INT4OID};
+	Datum v[2] = {Int64GetDatum(model_id), Int32GetDatum(version)};
+	if (SPI_execute_with_args(
+			"SELECT (e OPERATOR(pg_catalog.->>) 'version')::pg_catalog.int4, e OPERATOR(pg_catalog.->>) 'relation', "
+			"(e OPERATOR(pg_catalog.->>) 'oid')::pg_catalog.oid, e OPERATOR(pg_catalog.->>) 'system', "
+			"e OPERATOR(pg_catalog.->>) 'snapshot', (e OPERATOR(pg_catalog.->>) 'rows')::pg_catalog.int8, "
+			"e OPERATOR(pg_catalog.->>) 'fingerprint' "
+			"FROM ml.versions v, pg_catalog.jsonb_array_elements(v.sources) WITH ORDINALITY AS s(e, i) "
+			"WHERE v.model_id OPERATOR(pg_catalog.=) $1 AND v.version OPERATOR(pg_catalog.=) $2 ORDER BY s.i",
+			2, t, v, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "pg_ml: could not read what version %d learned from", version);
+	int n = static_cast<int>(SPI_processed);
+	Source *src = static_cast<Source *>(MemoryContextAllocZero(outer, sizeof(Source) * (n + 1)));
+	for (int i = 0; i < n; i++) {
+		HeapTuple tup = SPI_tuptable->vals[i];
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		bool isnull;
+		auto str = [&](int col) -> char * {
+			char *x = SPI_getvalue(tup, desc, col);
+			return x ? MemoryContextStrdup(outer, x) : NULL;
+		};
+		Datum d = SPI_getbinval(tup, desc, 1, &isnull);
+		src[i].version = isnull ? 0 : DatumGetInt32(d);
+		src[i].relation = str(2);
+		d = SPI_getbinval(tup, desc, 3, &isnull);
+		src[i].oid = isnull ? InvalidOid : DatumGetObjectId(d);
+		src[i].system = str(4);
+		src[i].snapshot = str(5);
+		d = SPI_getbinval(tup, desc, 6, &isnull);
+		src[i].rows = isnull ? -1 : DatumGetInt64(d);
+		src[i].fingerprint = str(7);
+	}
+	SPI_finish();
+	pgml_catalog_end(save_user, save_sec);
+	*out = src;
+	return n;
+}
+
+void
+append_source(StringInfo b, const Source *s)
+{
+	appendStringInfo(b, "{\"version\": %d, \"relation\": ", s->version);
+	pgml_json_string(b, s->relation);
+	appendStringInfo(b, ", \"oid\": %u, \"system\": ", s->oid);
+	pgml_json_string(b, s->system);
+	appendStringInfoString(b, ", \"snapshot\": ");
+	pgml_json_string(b, s->snapshot);
+	if (s->rows >= 0)
+		appendStringInfo(b, ", \"rows\": " INT64_FORMAT, s->rows);
+	else
+		appendStringInfoString(b, ", \"rows\": null");
+	appendStringInfoString(b, ", \"fingerprint\": ");
+	pgml_json_string(b, s->fingerprint);
+	appendStringInfoChar(b, '}');
+}
+
+// Whether a relation's rows carry xmin for a snapshot to tell apart (tables, partitioned tables).
+bool
+has_row_snapshots(Oid relid)
+{
+	char kind = get_rel_relkind(relid);
+	return kind == RELKIND_RELATION || kind == RELKIND_PARTITIONED_TABLE;
+}
+
+// The rows of relid a read takes: "(SELECT * FROM rel t WHERE ml.row_is_new(...))", or NULL for
+// every row (no snapshot learned before, and the recorded one needs no filter).
+char *
+filtered_from(Oid relid, const char *learned, const char *strict_seen)
+{
+	if (learned == NULL && strict_seen == NULL)
+		return NULL;
+	return psprintf("(SELECT * FROM %s t WHERE ml.row_is_new(t.xmin, %s::pg_catalog.text, %s::pg_catalog.text))",
+					pgml_relation_sql_name(relid), learned ? quote_literal_cstr(learned) : "NULL",
+					strict_seen ? quote_literal_cstr(strict_seen) : "NULL");
+}
+
+// Why source s cannot be read again by the caller with the model's columns (NULL: it can).
+char *
+source_problem(const Source *s, const pgml::Model *model, const char *system)
+{
+	if (s->system == NULL || strcmp(s->system, system) != 0)
+		return psprintf("%s was read by version %d in another database (this one was restored or copied since)",
+						s->relation, s->version);
+	if (!OidIsValid(s->oid) || get_rel_name(s->oid) == NULL)
+		return psprintf("%s, which version %d learned from, no longer exists", s->relation, s->version);
+	Oid user = GetUserId();
+	if (pg_class_aclcheck(s->oid, user, ACL_SELECT) != ACLCHECK_OK &&
+		pg_attribute_aclcheck_all(s->oid, user, ACL_SELECT, ACLMASK_ALL) != ACLCHECK_OK)
+		return psprintf("%s, which version %d learned from, is not readable by role %s", pgml_relation_sql_name(s->oid),
+						s->version, GetUserNameFromId(user, false));
+	Relation rel = relation_open(s->oid, AccessShareLock);
+	bool other_temp = RELATION_IS_OTHER_TEMP(rel);
+	TupleDesc desc = RelationGetDescr(rel);
+	char *missing = NULL;
+	for (size_t i = 0; i <= model->features.size() && missing == NULL; i++) {
+		if (i == model->features.size() && !model->has_target())
+			break;
+		const pgml::ColumnInfo &want = i < model->features.size() ? model->features[i] : model->target;
+		PgmlColumn col;
+		if (!pgml_find_column(desc, want.name.c_str(), &col) || col.tc != want.type_class)
+			missing = pstrdup(want.name.c_str());
+	}
+	relation_close(rel, NoLock);
+	if (other_temp)
+		return psprintf("%s, which version %d learned from, is a temporary table of another session", s->relation,
+						s->version);
+	if (missing != NULL)
+		return psprintf("%s, which version %d learned from, no longer has the model's column \"%s\"",
+						pgml_relation_sql_name(s->oid), s->version, missing);
+	return NULL;
+}
+
+// The latest source of relid read in this cluster (NULL if none).
+const Source *
+find_source(const Source *src, int n, Oid relid, const char *system)
+{
+	const Source *found = NULL;
+	for (int i = 0; i < n; i++)
+		if (src[i].oid == relid && src[i].system != NULL && strcmp(src[i].system, system) == 0)
+			found = &src[i];
+	return found;
+}
+
+// "(SELECT <columns cast to the model's reading types> FROM a t UNION ALL ...)" over relations.
+char *
+union_from(const Oid *rels, int nrels, const PgmlColumn *features, int nfeatures, const PgmlColumn *target,
+		   const char *strict_seen)
+{
+	StringInfoData b;
+	initStringInfo(&b);
+	appendStringInfoChar(&b, '(');
+	for (int r = 0; r < nrels; r++) {
+		appendStringInfoString(&b, r ? " UNION ALL SELECT " : "SELECT ");
+		for (int i = 0; i <= nfeatures; i++) {
+			const PgmlColumn *c = i < nfeatures ? &features[i] : target;
+			if (c == nullptr)
+				break;
+			appendStringInfo(&b, "%st.%s::%s AS %s", i ? ", " : "", quote_identifier(c->name),
+							 format_type_be_qualified(c->type), quote_identifier(c->name));
+		}
+		appendStringInfo(&b, " FROM %s t", pgml_relation_sql_name(rels[r]));
+		if (strict_seen != NULL && has_row_snapshots(rels[r]))
+			appendStringInfo(&b, " WHERE ml.row_is_new(t.xmin, NULL, %s::pg_catalog.text)", quote_literal_cstr(strict_seen));
+	}
+	appendStringInfoChar(&b, ')');
+	return b.data;
+}
+
+// Whether a FROM item has a row (one short query; the caller's privileges).
+bool
+from_has_rows(const char *from)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_ml: SPI_connect failed");
+	if (SPI_execute(psprintf("SELECT 1 FROM %s r LIMIT 1", from), true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "pg_ml: could not look for new rows");
+	bool any = SPI_processed > 0;
+	SPI_finish();
+	return any;
+}
+
+// ---------------------------------------------------------------- guards: key-like columns
+//
+// A key tells the rows apart and predicts nothing; as a feature it lets a model memorize rows
+// (a tree splits on it, a linear model finds a trend in insertion order), as a target there is
+// nothing to learn. ml_train leaves a key-like column out of the default features (NOTICE),
+// and refuses a key-like target. Key-like, for integer, text-like and uuid columns only (a
+// float, numeric, date or timestamp column can be unique and still a genuine measurement):
+//  - declared: the primary key or a single-column unique index (valid, not partial, not an
+//    expression), an identity column, or a serial column (a sequence owned by the column);
+//  - measured, from ANALYZE's statistics (pg_statistic; no extra scan; nothing without them),
+//    on a relation of at least kKeyStatsRows rows: a distinct value in every row, and for an
+//    integer column the values also consecutive-ish (max - min + 1 <= 2 x rows, ids). Unique
+//    random integers of a genuine feature need a range far beyond the row count (about rows^2
+//    for no repeat), so the density test keeps them.
+constexpr double kKeyStatsRows = 1000;
+
+bool
+key_type(Oid basetype)
+{
+	switch (basetype) {
+	case INT2OID:
+	case INT4OID:
+	case INT8OID:
+	case TEXTOID:
+	case VARCHAROID:
+	case BPCHAROID:
+	case UUIDOID:
+		return true;
+	default:
+		return false;
+	}
+}
+
+struct KeyInfo {
+	int natts;
+	char **reason; // per attribute number (1-based), NULL if not key-like; palloc'd
+};
+
+// The declared keys of relid (one catalog query; pg_catalog is readable by everyone).
+void
+declared_keys(Oid relid, KeyInfo *keys)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_ml: SPI_connect failed");
+	Oid t = OIDOID;
+	Datum v = ObjectIdGetDatum(relid);
+	int rc = SPI_execute_with_args(
+		"SELECT a.attnum, "
+		"(SELECT CASE WHEN pg_catalog.bool_or(i.indisprimary) THEN 'primary key' "
+		"ELSE pg_catalog.min(i.indexrelid::pg_catalog.regclass::pg_catalog.text) END "
+		"FROM pg_catalog.pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) a.attrelid AND i.indisunique "
+		"AND i.indisvalid AND i.indnkeyatts OPERATOR(pg_catalog.=) 1 AND i.indkey[0] OPERATOR(pg_catalog.=) a.attnum "
+		"AND i.indpred IS NULL AND i.indexprs IS NULL), "
+		"a.attidentity OPERATOR(pg_catalog.<>) '', "
+		"EXISTS (SELECT 1 FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) d.objid "
+		"WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+		"AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+		"AND d.refobjid OPERATOR(pg_catalog.=) a.attrelid AND d.refobjsubid OPERATOR(pg_catalog.=) a.attnum "
+		"AND d.deptype OPERATOR(pg_catalog.=) 'a' AND s.relkind OPERATOR(pg_catalog.=) 'S') "
+		"FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.>) 0 "
+		"AND NOT a.attisdropped",
+		1, &t, &v, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "pg_ml: could not read the keys of the relation: %s", SPI_result_code_string(rc));
+	for (uint64 r = 0; r < SPI_processed; r++) {
+		HeapTuple tup = SPI_tuptable->vals[r];
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		bool isnull;
+		int attnum = DatumGetInt16(SPI_getbinval(tup, desc, 1, &isnull));
+		if (attnum < 1 || attnum > keys->natts)
+			continue;
+		char *uniq = SPI_getvalue(tup, desc, 2);
+		bool identity = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+		bool serial = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+		const char *why = NULL;
+		if (uniq != NULL && strcmp(uniq, "primary key") == 0)
+			why = "It is the primary key.";
+		else if (uniq != NULL)
+			why = psprintf("It has a unique index (%s).", uniq);
+		else if (identity)
+			why = "It is an identity column.";
+		else if (serial)
+			why = "It is a serial column (its default is a sequence it owns).";
+		if (why != NULL)
+			keys->reason[attnum] = MemoryContextStrdup(cxt, why);
+	}
+	SPI_finish();
+}
+
+// What ANALYZE measured: the column of a relation of rows rows (estimate) as key-like, or NULL.
+char *
+measured_key(Oid relid, char relkind, const PgmlColumn *col, double rows)
+{
+	if (!(rows >= kKeyStatsRows))
+		return NULL;
+	HeapTuple st = SearchSysCache3(STATRELATTINH, ObjectIdGetDatum(relid), Int16GetDatum(col->attnum),
+								   BoolGetDatum(relkind == RELKIND_PARTITIONED_TABLE));
+	if (!HeapTupleIsValid(st))
+		return NULL;
+	Form_pg_statistic s = (Form_pg_statistic) GETSTRUCT(st);
+	char *why = NULL;
+	if (s->stadistinct <= -0.999) {
+		bool integer = col->basetype == INT2OID || col->basetype == INT4OID || col->basetype == INT8OID;
+		if (!integer)
+			why = psprintf("ANALYZE found a distinct value in every row (about %.0f rows).", rows);
+		else {
+			AttStatsSlot slot;
+			if (get_attstatsslot(&slot, st, STATISTIC_KIND_HISTOGRAM, InvalidOid, ATTSTATSSLOT_VALUES)) {
+				if (slot.nvalues >= 2) {
+					auto as_double = [&](Datum d) {
+						return col->basetype == INT2OID	  ? static_cast<double>(DatumGetInt16(d))
+							   : col->basetype == INT4OID ? static_cast<double>(DatumGetInt32(d))
+														  : static_cast<double>(DatumGetInt64(d));
+					};
+					double lo = as_double(slot.values[0]), hi = as_double(slot.values[slot.nvalues - 1]);
+					if (hi - lo + 1 <= 2 * rows)
+						why = psprintf("ANALYZE found a distinct value in every row (about %.0f rows), integers from "
+									   "%.0f to %.0f: an id.",
+									   rows, lo, hi);
+				}
+				free_attstatsslot(&slot);
+			}
+		}
+	}
+	ReleaseSysCache(st);
+	return why;
+}
+
+// Why a column of the relation is key-like, or NULL (see above).
+const char *
+key_like(const KeyInfo *keys, Oid relid, char relkind, const PgmlColumn *col, double rows)
+{
+	if (!key_type(col->basetype) || col->attnum < 1 || col->attnum > keys->natts)
+		return NULL;
+	if (keys->reason[col->attnum] != NULL)
+		return keys->reason[col->attnum];
+	return measured_key(relid, relkind, col, rows);
 }
 
 } // namespace
@@ -456,12 +814,42 @@ pgml_train(PG_FUNCTION_ARGS)
 				}
 		}
 	}
+	/* guards: a key-like target is refused; key-like columns leave the default features */
+	int nkeys = 0;
+	{
+		char relkind = get_rel_relkind(relid);
+		KeyInfo keys;
+		keys.natts = desc->natts;
+		keys.reason = static_cast<char **>(palloc0(sizeof(char *) * (desc->natts + 1)));
+		if (relkind == RELKIND_RELATION || relkind == RELKIND_PARTITIONED_TABLE || relkind == RELKIND_MATVIEW)
+			declared_keys(relid, &keys);
+		double rows = static_cast<double>(pgml_relation_row_estimate(relid));
+		const char *why = has_target ? key_like(&keys, relid, relkind, &target, rows) : NULL;
+		if (why != NULL)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("target column \"%s\" of relation \"%s\" looks like a key", target_name, relname),
+							errdetail("%s A key has its own value in every row: there is nothing to learn about it.", why),
+							errhint("Name the column to predict as the target; to cluster the rows, pass NULL.")));
+		for (int i = 0; PG_ARGISNULL(5) && i < nfeatures; i++) {
+			why = key_like(&keys, relid, relkind, &features[i], rows);
+			if (why == NULL)
+				continue;
+			ereport(NOTICE, (errmsg("column \"%s\" looks like a key and is not used as a feature", features[i].name),
+							 errdetail("%s A key tells the rows apart and predicts nothing.", why),
+							 errhint("To use it anyway, list it in features => ARRAY[...].")));
+			memmove(&features[i], &features[i + 1], sizeof(PgmlColumn) * (nfeatures - i - 1));
+			nfeatures--;
+			nkeys++;
+			i--;
+		}
+	}
 	for (int i = 0; i < nfeatures; i++)
 		if (static_cast<int>(features[i].tc) > 3)
 			pgml_unsupported_column(relname, &features[i]);
 	if (nfeatures == 0)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("relation \"%s\" has no feature columns besides the target \"%s\"", relname, target_name)));
+						errmsg("relation \"%s\" has no feature columns besides the target \"%s\"", relname, target_name),
+						nkeys > 0 ? errhint("Key-like columns are left out unless listed in features => ARRAY[...].") : 0));
 
 	/* task and algorithm */
 	pgml::Task task = pgml::Task::Regression;
@@ -521,6 +909,10 @@ pgml_train(PG_FUNCTION_ARGS)
 						 errdetail("%s", choice_note), errhint("Pass algorithm => and task => to choose.")));
 	}
 	pgml::Algorithm algorithm = def->id;
+	/* the deploy metric (NULL: the task's default, once the classes are known) */
+	char *deploy_metric = PG_NARGS() > 11 && !PG_ARGISNULL(11) ? text_to_cstring(PG_GETARG_TEXT_PP(11)) : NULL;
+	if (deploy_metric != NULL)
+		pgml_check_deploy_metric(deploy_metric, task);
 
 	/* the model's name */
 	char *name = !PG_ARGISNULL(4) ? text_to_cstring(PG_GETARG_TEXT_PP(4))
@@ -573,9 +965,24 @@ pgml_train(PG_FUNCTION_ARGS)
 	});
 	pgml_progress_begin("ml_train", name, relid, "reading"); /* progress */
 	double read_ms, total_ms;
-	run_training(st, relid, relname, features, nfeatures, has_target ? &target : nullptr, nullptr, t_start, &read_ms,
-				 &total_ms);
+	bool strict = false;
+	Source source;
+	source.version = 1;
+	source.relation = rel_sql;
+	source.oid = relid;
+	source.system = pgml_system_identifier();
+	source.snapshot = has_row_snapshots(relid) ? pgml_snapshot_record(&strict) : NULL;
+	pgml_set_read_from(relid, filtered_from(relid, NULL, strict ? source.snapshot : NULL));
+	source.rows = run_training(st, relid, relname, features, nfeatures, has_target ? &target : nullptr, nullptr, t_start,
+							   &read_ms, &total_ms);
+	pgml_set_read_from(InvalidOid, NULL);
 	const pgml::TrainResult &res = st->trainer->result();
+	source.fingerprint = pstrdup(res.fingerprint.c_str());
+	StringInfoData sources;
+	initStringInfo(&sources);
+	appendStringInfoChar(&sources, '[');
+	append_source(&sources, &source);
+	appendStringInfoChar(&sources, ']');
 
 	/* the catalog */
 	pgml_progress_phase("saving"); /* progress */
@@ -610,7 +1017,15 @@ pgml_train(PG_FUNCTION_ARGS)
 							errdetail("Another session created a model of that name while this one was training."),
 							errhint("Use ml_retrain('%s', ...) to train a new version, or pass another name =>.", name)));
 		}
-		insert_version(st, model_id, 1, 0, "train", rel_sql, caller, read_ms, total_ms - read_ms, total_ms);
+		if (deploy_metric == NULL) {
+			char buf[64];
+			PGML_CORE(snprintf(buf, sizeof buf, "%s",
+							   pgml::default_deploy_metric(st->model->task, st->model->n_classes()).c_str()));
+			deploy_metric = pstrdup(buf);
+		}
+		pgml_store_deploy_metric(model_id, deploy_metric);
+		insert_version(st, model_id, 1, 0, "train", rel_sql, caller, read_ms, total_ms - read_ms, total_ms, sources.data,
+					   NULL);
 		pgml_record_deploy(model_id, 1, "first version", caller);
 		SPI_finish();
 		pgml_catalog_end(save_user, save_sec);
@@ -676,11 +1091,12 @@ pgml_retrain(PG_FUNCTION_ARGS)
 	double test_size = PG_ARGISNULL(4) ? base->test_size : PG_GETARG_FLOAT8(4);
 	int64 seed = PG_ARGISNULL(5) ? static_cast<int64>(base->seed) : PG_GETARG_INT32(5);
 	check_test_size(test_size);
-	bool can_continue = false;
-	PGML_CORE(can_continue = pgml::model_can_continue(*base));
-	if (strcmp(mode, "auto") == 0)
-		mode = pstrdup(can_continue ? "incremental" : "refit");
-	bool incremental = strcmp(mode, "incremental") == 0;
+	bool can_continue = false, exact = false;
+	PGML_CORE({
+		can_continue = pgml::model_can_continue(*base);
+		exact = pgml::model_continues_exactly(*base);
+	});
+	const char *algo = pgml::algorithm_name(base->algorithm);
 
 	/* the relation must carry every column of the model with a compatible type */
 	Oid relid = pgml_relation_oid(relname);
@@ -692,6 +1108,145 @@ pgml_retrain(PG_FUNCTION_ARGS)
 	PgmlColumn *features = static_cast<PgmlColumn *>(palloc0(sizeof(PgmlColumn) * nfeatures));
 	PgmlColumn target;
 	pgml_match_columns(desc, base, relname, ref.name, features, &target, true);
+
+	/*
+	 * What this version learns (the README's retrain table): the rows the deployed version
+	 * learned from are in `sources`; the new version keeps them (exact incremental, continued
+	 * training) or reads them again (refit_all), unless mode => 'refit' asks for the relation alone.
+	 */
+	Source *src;
+	int nsrc = load_sources(ref.id, ref.deployed_version, &src);
+	char *system = pgml_system_identifier();
+	bool strict = false;
+	char *seen = pgml_snapshot_record(&strict);
+	bool rel_snap = has_row_snapshots(relid);
+	const char *resolved;
+	StringInfoData why; /* why this mode, for the confirmation and the report */
+	initStringInfo(&why);
+	Oid *reads = static_cast<Oid *>(palloc(sizeof(Oid) * (nsrc + 1)));
+	int nreads = 0;
+	const Source *prev_read = find_source(src, nsrc, relid, system); /* relid read before, here */
+	bool only_new = false; /* the read takes the rows of relid no version learned yet */
+	if (strcmp(mode, "refit") == 0) {
+		resolved = "refit";
+		appendStringInfo(&why, "mode => 'refit': from scratch on %s alone", rel_sql);
+		if (nsrc > 0 && !(nsrc == 1 && src[0].oid == relid && prev_read != NULL))
+			appendStringInfo(&why, "; the rows version %d learned from elsewhere are not in this version",
+							 ref.deployed_version);
+	} else if (strcmp(mode, "incremental") == 0 || exact) {
+		if (!can_continue)
+			ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							errmsg("%s cannot be retrained incrementally", algo),
+							errdetail("Linear models kept as sufficient statistics and naive_bayes add rows exactly; "
+									  "gradient_boosting adds boosting rounds, mlp and kmeans warm-start. %s has no "
+									  "such update.",
+									  algo),
+							errhint("Use mode => 'auto' to refit on the rows version %d learned from and the new ones, "
+									"or mode => 'refit' to train on %s alone.",
+									ref.deployed_version, rel_sql)));
+		resolved = exact ? "incremental" : "continue";
+		only_new = true;
+		if (exact)
+			appendStringInfo(&why, "%s adds the new rows to the exact statistics of version %d", algo,
+							 ref.deployed_version);
+		else
+			appendStringInfo(&why, "%s continues training version %d on the new rows (%s)", algo,
+							 ref.deployed_version,
+							 base->algorithm == pgml::Algorithm::GradientBoosting ? "added boosting rounds" : "warm start");
+	} else {
+		/* auto without an exact update: refit on the earlier rows and the new ones when they can be read */
+		char *problem = nsrc == 0 ? psprintf("version %d does not record which rows it learned from (it was imported, "
+											 "or trained before pg_ml 0.3.0)",
+											 ref.deployed_version)
+								  : NULL;
+		for (int i = 0; i < nsrc && problem == NULL; i++) {
+			bool dup = false;
+			for (int j = 0; j < nreads; j++)
+				dup = dup || reads[j] == src[i].oid;
+			if (dup)
+				continue;
+			problem = source_problem(&src[i], base, system);
+			if (problem == NULL)
+				reads[nreads++] = src[i].oid;
+		}
+		if (problem == NULL) {
+			resolved = "refit_all";
+			appendStringInfo(&why, "%s has no exact incremental form: refit from scratch on the rows version %d learned "
+								   "from and the new ones",
+							 algo, ref.deployed_version);
+			bool dup = false;
+			for (int j = 0; j < nreads; j++)
+				dup = dup || reads[j] == relid;
+			if (!dup)
+				reads[nreads++] = relid;
+			else if (prev_read != NULL && prev_read->snapshot != NULL && rel_snap &&
+					 pgml_snapshot_usable(prev_read->snapshot) &&
+					 !from_has_rows(filtered_from(relid, prev_read->snapshot, strict ? seen : NULL)))
+				ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+								errmsg("relation \"%s\" has no rows that version %d of model \"%s\" has not learned",
+									   relname, ref.deployed_version, ref.name),
+								errdetail("Version %d read %s; no row was added since.", prev_read->version, rel_sql),
+								errhint("Retrain once new rows are in, or use mode => 'refit' to train from scratch.")));
+		} else if (can_continue) {
+			resolved = "continue";
+			only_new = true;
+			appendStringInfo(&why, "%s continues training version %d on the new rows (%s), because %s", algo,
+							 ref.deployed_version,
+							 base->algorithm == pgml::Algorithm::GradientBoosting ? "added boosting rounds" : "warm start",
+							 problem);
+		} else {
+			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+							errmsg("cannot retrain model \"%s\" on the rows it learned from and the new ones", ref.name),
+							errdetail("%s has no incremental form, so a retrain refits on all the rows; but %s.", algo,
+									  problem),
+							errhint("Retrain on a relation holding the earlier rows and the new ones, or use mode => "
+									"'refit' to train on %s alone.",
+									rel_sql)));
+		}
+	}
+	/* the rows of relid this read takes */
+	const char *learned = NULL;
+	if (only_new && prev_read != NULL) {
+		if (prev_read->snapshot == NULL || !rel_snap || !pgml_snapshot_usable(prev_read->snapshot))
+			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+							errmsg("cannot tell which rows of \"%s\" version %d of model \"%s\" has learned", relname,
+								   ref.deployed_version, ref.name),
+							errdetail("%s",
+									  prev_read->snapshot == NULL
+										  ? (rel_snap ? "The version was trained before pg_ml 0.3.0 recorded that."
+													  : "Only a table's rows carry the transaction that inserted them; "
+														"this relation is a view, materialized view or foreign table.")
+										  : "The version read it more than 2^31 transactions ago."),
+							errhint("Retrain on a relation holding only the new rows, or use mode => 'refit' to train "
+									"from scratch on \"%s\".",
+									relname)));
+		learned = prev_read->snapshot;
+	}
+	if (strcmp(resolved, "refit_all") == 0 && nreads > 1)
+		pgml_set_read_from(relid, union_from(reads, nreads, features, nfeatures, base->has_target() ? &target : nullptr,
+											  strict ? seen : NULL));
+	else
+		pgml_set_read_from(relid, filtered_from(relid, learned, strict && rel_snap ? seen : NULL));
+	if (learned != NULL && !from_has_rows(pgml_from_item(relid))) {
+		pgml_set_read_from(InvalidOid, NULL);
+		if (pgml_retrain_nothing_new_is_ok) {
+			/* an auto-retrain job whose rows an earlier job learned: nothing to do, no version */
+			Datum values[11];
+			bool nulls[11] = {false, true, false, false, true, true, true, true, false, false, true};
+			values[0] = Int64GetDatum(ref.id);
+			values[2] = Int32GetDatum(ref.deployed_version);
+			values[3] = CStringGetTextDatum(resolved);
+			values[8] = BoolGetDatum(false);
+			values[9] = CStringGetTextDatum("no new rows");
+			PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(result_desc), values, nulls)));
+		}
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						errmsg("relation \"%s\" has no rows that version %d of model \"%s\" has not learned", relname,
+							   ref.deployed_version, ref.name),
+						errdetail("Version %d read %s; no row was added since.", prev_read->version, rel_sql),
+						errhint("Retrain once new rows are in, or use mode => 'refit' to train from scratch.")));
+	}
+	bool incremental = strcmp(resolved, "incremental") == 0 || strcmp(resolved, "continue") == 0;
 
 	TrainState *st = pgml_new_owned<TrainState>();
 	PGML_CORE({
@@ -705,29 +1260,124 @@ pgml_retrain(PG_FUNCTION_ARGS)
 	});
 	pgml_progress_begin("ml_retrain", ref.name, relid, "reading"); /* progress */
 	double read_ms, total_ms;
-	run_training(st, relid, relname, features, nfeatures, base->has_target() ? &target : nullptr, base, t_start,
-				 &read_ms, &total_ms);
+	int64 rows_read = run_training(st, relid, relname, features, nfeatures, base->has_target() ? &target : nullptr,
+								   base, t_start, &read_ms, &total_ms);
+	pgml_set_read_from(InvalidOid, NULL);
 	const pgml::TrainResult &res = st->trainer->result();
 
-	/* deploy? */
+	/* the same rows twice: a relation (or a copy of it) whose rows a version read before */
+	if (only_new)
+		for (int i = 0; i < nsrc; i++)
+			if (src[i].fingerprint != NULL && strcmp(src[i].fingerprint, res.fingerprint.c_str()) == 0 &&
+				src[i].rows == rows_read)
+				ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+								errmsg("model \"%s\" has already learned the rows of \"%s\"", ref.name, relname),
+								errdetail("Version %d read the same %lld rows (data fingerprint %s) from %s.",
+										  src[i].version, (long long) rows_read, res.fingerprint.c_str(),
+										  src[i].relation),
+								errhint("Nothing is new to learn. To train from scratch on these rows, use mode => "
+										"'refit'.")));
+
+	/* what the new version learned from: the earlier reads it builds on, and this one */
+	StringInfoData sources;
+	initStringInfo(&sources);
+	appendStringInfoChar(&sources, '[');
+	int nout = 0;
+	int32 new_version;
+	{
+		Oid save_user;
+		int save_sec;
+		pgml_catalog_begin(&save_user, &save_sec);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "pg_ml: SPI_connect failed");
+		new_version = next_version(ref.id);
+		SPI_finish();
+		pgml_catalog_end(save_user, save_sec);
+	}
+	if (only_new)
+		for (int i = 0; i < nsrc; i++)
+			if (&src[i] != prev_read) {
+				if (nout++)
+					appendStringInfoString(&sources, ", ");
+				append_source(&sources, &src[i]);
+			}
+	bool refit_all = strcmp(resolved, "refit_all") == 0;
+	for (int r = 0; r < (refit_all ? nreads : 1); r++) {
+		Oid o = refit_all ? reads[r] : relid;
+		Source s;
+		s.version = new_version;
+		s.relation = pgml_relation_sql_name(o);
+		s.oid = o;
+		s.system = system;
+		s.snapshot = has_row_snapshots(o) ? seen : NULL;
+		bool whole = !refit_all || nreads == 1;
+		s.rows = whole ? rows_read : -1; /* of this read (the new rows only, for an incremental one) */
+		s.fingerprint = whole ? pstrdup(res.fingerprint.c_str()) : NULL;
+		if (nout++)
+			appendStringInfoString(&sources, ", ");
+		append_source(&sources, &s);
+	}
+	appendStringInfoChar(&sources, ']');
+	/* the confirmation's and the report's account of it */
+	StringInfoData learned_text;
+	initStringInfo(&learned_text);
+	if (refit_all) {
+		appendStringInfo(&learned_text, "refit_all: %lld rows of ", (long long) rows_read);
+		for (int r = 0; r < nreads; r++)
+			appendStringInfo(&learned_text, "%s%s", r == 0 ? "" : r == nreads - 1 ? " and " : ", ",
+							 pgml_relation_sql_name(reads[r]));
+	} else if (only_new) {
+		appendStringInfo(&learned_text, "%s: %lld new rows of %s", resolved, (long long) rows_read, rel_sql);
+		if (prev_read != NULL)
+			appendStringInfo(&learned_text, " (added since version %d read it)", prev_read->version);
+	} else {
+		appendStringInfo(&learned_text, "refit: %lld rows of %s", (long long) rows_read, rel_sql);
+	}
+	appendStringInfo(&learned_text, "; %s", why.data);
+	StringInfoData report_extra;
+	initStringInfo(&report_extra);
+	appendStringInfo(&report_extra, "{\"mode\": \"%s\", \"requested\": ", resolved);
+	pgml_json_string(&report_extra, mode);
+	appendStringInfo(&report_extra, ", \"rows_read\": %lld, \"why\": ", (long long) rows_read);
+	pgml_json_string(&report_extra, why.data);
+	appendStringInfoChar(&report_extra, '}');
+
+	/* deploy? The model's deploy metric, read back from both versions' metrics on the same rows
+	 * (the new version's as stored), compared in its direction (src/core/deploy_metric.hpp) */
 	bool do_deploy;
 	char *reason;
-	const char *metric = res.primary_metric.c_str();
+	char *comparison = NULL;
+	if (res.compared) {
+		char *metric = pgml_deploy_metric_of(ref.id, base);
+		bool better = false;
+		char buf[1024];
+		char vbuf[1024];
+		int prev_version = ref.deployed_version;
+		int64 rows_test = res.rows_test;
+		PGML_CORE({
+			double now = pgml::json_number_field(res.test_json, metric);
+			double prev = pgml::json_number_field(res.previous_metrics_json, metric);
+			pgml::DeployDecision d = pgml::decide_deploy(metric, now, prev, prev_version, static_cast<long long>(rows_test));
+			better = d.deploy;
+			snprintf(buf, sizeof buf, "%s", d.comparison.c_str());
+			snprintf(vbuf, sizeof vbuf, "%s", d.reason().c_str());
+		});
+		comparison = pstrdup(buf);
+		do_deploy = better;
+		reason = pstrdup(vbuf);
+	}
 	if (strcmp(deploy, "always") == 0) {
 		do_deploy = true;
-		reason = pstrdup("deploy => 'always'");
+		reason = comparison != NULL ? psprintf("deploy => 'always': deployed; %s", comparison)
+									: pstrdup("deploy => 'always': deployed");
 	} else if (strcmp(deploy, "never") == 0) {
 		do_deploy = false;
-		reason = pstrdup("deploy => 'never'");
+		reason = comparison != NULL ? psprintf("deploy => 'never': not deployed; %s", comparison)
+									: pstrdup("deploy => 'never': not deployed");
 	} else if (!res.compared) {
 		do_deploy = true;
-		reason = pstrdup(res.rows_test == 0 ? "no held-out rows to compare on (test_size => 0); deployed"
-											: "versions without a target metric are not compared; deployed");
-	} else {
-		double now = res.primary_compare_new, prev = res.previous_primary;
-		do_deploy = std::isnan(prev) || (!std::isnan(now) && now >= prev - 1e-12);
-		reason = psprintf("test %s %.6g %s %.6g of version %d on the same %lld held-out rows", metric, now,
-						  do_deploy ? ">=" : "<", prev, ref.deployed_version, (long long) res.rows_test);
+		reason = pstrdup(res.rows_test == 0 ? "no held-out rows to compare on (test_size => 0): deployed"
+											: "the versions could not be compared on the same rows: deployed");
 	}
 
 	pgml_progress_phase("saving"); /* progress */
@@ -740,8 +1390,10 @@ pgml_retrain(PG_FUNCTION_ARGS)
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "pg_ml: SPI_connect failed");
 		version = next_version(ref.id);
-		insert_version(st, ref.id, version, ref.deployed_version, mode, rel_sql, caller, read_ms, total_ms - read_ms,
-					   total_ms);
+		if (version != new_version)
+			elog(ERROR, "pg_ml: version %d of model \"%s\" appeared while retraining", new_version, ref.name);
+		insert_version(st, ref.id, version, ref.deployed_version, resolved, rel_sql, caller, read_ms,
+					   total_ms - read_ms, total_ms, sources.data, report_extra.data);
 		if (do_deploy)
 			pgml_record_deploy(ref.id, version, reason, caller);
 		else {
@@ -759,7 +1411,7 @@ pgml_retrain(PG_FUNCTION_ARGS)
 	values[0] = Int64GetDatum(ref.id);
 	values[1] = Int32GetDatum(version);
 	values[2] = Int32GetDatum(ref.deployed_version);
-	values[3] = CStringGetTextDatum(mode);
+	values[3] = CStringGetTextDatum(resolved);
 	values[4] = Int64GetDatum(res.rows_train);
 	values[5] = Int64GetDatum(res.rows_test);
 	{
@@ -771,8 +1423,11 @@ pgml_retrain(PG_FUNCTION_ARGS)
 	else
 		nulls[7] = true;
 	values[8] = BoolGetDatum(do_deploy);
-	values[9] = CStringGetTextDatum(reason);
-	nulls[10] = true; /* learned: filled in by the retrain semantics (issue 11) */
+	/* test_size => 0: the metrics are the training rows' (the row has no metrics_from; its reason says it) */
+	values[9] = CStringGetTextDatum(res.rows_test > 0 || strstr(reason, "test_size") != NULL
+										? reason
+										: psprintf("%s; metrics are on the training rows (test_size => 0)", reason));
+	values[10] = CStringGetTextDatum(learned_text.data);
 	pgml_progress_end(); /* progress */
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(result_desc), values, nulls)));
 }

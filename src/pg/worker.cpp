@@ -23,6 +23,7 @@ extern "C" {
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
+#include "utils/backend_status.h"
 #include "utils/guc.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -36,6 +37,7 @@ int pgml_worker_naptime = 10;
 bool pgml_worker_enabled = true;
 int pgml_job_max_attempts = 3;
 int pgml_worker_max = 2;
+bool pgml_preloaded = false;
 
 void
 pgml_worker_init(void)
@@ -57,6 +59,7 @@ pgml_worker_init(void)
 							&pgml_worker_max, 2, 1, 64, PGC_SIGHUP, 0, NULL, NULL, NULL);
 	if (!process_shared_preload_libraries_in_progress)
 		return;
+	pgml_preloaded = true; /* set in the postmaster: every backend it forks inherits it */
 
 	BackgroundWorker w;
 	memset(&w, 0, sizeof w);
@@ -71,6 +74,28 @@ pgml_worker_init(void)
 }
 
 // ---------------------------------------------------------------- launcher
+
+/*
+ * pgml_launcher_running: whether the launcher is alive now, found among the server's processes
+ * by its background worker type (this transaction's snapshot of the backends' status, which every
+ * process has whatever track_activities says; no privilege is needed to read it from C).
+ */
+bool
+pgml_launcher_running(void)
+{
+	if (!pgml_preloaded)
+		return false; /* it is registered only when the postmaster loads the library */
+	int n = pgstat_fetch_stat_numbackends();
+	for (int i = 1; i <= n; i++) {
+		LocalPgBackendStatus *l = pgstat_fetch_stat_local_beentry(i);
+		if (l == NULL || l->backendStatus.st_backendType != B_BG_WORKER)
+			continue;
+		const char *type = GetBackgroundWorkerTypeByPid(l->backendStatus.st_procpid);
+		if (type != NULL && strcmp(type, "pg_ml launcher") == 0)
+			return true;
+	}
+	return false;
+}
 
 #define MAX_SLOTS 64
 

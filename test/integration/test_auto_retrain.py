@@ -207,12 +207,16 @@ class AutoRetrainWorkerTest(unittest.TestCase):
         self.set_worker(True)
 
     def test_2_burst_jobs_run_by_worker(self):
-        """The burst queues exactly 5 jobs; the worker runs them into exactly 5 versions."""
+        """The burst queues exactly 5 jobs; the worker runs them, learning every row exactly once.
+
+        A job learns every row of the table the deployed version has not learned (ml_retrain on
+        the table), so a job that runs after more windows filled takes their rows too, and the
+        later jobs of those windows end without a version."""
         self.set_worker(True)
         name = "burst_auto"
         self.model_table(name)
         self.q("SELECT ml_auto_retrain(%s, %s, %s)", (name, name, THRESHOLD))
-        self.assertEqual(self.one("SELECT mode FROM ml_auto_retrains WHERE model = %s", (name,))[0], "incremental")
+        self.assertEqual(self.one("SELECT mode FROM ml_auto_retrains WHERE model = %s", (name,))[0], "auto")
         seconds = self.burst(name)
         print(f"\n[auto-retrain burst] with the worker running jobs meanwhile: {seconds:.3f} s", flush=True)
 
@@ -226,16 +230,19 @@ class AutoRetrainWorkerTest(unittest.TestCase):
         self.assertEqual(len(jobs), 5, jobs)
         for status, rows, attempts, runner, version, error in jobs:
             self.assertEqual((status, rows, attempts, runner, error), ("succeeded", THRESHOLD, 1, "worker", None), jobs)
-        self.assertEqual([j[4] for j in jobs], [2, 3, 4, 5, 6])
+        made = [j[4] for j in jobs if j[4] is not None]
+        self.assertEqual(made, list(range(2, 2 + len(made))), jobs)
+        self.assertEqual(jobs[0][4], 2, jobs)
         versions = self.q("SELECT version, parent_version, mode, rows_train, rows_test, trained_by::text "
                           "FROM ml_versions WHERE model = %s ORDER BY version", (name,))
-        self.assertEqual([v[0] for v in versions], [1, 2, 3, 4, 5, 6], versions)
-        self.assertEqual([v[1] for v in versions], [None, 1, 2, 3, 4, 5], versions)
+        self.assertEqual([v[0] for v in versions], [1] + made, versions)
+        self.assertEqual([v[1] for v in versions], [None] + [v - 1 for v in made], versions)
         self.assertTrue(all(v[2] == "incremental" and v[5] == "postgres" for v in versions[1:]), versions)
-        # incremental: each version adds exactly its window's 20,000 rows (its new training rows
-        # to the previous version's, the rest held out to test it)
-        for prev, cur in zip(versions, versions[1:]):
-            self.assertEqual(cur[3] - prev[3] + cur[4], THRESHOLD, versions)
+        # incremental: each version adds its new rows (training rows to the previous version's,
+        # the rest held out to test it); together every row of the burst, once
+        added = [cur[3] - prev[3] + cur[4] for prev, cur in zip(versions, versions[1:])]
+        self.assertTrue(all(a > 0 for a in added), versions)
+        self.assertEqual(sum(added), 5 * THRESHOLD, versions)
         self.assertEqual(self.one("SELECT count(*) FROM ml.auto_retrain_batches")[0], 0)
         self.assertEqual(self.one("SELECT pending_rows FROM ml_auto_retrains WHERE model = %s", (name,))[0], 0)
         self.drop(name)
@@ -316,11 +323,12 @@ class AutoRetrainWorkerTest(unittest.TestCase):
         self.assertEqual(sum(jobs) + pending, BURST_ROWS, (jobs, pending))
         self.assertTrue(all(r >= THRESHOLD for r in jobs), jobs)
         self.assertLess(pending, THRESHOLD)
-        # the versions were trained on exactly the rows of the jobs (each statement its own transaction)
+        # the versions learned every inserted row exactly once (a job takes every row the deployed
+        # version has not learned, so later jobs may find nothing left and make no version)
         versions = self.q("SELECT rows_train, rows_test FROM ml_versions WHERE model = %s ORDER BY version", (name,))
-        self.assertEqual(len(versions), 1 + len(jobs))
+        self.assertLessEqual(len(versions), 1 + len(jobs))
         added = sum(cur[0] - prev[0] + cur[1] for prev, cur in zip(versions, versions[1:]))
-        self.assertEqual(added, sum(jobs))
+        self.assertEqual(added, BURST_ROWS)
         self.set_worker(True)
         self.drop(name)
 

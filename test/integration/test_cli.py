@@ -112,6 +112,51 @@ class RetrainCsvTest(CliTestCase):
             w.writerow(["abc"[i % 3], f"row {i}", 2 * i + 3 * z + (5 if i % 3 == 1 else 0), z, i])
         return out.getvalue()
 
+    def test_keep_table_for_refitting_algorithms(self):
+        """A model that refits on every row it learned from (decision_tree) and CSV uploads: the
+        staged rows are gone after one upload, so the next retrain refuses, naming them; with
+        --keep TABLE the uploads accumulate in TABLE and every retrain refits on all of them."""
+        _, tab = self.regression_model()
+        model = self.model_name("cli_tree")
+        self.scalar("SELECT version FROM ml_train(%s, 'y', algorithm => 'decision_tree', name => %s)", (tab, model))
+        first = self.write("first.csv", self.good_csv(rows=50, start=1000))
+        rc, out, err = run_cli("retrain", "--model", model, "--csv", first)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("mode refit_all", out)
+        self.assertRegex(out, r"Learned: refit_all: 350 rows of public\.\w+ and pg_temp_\d+\.pg_ml_staging_\d+")
+        second = self.write("second.csv", self.good_csv(rows=40, start=2000))
+        rc, out, err = run_cli("retrain", "--model", model, "--csv", second)
+        self.assertEqual(rc, 4, out)
+        self.assertRegex(err, r"pg_temp_\d+\.pg_ml_staging_\d+, which version 2 learned from, no longer exists")
+        self.assertIn("mode => 'refit'", err)
+        self.assertEqual(self.versions(model), [1, 2])
+        # --keep: the uploads are appended to a table the retrains read again
+        keep = self.model_name("cli_uploads")
+        self.addCleanup(self._drop_table, keep)
+        rc, out, err = run_cli("retrain", "--model", model, "--csv", second, "--keep", keep, "--mode", "refit",
+                               "--deploy", "always")
+        self.assertEqual(rc, 0, err)
+        self.assertIn(f"40 rows appended to {keep}", err)
+        third = self.write("third.csv", self.good_csv(rows=30, start=3000))
+        rc, out, err = run_cli("retrain", "--model", model, "--csv", third, "--keep", keep)
+        self.assertEqual(rc, 0, err)
+        self.assertIn(f"Learned: refit_all: 70 rows of public.{keep}", out)
+        self.assertEqual(self.scalar(f'SELECT count(*) FROM "{keep}"'), 70)
+
+    def test_same_csv_twice_is_refused(self):
+        """An exact incremental model (linear_regression) and the same file uploaded twice: the
+        second upload's rows are the rows the model learned (same data fingerprint): refused."""
+        model, _ = self.regression_model()
+        path = self.write("new.csv", self.good_csv(rows=60))
+        rc, out, err = run_cli("retrain", "--model", model, "--csv", path)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("mode incremental", out)
+        rc, out, err = run_cli("retrain", "--model", model, "--csv", path)
+        self.assertEqual(rc, 4, out)
+        self.assertIn(f'model "{model}" has already learned the rows of', err)
+        self.assertIn("Version 2 read the same 60 rows", err)
+        self.assertEqual(self.versions(model), [1, 2])
+
     def test_good_csv_creates_a_version(self):
         model, _ = self.regression_model()
         path = self.write("new.csv", self.good_csv())
@@ -123,6 +168,10 @@ class RetrainCsvTest(CliTestCase):
         # metrics side by side: the new version and the previous one on the same rows
         self.assertRegex(out, r"metric\s+version 2\s+version 1")
         self.assertRegex(out, r"\n  r2\s+[-0-9.e]+\s+[-0-9.e]+\n")
+        # no blank cell: every metric has a value for both versions
+        table = out.split("version 1\n", 1)[1].split("Deployed:", 1)[0]
+        for line in table.strip("\n").split("\n"):
+            self.assertEqual(len(line.split()), 3, f"blank cell in {line!r}:\n{out}")
         self.assertRegex(out, r"Deployed: (yes|no) \(.+\)")
         self.assertIn("200 rows staged", err)
         self.assertIn('ignoring columns the model does not use: comment', err)
@@ -138,7 +187,7 @@ class RetrainCsvTest(CliTestCase):
         rc, out, err = run_cli("-q", "retrain", "--model", model, "--csv", path, "--mode", "refit", "--deploy", "never")
         self.assertEqual(rc, 0, err)
         self.assertIn("new version 3 (parent version 2)", out)
-        self.assertIn("Deployed: no (deploy => 'never')", out)
+        self.assertRegex(out, r"Deployed: no \(deploy => 'never': not deployed; test r2 \S+ vs \S+ of version 2 ")
         self.assertNotIn("progress", err)
         self.assertEqual(self.deployed(model), 2)
 
@@ -217,7 +266,7 @@ class RetrainCsvTest(CliTestCase):
         self.assertIn("HINT:  Use 'auto', 'refit' or 'incremental'.", err)
         self.assertEqual(self.versions(model), [1])
         # --relation instead of a file
-        rc, out, err = run_cli("retrain", "--model", model, "--relation", tab)
+        rc, out, err = run_cli("retrain", "--model", model, "--relation", tab, "--mode", "refit")
         self.assertEqual(rc, 0, err)
         self.assertIn("new version 2 (parent version 1)", out)
 
@@ -232,7 +281,7 @@ class CommandsTest(CliTestCase):
         self.assertRegex(out, rf'Trained model "{name}" \(id \d+\), version 1: regression by ridge')
         self.assertRegex(out, r"\n  r2\s+(0\.9|1\b)")
         self.assertEqual(self.scalar("SELECT hyperparams->>'alpha' FROM ml_versions WHERE model = %s", (name,)), "0.5")
-        self.assertEqual(run_cli("retrain", "--model", name, "--relation", tab, "--deploy", "always")[0], 0)
+        self.assertEqual(run_cli("retrain", "--model", name, "--relation", tab, "--mode", "refit", "--deploy", "always")[0], 0)
         rc, out, err = run_cli("models")
         self.assertEqual(rc, 0, err)
         self.assertRegex(out, rf"\n{name}\s+\d+\s+\S+\s+regression\s+ridge\s+2\s+r2 [01]\.\d{{4}}\s")
@@ -259,6 +308,28 @@ class CommandsTest(CliTestCase):
         rc, _, err = run_cli("versions", unique("nope"))
         self.assertEqual(rc, 4)
         self.assertIn("does not exist", err)
+
+    def test_training_metrics_are_labelled(self):
+        """--test-size 0: the metrics printed, listed by models and versions, are said to be the training rows'."""
+        _, tab = self.regression_model()
+        name = self.model_name("cli_t0")
+        rc, out, err = run_cli("train", "--relation", tab, "--target", "y", "--name", name, "--algorithm", "ridge",
+                               "--test-size", "0")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("0 held out for testing", out)
+        self.assertIn("Metrics (training rows: test_size 0 held none out, so these are not test metrics):", out)
+        rc, out, err = run_cli("models")
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, rf"\n{name}\s+\d+\s+\S+\s+regression\s+ridge\s+1\s+r2 [01]\.\d{{4}} \(training rows\)")
+        rc, out, err = run_cli("versions", name)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("(training rows)", out)
+        # with test rows: no such label
+        other = self.model_name("cli_t1")
+        rc, out, err = run_cli("train", "--relation", tab, "--target", "y", "--name", other, "--algorithm", "ridge")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("Metrics (test rows):", out)
+        self.assertNotIn("(training rows)", run_cli("versions", other)[1])
 
     def test_predict(self):
         model, _ = self.regression_model()

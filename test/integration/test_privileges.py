@@ -160,7 +160,7 @@ class PrivilegesTest(PgmlTestCase):
         carol = self.login("carol")
         self.grant_select(self.data, "carol")
         self.assertEqual(self.scalar("SELECT count(*) FROM ml_models WHERE name = %s", (model,), conn=carol), 1)
-        r = self.one("SELECT version, parent_version FROM ml_retrain(%s, %s, deploy => 'always')", (model, self.data),
+        r = self.one("SELECT version, parent_version FROM ml_retrain(%s, %s, mode => 'refit', deploy => 'always')", (model, self.data),
                      conn=carol)
         self.assertEqual((r["version"], r["parent_version"]), (2, 1))
         self.assertEqual(self.scalar("SELECT trained_by::text FROM ml_versions WHERE model = %s AND version = 2", (model,),
@@ -180,7 +180,7 @@ class PrivilegesTest(PgmlTestCase):
                 self.assertEqual(self.scalar("SELECT name FROM ml_models WHERE name = %s", (name,), conn=alice), name)
                 self.assertIsNotNone(self.scalar("SELECT ml_predict(%s, %s::jsonb)", (name, self.FEATURES), conn=alice))
                 with alice.cursor() as cur:
-                    cur.execute("SELECT * FROM ml_retrain(%s, %s)", (name, self.data))
+                    cur.execute("SELECT * FROM ml_retrain(%s, %s, mode => 'refit')", (name, self.data))
                     cur.execute("SELECT ml_drop_model(%s)", (name,))
                 self.assertEqual(self.scalar("SELECT count(*) FROM ml_models WHERE name = %s", (name,)), 0)
         self.assertEqual(self.scalar(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(canary))), 1)

@@ -30,7 +30,10 @@ FROM ml_models m WHERE m.name LIKE 'reg\_%' ORDER BY 1;
 SELECT feature, importance = 0 AS zero FROM ml_feature_importance('reg_lasso') WHERE feature IN ('c=q', 'c=r') ORDER BY 1;
 -- trees report split gain
 SELECT kind, round(sum(importance)::numeric, 6) AS total FROM ml_feature_importance('reg_random_forest') GROUP BY kind;
--- lasso and elastic net retrain incrementally (sufficient statistics); trees refit
+-- lasso and elastic net retrain incrementally (sufficient statistics) on the new rows; trees refit on all
+INSERT INTO reg SELECT (i % 23) / 2.0, (i % 11) / 3.0, (ARRAY['p','q','r'])[1 + i % 3],
+       3 * ((i % 23) / 2.0) - 2 * ((i % 11) / 3.0) + CASE WHEN i % 3 = 0 THEN 5 ELSE 0 END + ((i * 37) % 7 - 3) / 10.0
+FROM generate_series(401, 440) i;
 SELECT v.mode FROM ml_retrain('reg_lasso', 'reg', deploy => 'never') v;
 SELECT v.mode FROM ml_retrain('reg_decision_tree', 'reg', deploy => 'never') v;
 SELECT * FROM ml_retrain('reg_decision_tree', 'reg', mode => 'incremental');
@@ -65,11 +68,20 @@ CREATE TABLE cls2 (a float8, b float8, c text, k text);
 INSERT INTO cls2 SELECT (i % 3) * 4 + (i % 7) / 3.0, (i % 3) * -2 + (i % 5) / 4.0, (ARRAY['u','v'])[1 + i % 2],
        (ARRAY['one','two','three'])[1 + i % 3]
 FROM generate_series(1, 300) i;
+-- and new rows to retrain on
+CREATE TABLE cls2_new AS SELECT (i % 3) * 4 + (i % 7) / 3.0 AS a, (i % 3) * -2 + (i % 5) / 4.0 AS b,
+       (ARRAY['u','v'])[1 + i % 2] AS c, (ARRAY['one','two','three'])[1 + i % 3] AS k
+FROM generate_series(301, 330) i;
+CREATE TABLE cls2_more AS SELECT * FROM cls2_new LIMIT 0;
+INSERT INTO cls2_more SELECT (i % 3) * 4 + (i % 7) / 3.0, (i % 3) * -2 + (i % 5) / 4.0, (ARRAY['u','v'])[1 + i % 2],
+       (ARRAY['one','two','three'])[1 + i % 3]
+FROM generate_series(331, 345) i;
 -- gradient_boosting: early stopping on a validation split, continued boosting on retrain
 SELECT (metrics->>'accuracy')::float8 >= 0.9 AS good FROM ml_train('cls2', 'k', algorithm => 'gradient_boosting', name => 'gb',
        hyperparams => '{"early_stopping_rounds": 5, "learning_rate": 0.1}');
 SELECT count(*) >= 5 AS rounds, count(valid_metric) = count(*) AS validated FROM ml_training_log('gb');
-SELECT version, mode FROM ml_retrain('gb', 'cls2', deploy => 'always');
+SELECT version, mode FROM ml_retrain('gb', 'cls2_new', deploy => 'always');
+SELECT version, mode FROM ml_retrain('gb', 'cls2_more', mode => 'incremental', deploy => 'never');
 SELECT kind, round(sum(importance)::numeric, 6) AS total FROM ml_feature_importance('gb') GROUP BY kind;
 
 -- svm with the RBF kernel, and its size limit
@@ -82,11 +94,11 @@ SELECT * FROM ml_train('cls2', 'k', algorithm => 'svm', name => 'rbf_big', hyper
 SELECT (metrics->>'accuracy')::float8 > 0.8 AS good FROM ml_train('cls2', 'k', algorithm => 'mlp', name => 'mlp_es',
        hyperparams => '{"early_stopping": true, "hidden_units": 20, "learning_rate": 0.01}');
 SELECT count(*) > 1 AS epochs, count(valid_metric) = count(*) AS validated FROM ml_training_log('mlp_es');
-SELECT version, mode FROM ml_retrain('mlp_es', 'cls2', deploy => 'never');
+SELECT version, mode FROM ml_retrain('mlp_es', 'cls2_new', deploy => 'never');
 
 -- naive_bayes: classification, incremental retraining adds to its counts
 SELECT algorithm, (metrics->>'accuracy')::float8 >= 0.9 AS good FROM ml_train('cls2', 'k', algorithm => 'naive_bayes', name => 'nb');
-SELECT version, mode, deployed FROM ml_retrain('nb', 'cls2');
+SELECT version, mode, deployed FROM ml_retrain('nb', 'cls2_new');
 SELECT ml_predict_label('nb', '{"a": 8.5, "b": -3.5, "c": "u"}'::jsonb) AS label;
 INSERT INTO cls2 VALUES (1, 1, 'u', 'four');
 SELECT * FROM ml_retrain('nb', 'cls2', mode => 'incremental');
@@ -101,6 +113,7 @@ FROM ml_train('blobs', NULL, hyperparams => '{"k": 3}');
 SELECT count(DISTINCT ml_predict('blobs_clusters', b)) AS clusters FROM blobs b;
 SELECT ml_predict('blobs_clusters', ARRAY[0.2, 0.1]) = ml_predict('blobs_clusters', ARRAY[0.0, 0.0]) AS same_cluster;
 SELECT (ml_evaluate('blobs_clusters', 'blobs')->>'inertia')::float8 < 50 AS tight;
+INSERT INTO blobs VALUES (0.05, 0.05), (10.05, 0.05), (0.05, 10.05);
 SELECT version, mode, deployed, reason FROM ml_retrain('blobs_clusters', 'blobs');
 SELECT ml_predict_proba('blobs_clusters', ARRAY[0.0, 0.0]);
 SELECT * FROM ml_train('blobs', NULL, algorithm => 'random_forest');
@@ -132,4 +145,4 @@ SELECT report->'imputed' AS imputed, report ? 'missing_native' AS native,
 FROM ml_versions WHERE model = 'holes_constant';
 
 SELECT ml_drop_model(name) FROM ml_models ORDER BY name;
-DROP TABLE cls2, blobs, holes;
+DROP TABLE cls2, cls2_new, cls2_more, blobs, holes;

@@ -108,7 +108,7 @@ SELECT ml_predict(NULL::text, t) IS NULL AS null_model, ml_predict('m', NULL::t)
 
 -- a corrupted blob (one byte altered in the catalog) is an error, not a crash;
 -- deploying another version recovers
-SELECT version, deployed FROM ml_retrain('m', 't', deploy => 'always');
+SELECT version, deployed FROM ml_retrain('m', 't', mode => 'refit', deploy => 'always');
 UPDATE ml.versions SET blob = set_byte(blob, 40, get_byte(blob, 40) # 255)
 WHERE model_id = (SELECT id FROM ml_models WHERE name = 'm') AND version = 2;
 SELECT ml_predict('m', t) FROM t LIMIT 1;

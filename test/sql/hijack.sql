@@ -151,8 +151,14 @@ SELECT model, rows_train FROM ml_train('hj_mixed', NULL, 'kmeans', name => 'hj_k
                                        hyperparams => '{"k": 2}');
 SELECT model, algorithm FROM ml_train('hj_data', 'y', name => 'hj_auto', exclude => ARRAY['id', 'label']);
 SELECT version, mode FROM ml_retrain('hj_ridge', 'hj_data', mode => 'refit', deploy => 'always');
-SELECT version, mode FROM ml_retrain('hj_ridge', 'hj_data', mode => 'incremental', deploy => 'always');
 SELECT version, mode FROM ml_retrain('hj_nb', 'hj_data', mode => 'refit');
+-- new rows for the incremental retrains (inserted with a safe search_path)
+RESET search_path;
+INSERT INTO hj_data SELECT i, i % 10, (i * 7) % 13, i % 37, 2 * (i % 10) + 3 * ((i * 7) % 13) - 0.5 * (i % 37),
+                           CASE WHEN (i % 10) + ((i * 7) % 13) > 10 THEN 'hi' ELSE 'lo' END
+FROM generate_series(1001, 1010) i;
+SET search_path = hj_evil, public, pg_catalog;
+SELECT version, mode FROM ml_retrain('hj_ridge', 'hj_data', mode => 'incremental', deploy => 'always');
 SELECT version, mode FROM ml_retrain('hj_nb', 'hj_data', mode => 'incremental');
 SELECT version, mode FROM ml_retrain('hj_kmeans', 'hj_data', mode => 'refit');
 SELECT version, mode FROM ml_retrain('hj_gb', 'hj_data', mode => 'refit');

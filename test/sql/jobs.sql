@@ -49,8 +49,8 @@ SELECT id, status, attempts, version, deployed, finished_at >= started_at AS tim
 SELECT version, parent_version, mode, rows_train, trained_by::text = current_user AS trained_by_me FROM ml_versions WHERE model = 'stream_m' ORDER BY version;
 SELECT count(*) AS nothing_left FROM ml_run_jobs();
 
--- incremental (auto picks it for linear models): a job trains on exactly its window's rows,
--- found by the inserting transactions (nothing is copied)
+-- incremental (auto picks it for linear models): a job trains on the rows the deployed version has
+-- not learned, found by the inserting transactions (nothing is copied)
 CREATE TABLE inc (x float8, y float8);
 INSERT INTO inc SELECT i, 3 * i - 2 FROM generate_series(1, 40) i;
 SELECT model, version FROM ml_train('inc', 'y', algorithm => 'linear_regression', name => 'inc_m', test_size => 0);
@@ -61,7 +61,8 @@ INSERT INTO inc SELECT i, 3 * i - 2 FROM generate_series(56, 65) i;
 INSERT INTO inc SELECT i, 3 * i - 2 FROM generate_series(66, 72) i;
 SELECT count(*) AS batches FROM ml.auto_retrain_batches;
 SELECT job_id, model, status, version, error FROM ml_run_jobs();
--- version 2 = the 40 rows of version 1 + the 25 of the window; the 7 rows after it wait
+-- version 2 = the 40 rows of version 1 + every row inserted since (a job reads the table's rows the
+-- deployed version has not learned: the 25 of the window and the 7 after it)
 SELECT version, parent_version, mode, rows_train FROM ml_versions WHERE model = 'inc_m' ORDER BY version;
 SELECT pending_rows FROM ml_auto_retrains WHERE model = 'inc_m';
 SELECT count(*) AS batches FROM ml.auto_retrain_batches;

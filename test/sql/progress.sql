@@ -17,6 +17,7 @@ SET pg_ml.progress_interval = 0;
 CREATE TABLE prog (x integer, z float8, kind text, y float8);
 INSERT INTO prog SELECT i, (i % 7) / 7.0, (ARRAY['a','b','c'])[1 + i % 3], 2 * i + (i % 7) FROM generate_series(1, 200) i;
 SELECT model, version, algorithm FROM ml_train('prog', 'y', algorithm => 'linear_regression', name => 'prog_m');
+INSERT INTO prog SELECT i, (i % 7) / 7.0, (ARRAY['a','b','c'])[1 + i % 3], 2 * i + (i % 7) FROM generate_series(201, 210) i;
 SELECT version, parent_version, mode FROM ml_retrain('prog_m', 'prog');
 SELECT (ml_evaluate('prog_m', 'prog') ->> 'rows')::int AS rows;
 CREATE TABLE prog_c AS SELECT x, z, kind, y > 200 AS big FROM prog;

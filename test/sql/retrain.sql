@@ -23,19 +23,19 @@ SELECT preprocessing_state->'columns'->1->'levels' AS levels FROM ml_versions WH
 -- refit trains from scratch on the new relation only
 SELECT version, parent_version, mode, rows_train + rows_test AS rows FROM ml_retrain('rev', 'sales', mode => 'refit', deploy => 'always');
 -- never: a version is saved, the deployed one stays
-SELECT version, parent_version, deployed, reason FROM ml_retrain('rev', 'sales', deploy => 'never');
+SELECT version, parent_version, deployed, reason FROM ml_retrain('rev', 'sales', mode => 'refit', deploy => 'never');
 SELECT version, parent_version, deployed, mode FROM ml_versions WHERE model = 'rev' ORDER BY version;
 
 -- if_better compares on the new relation's held-out rows: a model refit on noise beats the
 -- deployed one there (the deployed model does not predict noise either)...
 CREATE TABLE sales_noise AS SELECT id, ads, region, promo, ((id * 7919) % 1000)::float8 AS revenue FROM sales;
-SELECT version, deployed, reason ~ '^test r2 .* >= .* of version 3 on the same \d+ held-out rows$' AS reason_ok,
+SELECT version, deployed, reason ~ '^test r2 \S+ vs \S+ of version 3 \([-+]\S+\) on the same \d+ held-out rows: deployed$' AS reason_ok,
        round((metrics->>'r2')::numeric, 2) > round((previous_metrics->>'r2')::numeric, 2) AS better
 FROM ml_retrain('rev', 'sales_noise', mode => 'refit');
 SELECT ml_deploy('rev', 3) AS undo;
 -- ... while a refit on a handful of rows is worse than the deployed model and is not deployed
 CREATE TABLE sales_few AS SELECT * FROM sales WHERE id <= 16;
-SELECT version, deployed, reason ~ '^test r2 .* < .* of version 3 on the same \d+ held-out rows$' AS reason_ok
+SELECT version, deployed, reason ~ '^test r2 \S+ vs \S+ of version 3 \([-+]\S+\) on the same \d+ held-out rows: not deployed, version 3 stays$' AS reason_ok
 FROM ml_retrain('rev', 'sales_few', mode => 'refit', test_size => 0.5);
 SELECT deployed_version FROM ml_models WHERE name = 'rev';
 
@@ -64,14 +64,14 @@ CREATE TABLE iris_like (x1 float8, x2 float8, kind text);
 INSERT INTO iris_like SELECT (i % 3) * 2 + (i % 7) * 0.1, (i % 3) - (i % 5) * 0.1, (ARRAY['a','b','c'])[1 + i % 3]
 FROM generate_series(1, 150) i;
 SELECT model, round((metrics->>'accuracy')::numeric, 3) AS accuracy FROM ml_train('iris_like', 'kind', name => 'il');
-SELECT version, mode, deployed, reason FROM ml_retrain('il', 'iris_like');
+SELECT version, mode, deployed, reason FROM ml_retrain('il', 'iris_like', mode => 'refit');
 SELECT * FROM ml_retrain('il', 'iris_like', mode => 'incremental');
 INSERT INTO iris_like VALUES (0, 0, 'd');
 SELECT e->'accuracy' AS accuracy, e->'unknown_labels' AS unknown FROM ml_evaluate('il', 'iris_like') e;
 SELECT ml_training_log_rows > 0 AS has_log FROM (SELECT count(*) AS ml_training_log_rows FROM ml.training_log) s;
 
 -- a model by id
-SELECT version FROM ml_retrain((SELECT id FROM ml_models WHERE name = 'rev'), 'sales', deploy => 'never');
+SELECT version FROM ml_retrain((SELECT id FROM ml_models WHERE name = 'rev'), 'sales', mode => 'refit', deploy => 'never');
 
 SELECT ml_drop_model('rev'), ml_drop_model('il');
 SELECT count(*) AS versions_left FROM ml.versions;

@@ -94,7 +94,7 @@ SELECT ml_drop_model('v_gone');
 -- ---------------------------------------------------------------- blobs bound to their row (XX001)
 SELECT model FROM ml_train('v_small', 'y', algorithm => 'linear_regression', name => 'v_a', seed => 1);
 SELECT model FROM ml_train('v_small', 'y', algorithm => 'linear_regression', name => 'v_b', seed => 2);
-SELECT version FROM ml_retrain('v_b', 'v_small', deploy => 'never');
+SELECT version FROM ml_retrain('v_b', 'v_small', mode => 'refit', deploy => 'never');
 -- the blobs written by training, retraining and import carry the current format
 SELECT DISTINCT format_version, get_byte(blob, 4) FROM ml.versions;
 -- model B's blob in model A's row: same kind, same columns, refused

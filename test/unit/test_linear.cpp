@@ -149,8 +149,20 @@ TEST(LinearRegression, TestMetricsFromMomentsMatchRowByRow)
 	pgml::Trainer tr(spec);
 	feed(tr, t);
 	auto second = tr.finish(nullptr, first.model.get());
+	const double from_moments = tr.result().primary_test;
+	// the moments keep no held-out rows: both models are scored on them in one more pass
+	ASSERT_TRUE(tr.needs_compare_pass());
+	for (size_t b = 0; b < t.size(); b += 9) {
+		BatchData bd(t, b, std::min(t.size(), b + 9));
+		tr.add_compare_batch(bd.batch(), *second, *first.model, nullptr);
+	}
+	tr.end_compare_pass();
 	const pgml::TrainResult &res = tr.result();
 	ASSERT_TRUE(res.compared);
+	EXPECT_NEAR(res.primary_test, from_moments, 1e-9);
+	EXPECT_EQ(json_number(res.metrics_json, {"test", "rows"}), json_number(res.previous_metrics_json, {"rows"}));
+	EXPECT_EQ(json_number(res.test_json, {"mae"}), json_number(res.metrics_json, {"test", "mae"}));
+	EXPECT_NEAR(json_number(res.test_json, {"mae"}), json_number(res.previous_metrics_json, {"mae"}), 1e-9);
 	EXPECT_NEAR(res.previous_primary, res.primary_test, 1e-9);
 	EXPECT_NEAR(res.primary_compare_new, res.primary_test, 1e-9);
 	EXPECT_NEAR(json_number(res.metrics_json, {"test", "r2"}), res.primary_test, 1e-12);

@@ -263,4 +263,9 @@ TEST(Logistic, CompareWithPreviousModel)
 	ASSERT_TRUE(res.compared);
 	EXPECT_EQ(res.previous_primary, res.primary_test);
 	EXPECT_EQ(res.primary_compare_new, res.primary_test);
+	// the same model on the same rows: every metric, probabilities' ones included, is the same
+	for (const char *k : {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "rows"}) {
+		ASSERT_NE(res.previous_metrics_json.find(std::string("\"") + k + "\":"), std::string::npos) << k;
+		EXPECT_NEAR(json_number(res.previous_metrics_json, {k}), json_number(res.test_json, {k}), 1e-12) << k;
+	}
 }

@@ -344,6 +344,31 @@ TEST(NaiveBayesAggregate, IncrementalEqualsRows)
 	EXPECT_NEAR(json_number(rows.result.report_json, {"rows_added"}), static_cast<double>(rows.result.rows_train), 0);
 }
 
+TEST(NaiveBayesAggregate, IncrementalWithSomeClassesOnly)
+{
+	// new rows holding one of the model's classes only: the update keeps every class (was a
+	// crash: the new rows' label ids were taken for the model's class ids)
+	Table t = class_table(3000, 21);
+	Table a = t.slice(0, 1800), b;
+	b.features = t.features;
+	b.target = t.target;
+	for (size_t i = 1800; i < t.size(); i++)
+		if (!t.y[i].null && t.y[i].str == "b")
+			b.add(t.rows[i], t.y[i]);
+	pgml::TrainSpec spec = make_spec(t, Algorithm::NaiveBayes, 0.2, 5);
+	Trained base = train(spec, a);
+	Trained rows = retrain(spec, *base.model, true, b);
+	Trained agg = train_nb_aggregated(spec, b, 3, false, base.model.get());
+	ASSERT_EQ(rows.model->classes, base.model->classes);
+	ASSERT_EQ(agg.model->classes, base.model->classes);
+	for (size_t i = 0; i < t.size(); i++) {
+		std::vector<double> x = predict(*agg.model, t.rows[i]), y = predict(*rows.model, t.rows[i]);
+		ASSERT_EQ(x.size(), 3u);
+		for (size_t k = 0; k < x.size(); k++)
+			ASSERT_NEAR(x[k], y[k], 1e-9);
+	}
+}
+
 TEST(NaiveBayesAggregate, DuplicateRowsAcrossTheCutAreReported)
 {
 	// n = 10, test_size 0.3: the 3 smallest draws are held out, so the cut is the 4th draw
