@@ -457,10 +457,11 @@ void report_unknown_labels(Client &db, const std::string &model, const std::stri
 		msg += "\nDETAIL:  " + refusal.detail;
 	if (refusal.sqlstate == "0A000")
 		msg += "\nHINT:  An incremental retrain cannot add a class: retrain with --mode refit --allow-new-classes "
-		       "to train a version with the new classes.";
+		       "on the rows the model learned from and the new ones (--keep TABLE) to train a version with the new "
+		       "classes.";
 	else if (refusal.hint.find("mode => 'refit'") != std::string::npos)
-		msg += "\nHINT:  Correct the labels, or retrain with --mode refit --allow-new-classes to train a version with "
-		       "the new classes.";
+		msg += "\nHINT:  Correct the labels, or retrain with --mode refit --allow-new-classes on the rows the model "
+		       "learned from and the new ones (--keep TABLE) to train a version with the new classes.";
 	else
 		msg += "\nHINT:  Correct the labels, or retrain with --allow-new-classes to train a version with the new "
 		       "classes.";

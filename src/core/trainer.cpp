@@ -821,13 +821,15 @@ struct Trainer::Impl {
 			            "Target column \"" + spec.target.name + "\": the model's classes are " + known +
 			                ". An incremental update goes on from the model's per-class state, which has no place "
 			                "for a class it was not trained with.",
-			            "Retrain with mode => 'refit' to train a version with the new classes.");
+			            "Retrain with mode => 'refit' on a relation holding the rows the model learned from and the "
+			            "new ones to train a version with the new classes.");
 		throw Error(ErrorCode::DataException,
 		            "target column \"" + spec.target.name + "\" holds " + classes + " the model does not know: " + list,
 		            "The model's classes are " + known +
 		                ". A version with other classes would change the columns of ml_predict_proba.",
-		            continued ? "Correct the labels, or retrain with mode => 'refit' and allow_new_classes => true to "
-		                        "train a version with the new classes."
+		            continued ? "Correct the labels, or retrain with mode => 'refit' and allow_new_classes => true on a "
+		                        "relation holding the rows the model learned from and the new ones to train a version "
+		                        "with the new classes."
 		                      : "Correct the labels, or pass allow_new_classes => true to train a version with the "
 		                        "new classes.");
 	}
