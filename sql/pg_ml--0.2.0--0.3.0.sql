@@ -275,6 +275,73 @@ ALTER TABLE ml.versions DROP CONSTRAINT versions_mode_check;
 ALTER TABLE ml.versions ADD CONSTRAINT versions_mode_check
     CHECK (mode IN ('train', 'refit', 'refit_all', 'incremental', 'continue', 'import'));
 
+-- ---------------------------------------------------------------- retraining (issue 11): classes
+-- A classifier's classes are part of its contract: ml_predict_proba returns one probability per
+-- class of the deployed version, in that version's order. Each version keeps its classes
+-- (written with the version by ml_train, ml_retrain and ml_import; NULL for regression and
+-- clustering), and ml_models.classes (below) is the deployed version's, so the view and
+-- ml_predict_proba agree after any retrain, ml_deploy or ml_rollback. Up to 0.2.0 the view showed
+-- the classes of version 1 (ml.models.classes, which still holds them). The versions trained
+-- before this update get the classes their blob holds (the truth ml_predict_proba reads), through
+-- a function that is dropped again once it has run.
+ALTER TABLE ml.versions ADD COLUMN classes jsonb;
+COMMENT ON COLUMN ml.versions.classes IS
+    'the version''s classes (a classifier''s), in the order of ml_predict_proba''s probabilities';
+COMMENT ON COLUMN ml.models.classes IS
+    'the classes of the model''s first version (ml_models.classes shows the deployed version''s)';
+CREATE FUNCTION ml.version_classes(model_id bigint, version integer) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'pgml_version_classes' LANGUAGE C STABLE STRICT;
+REVOKE ALL ON FUNCTION ml.version_classes(bigint, integer) FROM PUBLIC;
+DO $classes$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT v.model_id, v.version, m.name FROM ml.versions v
+             JOIN ml.models m ON m.id OPERATOR(pg_catalog.=) v.model_id
+             WHERE m.task OPERATOR(pg_catalog.=) 'classification' ORDER BY 1, 2 LOOP
+        BEGIN
+            UPDATE ml.versions SET classes = ml.version_classes(r.model_id, r.version)
+            WHERE model_id OPERATOR(pg_catalog.=) r.model_id AND version OPERATOR(pg_catalog.=) r.version;
+        EXCEPTION WHEN data_corrupted THEN
+            -- an unreadable version predicts nothing either; its classes stay unknown (NULL)
+            RAISE WARNING 'version % of model "%" is unreadable; its classes are unknown', r.version, r.name
+                USING DETAIL = SQLERRM;
+        END;
+    END LOOP;
+END
+$classes$;
+DROP FUNCTION ml.version_classes(bigint, integer);
+
+-- ml_class_probabilities(model, features) -> jsonb: {"class": probability, ...}, the
+-- probabilities of ml_predict_proba under their class labels. Same overloads as ml_predict_proba
+-- (model by name or id; a row matched by column name, float8[] in feature order, or jsonb).
+-- STABLE (the deployed version can change between statements), PARALLEL SAFE (a plain function
+-- of the row and the catalog, like ml_predict_proba); NULL in, NULL out, written in C.
+CREATE FUNCTION @extschema@.ml_class_probabilities(model text, features record) RETURNS jsonb
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgml_class_probabilities';
+CREATE FUNCTION @extschema@.ml_class_probabilities(model bigint, features record) RETURNS jsonb
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgml_class_probabilities';
+CREATE FUNCTION @extschema@.ml_class_probabilities(model text, features float8[]) RETURNS jsonb
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgml_class_probabilities';
+CREATE FUNCTION @extschema@.ml_class_probabilities(model bigint, features float8[]) RETURNS jsonb
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgml_class_probabilities';
+CREATE FUNCTION @extschema@.ml_class_probabilities(model text, features jsonb) RETURNS jsonb
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgml_class_probabilities';
+CREATE FUNCTION @extschema@.ml_class_probabilities(model bigint, features jsonb) RETURNS jsonb
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgml_class_probabilities';
+COMMENT ON FUNCTION @extschema@.ml_class_probabilities(text, record) IS
+    'pg_ml: class probabilities of a classifier as jsonb, {"class": probability, ...}';
+COMMENT ON FUNCTION @extschema@.ml_class_probabilities(bigint, record) IS
+    'pg_ml: class probabilities of a classifier as jsonb, {"class": probability, ...}';
+COMMENT ON FUNCTION @extschema@.ml_class_probabilities(text, float8[]) IS
+    'pg_ml: class probabilities of a classifier as jsonb, {"class": probability, ...}';
+COMMENT ON FUNCTION @extschema@.ml_class_probabilities(bigint, float8[]) IS
+    'pg_ml: class probabilities of a classifier as jsonb, {"class": probability, ...}';
+COMMENT ON FUNCTION @extschema@.ml_class_probabilities(text, jsonb) IS
+    'pg_ml: class probabilities of a classifier as jsonb, {"class": probability, ...}';
+COMMENT ON FUNCTION @extschema@.ml_class_probabilities(bigint, jsonb) IS
+    'pg_ml: class probabilities of a classifier as jsonb, {"class": probability, ...}';
+
 -- ---------------------------------------------------------------- deploy metric (issue 11): catalog
 -- The metric ml_retrain's deploy => 'if_better' compares (src/core/deploy_metric.hpp): set by
 -- ml_train(deploy_metric => ...) or ml_set_deploy_metric(), else the task's default, which an
@@ -293,7 +360,7 @@ COMMENT ON COLUMN ml.models.deploy_metric IS 'the metric ml_retrain(deploy => ''
 CREATE VIEW @extschema@.ml_models AS
 SELECT m.name, m.id, s.relowner::pg_catalog.regrole AS owner, m.task, m.algorithm, m.target, m.relation,
        m.deployed_version, v.metrics OPERATOR(pg_catalog.->) 'test' AS test_metrics, v.metrics OPERATOR(pg_catalog.->) 'train' AS train_metrics,
-       m.classes, m.created_at, m.updated_at, m.deploy_metric
+       v.classes, m.created_at, m.updated_at, m.deploy_metric
 FROM ml.models m
 JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) m.seq::pg_catalog.oid
 LEFT JOIN ml.versions v ON v.model_id OPERATOR(pg_catalog.=) m.id AND v.version OPERATOR(pg_catalog.=) m.deployed_version
@@ -306,7 +373,7 @@ SELECT m.name AS model, v.model_id, v.version, v.parent_version,
        v.algorithm, v.mode, v.relation, v.metrics OPERATOR(pg_catalog.->) 'test' AS test_metrics, v.metrics OPERATOR(pg_catalog.->) 'train' AS train_metrics,
        v.hyperparams, v.preprocess, v.preprocessing_state, v.coefficients, v.rows_train, v.rows_test, v.report,
        v.duration_ms, v.trained_by, v.trained_at, v.data_fingerprint,
-       v.format_version, v.model_kind, v.blob_length, v.checksum, v.sources
+       v.format_version, v.model_kind, v.blob_length, v.checksum, v.sources, v.classes
 FROM ml.versions v
 JOIN ml.models m ON m.id OPERATOR(pg_catalog.=) v.model_id
 JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) m.seq::pg_catalog.oid

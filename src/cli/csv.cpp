@@ -64,4 +64,40 @@ std::vector<std::string> read_csv_header(const std::string &path)
 	return fields;
 }
 
+std::map<int64_t, int64_t> csv_record_lines(const std::string &path, const std::set<int64_t> &records)
+{
+	std::map<int64_t, int64_t> out;
+	if (records.empty())
+		return out;
+	FILE *f = std::fopen(path.c_str(), "rb");
+	if (f == nullptr)
+		throw InputError(path + ": " + std::strerror(errno));
+	const int64_t last = *records.rbegin();
+	int64_t line = 1, record = 0; // the header is record 0, on line 1
+	bool quoted = false, at_start = false;
+	int c;
+	while (record <= last && (c = std::fgetc(f)) != EOF) {
+		if (at_start) {
+			// the first character of record `record`
+			if (records.count(record) != 0)
+				out[record] = line;
+			at_start = false;
+		}
+		if (c == '"') {
+			quoted = !quoted; // a doubled quote inside a quoted field toggles twice
+		} else if (c == '\n') {
+			line++;
+			if (!quoted) {
+				record++;
+				at_start = true;
+			}
+		}
+	}
+	bool read_error = std::ferror(f) != 0;
+	std::fclose(f);
+	if (read_error)
+		throw InputError(path + ": could not read the file");
+	return out;
+}
+
 } // namespace pgml_cli

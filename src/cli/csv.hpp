@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -10,5 +12,10 @@ namespace pgml_cli {
 // The header record of a CSV file (RFC 4180 quoting, a UTF-8 byte order mark dropped).
 // Throws InputError when the file cannot be read or has no header.
 std::vector<std::string> read_csv_header(const std::string &path);
+
+// The physical line (1-based) on which each of the given data records of a CSV file starts
+// (record 1 is the first after the header line), as COPY counts them: a quoted field may span
+// lines. Records past the end are left out. Throws InputError when the file cannot be read.
+std::map<int64_t, int64_t> csv_record_lines(const std::string &path, const std::set<int64_t> &records);
 
 } // namespace pgml_cli

@@ -79,7 +79,9 @@ const CommandHelp kHelp[] = {
      "  --keep TABLE         with --csv: append the rows to TABLE and retrain on it\n"
      "  --relation REL       or: a table or view with the new rows\n"
      "  --mode MODE          auto, refit or incremental (default: auto)\n"
-     "  --deploy POLICY      if_better, always or never (default: if_better)\n"},
+     "  --deploy POLICY      if_better, always or never (default: if_better)\n"
+     "  --allow-new-classes  labels the deployed version does not know make a version with more\n"
+     "                       classes (a refit) instead of an error naming their lines\n"},
     {"predict", "pg_ml predict --model NAME --csv FILE [--out FILE]",
      "Predicts every row of a CSV file: writes the file's rows with a \"prediction\" column as CSV\n"
      "(the class label for classifiers, the value for regression, the cluster for clustering).\n\n"
@@ -138,10 +140,10 @@ struct Args {
 	}
 };
 
-// Options of each command (all take a value).
+// Options of each command (all take a value but the flags of kFlags).
 const std::map<std::string, std::set<std::string>> kOptions = {
     {"train", {"relation", "target", "algorithm", "name", "task", "hyperparams", "test-size"}},
-    {"retrain", {"model", "csv", "keep", "relation", "mode", "deploy"}},
+    {"retrain", {"model", "csv", "keep", "relation", "mode", "deploy", "allow-new-classes"}},
     {"predict", {"model", "csv", "out"}},
     {"models", {}},
     {"versions", {}},
@@ -150,6 +152,9 @@ const std::map<std::string, std::set<std::string>> kOptions = {
     {"jobs", {}},
     {"help", {}},
 };
+
+// Options that take no value (present or not).
+const std::set<std::string> kFlags = {"allow-new-classes"};
 
 Args parse_args(int argc, char **argv)
 {
@@ -187,6 +192,12 @@ Args parse_args(int argc, char **argv)
 			const auto &allowed = kOptions.at(a.command);
 			if (allowed.count(name) == 0)
 				throw UsageError("command " + a.command + " has no option --" + name, a.command);
+			if (kFlags.count(name) != 0) {
+				if (eq != std::string::npos)
+					throw UsageError("option --" + name + " takes no value", a.command);
+				a.options[name] = "true";
+				continue;
+			}
 			a.options[name] = value("--" + name, inline_value, eq != std::string::npos);
 		} else if (s.size() > 1 && s[0] == '-') {
 			throw UsageError("unknown option " + s, a.command);
@@ -354,6 +365,109 @@ std::pair<std::string, int64_t> stage_csv(Client &db, const std::string &model, 
 	return {table, rows};
 }
 
+// ------------------------------------------------------------------ unknown labels
+
+// Whether the server refused the retrain's rows for labels the deployed version does not know.
+bool unknown_class_error(const ServerError &e)
+{
+	return (e.sqlstate == "22000" || e.sqlstate == "0A000") &&
+	       std::string(e.what()).find(" the model does not know: ") != std::string::npos;
+}
+
+// After the server refused the labels of a staged CSV file: names, per unknown label (in the
+// order of its first line), its rows and the file's lines holding it (the first kLines), then
+// throws an InputError (exit 3; the transaction is not committed, nothing is written). When the
+// lines cannot be told (a server without ml_models.classes of the deployed version, or a target
+// type whose classes do not read back as that type), returns and the server's error stands.
+void report_unknown_labels(Client &db, const std::string &model, const std::string &path, const std::string &table,
+                           const ServerError &refusal)
+{
+	constexpr int kLines = 10;
+	db.exec("ROLLBACK TO SAVEPOINT pg_ml_retrain");
+	std::string target, type;
+	for (const ModelColumn &c : model_columns(db, model))
+		if (c.role == "target") {
+			target = c.name;
+			type = c.type;
+		}
+	std::vector<const char *> p;
+	std::string arg = model_arg(model, p, 1);
+	Result classes = db.exec("SELECT classes::text FROM " + db.schema() + "ml_models WHERE " +
+	                             (is_integer(model) ? "id" : "name") + " = " + arg,
+	                         p);
+	if (target.empty() || classes.rows() != 1 || classes.null(0, 0))
+		return;
+	std::string known = classes.str(0, 0);
+	// row n of the staged table is the file's data record n (COPY appends the rows in order)
+	std::string sql = "SELECT s.t::pg_catalog.text, pg_catalog.count(*), pg_catalog.min(s.n), "
+	                  "pg_catalog.array_to_string((pg_catalog.array_agg(s.n ORDER BY s.n))[1:" +
+	                  std::to_string(kLines) +
+	                  "], ' ') "
+	                  "FROM (SELECT pg_catalog.row_number() OVER (ORDER BY ctid) AS n, " +
+	                  db.quote_ident(target) + " AS t FROM pg_temp." + db.quote_ident(table) +
+	                  ") s WHERE s.t IS NOT NULL AND NOT (s.t OPERATOR(pg_catalog.=) ANY (ARRAY("
+	                  "SELECT pg_catalog.jsonb_array_elements_text($1::pg_catalog.jsonb))::" +
+	                  type + "[])) GROUP BY s.t ORDER BY 3";
+	db.exec("SAVEPOINT pg_ml_labels");
+	Result r;
+	try {
+		r = db.exec(sql, {known.c_str()});
+	} catch (const ServerError &) {
+		db.exec("ROLLBACK TO SAVEPOINT pg_ml_labels");
+		return;
+	}
+	if (r.rows() == 0)
+		return;
+	// the records' physical lines (quoted fields may span lines)
+	std::vector<std::vector<int64_t>> records(static_cast<size_t>(r.rows()));
+	std::set<int64_t> wanted;
+	for (int i = 0; i < r.rows(); i++) {
+		std::string list = r.str(i, 3);
+		for (size_t at = 0; at < list.size();) {
+			size_t end = list.find(' ', at);
+			int64_t n = std::strtoll(list.substr(at, end - at).c_str(), nullptr, 10);
+			records[static_cast<size_t>(i)].push_back(n);
+			wanted.insert(n);
+			at = end == std::string::npos ? list.size() : end + 1;
+		}
+	}
+	std::map<int64_t, int64_t> lines = csv_record_lines(path, wanted);
+	// (a line break inside a label is shown as \n, so each label stays on its line)
+	auto quoted = [](const std::string &s) {
+		std::string q = "\"";
+		for (char c : s)
+			q += c == '\n' ? std::string("\\n") : c == '\r' ? std::string("\\r") : std::string(1, c);
+		return q + "\"";
+	};
+	std::string msg = path + ": column " + quoted(target) + " holds " +
+	                  (r.rows() == 1 ? std::string("a class") : std::to_string(r.rows()) + " classes") + " model " +
+	                  quoted(model) + " does not know; nothing was written";
+	for (int i = 0; i < r.rows(); i++) {
+		int64_t rows = std::strtoll(r.str(i, 1).c_str(), nullptr, 10);
+		const std::vector<int64_t> &recs = records[static_cast<size_t>(i)];
+		msg += "\n  " + quoted(r.str(i, 0)) + " (" + std::to_string(rows) + (rows == 1 ? " row): line" : " rows): lines");
+		for (size_t j = 0; j < recs.size(); j++) {
+			auto it = lines.find(recs[j]);
+			msg += (j ? ", " : " ") + (it != lines.end() ? std::to_string(it->second) : "?");
+		}
+		if (rows > static_cast<int64_t>(recs.size()))
+			msg += " and " + std::to_string(rows - static_cast<int64_t>(recs.size())) + " more";
+	}
+	if (!refusal.detail.empty())
+		msg += "\nDETAIL:  " + refusal.detail;
+	if (refusal.sqlstate == "0A000")
+		msg += "\nHINT:  An incremental retrain cannot add a class: retrain with --mode refit --allow-new-classes "
+		       "on the rows the model learned from and the new ones (--keep TABLE) to train a version with the new "
+		       "classes.";
+	else if (refusal.hint.find("mode => 'refit'") != std::string::npos)
+		msg += "\nHINT:  Correct the labels, or retrain with --mode refit --allow-new-classes on the rows the model "
+		       "learned from and the new ones (--keep TABLE) to train a version with the new classes.";
+	else
+		msg += "\nHINT:  Correct the labels, or retrain with --allow-new-classes to train a version with the new "
+		       "classes.";
+	throw InputError(msg);
+}
+
 // ------------------------------------------------------------------ commands
 
 int cmd_train(Client &db, const Args &a)
@@ -432,10 +546,11 @@ int cmd_retrain(Client &db, const Args &a)
 		throw UsageError("--keep goes with --csv", a.command);
 	const std::string &model = a.opt("model");
 	db.exec("BEGIN");
-	std::string relation;
+	std::string relation, staged_table;
 	int64_t rows = -1;
 	if (a.has("csv")) {
 		auto staged = stage_csv(db, model, a.opt("csv"), true, false, nullptr);
+		staged_table = staged.first;
 		relation = "pg_temp." + db.quote_ident(staged.first);
 		rows = staged.second;
 		db.progress().set_total(rows);
@@ -457,14 +572,27 @@ int cmd_retrain(Client &db, const Args &a)
 		p.push_back(a.opt("deploy").c_str());
 		call += ", deploy => $" + std::to_string(p.size()) + "::pg_catalog.text";
 	}
-	Result r = db.exec("SELECT r.model_id, r.version, r.parent_version, r.mode, r.rows_train, r.rows_test, "
-	                   "r.metrics::text, r.previous_metrics::text, r.deployed, r.reason, m.name, r.learned "
-	                   "FROM " +
-	                       db.schema() + "ml_retrain(" + call +
-	                       ") r "
-	                       "LEFT JOIN " +
-	                       db.schema() + "ml_models m ON m.id = r.model_id",
-	                   p);
+	if (a.has("allow-new-classes"))
+		call += ", allow_new_classes => true";
+	// a refusal of the file's labels is reported with their lines (the staged rows stay readable
+	// after a rollback to the savepoint)
+	if (!staged_table.empty())
+		db.exec("SAVEPOINT pg_ml_retrain");
+	Result r;
+	try {
+		r = db.exec("SELECT r.model_id, r.version, r.parent_version, r.mode, r.rows_train, r.rows_test, "
+		            "r.metrics::text, r.previous_metrics::text, r.deployed, r.reason, m.name, r.learned "
+		            "FROM " +
+		                db.schema() + "ml_retrain(" + call +
+		                ") r "
+		                "LEFT JOIN " +
+		                db.schema() + "ml_models m ON m.id = r.model_id",
+		            p);
+	} catch (const ServerError &e) {
+		if (!staged_table.empty() && unknown_class_error(e))
+			report_unknown_labels(db, model, a.opt("csv"), staged_table, e); // throws
+		throw;
+	}
 	std::string metrics = r.str(0, 6), previous = r.null(0, 7) ? "{}" : r.str(0, 7);
 	Result side =
 	    db.exec("SELECT n.key, n.value::text, p.value::text FROM pg_catalog.jsonb_each($1::pg_catalog.jsonb) n "

@@ -216,6 +216,9 @@ struct Trainer::Impl {
 	uint64_t fingerprint = 0;
 	int64_t used_rows = 0;
 	int64_t base_rows = 0; // incremental: training rows of the base version
+	// retraining a classifier: the base version's classes (check_new_classes)
+	bool check_classes = false;
+	std::vector<std::string> known_classes;
 	const Model *base = nullptr; // incremental continued training of an estimator
 	Eigen::MatrixXd block;
 	bool aggregated = false;                // fed by add_stats_group
@@ -766,6 +769,83 @@ struct Trainer::Impl {
 		return out;
 	}
 
+	// Whether label id a sorts before label id b: numerically for numeric / boolean targets, else by bytes.
+	bool label_less(int a, int b) const
+	{
+		const std::string &x = labels.name(a), &y = labels.name(b);
+		if (!spec.target.categorical()) {
+			double dx = x == "true" ? 1 : x == "false" ? 0 : std::strtod(x.c_str(), nullptr);
+			double dy = y == "true" ? 1 : y == "false" ? 0 : std::strtod(y.c_str(), nullptr);
+			return dx < dy;
+		}
+		return x < y;
+	}
+
+	// Retraining a classifier: the labels of the rows that the base version does not know are
+	// an error (its classes are the model's contract: the columns of ml_predict_proba), unless
+	// spec.allow_new_classes and the update can add a class (a refit can; continued training
+	// goes on from the base's per-class state and keeps its classes). label_rows[id]: the rows
+	// holding label id. Each unknown label is named with its rows.
+	void check_new_classes(const std::vector<int64_t> &label_rows) const
+	{
+		if (!check_classes)
+			return;
+		std::vector<int> unseen;
+		for (int k = 0; k < static_cast<int>(labels.size()); k++)
+			if (std::find(known_classes.begin(), known_classes.end(), labels.name(k)) == known_classes.end())
+				unseen.push_back(k);
+		const bool continued = base != nullptr || incremental;
+		if (unseen.empty() || (spec.allow_new_classes && !continued))
+			return;
+		std::sort(unseen.begin(), unseen.end(), [&](int a, int b) { return label_less(a, b); });
+		constexpr size_t kListed = 10; // labels named in the message; the count of the others follows
+		std::string list;
+		for (size_t i = 0; i < unseen.size() && i < kListed; i++) {
+			const int k = unseen[i];
+			const int64_t n = static_cast<size_t>(k) < label_rows.size() ? label_rows[static_cast<size_t>(k)] : 0;
+			list += (i ? ", " : "") + quoted_label(labels.name(k)) + " (" + std::to_string(n) +
+			        (n == 1 ? " row)" : " rows)");
+		}
+		if (unseen.size() > kListed)
+			list += " and " + std::to_string(unseen.size() - kListed) + " more";
+		std::string known;
+		for (size_t i = 0; i < known_classes.size() && i < kListed; i++)
+			known += (i ? ", " : "") + quoted_label(known_classes[i]);
+		if (known_classes.size() > kListed)
+			known += " and " + std::to_string(known_classes.size() - kListed) + " more";
+		const std::string classes = unseen.size() == 1 ? "a class" : std::to_string(unseen.size()) + " classes";
+		if (continued && spec.allow_new_classes)
+			throw Error(ErrorCode::FeatureNotSupported,
+			            "incremental retraining cannot add " + (unseen.size() == 1 ? std::string("a class") : "classes") +
+			                " the model does not know: " + list,
+			            "Target column \"" + spec.target.name + "\": the model's classes are " + known +
+			                ". An incremental update goes on from the model's per-class state, which has no place "
+			                "for a class it was not trained with.",
+			            "Retrain with mode => 'refit' on a relation holding the rows the model learned from and the "
+			            "new ones to train a version with the new classes.");
+		throw Error(ErrorCode::DataException,
+		            "target column \"" + spec.target.name + "\" holds " + classes + " the model does not know: " + list,
+		            "The model's classes are " + known +
+		                ". A version with other classes would change the columns of ml_predict_proba.",
+		            continued ? "Correct the labels, or retrain with mode => 'refit' and allow_new_classes => true on a "
+		                        "relation holding the rows the model learned from and the new ones to train a version "
+		                        "with the new classes."
+		                      : "Correct the labels, or pass allow_new_classes => true to train a version with the "
+		                        "new classes.");
+	}
+
+	// A label for a message: quoted, cut after 60 bytes (at a UTF-8 character boundary).
+	static std::string quoted_label(const std::string &label)
+	{
+		constexpr size_t kMax = 60;
+		if (label.size() <= kMax)
+			return "\"" + label + "\"";
+		size_t n = kMax;
+		while (n > 0 && (static_cast<unsigned char>(label[n]) & 0xC0) == 0x80)
+			n--;
+		return "\"" + label.substr(0, n) + "...\"";
+	}
+
 	// Guards (issue 11): a classification whose classes are a number's values (a float target,
 	// or fractions, with more than kMaxNumberClasses classes: task => 'classification' on a
 	// price), or whose every row is its own class (a key as the target), is refused.
@@ -814,9 +894,11 @@ struct Trainer::Impl {
 
 	// The classes in sorted order (numerically for numeric / boolean targets, else by bytes)
 	// into model.classes, and each label id's class (continued training: the base's classes).
-	// nrows: the rows read with a target (train and test), for the guards below.
-	std::vector<int> order_classes(Model &model, int &K, int64_t nrows) const
+	// nrows: the rows read with a target (train and test), for the guards below; label_rows[id]:
+	// the rows holding label id (for the message about unknown labels).
+	std::vector<int> order_classes(Model &model, int &K, int64_t nrows, const std::vector<int64_t> &label_rows) const
 	{
+		check_new_classes(label_rows);
 		K = static_cast<int>(labels.size());
 		if (K < 2 && base == nullptr)
 			throw Error(ErrorCode::DataException,
@@ -828,16 +910,7 @@ struct Trainer::Impl {
 		// classes in sorted order: numerically for numeric / boolean targets, else by bytes
 		std::vector<int> order(static_cast<size_t>(K));
 		std::iota(order.begin(), order.end(), 0);
-		bool numeric = !spec.target.categorical();
-		std::sort(order.begin(), order.end(), [&](int a, int b) {
-			const std::string &x = labels.name(a), &y = labels.name(b);
-			if (numeric) {
-				double dx = x == "true" ? 1 : x == "false" ? 0 : std::strtod(x.c_str(), nullptr);
-				double dy = y == "true" ? 1 : y == "false" ? 0 : std::strtod(y.c_str(), nullptr);
-				return dx < dy;
-			}
-			return x < y;
-		});
+		std::sort(order.begin(), order.end(), [&](int a, int b) { return label_less(a, b); });
 		std::vector<int> rank(static_cast<size_t>(K));
 		for (int k = 0; k < K; k++) {
 			rank[static_cast<size_t>(order[static_cast<size_t>(k)])] = k;
@@ -848,12 +921,8 @@ struct Trainer::Impl {
 			for (int k = 0; k < K; k++) {
 				const std::string &label = labels.name(k);
 				auto it = std::find(base->classes.begin(), base->classes.end(), label);
-				if (it == base->classes.end())
-					throw Error(ErrorCode::DataException,
-					            "class \"" + label + "\" of target column \"" + spec.target.name +
-					                "\" is not a class of the model",
-					            "Incremental retraining keeps the classes the model was trained with.",
-					            "Use mode => 'refit' to train with the new class.");
+				if (it == base->classes.end()) // check_new_classes refused it
+					throw Error(ErrorCode::Internal, "a label of the rows is not a class of the model");
 				rank[static_cast<size_t>(k)] = static_cast<int>(it - base->classes.begin());
 			}
 			model.classes = base->classes;
@@ -923,6 +992,10 @@ Trainer::Trainer(const TrainSpec &spec, const Model &base, bool incremental) : i
 	m.popts = base.preprocess;
 	m.levels = LevelCounter(m.spec.features, m.popts);
 	m.init_common();
+	if (base.task == Task::Classification) {
+		m.check_classes = true;
+		m.known_classes = base.classes;
+	}
 	if (!incremental) {
 		m.enc = Encoder(m.spec.features, m.streaming);
 		return;
@@ -1391,7 +1464,10 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		const bool classify = m.task == Task::Classification;
 		int K = 0;
 		if (classify) {
-			std::vector<int> rank = m.order_classes(*model, K, static_cast<int64_t>(n));
+			std::vector<int64_t> label_rows(m.labels.size(), 0);
+			for (double y : m.rows.y)
+				label_rows[static_cast<size_t>(y)]++;
+			std::vector<int> rank = m.order_classes(*model, K, static_cast<int64_t>(n), label_rows);
 			for (auto &y : m.rows.y)
 				y = rank[static_cast<size_t>(y)];
 		} else if (m.task == Task::Regression && m.base == nullptr && !m.incremental) {
@@ -1908,7 +1984,10 @@ std::vector<uint8_t> Trainer::class_fit(CancelCheck cancel)
 	model->test_size = spec.test_size;
 	model->seed = spec.seed;
 	int K = 0;
-	std::vector<int> rank = m.order_classes(*model, K, m.class_train + m.class_test);
+	std::vector<int64_t> label_rows(m.labels.size(), 0);
+	for (const Impl::ClassGroup &g : m.class_groups)
+		label_rows[static_cast<size_t>(g.label)] += g.d.train.n() + g.d.test.n();
+	std::vector<int> rank = m.order_classes(*model, K, m.class_train + m.class_test, label_rows);
 	if (m.class_train == 0)
 		throw Error(ErrorCode::DataException, "no rows left to train on",
 		            "All " + std::to_string(m.used_rows) + " rows were held out for testing.", "Lower test_size.");

@@ -27,6 +27,9 @@ struct TrainSpec {
 	size_t memory_limit = size_t(1) << 30; // bytes of rows an in-memory algorithm may keep
 	int threads = 1;                        // upper bound on threads an algorithm may use
 	std::string algorithm_choice;           // why algorithm => 'auto' chose the algorithm (stored in the report)
+	// retraining a classifier: labels the base version does not know make a version with more
+	// classes (a refit) instead of an error naming them
+	bool allow_new_classes = false;
 	ProgressCallback progress = nullptr;    // iterations and phases of the fit (main thread only)
 };
 
@@ -55,7 +58,9 @@ class Trainer {
 	explicit Trainer(const TrainSpec &spec);
 	// Retraining with base's columns, algorithm, hyperparameters and preprocessing options
 	// (spec supplies test_size, seed and the memory limit). incremental: continue from
-	// base's statistics (exact; linear family only); otherwise refit from scratch.
+	// base's statistics (exact; linear family only); otherwise refit from scratch. Either way,
+	// labels of the rows that base (a classifier) does not know are an error naming them with
+	// their rows, unless spec.allow_new_classes and a refit (continued training cannot add a class).
 	Trainer(const TrainSpec &spec, const Model &base, bool incremental);
 	~Trainer();
 

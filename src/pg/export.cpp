@@ -435,16 +435,20 @@ pgml_import(PG_FUNCTION_ARGS)
 					Float8GetDatum(rec->read_ms),
 					Float8GetDatum(rec->fit_ms),
 					Float8GetDatum(rec->duration_ms),
-					(Datum) 0};
+					/* the classes, in the blob's order (ml_models.classes) */
+					desc->classes_json.empty() ? (Datum) 0 : pgml_jsonb_from_cstring(desc->classes_json.c_str())};
+	char vnulls[25] = "                        ";
+	if (desc->classes_json.empty())
+		vnulls[23] = 'n';
 	int rc = SPI_execute_with_args(
 		"INSERT INTO ml.versions (model_id, version, parent_version, algorithm, mode, relation, hyperparams, "
 		"preprocess, preprocessing_state, metrics, report, coefficients, rows_train, rows_test, test_size, seed, "
 		"data_fingerprint, blob, format_version, model_kind, blob_length, checksum, trained_by, read_ms, fit_ms, "
-		"duration_ms) "
+		"duration_ms, classes) "
 		"VALUES ($1, 1, NULL, $2, 'import', $3, $4, $5, $6, $7, "
 		"pg_catalog.jsonb_build_object('imported', $8, 'original', $9), $10, $11, $12, $13, $14, $15, $16, $17, $2, "
-		"$18, $19, $20, $21, $22, $23)",
-		23, vt, vv, NULL, false, 0);
+		"$18, $19, $20, $21, $22, $23, $24)",
+		24, vt, vv, vnulls, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "pg_ml: could not save the version: %s", SPI_result_code_string(rc));
 	pgml_record_deploy(model_id, 1, "imported", caller);

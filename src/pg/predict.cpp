@@ -1,4 +1,4 @@
-// pg_ml glue: ml_predict, ml_predict_label, ml_predict_proba (the hot path).
+// pg_ml glue: ml_predict, ml_predict_label, ml_predict_proba, ml_class_probabilities (the hot path).
 //
 // Per backend, deserialized models are cached by (model id, version, xmin of the version
 // row): versions are immutable, and any write to the row changes its xmin. Per query
@@ -30,10 +30,12 @@ extern "C" {
 #include "utils/fmgrprotos.h"
 #include "utils/numeric.h"
 #include "utils/typcache.h"
+#include "common/shortest_dec.h"
 
 PG_FUNCTION_INFO_V1(pgml_predict);
 PG_FUNCTION_INFO_V1(pgml_predict_label);
 PG_FUNCTION_INFO_V1(pgml_predict_proba);
+PG_FUNCTION_INFO_V1(pgml_class_probabilities);
 }
 
 namespace {
@@ -654,6 +656,47 @@ pgml_predict_proba(PG_FUNCTION_ARGS)
 	for (int i = 0; i < cs->nout; i++)
 		cs->proba[i] = Float8GetDatum(cs->out[i]);
 	PG_RETURN_ARRAYTYPE_P(construct_array(cs->proba, cs->nout, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/*
+ * ml_class_probabilities(model, features) -> jsonb: {"class": probability, ...}, the same
+ * probabilities as ml_predict_proba, each under its class label (no position to get wrong).
+ * A probability is written as the shortest decimal that reads back as the same float8 (what
+ * ml_predict_proba shows), whatever extra_float_digits says.
+ */
+Datum
+pgml_class_probabilities(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	int k;
+	CallSite *cs = predict_common(fcinfo, &k);
+	require_classifier(cs, "ml_class_probabilities");
+	const pgml::Model *m = cs->model;
+	JsonbParseState *state = NULL;
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (int i = 0; i < cs->nout && i < m->n_classes(); i++) {
+		const std::string &label = m->classes[static_cast<size_t>(i)];
+		JsonbValue key;
+		key.type = jbvString;
+		key.val.string.val = const_cast<char *>(label.data());
+		key.val.string.len = static_cast<int>(label.size());
+		pushJsonbValue(&state, WJB_KEY, &key);
+		JsonbValue val;
+		double p = cs->out[i];
+		if (std::isfinite(p)) {
+			char buf[DOUBLE_SHORTEST_DECIMAL_LEN];
+			double_to_shortest_decimal_buf(p, buf);
+			val.type = jbvNumeric;
+			val.val.numeric = DatumGetNumeric(
+				DirectFunctionCall3(numeric_in, CStringGetDatum(buf), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+		} else {
+			val.type = jbvNull; /* (a probability is finite; JSON has no NaN) */
+		}
+		pushJsonbValue(&state, WJB_VALUE, &val);
+	}
+	JsonbValue *res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	PG_RETURN_JSONB_P(JsonbValueToJsonb(res));
 }
 
 // ---------------------------------------------------------------- ml_predict_batch

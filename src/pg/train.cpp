@@ -192,10 +192,10 @@ insert_version(TrainState *st, int64 model_id, int32 version, int32 parent, cons
 	uint32 checksum;
 	bytea *blob = pgml_serialize_bound(st->model.get(), model_id, version, &st->blob, &format, &checksum);
 
-	Oid types[28] = {INT8OID, INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID,
+	Oid types[29] = {INT8OID, INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID,
 					 JSONBOID, JSONBOID, JSONBOID, INT8OID, INT8OID, FLOAT8OID, INT8OID, TEXTOID, BYTEAOID, INT2OID,
-					 TEXTOID, INT4OID, INT8OID, REGROLEOID, FLOAT8OID, FLOAT8OID, FLOAT8OID, JSONBOID, JSONBOID};
-	Datum values[28] = {Int64GetDatum(model_id),
+					 TEXTOID, INT4OID, INT8OID, REGROLEOID, FLOAT8OID, FLOAT8OID, FLOAT8OID, JSONBOID, JSONBOID, JSONBOID};
+	Datum values[29] = {Int64GetDatum(model_id),
 						Int32GetDatum(version),
 						Int32GetDatum(parent),
 						CStringGetTextDatum(pgml::algorithm_name(m.algorithm)),
@@ -222,20 +222,24 @@ insert_version(TrainState *st, int64 model_id, int32 version, int32 parent, cons
 						Float8GetDatum(fit_ms),
 						Float8GetDatum(total_ms),
 						pgml_jsonb_from_cstring(sources),
-						retrain ? pgml_jsonb_from_cstring(retrain) : (Datum) 0};
-	char nulls[29] = "                            ";
+						retrain ? pgml_jsonb_from_cstring(retrain) : (Datum) 0,
+						/* the classes, in the blob's order (ml_models.classes of a deployed version) */
+						st->classes_json.empty() ? (Datum) 0 : pgml_jsonb_from_cstring(st->classes_json.c_str())};
+	char nulls[30] = "                             ";
 	if (parent == 0)
 		nulls[2] = 'n';
 	if (retrain == NULL)
 		nulls[27] = 'n';
+	if (st->classes_json.empty())
+		nulls[28] = 'n';
 	int rc = SPI_execute_with_args(
 		"INSERT INTO ml.versions (model_id, version, parent_version, algorithm, mode, relation, hyperparams, "
 		"preprocess, preprocessing_state, metrics, report, coefficients, rows_train, rows_test, test_size, seed, data_fingerprint, "
-		"blob, format_version, model_kind, blob_length, checksum, trained_by, read_ms, fit_ms, duration_ms, sources) "
+		"blob, format_version, model_kind, blob_length, checksum, trained_by, read_ms, fit_ms, duration_ms, sources, classes) "
 		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
 		"CASE WHEN $28 IS NULL THEN $11 ELSE $11 OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('retrain', $28) END, "
-		"$12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)",
-		28, types, values, nulls, false, 0);
+		"$12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $29)",
+		29, types, values, nulls, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "pg_ml: could not save the version: %s", SPI_result_code_string(rc));
 
@@ -1051,7 +1055,7 @@ pgml_train(PG_FUNCTION_ARGS)
 }
 
 /*
- * ml_retrain(model, relation, mode, deploy, test_size, seed) -> (model_id, version,
+ * ml_retrain(model, relation, mode, deploy, test_size, seed, allow_new_classes) -> (model_id, version,
  *   parent_version, mode, rows_train, rows_test, metrics, previous_metrics, deployed, reason)
  */
 Datum
@@ -1067,6 +1071,8 @@ pgml_retrain(PG_FUNCTION_ARGS)
 	char *relname = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	char *mode = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	char *deploy = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	/* labels the deployed version does not know: an error unless allowed (NULL: not allowed) */
+	bool allow_new_classes = PG_NARGS() > 6 && !PG_ARGISNULL(6) && PG_GETARG_BOOL(6);
 	if (strcmp(mode, "auto") != 0 && strcmp(mode, "refit") != 0 && strcmp(mode, "incremental") != 0)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("unknown retrain mode \"%s\"", mode),
 						errhint("Use 'auto', 'refit' or 'incremental'.")));
@@ -1249,6 +1255,7 @@ pgml_retrain(PG_FUNCTION_ARGS)
 		st->spec.memory_limit = static_cast<size_t>(pgml_max_memory_mb) << 20;
 		st->spec.threads = pgml_max_threads;
 		st->spec.progress = pgml_progress_core; /* progress */
+		st->spec.allow_new_classes = allow_new_classes;
 		st->trainer = std::make_unique<pgml::Trainer>(st->spec, *base, incremental);
 	});
 	pgml_progress_begin("ml_retrain", ref.name, relid, "reading"); /* progress */

@@ -102,7 +102,7 @@ SELECT version, mode, deployed FROM ml_retrain('nb', 'cls2_new');
 SELECT ml_predict_label('nb', '{"a": 8.5, "b": -3.5, "c": "u"}'::jsonb) AS label;
 INSERT INTO cls2 VALUES (1, 1, 'u', 'four');
 SELECT * FROM ml_retrain('nb', 'cls2', mode => 'incremental');
-SELECT version, mode FROM ml_retrain('nb', 'cls2', mode => 'refit', deploy => 'never');
+SELECT version, mode FROM ml_retrain('nb', 'cls2', mode => 'refit', allow_new_classes => true, deploy => 'never');
 
 -- kmeans: a NULL target is clustering; predict returns the cluster
 CREATE TABLE blobs (x float8, y float8);
