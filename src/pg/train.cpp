@@ -1133,7 +1133,7 @@ pgml_retrain(PG_FUNCTION_ARGS)
 		if (nsrc > 0 && !(nsrc == 1 && src[0].oid == relid && prev_read != NULL))
 			appendStringInfo(&why, "; the rows version %d learned from elsewhere are not in this version",
 							 ref.deployed_version);
-	} else if (strcmp(mode, "incremental") == 0 || exact) {
+	} else if (strcmp(mode, "incremental") == 0 || (exact && !allow_new_classes)) {
 		if (!can_continue)
 			ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 							errmsg("%s cannot be retrained incrementally", algo),
@@ -1171,9 +1171,14 @@ pgml_retrain(PG_FUNCTION_ARGS)
 		}
 		if (problem == NULL) {
 			resolved = "refit_all";
-			appendStringInfo(&why, "%s has no exact incremental form: refit from scratch on the rows version %d learned "
-								   "from and the new ones",
-							 algo, ref.deployed_version);
+			if (exact)
+				appendStringInfo(&why, "allow_new_classes => true: an exact update of %s cannot add a class, so it is "
+									   "refitted from scratch on the rows version %d learned from and the new ones",
+								 algo, ref.deployed_version);
+			else
+				appendStringInfo(&why, "%s has no exact incremental form: refit from scratch on the rows version %d "
+									   "learned from and the new ones",
+								 algo, ref.deployed_version);
 			bool dup = false;
 			for (int j = 0; j < nreads; j++)
 				dup = dup || reads[j] == relid;
@@ -1188,7 +1193,7 @@ pgml_retrain(PG_FUNCTION_ARGS)
 								errdetail("Version %d read %s; no row was added since.", prev_read->version, rel_sql),
 								errhint("Retrain once new rows are in, or use mode => 'refit' to train from scratch.")));
 		} else if (can_continue) {
-			resolved = "continue";
+			resolved = exact ? "incremental" : "continue";
 			only_new = true;
 			appendStringInfo(&why, "%s continues training version %d on the new rows (%s), because %s", algo,
 							 ref.deployed_version,

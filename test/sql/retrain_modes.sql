@@ -54,6 +54,15 @@ CREATE VIEW rm_view AS SELECT * FROM rm_new;
 SELECT model, rows_train FROM ml_train('rm_view', 'y', algorithm => 'ridge', name => 'rm_ridge', exclude => ARRAY['k']);
 SELECT * FROM ml_retrain('rm_ridge', 'rm_view');
 
+-- naive_bayes with allow_new_classes: an exact update cannot add a class, so auto refits on all the rows
+CREATE TABLE rm_nb AS SELECT x, z, k FROM rm_base WHERE x <= 120;
+CREATE TABLE rm_nb_new AS SELECT x, z, CASE WHEN x::int % 5 = 0 THEN 'c' ELSE k END AS k FROM rm_base WHERE x > 120;
+SELECT model FROM ml_train('rm_nb', 'k', algorithm => 'naive_bayes', name => 'rm_nb');
+SELECT version, mode FROM ml_retrain('rm_nb', 'rm_nb_new');
+SELECT version, mode, learned FROM ml_retrain('rm_nb', 'rm_nb_new', allow_new_classes => true);
+SELECT version, classes FROM ml_versions WHERE model = 'rm_nb' ORDER BY version;
+DROP TABLE rm_nb, rm_nb_new;
+
 -- ---------------------------------------------------------------- no exact incremental form
 SELECT model, rows_train + rows_test AS rows FROM ml_train('rm_base', 'k', algorithm => 'logistic_regression', name => 'rm_log');
 -- auto: refit on the rows version 1 learned from and the new ones
