@@ -164,7 +164,7 @@ void permute_column(std::vector<T> &col, const std::vector<uint32_t> &order)
 {
 	if (col.empty())
 		return;
-	std::vector<T> out(col.size());
+	std::vector<T> out(order.size());
 	for (size_t k = 0; k < order.size(); k++)
 		out[k] = col[order[k]];
 	col.swap(out);

@@ -89,8 +89,9 @@ struct RowStore {
 	// copies row i of src (same layout) to the end
 	void append_from(const RowStore &src, size_t i);
 	void set_from(size_t at, const RowStore &src, size_t i);
-	// Puts the rows in the order `order` (row k becomes the old row order[k]; a permutation of
-	// [0, size())), one column at a time: at most one column exists twice.
+	// Keeps the rows `order` lists, in that order (row k becomes the old row order[k]; distinct
+	// rows, a permutation of [0, size()) to reorder them all), one column at a time: at most
+	// one column exists twice.
 	void permute(const std::vector<uint32_t> &order);
 };
 

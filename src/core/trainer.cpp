@@ -304,9 +304,9 @@ struct Trainer::Impl {
 	// draws: by hash, then by values), whatever the order they were gathered in.
 	void order_sample(RowStore &s, std::vector<double> &u, size_t cap) const
 	{
-		std::vector<size_t> idx(s.size());
-		std::iota(idx.begin(), idx.end(), 0);
-		std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) {
+		std::vector<uint32_t> idx(s.size()); // samples hold at most kSampleRows rows
+		std::iota(idx.begin(), idx.end(), 0u);
+		std::sort(idx.begin(), idx.end(), [&](uint32_t a, uint32_t b) {
 			if (u[a] != u[b])
 				return u[a] < u[b];
 			if (s.hash[a] != s.hash[b])
@@ -315,14 +315,10 @@ struct Trainer::Impl {
 		});
 		if (idx.size() > cap)
 			idx.resize(cap);
-		RowStore out;
-		out.reset(spec.features);
-		std::vector<double> out_u;
-		for (size_t i : idx) {
-			out.append_from(s, i);
-			out_u.push_back(u[i]);
-		}
-		s = std::move(out);
+		std::vector<double> out_u(idx.size());
+		for (size_t k = 0; k < idx.size(); k++)
+			out_u[k] = u[idx[k]];
+		s.permute(idx);
 		u = std::move(out_u);
 	}
 
