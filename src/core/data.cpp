@@ -157,6 +157,31 @@ void RowStore::set_from(size_t at, const RowStore &src, size_t i)
 	hash[at] = src.hash[i];
 }
 
+namespace {
+
+template <class T>
+void permute_column(std::vector<T> &col, const std::vector<uint32_t> &order)
+{
+	if (col.empty())
+		return;
+	std::vector<T> out(order.size());
+	for (size_t k = 0; k < order.size(); k++)
+		out[k] = col[order[k]];
+	col.swap(out);
+}
+
+} // namespace
+
+void RowStore::permute(const std::vector<uint32_t> &order)
+{
+	for (auto &c : num)
+		permute_column(c, order);
+	for (auto &c : cat)
+		permute_column(c, order);
+	permute_column(y, order);
+	permute_column(hash, order);
+}
+
 uint64_t hash_bytes(const void *data, size_t len, uint64_t seed)
 {
 	const auto *p = static_cast<const unsigned char *>(data);

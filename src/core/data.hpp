@@ -89,6 +89,10 @@ struct RowStore {
 	// copies row i of src (same layout) to the end
 	void append_from(const RowStore &src, size_t i);
 	void set_from(size_t at, const RowStore &src, size_t i);
+	// Keeps the rows `order` lists, in that order (row k becomes the old row order[k]; distinct
+	// rows, a permutation of [0, size()) to reorder them all), one column at a time: at most
+	// one column exists twice.
+	void permute(const std::vector<uint32_t> &order);
 };
 
 // 64-bit mixing (splitmix64 finaliser).
@@ -134,6 +138,13 @@ inline uint64_t hash_str(uint64_t h, size_t col, const char *s, size_t len)
 inline double split_draw(uint64_t hash, uint64_t seed)
 {
 	return static_cast<double>(mix64(hash ^ mix64(seed + 0x5851F42D4C957F2Dull)) >> 11) * 0x1.0p-53;
+}
+
+// A row's draw for the metric samples (the rows with the smallest draws are kept, by the row
+// reader and the statistics aggregate alike): uniform in [0, 1), independent of split_draw.
+inline double sample_draw(uint64_t hash, uint64_t seed)
+{
+	return static_cast<double>(mix64(hash ^ mix64(seed ^ 0xD1B54A32D192ED03ull)) >> 11) * 0x1.0p-53;
 }
 
 } // namespace pgml

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <Eigen/Dense>
@@ -67,6 +68,7 @@ class Params {
 	int integer(const std::string &name) const { return static_cast<int>(num(name)); }
 	bool flag(const std::string &name) const { return num(name) != 0; }
 	const std::string &choice(const std::string &name) const;
+	bool has(const std::string &name) const { return num_.count(name) > 0 || str_.count(name) > 0; }
 	void set_num(const std::string &name, double v) { num_[name] = v; }
 	void set_choice(const std::string &name, std::string v) { str_[name] = std::move(v); }
 	void write(Writer &w) const;
@@ -130,6 +132,9 @@ class Estimator {
 		throw Error(ErrorCode::FeatureNotSupported, "this algorithm cannot be retrained incrementally", "",
 		            "Use mode => 'refit'.");
 	}
+	// Sizes of the fitted model the version's report shows (gradient_boosting: total_rounds
+	// and trees, which continued training adds to); none by default.
+	virtual std::vector<std::pair<std::string, long long>> report_counts() const { return {}; }
 };
 
 // What the blob reader knows before reading an estimator.

@@ -165,11 +165,6 @@ void sample_insert(double *buf, const Shape &s, const Layout &L, int t, double u
 	}
 }
 
-double sample_draw(uint64_t hash, uint64_t seed)
-{
-	return static_cast<double>(mix64(hash ^ mix64(seed ^ 0xD1B54A32D192ED03ull)) >> 11) * 0x1.0p-53;
-}
-
 void add_fingerprint(double *buf, uint64_t v)
 {
 	// two exact 32-bit halves, so the sum (mod 2^64) survives a float8[] round trip

@@ -203,9 +203,9 @@ struct Trainer::Impl {
 	Moments train, test;
 	RowStore chunk, train_chunk, test_chunk;
 	RowStore rows;                      // in-memory algorithms: every row
-	RowStore train_sample, test_sample; // streaming algorithms: reservoir samples
-	int64_t seen_train = 0, seen_test = 0;
-	std::mt19937_64 rng;
+	RowStore train_sample, test_sample; // streaming algorithms: the rows with the smallest sample draws
+	// row reader: the samples' rows as max-heaps of (draw, row of the sample) while they fill
+	std::vector<std::pair<double, size_t>> train_heap, test_heap;
 	Dictionary labels;
 
 	std::unordered_set<uint64_t> seen_rows;
@@ -222,7 +222,7 @@ struct Trainer::Impl {
 	const Model *base = nullptr; // incremental continued training of an estimator
 	Eigen::MatrixXd block;
 	bool aggregated = false;                // fed by add_stats_group
-	std::vector<double> train_u, test_u;   // draws of the sample rows (aggregate)
+	std::vector<double> train_u, test_u;   // sample_draw of the sample rows
 	// naive Bayes through the class aggregate (add_class_group, class_fit, add_eval_state)
 	struct ClassGroup {
 		int label = 0;
@@ -256,27 +256,91 @@ struct Trainer::Impl {
 	bool kmeans_aggregate() const { return spec.algorithm == Algorithm::KMeans && base == nullptr && !incremental; }
 	int sample_cap() const { return kmeans_aggregate() ? kmeans_step::kInitSampleRows : kAggSampleRows; }
 
+	// Compares rows a and b of s by their values alone: the target, then the features in order
+	// (NULL first, a number by value, a level by its text, not by its id, which depends on the
+	// order the levels were met in). <0, 0 or >0. The tie-break between rows of equal hashes or
+	// draws: rows it finds equal are the same row, whichever comes first.
+	int compare_values(const RowStore &s, size_t a, size_t b) const
+	{
+		auto cmp = [](double x, double y) {
+			const bool nx = std::isnan(x), ny = std::isnan(y);
+			if (nx || ny)
+				return nx == ny ? 0 : nx ? -1 : 1;
+			return x < y ? -1 : y < x ? 1 : 0;
+		};
+		if (int c = cmp(s.y[a], s.y[b]))
+			return c;
+		for (size_t c = 0; c < spec.features.size(); c++) {
+			if (spec.features[c].categorical()) {
+				const int32_t la = s.cat[c][a], lb = s.cat[c][b];
+				if (la == lb)
+					continue;
+				if (la < 0 || lb < 0)
+					return la < 0 ? -1 : 1;
+				return enc.dictionary(c).name(la) < enc.dictionary(c).name(lb) ? -1 : 1;
+			}
+			if (int r = cmp(s.num[c][a], s.num[c][b]))
+				return r;
+		}
+		return 0;
+	}
+
+	// Every row in a canonical order: by hash, rows of equal hashes by their values. What the
+	// in-memory algorithms are given (and everything drawn by position: the split's ties,
+	// k-means++ starts, bootstraps, minibatches, boosting's subsamples, the silhouette and
+	// permutation importance samples) then depends on the rows alone, never on the order they
+	// were read in. Memory: the order (4 bytes a row) and one column's copy at a time, less
+	// than the feature matrix built next (checked by finish, at least 16 bytes a row).
+	void canonical_order(RowStore &s) const
+	{
+		const size_t n = s.size();
+		if (n > UINT32_MAX)
+			throw Error(ErrorCode::ProgramLimit, "too many training rows kept in memory",
+			            std::to_string(n) + " rows were read.", "Train on fewer rows (a view with TABLESAMPLE).");
+		std::vector<uint32_t> order(n);
+		std::iota(order.begin(), order.end(), 0u);
+		const uint64_t *h = s.hash.data();
+		bool sorted = true;
+		for (size_t i = 1; i < n && sorted; i++)
+			sorted = h[i - 1] < h[i];
+		if (sorted)
+			return; // already in order (and no equal hashes)
+		std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+			if (h[a] != h[b])
+				return h[a] < h[b];
+			return compare_values(s, a, b) < 0;
+		});
+		check_cancel(cancel);
+		s.permute(order);
+	}
+
+	// Keeps the `cap` rows of s with the smallest draws u, in increasing order of draw (equal
+	// draws: by hash, then by values), whatever the order they were gathered in.
+	void order_sample(RowStore &s, std::vector<double> &u, size_t cap) const
+	{
+		std::vector<uint32_t> idx(s.size()); // samples hold at most kSampleRows rows
+		std::iota(idx.begin(), idx.end(), 0u);
+		std::sort(idx.begin(), idx.end(), [&](uint32_t a, uint32_t b) {
+			if (u[a] != u[b])
+				return u[a] < u[b];
+			if (s.hash[a] != s.hash[b])
+				return s.hash[a] < s.hash[b];
+			return compare_values(s, a, b) < 0;
+		});
+		if (idx.size() > cap)
+			idx.resize(cap);
+		std::vector<double> out_u(idx.size());
+		for (size_t k = 0; k < idx.size(); k++)
+			out_u[k] = u[idx[k]];
+		s.permute(idx);
+		u = std::move(out_u);
+	}
+
 	// every group kept its smallest draws: keep the overall smallest, in draw order
 	void trim_samples()
 	{
-		auto trim = [&](RowStore &s, std::vector<double> &u) {
-			std::vector<size_t> idx(s.size());
-			std::iota(idx.begin(), idx.end(), 0);
-			std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return u[a] < u[b]; });
-			if (idx.size() > static_cast<size_t>(sample_cap()))
-				idx.resize(static_cast<size_t>(sample_cap()));
-			RowStore out;
-			out.reset(spec.features);
-			std::vector<double> out_u;
-			for (size_t i : idx) {
-				out.append_from(s, i);
-				out_u.push_back(u[i]);
-			}
-			s = std::move(out);
-			u = std::move(out_u);
-		};
-		trim(train_sample, train_u);
-		trim(test_sample, test_u);
+		order_sample(train_sample, train_u, static_cast<size_t>(sample_cap()));
+		order_sample(test_sample, test_u, static_cast<size_t>(sample_cap()));
 	}
 
 	// The scaled features of a sample's rows.
@@ -342,7 +406,6 @@ struct Trainer::Impl {
 		rows.reset(spec.features);
 		train_sample.reset(spec.features);
 		test_sample.reset(spec.features);
-		rng.seed(spec.seed);
 		nulls.assign(spec.features.size(), 0);
 		col_min.assign(spec.features.size(), INFINITY);
 		col_max.assign(spec.features.size(), -INFINITY);
@@ -696,16 +759,27 @@ struct Trainer::Impl {
 		}
 	}
 
-	void reservoir(RowStore &sample, int64_t &seen, const RowStore &src, size_t i)
+	// Keeps the kSampleRows rows with the smallest sample draws (as the statistics aggregate
+	// does): the same rows whatever the order they come in (a reservoir sample would not be).
+	void keep_sample(RowStore &sample, std::vector<double> &u, std::vector<std::pair<double, size_t>> &heap,
+	                 const RowStore &src, size_t i)
 	{
-		seen++;
+		const double d = sample_draw(src.hash[i], spec.seed);
 		if (sample.size() < kSampleRows) {
+			heap.emplace_back(d, sample.size());
+			std::push_heap(heap.begin(), heap.end());
 			sample.append_from(src, i);
+			u.push_back(d);
 			return;
 		}
-		uint64_t j = rng() % static_cast<uint64_t>(seen);
-		if (j < kSampleRows)
-			sample.set_from(static_cast<size_t>(j), src, i);
+		if (!(d < heap.front().first))
+			return;
+		std::pop_heap(heap.begin(), heap.end());
+		const size_t at = heap.back().second;
+		heap.back() = {d, at};
+		std::push_heap(heap.begin(), heap.end());
+		sample.set_from(at, src, i);
+		u[at] = d;
 	}
 
 	void stream_chunk()
@@ -717,10 +791,10 @@ struct Trainer::Impl {
 			RowStore &dst = is_test ? test_chunk : train_chunk;
 			dst.append_from(chunk, i);
 			if (is_test) {
-				reservoir(test_sample, seen_test, chunk, i);
+				keep_sample(test_sample, test_u, test_heap, chunk, i);
 			} else {
 				note_train_row(chunk, i);
-				reservoir(train_sample, seen_train, chunk, i);
+				keep_sample(train_sample, train_u, train_heap, chunk, i);
 			}
 			fingerprint += mix64(chunk.hash[i]);
 		}
@@ -989,6 +1063,16 @@ Trainer::Trainer(const TrainSpec &spec, const Model &base, bool incremental) : i
 	m.spec.task = base.task;
 	validate_spec(m.spec);
 	m.hp = base.hyperparams;
+	// hyperparameters added since the base was trained (e.g. gradient_boosting's retrain_rounds,
+	// 0.3.0) take their defaults, which the new version records
+	for (const ParamSpec &ps : algorithm_def(base.algorithm).params) {
+		if (m.hp.has(ps.name))
+			continue;
+		if (ps.kind == ParamSpec::Kind::Choice)
+			m.hp.set_choice(ps.name, ps.def_choice);
+		else
+			m.hp.set_num(ps.name, ps.def);
+	}
 	m.popts = base.preprocess;
 	m.levels = LevelCounter(m.spec.features, m.popts);
 	m.init_common();
@@ -1276,8 +1360,15 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 	Impl &m = *impl_;
 	m.cancel = cancel;
 	m.flush_groups();
-	if (m.aggregated)
+	if (m.aggregated) {
 		m.trim_samples();
+	} else if (m.streaming) {
+		// the row reader's samples, in draw order (the metrics add them up in this order)
+		m.order_sample(m.train_sample, m.train_u, kSampleRows);
+		m.order_sample(m.test_sample, m.test_u, kSampleRows);
+		std::vector<std::pair<double, size_t>>().swap(m.train_heap);
+		std::vector<std::pair<double, size_t>>().swap(m.test_heap);
+	}
 	const TrainSpec &spec = m.spec;
 	auto model = std::make_unique<Model>();
 	model->task = m.task;
@@ -1474,6 +1565,9 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			auto mm = std::minmax_element(m.rows.y.begin(), m.rows.y.end());
 			m.check_constant_target(static_cast<int64_t>(n), *mm.first, *mm.second);
 		}
+		// the rows in their canonical order (after the classes are ranked: the tie-break
+		// compares the targets)
+		m.canonical_order(m.rows);
 		std::vector<uint8_t> is_test(n, 0);
 		for (size_t i = 0; i < n; i++)
 			m.fingerprint += mix64(m.rows.hash[i]);
@@ -1807,6 +1901,18 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 	if (m.incremental) {
 		r.key("rows_before").value(static_cast<long long>(m.base_rows));
 		r.key("rows_added").value(static_cast<long long>(result_.rows_train - m.base_rows));
+	}
+	// the model's size (gradient_boosting: rounds and trees), and what continued training added
+	if (model->estimator) {
+		std::vector<std::pair<std::string, long long>> before;
+		if (m.base != nullptr && m.base->estimator)
+			before = m.base->estimator->report_counts();
+		for (const auto &[key, v] : model->estimator->report_counts()) {
+			r.key(key).value(v);
+			for (const auto &[bkey, bv] : before)
+				if (bkey == key)
+					r.key(key + "_added").value(v - bv);
+		}
 	}
 	r.end_object();
 	result_.report_json = r.str();

@@ -82,13 +82,16 @@ class AlgorithmAccuracyTest(PgmlTestCase):
         if not compare.r_available():
             self.skipTest("Rscript with mlbench is not installed")
         ds = compare.load(["PimaIndiansDiabetes2"])
-        # 10 seeds at least: with 5, random_forest's macro F1 is 2.09 points above the imputing
-        # counterpart (the sklearn side's spread is 0.019); with 10, 1.84 (accuracy 1.56)
+        # The counterparts impute, so the comparison is one-sided: pg_ml's random_forest, which
+        # learns where missing values go, is above the imputing forest by more than the tolerance
+        # (macro F1 +2.1 points over 10 seeds, +3.3 over 20, since the rows reach the trees in a
+        # canonical order: the gap is real, not noise). Worse than the counterpart fails.
         results = compare.run(self.conn, ds, compare.select_variants(
             ["decision_tree", "random_forest", "gradient_boosting"]), seeds=max(SEEDS, 10))
         RESULTS.extend(results)
         bad = [f"{r.algorithm} {r.metric}: {r.status} {r.note} pg_ml {r.pg_ml} vs {r.sklearn}"
-               for r in results if not r.passed and not (r.status == "skipped" and r.algorithm == "gradient_boosting")]
+               for r in results if not r.passed and not (r.status == "skipped" and r.algorithm == "gradient_boosting")
+               and not (r.status == "outside" and r.pg_ml > r.sklearn)]
         self.assertFalse(bad, "PimaIndiansDiabetes2:\n  " + "\n  ".join(bad))
 
 

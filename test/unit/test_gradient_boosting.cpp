@@ -344,8 +344,8 @@ TEST(GradientBoosting, ContinueFit)
 	regression_data(300, 9, X2, y2);
 	auto e = fit_gradient_boosting(input(X, y, Task::Regression), params_with({{"n_estimators", 10}}));
 	ASSERT_TRUE(e->can_continue());
-	// 10 + 10 rounds on the same rows = 20 rounds at once
-	e->continue_fit(input(X, y, Task::Regression), params_with({{"n_estimators", 10}}));
+	// 10 + 10 rounds on the same rows = 20 rounds at once (continuing adds retrain_rounds)
+	e->continue_fit(input(X, y, Task::Regression), params_with({{"n_estimators", 10}, {"retrain_rounds", 10}}));
 	auto twenty = fit_gradient_boosting(input(X, y, Task::Regression), params_with({{"n_estimators", 20}}));
 	std::vector<double> a = predict_all(*e, X2, 1), b = predict_all(*twenty, X2, 1);
 	for (size_t i = 0; i < a.size(); i++)
@@ -354,7 +354,7 @@ TEST(GradientBoosting, ContinueFit)
 	std::vector<IterationLog> log;
 	FitInput in2 = input(X2, y2, Task::Regression);
 	in2.log = &log;
-	e->continue_fit(in2, params_with({{"n_estimators", 5}}));
+	e->continue_fit(in2, params_with({{"retrain_rounds", 5}}));
 	ASSERT_EQ(log.size(), 5u);
 	EXPECT_EQ(log.front().iteration, 21);
 	EXPECT_NE(predict_all(*e, X2, 1), a);
@@ -365,11 +365,51 @@ TEST(GradientBoosting, ContinueFit)
 	// a cancelled continuation leaves the model as it was
 	std::vector<double> before = predict_all(*e, X2, 1);
 	in2.cancel = always_cancel;
-	EXPECT_THROW(e->continue_fit(in2, params_with({{"n_estimators", 5}})), Error);
+	EXPECT_THROW(e->continue_fit(in2, params_with({{"retrain_rounds", 5}})), Error);
 	EXPECT_EQ(predict_all(*e, X2, 1), before);
 	// wrong width
 	MatrixXd X3 = X2.leftCols(3);
 	EXPECT_THROW(e->continue_fit(input(X3, y2, Task::Regression), params_with()), Error);
+}
+
+// Each continuation adds retrain_rounds rounds (default 10), whatever n_estimators says; the
+// estimator reports the total rounds and trees (one per class for more than two classes).
+TEST(GradientBoosting, ContinueAddsRetrainRounds)
+{
+	MatrixXd X;
+	VectorXd y;
+	three_class_data(150, 10, X, y);
+	auto e = fit_gradient_boosting(input(X, y, Task::Classification, 3), params_with({{"n_estimators", 30}}));
+	auto counts = [&] {
+		std::map<std::string, long long> m;
+		for (const auto &[k, v] : e->report_counts())
+			m[k] = v;
+		return m;
+	};
+	EXPECT_EQ(counts()["total_rounds"], 30);
+	EXPECT_EQ(counts()["trees"], 90);
+	size_t bytes = to_bytes(*e).size();
+	std::vector<IterationLog> log;
+	FitInput in = input(X, y, Task::Classification, 3);
+	in.log = &log;
+	e->continue_fit(in, params_with({{"n_estimators", 30}})); // the default: 10 rounds
+	EXPECT_EQ(log.size(), 10u);
+	EXPECT_EQ(counts()["total_rounds"], 40);
+	EXPECT_EQ(counts()["trees"], 120);
+	e->continue_fit(in, params_with({{"retrain_rounds", 3}}));
+	EXPECT_EQ(counts()["total_rounds"], 43);
+	// the blob grows with the rounds (about a third of the 30-round blob per 10 rounds)
+	size_t grown = to_bytes(*e).size();
+	EXPECT_GT(grown, bytes);
+	EXPECT_LT(grown, bytes * 43 / 30 + bytes / 10);
+	// bounded and validated like every hyperparameter
+	const pgml::AlgorithmDef &def = pgml::algorithm_def(pgml::Algorithm::GradientBoosting);
+	for (double bad : {0.0, 10001.0, 2.5}) {
+		pgml::Options o;
+		o["retrain_rounds"] = pgml::OptionValue::of_number(bad);
+		EXPECT_THROW(pgml::parse_params(def, o), Error) << bad;
+	}
+	EXPECT_EQ(pgml::parse_params(def, {}).integer("retrain_rounds"), 10);
 }
 
 TEST(GradientBoosting, RoundTrip)

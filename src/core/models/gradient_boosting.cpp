@@ -590,14 +590,15 @@ struct Boosted {
 	int best_iteration = 0;  // 0-based round whose model is kept (rounds == best_iteration + 1)
 };
 
-// Boosts n_estimators rounds on the training rows, starting from a stored model (continued
-// training) when start is not null, with early stopping on held-out rows when asked for.
-// Returns the model cut back to the best round.
+// Boosts n_rounds rounds on the training rows (n_estimators for a fit, retrain_rounds to
+// continue), starting from a stored model (continued training) when start is not null, with
+// early stopping on held-out rows when asked for. Returns the model cut back to the best round.
 Boosted boost(const FitInput &in, const Params &params, Task task, int K, const std::vector<char> *start,
-              int start_rounds)
+              int start_rounds, int n_rounds)
 {
 	const int threads = std::max(1, in.threads);
-	const int n_estimators = params.integer("n_estimators");
+	const int n_estimators = n_rounds;
+	const char *rounds_param = start != nullptr ? "retrain_rounds" : "n_estimators";
 	const int esr = params.integer("early_stopping_rounds");
 	// xgboost's memory is not PostgreSQL's: refuse what the rows and hyperparameters could grow
 	// to before xgboost allocates it. Without early stopping every round is known in advance;
@@ -616,8 +617,8 @@ Boosted boost(const FitInput &in, const Params &params, Task task, int K, const 
 		                 " features with max_bin " + std::to_string(max_bin) +
 		                 (start_rounds > 0 ? ", after the " + std::to_string(start_rounds) + " rounds of the model" : std::string()) +
 		                 ".",
-		             esr > 0 ? "n_estimators, max_depth or max_bin (or early_stopping_rounds), train on fewer rows"
-		                     : "n_estimators, max_depth or max_bin, train on fewer rows");
+		             std::string(rounds_param) + ", max_depth or max_bin" + (esr > 0 ? " (or early_stopping_rounds)" : "") +
+		                 (start != nullptr ? ", refit the model (mode => 'refit')" : "") + ", train on fewer rows");
 	};
 	check_rounds(esr > 0 ? std::min(n_estimators, esr + 1) : n_estimators);
 
@@ -799,18 +800,28 @@ class GradientBoosting : public Estimator {
 
 	bool can_continue() const override { return true; }
 
-	// Boosts n_estimators more rounds from the stored model on the new rows.
+	// Boosts retrain_rounds more rounds (at most; early stopping may keep fewer) from the stored
+	// model on the new rows: the model grows by that many rounds per retrain, never by n_estimators.
 	void continue_fit(const FitInput &in, const Params &params) override
 	{
 		if (in.task != task_ || (task_ == Task::Classification && in.n_classes != K_))
 			throw Error(ErrorCode::InvalidParameter, "the new rows do not match the model's task or classes");
 		check_input(in, task_, K_, p_);
-		if (static_cast<long long>(rounds_) + params.integer("n_estimators") > kMaxRounds)
-			throw Error(ErrorCode::ProgramLimit, "gradient boosting model would exceed " +
-			                                         std::to_string(kMaxRounds) + " boosting rounds",
-			            "", "Use mode => 'refit'.");
-		Boosted b = boost(in, params, task_, K_, &model_, rounds_);
+		const int add = params.integer("retrain_rounds");
+		if (static_cast<long long>(rounds_) + add > kMaxRounds)
+			throw Error(ErrorCode::ProgramLimit,
+			            "gradient boosting model would exceed " + std::to_string(kMaxRounds) + " boosting rounds",
+			            "The model has " + std::to_string(rounds_) + " rounds; each incremental retrain adds up to " +
+			                std::to_string(add) + " (retrain_rounds).",
+			            "Use mode => 'refit'.");
+		Boosted b = boost(in, params, task_, K_, &model_, rounds_, add);
 		install(std::move(b), ErrorCode::Internal);
+	}
+
+	std::vector<std::pair<std::string, long long>> report_counts() const override
+	{
+		const long long per_round = task_ == Task::Classification && K_ > 2 ? K_ : 1;
+		return {{"total_rounds", rounds_}, {"trees", rounds_ * per_round}};
 	}
 
 	Task task_;
@@ -988,6 +999,8 @@ std::vector<ParamSpec> gradient_boosting_params()
 		num_param("max_bin", K::Int, 2, 65536, 256),
 		num_param("early_stopping_rounds", K::Int, 0, 100000, 0),
 		num_param("validation_fraction", K::Float, 0, 0.9, 0.1, true),
+		// rounds an incremental retrain adds (the model grows by this many rounds each time)
+		num_param("retrain_rounds", K::Int, 1, 10000, 10),
 	};
 }
 
@@ -1006,7 +1019,7 @@ std::unique_ptr<Estimator> fit_gradient_boosting(const FitInput &in, const Param
 	check_input(in, in.task, K, p);
 	auto est = std::make_unique<GradientBoosting>(in.task, K, p);
 	est->version_ = in.native_missing ? kGbVersion : 1;
-	est->install(boost(in, params, in.task, K, nullptr, 0), ErrorCode::Internal);
+	est->install(boost(in, params, in.task, K, nullptr, 0, params.integer("n_estimators")), ErrorCode::Internal);
 	return est;
 }
 
