@@ -120,6 +120,8 @@ class ProgressNoticeTest(PgmlTestCase):
         self.conn.notices = []
         with self.conn.cursor() as cur:
             cur.execute("SET pg_ml.progress_interval = 0")
+            # new rows for the continued boosting (it learns only rows the version has not)
+            cur.execute(f'INSERT INTO "{self.tab}" SELECT * FROM "{self.tab}" LIMIT 200')
             cur.execute("SELECT version FROM ml_retrain(%s, %s, mode => 'incremental')", (name, self.tab))
             self.assertEqual(cur.fetchone()[0], 2)
             retrain = progress_notices(self.conn)
