@@ -134,7 +134,7 @@ class ProgressNoticeTest(PgmlTestCase):
         # continued boosting numbers its rounds after the base model's
         self.assertGreater(rounds[0]["iteration"], 1)
         self.assertEqual({d["phase"] for _, d in evaluate}, {"evaluating"})
-        self.assertEqual(evaluate[-1][1]["rows"], 3000)
+        self.assertEqual(evaluate[-1][1]["rows"], 3200)  # the table with the 200 new rows
 
     def test_error_ends_the_run(self):
         # a failed training leaves no progress behind: the next statement reports nothing stale
