@@ -10,6 +10,7 @@
 
 #include "eval_state.hpp"
 #include "json.hpp"
+#include "least_squares.hpp"
 #include "kmeans_step.hpp"
 #include "limits.hpp"
 #include "models/kmeans.hpp"
@@ -953,6 +954,46 @@ struct Trainer::Impl {
 
 	// A regression target with one value in every training row (n rows, minimum lo, maximum hi)
 	// is refused: every prediction would be that value.
+	// Records a least-squares solve's rank and condition number for the report, and the
+	// warning a rank-deficient or ill-conditioned fit raises (naming its columns).
+	void note_solve(const GramSolution &gs, const std::vector<std::string> &names, TrainResult &res) const
+	{
+		res.solve_rank = gs.rank;
+		res.solve_columns = gs.columns;
+		res.solve_condition = gs.condition;
+		res.solve_collinear.clear();
+		res.solve_constant.clear();
+		for (int c : gs.collinear)
+			res.solve_collinear.push_back(names[static_cast<size_t>(c)]);
+		for (int c : gs.constant)
+			res.solve_constant.push_back(names[static_cast<size_t>(c)]);
+		char cond[64];
+		std::snprintf(cond, sizeof cond, "%.3g", gs.condition);
+		if (!gs.constant.empty())
+			res.warnings.push_back({"linear_regression: " + std::string(gs.constant.size() == 1 ? "column " : "columns ") +
+			                            column_list(names, gs.constant) + " did not vary in the training rows",
+			                        std::string(gs.constant.size() == 1 ? "Its coefficient is" : "Their coefficients are") +
+			                            " set to 0; the fit has rank " + std::to_string(gs.rank) + " of " +
+			                            std::to_string(gs.columns) + ".",
+			                        "Leave the constant columns out of the features."});
+		if (gs.deficient)
+			res.warnings.push_back(
+			    {"linear_regression: the fit is rank-deficient: columns " + column_list(names, gs.collinear) +
+			         " are collinear",
+			     "The fit kept " + std::to_string(gs.rank) + " of " + std::to_string(gs.columns) +
+			         " directions; among these columns the coefficients are the minimum-norm solution, not "
+			         "determined by the data.",
+			     "Leave one of the collinear columns out of the features, or use ridge."});
+		else if (gs.ill_conditioned)
+			res.warnings.push_back(
+			    {"linear_regression: the fit is ill-conditioned (condition number " + std::string(cond) +
+			         "): columns " + column_list(names, gs.collinear) + " are nearly collinear",
+			     "Least squares from the training statistics is accurate to about " +
+			         std::to_string(std::max(0, static_cast<int>(std::floor(15.6 - 2 * std::log10(gs.condition))))) +
+			         " significant digits at this condition number.",
+			     "Leave one of the nearly collinear columns out of the features, or use ridge."});
+	}
+
 	void check_constant_target(int64_t n, double lo, double hi) const
 	{
 		if (n < 2 || lo != hi)
@@ -1480,6 +1521,14 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		project(m.train, Sxx, Sxy, Syy, mx, my);
 		if (!m.incremental && Syy <= 0)
 			m.check_constant_target(m.train.n(), my, my);
+		// linear_regression without an intercept: the fit is on the raw (uncentered) moments
+		const bool intercept = spec.algorithm != Algorithm::LinearRegression || !m.hp.has("fit_intercept") || m.hp.flag("fit_intercept");
+		if (!intercept) {
+			const double n = static_cast<double>(m.train.n());
+			Sxx += n * mx * mx.transpose();
+			Sxy += n * my * mx;
+			Syy += n * my * my;
+		}
 		const Eigen::VectorXd &s = model->prep.scale;
 		Eigen::MatrixXd Z = Sxx.array() / (s * s.transpose()).array();
 		Eigen::VectorXd zy = Sxy.array() / s.array();
@@ -1494,11 +1543,29 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			Z.diagonal().array() += m.hp.num("alpha");
 			wz = Z.ldlt().solve(zy);
 		} else {
-			// minimum-norm least squares, as a pseudo-inverse of the (possibly singular) Gram matrix
-			Eigen::CompleteOrthogonalDecomposition<Eigen::MatrixXd> cod;
-			cod.setThreshold(1e-11);
-			cod.compute(Z);
-			wz = cod.solve(zy);
+			// minimum-norm least squares on the equilibrated Gram matrix (whatever the scaling):
+			// rank, condition number and the columns of a (near) dependence come back with it
+			// a column counts as constant when its spread is rounding noise next to its mean
+			const double n = static_cast<double>(m.train.n());
+			Eigen::VectorXd floor = (n * mx.array().square() / s.array().square()) * 1e-26;
+			// a full one-hot group sums to 1, the intercept: that dependence is the encoding's
+			std::vector<int> by_design;
+			bool first_group = true;
+			for (size_t c = 0; c < model->prep.columns.size(); c++) {
+				const FittedColumn &fc = model->prep.columns[c];
+				if (!spec.features[c].categorical() || fc.n_features == 0)
+					continue;
+				if (intercept || !first_group)
+					by_design.push_back(fc.first_feature + fc.n_features - 1);
+				first_group = false;
+			}
+			GramSolution gs = solve_gram(Z, zy, &floor, by_design);
+			wz = gs.w;
+			// a one-hot slot without variation is a level every training row has: no warning
+			gs.constant.erase(std::remove_if(gs.constant.begin(), gs.constant.end(),
+			                                 [&](int f) { return spec.features[model->prep.column_of(f)].categorical(); }),
+			                  gs.constant.end());
+			m.note_solve(gs, model->prep.feature_names, result_);
 		}
 		Eigen::VectorXd w = wz.array() / s.array();
 		if (!w.allFinite())
@@ -1506,7 +1573,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			            "The feature values are too large or too collinear to solve in double precision.",
 			            "Rescale the features, or use ridge.");
 		model->W = w;
-		model->b = Eigen::VectorXd::Constant(1, my - w.dot(mx));
+		model->b = Eigen::VectorXd::Constant(1, intercept ? my - w.dot(mx) : 0.0);
 		model->has_stats = true;
 		model->encoder = m.enc;
 		model->stats = m.train;
@@ -1896,6 +1963,23 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		r.end_object();
 	}
 	r.key("features").value(model->prep.p());
+	if (result_.solve_rank >= 0) {
+		r.key("rank").value(static_cast<long long>(result_.solve_rank));
+		r.key("condition_number").value(result_.solve_condition);
+		if (!result_.solve_collinear.empty()) {
+			r.key("collinear").begin_array();
+			for (const auto &c : result_.solve_collinear)
+				r.value(c);
+			r.end_array();
+		}
+		if (!result_.solve_constant.empty()) {
+			r.key("constant").begin_array();
+			for (const auto &c : result_.solve_constant)
+				r.value(c);
+			r.end_array();
+		}
+	}
+
 	if (!spec.algorithm_choice.empty())
 		r.key("algorithm_choice").value(spec.algorithm_choice);
 	if (m.incremental) {

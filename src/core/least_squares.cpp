@@ -1,0 +1,117 @@
+#include "least_squares.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace pgml {
+
+namespace {
+
+// The submatrix of G on columns idx, equilibrated to a unit diagonal.
+Eigen::MatrixXd equilibrated(const Eigen::MatrixXd &G, const std::vector<Eigen::Index> &idx)
+{
+	const Eigen::Index k = static_cast<Eigen::Index>(idx.size());
+	Eigen::MatrixXd Z(k, k);
+	for (Eigen::Index a = 0; a < k; a++)
+		for (Eigen::Index b = 0; b < k; b++) {
+			const Eigen::Index i = idx[static_cast<size_t>(a)], j = idx[static_cast<size_t>(b)];
+			Z(a, b) = G(i, j) / std::sqrt(G(i, i) * G(j, j));
+		}
+	return Z;
+}
+
+} // namespace
+
+GramSolution solve_gram(const Eigen::MatrixXd &G, const Eigen::VectorXd &g, const Eigen::VectorXd *floor,
+                        const std::vector<int> &by_design)
+{
+	constexpr double inf = std::numeric_limits<double>::infinity();
+	GramSolution s;
+	const Eigen::Index q = G.rows();
+	s.columns = static_cast<int>(q);
+	s.w = Eigen::VectorXd::Zero(q);
+	s.condition = 1;
+	// the columns that vary; their spread (sqrt of the diagonal) equilibrates them
+	std::vector<Eigen::Index> live, diag;
+	for (Eigen::Index i = 0; i < q; i++) {
+		const double d = G(i, i);
+		if (d > 0 && std::isfinite(d) && (floor == nullptr || d > (*floor)(i))) {
+			live.push_back(i);
+			if (std::find(by_design.begin(), by_design.end(), static_cast<int>(i)) == by_design.end())
+				diag.push_back(i);
+		} else {
+			s.constant.push_back(static_cast<int>(i));
+		}
+	}
+	if (live.empty())
+		return s;
+	// the solution: minimum norm over the kept directions of the equilibrated matrix
+	const Eigen::Index k = static_cast<Eigen::Index>(live.size());
+	Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(equilibrated(G, live));
+	if (es.info() != Eigen::Success) {
+		s.w.setConstant(std::numeric_limits<double>::quiet_NaN());
+		return s;
+	}
+	Eigen::VectorXd gz(k);
+	for (Eigen::Index a = 0; a < k; a++)
+		gz(a) = g(live[static_cast<size_t>(a)]) / std::sqrt(G(live[static_cast<size_t>(a)], live[static_cast<size_t>(a)]));
+	const Eigen::VectorXd &lam = es.eigenvalues(); // ascending
+	const Eigen::MatrixXd &V = es.eigenvectors();
+	const double cut = lam(k - 1) * kGramRankTol;
+	Eigen::VectorXd wz = Eigen::VectorXd::Zero(k);
+	for (Eigen::Index j = 0; j < k; j++)
+		if (lam(j) > cut) {
+			wz += V.col(j) * (V.col(j).dot(gz) / lam(j));
+			s.rank++;
+		}
+	for (Eigen::Index a = 0; a < k; a++)
+		s.w(live[static_cast<size_t>(a)]) = wz(a) / std::sqrt(G(live[static_cast<size_t>(a)], live[static_cast<size_t>(a)]));
+
+	// the diagnosis, on the columns whose dependence is not by design (a full one-hot group
+	// sums to the intercept): rank, condition number, the columns of a (near) dependence
+	const Eigen::Index kd = static_cast<Eigen::Index>(diag.size());
+	if (kd == 0)
+		return s;
+	Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> ed(equilibrated(G, diag));
+	if (ed.info() != Eigen::Success)
+		return s;
+	const Eigen::VectorXd &dl = ed.eigenvalues();
+	const Eigen::MatrixXd &DV = ed.eigenvectors();
+	const double dcut = dl(kd - 1) * kGramRankTol;
+	std::vector<char> involved(static_cast<size_t>(kd), 0);
+	Eigen::Index dropped = 0;
+	for (Eigen::Index j = 0; j < kd; j++)
+		if (dl(j) <= dcut) {
+			dropped++;
+			for (Eigen::Index a = 0; a < kd; a++)
+				if (std::abs(DV(a, j)) > 0.05)
+					involved[static_cast<size_t>(a)] = 1;
+		}
+	s.deficient = dropped > 0;
+	s.condition = dropped > 0 ? inf : std::sqrt(dl(kd - 1) / dl(0));
+	if (dropped == 0 && s.condition > kIllConditioned) {
+		s.ill_conditioned = true;
+		for (Eigen::Index a = 0; a < kd; a++)
+			if (std::abs(DV(a, 0)) > 0.05)
+				involved[static_cast<size_t>(a)] = 1;
+	}
+	for (Eigen::Index a = 0; a < kd; a++)
+		if (involved[static_cast<size_t>(a)])
+			s.collinear.push_back(static_cast<int>(diag[static_cast<size_t>(a)]));
+	return s;
+}
+
+std::string column_list(const std::vector<std::string> &names, const std::vector<int> &idx)
+{
+	std::string out;
+	for (size_t i = 0; i < idx.size(); i++) {
+		if (i > 0)
+			out += i + 1 == idx.size() ? " and " : ", ";
+		const size_t c = static_cast<size_t>(idx[i]);
+		out += c < names.size() ? names[c] : "#" + std::to_string(c + 1);
+	}
+	return out;
+}
+
+} // namespace pgml
