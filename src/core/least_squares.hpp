@@ -33,6 +33,8 @@ constexpr double kGramRankTol = 1e-13;
 // A condition number (of the design) above this leaves fewer than about 7 correct digits
 // through double-precision normal equations: the fit warns.
 constexpr double kIllConditioned = 1e4;
+// The trainer warns when its estimate of the correct significant digits is below this.
+constexpr double kWarnDigits = 7;
 
 // floor (optional, per column): a column whose G(i, i) is at most floor(i) counts as constant
 // (its variation is rounding noise, e.g. next to n * mean^2 for centered moments).

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <numeric>
+#include <optional>
 #include <random>
 
 #include "eval_state.hpp"
@@ -956,11 +957,44 @@ struct Trainer::Impl {
 	// is refused: every prediction would be that value.
 	// Records a least-squares solve's rank and condition number for the report, and the
 	// warning a rank-deficient or ill-conditioned fit raises (naming its columns).
-	void note_solve(const GramSolution &gs, const std::vector<std::string> &names, TrainResult &res) const
+	// Records a least-squares solve's rank and condition number for the report, and the
+	// warning a rank-deficient or ill-conditioned fit raises (naming its columns). The digits
+	// estimate: the solve from double moments loses about condition^2 * u (relative) in the
+	// coefficients, and the intercept (the target's mean less w . the features' means) that
+	// times sum |w_j mean_j| / |b| when the features sit far from 0 relative to their spread.
+	void note_solve(GramSolution gs, const Eigen::VectorXd &w, const Eigen::VectorXd &mx, double b,
+	                const std::vector<std::string> &names, TrainResult &res) const
 	{
 		res.solve_rank = gs.rank;
 		res.solve_columns = gs.columns;
 		res.solve_condition = gs.condition;
+		double digits = NAN;
+		std::vector<int> far; // the columns whose means make the intercept lose digits
+		if (std::isfinite(gs.condition) && !gs.deficient) {
+			const double lost = gs.condition * gs.condition * DBL_EPSILON / 2;
+			double amp = 1, sum = 0, top = 0;
+			if (std::isfinite(b)) {
+				for (Eigen::Index j = 0; j < w.size(); j++) {
+					sum += std::abs(w(j) * mx(j));
+					top = std::max(top, std::abs(w(j) * mx(j)));
+				}
+				amp = std::max(1.0, sum / std::max(std::abs(b), DBL_MIN));
+			}
+			digits = std::min(15.0, std::max(0.0, -std::log10(lost * amp)));
+			if (digits < kWarnDigits) {
+				gs.ill_conditioned = true;
+				if (lost * 1e7 < 1) { // the coefficients are fine: the intercept is what loses digits
+					gs.collinear.clear();
+					for (Eigen::Index j = 0; j < w.size(); j++)
+						if (std::abs(w(j) * mx(j)) >= 0.1 * top)
+							far.push_back(static_cast<int>(j));
+				}
+			} else {
+				gs.ill_conditioned = false;
+				gs.collinear.clear();
+			}
+		}
+		res.solve_digits = digits;
 		res.solve_collinear.clear();
 		res.solve_constant.clear();
 		for (int c : gs.collinear)
@@ -969,6 +1003,7 @@ struct Trainer::Impl {
 			res.solve_constant.push_back(names[static_cast<size_t>(c)]);
 		char cond[64];
 		std::snprintf(cond, sizeof cond, "%.3g", gs.condition);
+		const std::string about = std::to_string(static_cast<int>(std::floor(std::isfinite(digits) ? digits : 0)));
 		if (!gs.constant.empty())
 			res.warnings.push_back({"linear_regression: " + std::string(gs.constant.size() == 1 ? "column " : "columns ") +
 			                            column_list(names, gs.constant) + " did not vary in the training rows",
@@ -984,13 +1019,21 @@ struct Trainer::Impl {
 			         " directions; among these columns the coefficients are the minimum-norm solution, not "
 			         "determined by the data.",
 			     "Leave one of the collinear columns out of the features, or use ridge."});
+		else if (gs.ill_conditioned && !far.empty())
+			res.warnings.push_back(
+			    {"linear_regression: the intercept is ill-conditioned: columns " + column_list(names, far) +
+			         " are far from 0 relative to their spread",
+			     "The intercept may have only about " + about +
+			         " correct significant digits (the coefficients about " +
+			         std::to_string(static_cast<int>(std::floor(
+			             std::min(15.0, -std::log10(gs.condition * gs.condition * DBL_EPSILON / 2))))) +
+			         "; condition number " + cond + ").",
+			     "Center these columns (subtract a typical value) before training."});
 		else if (gs.ill_conditioned)
 			res.warnings.push_back(
 			    {"linear_regression: the fit is ill-conditioned (condition number " + std::string(cond) +
 			         "): columns " + column_list(names, gs.collinear) + " are nearly collinear",
-			     "Least squares from the training statistics is accurate to about " +
-			         std::to_string(std::max(0, static_cast<int>(std::floor(15.6 - 2 * std::log10(gs.condition))))) +
-			         " significant digits at this condition number.",
+			     "The coefficients may have only about " + about + " correct significant digits.",
 			     "Leave one of the nearly collinear columns out of the features, or use ridge."});
 	}
 
@@ -1533,6 +1576,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		Eigen::MatrixXd Z = Sxx.array() / (s * s.transpose()).array();
 		Eigen::VectorXd zy = Sxy.array() / s.array();
 		Eigen::VectorXd wz;
+		std::optional<GramSolution> solved; // linear_regression (and ridge with alpha 0)
 		if (spec.algorithm == Algorithm::Lasso || spec.algorithm == Algorithm::ElasticNet) {
 			// coordinate descent on the Gram form of the standardized problem (sklearn's objective)
 			const double n = static_cast<double>(m.train.n());
@@ -1565,7 +1609,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			gs.constant.erase(std::remove_if(gs.constant.begin(), gs.constant.end(),
 			                                 [&](int f) { return spec.features[model->prep.column_of(f)].categorical(); }),
 			                  gs.constant.end());
-			m.note_solve(gs, model->prep.feature_names, result_);
+			solved = std::move(gs);
 		}
 		Eigen::VectorXd w = wz.array() / s.array();
 		if (!w.allFinite())
@@ -1574,6 +1618,8 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			            "Rescale the features, or use ridge.");
 		model->W = w;
 		model->b = Eigen::VectorXd::Constant(1, intercept ? my - w.dot(mx) : 0.0);
+		if (solved)
+			m.note_solve(*solved, w, mx, intercept ? model->b(0) : NAN, model->prep.feature_names, result_);
 		model->has_stats = true;
 		model->encoder = m.enc;
 		model->stats = m.train;
@@ -1966,6 +2012,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 	if (result_.solve_rank >= 0) {
 		r.key("rank").value(static_cast<long long>(result_.solve_rank));
 		r.key("condition_number").value(result_.solve_condition);
+		r.key("digits").value(result_.solve_digits);
 		if (!result_.solve_collinear.empty()) {
 			r.key("collinear").begin_array();
 			for (const auto &c : result_.solve_collinear)

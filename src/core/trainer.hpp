@@ -60,6 +60,7 @@ struct TrainResult {
 	// columns and condition_number, and the columns named in a warning
 	int solve_rank = -1, solve_columns = 0;
 	double solve_condition = 0;
+	double solve_digits = 0; // estimated correct significant digits (NaN: rank-deficient)
 	std::vector<std::string> solve_collinear, solve_constant;
 };
 
