@@ -1023,8 +1023,8 @@ struct Trainer::Impl {
 			res.warnings.push_back(
 			    {"linear_regression: the intercept is ill-conditioned: columns " + column_list(names, far) +
 			         " are far from 0 relative to their spread",
-			     "The intercept may have only about " + about +
-			         " correct significant digits (the coefficients about " +
+			     "The intercept may have only about " + about + " correct significant digit" + (about == "1" ? "" : "s") +
+			         " (the coefficients about " +
 			         std::to_string(static_cast<int>(std::floor(
 			             std::min(15.0, -std::log10(gs.condition * gs.condition * DBL_EPSILON / 2))))) +
 			         "; condition number " + cond + ").",
@@ -1033,7 +1033,8 @@ struct Trainer::Impl {
 			res.warnings.push_back(
 			    {"linear_regression: the fit is ill-conditioned (condition number " + std::string(cond) +
 			         "): columns " + column_list(names, gs.collinear) + " are nearly collinear",
-			     "The coefficients may have only about " + about + " correct significant digits.",
+			     "The fit may have only about " + about + " correct significant digit" + (about == "1" ? "" : "s") +
+			         " (an estimate for least squares from double-precision training statistics).",
 			     "Leave one of the nearly collinear columns out of the features, or use ridge."});
 	}
 

@@ -16,7 +16,7 @@ SELECT model, version FROM ml_train('ts_rate', 'y', algorithm => 'linear_regress
                                     preprocess => '{"scale": "none"}', test_size => 0);
 SELECT round((coefficients->'coefficients'->>'rate')::numeric, 6) AS rate,
        round((coefficients->'coefficients'->>'t')::numeric, 15) AS t,
-       round((metrics->'train'->>'r2')::numeric, 6) AS r2,
+       round((train_metrics->>'r2')::numeric, 6) AS r2,
        report->'rank' AS rank, (report->>'condition_number')::float8 < 1e4 AS well_conditioned,
        report ? 'collinear' AS has_collinear
 FROM ml_versions WHERE model = 'ts_rate';
@@ -31,6 +31,7 @@ FROM ml_versions WHERE model = 'dep';
 -- the same with scale none, and an incremental retrain: the same warning each time
 SELECT model, version FROM ml_train('dep', 'y', algorithm => 'linear_regression', name => 'dep_none',
                                     preprocess => '{"scale": "none"}');
+INSERT INTO dep SELECT i, 2 * i + 3, (i * 7) % 13, 1 + i + (i * 7) % 13 + (i % 5) * 0.1 FROM generate_series(101, 150) i;
 SELECT version, mode FROM ml_retrain('dep', 'dep', mode => 'incremental');
 SELECT version, report->'rank' AS rank, report->'collinear' AS collinear FROM ml_versions WHERE model = 'dep' ORDER BY version;
 

@@ -197,9 +197,7 @@ TEST(Nist, CertifiedCoefficientsResidualSdAndR2)
 			} else {
 				EXPECT_FALSE(f.result.warnings.empty()) << name << " " << rn;
 			}
-			if (ok) {
-				EXPECT_TRUE(f.result.warnings.empty()) << name << " " << rn;
-			}
+			// (the estimate is conservative: a fit may warn and still reach 7 digits, e.g. Wampler5)
 #endif
 		}
 	}
