@@ -24,7 +24,7 @@ Eigen::MatrixXd equilibrated(const Eigen::MatrixXd &G, const std::vector<Eigen::
 } // namespace
 
 GramSolution solve_gram(const Eigen::MatrixXd &G, const Eigen::VectorXd &g, const Eigen::VectorXd *floor,
-                        const std::vector<int> &by_design)
+                        const std::vector<std::vector<int>> &groups)
 {
 	constexpr double inf = std::numeric_limits<double>::infinity();
 	GramSolution s;
@@ -34,16 +34,26 @@ GramSolution solve_gram(const Eigen::MatrixXd &G, const Eigen::VectorXd &g, cons
 	s.condition = 1;
 	// the columns that vary; their spread (sqrt of the diagonal) equilibrates them
 	std::vector<Eigen::Index> live, diag;
+	std::vector<char> varies(static_cast<size_t>(q), 0), by_design(static_cast<size_t>(q), 0);
 	for (Eigen::Index i = 0; i < q; i++) {
 		const double d = G(i, i);
 		if (d > 0 && std::isfinite(d) && (floor == nullptr || d > (*floor)(i))) {
 			live.push_back(i);
-			if (std::find(by_design.begin(), by_design.end(), static_cast<int>(i)) == by_design.end())
-				diag.push_back(i);
+			varies[static_cast<size_t>(i)] = 1;
 		} else {
 			s.constant.push_back(static_cast<int>(i));
 		}
 	}
+	// per group, its last slot that varies is left out of the diagnosis
+	for (const auto &grp : groups)
+		for (auto it = grp.rbegin(); it != grp.rend(); ++it)
+			if (*it >= 0 && *it < q && varies[static_cast<size_t>(*it)]) {
+				by_design[static_cast<size_t>(*it)] = 1;
+				break;
+			}
+	for (Eigen::Index i : live)
+		if (!by_design[static_cast<size_t>(i)])
+			diag.push_back(i);
 	if (live.empty())
 		return s;
 	// the solution: minimum norm over the kept directions of the equilibrated matrix
@@ -102,15 +112,18 @@ GramSolution solve_gram(const Eigen::MatrixXd &G, const Eigen::VectorXd &g, cons
 	return s;
 }
 
-std::string column_list(const std::vector<std::string> &names, const std::vector<int> &idx)
+std::string column_list(const std::vector<std::string> &names, const std::vector<int> &idx, size_t limit)
 {
 	std::string out;
-	for (size_t i = 0; i < idx.size(); i++) {
+	const size_t shown = idx.size() > limit ? limit : idx.size();
+	for (size_t i = 0; i < shown; i++) {
 		if (i > 0)
 			out += i + 1 == idx.size() ? " and " : ", ";
 		const size_t c = static_cast<size_t>(idx[i]);
 		out += c < names.size() ? names[c] : "#" + std::to_string(c + 1);
 	}
+	if (shown < idx.size())
+		out += " and " + std::to_string(idx.size() - shown) + " more";
 	return out;
 }
 

@@ -38,12 +38,12 @@ constexpr double kWarnDigits = 7;
 
 // floor (optional, per column): a column whose G(i, i) is at most floor(i) counts as constant
 // (its variation is rounding noise, e.g. next to n * mean^2 for centered moments).
-// by_design: columns left out of the diagnosis (not of the solve), one per full one-hot group,
-// whose dependence on the intercept is the encoding's, not the data's.
+// groups: the one-hot groups whose sum is the intercept (a dependence of the encoding, not of
+// the data): the last varying column of each is left out of the diagnosis (not of the solve).
 GramSolution solve_gram(const Eigen::MatrixXd &G, const Eigen::VectorXd &g, const Eigen::VectorXd *floor = nullptr,
-                        const std::vector<int> &by_design = {});
+                        const std::vector<std::vector<int>> &groups = {});
 
-// "a, b and c" from the names of columns idx
-std::string column_list(const std::vector<std::string> &names, const std::vector<int> &idx);
+// "a, b and c" from the names of columns idx; past limit names, "... and N more"
+std::string column_list(const std::vector<std::string> &names, const std::vector<int> &idx, size_t limit = 8);
 
 } // namespace pgml

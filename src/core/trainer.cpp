@@ -962,7 +962,7 @@ struct Trainer::Impl {
 	// estimate: the solve from double moments loses about condition^2 * u (relative) in the
 	// coefficients, and the intercept (the target's mean less w . the features' means) that
 	// times sum |w_j mean_j| / |b| when the features sit far from 0 relative to their spread.
-	void note_solve(GramSolution gs, const Eigen::VectorXd &w, const Eigen::VectorXd &mx, double b,
+	void note_solve(GramSolution gs, const Eigen::VectorXd &w, const Eigen::VectorXd &mx, double b, double y_rms,
 	                const std::vector<std::string> &names, TrainResult &res) const
 	{
 		res.solve_rank = gs.rank;
@@ -978,7 +978,8 @@ struct Trainer::Impl {
 					sum += std::abs(w(j) * mx(j));
 					top = std::max(top, std::abs(w(j) * mx(j)));
 				}
-				amp = std::max(1.0, sum / std::max(std::abs(b), DBL_MIN));
+				// an intercept near 0 counts as precise to 1e-8 of the target's magnitude
+				amp = std::max(1.0, sum / std::max({std::abs(b), 1e-8 * y_rms, DBL_MIN}));
 			}
 			digits = std::min(15.0, std::max(0.0, -std::log10(lost * amp)));
 			if (digits < kWarnDigits) {
@@ -1021,8 +1022,10 @@ struct Trainer::Impl {
 			     "Leave one of the collinear columns out of the features, or use ridge."});
 		else if (gs.ill_conditioned && !far.empty())
 			res.warnings.push_back(
-			    {"linear_regression: the intercept is ill-conditioned: columns " + column_list(names, far) +
-			         " are far from 0 relative to their spread",
+			    {"linear_regression: the intercept is ill-conditioned: " +
+			         std::string(far.size() == 1 ? "column " : "columns ") + column_list(names, far) +
+			         (far.size() == 1 ? " is" : " are") + " far from 0 relative to " +
+			         (far.size() == 1 ? "its" : "their") + " spread",
 			     "The intercept may have only about " + about + " correct significant digit" + (about == "1" ? "" : "s") +
 			         " (the coefficients about " +
 			         std::to_string(static_cast<int>(std::floor(
@@ -1594,17 +1597,20 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			const double n = static_cast<double>(m.train.n());
 			Eigen::VectorXd floor = (n * mx.array().square() / s.array().square()) * 1e-26;
 			// a full one-hot group sums to 1, the intercept: that dependence is the encoding's
-			std::vector<int> by_design;
+			std::vector<std::vector<int>> groups;
 			bool first_group = true;
 			for (size_t c = 0; c < model->prep.columns.size(); c++) {
 				const FittedColumn &fc = model->prep.columns[c];
 				if (!spec.features[c].categorical() || fc.n_features == 0)
 					continue;
-				if (intercept || !first_group)
-					by_design.push_back(fc.first_feature + fc.n_features - 1);
+				if (intercept || !first_group) {
+					groups.emplace_back();
+					for (int f = 0; f < fc.n_features; f++)
+						groups.back().push_back(fc.first_feature + f);
+				}
 				first_group = false;
 			}
-			GramSolution gs = solve_gram(Z, zy, &floor, by_design);
+			GramSolution gs = solve_gram(Z, zy, &floor, groups);
 			wz = gs.w;
 			// a one-hot slot without variation is a level every training row has: no warning
 			gs.constant.erase(std::remove_if(gs.constant.begin(), gs.constant.end(),
@@ -1620,7 +1626,9 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		model->W = w;
 		model->b = Eigen::VectorXd::Constant(1, intercept ? my - w.dot(mx) : 0.0);
 		if (solved)
-			m.note_solve(*solved, w, mx, intercept ? model->b(0) : NAN, model->prep.feature_names, result_);
+			m.note_solve(*solved, w, mx, intercept ? model->b(0) : NAN,
+			             std::sqrt(std::max(0.0, Syy) / static_cast<double>(m.train.n()) + my * my),
+			             model->prep.feature_names, result_);
 		model->has_stats = true;
 		model->encoder = m.enc;
 		model->stats = m.train;
