@@ -75,6 +75,27 @@ GramSolution solve_gram(const Eigen::MatrixXd &G, const Eigen::VectorXd &g, cons
 			wz += V.col(j) * (V.col(j).dot(gz) / lam(j));
 			s.rank++;
 		}
+	if (s.rank == k) {
+		// full rank: Cholesky with iterative refinement, the residual in extended precision,
+		// solves the equilibrated system to about its own rounding (the moments' is what is left)
+		const Eigen::MatrixXd Z = equilibrated(G, live);
+		Eigen::LLT<Eigen::MatrixXd> llt(Z);
+		if (llt.info() == Eigen::Success) {
+			Eigen::VectorXd x = llt.solve(gz);
+			for (int it = 0; it < 3; it++) {
+				Eigen::VectorXd r(k);
+				for (Eigen::Index a = 0; a < k; a++) {
+					long double acc = gz(a);
+					for (Eigen::Index b = 0; b < k; b++)
+						acc -= static_cast<long double>(Z(a, b)) * x(b);
+					r(a) = static_cast<double>(acc);
+				}
+				x += llt.solve(r);
+			}
+			if (x.allFinite())
+				wz = x;
+		}
+	}
 	for (Eigen::Index a = 0; a < k; a++)
 		s.w(live[static_cast<size_t>(a)]) = wz(a) / std::sqrt(G(live[static_cast<size_t>(a)], live[static_cast<size_t>(a)]));
 
