@@ -1017,8 +1017,8 @@ struct Trainer::Impl {
 			    {"linear_regression: the fit is rank-deficient: columns " + column_list(names, gs.collinear) +
 			         " are collinear",
 			     "The fit kept " + std::to_string(gs.rank) + " of " + std::to_string(gs.columns) +
-			         " directions; among these columns the coefficients are the minimum-norm solution, not "
-			         "determined by the data.",
+			         " directions (the dependence is exact, or too close for double-precision statistics); "
+			         "among these columns the coefficients are the minimum-norm solution, not determined by the data.",
 			     "Leave one of the collinear columns out of the features, or use ridge."});
 		else if (gs.ill_conditioned && !far.empty())
 			res.warnings.push_back(
