@@ -1004,9 +1004,10 @@ struct Trainer::Impl {
 			res.solve_constant.push_back(names[static_cast<size_t>(c)]);
 		char cond[64];
 		std::snprintf(cond, sizeof cond, "%.3g", gs.condition);
+		const std::string who = std::string(algorithm_name(spec.algorithm)) + ": ";
 		const std::string about = std::to_string(static_cast<int>(std::floor(std::isfinite(digits) ? digits : 0)));
 		if (!gs.constant.empty())
-			res.warnings.push_back({"linear_regression: " + std::string(gs.constant.size() == 1 ? "column " : "columns ") +
+			res.warnings.push_back({who + std::string(gs.constant.size() == 1 ? "column " : "columns ") +
 			                            column_list(names, gs.constant) + " did not vary in the training rows",
 			                        std::string(gs.constant.size() == 1 ? "Its coefficient is" : "Their coefficients are") +
 			                            " set to 0; the fit has rank " + std::to_string(gs.rank) + " of " +
@@ -1014,7 +1015,7 @@ struct Trainer::Impl {
 			                        "Leave the constant columns out of the features."});
 		if (gs.deficient)
 			res.warnings.push_back(
-			    {"linear_regression: the fit is rank-deficient: columns " + column_list(names, gs.collinear) +
+			    {who + "the fit is rank-deficient: columns " + column_list(names, gs.collinear) +
 			         " are collinear",
 			     "The fit kept " + std::to_string(gs.rank) + " of " + std::to_string(gs.columns) +
 			         " directions (the dependence is exact, or too close for double-precision statistics); "
@@ -1022,7 +1023,7 @@ struct Trainer::Impl {
 			     "Leave one of the collinear columns out of the features, or use ridge."});
 		else if (gs.ill_conditioned && !far.empty())
 			res.warnings.push_back(
-			    {"linear_regression: the intercept is ill-conditioned: " +
+			    {who + "the intercept is ill-conditioned: " +
 			         std::string(far.size() == 1 ? "column " : "columns ") + column_list(names, far) +
 			         (far.size() == 1 ? " is" : " are") + " far from 0 relative to " +
 			         (far.size() == 1 ? "its" : "their") + " spread",
@@ -1034,7 +1035,7 @@ struct Trainer::Impl {
 			     "Center these columns (subtract a typical value) before training."});
 		else if (gs.ill_conditioned)
 			res.warnings.push_back(
-			    {"linear_regression: the fit is ill-conditioned (condition number " + std::string(cond) +
+			    {who + "the fit is ill-conditioned (condition number " + std::string(cond) +
 			         "): columns " + column_list(names, gs.collinear) + " are nearly collinear",
 			     "The fit may have only about " + about + " correct significant digit" + (about == "1" ? "" : "s") +
 			         " (an estimate for least squares from double-precision training statistics).",
