@@ -1571,6 +1571,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			m.check_constant_target(m.train.n(), my, my);
 		// linear_regression without an intercept: the fit is on the raw (uncentered) moments
 		const bool intercept = spec.algorithm != Algorithm::LinearRegression || !m.hp.has("fit_intercept") || m.hp.flag("fit_intercept");
+		const double syy_centered = Syy; // r2 is about the target's mean whatever the model
 		if (!intercept) {
 			const double n = static_cast<double>(m.train.n());
 			Sxx += n * mx * mx.transpose();
@@ -1628,7 +1629,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		model->b = Eigen::VectorXd::Constant(1, intercept ? my - w.dot(mx) : 0.0);
 		if (solved)
 			m.note_solve(*solved, w, mx, intercept ? model->b(0) : NAN,
-			             std::sqrt(std::max(0.0, Syy) / static_cast<double>(m.train.n()) + my * my),
+			             std::sqrt(std::max(0.0, syy_centered) / static_cast<double>(m.train.n()) + my * my),
 			             model->prep.feature_names, result_);
 		model->has_stats = true;
 		model->encoder = m.enc;
@@ -1643,7 +1644,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			model->predict(vals.data(), out.data());
 			train_sample_metrics.add(m.train_sample.y[i], out[0]);
 		}
-		train_json = regression_json(m.train.n(), sse, Syy, train_sample_metrics);
+		train_json = regression_json(m.train.n(), sse, syy_centered, train_sample_metrics);
 		result_.rows_train = m.train.n();
 		result_.rows_test = m.test.n();
 		if (m.test.n() > 0) {
