@@ -11,8 +11,8 @@
 
 #include "eval_state.hpp"
 #include "json.hpp"
-#include "least_squares.hpp"
 #include "kmeans_step.hpp"
+#include "least_squares.hpp"
 #include "limits.hpp"
 #include "models/kmeans.hpp"
 #include "models/elastic_net.hpp"
@@ -953,10 +953,6 @@ struct Trainer::Impl {
 			            "Predict another column, or task => 'regression' for a number.");
 	}
 
-	// A regression target with one value in every training row (n rows, minimum lo, maximum hi)
-	// is refused: every prediction would be that value.
-	// Records a least-squares solve's rank and condition number for the report, and the
-	// warning a rank-deficient or ill-conditioned fit raises (naming its columns).
 	// Records a least-squares solve's rank and condition number for the report, and the
 	// warning a rank-deficient or ill-conditioned fit raises (naming its columns). The digits
 	// estimate: the solve from double moments loses about condition^2 * u (relative) in the
@@ -1042,6 +1038,8 @@ struct Trainer::Impl {
 			     "Leave one of the nearly collinear columns out of the features, or use ridge."});
 	}
 
+	// A regression target with one value in every training row (n rows, minimum lo, maximum hi)
+	// is refused: every prediction would be that value.
 	void check_constant_target(int64_t n, double lo, double hi) const
 	{
 		if (n < 2 || lo != hi)
@@ -1594,10 +1592,10 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			wz = Z.ldlt().solve(zy);
 		} else {
 			// minimum-norm least squares on the equilibrated Gram matrix (whatever the scaling):
-			// rank, condition number and the columns of a (near) dependence come back with it
-			// a column counts as constant when its spread is rounding noise next to its mean
+			// rank, condition number and the columns of a (near) dependence come back with it.
+			// A column counts as constant when its spread is rounding noise next to its mean.
 			const double n = static_cast<double>(m.train.n());
-			Eigen::VectorXd floor = (n * mx.array().square() / s.array().square()) * 1e-26;
+			Eigen::VectorXd noise_floor = (n * mx.array().square() / s.array().square()) * 1e-26;
 			// a full one-hot group sums to 1, the intercept: that dependence is the encoding's
 			std::vector<std::vector<int>> groups;
 			bool first_group = true;
@@ -1612,7 +1610,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 				}
 				first_group = false;
 			}
-			GramSolution gs = solve_gram(Z, zy, &floor, groups);
+			GramSolution gs = solve_gram(Z, zy, &noise_floor, groups);
 			wz = gs.w;
 			// a one-hot slot without variation is a level every training row has: no warning
 			gs.constant.erase(std::remove_if(gs.constant.begin(), gs.constant.end(),
