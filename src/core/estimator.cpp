@@ -95,7 +95,8 @@ std::vector<AlgorithmDef> make_registry()
 {
 	const double inf = INFINITY;
 	std::vector<AlgorithmDef> r;
-	r.push_back({Algorithm::LinearRegression, "linear_regression", true, false, false, true, {}, nullptr, nullptr});
+	r.push_back({Algorithm::LinearRegression, "linear_regression", true, false, false, true,
+	             {num_param("fit_intercept", K::Bool, 0, 1, 1)}, nullptr, nullptr});
 	r.push_back({Algorithm::Ridge, "ridge", true, false, false, true, {num_param("alpha", K::Float, 0, inf, 1.0)},
 	             nullptr, nullptr});
 	r.push_back({Algorithm::Lasso, "lasso", true, false, false, true, lasso_params(), nullptr, nullptr});

@@ -6,11 +6,13 @@
 #include <cstdio>
 #include <cstring>
 #include <numeric>
+#include <optional>
 #include <random>
 
 #include "eval_state.hpp"
 #include "json.hpp"
 #include "kmeans_step.hpp"
+#include "least_squares.hpp"
 #include "limits.hpp"
 #include "models/kmeans.hpp"
 #include "models/elastic_net.hpp"
@@ -951,6 +953,91 @@ struct Trainer::Impl {
 			            "Predict another column, or task => 'regression' for a number.");
 	}
 
+	// Records a least-squares solve's rank and condition number for the report, and the
+	// warning a rank-deficient or ill-conditioned fit raises (naming its columns). The digits
+	// estimate: the solve from double moments loses about condition^2 * u (relative) in the
+	// coefficients, and the intercept (the target's mean less w . the features' means) that
+	// times sum |w_j mean_j| / |b| when the features sit far from 0 relative to their spread.
+	void note_solve(GramSolution gs, const Eigen::VectorXd &w, const Eigen::VectorXd &mx, double b, double y_rms,
+	                const std::vector<std::string> &names, TrainResult &res) const
+	{
+		res.solve_rank = gs.rank;
+		res.solve_columns = gs.columns;
+		res.solve_condition = gs.condition;
+		double digits = NAN;
+		std::vector<int> far; // the columns whose means make the intercept lose digits
+		if (std::isfinite(gs.condition) && !gs.deficient) {
+			const double lost = gs.condition * gs.condition * DBL_EPSILON / 2;
+			double amp = 1, sum = 0, top = 0;
+			if (std::isfinite(b)) {
+				for (Eigen::Index j = 0; j < w.size(); j++) {
+					sum += std::abs(w(j) * mx(j));
+					top = std::max(top, std::abs(w(j) * mx(j)));
+				}
+				// an intercept near 0 counts as precise to 1e-8 of the target's magnitude
+				amp = std::max(1.0, sum / std::max({std::abs(b), 1e-8 * y_rms, DBL_MIN}));
+			}
+			digits = std::min(15.0, std::max(0.0, -std::log10(lost * amp)));
+			if (digits < kWarnDigits) {
+				gs.ill_conditioned = true;
+				if (lost * 1e7 < 1) { // the coefficients are fine: the intercept is what loses digits
+					gs.collinear.clear();
+					for (Eigen::Index j = 0; j < w.size(); j++)
+						if (std::abs(w(j) * mx(j)) >= 0.1 * top)
+							far.push_back(static_cast<int>(j));
+				}
+			} else {
+				gs.ill_conditioned = false;
+				gs.collinear.clear();
+			}
+		}
+		res.solve_digits = digits;
+		res.solve_collinear.clear();
+		res.solve_constant.clear();
+		for (int c : gs.collinear)
+			res.solve_collinear.push_back(names[static_cast<size_t>(c)]);
+		for (int c : gs.constant)
+			res.solve_constant.push_back(names[static_cast<size_t>(c)]);
+		char cond[64];
+		std::snprintf(cond, sizeof cond, "%.3g", gs.condition);
+		const std::string who = std::string(algorithm_name(spec.algorithm)) + ": ";
+		const std::string about = std::to_string(static_cast<int>(std::floor(std::isfinite(digits) ? digits : 0)));
+		if (!gs.constant.empty())
+			res.warnings.push_back({who + std::string(gs.constant.size() == 1 ? "column " : "columns ") +
+			                            column_list(names, gs.constant) + " did not vary in the training rows",
+			                        std::string(gs.constant.size() == 1 ? "Its coefficient is" : "Their coefficients are") +
+			                            " set to 0; the fit has rank " + std::to_string(gs.rank) + " of " +
+			                            std::to_string(gs.columns) + ".",
+			                        "Leave the constant columns out of the features."});
+		if (gs.deficient)
+			res.warnings.push_back(
+			    {who + "the fit is rank-deficient: columns " + column_list(names, gs.collinear) +
+			         " are collinear",
+			     "The fit kept " + std::to_string(gs.rank) + " of " + std::to_string(gs.columns) +
+			         " directions (the dependence is exact, or too close for double-precision statistics); "
+			         "among these columns the coefficients are the minimum-norm solution, not determined by the data.",
+			     "Leave one of the collinear columns out of the features, or use ridge."});
+		else if (gs.ill_conditioned && !far.empty())
+			res.warnings.push_back(
+			    {who + "the intercept is ill-conditioned: " +
+			         std::string(far.size() == 1 ? "column " : "columns ") + column_list(names, far) +
+			         (far.size() == 1 ? " is" : " are") + " far from 0 relative to " +
+			         (far.size() == 1 ? "its" : "their") + " spread",
+			     "The intercept may have only about " + about + " correct significant digit" + (about == "1" ? "" : "s") +
+			         " (the coefficients about " +
+			         std::to_string(static_cast<int>(std::floor(
+			             std::min(15.0, -std::log10(gs.condition * gs.condition * DBL_EPSILON / 2))))) +
+			         "; condition number " + cond + ").",
+			     "Center these columns (subtract a typical value) before training."});
+		else if (gs.ill_conditioned)
+			res.warnings.push_back(
+			    {who + "the fit is ill-conditioned (condition number " + std::string(cond) +
+			         "): columns " + column_list(names, gs.collinear) + " are nearly collinear",
+			     "The fit may have only about " + about + " correct significant digit" + (about == "1" ? "" : "s") +
+			         " (an estimate for least squares from double-precision training statistics).",
+			     "Leave one of the nearly collinear columns out of the features, or use ridge."});
+	}
+
 	// A regression target with one value in every training row (n rows, minimum lo, maximum hi)
 	// is refused: every prediction would be that value.
 	void check_constant_target(int64_t n, double lo, double hi) const
@@ -1480,10 +1567,20 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		project(m.train, Sxx, Sxy, Syy, mx, my);
 		if (!m.incremental && Syy <= 0)
 			m.check_constant_target(m.train.n(), my, my);
+		// linear_regression without an intercept: the fit is on the raw (uncentered) moments
+		const bool intercept = spec.algorithm != Algorithm::LinearRegression || !m.hp.has("fit_intercept") || m.hp.flag("fit_intercept");
+		const double syy_centered = Syy; // r2 is about the target's mean whatever the model
+		if (!intercept) {
+			const double n = static_cast<double>(m.train.n());
+			Sxx += n * mx * mx.transpose();
+			Sxy += n * my * mx;
+			Syy += n * my * my;
+		}
 		const Eigen::VectorXd &s = model->prep.scale;
 		Eigen::MatrixXd Z = Sxx.array() / (s * s.transpose()).array();
 		Eigen::VectorXd zy = Sxy.array() / s.array();
 		Eigen::VectorXd wz;
+		std::optional<GramSolution> solved; // linear_regression (and ridge with alpha 0)
 		if (spec.algorithm == Algorithm::Lasso || spec.algorithm == Algorithm::ElasticNet) {
 			// coordinate descent on the Gram form of the standardized problem (sklearn's objective)
 			const double n = static_cast<double>(m.train.n());
@@ -1494,11 +1591,32 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			Z.diagonal().array() += m.hp.num("alpha");
 			wz = Z.ldlt().solve(zy);
 		} else {
-			// minimum-norm least squares, as a pseudo-inverse of the (possibly singular) Gram matrix
-			Eigen::CompleteOrthogonalDecomposition<Eigen::MatrixXd> cod;
-			cod.setThreshold(1e-11);
-			cod.compute(Z);
-			wz = cod.solve(zy);
+			// minimum-norm least squares on the equilibrated Gram matrix (whatever the scaling):
+			// rank, condition number and the columns of a (near) dependence come back with it.
+			// A column counts as constant when its spread is rounding noise next to its mean.
+			const double n = static_cast<double>(m.train.n());
+			Eigen::VectorXd noise_floor = (n * mx.array().square() / s.array().square()) * 1e-26;
+			// a full one-hot group sums to 1, the intercept: that dependence is the encoding's
+			std::vector<std::vector<int>> groups;
+			bool first_group = true;
+			for (size_t c = 0; c < model->prep.columns.size(); c++) {
+				const FittedColumn &fc = model->prep.columns[c];
+				if (!spec.features[c].categorical() || fc.n_features == 0)
+					continue;
+				if (intercept || !first_group) {
+					groups.emplace_back();
+					for (int f = 0; f < fc.n_features; f++)
+						groups.back().push_back(fc.first_feature + f);
+				}
+				first_group = false;
+			}
+			GramSolution gs = solve_gram(Z, zy, &noise_floor, groups);
+			wz = gs.w;
+			// a one-hot slot without variation is a level every training row has: no warning
+			gs.constant.erase(std::remove_if(gs.constant.begin(), gs.constant.end(),
+			                                 [&](int f) { return spec.features[model->prep.column_of(f)].categorical(); }),
+			                  gs.constant.end());
+			solved = std::move(gs);
 		}
 		Eigen::VectorXd w = wz.array() / s.array();
 		if (!w.allFinite())
@@ -1506,7 +1624,11 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			            "The feature values are too large or too collinear to solve in double precision.",
 			            "Rescale the features, or use ridge.");
 		model->W = w;
-		model->b = Eigen::VectorXd::Constant(1, my - w.dot(mx));
+		model->b = Eigen::VectorXd::Constant(1, intercept ? my - w.dot(mx) : 0.0);
+		if (solved)
+			m.note_solve(*solved, w, mx, intercept ? model->b(0) : NAN,
+			             std::sqrt(std::max(0.0, syy_centered) / static_cast<double>(m.train.n()) + my * my),
+			             model->prep.feature_names, result_);
 		model->has_stats = true;
 		model->encoder = m.enc;
 		model->stats = m.train;
@@ -1520,7 +1642,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			model->predict(vals.data(), out.data());
 			train_sample_metrics.add(m.train_sample.y[i], out[0]);
 		}
-		train_json = regression_json(m.train.n(), sse, Syy, train_sample_metrics);
+		train_json = regression_json(m.train.n(), sse, syy_centered, train_sample_metrics);
 		result_.rows_train = m.train.n();
 		result_.rows_test = m.test.n();
 		if (m.test.n() > 0) {
@@ -1896,6 +2018,24 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		r.end_object();
 	}
 	r.key("features").value(model->prep.p());
+	if (result_.solve_rank >= 0) {
+		r.key("rank").value(static_cast<long long>(result_.solve_rank));
+		r.key("condition_number").value(result_.solve_condition);
+		r.key("digits").value(result_.solve_digits);
+		if (!result_.solve_collinear.empty()) {
+			r.key("collinear").begin_array();
+			for (const auto &c : result_.solve_collinear)
+				r.value(c);
+			r.end_array();
+		}
+		if (!result_.solve_constant.empty()) {
+			r.key("constant").begin_array();
+			for (const auto &c : result_.solve_constant)
+				r.value(c);
+			r.end_array();
+		}
+	}
+
 	if (!spec.algorithm_choice.empty())
 		r.key("algorithm_choice").value(spec.algorithm_choice);
 	if (m.incremental) {

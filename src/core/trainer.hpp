@@ -50,6 +50,18 @@ struct TrainResult {
 	int64_t rows_train = 0;
 	int64_t rows_test = 0;
 	std::string fingerprint; // order-independent hash of the rows used, hex
+	// Facts for the glue to raise as WARNINGs once the core is done (a rank-deficient or
+	// ill-conditioned least-squares fit); the same facts are in report_json.
+	struct Warning {
+		std::string message, detail, hint;
+	};
+	std::vector<Warning> warnings;
+	// the linear family's least-squares solve (-1: no such solve): the report's rank,
+	// columns and condition_number, and the columns named in a warning
+	int solve_rank = -1, solve_columns = 0;
+	double solve_condition = 0;
+	double solve_digits = 0; // estimated correct significant digits (NaN: rank-deficient)
+	std::vector<std::string> solve_collinear, solve_constant;
 };
 
 class Trainer {

@@ -153,6 +153,14 @@ run_training(TrainState *st, Oid relid, const char *relname, const PgmlColumn *f
 	if (aggregate)
 		pgml_kmeans_steps(st->trainer.get(), agg_schema, relid, features, nfeatures); /* k-means: Lloyd steps */
 	finish_training(st, compare);
+	{
+		/* a rank-deficient or ill-conditioned least-squares fit: the core's facts become WARNINGs
+		 * here, with no C++ frame left to unwind (only a reference to the finished result) */
+		const std::vector<pgml::TrainResult::Warning> &warnings = st->trainer->result().warnings;
+		for (size_t i = 0; i < warnings.size(); i++)
+			ereport(WARNING, (errcode(ERRCODE_WARNING), errmsg("%s", warnings[i].message.c_str()),
+							  errdetail("%s", warnings[i].detail.c_str()), errhint("%s", warnings[i].hint.c_str())));
+	}
 	bool pass = false;
 	PGML_CORE(pass = compare != nullptr && st->trainer->needs_compare_pass());
 	if (pass) {
