@@ -50,6 +50,9 @@ struct TrainResult {
 	int64_t rows_train = 0;
 	int64_t rows_test = 0;
 	std::string fingerprint; // order-independent hash of the rows used, hex
+	// coefficient statistics (inference.hpp) of linear_regression and unpenalized binary
+	// logistic_regression, the report's "inference" object; empty for other models
+	std::string inference_json;
 };
 
 class Trainer {
