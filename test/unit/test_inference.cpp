@@ -258,8 +258,9 @@ TEST(ROptions, DropFirstEncodingHasNoReferenceFeatureAndPredicts)
 	vals[1].str = "a";
 	vals[1].len = 1;
 	double out = 0;
+	int klass = 0;
 	int64_t unseen = 0;
-	v.model->predict_batch(vals.data(), 1, &out, nullptr, &unseen);
+	v.model->predict_batch(vals.data(), 1, &out, &klass, &unseen);
 	EXPECT_EQ(unseen, 0);
 	EXPECT_NEAR(out, v.model->b(0), 1e-12);
 	// the statistics have a row per kept feature
