@@ -2,6 +2,7 @@
 #include "inference.hpp"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 
 #include "distributions.hpp"
@@ -174,6 +175,8 @@ Inference logistic_inference(const Eigen::MatrixXd &X, const Eigen::VectorXd &ce
 	double dev = 0, ysum = 0;
 	for (Eigen::Index i = 0; i < n; i++) {
 		const double pi = sigmoid(eta(i));
+		if (pi < 10 * DBL_EPSILON || pi > 1 - 10 * DBL_EPSILON)
+			inf.fitted_0_or_1++;
 		wt(i) = pi * (1 - pi);
 		dev += 2 * (y[static_cast<size_t>(i)] ? log1pexp(-eta(i)) : log1pexp(eta(i)));
 		ysum += y[static_cast<size_t>(i)];
@@ -313,6 +316,7 @@ std::string Inference::to_json() const
 		j.key("df_null").value(df_null);
 		j.key("iterations").value(iterations);
 		j.key("converged").value(converged);
+		j.key("fitted_0_or_1").value(fitted_0_or_1);
 	}
 	j.key("log_likelihood").value(log_likelihood);
 	j.key("aic").value(aic);

@@ -36,6 +36,10 @@ struct Inference {
 	double deviance = NAN, null_deviance = NAN, df_null = NAN;
 	int iterations = 0;
 	bool converged = true;
+	// rows whose fitted probability is numerically 0 or 1 (within 10 machine epsilons, R's glm
+	// warning): more than none means (quasi-)separation, the estimates diverge and their
+	// standard errors are meaningless
+	long long fitted_0_or_1 = 0;
 	// both
 	double log_likelihood = NAN, aic = NAN, bic = NAN;
 	std::vector<std::string> aliased; // features left out of a rank-deficient fit (their rows are NaN)

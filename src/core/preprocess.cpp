@@ -31,7 +31,8 @@ const char *scale_name(Scale s)
 
 const char *kValidKeys = "Valid keys: scale ('standard', 'minmax', 'none'), impute ('mean', 'median', 'constant'), "
                          "impute_value (number), max_levels (1 to 100000), dedupe (boolean), "
-                         "nonfinite ('error', 'drop'), and columns.<column>.{scale, impute, impute_value, max_levels}.";
+                         "nonfinite ('error', 'drop'), "
+                         "nulls ('impute', 'drop'), encoding ('onehot', 'drop_first'), and columns.<column>.{scale, impute, impute_value, max_levels}.";
 
 [[noreturn]] void bad_option(const std::string &key, const std::string &why)
 {

@@ -39,7 +39,8 @@ SELECT preprocess ->> 'nulls' AS nulls, preprocess ->> 'encoding' AS encoding,
        preprocessing_state -> 'columns' -> 1 ->> 'reference' AS g_reference
 FROM ml_versions WHERE model = 'co_lm';
 -- the reference level is known: predicting it counts no unseen level, and gives the intercept part
-SELECT round(ml_predict('co_lm', ROW(0.0, 'a')::record)::numeric, 4) AS at_reference;
+SELECT round(ml_predict('co_lm', '{"x": 0, "g": "a"}'::jsonb)::numeric, 4) AS at_reference,
+       round(ml_predict('co_lm', '{"x": 0, "g": "b"}'::jsonb)::numeric, 4) AS at_b;
 -- by id, and by version
 SELECT count(*) FROM ml_coefficients((SELECT id FROM ml_models WHERE name = 'co_lm'), 1);
 
@@ -55,17 +56,28 @@ SELECT bool_and(abs(a.std_error - b.std_error) <= 1e-9 * abs(b.std_error)
 FROM ml_coefficients('co_inc', 2) a JOIN ml_coefficients('co_lm') b USING (term);
 
 -- unpenalized logistic regression (two classes): z statistics, deviance in the report
-CREATE TABLE co_bin AS SELECT x, g, (y + 2 * sin(7 * x) > 14) AS big FROM co WHERE x IS NOT NULL AND g IS NOT NULL;
+CREATE TABLE co_bin AS
+SELECT (i % 13) + 0.1 * (i % 3) AS x, (ARRAY['b', 'a', 'c'])[1 + i % 3] AS g,
+       (i % 13) + CASE i % 3 WHEN 0 THEN 2 ELSE 0 END + 8 * (((i * 7919) % 101) / 101.0) > 11 AS big
+FROM generate_series(1, 200) i;
 SELECT model FROM ml_train('co_bin', 'big', algorithm => 'logistic_regression', name => 'co_glm', test_size => 0,
                            hyperparams => '{"penalty": "none"}', preprocess => '{"encoding": "drop_first"}');
 SELECT term, round(estimate::numeric, 3) AS estimate, round(std_error::numeric, 3) AS std_error,
        round(statistic::numeric, 2) AS z, round(p_value::numeric, 4) AS p_value
 FROM ml_coefficients('co_glm');
 SELECT report -> 'inference' ->> 'statistic' AS statistic, report -> 'inference' -> 'converged' AS converged,
+       report -> 'inference' -> 'fitted_0_or_1' AS fitted_0_or_1,
        round((report -> 'inference' ->> 'deviance')::numeric, 3) AS deviance,
        round((report -> 'inference' ->> 'null_deviance')::numeric, 3) AS null_deviance,
        report -> 'inference' -> 'df_residual' AS df_residual, hyperparams ->> 'penalty' AS penalty
 FROM ml_versions WHERE model = 'co_glm';
+
+-- separated classes: the maximum likelihood does not exist; the report says so as R's glm
+-- warns ("fitted probabilities numerically 0 or 1 occurred")
+CREATE TABLE co_sep AS SELECT i::float8 AS x, i > 20 AS big FROM generate_series(1, 40) i;
+SELECT model FROM ml_train('co_sep', 'big', algorithm => 'logistic_regression', name => 'co_sep', test_size => 0,
+                           hyperparams => '{"penalty": "none"}');
+SELECT (report -> 'inference' ->> 'fitted_0_or_1')::int > 0 AS separated FROM ml_versions WHERE model = 'co_sep';
 
 -- ---------------------------------------------------------------- errors
 SELECT * FROM ml_coefficients('no_such_model');
@@ -96,5 +108,5 @@ SELECT * FROM ml_train('co', 'y', algorithm => 'linear_regression', preprocess =
 SELECT * FROM ml_train('co', 'y', algorithm => 'linear_regression', preprocess => '{"encoding": "dummy"}');
 \echo :LAST_ERROR_SQLSTATE
 
-SELECT ml_drop_model(m) FROM unnest(ARRAY['co_lm', 'co_inc', 'co_glm', 'co_ridge', 'co_tree', 'co_l2', 'co_multi']) m;
-DROP TABLE co, co_half, co_rest, co_bin;
+SELECT ml_drop_model(m) FROM unnest(ARRAY['co_lm', 'co_inc', 'co_glm', 'co_ridge', 'co_tree', 'co_l2', 'co_multi', 'co_sep']) m;
+DROP TABLE co, co_half, co_rest, co_bin, co_sep;
