@@ -23,6 +23,7 @@ from pgml_test import PgmlTestCase, dataset, rel_close
 
 RSCRIPT = shutil.which("Rscript") or ("/usr/bin/Rscript" if os.path.exists("/usr/bin/Rscript") else None)
 REL = 1e-6
+WORST = {}  # case -> the largest relative difference to R
 
 # R code that leaves the data frame `d` (the features in table order, the target last) and the
 # formula's family; factor() columns are the categorical ones
@@ -46,7 +47,11 @@ if (fam == "gaussian") {
                      g(c(s$sigma, s$r.squared, s$adj.r.squared, fs[1], pf(fs[1], fs[2], fs[3], lower.tail = FALSE),
                          as.numeric(logLik(fit)), AIC(fit), BIC(fit), fit$df.residual, nobs(fit))), sep = ","), out)
 } else {
+    # glm's standard errors use the IRLS weights of its last iteration, one step before its
+    # estimates: refitted from its own converged estimates, the weights are those at the maximum
+    # (with the default epsilon = 1e-8 they can be off by ~1e-7 relative)
     fit <- glm(f, data = d, family = binomial, control = glm.control(epsilon = 1e-14, maxit = 100))
+    fit <- glm(f, data = d, family = binomial, start = coef(fit), control = glm.control(epsilon = 1e-14, maxit = 100))
     s <- summary(fit)
     ci <- confint.default(fit)
     writeLines(paste("model", c("deviance", "null_deviance", "log_likelihood", "aic", "bic", "df_residual", "n"),
@@ -82,6 +87,17 @@ def run_r(frame_code, family):
 
 @unittest.skipIf(RSCRIPT is None, "Rscript is not installed (Debian: r-base-core): nothing to compare with")
 class RSummaryTest(PgmlTestCase):
+    @classmethod
+    def tearDownClass(cls):
+        if WORST:
+            print("\n\nml_coefficients vs R: largest relative difference per case")
+            for case, d in sorted(WORST.items()):
+                print(f"  {case:<45} {d:.2e}")
+
+    def note(self, got, want):
+        d = abs(got - want) / max(abs(got), abs(want), 1e-300)
+        WORST[self._testMethodName] = max(WORST.get(self._testMethodName, 0.0), d)
+
     def fit_and_compare(self, columns, frame_code, family, algorithm, preprocess=None, hyperparams=None,
                         expect_terms=None, dropped_null=None):
         rows, rmodel, rcoefs = run_r(frame_code, family)
@@ -98,11 +114,13 @@ class RSummaryTest(PgmlTestCase):
         keys = ["estimate", "std_error", "statistic", "p_value", "conf_low", "conf_high"]
         for g, r in zip(got, rcoefs):
             for k, want in zip(keys, r):
+                self.note(g[k], want)
                 self.assertTrue(rel_close(g[k], want, REL, abs_floor=1e-300),
                                 f"{g['term']} {k}: pg_ml {g[k]!r}, R {want!r}")
         report = self.scalar("SELECT report FROM ml_versions WHERE model = %s", (model,))
         inf = report["inference"]
         for k, want in rmodel.items():
+            self.note(inf[k], want)
             self.assertTrue(rel_close(inf[k], want, REL), f"{k}: pg_ml {inf[k]!r}, R {want!r}")
         if dropped_null is not None:
             self.assertEqual(report["rows_dropped_null"], dropped_null)
