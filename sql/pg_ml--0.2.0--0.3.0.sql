@@ -507,3 +507,73 @@ COMMENT ON FUNCTION @extschema@.ml_set_deploy_metric(text, text)
     IS 'pg_ml: set the metric ml_retrain(deploy => ''if_better'') compares (NULL: the task''s default)';
 COMMENT ON FUNCTION @extschema@.ml_set_deploy_metric(bigint, text)
     IS 'pg_ml: set the metric ml_retrain(deploy => ''if_better'') compares (NULL: the task''s default)';
+
+-- ---------------------------------------------------------------- coefficient statistics (issue 12)
+-- ml_coefficients(model, version): per term (the intercept first, then each feature) the
+-- coefficient, its standard error, t (linear_regression) or z (logistic_regression with
+-- penalty 'none', two classes) statistic, two-sided p-value and 95% confidence interval, as
+-- R's summary(lm(...)) / summary(glm(..., family = binomial)) and confint (Wald intervals for
+-- glm, as confint.default). Training computes them (src/core/inference.cpp) into the
+-- version's report ("inference", with the model-level figures); this reads them. Coefficients
+-- aliased in a rank-deficient fit have NULL statistics (lm's NA).
+CREATE FUNCTION @extschema@.ml_coefficients(model text, version integer DEFAULT NULL)
+    RETURNS TABLE (term text, estimate float8, std_error float8, statistic float8, p_value float8,
+                   conf_low float8, conf_high float8)
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v record;
+BEGIN
+    SELECT x.version, x.algorithm, x.hyperparams, x.report INTO v
+    FROM @extschema@.ml_versions x
+    WHERE x.model OPERATOR(pg_catalog.=) $1
+      AND CASE WHEN $2 IS NULL THEN x.deployed ELSE x.version OPERATOR(pg_catalog.=) $2 END;
+    IF NOT FOUND THEN
+        IF NOT EXISTS (SELECT 1 FROM @extschema@.ml_models m WHERE m.name OPERATOR(pg_catalog.=) $1) THEN
+            RAISE EXCEPTION 'model "%" does not exist', $1 USING ERRCODE = 'undefined_object',
+                HINT = 'ml_models lists the models you can use.';
+        END IF;
+        RAISE EXCEPTION 'version % of model "%" does not exist', $2, $1 USING ERRCODE = 'undefined_object',
+            HINT = 'ml_versions lists the versions of a model.';
+    END IF;
+    IF v.algorithm OPERATOR(pg_catalog.<>) ALL (ARRAY['linear_regression', 'logistic_regression']) THEN
+        RAISE EXCEPTION 'version % of model "%" is a % model, which has no coefficient statistics',
+            v.version, $1, v.algorithm USING ERRCODE = 'feature_not_supported',
+            HINT = 'ml_coefficients covers linear_regression and logistic_regression with penalty ''none''; '
+                   'ml_feature_importance shows the coefficients of the other linear models.';
+    END IF;
+    IF v.algorithm OPERATOR(pg_catalog.=) 'logistic_regression'
+       AND v.hyperparams ->> 'penalty' IS DISTINCT FROM 'none' THEN
+        RAISE EXCEPTION 'version % of model "%" is a penalized logistic regression (penalty ''%''): its coefficients have no standard errors',
+            v.version, $1, coalesce(v.hyperparams ->> 'penalty', 'l2') USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Train with hyperparams => ''{"penalty": "none"}'' (maximum likelihood, as R''s glm).';
+    END IF;
+    IF NOT (v.report ? 'inference') THEN
+        IF v.algorithm OPERATOR(pg_catalog.=) 'logistic_regression' THEN
+            RAISE EXCEPTION 'version % of model "%" has more than two classes: coefficient statistics need a binary target',
+                v.version, $1 USING ERRCODE = 'feature_not_supported',
+                HINT = 'Train one model per class against the rest, as R''s glm(family = binomial) does.';
+        END IF;
+        RAISE EXCEPTION 'version % of model "%" has no coefficient statistics', v.version, $1
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Versions trained before pg_ml 0.3.0 have none; retrain the model.';
+    END IF;
+    RETURN QUERY
+    SELECT c ->> 'term', (c ->> 'estimate')::float8, (c ->> 'std_error')::float8, (c ->> 'statistic')::float8,
+           (c ->> 'p_value')::float8, (c ->> 'conf_low')::float8, (c ->> 'conf_high')::float8
+    FROM jsonb_array_elements(v.report -> 'inference' -> 'coefficients') WITH ORDINALITY AS e (c, i)
+    ORDER BY e.i;
+END
+$$;
+CREATE FUNCTION @extschema@.ml_coefficients(model bigint, version integer DEFAULT NULL)
+    RETURNS TABLE (term text, estimate float8, std_error float8, statistic float8, p_value float8,
+                   conf_low float8, conf_high float8)
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT * FROM @extschema@.ml_coefficients(
+              (SELECT m.name FROM @extschema@.ml_models m WHERE m.id OPERATOR(pg_catalog.=) $1), $2) $$;
+COMMENT ON FUNCTION @extschema@.ml_coefficients(text, integer)
+    IS 'pg_ml: coefficient, standard error, t / z statistic, p-value and 95% interval per term of a linear_regression or unpenalized logistic_regression version (default: deployed)';
+COMMENT ON FUNCTION @extschema@.ml_coefficients(bigint, integer)
+    IS 'pg_ml: coefficient, standard error, t / z statistic, p-value and 95% interval per term of a linear_regression or unpenalized logistic_regression version (default: deployed)';

@@ -108,7 +108,7 @@ std::vector<AlgorithmDef> make_registry()
 	             false,
 	             false,
 	             {num_param("C", K::Float, 0, inf, 1.0, true), num_param("max_iter", K::Int, 1, 1e6, 1000),
-	              num_param("tol", K::Float, 0, inf, 1e-6, true)},
+	              num_param("tol", K::Float, 0, inf, 1e-6, true), choice_param("penalty", "l2,none", "l2")},
 	             nullptr,
 	             nullptr});
 	r.push_back({Algorithm::DecisionTree, "decision_tree", true, true, false, false, decision_tree_params(),
@@ -264,6 +264,12 @@ Params parse_params(const AlgorithmDef &def, const Options &opts)
 		}
 	}
 	return p;
+}
+
+bool logistic_unpenalized(const Params &hp)
+{
+	// versions trained before the option existed have no "penalty": l2
+	return hp.has("penalty") && hp.choice("penalty") == "none";
 }
 
 const std::vector<AlgorithmDef> &algorithms()

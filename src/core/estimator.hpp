@@ -160,6 +160,9 @@ struct AlgorithmDef {
 
 // The registry. find_algorithm returns null for an unknown name or an algorithm not built in.
 const std::vector<AlgorithmDef> &algorithms();
+// logistic_regression's hyperparameter penalty => 'none' (maximum likelihood, as R's glm; C is
+// then ignored) rather than the default 'l2'.
+bool logistic_unpenalized(const Params &hp);
 const AlgorithmDef *find_algorithm(const std::string &name);
 const AlgorithmDef &algorithm_def(Algorithm a); // throws DataCorrupted for an unknown id
 const char *algorithm_name(Algorithm a);

@@ -71,7 +71,7 @@ void Model::encode(const Value *values, double *x, int64_t *unseen) const
 			int k = prep.level_feature(c, std::string_view(v.str, v.len));
 			if (k >= 0)
 				x[k] = 1.0;
-			else if (unseen)
+			else if (unseen && k != kReferenceLevel)
 				(*unseen)++;
 		} else if (v.isnull) {
 			x[fc.first_feature] = prep.native_missing ? NAN : fc.impute_value;

@@ -31,7 +31,8 @@ const char *scale_name(Scale s)
 
 const char *kValidKeys = "Valid keys: scale ('standard', 'minmax', 'none'), impute ('mean', 'median', 'constant'), "
                          "impute_value (number), max_levels (1 to 100000), dedupe (boolean), "
-                         "nonfinite ('error', 'drop'), and columns.<column>.{scale, impute, impute_value, max_levels}.";
+                         "nonfinite ('error', 'drop'), "
+                         "nulls ('impute', 'drop'), encoding ('onehot', 'drop_first'), and columns.<column>.{scale, impute, impute_value, max_levels}.";
 
 [[noreturn]] void bad_option(const std::string &key, const std::string &why)
 {
@@ -122,6 +123,22 @@ PreprocessOptions parse_preprocess(const Options &opts, const std::vector<Column
 				out.drop_nonfinite = true;
 			else
 				bad_option(key, "\"" + s + "\" is not a choice; use 'error' or 'drop'.");
+		} else if (key == "nulls") {
+			std::string s = want_string(key, v);
+			if (s == "impute")
+				out.drop_nulls = false;
+			else if (s == "drop")
+				out.drop_nulls = true;
+			else
+				bad_option(key, "\"" + s + "\" is not a choice; use 'impute' or 'drop'.");
+		} else if (key == "encoding") {
+			std::string s = want_string(key, v);
+			if (s == "onehot")
+				out.drop_first = false;
+			else if (s == "drop_first")
+				out.drop_first = true;
+			else
+				bad_option(key, "\"" + s + "\" is not a choice; use 'onehot' or 'drop_first'.");
 		} else {
 			bad_option(key, "There is no such option.");
 		}
@@ -159,7 +176,8 @@ void PreprocessOptions::write(Writer &w) const
 		put(c);
 	}
 	w.u8(dedupe ? 1 : 0);
-	w.u8(drop_nonfinite ? 1 : 0);
+	// one byte of flags (format 2 readers of 0.3.0 before "nulls" and "encoding" wrote 0 or 1)
+	w.u8((drop_nonfinite ? 1 : 0) | (drop_nulls ? 2 : 0) | (drop_first ? 4 : 0));
 }
 
 PreprocessOptions PreprocessOptions::read(Reader &r)
@@ -185,7 +203,12 @@ PreprocessOptions PreprocessOptions::read(Reader &r)
 		o.columns[name] = get();
 	}
 	o.dedupe = r.u8() != 0;
-	o.drop_nonfinite = r.u8() != 0;
+	const uint8_t flags = r.u8();
+	if (flags > 7)
+		throw Error(ErrorCode::DataCorrupted, "model blob is corrupted", "Invalid preprocessing options.");
+	o.drop_nonfinite = (flags & 1) != 0;
+	o.drop_nulls = (flags & 2) != 0;
+	o.drop_first = (flags & 4) != 0;
 	return o;
 }
 
@@ -203,6 +226,10 @@ std::string PreprocessOptions::to_json() const
 	put(w, defaults);
 	w.key("dedupe").value(dedupe);
 	w.key("nonfinite").value(drop_nonfinite ? "drop" : "error");
+	if (drop_nulls) // the new options only where set: the JSON of earlier versions stays as it was
+		w.key("nulls").value("drop");
+	if (drop_first)
+		w.key("encoding").value("drop_first");
 	if (!columns.empty()) {
 		w.key("columns").begin_object();
 		for (const auto &[name, c] : columns) {
@@ -423,6 +450,11 @@ Preprocessor fit_preprocessor(const std::vector<ColumnInfo> &features, const Pre
 				if (slot_count(enc.level_slot(c, static_cast<int32_t>(l))) > 0)
 					kept.push_back(d.name(static_cast<int32_t>(l)));
 			std::sort(kept.begin(), kept.end());
+			if (opts.drop_first && !kept.empty()) {
+				fc.has_reference = true;
+				fc.reference = kept.front();
+				kept.erase(kept.begin());
+			}
 			bool has_null = slot_count(enc.level_slot(c, -1)) > 0;
 			size_t nlev = kept.size() + (has_null ? 1 : 0);
 			if (nlev > static_cast<size_t>(co.max_levels))
@@ -584,6 +616,8 @@ void Preprocessor::build_index()
 		const FittedColumn &fc = columns[col];
 		for (size_t l = 0; l < fc.levels.size(); l++)
 			level_index_[col].emplace(fc.levels[l], fc.first_feature + static_cast<int>(l));
+		if (fc.has_reference)
+			level_index_[col].emplace(fc.reference, kReferenceLevel);
 	}
 }
 
@@ -591,17 +625,20 @@ int Preprocessor::level_feature(size_t col, std::string_view s) const
 {
 	const auto &idx = level_index_[col];
 	auto it = idx.find(std::string(s));
-	return it == idx.end() ? -1 : it->second;
+	return it == idx.end() ? -1 : it->second; // the reference level (drop_first) is kReferenceLevel
 }
 
 void Preprocessor::write(Writer &w) const
 {
 	for (const FittedColumn &fc : columns) {
 		w.f64(fc.impute_value);
-		w.u64(fc.levels.size());
+		// the reference level (drop_first) first, flagged by bit 2 of the NULL byte
+		w.u64(fc.levels.size() + (fc.has_reference ? 1 : 0));
+		if (fc.has_reference)
+			w.str(fc.reference);
 		for (const auto &l : fc.levels)
 			w.str(l);
-		w.u8(fc.null_feature >= 0 ? 1 : 0);
+		w.u8((fc.null_feature >= 0 ? 1 : 0) | (fc.has_reference ? 2 : 0));
 	}
 	w.vec(center);
 	w.vec(scale);
@@ -620,13 +657,21 @@ Preprocessor Preprocessor::read(Reader &r, const std::vector<ColumnInfo> &featur
 		size_t n = r.count(8);
 		if (n > 0 && !features[c].categorical())
 			throw Error(ErrorCode::DataCorrupted, "model blob is corrupted", "A numeric column has category levels.");
-		for (size_t l = 0; l < n; l++) {
+		for (size_t l = 0; l < n; l++)
 			fc.levels.push_back(r.str());
-			pp.feature_names.push_back(level_feature_name(features[c].name, fc.levels.back()));
+		const uint8_t flags = r.u8();
+		if (flags > 3 || ((flags & 2) != 0 && n == 0))
+			throw Error(ErrorCode::DataCorrupted, "model blob is corrupted", "Invalid category levels.");
+		const bool has_null = (flags & 1) != 0;
+		if ((flags & 2) != 0) {
+			fc.has_reference = true;
+			fc.reference = fc.levels.front();
+			fc.levels.erase(fc.levels.begin());
 		}
-		bool has_null = r.u8() != 0;
+		for (const auto &l : fc.levels)
+			pp.feature_names.push_back(level_feature_name(features[c].name, l));
 		if (features[c].categorical()) {
-			fc.n_features = static_cast<int>(n);
+			fc.n_features = static_cast<int>(fc.levels.size());
 			if (has_null) {
 				fc.null_feature = f + fc.n_features;
 				fc.n_features++;
@@ -658,7 +703,9 @@ std::string Preprocessor::to_json() const
 		w.key("type").value(features[c].type_name);
 		w.key("class").value(type_class_name(features[c].type_class));
 		if (features[c].categorical()) {
-			w.key("encoding").value("onehot");
+			w.key("encoding").value(fc.has_reference ? "drop_first" : "onehot");
+			if (fc.has_reference)
+				w.key("reference").value(fc.reference);
 			w.key("levels").begin_array();
 			for (const auto &l : fc.levels)
 				w.value(l);

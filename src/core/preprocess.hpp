@@ -25,6 +25,8 @@
 
 namespace pgml {
 
+constexpr int kReferenceLevel = -2; // Preprocessor::level_feature of a drop_first reference level
+
 enum class Impute : uint8_t { Mean = 0, Median = 1, Constant = 2 };
 enum class Scale : uint8_t { Standard = 0, MinMax = 1, None = 2 };
 
@@ -41,6 +43,9 @@ struct PreprocessOptions {
 	std::map<std::string, ColumnOptions> columns; // per-column overrides (ordered: blob bytes and JSON are canonical)
 	bool dedupe = false;
 	bool drop_nonfinite = false; // "nonfinite": "error" (default) | "drop"
+	bool drop_nulls = false;     // "nulls": "impute" (default) | "drop": rows with a NULL feature are left out
+	bool drop_first = false;     // "encoding": "onehot" (default) | "drop_first": a categorical column's first
+	                             // level (sorted) is the reference, without a feature (R's treatment contrasts)
 	const ColumnOptions &for_column(const std::string &name) const;
 	void write(Writer &w) const;
 	static PreprocessOptions read(Reader &r);
@@ -102,6 +107,9 @@ struct FittedColumn {
 	// categorical: kept levels (sorted), the feature each maps to; NULL's feature or -1
 	std::vector<std::string> levels;
 	int null_feature = -1;
+	// "encoding": "drop_first": the reference level, known but without a feature (all zeros)
+	bool has_reference = false;
+	std::string reference;
 	// first output feature and how many
 	int first_feature = 0;
 	int n_features = 0;
@@ -133,7 +141,8 @@ class Preprocessor {
 	size_t column_of(int f) const;
 	// Recomputes feature_names from features and the columns' levels (then build_index()).
 	void name_features();
-	// Feature index of a categorical value: -1 when the level was not seen in training.
+	// Feature index of a categorical value: -1 when the level was not seen in training,
+	// kReferenceLevel for the reference level of "encoding": "drop_first" (no feature).
 	int level_feature(size_t col, std::string_view s) const;
 
 	void write(Writer &w) const;

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "eval_state.hpp"
+#include "inference.hpp"
 #include "json.hpp"
 #include "kmeans_step.hpp"
 #include "least_squares.hpp"
@@ -22,6 +23,15 @@
 namespace pgml {
 
 namespace {
+
+// Whether row i of a batch has a NULL in any feature column (preprocess {"nulls": "drop"}).
+bool has_null_feature(const Batch &batch, size_t i)
+{
+	for (size_t c = 0; c < batch.nfeatures; c++)
+		if (batch.features[c].isnull[i])
+			return true;
+	return false;
+}
 
 constexpr size_t kSampleRows = 200000; // rows kept per split for metrics that need rows (streaming algorithms)
 constexpr int kAggSampleRows = 10000;  // the same through the statistics aggregate (bounded state size)
@@ -212,6 +222,7 @@ struct Trainer::Impl {
 
 	std::unordered_set<uint64_t> seen_rows;
 	int64_t skipped_null_target = 0, dropped_nonfinite = 0, duplicates = 0;
+	int64_t dropped_null = 0; // rows with a NULL feature, preprocess {"nulls": "drop"}
 	std::vector<int64_t> nulls; // per feature column, training rows
 	std::vector<double> col_min, col_max;
 	std::vector<std::vector<double>> median_values;
@@ -534,6 +545,10 @@ struct Trainer::Impl {
 			}
 			if (drop) {
 				dropped_nonfinite++;
+				continue;
+			}
+			if (popts.drop_nulls && has_null_feature(batch, i)) {
+				dropped_null++;
 				continue;
 			}
 			for (size_t c = 0; c < nf; c++) {
@@ -1277,7 +1292,7 @@ void Trainer::add_batch(const Batch &batch, CancelCheck cancel)
 bool Trainer::uses_stats_aggregate() const
 {
 	const Impl &m = *impl_;
-	if (!(m.streaming || m.kmeans_aggregate()) || m.popts.dedupe || rows_read_ > 0)
+	if (!(m.streaming || m.kmeans_aggregate()) || m.popts.dedupe || m.popts.drop_nulls || rows_read_ > 0)
 		return false;
 	for (size_t c = 0; c < m.spec.features.size(); c++)
 		if (m.wants_median(c))
@@ -1629,6 +1644,10 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			m.note_solve(*solved, w, mx, intercept ? model->b(0) : NAN,
 			             std::sqrt(std::max(0.0, syy_centered) / static_cast<double>(m.train.n()) + my * my),
 			             model->prep.feature_names, result_);
+		if (spec.algorithm == Algorithm::LinearRegression && intercept) // coefficient statistics (inference.hpp)
+			result_.inference_json = linear_inference(static_cast<double>(m.train.n()), Sxx, Sxy, Syy, mx, w, model->b(0),
+			                                          model->prep.feature_names)
+			                             .to_json();
 		model->has_stats = true;
 		model->encoder = m.enc;
 		model->stats = m.train;
@@ -1815,10 +1834,23 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 					                 std::to_string(tr.size()) + " training rows.",
 					             "the classes or features, train on fewer rows");
 				}
-				LogisticFit fit = fit_logistic(X, ytr, K, m.hp.num("C"), lo, cancel, &result_.log, spec.progress);
+				// penalty 'none': maximum likelihood (Newton's method for two classes, as glm; for
+				// more, L-BFGS with a vanishing penalty)
+				const bool unpenalized = logistic_unpenalized(m.hp);
+				LogisticFit fit = unpenalized && K == 2
+				                      ? fit_logistic_newton(X, ytr, lo.max_iter, 1e-12, cancel, &result_.log)
+				                      : fit_logistic(X, ytr, K, unpenalized ? 1e12 : m.hp.num("C"), lo, cancel,
+				                                     &result_.log, spec.progress);
 				// fold the scaling into the coefficients: w_x = w_z / s, b_x = b_z - center . w_x
 				model->W = fit.W.array().colwise() / model->prep.scale.array();
 				model->b = fit.b - model->W.transpose() * model->prep.center;
+				if (unpenalized && K == 2) {
+					Inference inf = logistic_inference(X, model->prep.center, model->prep.scale, ytr, model->W.col(0),
+					                                   model->b(0), model->prep.feature_names);
+					inf.iterations = fit.result.iterations;
+					inf.converged = fit.result.converged;
+					result_.inference_json = inf.to_json();
+				}
 			} else {
 				const AlgorithmDef &def = algorithm_def(spec.algorithm);
 				std::vector<int> groups(static_cast<size_t>(p), -1);
@@ -2036,6 +2068,10 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		}
 	}
 
+	if (m.popts.drop_nulls)
+		r.key("rows_dropped_null").value(static_cast<long long>(m.dropped_null));
+	if (!result_.inference_json.empty())
+		r.key("inference").raw(result_.inference_json);
 	if (!spec.algorithm_choice.empty())
 		r.key("algorithm_choice").value(spec.algorithm_choice);
 	if (m.incremental) {
@@ -2073,7 +2109,7 @@ bool Trainer::uses_class_aggregate() const
 {
 	const Impl &m = *impl_;
 	if (m.streaming || m.spec.algorithm != Algorithm::NaiveBayes || m.task != Task::Classification ||
-	    m.popts.dedupe || rows_read_ > 0 || !m.class_groups.empty())
+	    m.popts.dedupe || m.popts.drop_nulls || rows_read_ > 0 || !m.class_groups.empty())
 		return false;
 	for (size_t c = 0; c < m.spec.features.size(); c++)
 		if (m.wants_median(c))
@@ -2355,12 +2391,14 @@ void Trainer::add_compare_batch(const Batch &batch, const Model &fresh, const Mo
 	// the rows as the read took them (NULL targets, non-finite and duplicate rows skipped),
 	// without counting them again
 	const int64_t skipped = m.skipped_null_target, dropped = m.dropped_nonfinite, dups = m.duplicates;
+	const int64_t dropped_null = m.dropped_null;
 	std::swap(m.seen_rows, m.pass_seen);
 	m.ingest(batch);
 	std::swap(m.seen_rows, m.pass_seen);
 	m.skipped_null_target = skipped;
 	m.dropped_nonfinite = dropped;
 	m.duplicates = dups;
+	m.dropped_null = dropped_null;
 	const RowStore &c = m.chunk;
 	m.pass_out.assign(static_cast<size_t>(std::max({fresh.n_outputs(), compare.n_outputs(), 1})), 0.0);
 	for (size_t i = 0; i < c.size(); i++) {

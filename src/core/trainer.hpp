@@ -62,6 +62,9 @@ struct TrainResult {
 	double solve_condition = 0;
 	double solve_digits = 0; // estimated correct significant digits (NaN: rank-deficient)
 	std::vector<std::string> solve_collinear, solve_constant;
+	// coefficient statistics (inference.hpp) of linear_regression and unpenalized binary
+	// logistic_regression, the report's "inference" object; empty for other models
+	std::string inference_json;
 };
 
 class Trainer {
