@@ -56,7 +56,9 @@ class DeployMetricTest(PgmlTestCase):
         digits = [p for p in range(4, 18) if "%.*g" % (p, now) == now_s and "%.*g" % (p, prev) == prev_s]
         self.assertTrue(digits, (now_s, prev_s, now, prev))
         self.assertAlmostEqual(float(margin), now - prev, delta=abs(now - prev) * 0.01 + 1e-12)
-        better = now <= prev if metric in LOWER else now >= prev
+        # not worse, with the decision's tolerance (src/core/deploy_metric.cpp: 1e-12 relative)
+        tol = 1e-12 * max(1.0, abs(prev))
+        better = now <= prev + tol if metric in LOWER else now >= prev - tol
         if r["reason"].startswith("test "):
             self.assertEqual(r["deployed"], better, r["reason"])
         return now, prev
