@@ -515,6 +515,17 @@ union_from(const Oid *rels, int nrels, const PgmlColumn *features, int nfeatures
 	return b.data;
 }
 
+// The refusal of a retrain whose relation holds no row the deployed version has not learned.
+pg_attribute_noreturn() void
+nothing_new(const char *relname, const PgmlModelRef *ref, const Source *prev_read, const char *rel_sql)
+{
+	ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					errmsg("relation \"%s\" has no rows that version %d of model \"%s\" has not learned", relname,
+						   ref->deployed_version, ref->name),
+					errdetail("Version %d read %s; no row was added since.", prev_read->version, rel_sql),
+					errhint("Retrain once new rows are in, or use mode => 'refit' to train from scratch.")));
+}
+
 // Whether a FROM item has a row (one short query; the caller's privileges).
 bool
 from_has_rows(const char *from)
@@ -1195,11 +1206,7 @@ pgml_retrain(PG_FUNCTION_ARGS)
 			else if (prev_read != NULL && prev_read->snapshot != NULL && rel_snap &&
 					 pgml_snapshot_usable(prev_read->snapshot) &&
 					 !from_has_rows(filtered_from(relid, prev_read->snapshot, strict ? seen : NULL)))
-				ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-								errmsg("relation \"%s\" has no rows that version %d of model \"%s\" has not learned",
-									   relname, ref.deployed_version, ref.name),
-								errdetail("Version %d read %s; no row was added since.", prev_read->version, rel_sql),
-								errhint("Retrain once new rows are in, or use mode => 'refit' to train from scratch.")));
+				nothing_new(relname, &ref, prev_read, rel_sql);
 		} else if (can_continue) {
 			resolved = exact ? "incremental" : "continue";
 			only_new = true;
@@ -1253,11 +1260,7 @@ pgml_retrain(PG_FUNCTION_ARGS)
 			values[9] = CStringGetTextDatum("no new rows");
 			PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(result_desc), values, nulls)));
 		}
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						errmsg("relation \"%s\" has no rows that version %d of model \"%s\" has not learned", relname,
-							   ref.deployed_version, ref.name),
-						errdetail("Version %d read %s; no row was added since.", prev_read->version, rel_sql),
-						errhint("Retrain once new rows are in, or use mode => 'refit' to train from scratch.")));
+		nothing_new(relname, &ref, prev_read, rel_sql);
 	}
 	bool incremental = strcmp(resolved, "incremental") == 0 || strcmp(resolved, "continue") == 0;
 
