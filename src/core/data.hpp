@@ -140,6 +140,13 @@ inline double split_draw(uint64_t hash, uint64_t seed)
 	return static_cast<double>(mix64(hash ^ mix64(seed + 0x5851F42D4C957F2Dull)) >> 11) * 0x1.0p-53;
 }
 
+// The test-row rule of an unstratified split, the one every route uses (row reader, statistics
+// aggregate, k-means steps, comparison pass): a row is held out when its draw is below test_size.
+inline bool is_test_row(uint64_t hash, uint64_t seed, double test_size)
+{
+	return test_size > 0 && split_draw(hash, seed) < test_size;
+}
+
 // A row's draw for the metric samples (the rows with the smallest draws are kept, by the row
 // reader and the statistics aggregate alike): uniform in [0, 1), independent of split_draw.
 inline double sample_draw(uint64_t hash, uint64_t seed)

@@ -212,7 +212,7 @@ void Step::add_row(double *state, size_t len, const Row &row)
 			z_[f] = (x - p_.center[f]) / p_.scale[f];
 		}
 	}
-	const bool is_test = p_.test_size > 0 && split_draw(h, p_.seed) < p_.test_size;
+	const bool is_test = is_test_row(h, p_.seed, p_.test_size);
 	// the nearest centre by exact distance, the first of equally near ones (as predict)
 	const Eigen::Index k = p_.k, p = p_.p;
 	Eigen::Index best = 0;

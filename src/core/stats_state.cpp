@@ -397,7 +397,7 @@ size_t add_row(double *buf, const Shape &s, const Params &p, const Row &row, Sha
 	for (size_t c = 0; c < nf; c++)
 		h = p.categorical[c] ? hash_str(h, c, row.isnull[c] ? nullptr : row.str[c], row.isnull[c] ? 0 : row.len[c])
 		                     : hash_num(h, c, row.isnull[c], row.num[c]);
-	const bool is_test = p.test_size > 0 && split_draw(h, p.seed) < p.test_size;
+	const bool is_test = is_test_row(h, p.seed, p.test_size);
 	const int t = is_test ? 1 : 0;
 	double u = 0;
 	const bool sampled = s.sample_k > 0 && (u = sample_draw(h, p.seed)) < (is_test ? p.tau_test : p.tau_train);

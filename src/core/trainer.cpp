@@ -804,7 +804,7 @@ struct Trainer::Impl {
 		train_chunk.clear();
 		test_chunk.clear();
 		for (size_t i = 0; i < chunk.size(); i++) {
-			bool is_test = spec.test_size > 0 && split_draw(chunk.hash[i], spec.seed) < spec.test_size;
+			bool is_test = is_test_row(chunk.hash[i], spec.seed, spec.test_size);
 			RowStore &dst = is_test ? test_chunk : train_chunk;
 			dst.append_from(chunk, i);
 			if (is_test) {
@@ -1735,7 +1735,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			}
 		} else if (spec.test_size > 0) {
 			for (size_t i = 0; i < n; i++)
-				is_test[i] = split_draw(m.rows.hash[i], spec.seed) < spec.test_size;
+				is_test[i] = is_test_row(m.rows.hash[i], spec.seed, spec.test_size);
 		}
 		for (size_t i = 0; i < n; i++)
 			if (!is_test[i])
@@ -2402,7 +2402,7 @@ void Trainer::add_compare_batch(const Batch &batch, const Model &fresh, const Mo
 	const RowStore &c = m.chunk;
 	m.pass_out.assign(static_cast<size_t>(std::max({fresh.n_outputs(), compare.n_outputs(), 1})), 0.0);
 	for (size_t i = 0; i < c.size(); i++) {
-		if (!(m.spec.test_size > 0 && split_draw(c.hash[i], m.spec.seed) < m.spec.test_size))
+		if (!is_test_row(c.hash[i], m.spec.seed, m.spec.test_size))
 			continue;
 		m.pass_rows++;
 		for (const Model *mod : {&fresh, &compare}) {
