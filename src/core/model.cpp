@@ -370,6 +370,13 @@ std::vector<uint8_t> Model::serialize() const
 			w.f64(col_max[c]);
 		}
 	}
+	// format 3: whether the statistics' low parts follow (every model writes the flag, so the
+	// payload also tells format 3 from 2)
+	w.u8(has_stats && has_precise_stats ? 1 : 0);
+	if (has_stats && has_precise_stats) {
+		w.vec(stats_mean_lo);
+		w.mat(stats_comoment_lo);
+	}
 	return seal_blob(static_cast<uint16_t>(algorithm), w.bytes());
 }
 
@@ -452,6 +459,21 @@ std::unique_ptr<Model> Model::deserialize(const uint8_t *data, size_t len)
 			bool empty = m->col_min[c] == INFINITY && m->col_max[c] == -INFINITY; // no value seen
 			if (std::isnan(m->col_min[c]) || std::isnan(m->col_max[c]) || (m->col_min[c] > m->col_max[c] && !empty))
 				corrupt("A column's minimum exceeds its maximum.");
+		}
+	}
+	if (h.format >= kFirstPreciseFormat) {
+		const uint8_t precise = r.u8();
+		if (precise > 1 || (precise == 1 && !m->has_stats))
+			corrupt("The statistics' precision flag is invalid.");
+		m->has_precise_stats = precise == 1;
+		if (m->has_precise_stats) {
+			m->stats_mean_lo = r.vec();
+			m->stats_comoment_lo = r.mat();
+			const Eigen::Index q = m->stats.dim();
+			if (m->stats_mean_lo.size() != q || m->stats_comoment_lo.rows() != q || m->stats_comoment_lo.cols() != q)
+				corrupt("The precise statistics do not match the column layout.");
+			if (!m->stats_mean_lo.allFinite() || !m->stats_comoment_lo.allFinite())
+				corrupt("The precise statistics are not finite.");
 		}
 	}
 	if (!r.at_end())

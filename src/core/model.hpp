@@ -53,6 +53,11 @@ class Model {
 	Encoder encoder;
 	Moments stats;
 	std::vector<double> col_min, col_max;
+	// a fit with the precise pass: what rounding the statistics to double left out (format 3),
+	// so that an incremental retrain goes on in double-double
+	bool has_precise_stats = false;
+	Eigen::VectorXd stats_mean_lo;
+	Eigen::MatrixXd stats_comoment_lo;
 
 	int n_classes() const { return static_cast<int>(classes.size()); }
 	// How many values predict() writes: K for classification, else 1.

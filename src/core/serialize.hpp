@@ -26,8 +26,9 @@
 
 namespace pgml {
 
-constexpr uint16_t kFormatVersion = 2;
-constexpr uint16_t kFirstBoundFormat = 2; // the first format whose payload carries the binding
+constexpr uint16_t kFormatVersion = 3;
+constexpr uint16_t kFirstBoundFormat = 2;   // the first format whose payload carries the binding
+constexpr uint16_t kFirstPreciseFormat = 3; // the first whose statistics may carry their low parts (precise pass)
 constexpr size_t kHeaderSize = 20;
 
 uint32_t crc32(const uint8_t *data, size_t len);

@@ -14,6 +14,7 @@
 #include "json.hpp"
 #include "kmeans_step.hpp"
 #include "least_squares.hpp"
+#include "linear_precise.hpp"
 #include "limits.hpp"
 #include "models/kmeans.hpp"
 #include "models/elastic_net.hpp"
@@ -263,6 +264,11 @@ struct Trainer::Impl {
 	std::vector<Value> pass_vals;
 	std::vector<double> pass_out;
 	std::unordered_set<uint64_t> pass_seen; // dedupe: the pass drops the duplicates the read dropped
+	// the precise pass (Trainer::needs_precise_pass): the training and test rows' statistics in
+	// double-double; incremental: the base version's, with their low parts when it had them
+	bool precise_wanted = false, precise_done = false;
+	std::unique_ptr<PreciseMoments> ptrain, ptest, base_precise;
+	std::unordered_set<uint64_t> precise_seen;
 
 	// a fresh k-means fit can run on the statistics aggregate and the Lloyd-step aggregate
 	// (incremental retraining continues on the rows in memory)
@@ -974,7 +980,7 @@ struct Trainer::Impl {
 	// coefficients, and the intercept (the target's mean less w . the features' means) that
 	// times sum |w_j mean_j| / |b| when the features sit far from 0 relative to their spread.
 	void note_solve(GramSolution gs, const Eigen::VectorXd &w, const Eigen::VectorXd &mx, double b, double y_rms,
-	                const std::vector<std::string> &names, TrainResult &res) const
+	                const std::vector<std::string> &names, TrainResult &res, double u_moments) const
 	{
 		res.solve_rank = gs.rank;
 		res.solve_columns = gs.columns;
@@ -982,7 +988,7 @@ struct Trainer::Impl {
 		double digits = NAN;
 		std::vector<int> far; // the columns whose means make the intercept lose digits
 		if (std::isfinite(gs.condition) && !gs.deficient) {
-			const double lost = gs.condition * gs.condition * DBL_EPSILON / 2;
+			const double coef_digits = estimated_digits(gs, u_moments, 1);
 			double amp = 1, sum = 0, top = 0;
 			if (std::isfinite(b)) {
 				for (Eigen::Index j = 0; j < w.size(); j++) {
@@ -992,10 +998,10 @@ struct Trainer::Impl {
 				// an intercept near 0 counts as precise to 1e-8 of the target's magnitude
 				amp = std::max(1.0, sum / std::max({std::abs(b), 1e-8 * y_rms, DBL_MIN}));
 			}
-			digits = std::min(15.0, std::max(0.0, -std::log10(lost * amp)));
+			digits = estimated_digits(gs, u_moments, amp);
 			if (digits < kWarnDigits) {
 				gs.ill_conditioned = true;
-				if (lost * 1e7 < 1) { // the coefficients are fine: the intercept is what loses digits
+				if (coef_digits >= kWarnDigits) { // the coefficients are fine: the intercept is what loses digits
 					gs.collinear.clear();
 					for (Eigen::Index j = 0; j < w.size(); j++)
 						if (std::abs(w(j) * mx(j)) >= 0.1 * top)
@@ -1040,8 +1046,7 @@ struct Trainer::Impl {
 			         (far.size() == 1 ? "its" : "their") + " spread",
 			     "The intercept may have only about " + about + " correct significant digit" + (about == "1" ? "" : "s") +
 			         " (the coefficients about " +
-			         std::to_string(static_cast<int>(std::floor(
-			             std::min(15.0, -std::log10(gs.condition * gs.condition * DBL_EPSILON / 2))))) +
+			         std::to_string(static_cast<int>(std::floor(estimated_digits(gs, u_moments, 1)))) +
 			         "; condition number " + cond + ").",
 			     "Center these columns (subtract a typical value) before training."});
 		else if (gs.ill_conditioned)
@@ -1049,7 +1054,8 @@ struct Trainer::Impl {
 			    {who + "the fit is ill-conditioned (condition number " + std::string(cond) +
 			         "): columns " + column_list(names, gs.collinear) + " are nearly collinear",
 			     "The fit may have only about " + about + " correct significant digit" + (about == "1" ? "" : "s") +
-			         " (an estimate for least squares from double-precision training statistics).",
+			         (gs.precise ? " (an estimate for least squares on double-precision data, solved in double-double)."
+			                     : " (an estimate for least squares from double-precision training statistics)."),
 			     "Leave one of the nearly collinear columns out of the features, or use ridge."});
 	}
 
@@ -1213,6 +1219,9 @@ Trainer::Trainer(const TrainSpec &spec, const Model &base, bool incremental) : i
 			m.levels.note(c, -1);
 	}
 	m.train = base.stats;
+	m.base_precise = std::make_unique<PreciseMoments>(PreciseMoments::from(
+	    base.stats, base.has_precise_stats ? &base.stats_mean_lo : nullptr,
+	    base.has_precise_stats ? &base.stats_comoment_lo : nullptr));
 	m.base_rows = base.stats.n();
 	// the earlier rows' min / max, so min-max scaling is refitted over all rows
 	m.col_min = base.col_min;
@@ -1461,6 +1470,8 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 {
 	Impl &m = *impl_;
 	m.cancel = cancel;
+	result_ = TrainResult(); // finish() runs again after the precise pass
+	m.precise_wanted = false;
 	m.flush_groups();
 	if (m.aggregated) {
 		m.trim_samples();
@@ -1596,6 +1607,8 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		Eigen::VectorXd zy = Sxy.array() / s.array();
 		Eigen::VectorXd wz;
 		std::optional<GramSolution> solved; // linear_regression (and ridge with alpha 0)
+		std::optional<PreciseFit> precise;  // after the precise pass
+		LeastSquaresSetup setup;
 		if (spec.algorithm == Algorithm::Lasso || spec.algorithm == Algorithm::ElasticNet) {
 			// coordinate descent on the Gram form of the standardized problem (sklearn's objective)
 			const double n = static_cast<double>(m.train.n());
@@ -1626,6 +1639,14 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 				first_group = false;
 			}
 			GramSolution gs = solve_gram(Z, zy, &noise_floor, groups);
+			if (m.precise_done && m.ptrain) {
+				setup = LeastSquaresSetup{A, c0, ts, s, intercept, noise_floor, groups};
+				PreciseFit f = fit_least_squares_precise(*m.ptrain, setup);
+				if (!f.gs.deficient) {
+					gs = f.gs;
+					precise = std::move(f);
+				}
+			}
 			wz = gs.w;
 			// a one-hot slot without variation is a level every training row has: no warning
 			gs.constant.erase(std::remove_if(gs.constant.begin(), gs.constant.end(),
@@ -1633,27 +1654,35 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			                  gs.constant.end());
 			solved = std::move(gs);
 		}
-		Eigen::VectorXd w = wz.array() / s.array();
+		Eigen::VectorXd w = precise ? precise->w : Eigen::VectorXd(wz.array() / s.array());
 		if (!w.allFinite())
 			throw Error(ErrorCode::DataException, "the fit did not produce finite coefficients",
 			            "The feature values are too large or too collinear to solve in double precision.",
 			            "Rescale the features, or use ridge.");
 		model->W = w;
-		model->b = Eigen::VectorXd::Constant(1, intercept ? my - w.dot(mx) : 0.0);
-		if (solved)
+		model->b = Eigen::VectorXd::Constant(1, !intercept ? 0.0 : precise ? precise->b : my - w.dot(mx));
+		if (solved) {
 			m.note_solve(*solved, w, mx, intercept ? model->b(0) : NAN,
 			             std::sqrt(std::max(0.0, syy_centered) / static_cast<double>(m.train.n()) + my * my),
-			             model->prep.feature_names, result_);
+			             model->prep.feature_names, result_, precise ? m.ptrain->unit() : 0x1.0p-53);
+			// short of digits from double statistics: read the rows again (precise_moments.hpp)
+			m.precise_wanted = !precise && !m.precise_done && !(result_.solve_digits >= kPreciseDigits);
+		}
 		if (spec.algorithm == Algorithm::LinearRegression && intercept) // coefficient statistics (inference.hpp)
 			result_.inference_json = linear_inference(static_cast<double>(m.train.n()), Sxx, Sxy, Syy, mx, w, model->b(0),
 			                                          model->prep.feature_names)
 			                             .to_json();
 		model->has_stats = true;
 		model->encoder = m.enc;
-		model->stats = m.train;
+		model->stats = precise ? m.ptrain->rounded() : m.train;
+		if (precise && m.ptrain->precise()) {
+			model->has_precise_stats = true;
+			model->stats_mean_lo = m.ptrain->mean_lo();
+			model->stats_comoment_lo = m.ptrain->comoment_lo();
+		}
 		model->col_min = m.col_min;
 		model->col_max = m.col_max;
-		double sse = std::max(0.0, Syy - 2 * w.dot(Sxy) + w.dot(Sxx * w));
+		double sse = precise ? precise->sse : std::max(0.0, Syy - 2 * w.dot(Sxy) + w.dot(Sxx * w));
 		if (result_.log.empty()) // closed forms: one entry, the training MSE
 			result_.log.push_back({1, sse / static_cast<double>(m.train.n()), NAN});
 		for (size_t i = 0; i < m.train_sample.size(); i++) {
@@ -1671,6 +1700,8 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 			project(m.test, Txx, Txy, Tyy, tx, ty);
 			double emean = ty - model->b(0) - w.dot(tx);
 			double tsse = std::max(0.0, Tyy - 2 * w.dot(Txy) + w.dot(Txx * w)) + static_cast<double>(m.test.n()) * emean * emean;
+			if (precise && m.ptest)
+				tsse = residual_ss(*m.ptest, setup, precise->w_dd, precise->b_dd);
 			for (size_t i = 0; i < m.test_sample.size(); i++) {
 				m.row_values(m.test_sample, i, model->features, vals);
 				model->predict(vals.data(), out.data());
@@ -2377,6 +2408,79 @@ std::vector<double> Trainer::eval_params() const
 	evalstate::Params p;
 	p.sample_k = kAggSampleRows;
 	return p.encode();
+}
+
+bool Trainer::needs_precise_pass() const { return impl_->precise_wanted && !impl_->precise_done; }
+
+void Trainer::add_precise_batch(const Batch &batch, CancelCheck cancel)
+{
+	Impl &m = *impl_;
+	m.cancel = cancel;
+	check_cancel(cancel);
+	if (!needs_precise_pass() || batch.nfeatures != m.spec.features.size())
+		throw Error(ErrorCode::Internal, "precise batch without a precise pass");
+	const Eigen::Index q = m.enc.dim();
+	if (!m.ptrain) {
+		const double bytes = 4 * memory::moments_bytes(static_cast<double>(q)) + m.block_rows() * q * 16.0;
+		check_memory(m.spec.memory_limit, bytes, "the precise statistics of the encoded features",
+		             "An ill-conditioned least-squares fit reads the rows again into double-double co-moments: four " +
+		                 count_text(static_cast<double>(q)) + " x " + count_text(static_cast<double>(q)) + " matrices.",
+		             "max_levels, exclude columns with many distinct values");
+		m.ptrain = std::make_unique<PreciseMoments>(q);
+		m.ptest = std::make_unique<PreciseMoments>(q);
+		if (m.base_precise) {
+			PreciseMoments b = *m.base_precise;
+			b.grow(q);
+			m.ptrain->merge(b);
+		}
+	}
+	// the rows as the read took them, without counting them again
+	const int64_t skipped = m.skipped_null_target, dropped = m.dropped_nonfinite, dups = m.duplicates;
+	const int64_t dropped_null = m.dropped_null;
+	std::swap(m.seen_rows, m.precise_seen);
+	m.ingest(batch);
+	std::swap(m.seen_rows, m.precise_seen);
+	m.skipped_null_target = skipped;
+	m.dropped_nonfinite = dropped;
+	m.duplicates = dups;
+	m.dropped_null = dropped_null;
+	m.train_chunk.clear();
+	m.test_chunk.clear();
+	for (size_t i = 0; i < m.chunk.size(); i++)
+		(is_test_row(m.chunk.hash[i], m.spec.seed, m.spec.test_size) ? m.test_chunk : m.train_chunk).append_from(m.chunk, i);
+	for (auto [rows, into] : {std::pair{&m.train_chunk, m.ptrain.get()}, std::pair{&m.test_chunk, m.ptest.get()}}) {
+		if (rows->size() == 0)
+			continue;
+		m.enc.allocate(*rows, 0, rows->size());
+		if (m.enc.dim() != q)
+			throw Error(ErrorCode::DataException, "the relation changed while it was read again",
+			            "The precise pass met a category level or a NULL the first read did not.",
+			            "Retrain from a table (or a materialized view).");
+		const size_t step = static_cast<size_t>(m.block_rows());
+		for (size_t b = 0; b < rows->size(); b += step) {
+			check_cancel(cancel);
+			m.enc.encode(*rows, b, std::min(rows->size(), b + step), m.block);
+			into->add_block(m.block);
+		}
+	}
+}
+
+void Trainer::end_precise_pass()
+{
+	Impl &m = *impl_;
+	if (!needs_precise_pass())
+		throw Error(ErrorCode::Internal, "precise pass ended twice");
+	m.precise_done = true;
+	if (!m.ptrain) { // no rows at all: nothing was read
+		m.ptrain = std::make_unique<PreciseMoments>(m.enc.dim());
+		m.ptest = std::make_unique<PreciseMoments>(m.enc.dim());
+	}
+	if (m.ptrain->n() != m.train.n() || m.ptest->n() != m.test.n())
+		throw Error(ErrorCode::DataException, "the relation changed while it was read again",
+		            "The first read trained on " + std::to_string(m.train.n()) + " rows and held out " +
+		                std::to_string(m.test.n()) + "; the precise pass read " + std::to_string(m.ptrain->n()) + " and " +
+		                std::to_string(m.ptest->n()) + ". A view whose rows depend on a volatile function gives other rows each time.",
+		            "Retrain from a table (or a materialized view).");
 }
 
 bool Trainer::needs_compare_pass() const { return impl_->compare_pass && !impl_->compare_pass_done; }

@@ -128,6 +128,14 @@ class Trainer {
 	// (features in spec order, as to add_batch), and end_compare_pass() scores both models on
 	// the held-out rows among them: the new version's test metrics and previous_metrics_json
 	// are then computed the same way on the same rows.
+	// The precise pass: a least-squares fit whose estimated correct digits from double
+	// statistics fall short (least_squares.hpp, kPreciseDigits) or that looks rank-deficient asks,
+	// after finish(), to read every row again (to add_precise_batch(), as to add_batch());
+	// end_precise_pass() checks that they are the same rows, and finish() called again fits
+	// from double-double statistics (precise_moments.hpp, linear_precise.hpp).
+	bool needs_precise_pass() const;
+	void add_precise_batch(const Batch &batch, CancelCheck cancel);
+	void end_precise_pass();
 	bool needs_compare_pass() const;
 	void add_compare_batch(const Batch &batch, const Model &fresh, const Model &compare, CancelCheck cancel);
 	void end_compare_pass();

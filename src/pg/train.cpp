@@ -54,6 +54,14 @@ compare_consume(void *arg, const pgml::Batch *batch)
 	PGML_CORE(st->trainer->add_compare_batch(*batch, *st->model, *st->compare, pgml_interrupt_pending));
 }
 
+/* the precise pass: every row again, into double-double statistics (an ill-conditioned fit) */
+void
+precise_consume(void *arg, const pgml::Batch *batch)
+{
+	TrainState *st = static_cast<TrainState *>(arg);
+	PGML_CORE(st->trainer->add_precise_batch(*batch, pgml_interrupt_pending));
+}
+
 double
 elapsed_ms(instr_time start)
 {
@@ -153,6 +161,16 @@ run_training(TrainState *st, Oid relid, const char *relname, const PgmlColumn *f
 	if (aggregate)
 		pgml_kmeans_steps(st->trainer.get(), agg_schema, relid, features, nfeatures); /* k-means: Lloyd steps */
 	finish_training(st, compare);
+	bool precise = false;
+	PGML_CORE(precise = st->trainer->needs_precise_pass());
+	if (precise) {
+		/* least squares short of digits from double statistics: read the rows again into
+		 * double-double statistics and fit from them */
+		pgml_progress_phase("reading again (precise statistics)"); /* progress */
+		pgml_scan_relation(relid, features, nfeatures, target, precise_consume, st);
+		PGML_CORE(st->trainer->end_precise_pass());
+		finish_training(st, compare);
+	}
 	{
 		/* a rank-deficient or ill-conditioned least-squares fit: the core's facts become WARNINGs
 		 * here, with no C++ frame left to unwind (only a reference to the finished result) */

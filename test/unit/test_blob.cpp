@@ -351,7 +351,7 @@ size_t encoder_offset(const Model &m)
 {
 	Model copy = m;
 	copy.has_stats = false;
-	return copy.serialize().size();
+	return copy.serialize().size() - 1; // less the last byte, format 3's precision flag
 }
 
 } // namespace

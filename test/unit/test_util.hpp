@@ -195,14 +195,29 @@ struct Trained {
 	pgml::TrainResult result;
 };
 
+// finish(), and as the glue does when the fit asks for it, the precise pass over t and
+// finish() again.
+inline Trained finish(pgml::Trainer &tr, const Table &t, size_t batch_rows = 7)
+{
+	Trained out;
+	out.model = tr.finish(nullptr, nullptr);
+	if (tr.needs_precise_pass()) {
+		for (size_t b = 0; b < t.size(); b += batch_rows) {
+			BatchData bd(t, b, std::min(t.size(), b + batch_rows));
+			tr.add_precise_batch(bd.batch(), nullptr);
+		}
+		tr.end_precise_pass();
+		out.model = tr.finish(nullptr, nullptr);
+	}
+	out.result = tr.result();
+	return out;
+}
+
 inline Trained train(const pgml::TrainSpec &spec, const Table &t, size_t batch_rows = 7)
 {
 	pgml::Trainer tr(spec);
 	feed(tr, t, batch_rows);
-	Trained out;
-	out.model = tr.finish(nullptr, nullptr);
-	out.result = tr.result();
-	return out;
+	return finish(tr, t, batch_rows);
 }
 
 inline Trained retrain(const pgml::TrainSpec &spec, const pgml::Model &base, bool incremental, const Table &t,
@@ -210,10 +225,7 @@ inline Trained retrain(const pgml::TrainSpec &spec, const pgml::Model &base, boo
 {
 	pgml::Trainer tr(spec, base, incremental);
 	feed(tr, t, batch_rows);
-	Trained out;
-	out.model = tr.finish(nullptr, nullptr);
-	out.result = tr.result();
-	return out;
+	return finish(tr, t, batch_rows);
 }
 
 // Predicts one row (cells in the model's feature order); returns the n_outputs() values.

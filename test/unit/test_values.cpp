@@ -163,9 +163,11 @@ TEST(BlobBinding, OldFormatBlobsLoadBoundByKindOnly)
 	const uint8_t *payload = nullptr;
 	pgml::open_blob(v2.data(), v2.size(), &payload);
 	// rebuild it as format 1: the marker string, then the rest without the 12 binding bytes
+	// (and without format 3's last byte, the statistics' precision flag)
 	size_t marker = 8 + std::string("pg_ml model v1").size();
 	std::vector<uint8_t> p1(payload, payload + marker);
-	p1.insert(p1.end(), payload + marker + 12, static_cast<const uint8_t *>(v2.data() + v2.size()));
+	ASSERT_EQ(v2.back(), 0); // no precise statistics
+	p1.insert(p1.end(), payload + marker + 12, static_cast<const uint8_t *>(v2.data() + v2.size() - 1));
 	std::vector<uint8_t> v1 = pgml::seal_blob(static_cast<uint16_t>(Algorithm::Ridge), p1);
 	v1[4] = 1; // format 1 (the checksum covers the payload only)
 	std::unique_ptr<Model> m = Model::deserialize(v1.data(), v1.size());
