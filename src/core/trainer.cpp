@@ -976,19 +976,19 @@ struct Trainer::Impl {
 
 	// Records a least-squares solve's rank and condition number for the report, and the
 	// warning a rank-deficient or ill-conditioned fit raises (naming its columns). The digits
-	// estimate: the solve from double moments loses about condition^2 * u (relative) in the
-	// coefficients, and the intercept (the target's mean less w . the features' means) that
-	// times sum |w_j mean_j| / |b| when the features sit far from 0 relative to their spread.
+	// estimate (estimated_digits): the data's rounding costs about condition * 2^-53, statistics
+	// of precision u_moments condition^2 * u_moments (relative) in the coefficients, and the
+	// intercept (the target's mean less w . the features' means) that times sum |w_j mean_j| / |b|.
 	void note_solve(GramSolution gs, const Eigen::VectorXd &w, const Eigen::VectorXd &mx, double b, double y_rms,
 	                const std::vector<std::string> &names, TrainResult &res, double u_moments) const
 	{
 		res.solve_rank = gs.rank;
 		res.solve_columns = gs.columns;
 		res.solve_condition = gs.condition;
-		double digits = NAN;
+		double digits = NAN, coef_digits = NAN;
 		std::vector<int> far; // the columns whose means make the intercept lose digits
 		if (std::isfinite(gs.condition) && !gs.deficient) {
-			const double coef_digits = estimated_digits(gs, u_moments, 1);
+			coef_digits = estimated_digits(gs, u_moments, 1);
 			double amp = 1, sum = 0, top = 0;
 			if (std::isfinite(b)) {
 				for (Eigen::Index j = 0; j < w.size(); j++) {
@@ -1013,6 +1013,7 @@ struct Trainer::Impl {
 			}
 		}
 		res.solve_digits = digits;
+		res.solve_precise = gs.precise;
 		res.solve_collinear.clear();
 		res.solve_constant.clear();
 		for (int c : gs.collinear)
@@ -1022,7 +1023,8 @@ struct Trainer::Impl {
 		char cond[64];
 		std::snprintf(cond, sizeof cond, "%.3g", gs.condition);
 		const std::string who = std::string(algorithm_name(spec.algorithm)) + ": ";
-		const std::string about = std::to_string(static_cast<int>(std::floor(std::isfinite(digits) ? digits : 0)));
+		auto about = [](double d) { return std::to_string(static_cast<int>(std::floor(std::isfinite(d) ? d : 0))); };
+		auto plural = [](const std::string &n) { return n == "1" ? std::string(" digit") : std::string(" digits"); };
 		if (!gs.constant.empty())
 			res.warnings.push_back({who + std::string(gs.constant.size() == 1 ? "column " : "columns ") +
 			                            column_list(names, gs.constant) + " did not vary in the training rows",
@@ -1042,18 +1044,18 @@ struct Trainer::Impl {
 			res.warnings.push_back(
 			    {who + "the intercept is ill-conditioned: " +
 			         std::string(far.size() == 1 ? "column " : "columns ") + column_list(names, far) +
-			         (far.size() == 1 ? " is" : " are") + " far from 0 relative to " +
-			         (far.size() == 1 ? "its" : "their") + " spread",
-			     "The intercept may have only about " + about + " correct significant digit" + (about == "1" ? "" : "s") +
-			         " (the coefficients about " +
-			         std::to_string(static_cast<int>(std::floor(estimated_digits(gs, u_moments, 1)))) +
-			         "; condition number " + cond + ").",
+			         " contribute" + (far.size() == 1 ? "s" : "") + " far more than it at " +
+			         (far.size() == 1 ? "its mean" : "their means"),
+			     "The intercept may have only about " + about(digits) + " correct significant" + plural(about(digits)) +
+			         " (the coefficients about " + about(coef_digits) + "; condition number " + cond + ").",
 			     "Center these columns (subtract a typical value) before training."});
 		else if (gs.ill_conditioned)
 			res.warnings.push_back(
 			    {who + "the fit is ill-conditioned (condition number " + std::string(cond) +
 			         "): columns " + column_list(names, gs.collinear) + " are nearly collinear",
-			     "The fit may have only about " + about + " correct significant digit" + (about == "1" ? "" : "s") +
+			     "The coefficients may have only about " + about(coef_digits) + " correct significant" +
+			         plural(about(coef_digits)) +
+			         (std::isfinite(b) && digits < coef_digits - 0.5 ? ", the intercept about " + about(digits) : "") +
 			         (gs.precise ? " (an estimate for least squares on double-precision data, solved in double-double)."
 			                     : " (an estimate for least squares from double-precision training statistics)."),
 			     "Leave one of the nearly collinear columns out of the features, or use ridge."});
@@ -2085,6 +2087,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		r.key("rank").value(static_cast<long long>(result_.solve_rank));
 		r.key("condition_number").value(result_.solve_condition);
 		r.key("digits").value(result_.solve_digits);
+		r.key("precision").value(result_.solve_precise ? "double-double" : "double");
 		if (!result_.solve_collinear.empty()) {
 			r.key("collinear").begin_array();
 			for (const auto &c : result_.solve_collinear)

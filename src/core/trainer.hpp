@@ -61,6 +61,7 @@ struct TrainResult {
 	int solve_rank = -1, solve_columns = 0;
 	double solve_condition = 0;
 	double solve_digits = 0; // estimated correct significant digits (NaN: rank-deficient)
+	bool solve_precise = false; // solved from double-double statistics (the precise pass)
 	std::vector<std::string> solve_collinear, solve_constant;
 	// coefficient statistics (inference.hpp) of linear_regression and unpenalized binary
 	// logistic_regression, the report's "inference" object; empty for other models

@@ -42,13 +42,30 @@ SELECT model, version FROM ml_train('konst', 'y', algorithm => 'linear_regressio
 SELECT report->'rank' AS rank, report->'constant' AS constant, coefficients->'coefficients'->'k' AS k
 FROM ml_versions WHERE model = 'konst';
 
--- ill-conditioned: b is a plus a little noise. WARNING naming a and b with the condition number
+-- ill-conditioned: b is a plus noise of 1e-9 (condition number about 1e10). Double statistics
+-- see a dependence; the precise pass (the rows read again into double-double statistics) solves
+-- it, and the WARNING names a and b: the data's own rounding leaves fewer than 7 digits
 CREATE TABLE near (a float8, b float8, y float8);
-INSERT INTO near SELECT i, i + 1e-4 * ((i * 37) % 11 - 5), 2 * i + (i % 3) FROM generate_series(1, 100) i;
+INSERT INTO near SELECT i, i + 1e-9 * ((i * 37) % 11 - 5), 2 * i + (i % 3) FROM generate_series(1, 100) i;
 SELECT model, version FROM ml_train('near', 'y', algorithm => 'linear_regression', name => 'near');
-SELECT report->'rank' AS rank, (report->>'condition_number')::float8 > 1e4 AS ill_conditioned,
-       report->'collinear' AS collinear
+SELECT report->'rank' AS rank, (report->>'condition_number')::float8 > 1e9 AS ill_conditioned,
+       report->'collinear' AS collinear, report->'precision' AS precision
 FROM ml_versions WHERE model = 'near';
+-- noise of 1e-4 (condition number about 2e5): the coefficients are precise; the intercept is
+-- what the large, opposite contributions of a and b at their means leave, and it warns
+CREATE TABLE near4 (a float8, b float8, y float8);
+INSERT INTO near4 SELECT i, i + 1e-4 * ((i * 37) % 11 - 5), 2 * i + (i % 3) FROM generate_series(1, 100) i;
+SELECT model, version FROM ml_train('near4', 'y', algorithm => 'linear_regression', name => 'near4');
+SELECT report->'rank' AS rank, round((report->>'digits')::numeric, 1) AS digits, report->'precision' AS precision
+FROM ml_versions WHERE model = 'near4';
+
+-- Wampler1 (NIST): y = 1 + x + ... + x^5, x = 0 .. 20. The intercept is 1 next to features
+-- up to 3.2e6: from double statistics it had 5.9 digits; the precise pass gives all of them
+CREATE TABLE wampler1 (x1 float8, x2 float8, x3 float8, x4 float8, x5 float8, y float8);
+INSERT INTO wampler1 SELECT x, x^2, x^3, x^4, x^5, 1 + x + x^2 + x^3 + x^4 + x^5 FROM generate_series(0, 20) x;
+SELECT model, version FROM ml_train('wampler1', 'y', algorithm => 'linear_regression', name => 'wampler1', test_size => 0);
+SELECT coefficients->'intercept' AS intercept, coefficients->'coefficients' AS coefficients,
+       report->'precision' AS precision FROM ml_versions WHERE model = 'wampler1';
 
 -- a categorical column's full one-hot group sums to the intercept: by design, no warning
 CREATE TABLE cat (x float8, region text, y float8);
@@ -67,5 +84,5 @@ SELECT round((coefficients->'coefficients'->>'x')::numeric, 13) AS x, coefficien
        hyperparams FROM ml_versions WHERE model = 'noint1';
 SELECT * FROM ml_train('noint1', 'y', algorithm => 'linear_regression', hyperparams => '{"fit_intercept": 2}');
 
-SELECT count(ml_drop_model(m)) FROM unnest(ARRAY['ts_rate', 'dep', 'dep_none', 'konst', 'near', 'cat', 'noint1']) m;
-DROP TABLE ts_rate, dep, konst, near, cat, noint1;
+SELECT count(ml_drop_model(m)) FROM unnest(ARRAY['ts_rate', 'dep', 'dep_none', 'konst', 'near', 'near4', 'wampler1', 'cat', 'noint1']) m;
+DROP TABLE ts_rate, dep, konst, near, near4, wampler1, cat, noint1;

@@ -171,10 +171,11 @@ SELECT get_byte(blob, 4) AS format FROM ml.versions WHERE model_id = (SELECT id 
 
 -- ---------------------------------------------------------------- blobs of format 1 (pg_ml 0.1.0 / 0.2.0)
 -- a format-1 blob, as 0.2.0 wrote it: no binding after the payload's marker (22 bytes: a u64
--- length and "pg_ml model v1"), format 1, payload length and CRC-32 to match
+-- length and "pg_ml model v1") and no last byte (format 3's precision flag), format 1, payload
+-- length and CRC-32 to match
 CREATE FUNCTION v_format1(b bytea) RETURNS bytea LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
-    o bytea := substring(b FROM 1 FOR 42) || substring(b FROM 55);
+    o bytea := substring(b FROM 1 FOR 42) || substring(b FROM 55 FOR length(b) - 55);
     n bigint := length(o) - 20;
     c bigint;
 BEGIN
@@ -193,7 +194,7 @@ SELECT round(ml_predict('v_old', ARRAY[3]::float8[])::numeric, 3) AS before;
 UPDATE ml.versions SET blob = v_format1(blob), blob_length = length(v_format1(blob)), format_version = 1
 WHERE model_id = (SELECT id FROM ml.models WHERE name = 'v_old');
 SELECT get_byte(blob, 4) AS format FROM ml.versions WHERE model_id = (SELECT id FROM ml.models WHERE name = 'v_old');
--- it still predicts (a database updated from 0.2.0), is exported, and retrains into format 2
+-- it still predicts (a database updated from 0.2.0), is exported, and retrains into format 3
 SELECT round(ml_predict('v_old', ARRAY[3]::float8[])::numeric, 3) AS after;
 SELECT length(ml_export('v_old')) > 0 AS exported;
 SELECT version FROM ml_retrain('v_old', 'v_small', mode => 'refit', deploy => 'always');
