@@ -595,19 +595,15 @@ void TrainRun::no_rows_left(int64_t rows_read, bool with_test) const
 	            "Train on more rows.");
 }
 
-const Route &TrainRun::route() const
+Route TrainRun::route() const
 {
-	static const MomentsRoute moments_route;
-	static const RowsRoute rows_route;
-	static const ClassRoute class_route;
-	static const KMeansRoute kmeans_route;
 	if (class_model)
-		return class_route;
+		return finish_class_route;
 	if (aggregated && kmeans_aggregate())
-		return kmeans_route;
+		return finish_kmeans_route;
 	if (streaming)
-		return moments_route;
-	return rows_route;
+		return finish_moments_route;
+	return finish_rows_route;
 }
 
 Trainer::Trainer(const TrainSpec &spec) : impl_(std::make_unique<Impl>())
@@ -771,7 +767,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 		            std::to_string(rows_read_) + " rows were read.", "Train on rows with a known target.");
 	m.check_magnitudes();
 
-	RouteFit fit = m.route().finish(m, rows_read_, compare, result_);
+	RouteFit fit = m.route()(m, rows_read_, compare, result_);
 	std::unique_ptr<Model> model = std::move(fit.model);
 	// the deployed model on the same held-out rows
 	if (compare != nullptr && fit.test_rows != nullptr && fit.test_rows->size() > 0 && compare->task == model->task &&

@@ -97,50 +97,20 @@ void Trainer::add_class_group(const std::vector<const char *> &levels, const cha
 	g.split = split;
 	g.label = m.labels.intern(m.spec.target.categorical() ? std::string(label)
 	                                                      : numeric_label(m.spec.target.type_class, label_num));
-	g.cats.assign(nf, -1);
-	for (size_t c = 0; c < nf; c++)
-		if (m.spec.features[c].categorical() && levels[c] != nullptr)
-			g.cats[c] = m.enc.intern(c, levels[c]);
+	g.cats = m.group_levels(levels);
 	if (split == 0) {
 		if (m.count_levels)
 			for (size_t c = 0; c < nf; c++)
 				if (m.spec.features[c].categorical())
 					m.levels.note(c, g.cats[c]);
 		m.class_train += rows;
-		// the training rows' slots and moments, as add_moments would give them
-		RowStore one;
-		one.reset(m.spec.features);
-		for (size_t c = 0; c < nf; c++) {
-			if (m.spec.features[c].categorical())
-				one.cat[c].push_back(g.cats[c]);
-			else
-				one.num[c].push_back(0.0);
-		}
-		for (size_t j = 0; j < numeric.size(); j++)
-			if (d.indicator[j] >= 0)
-				one.num[numeric[j]][0] = NAN;
-		one.y.push_back(0);
-		one.hash.push_back(0);
-		m.enc.allocate(one, 0, 1);
-		// state slot -> encoder slot (-1: the target's slot; a numeric target is constant within
-		// the group), merged with the other groups' later (flush_groups)
-		std::vector<Eigen::Index> map(static_cast<size_t>(d.shape.q), -1);
-		for (size_t j = 0; j < numeric.size(); j++) {
-			map[j] = m.enc.value_slot(numeric[j]);
-			if (d.indicator[j] >= 0)
-				map[static_cast<size_t>(d.indicator[j])] = m.enc.missing_slot(numeric[j]);
-		}
-		std::vector<Eigen::Index> ones;
-		for (size_t c = 0; c < nf; c++)
-			if (m.spec.features[c].categorical())
-				ones.push_back(m.enc.level_slot(c, g.cats[c]));
+		// the training rows' slots and moments, as add_moments would give them: state slot ->
+		// encoder slot (-1: the target's slot; a numeric target is constant within the group),
+		// merged with the other groups' later (flush_groups)
+		std::vector<Eigen::Index> map, ones;
+		m.group_slots(g.cats, numeric, d, map, ones);
 		m.add_group(d.train, map, ones, false);
-		for (size_t j = 0; j < numeric.size(); j++) {
-			size_t c = numeric[j];
-			m.nulls[c] += d.nulls[j];
-			m.col_min[c] = std::min(m.col_min[c], d.min[j]);
-			m.col_max[c] = std::max(m.col_max[c], d.max[j]);
-		}
+		m.note_group_columns(numeric, d);
 	} else {
 		m.class_test += rows;
 	}
@@ -293,7 +263,7 @@ void Trainer::add_eval_state(const double *state, size_t len, bool of_compare)
 }
 
 // naive Bayes from the class aggregate: fitted by class_fit, evaluated by ml.eval_stats
-RouteFit ClassRoute::finish(TrainRun &m, int64_t, const Model *compare, TrainResult &res) const
+RouteFit finish_class_route(TrainRun &m, int64_t, const Model *compare, TrainResult &res)
 {
 	if (!m.class_evaluated)
 		throw Error(ErrorCode::Internal, "the class aggregate's model was not evaluated");

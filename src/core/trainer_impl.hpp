@@ -50,7 +50,23 @@ struct ClusteringMetrics {
 
 ClusteringMetrics clustering_metrics(const Estimator &est, const Eigen::MatrixXd &Z, uint64_t seed, CancelCheck cancel);
 
-class Route;
+struct TrainRun;
+
+// What a route's finish gives Trainer::finish: the fitted model and its metrics.
+struct RouteFit {
+	std::unique_ptr<Model> model;
+	std::string train_json, test_json; // test_json empty without held-out rows
+	// the held-out rows on which finish() scores the deployed model (nullptr: none, or the
+	// route compares the versions itself, or the comparison pass does)
+	const RowStore *test_rows = nullptr;
+};
+
+// A training route's last step, the interface every route has: fits the model from what the
+// run gathered and evaluates it; sets res's log, rows_train / rows_test, primary_metric and
+// primary_test (and what else the route knows: the solve's facts, warnings, inference, a
+// comparison it makes itself). rows_read: the rows the run read. TrainRun::route() picks the
+// route the rows came by.
+using Route = RouteFit (*)(TrainRun &run, int64_t rows_read, const Model *compare, TrainResult &res);
 
 // The state of one training run (what Trainer::Impl is).
 struct TrainRun {
@@ -148,7 +164,7 @@ struct TrainRun {
 	std::unique_ptr<Estimator> copy_base_estimator(int p, int K) const;
 	[[noreturn]] void no_rows_left(int64_t rows_read, bool with_test) const;
 	// the route finish() takes (the one the rows came by)
-	const Route &route() const;
+	Route route() const;
 	// the deployed model `compare` on the held-out rows te, next to the new model's test metrics
 	void compare_held_out(const Model &model, const Model &compare, const RowStore &te, TrainResult &res) const;
 	std::string report_json(const Model &model, int64_t rows_read, const TrainResult &res) const;
@@ -178,6 +194,10 @@ struct TrainRun {
 	void keep_sample(RowStore &sample, std::vector<double> &u, std::vector<std::pair<double, size_t>> &heap,
 	                 const RowStore &src, size_t i);
 	void stream_chunk();
+	std::vector<int32_t> group_levels(const std::vector<const char *> &levels);
+	void group_slots(const std::vector<int32_t> &cats, const std::vector<size_t> &numeric, const stats::Decoded &d,
+	                 std::vector<Eigen::Index> &map, std::vector<Eigen::Index> &ones);
+	void note_group_columns(const std::vector<size_t> &numeric, const stats::Decoded &d);
 
 	// ---- trainer_rows.cpp: every row in memory
 	void canonical_order(RowStore &s) const;
@@ -187,49 +207,13 @@ struct TrainRun {
 	void start_kmeans(CancelCheck cancel);
 };
 
-// What a route's finish gives Trainer::finish: the fitted model and its metrics.
-struct RouteFit {
-	std::unique_ptr<Model> model;
-	std::string train_json, test_json; // test_json empty without held-out rows
-	// the held-out rows on which finish() scores the deployed model (nullptr: none, or the
-	// route compares the versions itself, or the comparison pass does)
-	const RowStore *test_rows = nullptr;
-};
-
-// A training route: how a run's rows become the model. TrainRun::route() picks the one the
-// rows came by.
-class Route {
-  public:
-	virtual ~Route() = default;
-	// Fits and evaluates; sets res's log, rows_train / rows_test, primary_metric and
-	// primary_test (and what else the route knows: the solve's facts, warnings, inference, a
-	// comparison it makes itself). rows_read: the rows the run read.
-	virtual RouteFit finish(TrainRun &run, int64_t rows_read, const Model *compare, TrainResult &res) const = 0;
-};
-
-// the linear family from the moments (trainer_moments.cpp)
-class MomentsRoute final : public Route {
-  public:
-	RouteFit finish(TrainRun &run, int64_t rows_read, const Model *compare, TrainResult &res) const override;
-};
-
-// the in-memory algorithms (trainer_rows.cpp)
-class RowsRoute final : public Route {
-  public:
-	RouteFit finish(TrainRun &run, int64_t rows_read, const Model *compare, TrainResult &res) const override;
-};
-
-// naive Bayes through the class aggregate (trainer_classes.cpp)
-class ClassRoute final : public Route {
-  public:
-	RouteFit finish(TrainRun &run, int64_t rows_read, const Model *compare, TrainResult &res) const override;
-};
-
-// k-means through the Lloyd-step aggregate (trainer_kmeans.cpp)
-class KMeansRoute final : public Route {
-  public:
-	RouteFit finish(TrainRun &run, int64_t rows_read, const Model *compare, TrainResult &res) const override;
-};
+// The routes, one file each: the linear family from the moments (trainer_moments.cpp), the
+// in-memory algorithms (trainer_rows.cpp), naive Bayes through the class aggregate
+// (trainer_classes.cpp), k-means through the Lloyd-step aggregate (trainer_kmeans.cpp).
+RouteFit finish_moments_route(TrainRun &run, int64_t rows_read, const Model *compare, TrainResult &res);
+RouteFit finish_rows_route(TrainRun &run, int64_t rows_read, const Model *compare, TrainResult &res);
+RouteFit finish_class_route(TrainRun &run, int64_t rows_read, const Model *compare, TrainResult &res);
+RouteFit finish_kmeans_route(TrainRun &run, int64_t rows_read, const Model *compare, TrainResult &res);
 
 struct Trainer::Impl : TrainRun {};
 

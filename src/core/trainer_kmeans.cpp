@@ -85,7 +85,7 @@ void Trainer::add_kmeans_step(const double *state, size_t len)
 
 // k-means through the Lloyd-step aggregate: inertia and rows exact from the last scan, the
 // silhouette on the statistics sample (at most 2000 of its rows).
-RouteFit KMeansRoute::finish(TrainRun &m, int64_t, const Model *compare, TrainResult &res) const
+RouteFit finish_kmeans_route(TrainRun &m, int64_t, const Model *compare, TrainResult &res)
 {
 	const TrainSpec &spec = m.spec;
 	const CancelCheck cancel = m.cancel;

@@ -280,6 +280,62 @@ void TrainRun::stream_chunk()
 	add_moments(test_chunk, test);
 }
 
+// The level ids of a statistics group's categorical columns (-1: NULL, and for the numeric
+// columns), interned in column order.
+std::vector<int32_t> TrainRun::group_levels(const std::vector<const char *> &levels)
+{
+	std::vector<int32_t> cats(spec.features.size(), -1);
+	for (size_t c = 0; c < spec.features.size(); c++)
+		if (spec.features[c].categorical() && levels[c] != nullptr)
+			cats[c] = enc.intern(c, levels[c]);
+	return cats;
+}
+
+// The encoder slots of a statistics group's rows (levels cats, the numeric columns `numeric`
+// with the missing-value indicators the group has), allocated as add_moments would for one of
+// its rows: map, state slot -> encoder slot (-1 for the target's slot, which the caller maps
+// if it is kept), and ones, the level slots (1 in every row of the group).
+void TrainRun::group_slots(const std::vector<int32_t> &cats, const std::vector<size_t> &numeric,
+                           const stats::Decoded &d, std::vector<Eigen::Index> &map, std::vector<Eigen::Index> &ones)
+{
+	const size_t nf = spec.features.size();
+	RowStore one;
+	one.reset(spec.features);
+	for (size_t c = 0; c < nf; c++) {
+		if (spec.features[c].categorical())
+			one.cat[c].push_back(cats[c]);
+		else
+			one.num[c].push_back(0.0);
+	}
+	for (size_t j = 0; j < numeric.size(); j++)
+		if (d.indicator[j] >= 0)
+			one.num[numeric[j]][0] = NAN;
+	one.y.push_back(0);
+	one.hash.push_back(0);
+	enc.allocate(one, 0, 1);
+	map.assign(static_cast<size_t>(d.shape.q), -1);
+	for (size_t j = 0; j < numeric.size(); j++) {
+		map[j] = enc.value_slot(numeric[j]);
+		if (d.indicator[j] >= 0)
+			map[static_cast<size_t>(d.indicator[j])] = enc.missing_slot(numeric[j]);
+	}
+	ones.clear();
+	for (size_t c = 0; c < nf; c++)
+		if (spec.features[c].categorical())
+			ones.push_back(enc.level_slot(c, cats[c]));
+}
+
+// Adds a statistics group's per-column counters (NULLs, extremes) to the run's.
+void TrainRun::note_group_columns(const std::vector<size_t> &numeric, const stats::Decoded &d)
+{
+	for (size_t j = 0; j < numeric.size(); j++) {
+		size_t c = numeric[j];
+		nulls[c] += d.nulls[j];
+		col_min[c] = std::min(col_min[c], d.min[j]);
+		col_max[c] = std::max(col_max[c], d.max[j]);
+	}
+}
+
 bool Trainer::uses_stats_aggregate() const
 {
 	const Impl &m = *impl_;
@@ -332,52 +388,24 @@ void Trainer::add_stats_group(const std::vector<const char *> &levels, const dou
 	if (rows == 0 && d.sample_train_rows == 0)
 		return;
 
-	// the group's categorical levels and the indicator slots it needs, allocated like a row's
-	RowStore one;
-	one.reset(m.spec.features);
-	for (size_t c = 0; c < nf; c++) {
-		if (m.spec.features[c].categorical())
-			one.cat[c].push_back(levels[c] == nullptr ? -1 : m.enc.intern(c, levels[c]));
-		else
-			one.num[c].push_back(0.0);
-	}
-	for (size_t j = 0; j < numeric.size(); j++)
-		if (d.indicator[j] >= 0)
-			one.num[numeric[j]][0] = NAN;
-	one.y.push_back(0);
-	one.hash.push_back(0);
-	// a group with training rows brings its levels into the training split: counted before
-	// they get slots (a column over max_levels stops here, not after O(levels^2) work)
+	// the group's categorical levels: a group with training rows brings them into the training
+	// split, counted before they get slots (a column over max_levels stops here, not after
+	// O(levels^2) work); then its slots, the categorical levels constant 1 within the group
+	const std::vector<int32_t> cats = m.group_levels(levels);
 	if (d.train.n() > 0 && m.count_levels)
 		for (size_t c = 0; c < nf; c++)
 			if (m.spec.features[c].categorical())
-				m.levels.note(c, one.cat[c][0]);
-	m.enc.allocate(one, 0, 1);
-
-	// state slot -> encoder slot; the categorical levels are constant 1 within the group
-	std::vector<Eigen::Index> map(static_cast<size_t>(d.shape.q), -1);
-	for (size_t j = 0; j < numeric.size(); j++) {
-		map[j] = m.enc.value_slot(numeric[j]);
-		if (d.indicator[j] >= 0)
-			map[static_cast<size_t>(d.indicator[j])] = m.enc.missing_slot(numeric[j]);
-	}
+				m.levels.note(c, cats[c]);
+	std::vector<Eigen::Index> map, constant;
+	m.group_slots(cats, numeric, d, map, constant);
 	if (d.shape.has_target)
 		map[numeric.size()] = m.enc.target_slot();
-	std::vector<Eigen::Index> constant;
-	for (size_t c = 0; c < nf; c++)
-		if (m.spec.features[c].categorical())
-			constant.push_back(m.enc.level_slot(c, one.cat[c][0]));
 	for (Eigen::Index slot : map)
 		if (slot < 0)
 			throw Error(ErrorCode::Internal, "statistics slot has no encoder slot");
 	m.add_group(d.train, map, constant, false);
 	m.add_group(d.test, map, constant, true);
-	for (size_t j = 0; j < numeric.size(); j++) {
-		size_t c = numeric[j];
-		m.nulls[c] += d.nulls[j];
-		m.col_min[c] = std::min(m.col_min[c], d.min[j]);
-		m.col_max[c] = std::max(m.col_max[c], d.max[j]);
-	}
+	m.note_group_columns(numeric, d);
 	// the group's MAE sample rows
 	const size_t w = numeric.size() + 1;
 	auto sample = [&](const std::vector<double> &rows_, const std::vector<double> &u, size_t n, RowStore &to,
@@ -386,7 +414,7 @@ void Trainer::add_stats_group(const std::vector<const char *> &levels, const dou
 			const double *row = rows_.data() + r * w;
 			for (size_t c = 0; c < nf; c++)
 				if (m.spec.features[c].categorical())
-					to.cat[c].push_back(one.cat[c][0]);
+					to.cat[c].push_back(cats[c]);
 			for (size_t j = 0; j < numeric.size(); j++)
 				to.num[numeric[j]].push_back(row[j]);
 			to.y.push_back(row[numeric.size()]);
@@ -433,7 +461,7 @@ RegressionMetrics sample_metrics(const TrainRun &m, const Model &model, const Ro
 
 // The linear family from the moments: the fit (models/linear.hpp) and the metrics, exact from
 // the moments, plus the MAE of the sample rows.
-RouteFit MomentsRoute::finish(TrainRun &m, int64_t rows_read, const Model *compare, TrainResult &res) const
+RouteFit finish_moments_route(TrainRun &m, int64_t rows_read, const Model *compare, TrainResult &res)
 {
 	const TrainSpec &spec = m.spec;
 	const CancelCheck cancel = m.cancel;

@@ -356,7 +356,7 @@ std::string evaluate(const TrainRun &m, const Model &model, const RowStore &s, b
 // The in-memory algorithms (classification, in-memory regression, clustering): every row is
 // kept; the route ranks the classes, puts the rows in their canonical order, splits them, fits
 // the preprocessing and the estimator, and evaluates on the rows.
-RouteFit RowsRoute::finish(TrainRun &m, int64_t rows_read, const Model *, TrainResult &res) const
+RouteFit finish_rows_route(TrainRun &m, int64_t rows_read, const Model *, TrainResult &res)
 {
 	const TrainSpec &spec = m.spec;
 	RouteFit out;
