@@ -8,9 +8,10 @@
 //  - trainer_rows.cpp: the in-memory algorithms, from every row kept in memory;
 //  - trainer_classes.cpp: naive Bayes through the class aggregate (add_class_group, class_fit);
 //  - trainer_kmeans.cpp: k-means through the statistics aggregate and the Lloyd-step aggregate.
-// trainer.cpp reads the rows (ingest), holds what the routes share (checks, classes, the
-// moments' bookkeeping is trainer_moments.cpp's), and Trainer::finish dispatches to the route,
-// then compares with the deployed model and writes the report.
+// trainer.cpp reads the rows (ingest) and holds what the routes share (the checks, the
+// classes' order, the samples' order); the moments' bookkeeping, which the class and k-means
+// routes use too, is trainer_moments.cpp's. Trainer::finish dispatches to the route, then
+// compares the new model with the deployed one on the held-out rows and writes the report.
 #pragma once
 
 #include <cmath>
