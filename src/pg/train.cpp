@@ -166,7 +166,7 @@ run_training(TrainState *st, Oid relid, const char *relname, const PgmlColumn *f
 	if (precise) {
 		/* least squares short of digits from double statistics: read the rows again into
 		 * double-double statistics and fit from them */
-		pgml_progress_phase("reading again (precise statistics)"); /* progress */
+		pgml_progress_phase("precise pass"); /* progress */
 		pgml_scan_relation(relid, features, nfeatures, target, precise_consume, st);
 		PGML_CORE(st->trainer->end_precise_pass());
 		finish_training(st, compare);
