@@ -8,9 +8,11 @@
 // formats; inputs that once found a bug are checked in under test/fuzz/corpus/<target>/.
 #include <sys/stat.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -208,6 +210,25 @@ void model_seeds()
 		rec.blob = blob;
 		write("fuzz_export", name, pgml::encode_export(rec));
 	}
+	// a linear model from the precise pass (blob format 3 with the statistics' low parts):
+	// Wampler1's design, y = 1 + x + ... + x^5 on x = 0 .. 20
+	Table w;
+	for (int k = 1; k <= 5; k++)
+		w.features.push_back(pgml_test::numeric_col("x" + std::to_string(k)));
+	w.target = pgml_test::numeric_col("y");
+	for (int x = 0; x <= 20; x++) {
+		std::vector<pgml_test::Cell> cells;
+		double y = 1;
+		for (int k = 1; k <= 5; k++) {
+			cells.push_back(pgml_test::num(std::pow(x, k)));
+			y += std::pow(x, k);
+		}
+		w.add(cells, pgml_test::num(y));
+	}
+	pgml_test::Trained precise = pgml_test::train(pgml_test::make_spec(w, Algorithm::LinearRegression), w);
+	if (!precise.model->has_precise_stats)
+		throw std::runtime_error("the precise seed has no precise statistics");
+	write("fuzz_model_blob", "linear_regression_precise", precise.model->serialize());
 }
 
 // ---------------------------------------------------------------- aggregate states
