@@ -171,6 +171,14 @@ if ! scripts/install-deps.sh; then
 fi
 
 echo
+echo "=== code shape: no function in src/core over 150 lines (scripts/function_lengths.py)"
+if python3 scripts/function_lengths.py --max 150 src/core/*.cpp src/core/models/*.cpp; then
+    add "function lengths (src/core)" 1 0
+else
+    add "function lengths (src/core)" 0 1
+fi
+
+echo
 echo "=== core: cmake -DPGML_WERROR=ON, build, ctest"
 if cmake -S . -B build -DPGML_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
     cmake --build build -j "$JOBS"; then
