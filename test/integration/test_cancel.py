@@ -196,6 +196,96 @@ class CancelTest(unittest.TestCase):
                 cur.execute("SELECT ml_drop_model(%s)", (name,))
 
 
+class PrecisePassCancelTest(unittest.TestCase):
+    """An ill-conditioned least-squares fit reads the rows a second time (the precise pass, into
+    double-double statistics): pg_cancel_backend during that pass stops it promptly, nothing is
+    written. The pass is seen through ml_training_progress (phase 'precise pass')."""
+    ROWS = 2_000_000
+
+    def setUp(self):
+        self.conn = connect()
+        self.addCleanup(self.conn.close)
+        self.table = unique("precise_big")
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_settings WHERE name = 'shared_preload_libraries' "
+                        "AND setting ~ 'pg_ml'")
+            if cur.fetchone()[0] == 0:
+                self.skipTest("pg_ml is not in shared_preload_libraries: no ml_training_progress")
+            # a degree-8 polynomial in x: ill-conditioned enough for the precise pass
+            cur.execute(sql.SQL(
+                "CREATE UNLOGGED TABLE {} AS SELECT x, x^2 AS x2, x^3 AS x3, x^4 AS x4, x^5 AS x5, x^6 AS x6, "
+                "x^7 AS x7, x^8 AS x8, 1 + x - x^3 + 0.5 * x^8 + (i %% 7) * 1e-3 AS y "
+                "FROM (SELECT i, 1 + (i %% 1000) / 250.0 AS x FROM generate_series(1, %s) i) s").format(
+                    sql.Identifier(self.table)), (self.ROWS,))
+            cur.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(self.table)))
+        self.conn.commit()
+        self.addCleanup(self._drop)
+
+    def _drop(self):
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(self.table)))
+        self.conn.commit()
+
+    def test_cancel_in_the_precise_pass(self):
+        name = unique("precise_cancelled")
+        train = connect()
+        self.addCleanup(train.close)
+        pid = train.get_backend_pid()
+        out = {}
+
+        def run():
+            try:
+                with train.cursor() as cur:
+                    cur.execute("SELECT * FROM ml_train(%s, 'y', algorithm => 'linear_regression', name => %s)",
+                                (self.table, name))
+                    out["result"] = cur.fetchall()
+            except Exception as e:
+                out["error"] = e
+            out["ended"] = time.monotonic()
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        phase = None
+        deadline = time.monotonic() + 120
+        with self.conn.cursor() as cur:
+            while t.is_alive() and time.monotonic() < deadline:
+                cur.execute("SELECT phase FROM ml_training_progress WHERE pid = %s", (pid,))
+                row = cur.fetchone()
+                self.conn.commit()
+                if row and row[0] == "precise pass":
+                    phase = row[0]
+                    break
+                time.sleep(0.02)
+            self.assertEqual(phase, "precise pass", f"the precise pass was not seen: {out}")
+            cancelled_at = time.monotonic()
+            cur.execute("SELECT pg_cancel_backend(%s)", (pid,))
+            self.conn.commit()
+        t.join(30)
+        self.assertFalse(t.is_alive(), "ml_train is still running 30 s after pg_cancel_backend")
+        took = out["ended"] - cancelled_at
+        print(f"\n  [cancel] in the precise pass: stopped {took:.3f} s after pg_cancel_backend", flush=True)
+        self.assertIsInstance(out.get("error"), psycopg2.errors.QueryCanceled, repr(out))
+        self.assertLessEqual(took, PROMPT)
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM ml_models WHERE name = %s", (name,))
+            self.assertEqual(cur.fetchone()[0], 0)
+
+    def test_precise_pass_model(self):
+        """The same table trained to the end: the report says double-double."""
+        name = unique("precise_full")
+        with self.conn.cursor() as cur:
+            started = time.monotonic()
+            cur.execute("SELECT * FROM ml_train(%s, 'y', algorithm => 'linear_regression', name => %s, "
+                        "test_size => 0)", (self.table, name))
+            cur.execute("SELECT report->>'precision', report->>'reader' FROM ml_versions WHERE model = %s", (name,))
+            precision, reader = cur.fetchone()
+            print(f"\n  [precise] {self.ROWS:,} rows, {reader} read then the precise pass: "
+                  f"{time.monotonic() - started:.2f} s", flush=True)
+            cur.execute("SELECT ml_drop_model(%s)", (name,))
+        self.conn.commit()
+        self.assertEqual(precision, "double-double")
+
+
 MB = 1 << 20
 GROWTH = 48 * MB  # bound on the backend's peak resident growth in LimitsTest (pg_ml.max_memory 16MB)
 
