@@ -93,63 +93,53 @@ double sigmoid(double x)
 
 } // namespace
 
-Inference linear_inference(double n, const Eigen::MatrixXd &Sxx, const Eigen::VectorXd &Sxy, double Syy,
-                           const Eigen::VectorXd &mx, const Eigen::VectorXd &w, double b,
-                           const std::vector<std::string> &names, double level)
+namespace {
+
+// An OLS fit with an intercept, however its kept block was inverted: the kept columns (of p),
+// their coefficients and standard errors, the intercept and its, the residual and total sums
+// of squares. The rest (model figures, rows, aliased terms) is the same for both precisions.
+struct OlsParts {
+	double n = 0;
+	std::vector<Eigen::Index> kept;
+	Eigen::VectorXd wk, se; // per kept column: coefficient, standard error / sqrt(s2)
+	double bk = 0, se_b = 0; // the intercept, its standard error / sqrt(s2)
+	double sse = 0, syy = 0;
+};
+
+Inference ols_inference(const OlsParts &o, Eigen::Index p, const std::vector<std::string> &names, double level)
 {
 	Inference inf;
 	inf.statistic = "t";
+	const double n = o.n;
 	inf.n = n;
-	const Eigen::Index p = Sxx.rows();
-	std::vector<Eigen::Index> kept = kept_columns(Sxx);
-	const Eigen::Index k = static_cast<Eigen::Index>(kept.size());
-	Eigen::MatrixXd inv = inverse_at(Sxx, kept);
-	// the coefficients: the model's when every column is kept, else (as lm) the least-squares
-	// fit on the kept columns, the others aliased
-	Eigen::VectorXd wk(k), mk(k), sk(k);
-	for (Eigen::Index i = 0; i < k; i++) {
-		mk(i) = mx(kept[static_cast<size_t>(i)]);
-		sk(i) = Sxy(kept[static_cast<size_t>(i)]);
-	}
-	const double my = b + w.dot(mx);
-	if (k == p)
-		wk = w;
-	else
-		wk = inv * sk;
-	Eigen::MatrixXd Skk(k, k);
-	for (Eigen::Index i = 0; i < k; i++)
-		for (Eigen::Index j = 0; j < k; j++)
-			Skk(i, j) = Sxx(kept[static_cast<size_t>(i)], kept[static_cast<size_t>(j)]);
-	const double bk = my - wk.dot(mk);
-	const double sse = std::max(0.0, Syy - 2 * wk.dot(sk) + wk.dot(Skk * wk));
+	const Eigen::Index k = static_cast<Eigen::Index>(o.kept.size());
 	inf.rank = static_cast<int>(k) + 1;
 	inf.df_residual = n - inf.rank;
-	const double s2 = inf.df_residual > 0 ? sse / inf.df_residual : NAN;
+	const double s2 = inf.df_residual > 0 ? o.sse / inf.df_residual : NAN;
 	inf.sigma = std::sqrt(s2);
-	inf.r2 = Syy > 0 ? 1 - sse / Syy : NAN;
+	inf.r2 = o.syy > 0 ? 1 - o.sse / o.syy : NAN;
 	inf.adj_r2 = 1 - (1 - inf.r2) * (n - 1) / inf.df_residual;
 	if (k > 0 && inf.df_residual > 0) {
 		inf.f_df1 = static_cast<double>(k);
 		inf.f_df2 = inf.df_residual;
-		inf.f_statistic = ((Syy - sse) / inf.f_df1) / s2;
+		inf.f_statistic = ((o.syy - o.sse) / inf.f_df1) / s2;
 		inf.f_p_value = dist::f_upper(inf.f_statistic, inf.f_df1, inf.f_df2);
 	}
-	inf.log_likelihood = 0.5 * (-n * (std::log(2 * M_PI) + 1 - std::log(n) + std::log(sse)));
+	inf.log_likelihood = 0.5 * (-n * (std::log(2 * M_PI) + 1 - std::log(n) + std::log(o.sse)));
 	const double npar = inf.rank + 1; // and sigma
 	inf.aic = -2 * inf.log_likelihood + 2 * npar;
 	inf.bic = -2 * inf.log_likelihood + std::log(n) * npar;
 
 	CoefficientRow ic;
 	ic.term = "(Intercept)";
-	const double var_b = s2 * (1 / n + mk.dot(inv * mk));
-	fill_row(ic, bk, std::sqrt(var_b), inf.df_residual, level);
+	fill_row(ic, o.bk, std::sqrt(s2) * o.se_b, inf.df_residual, level);
 	inf.rows.push_back(ic);
 	Eigen::Index next = 0;
 	for (Eigen::Index j = 0; j < p; j++) {
 		CoefficientRow r;
 		r.term = names[static_cast<size_t>(j)];
-		if (next < k && kept[static_cast<size_t>(next)] == j) {
-			fill_row(r, wk(next), std::sqrt(s2 * inv(next, next)), inf.df_residual, level);
+		if (next < k && o.kept[static_cast<size_t>(next)] == j) {
+			fill_row(r, o.wk(next), std::sqrt(s2) * o.se(next), inf.df_residual, level);
 			next++;
 		} else {
 			inf.aliased.push_back(r.term);
@@ -157,6 +147,126 @@ Inference linear_inference(double n, const Eigen::MatrixXd &Sxx, const Eigen::Ve
 		inf.rows.push_back(r);
 	}
 	return inf;
+}
+
+} // namespace
+
+Inference linear_inference(double n, const Eigen::MatrixXd &Sxx, const Eigen::VectorXd &Sxy, double Syy,
+                           const Eigen::VectorXd &mx, const Eigen::VectorXd &w, double b,
+                           const std::vector<std::string> &names, double level)
+{
+	OlsParts o;
+	o.n = n;
+	o.syy = Syy;
+	const Eigen::Index p = Sxx.rows();
+	o.kept = kept_columns(Sxx);
+	const Eigen::Index k = static_cast<Eigen::Index>(o.kept.size());
+	Eigen::MatrixXd inv = inverse_at(Sxx, o.kept);
+	// the coefficients: the model's when every column is kept, else (as lm) the least-squares
+	// fit on the kept columns, the others aliased
+	Eigen::VectorXd mk(k), sk(k);
+	for (Eigen::Index i = 0; i < k; i++) {
+		mk(i) = mx(o.kept[static_cast<size_t>(i)]);
+		sk(i) = Sxy(o.kept[static_cast<size_t>(i)]);
+	}
+	const double my = b + w.dot(mx);
+	o.wk = k == p ? w : Eigen::VectorXd(inv * sk);
+	Eigen::MatrixXd Skk(k, k);
+	for (Eigen::Index i = 0; i < k; i++)
+		for (Eigen::Index j = 0; j < k; j++)
+			Skk(i, j) = Sxx(o.kept[static_cast<size_t>(i)], o.kept[static_cast<size_t>(j)]);
+	o.bk = my - o.wk.dot(mk);
+	o.sse = std::max(0.0, Syy - 2 * o.wk.dot(sk) + o.wk.dot(Skk * o.wk));
+	o.se_b = std::sqrt(1 / n + mk.dot(inv * mk));
+	o.se = inv.diagonal().cwiseSqrt();
+	return ols_inference(o, p, names, level);
+}
+
+// The same from double-double co-moments and coefficients: the columns kept in order as
+// kept_columns does, at the precise solve's tolerance; the inverse, the refit of a rank-deficient
+// fit, the sums of squares and the standard errors (the intercept's is a difference of large
+// terms when the features sit far from 0) all in double-double.
+Inference linear_inference_precise(double n, const DDMatrix &Sxx, const std::vector<DD> &Sxy, DD Syy,
+                                   const std::vector<DD> &mx, const std::vector<DD> &w, DD b,
+                                   const std::vector<std::string> &names, double level)
+{
+	OlsParts o;
+	o.n = n;
+	o.syy = Syy.value();
+	const Eigen::Index p = Sxx.n;
+	std::vector<DD> d(static_cast<size_t>(p));
+	for (Eigen::Index j = 0; j < p; j++)
+		d[static_cast<size_t>(j)] = Sxx(j, j).hi > 0 ? DD(1.0) / dd::sqrt(Sxx(j, j)) : DD();
+	// kept in order: a column whose residual against the kept ones is below the tolerance is aliased
+	DDMatrix L(p);
+	for (Eigen::Index j = 0; j < p; j++) {
+		if (d[static_cast<size_t>(j)].hi == 0)
+			continue;
+		const Eigen::Index k = static_cast<Eigen::Index>(o.kept.size());
+		std::vector<DD> v(static_cast<size_t>(k));
+		DD r(1.0);
+		for (Eigen::Index i = 0; i < k; i++) {
+			const Eigen::Index c = o.kept[static_cast<size_t>(i)];
+			DD s = Sxx(c, j) * d[static_cast<size_t>(c)] * d[static_cast<size_t>(j)];
+			for (Eigen::Index t = 0; t < i; t++)
+				s -= L(i, t) * v[static_cast<size_t>(t)];
+			v[static_cast<size_t>(i)] = s / L(i, i);
+			r -= v[static_cast<size_t>(i)] * v[static_cast<size_t>(i)];
+		}
+		if (!(r.hi > kPreciseRankTol))
+			continue;
+		for (Eigen::Index i = 0; i < k; i++)
+			L(k, i) = v[static_cast<size_t>(i)];
+		L(k, k) = dd::sqrt(r);
+		o.kept.push_back(j);
+	}
+	const Eigen::Index k = static_cast<Eigen::Index>(o.kept.size());
+	DDMatrix F(k); // the kept block's Cholesky factor (equilibrated)
+	for (Eigen::Index i = 0; i < k; i++)
+		for (Eigen::Index j = 0; j <= i; j++)
+			F(i, j) = L(i, j);
+	auto kd = [&](Eigen::Index i) { return d[static_cast<size_t>(o.kept[static_cast<size_t>(i)])]; };
+	// inv(S_kk) x = D F^-T F^-1 D x
+	auto solve = [&](std::vector<DD> x) {
+		for (Eigen::Index i = 0; i < k; i++)
+			x[static_cast<size_t>(i)] = x[static_cast<size_t>(i)] * kd(i);
+		dd_solve(F, x);
+		for (Eigen::Index i = 0; i < k; i++)
+			x[static_cast<size_t>(i)] = x[static_cast<size_t>(i)] * kd(i);
+		return x;
+	};
+	std::vector<DD> mk(static_cast<size_t>(k)), sk(static_cast<size_t>(k)), wk(static_cast<size_t>(k));
+	for (Eigen::Index i = 0; i < k; i++) {
+		mk[static_cast<size_t>(i)] = mx[static_cast<size_t>(o.kept[static_cast<size_t>(i)])];
+		sk[static_cast<size_t>(i)] = Sxy[static_cast<size_t>(o.kept[static_cast<size_t>(i)])];
+		wk[static_cast<size_t>(i)] = w[static_cast<size_t>(o.kept[static_cast<size_t>(i)])];
+	}
+	DD my = b;
+	for (Eigen::Index j = 0; j < p; j++)
+		my += w[static_cast<size_t>(j)] * mx[static_cast<size_t>(j)];
+	if (k < p)
+		wk = solve(sk);
+	DD bk = my, sse = Syy, mim;
+	const std::vector<DD> im = solve(mk);
+	o.wk.resize(k);
+	o.se.resize(k);
+	for (Eigen::Index i = 0; i < k; i++) {
+		bk -= wk[static_cast<size_t>(i)] * mk[static_cast<size_t>(i)];
+		sse -= wk[static_cast<size_t>(i)] * sk[static_cast<size_t>(i)] * 2.0;
+		DD sw;
+		for (Eigen::Index j = 0; j < k; j++)
+			sw += Sxx(o.kept[static_cast<size_t>(i)], o.kept[static_cast<size_t>(j)]) * wk[static_cast<size_t>(j)];
+		sse += wk[static_cast<size_t>(i)] * sw;
+		mim += mk[static_cast<size_t>(i)] * im[static_cast<size_t>(i)];
+		std::vector<DD> e(static_cast<size_t>(k));
+		e[static_cast<size_t>(i)] = DD(1.0);
+		o.se(i) = std::sqrt(std::max(0.0, solve(e)[static_cast<size_t>(i)].value()));
+		o.wk(i) = wk[static_cast<size_t>(i)].value();
+	}
+	o.bk = bk.value();
+	o.sse = std::max(0.0, sse.value());
+	o.se_b = std::sqrt(std::max(0.0, (DD(1.0) / DD(n) + mim).value()));
+	return ols_inference(o, p, names, level);
 }
 
 Inference logistic_inference(const Eigen::MatrixXd &X, const Eigen::VectorXd &center, const Eigen::VectorXd &scale,

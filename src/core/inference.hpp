@@ -15,6 +15,7 @@
 #include <Eigen/Dense>
 
 #include "common.hpp"
+#include "least_squares.hpp"
 #include "optimize.hpp"
 
 namespace pgml {
@@ -53,6 +54,12 @@ struct Inference {
 Inference linear_inference(double n, const Eigen::MatrixXd &Sxx, const Eigen::VectorXd &Sxy, double Syy,
                            const Eigen::VectorXd &mx, const Eigen::VectorXd &w, double b,
                            const std::vector<std::string> &names, double level = 0.95);
+
+// The same from the precise pass's double-double co-moments (least_squares.hpp's DDMatrix) and
+// coefficients, for an ill-conditioned fit: aliasing at the precise solve's tolerance.
+Inference linear_inference_precise(double n, const DDMatrix &Sxx, const std::vector<DD> &Sxy, DD Syy,
+                                   const std::vector<DD> &mx, const std::vector<DD> &w, DD b,
+                                   const std::vector<std::string> &names, double level = 0.95);
 
 // Binary logistic regression (class 1 is the event) from its n training rows X (n x p, any
 // affine scaling of the features: z = (x - center) / scale), labels y (0 / 1) and the

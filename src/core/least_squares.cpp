@@ -148,10 +148,6 @@ GramSolution solve_gram(const Eigen::MatrixXd &G, const Eigen::VectorXd &g, cons
 	return s;
 }
 
-namespace {
-
-// Cholesky factor (lower, in place) of a symmetric positive definite double-double matrix;
-// false when a pivot is at most tol (a dependence at that relative size, for a unit diagonal).
 bool dd_cholesky(DDMatrix &L, double tol)
 {
 	const Eigen::Index n = L.n;
@@ -173,7 +169,6 @@ bool dd_cholesky(DDMatrix &L, double tol)
 	return true;
 }
 
-// Solves L L^T x = b in place.
 void dd_solve(const DDMatrix &L, std::vector<DD> &x)
 {
 	const Eigen::Index n = L.n;
@@ -190,6 +185,8 @@ void dd_solve(const DDMatrix &L, std::vector<DD> &x)
 		x[static_cast<size_t>(i)] = v / L(i, i);
 	}
 }
+
+namespace {
 
 DD dd_dot(const std::vector<DD> &a, const std::vector<DD> &b)
 {

@@ -70,6 +70,12 @@ double estimated_digits(const GramSolution &gs, double u_moments, double amp);
 GramSolution solve_gram(const Eigen::MatrixXd &G, const Eigen::VectorXd &g, const Eigen::VectorXd *floor = nullptr,
                         const std::vector<std::vector<int>> &groups = {});
 
+// Cholesky factor (lower, in place) of a symmetric positive definite double-double matrix;
+// false when a pivot is at most tol (a dependence at that relative size, for a unit diagonal).
+bool dd_cholesky(DDMatrix &L, double tol);
+// Solves L L^T x = b in place (L from dd_cholesky).
+void dd_solve(const DDMatrix &L, std::vector<DD> &x);
+
 // solve_gram in double-double on G and g given as double-doubles. When the equilibrated
 // matrix (without the constant and by-design columns) is full rank by kPreciseRankTol the
 // solution is exact to about its condition number squared times 2^-104, with the same

@@ -47,6 +47,9 @@ PreciseFit fit_least_squares_precise(const PreciseMoments &train, const LeastSqu
 		mx[static_cast<size_t>(f)] = m;
 	}
 	const DD my = train.mean(ts);
+	PreciseFit fit;
+	fit.Sxx = DDMatrix(p);
+	fit.Sxy.resize(static_cast<size_t>(p));
 	DDMatrix Z(p);
 	for (Eigen::Index f = 0; f < p; f++) {
 		for (Eigen::Index g = 0; g <= f; g++) {
@@ -54,16 +57,20 @@ PreciseFit fit_least_squares_precise(const PreciseMoments &train, const LeastSqu
 			for (Eigen::Index j = 0; j < q; j++)
 				if (in.A(g, j) != 0)
 					s += T[static_cast<size_t>(f * q + j)] * in.A(g, j);
+			fit.Sxx(f, g) = fit.Sxx(g, f) = s;
 			if (!in.intercept) // the raw (uncentered) moments
 				s += mx[static_cast<size_t>(f)] * mx[static_cast<size_t>(g)] * n;
 			Z(f, g) = Z(g, f) = s / DD(in.scale(f)) / DD(in.scale(g));
 		}
 		DD sxy = T[static_cast<size_t>(f * q + ts)];
+		fit.Sxy[static_cast<size_t>(f)] = sxy;
 		if (!in.intercept)
 			sxy += mx[static_cast<size_t>(f)] * my * n;
 		zy[static_cast<size_t>(f)] = sxy / DD(in.scale(f));
 	}
-	PreciseFit fit;
+	fit.mx = mx;
+	fit.my = my;
+	fit.Syy = train.comoment(ts, ts);
 	fit.gs = solve_gram_precise(Z, zy, &in.noise_floor, in.groups);
 	if (fit.gs.deficient)
 		return fit;

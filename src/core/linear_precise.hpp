@@ -34,6 +34,10 @@ struct PreciseFit {
 	DD b_dd;
 	double sse = 0;          // the training rows' residual sum of squares
 	double syy_centered = 0; // the target's sum of squared deviations
+	// the features' centered co-moments (Sxx, with the target Sxy, the target's Syy) and means
+	DDMatrix Sxx;
+	std::vector<DD> Sxy, mx;
+	DD Syy, my;
 };
 
 PreciseFit fit_least_squares_precise(const PreciseMoments &train, const LeastSquaresSetup &in);

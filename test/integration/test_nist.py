@@ -97,16 +97,22 @@ class NistTest(PgmlTestCase):
         r2 = v["train_metrics"]["r2"] if s["model"] != "nointercept" else 1 - sse / syy
         rsd_digits = lre(rsd / math.sqrt(syy / n), 0) if s["residual_sd"] == 0 else lre(rsd, s["residual_sd"])
         warned = [m for m in self.conn.notices if m.startswith("WARNING")]
-        return digits, rsd_digits, lre(r2, s["r2"]), v["report"], warned
+        # the certified standard errors, through ml_coefficients (intercept models)
+        sd_digits = 15.0
+        if s["model"] != "nointercept":
+            ses = [r["std_error"] for r in self.all("SELECT std_error FROM ml_coefficients(%s, %s)", (name, version))]
+            self.assertEqual(len(ses), len(s["sd"]))
+            sd_digits = min(lre(g, c) for g, c in zip(ses, s["sd"]))
+        return digits, rsd_digits, lre(r2, s["r2"]), sd_digits, v["report"], warned
 
     def test_certified_values(self):
         for name in SETS:
             s = read_set(name)
             for route in ("default", "scale none", "incremental"):
                 with self.subTest(dataset=name, route=route):
-                    digits, rsd_digits, r2_digits, report, warned = self.fit(s, route)
+                    digits, rsd_digits, r2_digits, sd_digits, report, warned = self.fit(s, route)
                     print(f"NIST {name:9s} {route:12s} coefficients {digits:4.1f} digits, residual SD "
-                          f"{rsd_digits:4.1f}, r2 {r2_digits:4.1f}, rank {report.get('rank')}, "
+                          f"{rsd_digits:4.1f}, r2 {r2_digits:4.1f}, standard errors {sd_digits:4.1f}, rank {report.get('rank')}, "
                           f"condition {report.get('condition_number')}, warnings {len(warned)}")
                     self.assertIn("rank", report)
                     self.assertIn("condition_number", report)
@@ -114,6 +120,7 @@ class NistTest(PgmlTestCase):
                     # precise pass: double statistics gave Filip rank 7 of 10, Wampler's intercept 5.9)
                     self.assertGreaterEqual(digits, DIGITS, f"{name} {route}")
                     self.assertGreaterEqual(min(rsd_digits, r2_digits), DIGITS, f"{name} {route}")
+                    self.assertGreaterEqual(sd_digits, DIGITS, f"{name} {route}: standard errors")
                     # the report's estimate is never optimistic, and below 7 the fit warns
                     est = report.get("digits")
                     if est is not None:

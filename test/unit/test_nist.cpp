@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -101,6 +102,7 @@ enum class Route { Default, ScaleNone, Incremental };
 struct Fit {
 	double min_digits = 15; // over the coefficients
 	double rsd_digits = 15, r2_digits = 15;
+	double sd_digits = 15; // the coefficients' standard errors (report -> inference), intercept models
 	pgml::TrainResult result;
 };
 
@@ -149,6 +151,18 @@ Fit fit(const NistSet &s, Route route)
 	// an exact fit (Wampler1, 2): the residual SD relative to the response's spread
 	f.rsd_digits = s.residual_sd == 0 ? lre(rsd / std::sqrt(yy / nn), 0) : lre(rsd, s.residual_sd);
 	f.r2_digits = lre(r2, s.r2);
+	if (icpt) {
+		const std::string &inf = t.result.inference_json;
+		size_t pos = 0, j = 0;
+		for (; j < s.sd.size(); j++) {
+			pos = inf.find("\"std_error\":", pos);
+			if (pos == std::string::npos)
+				break;
+			pos += 12;
+			f.sd_digits = std::min(f.sd_digits, lre(std::strtod(inf.c_str() + pos, nullptr), s.sd[j]));
+		}
+		EXPECT_EQ(j, s.sd.size()) << s.name << ": " << inf;
+	}
 	return f;
 }
 
@@ -165,9 +179,10 @@ TEST(Nist, CertifiedCoefficientsResidualSdAndR2)
 		for (Route route : {Route::Default, Route::ScaleNone, Route::Incremental}) {
 			const char *rn = route == Route::Default ? "default" : route == Route::ScaleNone ? "scale none" : "incremental";
 			Fit f = fit(s, route);
-			std::printf("NIST %-9s %-12s coefficients %5.1f digits, residual SD %5.1f, r2 %5.1f, rank %.0f, "
-			            "condition %.3g, estimated digits %.1f, warnings %zu\n",
-			            name, rn, f.min_digits, f.rsd_digits, f.r2_digits, json_number(f.result.report_json, {"rank"}),
+			std::printf("NIST %-9s %-12s coefficients %5.1f digits, residual SD %5.1f, r2 %5.1f, standard errors %5.1f, "
+			            "rank %.0f, condition %.3g, estimated digits %.1f, warnings %zu\n",
+			            name, rn, f.min_digits, f.rsd_digits, f.r2_digits, f.sd_digits,
+			            json_number(f.result.report_json, {"rank"}),
 			            json_number(f.result.report_json, {"condition_number"}),
 			            json_number(f.result.report_json, {"digits"}), f.result.warnings.size());
 			// Every certified value to 7 digits: Filip and Wampler 1, 3-5 through the precise pass
@@ -175,6 +190,8 @@ TEST(Nist, CertifiedCoefficientsResidualSdAndR2)
 			EXPECT_GE(f.min_digits, 7) << name << " " << rn;
 			EXPECT_GE(f.rsd_digits, 7) << name << " " << rn;
 			EXPECT_GE(f.r2_digits, 7) << name << " " << rn;
+			// and the certified standard errors (ml_coefficients; from the precise statistics too)
+			EXPECT_GE(f.sd_digits, 7) << name << " " << rn;
 #ifndef PGML_NIST_BEFORE
 			const bool ok = f.min_digits >= 7 && f.rsd_digits >= 7 && f.r2_digits >= 7;
 			EXPECT_TRUE(ok || !f.result.warnings.empty()) << name << " " << rn << ": short of 7 digits without a warning";

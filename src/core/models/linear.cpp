@@ -217,6 +217,10 @@ LinearFit fit_linear_from_moments(Algorithm algorithm, const Params &hp, const P
 			PreciseFit pf = fit_least_squares_precise(*precise->train, in);
 			if (!pf.gs.deficient) {
 				drop_level_constants(pf.gs, prep, features);
+				if (algorithm == Algorithm::LinearRegression && intercept) // coefficient statistics (inference.hpp)
+					fit.inference_json = linear_inference_precise(static_cast<double>(n_rows), pf.Sxx, pf.Sxy, pf.Syy,
+					                                              pf.mx, pf.w_dd, pf.b_dd, prep.feature_names)
+					                         .to_json();
 				gs = pf.gs;
 				fit.precise = true;
 				fit.w_dd = pf.w_dd;
@@ -243,7 +247,7 @@ LinearFit fit_linear_from_moments(Algorithm algorithm, const Params &hp, const P
 		fit.solve = solve_report(*solved, w, mx, intercept ? fit.b : NAN,
 		                         std::sqrt(std::max(0.0, syy_centered) / static_cast<double>(n_rows) + my * my),
 		                         prep.feature_names, algorithm, fit.precise ? precise->train->unit() : 0x1.0p-53);
-	if (algorithm == Algorithm::LinearRegression && intercept) // coefficient statistics (inference.hpp)
+	if (algorithm == Algorithm::LinearRegression && intercept && !fit.precise) // coefficient statistics (inference.hpp)
 		fit.inference_json =
 		    linear_inference(static_cast<double>(n_rows), Sxx, Sxy, Syy, mx, w, fit.b, prep.feature_names).to_json();
 	if (!fit.precise)
