@@ -20,6 +20,28 @@ PROMPT = 1.0         # the run must stop within this many seconds of the cancel
 TIMEOUT = 2.0        # statement_timeout
 
 
+def train_in_background(table, name):
+    """Starts ml_train(table, 'y', linear_regression) on a new connection in a thread. Returns
+    (thread, connection, pid, out): out gets "result" or "error", and "ended" (monotonic)."""
+    train = connect()
+    pid = train.get_backend_pid()
+    out = {}
+
+    def run():
+        try:
+            with train.cursor() as cur:
+                cur.execute("SELECT * FROM ml_train(%s, 'y', algorithm => 'linear_regression', name => %s)",
+                            (table, name))
+                out["result"] = cur.fetchall()
+        except Exception as e:
+            out["error"] = e
+        out["ended"] = time.monotonic()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, train, pid, out
+
+
 class CancelTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -102,24 +124,9 @@ class CancelTest(unittest.TestCase):
     def cancel_at(self, after):
         before = self.catalog_counts()
         name = unique("cancelled")
-        train = connect()
-        self.addCleanup(train.close)
-        pid = train.get_backend_pid()
-        out = {}
-
-        def run():
-            try:
-                with train.cursor() as cur:
-                    cur.execute("SELECT * FROM ml_train(%s, 'y', algorithm => 'linear_regression', name => %s)",
-                                (self.table, name))
-                    out["result"] = cur.fetchall()
-            except Exception as e:
-                out["error"] = e
-            out["ended"] = time.monotonic()
-
-        t = threading.Thread(target=run, daemon=True)
         started = time.monotonic()
-        t.start()
+        t, train, pid, out = train_in_background(self.table, name)
+        self.addCleanup(train.close)
         time.sleep(after)
         if not t.is_alive():
             self._drop_model(name)
@@ -228,23 +235,8 @@ class PrecisePassCancelTest(unittest.TestCase):
 
     def test_cancel_in_the_precise_pass(self):
         name = unique("precise_cancelled")
-        train = connect()
+        t, train, pid, out = train_in_background(self.table, name)
         self.addCleanup(train.close)
-        pid = train.get_backend_pid()
-        out = {}
-
-        def run():
-            try:
-                with train.cursor() as cur:
-                    cur.execute("SELECT * FROM ml_train(%s, 'y', algorithm => 'linear_regression', name => %s)",
-                                (self.table, name))
-                    out["result"] = cur.fetchall()
-            except Exception as e:
-                out["error"] = e
-            out["ended"] = time.monotonic()
-
-        t = threading.Thread(target=run, daemon=True)
-        t.start()
         phase = None
         deadline = time.monotonic() + 120
         with self.conn.cursor() as cur:
