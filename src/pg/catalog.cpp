@@ -330,3 +330,53 @@ pgml_insert_model(const Oid *types, const Datum *values, const char *nulls)
 		elog(ERROR, "pg_ml: could not save the model");
 	return SPI_processed == 1 ? id : 0;
 }
+
+void
+pgml_insert_version(const PgmlVersionRow *r)
+{
+	Oid types[27] = {INT8OID,  INT4OID,  INT4OID,  TEXTOID,	  TEXTOID,	 TEXTOID,	JSONBOID, JSONBOID, JSONBOID,
+					 JSONBOID, JSONBOID, JSONBOID, INT8OID,	  INT8OID,	 FLOAT8OID, INT8OID,	TEXTOID,  BYTEAOID,
+					 INT2OID,  INT4OID,	 INT8OID,  REGROLEOID, FLOAT8OID, FLOAT8OID, FLOAT8OID, JSONBOID, JSONBOID};
+	Datum values[27] = {Int64GetDatum(r->model_id),
+						Int32GetDatum(r->version),
+						Int32GetDatum(r->parent),
+						CStringGetTextDatum(r->algorithm),
+						CStringGetTextDatum(r->mode),
+						CStringGetTextDatum(r->relation),
+						r->hyperparams,
+						r->preprocess,
+						r->preprocessing_state,
+						r->metrics,
+						r->report,
+						r->coefficients,
+						Int64GetDatum(r->rows_train),
+						Int64GetDatum(r->rows_test),
+						Float8GetDatum(r->test_size),
+						Int64GetDatum(static_cast<int64>(r->seed)),
+						CStringGetTextDatum(r->fingerprint),
+						PointerGetDatum(r->blob),
+						Int16GetDatum(static_cast<int16>(r->format)),
+						Int32GetDatum(r->blob_length),
+						Int64GetDatum(static_cast<int64>(r->checksum)),
+						ObjectIdGetDatum(r->trained_by),
+						Float8GetDatum(r->read_ms),
+						Float8GetDatum(r->fit_ms),
+						Float8GetDatum(r->duration_ms),
+						r->sources != 0 ? r->sources : pgml_jsonb_from_cstring("[]"),
+						r->classes};
+	char nulls[28] = "                           ";
+	if (r->parent == 0)
+		nulls[2] = 'n';
+	if (r->classes == 0)
+		nulls[26] = 'n';
+	int rc = SPI_execute_with_args(
+		"INSERT INTO ml.versions (model_id, version, parent_version, algorithm, mode, relation, hyperparams, "
+		"preprocess, preprocessing_state, metrics, report, coefficients, rows_train, rows_test, test_size, seed, "
+		"data_fingerprint, blob, format_version, model_kind, blob_length, checksum, trained_by, read_ms, fit_ms, "
+		"duration_ms, sources, classes) "
+		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $4, $20, "
+		"$21, $22, $23, $24, $25, $26, $27)",
+		27, types, values, nulls, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "pg_ml: could not save the version: %s", SPI_result_code_string(rc));
+}

@@ -354,10 +354,13 @@ pgml_import(PG_FUNCTION_ARGS)
 	const pgml::ModelDescription *desc = &st->desc;
 	/* JSON that comes from the data itself must be objects */
 	Datum metrics = jsonb_object_from(from_utf8(rec->metrics_json), "metrics");
-	Datum report = jsonb_object_from(from_utf8(rec->report_json), "report");
+	char *original = from_utf8(rec->report_json);
+	(void) jsonb_object_from(original, "report");
 	char *relation = from_utf8(rec->relation);
 	char *fingerprint = from_utf8(rec->data_fingerprint);
-	Datum provenance = pgml_jsonb_from_cstring(from_utf8(st->provenance));
+	/* the version's report: the import's provenance and the exported report */
+	Datum report =
+		pgml_jsonb_from_cstring(psprintf("{\"imported\": %s, \"original\": %s}", from_utf8(st->provenance), original));
 
 	Oid caller = GetUserId();
 	Oid save_user;
@@ -408,49 +411,34 @@ pgml_import(PG_FUNCTION_ARGS)
 	uint16 blob_format;
 	uint32 blob_checksum;
 	bytea *blob = pgml_serialize_bound(st->model.get(), model_id, 1, &st->blob, &blob_format, &blob_checksum);
-	size_t blob_len = st->blob.size();
-	Oid vt[24] = {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID,
-				  INT8OID, INT8OID, FLOAT8OID, INT8OID, TEXTOID, BYTEAOID, INT2OID, INT4OID, INT8OID, REGROLEOID,
-				  FLOAT8OID, FLOAT8OID, FLOAT8OID, JSONBOID};
-	Datum vv[24] = {Int64GetDatum(model_id),
-					CStringGetTextDatum(pgml::algorithm_name(model->algorithm)),
-					CStringGetTextDatum(relation),
-					pgml_jsonb_from_cstring(desc->hyperparams_json.c_str()),
-					pgml_jsonb_from_cstring(desc->preprocess_json.c_str()),
-					pgml_jsonb_from_cstring(desc->state_json.c_str()),
-					metrics,
-					provenance,
-					report,
-					pgml_jsonb_from_cstring(desc->coefficients_json.c_str()),
-					Int64GetDatum(rec->rows_train),
-					Int64GetDatum(rec->rows_test),
-					Float8GetDatum(model->test_size),
-					Int64GetDatum(static_cast<int64>(model->seed)),
-					CStringGetTextDatum(fingerprint),
-					PointerGetDatum(blob),
-					Int16GetDatum(static_cast<int16>(blob_format)),
-					Int32GetDatum(static_cast<int32>(blob_len)),
-					Int64GetDatum(static_cast<int64>(blob_checksum)),
-					ObjectIdGetDatum(caller),
-					Float8GetDatum(rec->read_ms),
-					Float8GetDatum(rec->fit_ms),
-					Float8GetDatum(rec->duration_ms),
-					/* the classes, in the blob's order (ml_models.classes) */
-					desc->classes_json.empty() ? (Datum) 0 : pgml_jsonb_from_cstring(desc->classes_json.c_str())};
-	char vnulls[25] = "                        ";
-	if (desc->classes_json.empty())
-		vnulls[23] = 'n';
-	int rc = SPI_execute_with_args(
-		"INSERT INTO ml.versions (model_id, version, parent_version, algorithm, mode, relation, hyperparams, "
-		"preprocess, preprocessing_state, metrics, report, coefficients, rows_train, rows_test, test_size, seed, "
-		"data_fingerprint, blob, format_version, model_kind, blob_length, checksum, trained_by, read_ms, fit_ms, "
-		"duration_ms, classes) "
-		"VALUES ($1, 1, NULL, $2, 'import', $3, $4, $5, $6, $7, "
-		"pg_catalog.jsonb_build_object('imported', $8, 'original', $9), $10, $11, $12, $13, $14, $15, $16, $17, $2, "
-		"$18, $19, $20, $21, $22, $23, $24)",
-		24, vt, vv, vnulls, false, 0);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "pg_ml: could not save the version: %s", SPI_result_code_string(rc));
+	PgmlVersionRow row;
+	row.model_id = model_id;
+	row.version = 1;
+	row.algorithm = pgml::algorithm_name(model->algorithm);
+	row.mode = "import";
+	row.relation = relation;
+	row.hyperparams = pgml_jsonb_from_cstring(desc->hyperparams_json.c_str());
+	row.preprocess = pgml_jsonb_from_cstring(desc->preprocess_json.c_str());
+	row.preprocessing_state = pgml_jsonb_from_cstring(desc->state_json.c_str());
+	row.metrics = metrics;
+	row.report = report;
+	row.coefficients = pgml_jsonb_from_cstring(desc->coefficients_json.c_str());
+	row.rows_train = rec->rows_train;
+	row.rows_test = rec->rows_test;
+	row.test_size = model->test_size;
+	row.seed = model->seed;
+	row.fingerprint = fingerprint;
+	row.blob = blob;
+	row.format = blob_format;
+	row.blob_length = static_cast<int32>(st->blob.size());
+	row.checksum = blob_checksum;
+	row.trained_by = caller;
+	row.read_ms = rec->read_ms;
+	row.fit_ms = rec->fit_ms;
+	row.duration_ms = rec->duration_ms;
+	/* the classes, in the blob's order (ml_models.classes) */
+	row.classes = desc->classes_json.empty() ? (Datum) 0 : pgml_jsonb_from_cstring(desc->classes_json.c_str());
+	pgml_insert_version(&row);
 	pgml_record_deploy(model_id, 1, "imported", caller);
 	SPI_finish();
 	pgml_catalog_end(save_user, save_sec);

@@ -222,6 +222,29 @@ void pgml_match_columns(TupleDesc desc, const pgml::Model *model, const char *re
 // the owner: types / values / nulls (' ' or 'n') of name, owner (regrole), task, algorithm,
 // target, relation, features, classes. Returns the model's id.
 int64 pgml_insert_model(const Oid *types, const Datum *values, const char *nulls);
+// One row of ml.versions, as training and import write it. jsonb fields are Datums; parent 0 and
+// classes 0 are NULL, sources 0 the empty list (no recorded reads); the blob is already bound to
+// (model_id, version).
+struct PgmlVersionRow {
+	int64 model_id = 0;
+	int32 version = 0;
+	int32 parent = 0; // 0: none (NULL)
+	const char *algorithm = nullptr, *mode = nullptr, *relation = nullptr;
+	Datum hyperparams = 0, preprocess = 0, preprocessing_state = 0, metrics = 0, report = 0, coefficients = 0;
+	int64 rows_train = 0, rows_test = 0;
+	double test_size = 0;
+	uint64 seed = 0;
+	const char *fingerprint = nullptr;
+	bytea *blob = nullptr;
+	uint16 format = 0;
+	int32 blob_length = 0;
+	uint32 checksum = 0;
+	Oid trained_by = InvalidOid;
+	double read_ms = 0, fit_ms = 0, duration_ms = 0;
+	Datum sources = 0, classes = 0;
+};
+// Inserts the row (SPI connected under catalog identity); model_kind is the algorithm.
+void pgml_insert_version(const PgmlVersionRow *row);
 // Whether the catalog is 0.3.0's: models owned through their sequences (false before ALTER
 // EXTENSION UPDATE: ml.models.owner and ml.grants).
 bool pgml_catalog_owned_models(void);

@@ -17,6 +17,7 @@ extern "C" {
 #include "catalog/pg_statistic.h"
 #include "portability/instr_time.h"
 #include "utils/acl.h"
+#include "utils/fmgrprotos.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
@@ -218,56 +219,39 @@ insert_version(TrainState *st, int64 model_id, int32 version, int32 parent, cons
 	uint32 checksum;
 	bytea *blob = pgml_serialize_bound(st->model.get(), model_id, version, &st->blob, &format, &checksum);
 
-	Oid types[29] = {INT8OID, INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID,
-					 JSONBOID, JSONBOID, JSONBOID, INT8OID, INT8OID, FLOAT8OID, INT8OID, TEXTOID, BYTEAOID, INT2OID,
-					 TEXTOID, INT4OID, INT8OID, REGROLEOID, FLOAT8OID, FLOAT8OID, FLOAT8OID, JSONBOID, JSONBOID, JSONBOID};
-	Datum values[29] = {Int64GetDatum(model_id),
-						Int32GetDatum(version),
-						Int32GetDatum(parent),
-						CStringGetTextDatum(pgml::algorithm_name(m.algorithm)),
-						CStringGetTextDatum(mode),
-						CStringGetTextDatum(relation),
-						pgml_jsonb_from_cstring(st->hyperparams_json.c_str()),
-						pgml_jsonb_from_cstring(st->preprocess_json.c_str()),
-						pgml_jsonb_from_cstring(st->state_json.c_str()),
-						pgml_jsonb_from_cstring(res.metrics_json.c_str()),
-						pgml_jsonb_from_cstring(res.report_json.c_str()),
-						pgml_jsonb_from_cstring(st->coef_json.c_str()),
-						Int64GetDatum(res.rows_train),
-						Int64GetDatum(res.rows_test),
-						Float8GetDatum(m.test_size),
-						Int64GetDatum(static_cast<int64>(m.seed)),
-						CStringGetTextDatum(res.fingerprint.c_str()),
-						PointerGetDatum(blob),
-						Int16GetDatum(static_cast<int16>(format)),
-						CStringGetTextDatum(pgml::algorithm_name(m.algorithm)),
-						Int32GetDatum(static_cast<int32>(st->blob.size())),
-						Int64GetDatum(static_cast<int64>(checksum)),
-						ObjectIdGetDatum(trained_by),
-						Float8GetDatum(read_ms),
-						Float8GetDatum(fit_ms),
-						Float8GetDatum(total_ms),
-						pgml_jsonb_from_cstring(sources),
-						retrain ? pgml_jsonb_from_cstring(retrain) : (Datum) 0,
-						/* the classes, in the blob's order (ml_models.classes of a deployed version) */
-						st->classes_json.empty() ? (Datum) 0 : pgml_jsonb_from_cstring(st->classes_json.c_str())};
-	char nulls[30] = "                             ";
-	if (parent == 0)
-		nulls[2] = 'n';
-	if (retrain == NULL)
-		nulls[27] = 'n';
-	if (st->classes_json.empty())
-		nulls[28] = 'n';
-	int rc = SPI_execute_with_args(
-		"INSERT INTO ml.versions (model_id, version, parent_version, algorithm, mode, relation, hyperparams, "
-		"preprocess, preprocessing_state, metrics, report, coefficients, rows_train, rows_test, test_size, seed, data_fingerprint, "
-		"blob, format_version, model_kind, blob_length, checksum, trained_by, read_ms, fit_ms, duration_ms, sources, classes) "
-		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
-		"CASE WHEN $28 IS NULL THEN $11 ELSE $11 OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('retrain', $28) END, "
-		"$12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $29)",
-		29, types, values, nulls, false, 0);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "pg_ml: could not save the version: %s", SPI_result_code_string(rc));
+	PgmlVersionRow row;
+	row.model_id = model_id;
+	row.version = version;
+	row.parent = parent;
+	row.algorithm = pgml::algorithm_name(m.algorithm);
+	row.mode = mode;
+	row.relation = relation;
+	row.hyperparams = pgml_jsonb_from_cstring(st->hyperparams_json.c_str());
+	row.preprocess = pgml_jsonb_from_cstring(st->preprocess_json.c_str());
+	row.preprocessing_state = pgml_jsonb_from_cstring(st->state_json.c_str());
+	row.metrics = pgml_jsonb_from_cstring(res.metrics_json.c_str());
+	row.report = pgml_jsonb_from_cstring(res.report_json.c_str());
+	if (retrain != NULL) /* the retrain's confirmation goes into the report under "retrain" */
+		row.report = DirectFunctionCall2(jsonb_concat, row.report,
+										 pgml_jsonb_from_cstring(psprintf("{\"retrain\": %s}", retrain)));
+	row.coefficients = pgml_jsonb_from_cstring(st->coef_json.c_str());
+	row.rows_train = res.rows_train;
+	row.rows_test = res.rows_test;
+	row.test_size = m.test_size;
+	row.seed = m.seed;
+	row.fingerprint = res.fingerprint.c_str();
+	row.blob = blob;
+	row.format = format;
+	row.blob_length = static_cast<int32>(st->blob.size());
+	row.checksum = checksum;
+	row.trained_by = trained_by;
+	row.read_ms = read_ms;
+	row.fit_ms = fit_ms;
+	row.duration_ms = total_ms;
+	row.sources = pgml_jsonb_from_cstring(sources);
+	/* the classes, in the blob's order (ml_models.classes of a deployed version) */
+	row.classes = st->classes_json.empty() ? (Datum) 0 : pgml_jsonb_from_cstring(st->classes_json.c_str());
+	pgml_insert_version(&row);
 
 	size_t nlog = res.log.size();
 	if (nlog > 0) {
@@ -288,7 +272,7 @@ insert_version(TrainState *st, int64 model_id, int32 version, int32 parent, cons
 					   PointerGetDatum(construct_array(grad, nlog, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
 					   PointerGetDatum(construct_array(valid, nlog, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE))};
 		/* NaN (not measured) is stored as NULL */
-		rc = SPI_execute_with_args(
+		int rc = SPI_execute_with_args(
 			"INSERT INTO ml.training_log (model_id, version, iteration, loss, grad_norm, valid_metric) "
 			"SELECT $1, $2, u.i, CASE WHEN u.l OPERATOR(pg_catalog.=) 'NaN'::pg_catalog.float8 THEN NULL ELSE u.l END, "
 			"CASE WHEN u.g OPERATOR(pg_catalog.=) 'NaN'::pg_catalog.float8 THEN NULL ELSE u.g END, "
