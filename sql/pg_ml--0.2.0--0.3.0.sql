@@ -456,6 +456,8 @@ CREATE FUNCTION @extschema@.ml_retrain(
     test_size    float8 DEFAULT NULL,
     seed         integer DEFAULT NULL,
     allow_new_classes boolean DEFAULT false,
+    algorithm    text DEFAULT NULL,
+    hyperparams  jsonb DEFAULT NULL,
     OUT model_id bigint, OUT version integer, OUT parent_version integer, OUT mode text,
     OUT rows_train bigint, OUT rows_test bigint, OUT metrics jsonb, OUT previous_metrics jsonb,
     OUT deployed boolean, OUT reason text, OUT learned text)
@@ -470,15 +472,17 @@ CREATE FUNCTION @extschema@.ml_retrain(
     test_size    float8 DEFAULT NULL,
     seed         integer DEFAULT NULL,
     allow_new_classes boolean DEFAULT false,
+    algorithm    text DEFAULT NULL,
+    hyperparams  jsonb DEFAULT NULL,
     OUT model_id bigint, OUT version integer, OUT parent_version integer, OUT mode text,
     OUT rows_train bigint, OUT rows_test bigint, OUT metrics jsonb, OUT previous_metrics jsonb,
     OUT deployed boolean, OUT reason text, OUT learned text)
     RETURNS record
     LANGUAGE c VOLATILE PARALLEL UNSAFE
     AS 'MODULE_PATHNAME', 'pgml_retrain';
-COMMENT ON FUNCTION @extschema@.ml_retrain(text, text, text, text, float8, integer, boolean)
+COMMENT ON FUNCTION @extschema@.ml_retrain(text, text, text, text, float8, integer, boolean, text, jsonb)
     IS 'pg_ml: train a new version of a model on a relation (see the README''s retrain table)';
-COMMENT ON FUNCTION @extschema@.ml_retrain(bigint, text, text, text, float8, integer, boolean)
+COMMENT ON FUNCTION @extschema@.ml_retrain(bigint, text, text, text, float8, integer, boolean, text, jsonb)
     IS 'pg_ml: train a new version of a model on a relation (see the README''s retrain table)';
 
 -- what an incremental retrain reads of a table it learned from before: the rows whose inserting

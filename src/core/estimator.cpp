@@ -211,7 +211,7 @@ std::string Params::to_json() const
 	return w.str();
 }
 
-Params parse_params(const AlgorithmDef &def, const Options &opts)
+Params parse_params(const AlgorithmDef &def, const Options &opts, const Params *start)
 {
 	auto bad = [&](const std::string &key, const std::string &why) {
 		throw Error(ErrorCode::InvalidParameter, "invalid hyperparameter \"" + key + "\" for " + def.name, why,
@@ -219,10 +219,11 @@ Params parse_params(const AlgorithmDef &def, const Options &opts)
 	};
 	Params p;
 	for (const ParamSpec &s : def.params) {
+		bool kept = start != nullptr && start->has(s.name);
 		if (s.kind == K::Choice)
-			p.set_choice(s.name, s.def_choice);
+			p.set_choice(s.name, kept ? start->choice(s.name) : s.def_choice);
 		else
-			p.set_num(s.name, s.def);
+			p.set_num(s.name, kept ? start->num(s.name) : s.def);
 	}
 	for (const auto &[key, v] : opts) {
 		const ParamSpec *spec = nullptr;

@@ -196,6 +196,8 @@ AutoChoice auto_algorithm(Task task, double expected_rows);
 
 // Validates options against the algorithm's hyperparameters; an unknown key or a bad value is
 // an Error(InvalidParameter) whose hint lists every valid key with its range and default.
-Params parse_params(const AlgorithmDef &def, const Options &opts);
+// Validates opts against def. Keys opts does not give take start's value when start is given
+// and has it (a retrain that changes some hyperparameters), else the default.
+Params parse_params(const AlgorithmDef &def, const Options &opts, const Params *start = nullptr);
 
 } // namespace pgml

@@ -628,13 +628,22 @@ Trainer::Trainer(const TrainSpec &spec, const Model &base, bool incremental) : i
 		            "boosting, mlp and kmeans warm-start and naive_bayes adds to its counts. " +
 		                std::string(algorithm_name(base.algorithm)) + " has no such update.",
 		            "Use mode => 'refit'.");
+	if (incremental && spec.replace_algorithm)
+		throw Error(ErrorCode::FeatureNotSupported,
+		            "an incremental retrain cannot change the algorithm or the hyperparameters",
+		            "It adds the new rows to version's model as it is.",
+		            "Use mode => 'auto' or 'refit' to train a new model on the rows.");
 	m.spec = spec;
 	m.spec.features = base.features;
 	m.spec.target = base.target;
-	m.spec.algorithm = base.algorithm;
+	m.spec.algorithm = spec.replace_algorithm ? spec.algorithm : base.algorithm;
 	m.spec.task = base.task;
 	validate_spec(m.spec);
-	m.hp = base.hyperparams;
+	if (spec.replace_algorithm)
+		m.hp = parse_params(algorithm_def(m.spec.algorithm), spec.hyperparams,
+		                    spec.algorithm == base.algorithm ? &base.hyperparams : nullptr);
+	else
+		m.hp = base.hyperparams;
 	// hyperparameters added since the base was trained (e.g. gradient_boosting's retrain_rounds,
 	// 0.3.0) take their defaults, which the new version records
 	for (const ParamSpec &ps : algorithm_def(base.algorithm).params) {

@@ -30,6 +30,10 @@ struct TrainSpec {
 	// retraining a classifier: labels the base version does not know make a version with more
 	// classes (a refit) instead of an error naming them
 	bool allow_new_classes = false;
+	// retraining (not incrementally): algorithm and hyperparams replace the base's. The same
+	// algorithm keeps the base's hyperparameters that hyperparams does not name; another one
+	// starts from its defaults. Columns, task, classes and preprocessing stay the base's.
+	bool replace_algorithm = false;
 	ProgressCallback progress = nullptr;    // iterations and phases of the fit (main thread only)
 };
 

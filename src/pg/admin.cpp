@@ -73,12 +73,13 @@ pgml_evaluate(PG_FUNCTION_ARGS)
 	PgmlModelRef ref;
 	pgml_resolve_model(PG_GETARG_DATUM(0), get_fn_expr_argtype(fcinfo->flinfo, 0), PGML_USE, false, &ref);
 	int32 version = PG_ARGISNULL(2) ? ref.deployed_version : PG_GETARG_INT32(2);
-	bytea *blob = pgml_load_blob(ref.id, version, NULL, false);
+	char *kind = NULL;
+	bytea *blob = pgml_load_blob(ref.id, version, NULL, false, &kind);
 	if (blob == NULL && PG_ARGISNULL(2) && version != 0)
 		pgml_missing_deployed(&ref);
 	if (blob == NULL)
 		no_such_version(ref.name, version);
-	pgml::Model *model = pgml_deserialize(blob, CurrentMemoryContext, &ref, version);
+	pgml::Model *model = pgml_deserialize(blob, CurrentMemoryContext, &ref, version, kind);
 
 	char *relname = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	Oid relid = pgml_relation_oid(relname);
@@ -163,11 +164,7 @@ pgml_rollback(PG_FUNCTION_ARGS)
 		SPI_execute_with_args("UPDATE ml.deployments SET active = false WHERE model_id OPERATOR(pg_catalog.=) $1 "
 							  "AND id OPERATOR(pg_catalog.>) $2",
 							  2, t, v, NULL, false, 0);
-		Oid t2[2] = {INT8OID, INT4OID};
-		Datum v2[2] = {Int64GetDatum(ref.id), Int32GetDatum(target)};
-		SPI_execute_with_args("UPDATE ml.models SET deployed_version = $2, updated_at = pg_catalog.now() "
-							  "WHERE id OPERATOR(pg_catalog.=) $1",
-							  2, t2, v2, NULL, false, 0);
+		pgml_set_deployed(ref.id, target);
 	}
 	SPI_finish();
 	pgml_catalog_end(save_user, save_sec);

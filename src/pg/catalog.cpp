@@ -145,7 +145,7 @@ pgml_resolve_model(Datum arg, Oid argtype, PgmlAccess access, bool lock, PgmlMod
  * parallel workers cannot take new ones).
  */
 bytea *
-pgml_load_blob(int64 model_id, int32 version, TransactionId *xmin, bool fresh)
+pgml_load_blob(int64 model_id, int32 version, TransactionId *xmin, bool fresh, char **kind)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	Oid save_user;
@@ -157,7 +157,7 @@ pgml_load_blob(int64 model_id, int32 version, TransactionId *xmin, bool fresh)
 	pgml_catalog_begin(&save_user, &save_sec);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "pg_ml: SPI_connect failed");
-	int rc = SPI_execute_with_args("SELECT blob, xmin FROM ml.versions WHERE model_id OPERATOR(pg_catalog.=) $1 "
+	int rc = SPI_execute_with_args("SELECT blob, xmin, model_kind FROM ml.versions WHERE model_id OPERATOR(pg_catalog.=) $1 "
 								   "AND version OPERATOR(pg_catalog.=) $2",
 								   2, types, values, NULL, !fresh, 1);
 	if (rc != SPI_OK_SELECT)
@@ -167,6 +167,8 @@ pgml_load_blob(int64 model_id, int32 version, TransactionId *xmin, bool fresh)
 		Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		MemoryContext old = MemoryContextSwitchTo(caller);
 		result = isnull ? NULL : DatumGetByteaPCopy(d);
+		if (kind)
+			*kind = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
 		MemoryContextSwitchTo(old);
 		if (xmin)
 			*xmin = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
@@ -183,7 +185,7 @@ delete_model(void *p)
 }
 
 pgml::Model *
-pgml_deserialize(bytea *blob, MemoryContext cxt, const PgmlModelRef *ref, int32 version)
+pgml_deserialize(bytea *blob, MemoryContext cxt, const PgmlModelRef *ref, int32 version, const char *kind)
 {
 	pgml::Model *model = nullptr;
 	const uint8_t *data = reinterpret_cast<const uint8_t *>(VARDATA_ANY(blob));
@@ -192,7 +194,7 @@ pgml_deserialize(bytea *blob, MemoryContext cxt, const PgmlModelRef *ref, int32 
 	/* the blob must belong to the row it was read from (model id, version, kind) */
 	bool ok = pgml_try(&err, [&]() {
 		std::unique_ptr<pgml::Model> m = pgml::Model::deserialize(data, len);
-		m->check_binding(ref->id, version, ref->algorithm, ref->task);
+		m->check_binding(ref->id, version, kind != NULL ? kind : "", ref->task);
 		model = m.release();
 	});
 	if (!ok) {
@@ -240,10 +242,11 @@ pgml_load_deployed(const PgmlModelRef *ref)
 	if (ref->deployed_version == 0)
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						errmsg("model \"%s\" has no deployed version", ref->name)));
-	bytea *blob = pgml_load_blob(ref->id, ref->deployed_version, NULL, true);
+	char *kind = NULL;
+	bytea *blob = pgml_load_blob(ref->id, ref->deployed_version, NULL, true, &kind);
 	if (blob == NULL)
 		pgml_missing_deployed(ref);
-	return pgml_deserialize(blob, CurrentMemoryContext, ref, ref->deployed_version);
+	return pgml_deserialize(blob, CurrentMemoryContext, ref, ref->deployed_version, kind);
 }
 
 char *

@@ -50,10 +50,11 @@ pgml_version_classes(PG_FUNCTION_ARGS)
 		if (!found)
 			PG_RETURN_NULL();
 	}
-	bytea *blob = pgml_load_blob(model_id, version, NULL, true);
+	char *kind = NULL;
+	bytea *blob = pgml_load_blob(model_id, version, NULL, true, &kind);
 	if (blob == NULL)
 		PG_RETURN_NULL();
-	const pgml::Model *model = pgml_deserialize(blob, CurrentMemoryContext, &ref, version);
+	const pgml::Model *model = pgml_deserialize(blob, CurrentMemoryContext, &ref, version, kind);
 	std::string *json = pgml_new_owned<std::string>();
 	PGML_CORE({
 		if (model->task == pgml::Task::Classification) {

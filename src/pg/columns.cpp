@@ -25,13 +25,14 @@ pgml_model_columns(PG_FUNCTION_ARGS)
 	if (version == 0)
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						errmsg("model \"%s\" has no deployed version", ref.name)));
-	bytea *blob = pgml_load_blob(ref.id, version, NULL, false);
+	char *kind = NULL;
+	bytea *blob = pgml_load_blob(ref.id, version, NULL, false, &kind);
 	if (blob == NULL && PG_ARGISNULL(1))
 		pgml_missing_deployed(&ref);
 	if (blob == NULL)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("version %d of model \"%s\" does not exist", version, ref.name),
 						errhint("ml_versions lists the versions of a model.")));
-	pgml::Model *model = pgml_deserialize(blob, CurrentMemoryContext, &ref, version);
+	pgml::Model *model = pgml_deserialize(blob, CurrentMemoryContext, &ref, version, kind);
 
 	int nfeatures = static_cast<int>(model->features.size());
 	int ncols = nfeatures + (model->has_target() ? 1 : 0);

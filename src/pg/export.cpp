@@ -224,8 +224,8 @@ pgml_export(PG_FUNCTION_ARGS)
 		"v.rows_test, v.data_fingerprint, v.trained_by::pg_catalog.text, "
 		"pg_catalog.to_json(v.trained_at) OPERATOR(pg_catalog.#>>) '{}', v.read_ms, v.fit_ms, v.duration_ms, "
 		"pg_catalog.current_database(), pg_catalog.to_json(pg_catalog.now()) OPERATOR(pg_catalog.#>>) '{}', "
-		"(SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'pg_ml') "
-		"FROM ml.versions v JOIN ml.models m ON m.id OPERATOR(pg_catalog.=) v.model_id "
+		"(SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'pg_ml'), "
+		"v.model_kind FROM ml.versions v JOIN ml.models m ON m.id OPERATOR(pg_catalog.=) v.model_id "
 		"WHERE v.model_id OPERATOR(pg_catalog.=) $1 AND v.version OPERATOR(pg_catalog.=) $2",
 		2, types, args, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
@@ -256,6 +256,7 @@ pgml_export(PG_FUNCTION_ARGS)
 	char *database = spi_text(caller, 14);
 	char *exported_at = spi_text(caller, 15);
 	char *extversion = spi_text(caller, 16);
+	char *kind = spi_text(caller, 17);
 	SPI_finish();
 	pgml_catalog_end(save_user, save_sec);
 
@@ -264,7 +265,7 @@ pgml_export(PG_FUNCTION_ARGS)
 	const uint8_t *blob_data = reinterpret_cast<const uint8_t *>(VARDATA_ANY(blob));
 	size_t blob_len = VARSIZE_ANY_EXHDR(blob);
 	{
-		pgml::Model *loaded = pgml_deserialize(blob, NULL, &ref, version);
+		pgml::Model *loaded = pgml_deserialize(blob, NULL, &ref, version, kind);
 		PGML_CORE(st->model.reset(loaded));
 	}
 	/* the envelope's text is UTF-8, the model's texts included (then the blob is written again) */

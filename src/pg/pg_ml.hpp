@@ -206,7 +206,8 @@ enum PgmlAccess { PGML_USE, PGML_OWN };
 // caller's access and optionally locks the row (FOR UPDATE) against concurrent changes.
 void pgml_resolve_model(Datum arg, Oid argtype, PgmlAccess access, bool lock, PgmlModelRef *out);
 // Reads a version's blob (palloc'd in the current context) and the row's xmin.
-bytea *pgml_load_blob(int64 model_id, int32 version, TransactionId *xmin, bool fresh);
+// *kind gets the row's model_kind (the algorithm its blob must hold).
+bytea *pgml_load_blob(int64 model_id, int32 version, TransactionId *xmin, bool fresh, char **kind);
 // Switches to the catalog owner for catalog access; returns what pgml_catalog_end restores.
 void pgml_catalog_begin(Oid *save_user, int *save_sec);
 void pgml_catalog_end(Oid save_user, int save_sec);
@@ -250,12 +251,15 @@ void pgml_insert_version(const PgmlVersionRow *row);
 bool pgml_catalog_owned_models(void);
 // The model sequence's name, quoted and schema-qualified (an error if it is gone).
 char *pgml_model_seq_sql(Oid seq);
+// Sets the deployed version (SPI connected under catalog identity) and the model's algorithm to its.
+void pgml_set_deployed(int64 model_id, int32 version);
 // Deploys version (SPI connected under catalog identity): sets it and records the deployment.
 void pgml_record_deploy(int64 model_id, int32 version, const char *reason, Oid by);
 // Deserializes the blob of version `version` of model ref (an error for a corrupt one, and
-// XX001 for a blob bound to another row: model id, version, algorithm or task differ); the
-// model is owned by cxt.
-pgml::Model *pgml_deserialize(bytea *blob, MemoryContext cxt, const PgmlModelRef *ref, int32 version);
+// XX001 for a blob bound to another row: model id, version, algorithm (the row's model_kind,
+// `kind`: versions of one model may differ in algorithm) or task differ); the model is owned by cxt.
+pgml::Model *pgml_deserialize(bytea *blob, MemoryContext cxt, const PgmlModelRef *ref, int32 version,
+							  const char *kind);
 // The model's blob bound to the catalog row it goes into (model id, version): serialized into
 // *buf (which the caller keeps) and copied into the returned bytea; *format and *checksum are
 // its header's (ml.versions.format_version, checksum).

@@ -150,10 +150,11 @@ pin_model(const PgmlModelRef *ref, MemoryContext cxt)
 	}
 	if (hit == nullptr) {
 		TransactionId xmin;
-		bytea *blob = pgml_load_blob(ref->id, ref->deployed_version, &xmin, false);
+		char *kind = NULL;
+		bytea *blob = pgml_load_blob(ref->id, ref->deployed_version, &xmin, false, &kind);
 		if (blob == NULL)
 			pgml_missing_deployed(ref);
-		pgml::Model *m = pgml_deserialize(blob, NULL, ref, ref->deployed_version);
+		pgml::Model *m = pgml_deserialize(blob, NULL, ref, ref->deployed_version, kind);
 		PGML_CORE({
 			victim->model.reset(m);
 			victim->model_id = ref->id;

@@ -720,16 +720,28 @@ pgml_match_columns(TupleDesc desc, const pgml::Model *model, const char *relname
 		ereport(NOTICE, (errmsg("ignoring columns the model does not use: %s", extra.data)));
 }
 
+/* Sets `version` deployed (and the model's algorithm). SPI connected, catalog identity. */
+void
+pgml_set_deployed(int64 model_id, int32 version)
+{
+	Oid t[2] = {INT8OID, INT4OID};
+	Datum v[2] = {Int64GetDatum(model_id), Int32GetDatum(version)};
+	/* the model's algorithm is its deployed version's (ml_retrain(algorithm => ...) may change it) */
+	if (SPI_execute_with_args("UPDATE ml.models SET deployed_version = $2, updated_at = pg_catalog.now(), "
+							  "algorithm = (SELECT v.model_kind FROM ml.versions v WHERE v.model_id "
+							  "OPERATOR(pg_catalog.=) $1 AND v.version OPERATOR(pg_catalog.=) $2) "
+							  "WHERE id OPERATOR(pg_catalog.=) $1",
+							  2, t, v, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "pg_ml: could not deploy");
+}
+
 /* Deploys `version`: sets it on the model and records the deployment. SPI connected, catalog identity. */
 void
 pgml_record_deploy(int64 model_id, int32 version, const char *reason, Oid by)
 {
 	Oid t[4] = {INT8OID, INT4OID, TEXTOID, REGROLEOID};
 	Datum v[4] = {Int64GetDatum(model_id), Int32GetDatum(version), CStringGetTextDatum(reason), ObjectIdGetDatum(by)};
-	if (SPI_execute_with_args("UPDATE ml.models SET deployed_version = $2, updated_at = pg_catalog.now() "
-							  "WHERE id OPERATOR(pg_catalog.=) $1",
-							  2, t, v, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "pg_ml: could not deploy");
+	pgml_set_deployed(model_id, version);
 	if (SPI_execute_with_args("INSERT INTO ml.deployments (model_id, version, reason, deployed_by) VALUES ($1, $2, $3, $4)",
 							  4, t, v, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "pg_ml: could not record the deployment");
@@ -1119,6 +1131,45 @@ pgml_retrain(PG_FUNCTION_ARGS)
 	});
 	const char *algo = pgml::algorithm_name(base->algorithm);
 
+	/* another algorithm or other hyperparameters: a new model of the same columns, task and classes
+	   under the same name (one model, many experiments), refitted on the rows */
+	const pgml::AlgorithmDef *new_def = nullptr;
+	if (PG_NARGS() > 7 && !PG_ARGISNULL(7)) {
+		char *name = text_to_cstring(PG_GETARG_TEXT_PP(7));
+		new_def = pgml::find_algorithm(name);
+		if (new_def == nullptr)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("unknown algorithm \"%s\"", name),
+							errhint("Available: %s.", pgml::algorithm_list().c_str())));
+		if (!new_def->supports(base->task))
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("algorithm %s does not do %s", name, pgml::task_name(base->task)),
+							errdetail("Model \"%s\" is a %s model; a retrain keeps its task.", ref.name,
+									  pgml::task_name(base->task)),
+							errhint("Choose an algorithm for %s, or train a new model with ml_train().",
+									pgml::task_name(base->task))));
+	}
+	PgmlOption *hp = NULL;
+	int nhp = PG_NARGS() > 8 && !PG_ARGISNULL(8) ? pgml_flatten_options(PG_GETARG_JSONB_P(8), "hyperparams", &hp) : 0;
+	bool replace = new_def != nullptr || (PG_NARGS() > 8 && !PG_ARGISNULL(8));
+	/* why a retrain refits from scratch (the confirmation) */
+	const char *refit_why =
+		!replace ? psprintf("%s has no exact incremental form", algo)
+		: new_def != nullptr && new_def->id != base->algorithm
+			? psprintf("the algorithm changes from %s to %s", algo, new_def->name.c_str())
+			: psprintf("the hyperparameters of %s change", algo);
+	if (replace) {
+		if (strcmp(mode, "incremental") == 0)
+			ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							errmsg("an incremental retrain cannot change the algorithm or the hyperparameters"),
+							errdetail("It adds the new rows to version %d as it is, and %s.", ref.deployed_version,
+									  refit_why),
+							errhint("Use mode => 'auto' to refit on the rows version %d learned from and the new ones, "
+									"or mode => 'refit' to train on the new relation alone.",
+									ref.deployed_version)));
+		can_continue = false;
+		exact = false;
+	}
+
 	/* the relation must carry every column of the model with a compatible type */
 	Oid relid = pgml_relation_oid(relname);
 	Relation rel = relation_open(relid, AccessShareLock);
@@ -1197,15 +1248,14 @@ pgml_retrain(PG_FUNCTION_ARGS)
 									   "refitted from scratch on the rows version %d learned from and the new ones",
 								 algo, ref.deployed_version);
 			else
-				appendStringInfo(&why, "%s has no exact incremental form: refit from scratch on the rows version %d "
-									   "learned from and the new ones",
-								 algo, ref.deployed_version);
+				appendStringInfo(&why, "%s: refit from scratch on the rows version %d learned from and the new ones",
+								 refit_why, ref.deployed_version);
 			bool dup = false;
 			for (int j = 0; j < nreads; j++)
 				dup = dup || reads[j] == relid;
 			if (!dup)
 				reads[nreads++] = relid;
-			else if (prev_read != NULL && prev_read->snapshot != NULL && rel_snap &&
+			else if (!replace && prev_read != NULL && prev_read->snapshot != NULL && rel_snap &&
 					 pgml_snapshot_usable(prev_read->snapshot) &&
 					 !from_has_rows(filtered_from(relid, prev_read->snapshot, strict ? seen : NULL)))
 				nothing_new(relname, &ref, prev_read, rel_sql);
@@ -1219,8 +1269,8 @@ pgml_retrain(PG_FUNCTION_ARGS)
 		} else {
 			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 							errmsg("cannot retrain model \"%s\" on the rows it learned from and the new ones", ref.name),
-							errdetail("%s has no incremental form, so a retrain refits on all the rows; but %s.", algo,
-									  problem),
+							errdetail("%s, so a retrain refits on all the rows; but %s.",
+									  replace ? refit_why : psprintf("%s has no incremental form", algo), problem),
 							errhint("Retrain on a relation holding the earlier rows and the new ones, or use mode => "
 									"'refit' to train on %s alone.",
 									rel_sql)));
@@ -1274,6 +1324,11 @@ pgml_retrain(PG_FUNCTION_ARGS)
 		st->spec.threads = pgml_max_threads;
 		st->spec.progress = pgml_progress_core; /* progress */
 		st->spec.allow_new_classes = allow_new_classes;
+		if (replace) {
+			st->spec.replace_algorithm = true;
+			st->spec.algorithm = new_def != nullptr ? new_def->id : base->algorithm;
+			pgml_options_to_core(hp, nhp, st->spec.hyperparams);
+		}
 		st->trainer = std::make_unique<pgml::Trainer>(st->spec, *base, incremental);
 	});
 	pgml_progress_begin("ml_retrain", ref.name, relid, "reading"); /* progress */
