@@ -581,3 +581,32 @@ COMMENT ON FUNCTION @extschema@.ml_coefficients(text, integer)
     IS 'pg_ml: coefficient, standard error, t / z statistic, p-value and 95% interval per term of a linear_regression or unpenalized logistic_regression version (default: deployed)';
 COMMENT ON FUNCTION @extschema@.ml_coefficients(bigint, integer)
     IS 'pg_ml: coefficient, standard error, t / z statistic, p-value and 95% interval per term of a linear_regression or unpenalized logistic_regression version (default: deployed)';
+
+-- ---------------------------------------------------------------- explanations (issue 13)
+-- ml_explain(model, features) -> jsonb: the row's prediction as a base value plus one
+-- contribution per feature and per input column (exact for the linear family, tree SHAP for
+-- gradient_boosting). Same overloads as ml_predict; STABLE, PARALLEL SAFE, NULL in, NULL out.
+CREATE FUNCTION @extschema@.ml_explain(model text, features record) RETURNS jsonb
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgml_explain';
+CREATE FUNCTION @extschema@.ml_explain(model bigint, features record) RETURNS jsonb
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgml_explain';
+CREATE FUNCTION @extschema@.ml_explain(model text, features float8[]) RETURNS jsonb
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgml_explain';
+CREATE FUNCTION @extschema@.ml_explain(model bigint, features float8[]) RETURNS jsonb
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgml_explain';
+CREATE FUNCTION @extschema@.ml_explain(model text, features jsonb) RETURNS jsonb
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgml_explain';
+CREATE FUNCTION @extschema@.ml_explain(model bigint, features jsonb) RETURNS jsonb
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgml_explain';
+COMMENT ON FUNCTION @extschema@.ml_explain(text, record) IS
+    'pg_ml: a prediction explained: base value plus one contribution per feature and per column';
+COMMENT ON FUNCTION @extschema@.ml_explain(text, float8[]) IS
+    'pg_ml: a prediction explained: base value plus one contribution per feature and per column';
+COMMENT ON FUNCTION @extschema@.ml_explain(text, jsonb) IS
+    'pg_ml: a prediction explained: base value plus one contribution per feature and per column';
+COMMENT ON FUNCTION @extschema@.ml_explain(bigint, record) IS
+    'pg_ml: a prediction explained: base value plus one contribution per feature and per column';
+COMMENT ON FUNCTION @extschema@.ml_explain(bigint, float8[]) IS
+    'pg_ml: a prediction explained: base value plus one contribution per feature and per column';
+COMMENT ON FUNCTION @extschema@.ml_explain(bigint, jsonb) IS
+    'pg_ml: a prediction explained: base value plus one contribution per feature and per column';

@@ -125,6 +125,16 @@ class Estimator {
 	// fitted by this build); false when the preprocessing imputes it (every other estimator, and
 	// tree models from blobs written before missing values were native).
 	virtual bool native_missing() const { return false; }
+	// Per-row explanation (ml_explain): writes p + 1 values, each feature's contribution to the
+	// raw output of class klass (regression: the value; binary: its log-odds; more classes: its
+	// margin) and last the bias, summing to that output. false: not supported.
+	virtual bool contributions(const double *z, int klass, double *out) const
+	{
+		(void) z;
+		(void) klass;
+		(void) out;
+		return false;
+	}
 	// Warm start / continued training on new rows (incremental retraining), where supported.
 	virtual bool can_continue() const { return false; }
 	virtual void continue_fit(const FitInput &, const Params &)

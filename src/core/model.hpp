@@ -25,6 +25,18 @@ struct BlobBinding {
 	bool bound() const { return model_id != 0; }
 };
 
+// A per-row explanation (Model::explain): contributions of the features (prep.feature_names)
+// and of the input columns (their features summed) to the model's raw output for the row, which
+// base plus every contribution equals.
+struct Explanation {
+	int klass = 0;              // the explained class (classification: the predicted one)
+	std::string output;         // what is explained: "value", "log-odds", "margin"
+	double base = 0;            // the output at the reference (the training centre of the features)
+	double value = 0;           // the output for the row
+	std::vector<double> feature; // per feature
+	std::vector<double> column;  // per input column
+};
+
 class Model {
   public:
 	Task task = Task::Regression;
@@ -79,6 +91,12 @@ class Model {
 	// n x n_outputs() and klass[i] is what predict() returns for row i. Linear models score the
 	// whole batch with one matrix product. Results equal predict() row by row.
 	void predict_batch(const Value *values, size_t n, double *out, int *klass, int64_t *unseen = nullptr) const;
+
+	// Explains one row (values as for predict()): exact for the linear family (each feature's
+	// coefficient times its distance from the centre of the scaling, the training mean by
+	// default), SHAP values for gradient_boosting (libxgboost's tree SHAP). Other algorithms:
+	// Error(FeatureNotSupported).
+	Explanation explain(const Value *values) const;
 
 	// Intercept and coefficients by feature name, raw and standardized (JSON object).
 	std::string coefficients_json() const;

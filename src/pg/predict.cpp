@@ -36,6 +36,7 @@ PG_FUNCTION_INFO_V1(pgml_predict);
 PG_FUNCTION_INFO_V1(pgml_predict_label);
 PG_FUNCTION_INFO_V1(pgml_predict_proba);
 PG_FUNCTION_INFO_V1(pgml_class_probabilities);
+PG_FUNCTION_INFO_V1(pgml_explain);
 }
 
 namespace {
@@ -599,6 +600,44 @@ predict_common(FunctionCallInfo fcinfo, int *klass)
 	return cs;
 }
 
+// jsonb building: a key, a string, a number (the shortest decimal that reads back as the same
+// float8, whatever extra_float_digits says; null where not finite: JSON has no NaN)
+void
+push_key(JsonbParseState **state, const char *s, size_t len)
+{
+	JsonbValue v;
+	v.type = jbvString;
+	v.val.string.val = const_cast<char *>(s);
+	v.val.string.len = static_cast<int>(len);
+	pushJsonbValue(state, WJB_KEY, &v);
+}
+
+void
+push_string(JsonbParseState **state, const char *s, size_t len)
+{
+	JsonbValue v;
+	v.type = jbvString;
+	v.val.string.val = const_cast<char *>(s);
+	v.val.string.len = static_cast<int>(len);
+	pushJsonbValue(state, WJB_VALUE, &v);
+}
+
+void
+push_number(JsonbParseState **state, double d)
+{
+	JsonbValue v;
+	if (std::isfinite(d)) {
+		char buf[DOUBLE_SHORTEST_DECIMAL_LEN];
+		double_to_shortest_decimal_buf(d, buf);
+		v.type = jbvNumeric;
+		v.val.numeric = DatumGetNumeric(
+			DirectFunctionCall3(numeric_in, CStringGetDatum(buf), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+	} else {
+		v.type = jbvNull;
+	}
+	pushJsonbValue(state, WJB_VALUE, &v);
+}
+
 void
 require_classifier(const CallSite *cs, const char *fn)
 {
@@ -678,24 +717,74 @@ pgml_class_probabilities(PG_FUNCTION_ARGS)
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	for (int i = 0; i < cs->nout && i < m->n_classes(); i++) {
 		const std::string &label = m->classes[static_cast<size_t>(i)];
-		JsonbValue key;
-		key.type = jbvString;
-		key.val.string.val = const_cast<char *>(label.data());
-		key.val.string.len = static_cast<int>(label.size());
-		pushJsonbValue(&state, WJB_KEY, &key);
-		JsonbValue val;
-		double p = cs->out[i];
-		if (std::isfinite(p)) {
-			char buf[DOUBLE_SHORTEST_DECIMAL_LEN];
-			double_to_shortest_decimal_buf(p, buf);
-			val.type = jbvNumeric;
-			val.val.numeric = DatumGetNumeric(
-				DirectFunctionCall3(numeric_in, CStringGetDatum(buf), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
-		} else {
-			val.type = jbvNull; /* (a probability is finite; JSON has no NaN) */
-		}
-		pushJsonbValue(&state, WJB_VALUE, &val);
+		push_key(&state, label.data(), label.size());
+		push_number(&state, cs->out[i]); /* (a probability is finite) */
 	}
+	JsonbValue *res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	PG_RETURN_JSONB_P(JsonbValueToJsonb(res));
+}
+
+/*
+ * ml_explain(model, features) -> jsonb: why the model predicts what it does for this row,
+ *   {"output": "value" | "log-odds" | "margin", "class": <the predicted class>, "base": b,
+ *    "value": v, "features": {"<feature>": c, ...}, "columns": {"<column>": c, ...}}
+ * where base plus the contributions of the features (or of the columns, their one-hot levels
+ * summed) is value: the prediction (regression), the predicted class's log-odds (two classes)
+ * or margin (more). Exact for the linear family, libxgboost's tree SHAP for gradient_boosting.
+ */
+Datum
+pgml_explain(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	int k;
+	CallSite *cs = predict_common(fcinfo, &k);
+	const pgml::Model *m = cs->model;
+	int p = m->prep.p();
+	int ncol = static_cast<int>(m->features.size());
+	double *feat = static_cast<double *>(palloc(sizeof(double) * Max(p, 1)));
+	double *col = static_cast<double *>(palloc(sizeof(double) * Max(ncol, 1)));
+	double base = 0, value = 0;
+	int klass = 0;
+	const char *output = NULL;
+	PGML_CORE({
+		pgml::Explanation e = m->explain(cs->values);
+		std::copy(e.feature.begin(), e.feature.end(), feat);
+		std::copy(e.column.begin(), e.column.end(), col);
+		base = e.base;
+		value = e.value;
+		klass = e.klass;
+		output = e.output == "value" ? "value" : e.output == "log-odds" ? "log-odds" : "margin";
+	});
+	JsonbParseState *state = NULL;
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	push_key(&state, "output", 6);
+	push_string(&state, output, strlen(output));
+	if (m->task == pgml::Task::Classification) {
+		const std::string &label = m->classes[static_cast<size_t>(klass)];
+		push_key(&state, "class", 5);
+		push_string(&state, label.data(), label.size());
+	}
+	push_key(&state, "base", 4);
+	push_number(&state, base);
+	push_key(&state, "value", 5);
+	push_number(&state, value);
+	push_key(&state, "features", 8);
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (int f = 0; f < p; f++) {
+		const std::string &name = m->prep.feature_names[static_cast<size_t>(f)];
+		push_key(&state, name.data(), name.size());
+		push_number(&state, feat[f]);
+	}
+	pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	push_key(&state, "columns", 7);
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (int c = 0; c < ncol; c++) {
+		const std::string &name = m->features[static_cast<size_t>(c)].name;
+		push_key(&state, name.data(), name.size());
+		push_number(&state, col[c]);
+	}
+	pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	JsonbValue *res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	PG_RETURN_JSONB_P(JsonbValueToJsonb(res));
 }

@@ -229,7 +229,8 @@ inline Trained retrain(const pgml::TrainSpec &spec, const pgml::Model &base, boo
 }
 
 // Predicts one row (cells in the model's feature order); returns the n_outputs() values.
-inline std::vector<double> predict(const pgml::Model &m, const std::vector<Cell> &row, int *cls = nullptr)
+// The model's input values of one row (cells in the model's feature order; they must outlive them).
+inline std::vector<pgml::Value> to_values(const pgml::Model &m, const std::vector<Cell> &row)
 {
 	std::vector<pgml::Value> vals(row.size());
 	for (size_t i = 0; i < row.size(); i++) {
@@ -240,6 +241,12 @@ inline std::vector<double> predict(const pgml::Model &m, const std::vector<Cell>
 			vals[i].len = row[i].str.size();
 		}
 	}
+	return vals;
+}
+
+inline std::vector<double> predict(const pgml::Model &m, const std::vector<Cell> &row, int *cls = nullptr)
+{
+	std::vector<pgml::Value> vals = to_values(m, row);
 	std::vector<double> out(static_cast<size_t>(std::max(1, m.n_outputs())));
 	int k = m.predict(vals.data(), out.data());
 	if (cls)

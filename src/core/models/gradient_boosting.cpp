@@ -795,6 +795,57 @@ class GradientBoosting : public Estimator {
 
 	bool native_missing() const override { return version_ >= 2; }
 
+	// libxgboost's tree SHAP values (pred_contribs) of one row: per feature and the bias, in the
+	// margin (regression: the value; binary: class 1's log-odds, negated for class 0).
+	bool contributions(const double *z, int klass, double *out) const override
+	{
+		std::vector<float> row(static_cast<size_t>(p_));
+		for (int f = 0; f < p_; f++)
+			row[static_cast<size_t>(f)] = static_cast<float>(z[f]);
+		DMatrix d;
+		xgb(ErrorCode::Internal, "building the row to explain", [&] {
+			return XGDMatrixCreateFromMat(row.data(), 1, static_cast<bst_ulong>(p_),
+			                              std::numeric_limits<float>::quiet_NaN(), &d.h);
+		});
+		char cfg[200];
+		std::snprintf(cfg, sizeof cfg,
+		              "{\"type\": 2, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": %d, "
+		              "\"strict_shape\": false}",
+		              best_iteration_ + 1);
+		std::lock_guard<std::mutex> lock(mu_);
+		const bst_ulong *shape = nullptr;
+		bst_ulong dim = 0;
+		const float *res = nullptr;
+		xgb(ErrorCode::Internal, "explaining",
+		    [&] { return XGBoosterPredictFromDMatrix(booster_.h, d.h, cfg, &shape, &dim, &res); });
+		size_t len = 1;
+		for (bst_ulong i = 0; i < dim; i++)
+			len *= static_cast<size_t>(shape[i]);
+		const size_t per = static_cast<size_t>(p_) + 1;
+		const bool multi = task_ == Task::Classification && K_ > 2;
+		if (len != (multi ? static_cast<size_t>(K_) * per : per))
+			throw Error(ErrorCode::Internal, "gradient boosting explained a row with " + std::to_string(len) +
+			                                     " values for " + std::to_string(p_) + " features");
+		const float *c = res + (multi ? static_cast<size_t>(klass) * per : 0);
+		const double sign = task_ == Task::Classification && K_ == 2 && klass == 0 ? -1.0 : 1.0;
+		double sum = 0;
+		for (size_t i = 0; i + 1 < per; i++) {
+			out[i] = sign * static_cast<double>(c[i]);
+			sum += out[i];
+		}
+		// the bias is what the row's margin leaves: libxgboost sums the contributions in float32
+		// (about 1e-7 of the largest one off the margin), so the explanation adds up exactly
+		std::snprintf(cfg, sizeof cfg,
+		              "{\"type\": 1, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": %d, "
+		              "\"strict_shape\": false}",
+		              best_iteration_ + 1);
+		xgb(ErrorCode::Internal, "explaining",
+		    [&] { return XGBoosterPredictFromDMatrix(booster_.h, d.h, cfg, &shape, &dim, &res); });
+		double margin = sign * static_cast<double>(res[multi ? klass : 0]);
+		out[per - 1] = margin - sum;
+		return true;
+	}
+
 	Eigen::VectorXd importance() const override { return importance_; }
 	const char *importance_kind() const override { return "gain"; }
 
