@@ -86,6 +86,34 @@ inline double metric(const std::string &json, const char *split, const char *nam
 	return json_number(json, {split, name});
 }
 
+// ml.kmeans_step parameters over three columns: numeric x (feature 0, NULL imputed as 0.5),
+// categorical g with two kept levels (features 1, 2) and NULL (feature 3), numeric y (feature
+// 4, NULL imputed as y_impute); centres: k x 5 (scaled space).
+inline pgml::kmeans_step::Params three_column_step(uint64_t seed, double test_size, double y_impute,
+                                                   std::vector<double> center, std::vector<double> scale,
+                                                   Eigen::MatrixXd centres)
+{
+	pgml::kmeans_step::Params p;
+	p.seed = seed;
+	p.test_size = test_size;
+	p.p = 5;
+	p.k = static_cast<int>(centres.rows());
+	pgml::kmeans_step::Params::Column x, g, y;
+	x.first_feature = 0;
+	x.impute = 0.5;
+	g.categorical = true;
+	g.first_feature = 1;
+	g.nlevels = 2;
+	g.null_feature = 3;
+	y.first_feature = 4;
+	y.impute = y_impute;
+	p.columns = {x, g, y};
+	p.center = std::move(center);
+	p.scale = std::move(scale);
+	p.centres = std::move(centres);
+	return p;
+}
+
 // ml.train_stats' transition: a row added to buf (empty: a NULL state), growing it when asked.
 inline void stats_add(std::vector<double> &buf, const pgml::stats::Params &p, const pgml::stats::Row &row)
 {

@@ -18,26 +18,9 @@ namespace {
 // Columns: x numeric, g categorical (levels "a", "b" kept, NULL its own feature, "zz" unseen), y numeric.
 ks::Params small_params(double test_size)
 {
-	ks::Params p;
-	p.seed = 7;
-	p.test_size = test_size;
-	p.p = 5; // x, g=a, g=b, g=NULL, y
-	p.k = 3;
-	ks::Params::Column x, g, y;
-	x.first_feature = 0;
-	x.impute = 0.5;
-	g.categorical = true;
-	g.first_feature = 1;
-	g.nlevels = 2;
-	g.null_feature = 3;
-	y.first_feature = 4;
-	y.impute = -1;
-	p.columns = {x, g, y};
-	p.center = {0.1, 0.3, 0.3, 0.2, 2.0};
-	p.scale = {2.0, 0.5, 0.5, 0.4, 3.0};
-	p.centres.resize(3, 5);
-	p.centres << -1, 1, -0.5, -0.5, 0, 1, -0.6, 1.4, -0.5, 1, 0, -0.6, -0.6, 2, -1;
-	return p;
+	Eigen::MatrixXd centres(3, 5); // features: x, g=a, g=b, g=NULL, y
+	centres << -1, 1, -0.5, -0.5, 0, 1, -0.6, 1.4, -0.5, 1, 0, -0.6, -0.6, 2, -1;
+	return three_column_step(7, test_size, -1, {0.1, 0.3, 0.3, 0.2, 2.0}, {2.0, 0.5, 0.5, 0.4, 3.0}, centres);
 }
 
 struct TestRow {

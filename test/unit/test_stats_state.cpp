@@ -47,6 +47,18 @@ void add_table_row(State &s, const st::Params &p, const Table &t, size_t i)
 	s.add(p, r.row);
 }
 
+// A linear regression's statistics state (a 20% test split) holding every row of t.
+State filled_state(const Table &t)
+{
+	pgml::Trainer tr(make_spec(t, Algorithm::LinearRegression, 0.2));
+	std::vector<double> pv = tr.stats_params(0);
+	st::Params p = st::Params::decode(pv.data(), pv.size());
+	State s;
+	for (size_t i = 0; i < t.size(); i++)
+		add_table_row(s, p, t, i);
+	return s;
+}
+
 // Trains through the aggregate path: rows grouped by their categorical values, each group's
 // rows spread over `parts` partial states (round robin, as parallel workers would see them)
 // that are then combined in the given order.
@@ -199,12 +211,7 @@ TEST(StatsState, MalformedParametersAreErrors)
 TEST(StatsState, CorruptedStatesAreErrorsNeverCrashes)
 {
 	Table t = mixed_table(400, 4);
-	pgml::Trainer tr(make_spec(t, Algorithm::LinearRegression, 0.2));
-	std::vector<double> pv = tr.stats_params(0);
-	st::Params p = st::Params::decode(pv.data(), pv.size());
-	State s;
-	for (size_t i = 0; i < t.size(); i++)
-		add_table_row(s, p, t, i);
+	State s = filled_state(t);
 	ASSERT_NO_THROW(st::decode(s.buf.data(), s.buf.size()));
 	// every truncation
 	for (size_t len = 0; len < s.buf.size(); len += 1 + len / 8)
@@ -338,12 +345,7 @@ TEST(StatsState, StateWithoutSlotsCountsItsRows)
 TEST(StatsState, SampleDrawsOutOfRangeAreCorrupt)
 {
 	Table t = mixed_table(50, 5);
-	pgml::Trainer tr(make_spec(t, Algorithm::LinearRegression, 0.2));
-	std::vector<double> pv = tr.stats_params(0);
-	st::Params p = st::Params::decode(pv.data(), pv.size());
-	State s;
-	for (size_t i = 0; i < t.size(); i++)
-		add_table_row(s, p, t, i);
+	State s = filled_state(t);
 	st::Decoded d = st::decode(s.buf.data(), s.buf.size());
 	ASSERT_GT(d.sample_train_rows, 0u);
 	auto at = std::find(s.buf.begin(), s.buf.end(), d.sample_train_u[0]);
