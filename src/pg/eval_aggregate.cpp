@@ -441,6 +441,107 @@ end_queries(int nest)
 	SPI_finish();
 }
 
+/*
+ * stratified_cuts: the stratified split, in the caller's SPI connection. The cut of a class
+ * holding n rows is near the test_size quantile of its draws (uniform in [0, 1)): per class,
+ * the rows (a count; the planner's estimate would do, the split is checked exactly below),
+ * then the rows under a band [lo, hi) around test_size (a count), the band's draws (a few per
+ * thousand rows) and the rows above it. Sets each class's label and cut and returns true, or
+ * false when the split cannot be reproduced (the caller reads the rows instead).
+ */
+bool
+stratified_cuts(const char *schema, const char *rel, const char *texpr, const char *cols, const PgmlColumn *target,
+				double test_size, ArrayType *parr, Oid target_array_type, ArrayType **cut_labels, ArrayType **cut_values)
+{
+	StringInfoData sql;
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT %s AS t, pg_catalog.count(*) FROM %s r WHERE r.%s IS NOT NULL GROUP BY 1", texpr, rel,
+					 quote_identifier(target->name));
+	int rc = SPI_execute(sql.data, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "pg_ml: class count query failed: %s", SPI_result_code_string(rc));
+	uint64 nclasses = SPI_processed;
+	if (nclasses == 0)
+		return false; /* no labelled rows: the row reader reports it */
+	Datum *labels = static_cast<Datum *>(palloc(sizeof(Datum) * nclasses));
+	Datum *los = static_cast<Datum *>(palloc(sizeof(Datum) * nclasses));
+	Datum *his = static_cast<Datum *>(palloc(sizeof(Datum) * nclasses));
+	for (uint64 r = 0; r < nclasses; r++) {
+		bool isnull;
+		labels[r] = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull);
+		double n = static_cast<double>(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull)));
+		/* 8 standard deviations of the quantile, and a few rows, either side */
+		double w = 8 * sqrt(test_size * (1 - test_size) / n) + 4 / n;
+		los[r] = Float8GetDatum(test_size - w > 0 ? test_size - w : 0.0);
+		his[r] = Float8GetDatum(test_size + w < 1 ? test_size + w : 1.0);
+	}
+	int16 typlen;
+	bool typbyval;
+	char typalign;
+	get_typlenbyvalalign(target->type, &typlen, &typbyval, &typalign);
+	ArrayType *band_labels = construct_array(labels, static_cast<int>(nclasses), target->type, typlen, typbyval, typalign);
+	ArrayType *band_lo = construct_array(los, static_cast<int>(nclasses), FLOAT8OID, sizeof(double), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+	ArrayType *band_hi = construct_array(his, static_cast<int>(nclasses), FLOAT8OID, sizeof(double), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+
+	/* per class: key -1 counts the rows under lo, 2 those at or over hi, a draw in between
+	 * its rows (rows with equal draws are duplicates) */
+	resetStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT %s AS t, %s.row_band($1, b.lo, b.hi, %s) AS k, pg_catalog.count(*), pg_catalog.max(b.hi) "
+					 "FROM %s r JOIN ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4)) AS b(t, lo, hi) "
+					 "ON %s OPERATOR(pg_catalog.=) b.t GROUP BY 1, 2 ORDER BY 1, 2",
+					 texpr, schema, cols, rel, texpr);
+	Oid argtypes[4] = {FLOAT8ARRAYOID, target_array_type, FLOAT8ARRAYOID, FLOAT8ARRAYOID};
+	Datum args[4] = {PointerGetDatum(parr), PointerGetDatum(band_labels), PointerGetDatum(band_lo),
+					 PointerGetDatum(band_hi)};
+	rc = SPI_execute_with_args(sql.data, 4, argtypes, args, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "pg_ml: split query failed: %s", SPI_result_code_string(rc));
+	uint64 nrows = SPI_processed;
+	SPITupleTable *tt = SPI_tuptable;
+	Datum *cl = static_cast<Datum *>(palloc(sizeof(Datum) * (nrows + 1)));
+	Datum *cuts = static_cast<Datum *>(palloc(sizeof(Datum) * (nrows + 1)));
+	int ncut = 0;
+	std::vector<std::pair<double, int64_t>> *band = pgml_new_owned<std::vector<std::pair<double, int64_t>>>();
+	Form_pg_attribute att = TupleDescAttr(tt->tupdesc, 0);
+	for (uint64 r = 0; r < nrows;) {
+		bool isnull;
+		Datum label = SPI_getbinval(tt->vals[r], tt->tupdesc, 1, &isnull);
+		int64 below = 0, above = 0;
+		PGML_CORE(band->clear());
+		uint64 e = r;
+		for (; e < nrows; e++) {
+			/* the rows of one class are adjacent (ORDER BY 1) */
+			if (e > r && !datumIsEqual(label, SPI_getbinval(tt->vals[e], tt->tupdesc, 1, &isnull), att->attbyval, att->attlen))
+				break;
+			Datum kd = SPI_getbinval(tt->vals[e], tt->tupdesc, 2, &isnull);
+			if (isnull)
+				continue; /* rows training skips */
+			double k = DatumGetFloat8(kd);
+			int64 cnt = DatumGetInt64(SPI_getbinval(tt->vals[e], tt->tupdesc, 3, &isnull));
+			if (k < 0)
+				below = cnt;
+			else if (k > 1)
+				above = cnt;
+			else
+				PGML_CORE(band->emplace_back(k, cnt));
+		}
+		double hi = DatumGetFloat8(SPI_getbinval(tt->vals[r], tt->tupdesc, 4, &isnull)); /* the class's */
+		double cut = 0;
+		int ok = 0;
+		PGML_CORE(ok = pgml::stratified_cut(test_size, below, *band, above, hi, &cut));
+		if (ok != 1)
+			return false;
+		cl[ncut] = label;
+		cuts[ncut] = Float8GetDatum(cut);
+		ncut++;
+		r = e;
+	}
+	*cut_labels = construct_array(cl, ncut, target->type, typlen, typbyval, typalign);
+	*cut_values = construct_array(cuts, ncut, FLOAT8OID, sizeof(double), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+	return true;
+}
+
 } // namespace
 
 /*
@@ -484,103 +585,12 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 	(void)set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	(void)set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 
-	/* 1. the stratified split. The cut of a class holding n rows is near the test_size
-	 * quantile of its draws (uniform in [0, 1)): per class, the rows (a count; the planner's
-	 * estimate would do, the split is checked exactly below), then the rows under a band
-	 * [lo, hi) around test_size (a count), the band's draws (a few per thousand rows) and the
-	 * rows above it. */
+	/* 1. the stratified split: the cut of each class */
 	ArrayType *cut_labels = nullptr, *cut_values = nullptr;
-	if (test_size > 0) {
-		StringInfoData sql;
-		initStringInfo(&sql);
-		appendStringInfo(&sql, "SELECT %s AS t, pg_catalog.count(*) FROM %s r WHERE r.%s IS NOT NULL GROUP BY 1", texpr, rel,
-						 quote_identifier(target->name));
-		int rc = SPI_execute(sql.data, true, 0);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "pg_ml: class count query failed: %s", SPI_result_code_string(rc));
-		uint64 nclasses = SPI_processed;
-		if (nclasses == 0) {
-			end_queries(nest);
-			return -1; /* no labelled rows: the row reader reports it */
-		}
-		Datum *labels = static_cast<Datum *>(palloc(sizeof(Datum) * nclasses));
-		Datum *los = static_cast<Datum *>(palloc(sizeof(Datum) * nclasses));
-		Datum *his = static_cast<Datum *>(palloc(sizeof(Datum) * nclasses));
-		for (uint64 r = 0; r < nclasses; r++) {
-			bool isnull;
-			labels[r] = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull);
-			double n = static_cast<double>(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull)));
-			/* 8 standard deviations of the quantile, and a few rows, either side */
-			double w = 8 * sqrt(test_size * (1 - test_size) / n) + 4 / n;
-			los[r] = Float8GetDatum(test_size - w > 0 ? test_size - w : 0.0);
-			his[r] = Float8GetDatum(test_size + w < 1 ? test_size + w : 1.0);
-		}
-		int16 typlen;
-		bool typbyval;
-		char typalign;
-		get_typlenbyvalalign(target->type, &typlen, &typbyval, &typalign);
-		ArrayType *band_labels = construct_array(labels, static_cast<int>(nclasses), target->type, typlen, typbyval, typalign);
-		ArrayType *band_lo = construct_array(los, static_cast<int>(nclasses), FLOAT8OID, sizeof(double), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
-		ArrayType *band_hi = construct_array(his, static_cast<int>(nclasses), FLOAT8OID, sizeof(double), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
-
-		/* per class: key -1 counts the rows under lo, 2 those at or over hi, a draw in between
-		 * its rows (rows with equal draws are duplicates) */
-		resetStringInfo(&sql);
-		appendStringInfo(&sql,
-						 "SELECT %s AS t, %s.row_band($1, b.lo, b.hi, %s) AS k, pg_catalog.count(*), pg_catalog.max(b.hi) "
-						 "FROM %s r JOIN ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4)) AS b(t, lo, hi) "
-						 "ON %s OPERATOR(pg_catalog.=) b.t GROUP BY 1, 2 ORDER BY 1, 2",
-						 texpr, schema, cols.data, rel, texpr);
-		Oid argtypes[4] = {FLOAT8ARRAYOID, target_array_type, FLOAT8ARRAYOID, FLOAT8ARRAYOID};
-		Datum args[4] = {PointerGetDatum(parr), PointerGetDatum(band_labels), PointerGetDatum(band_lo),
-						 PointerGetDatum(band_hi)};
-		rc = SPI_execute_with_args(sql.data, 4, argtypes, args, NULL, true, 0);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "pg_ml: split query failed: %s", SPI_result_code_string(rc));
-		uint64 nrows = SPI_processed;
-		SPITupleTable *tt = SPI_tuptable;
-		Datum *cl = static_cast<Datum *>(palloc(sizeof(Datum) * (nrows + 1)));
-		Datum *cuts = static_cast<Datum *>(palloc(sizeof(Datum) * (nrows + 1)));
-		int ncut = 0;
-		std::vector<std::pair<double, int64_t>> *band = pgml_new_owned<std::vector<std::pair<double, int64_t>>>();
-		Form_pg_attribute att = TupleDescAttr(tt->tupdesc, 0);
-		for (uint64 r = 0; r < nrows;) {
-			bool isnull;
-			Datum label = SPI_getbinval(tt->vals[r], tt->tupdesc, 1, &isnull);
-			int64 below = 0, above = 0;
-			PGML_CORE(band->clear());
-			uint64 e = r;
-			for (; e < nrows; e++) {
-				/* the rows of one class are adjacent (ORDER BY 1) */
-				if (e > r && !datumIsEqual(label, SPI_getbinval(tt->vals[e], tt->tupdesc, 1, &isnull), att->attbyval, att->attlen))
-					break;
-				Datum kd = SPI_getbinval(tt->vals[e], tt->tupdesc, 2, &isnull);
-				if (isnull)
-					continue; /* rows training skips */
-				double k = DatumGetFloat8(kd);
-				int64 cnt = DatumGetInt64(SPI_getbinval(tt->vals[e], tt->tupdesc, 3, &isnull));
-				if (k < 0)
-					below = cnt;
-				else if (k > 1)
-					above = cnt;
-				else
-					PGML_CORE(band->emplace_back(k, cnt));
-			}
-			double hi = DatumGetFloat8(SPI_getbinval(tt->vals[r], tt->tupdesc, 4, &isnull)); /* the class's */
-			double cut = 0;
-			int ok = 0;
-			PGML_CORE(ok = pgml::stratified_cut(test_size, below, *band, above, hi, &cut));
-			if (ok != 1) {
-				end_queries(nest);
-				return -1;
-			}
-			cl[ncut] = label;
-			cuts[ncut] = Float8GetDatum(cut);
-			ncut++;
-			r = e;
-		}
-		cut_labels = construct_array(cl, ncut, target->type, typlen, typbyval, typalign);
-		cut_values = construct_array(cuts, ncut, FLOAT8OID, sizeof(double), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+	if (test_size > 0 && !stratified_cuts(schema, rel, texpr, cols.data, target, test_size, parr, target_array_type,
+										  &cut_labels, &cut_values)) {
+		end_queries(nest);
+		return -1;
 	}
 	/* the split of a row: NULL for rows training skips */
 	StringInfoData from, split;
