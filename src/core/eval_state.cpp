@@ -9,10 +9,12 @@
 
 namespace pgml::evalstate {
 
+using aggstate::counter;
+using aggstate::is_count;
+using aggstate::kMaxCount;
+
 namespace {
 
-constexpr double kMagic = 7063.0; // "eval_stats state"
-constexpr double kVersion = 1.0;
 constexpr int kMaxClasses = 1 << 16;
 constexpr int kMaxSample = 1 << 20;
 constexpr double kLogLossEps = 1e-15; // as ClassificationMetrics::log_loss
@@ -38,11 +40,7 @@ enum : size_t {
 	kHeader = 20
 };
 
-[[noreturn]] void corrupt(const char *why)
-{
-	throw Error(ErrorCode::DataCorrupted, "invalid eval_stats state", why,
-	            "States come from ml.eval_stats; they are not meant to be written by hand.");
-}
+[[noreturn]] void corrupt(const char *why) { aggstate::corrupt(kKind, why); }
 
 struct Layout {
 	size_t conf[2], su[2], srow[2], end;
@@ -52,62 +50,22 @@ struct Layout {
 		size_t o = kHeader;
 		for (int t = 0; t < 2; t++)
 			conf[t] = o, o += K * K;
-		for (int t = 0; t < 2; t++) {
-			su[t] = o, o += cap;
-			srow[t] = o, o += cap * (K + 1);
-		}
+		aggstate::place_samples(&o, cap, K + 1, su, srow);
 		end = o;
 	}
 };
 
-bool is_count(double v, double max) { return v >= 0 && v <= max && v == std::floor(v); }
-
-size_t counter(const double *buf, size_t f) { return static_cast<size_t>(buf[f]); }
-
-// Keeps the sample_k rows with the smallest draws (a max-heap on u, rows moved alongside).
-template <typename Fill>
-void sample_insert(double *buf, const Shape &s, const Layout &L, int t, double u, Fill fill)
+// Split t's roc_auc sample: rows of the truth and the K probabilities (a const state is only
+// read through it).
+aggstate::SampleHeap sample(const double *buf, const Shape &s, const Layout &L, int t)
 {
-	const size_t field = t == 0 ? H_S0 : H_S1;
-	const size_t w = static_cast<size_t>(s.K) + 1;
-	double *su = buf + L.su[t], *sr = buf + L.srow[t];
-	size_t n = counter(buf, field);
-	auto swap_rows = [&](size_t a, size_t b) {
-		std::swap(su[a], su[b]);
-		std::swap_ranges(sr + a * w, sr + a * w + w, sr + b * w);
-	};
-	if (n < static_cast<size_t>(s.sample_k)) {
-		if (n >= static_cast<size_t>(s.cap))
-			throw Error(ErrorCode::Internal, "eval_stats sample was not grown");
-		su[n] = u;
-		fill(sr + n * w);
-		size_t i = n;
-		while (i > 0 && su[(i - 1) / 2] < su[i]) {
-			swap_rows(i, (i - 1) / 2);
-			i = (i - 1) / 2;
-		}
-		buf[field] = static_cast<double>(n + 1);
-		return;
-	}
-	if (n == 0 || u >= su[0])
-		return;
-	su[0] = u;
-	fill(sr);
-	size_t i = 0;
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
-		if (l < n && su[l] > su[m])
-			m = l;
-		if (r < n && su[r] > su[m])
-			m = r;
-		if (m == i)
-			break;
-		swap_rows(i, m);
-		i = m;
-	}
+	return aggstate::SampleHeap(kKind, const_cast<double *>(buf), t == 0 ? H_S0 : H_S1, L.su[t], L.srow[t],
+	                            static_cast<size_t>(s.K) + 1, s.cap, s.sample_k);
 }
 
 } // namespace
+
+const aggstate::Kind kKind = {"eval_stats", "ml.eval_stats", 7063.0, 1.0, kHeader};
 
 double row_draw(const stats::Params &p, const stats::Row &row)
 {
@@ -162,7 +120,7 @@ Shape initial_shape(int K, bool proba, const Params &p)
 	s.K = K;
 	s.proba = proba;
 	s.sample_k = proba ? p.sample_k : 0;
-	s.cap = std::min(s.sample_k, 64);
+	s.cap = aggstate::initial_cap(s.sample_k);
 	return s;
 }
 
@@ -170,8 +128,7 @@ void init(double *buf, const Shape &s)
 {
 	const Layout L(s);
 	std::fill(buf, buf + L.end, 0.0);
-	buf[H_MAGIC] = kMagic;
-	buf[H_VERSION] = kVersion;
+	aggstate::write_header(kKind, buf);
 	buf[H_K] = s.K;
 	buf[H_PROBA] = s.proba ? 1 : 0;
 	buf[H_CAP] = s.cap;
@@ -180,8 +137,7 @@ void init(double *buf, const Shape &s)
 
 Shape shape_of(const double *buf, size_t len)
 {
-	if (len < kHeader || buf[H_MAGIC] != kMagic || buf[H_VERSION] != kVersion)
-		corrupt("The array does not start with an eval_stats header.");
+	aggstate::check_header(kKind, buf, len);
 	if (!is_count(buf[H_K], kMaxClasses) || buf[H_K] < 1 || !is_count(buf[H_PROBA], 1) ||
 	    !is_count(buf[H_SAMPLE_K], kMaxSample) || !is_count(buf[H_CAP], buf[H_SAMPLE_K]))
 		corrupt("The header's sizes are out of range.");
@@ -192,10 +148,9 @@ Shape shape_of(const double *buf, size_t len)
 	s.sample_k = static_cast<int>(buf[H_SAMPLE_K]);
 	if (!s.proba && s.sample_k != 0)
 		corrupt("A state without probabilities has a sample.");
-	if (s.length() != len)
-		corrupt("The array's length does not match its header.");
+	aggstate::check_length(kKind, s.length(), len);
 	for (size_t f : {H_N0, H_N1, H_NO_SPLIT, H_NULL_TARGET, H_UNKNOWN})
-		if (!is_count(buf[f], 9e15))
+		if (!is_count(buf[f], kMaxCount))
 			corrupt("A counter is out of range.");
 	if (!is_count(buf[H_S0], s.cap) || !is_count(buf[H_S1], s.cap) || buf[H_S0] > buf[H_N0] || buf[H_S1] > buf[H_N1])
 		corrupt("A sample count is out of range.");
@@ -217,13 +172,10 @@ size_t add_row(double *buf, const Shape &s, int t, int truth, int predicted, con
 		throw Error(ErrorCode::Internal, "eval_stats row out of range");
 	const Layout L(s);
 	const bool sampled = s.proba && s.sample_k > 0;
-	if (sampled) {
-		const size_t n = counter(buf, t == 0 ? H_S0 : H_S1);
-		if (n == static_cast<size_t>(s.cap) && s.cap < s.sample_k) {
-			*need = s;
-			need->cap = std::min(s.sample_k, std::max(64, s.cap * 2));
-			return need->length();
-		}
+	if (sampled && sample(buf, s, L, t).full()) {
+		*need = s;
+		need->cap = aggstate::grown_cap(s.cap, s.sample_k);
+		return need->length();
 	}
 	const size_t K = static_cast<size_t>(s.K);
 	buf[L.conf[t] + static_cast<size_t>(truth) * K + static_cast<size_t>(predicted)] += 1;
@@ -237,7 +189,7 @@ size_t add_row(double *buf, const Shape &s, int t, int truth, int predicted, con
 		buf[t == 0 ? H_NLL0 : H_NLL1] -= std::log(std::max(pt, 1e-300));
 	}
 	if (sampled)
-		sample_insert(buf, s, L, t, u, [&](double *dst) {
+		sample(buf, s, L, t).insert(u, [&](double *dst) {
 			dst[0] = truth;
 			std::copy(proba, proba + K, dst + 1);
 		});
@@ -256,9 +208,8 @@ void relayout(const double *from, size_t from_len, double *to, const Shape &s)
 	const size_t K = static_cast<size_t>(s.K);
 	for (int t = 0; t < 2; t++) {
 		std::copy(from + A.conf[t], from + A.conf[t] + K * K, to + B.conf[t]);
-		const size_t n = counter(from, t == 0 ? H_S0 : H_S1);
-		std::copy(from + A.su[t], from + A.su[t] + n, to + B.su[t]);
-		std::copy(from + A.srow[t], from + A.srow[t] + n * (K + 1), to + B.srow[t]);
+		aggstate::SampleHeap dst = sample(to, s, B, t);
+		sample(from, f, A, t).copy_to(dst);
 	}
 }
 
@@ -268,11 +219,8 @@ Shape merged_shape(const double *a, size_t alen, const double *b, size_t blen)
 	if (sa.K != sb.K || sa.proba != sb.proba || sa.sample_k != sb.sample_k)
 		corrupt("The two states were made for different models.");
 	Shape out = sa;
-	for (int t = 0; t < 2; t++) {
-		const size_t f = t == 0 ? H_S0 : H_S1;
-		const size_t want = std::min<size_t>(static_cast<size_t>(sa.sample_k), counter(a, f) + counter(b, f));
-		out.cap = std::max(out.cap, static_cast<int>(want));
-	}
+	for (size_t f : {H_S0, H_S1})
+		out.cap = aggstate::merged_cap(out.cap, sa.sample_k, counter(a, f) + counter(b, f));
 	return out;
 }
 
@@ -282,20 +230,16 @@ void merge(double *a, size_t alen, const double *b, size_t blen)
 	if (sa.K != sb.K || sa.proba != sb.proba || sa.sample_k != sb.sample_k)
 		corrupt("The two states were made for different models.");
 	const Layout La(sa), Lb(sb);
-	const size_t K = static_cast<size_t>(sa.K), w = K + 1;
+	const size_t K = static_cast<size_t>(sa.K);
 	for (int t = 0; t < 2; t++) {
-		const size_t nb = counter(b, t == 0 ? H_S0 : H_S1);
-		if (counter(a, t == 0 ? H_S0 : H_S1) + nb > static_cast<size_t>(sa.cap) && sa.cap < sa.sample_k)
-			throw Error(ErrorCode::Internal, "eval_stats state was not grown for the merge");
+		const aggstate::SampleHeap from = sample(b, sb, Lb, t);
+		aggstate::SampleHeap to = sample(a, sa, La, t);
 		for (size_t i = 0; i < K * K; i++)
 			a[La.conf[t] + i] += b[Lb.conf[t] + i];
-		for (size_t r = 0; r < nb; r++) {
-			const double *src = b + Lb.srow[t] + r * w;
-			const double truth = src[0];
-			if (!is_count(truth, static_cast<double>(K) - 1))
+		for (size_t r = 0; r < from.size(); r++)
+			if (!is_count(from.row(r)[0], static_cast<double>(K) - 1))
 				corrupt("A sampled row's class is out of range.");
-			sample_insert(a, sa, La, t, b[Lb.su[t] + r], [&](double *dst) { std::copy(src, src + w, dst); });
-		}
+		to.merge_from(from);
 	}
 	for (size_t h : {H_N0, H_N1, H_LL0, H_LL1, H_NLL0, H_NLL1, H_NO_SPLIT, H_NULL_TARGET, H_UNKNOWN})
 		a[h] += b[h];
@@ -316,7 +260,7 @@ Decoded decode(const double *buf, size_t len)
 		double total = 0;
 		for (Eigen::Index i = 0; i < K * K; i++) {
 			const double v = buf[L.conf[t] + static_cast<size_t>(i)];
-			if (!is_count(v, 9e15))
+			if (!is_count(v, kMaxCount))
 				corrupt("A confusion count is out of range.");
 			total += v;
 		}

@@ -18,9 +18,8 @@
 // whatever the scan order or the number of workers; roc_auc is exact while a split has at
 // most sample_k rows, and computed on that sample otherwise.
 //
-// A row that needs a wider state (a sample that must grow) makes add_row() report the shape
-// it needs; the caller allocates it, relayout() copies the old state into it and add_row()
-// is called again. Every function that reads a state checks it first: a malformed state is
+// A row that needs a wider state (a sample that must grow) grows it by the protocol of
+// agg_state.hpp (add_row reports the shape, relayout copies), which also keeps the sample. Every function that reads a state checks it first: a malformed state is
 // an error, not a crash.
 #pragma once
 
@@ -87,6 +86,10 @@ struct Decoded {
 	int64_t no_split = 0, null_target = 0, unknown_label = 0;
 };
 Decoded decode(const double *buf, size_t len);
+
+// The state's grow protocol (agg_state.hpp).
+extern const aggstate::Kind kKind;
+using State = aggstate::Protocol<kKind, Shape, init, shape_of, relayout, merged_shape, merge>;
 
 // The metrics JSON of one split, in ClassificationMetrics::to_json's form; roc_auc from the
 // sample (with "roc_auc_sample_rows" when the sample holds fewer rows than the split).

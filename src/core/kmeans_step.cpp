@@ -7,11 +7,12 @@
 
 namespace pgml::kmeans_step {
 
+using aggstate::is_count;
+using aggstate::kMaxCount;
+
 namespace {
 
 constexpr double kParamsVersion = 1.0;
-constexpr double kMagic = 7062.0; // "kmeans_step state"
-constexpr double kVersion = 1.0;
 constexpr int kMaxColumns = 10000;
 constexpr int kMaxFeatures = 1000000;
 constexpr int kMaxClusters = 10000;
@@ -33,8 +34,6 @@ enum : size_t {
 	kHeader = 10
 };
 
-bool is_count(double v, double max) { return v >= 0 && v <= max && v == std::floor(v); }
-
 [[noreturn]] void bad_params(const char *why)
 {
 	throw Error(ErrorCode::InvalidParameter, "invalid ml.kmeans_step parameters", why,
@@ -42,18 +41,16 @@ bool is_count(double v, double max) { return v >= 0 && v <= max && v == std::flo
 	            "that follow.");
 }
 
-[[noreturn]] void corrupt(const char *why)
-{
-	throw Error(ErrorCode::DataCorrupted, "invalid kmeans_step state", why,
-	            "States come from ml.kmeans_step; they are not meant to be written by hand.");
-}
+[[noreturn]] void corrupt(const char *why) { aggstate::corrupt(kKind, why); }
 
-size_t state_len(int k, int p)
+} // namespace
+
+const aggstate::Kind kKind = {"kmeans_step", "ml.kmeans_step", 7062.0, 1.0, kHeader};
+
+size_t Shape::length() const
 {
 	return kHeader + static_cast<size_t>(k) + static_cast<size_t>(k) * static_cast<size_t>(p);
 }
-
-} // namespace
 
 int Params::total_levels() const
 {
@@ -99,12 +96,8 @@ Params Params::decode(const double *v, size_t n)
 	out.k = static_cast<int>(k);
 	if (n != kFixed + kPerColumn * ncol + 2 * p + k * p)
 		bad_params("The array's length does not match its counts.");
-	if (!is_count(v[4], 9007199254740991.0))
-		bad_params("The seed is not a non-negative integer.");
-	out.seed = static_cast<uint64_t>(v[4]);
-	if (!(v[5] >= 0 && v[5] < 1))
-		bad_params("test_size is not in [0, 1).");
-	out.test_size = v[5];
+	if (const char *why = aggstate::read_split(v + 4, 9007199254740991.0, &out.seed, &out.test_size))
+		bad_params(why);
 	const double *c = v + kFixed;
 	for (size_t i = 0; i < ncol; i++, c += kPerColumn) {
 		Column col;
@@ -166,20 +159,19 @@ Step::Step(Params params, const std::vector<std::string> &levels) : p_(std::move
 	z_.resize(base_.size());
 }
 
-size_t Step::state_length() const { return state_len(p_.k, p_.p); }
+void Step::init(double *state) const { kmeans_step::init(state, shape()); }
 
-void Step::init(double *state) const
+void init(double *state, const Shape &s)
 {
-	std::fill(state, state + state_length(), 0.0);
-	state[H_MAGIC] = kMagic;
-	state[H_VERSION] = kVersion;
-	state[H_K] = p_.k;
-	state[H_P] = p_.p;
+	std::fill(state, state + s.length(), 0.0);
+	aggstate::write_header(kKind, state);
+	state[H_K] = s.k;
+	state[H_P] = s.p;
 }
 
 void Step::add_row(double *state, size_t len, const Row &row)
 {
-	if (len != state_length() || state[H_MAGIC] != kMagic || state[H_K] != p_.k || state[H_P] != p_.p)
+	if (len != state_length() || state[H_MAGIC] != kKind.magic || state[H_K] != p_.k || state[H_P] != p_.p)
 		corrupt("The state was made for other centres.");
 	const size_t nc = p_.columns.size();
 	for (size_t c = 0; c < nc; c++)
@@ -241,38 +233,50 @@ void Step::add_row(double *state, size_t len, const Row &row)
 		s[j] += z_[static_cast<size_t>(j)];
 }
 
-void check_state(const double *state, size_t len, int *k, int *p)
+Shape shape_of(const double *state, size_t len)
 {
-	if (len < kHeader || state[H_MAGIC] != kMagic || state[H_VERSION] != kVersion)
-		corrupt("The array does not start with a kmeans_step header.");
+	aggstate::check_header(kKind, state, len);
 	if (!is_count(state[H_K], kMaxClusters) || state[H_K] < 1 || !is_count(state[H_P], kMaxFeatures) ||
 	    state[H_P] < 1)
 		corrupt("The header's sizes are out of range.");
-	*k = static_cast<int>(state[H_K]);
-	*p = static_cast<int>(state[H_P]);
-	if (state_len(*k, *p) != len)
-		corrupt("The array's length does not match its header.");
-	if (!is_count(state[H_ROWS_TRAIN], 9e15) || !is_count(state[H_ROWS_TEST], 9e15) ||
-	    !is_count(state[H_DROPPED], 9e15) || !(state[H_INERTIA_TRAIN] >= 0) || !(state[H_INERTIA_TEST] >= 0))
+	Shape s;
+	s.k = static_cast<int>(state[H_K]);
+	s.p = static_cast<int>(state[H_P]);
+	aggstate::check_length(kKind, s.length(), len);
+	if (!is_count(state[H_ROWS_TRAIN], kMaxCount) || !is_count(state[H_ROWS_TEST], kMaxCount) ||
+	    !is_count(state[H_DROPPED], kMaxCount) || !(state[H_INERTIA_TRAIN] >= 0) || !(state[H_INERTIA_TEST] >= 0))
 		corrupt("A counter is out of range.");
 	double total = 0;
-	for (int c = 0; c < *k; c++) {
+	for (int c = 0; c < s.k; c++) {
 		double n = state[kHeader + static_cast<size_t>(c)];
-		if (!is_count(n, 9e15))
+		if (!is_count(n, kMaxCount))
 			corrupt("A cluster's row count is out of range.");
 		total += n;
 	}
 	if (total != state[H_ROWS_TRAIN])
 		corrupt("The clusters' row counts do not add up.");
+	return s;
+}
+
+void relayout(const double *from, size_t from_len, double *to, const Shape &s)
+{
+	const Shape f = shape_of(from, from_len);
+	if (f.k != s.k || f.p != s.p)
+		throw Error(ErrorCode::Internal, "kmeans_step state cannot change its shape");
+	std::copy(from, from + from_len, to);
+}
+
+Shape merged_shape(const double *a, size_t alen, const double *b, size_t blen)
+{
+	const Shape sa = shape_of(a, alen), sb = shape_of(b, blen);
+	if (sa.k != sb.k || sa.p != sb.p)
+		corrupt("The two states were made for different centres.");
+	return sa;
 }
 
 void merge(double *a, size_t alen, const double *b, size_t blen)
 {
-	int ka, pa, kb, pb;
-	check_state(a, alen, &ka, &pa);
-	check_state(b, blen, &kb, &pb);
-	if (ka != kb || pa != pb)
-		corrupt("The two states were made for different centres.");
+	(void)merged_shape(a, alen, b, blen);
 	for (size_t i = H_ROWS_TRAIN; i <= H_DROPPED; i++)
 		a[i] += b[i];
 	for (size_t i = kHeader; i < alen; i++)
@@ -282,7 +286,9 @@ void merge(double *a, size_t alen, const double *b, size_t blen)
 Sums decode(const double *state, size_t len)
 {
 	Sums s;
-	check_state(state, len, &s.k, &s.p);
+	const Shape shape = shape_of(state, len);
+	s.k = shape.k;
+	s.p = shape.p;
 	s.rows_train = static_cast<int64_t>(state[H_ROWS_TRAIN]);
 	s.rows_test = static_cast<int64_t>(state[H_ROWS_TEST]);
 	s.dropped_nonfinite = static_cast<int64_t>(state[H_DROPPED]);

@@ -30,6 +30,7 @@
 
 #include <Eigen/Dense>
 
+#include "agg_state.hpp"
 #include "optimize.hpp"
 #include "preprocess.hpp"
 
@@ -62,12 +63,13 @@ struct Params {
 	int total_levels() const;
 };
 
-// One row as the transition function sees it: numeric values as doubles, categorical values as bytes.
-struct Row {
-	const bool *isnull = nullptr;     // per column
-	const double *num = nullptr;      // per column (numeric ones)
-	const char *const *str = nullptr; // per column (categorical ones)
-	const size_t *len = nullptr;      // per column (categorical ones)
+// One row as the transition function sees it (agg_state.hpp), per column.
+using Row = aggstate::Features;
+
+// The shape of a state: it never grows (per cluster a count and p feature sums).
+struct Shape {
+	int k = 0, p = 0;
+	size_t length() const;
 };
 
 // The sums of one scan (a decoded state).
@@ -86,8 +88,9 @@ class Step {
 	// when they do not match the parameters).
 	Step(Params params, const std::vector<std::string> &levels);
 	const Params &params() const { return p_; }
-	size_t state_length() const;
-	void init(double *state) const;
+	Shape shape() const { return {p_.k, p_.p}; }
+	size_t state_length() const { return shape().length(); }
+	void init(double *state) const; // a fresh state
 	// Adds a row: its split from the row hash (as the row reader), its scaled features, its
 	// nearest centre. A row with a non-finite number is counted and skipped.
 	void add_row(double *state, size_t len, const Row &row);
@@ -100,11 +103,17 @@ class Step {
 	std::vector<double> z_;    // scratch
 };
 
-// Checks a state's header and length (throws DataCorrupted); returns (k, p).
-void check_state(const double *state, size_t len, int *k, int *p);
+// The state protocol of agg_state.hpp (relayout only copies: the shape is fixed).
+void init(double *state, const Shape &s);
+Shape shape_of(const double *state, size_t len); // checks the header, length and counts (throws DataCorrupted)
+void relayout(const double *from, size_t from_len, double *to, const Shape &s);
+Shape merged_shape(const double *a, size_t alen, const double *b, size_t blen); // same k and p
 // Adds state b into a (same k and p).
 void merge(double *a, size_t alen, const double *b, size_t blen);
 Sums decode(const double *state, size_t len);
+
+extern const aggstate::Kind kKind;
+using State = aggstate::Protocol<kKind, Shape, init, shape_of, relayout, merged_shape, merge>;
 
 // The fit through the step aggregate: the trainer starts it on the sample-fitted centres and
 // feeds it each scan's sums until done().

@@ -10,8 +10,6 @@ namespace pgml::stats {
 
 namespace {
 
-constexpr double kMagic = 7061.0;  // "train_stats state"
-constexpr double kVersion = 1.0;
 constexpr int kMaxFeatures = 10000;
 constexpr int kMaxBlock = 4096;
 constexpr int kMaxSample = 1 << 20;
@@ -43,11 +41,7 @@ enum : size_t {
 	kHeader = 24
 };
 
-[[noreturn]] void corrupt(const char *why)
-{
-	throw Error(ErrorCode::DataCorrupted, "invalid train_stats state", why,
-	            "States come from ml.train_stats; they are not meant to be written by hand.");
-}
+[[noreturn]] void corrupt(const char *why) { aggstate::corrupt(kKind, why); }
 
 // Offsets of the regions of a state of shape s.
 struct Layout {
@@ -69,20 +63,14 @@ struct Layout {
 		}
 		for (int t = 0; t < 2; t++)
 			buf[t] = o, o += B * q;
-		for (int t = 0; t < 2; t++) {
-			su[t] = o, o += cap;
-			srow[t] = o, o += cap * (k + 1);
-		}
+		aggstate::place_samples(&o, cap, k + 1, su, srow);
 		end = o;
 	}
 };
 
-bool is_count(double v, double max)
-{
-	return v >= 0 && v <= max && v == std::floor(v);
-}
-
-size_t counter(const double *buf, size_t field) { return static_cast<size_t>(buf[field]); }
+using aggstate::counter;
+using aggstate::is_count;
+using aggstate::kMaxCount;
 
 // Chan's pairwise update of (n, mean, M) with a block's (nb, bmean, Mb); M lower-authoritative.
 void chan_merge(double &n, Eigen::Map<Eigen::VectorXd> mean, Eigen::Map<Eigen::MatrixXd> M, double nb,
@@ -123,46 +111,11 @@ void flush(double *buf, const Shape &s, const Layout &L, int t)
 	buf[field] = 0;
 }
 
-// Keeps the sample_k rows with the smallest draws: the u values form a max-heap, with the
-// rows moved alongside.
-template <typename Fill>
-void sample_insert(double *buf, const Shape &s, const Layout &L, int t, double u, Fill fill)
+// Split t's MAE sample (a const state is only read through it).
+aggstate::SampleHeap sample(const double *buf, const Shape &s, const Layout &L, int t)
 {
-	const size_t field = t == 0 ? H_SAMPLE_TRAIN : H_SAMPLE_TEST;
-	const size_t w = static_cast<size_t>(s.k) + 1;
-	double *su = buf + L.su[t], *sr = buf + L.srow[t];
-	size_t n = counter(buf, field);
-	auto swap_rows = [&](size_t a, size_t b) {
-		std::swap(su[a], su[b]);
-		std::swap_ranges(sr + a * w, sr + a * w + w, sr + b * w);
-	};
-	if (n < static_cast<size_t>(s.sample_k)) {
-		su[n] = u;
-		fill(sr + n * w);
-		size_t i = n;
-		while (i > 0 && su[(i - 1) / 2] < su[i]) {
-			swap_rows(i, (i - 1) / 2);
-			i = (i - 1) / 2;
-		}
-		buf[field] = static_cast<double>(n + 1);
-		return;
-	}
-	if (n == 0 || u >= su[0])
-		return;
-	su[0] = u;
-	fill(sr);
-	size_t i = 0;
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
-		if (l < n && su[l] > su[m])
-			m = l;
-		if (r < n && su[r] > su[m])
-			m = r;
-		if (m == i)
-			break;
-		swap_rows(i, m);
-		i = m;
-	}
+	return aggstate::SampleHeap(kKind, const_cast<double *>(buf), t == 0 ? H_SAMPLE_TRAIN : H_SAMPLE_TEST,
+	                            L.su[t], L.srow[t], static_cast<size_t>(s.k) + 1, s.cap, s.sample_k);
 }
 
 void add_fingerprint(double *buf, uint64_t v)
@@ -206,6 +159,8 @@ void note_nonfinite(double *buf, const Params &p, size_t col, double v)
 
 } // namespace
 
+const aggstate::Kind kKind = {"train_stats", "ml.train_stats", 7061.0, 1.0, kHeader};
+
 size_t Shape::length() const { return Layout(*this).end; }
 
 std::vector<double> Params::encode() const
@@ -241,12 +196,8 @@ Params Params::decode(const double *p, size_t n)
 	out.nfeat = static_cast<int>(p[1]);
 	out.has_target = p[2] != 0;
 	out.target_categorical = p[3] != 0;
-	if (!is_count(p[4], 9007199254740992.0))
-		bad("The seed is not a non-negative integer.");
-	out.seed = static_cast<uint64_t>(p[4]);
-	if (!(p[5] >= 0 && p[5] < 1))
-		bad("test_size is not in [0, 1).");
-	out.test_size = p[5];
+	if (const char *why = aggstate::read_split(p + 4, 9007199254740992.0, &out.seed, &out.test_size))
+		bad(why);
 	out.drop_nonfinite = p[6] != 0;
 	if (!is_count(p[7], kMaxSample) || !is_count(p[8], kMaxBlock) || p[8] < 1)
 		bad("The sample size or block size is out of range.");
@@ -274,7 +225,7 @@ Shape initial_shape(const Params &p)
 	s.block = p.block;
 	// a sample with a numeric target (MAE) or without a target (k-means starts from it)
 	s.sample_k = s.has_target || !p.has_target ? p.sample_k : 0;
-	s.cap = std::min(s.sample_k, 64);
+	s.cap = aggstate::initial_cap(s.sample_k);
 	return s;
 }
 
@@ -282,8 +233,7 @@ void init(double *buf, const Shape &s)
 {
 	Layout L(s);
 	std::fill(buf, buf + L.end, 0.0);
-	buf[H_MAGIC] = kMagic;
-	buf[H_VERSION] = kVersion;
+	aggstate::write_header(kKind, buf);
 	buf[H_NFEAT] = s.nfeat;
 	buf[H_K] = s.k;
 	buf[H_HAS_TARGET] = s.has_target ? 1 : 0;
@@ -300,8 +250,7 @@ void init(double *buf, const Shape &s)
 
 Shape shape_of(const double *buf, size_t len)
 {
-	if (len < kHeader || buf[H_MAGIC] != kMagic || buf[H_VERSION] != kVersion)
-		corrupt("The array does not start with a train_stats header.");
+	aggstate::check_header(kKind, buf, len);
 	Shape s;
 	if (!is_count(buf[H_NFEAT], kMaxFeatures) || !is_count(buf[H_K], buf[H_NFEAT]) ||
 	    !is_count(buf[H_Q], 2.0 * kMaxFeatures + 1) || !is_count(buf[H_BLOCK], kMaxBlock) || buf[H_BLOCK] < 1 ||
@@ -317,8 +266,7 @@ Shape shape_of(const double *buf, size_t len)
 	const int base = s.k + (s.has_target ? 1 : 0);
 	if (s.q < base || s.q > base + s.k)
 		corrupt("The slot count does not match the columns.");
-	if (s.length() != len)
-		corrupt("The array's length does not match its header.");
+	aggstate::check_length(kKind, s.length(), len);
 	Layout L(s);
 	// every indicator slot is in range and used once
 	std::vector<uint8_t> used(static_cast<size_t>(s.q), 0);
@@ -336,8 +284,8 @@ Shape shape_of(const double *buf, size_t len)
 		corrupt("The indicator slots do not match the slot count.");
 	if (!is_count(buf[H_BUF_TRAIN], s.block - 1) || !is_count(buf[H_BUF_TEST], s.block - 1) ||
 	    !is_count(buf[H_SAMPLE_TRAIN], s.cap) || !is_count(buf[H_SAMPLE_TEST], s.cap) ||
-	    !is_count(buf[H_N_TRAIN], 9e15) || !is_count(buf[H_N_TEST], 9e15) || !is_count(buf[H_ROWS_IN], 9e15) ||
-	    !is_count(buf[H_SKIPPED_NULL_TARGET], 9e15) || !is_count(buf[H_DROPPED_NONFINITE], 9e15) ||
+	    !is_count(buf[H_N_TRAIN], kMaxCount) || !is_count(buf[H_N_TEST], kMaxCount) || !is_count(buf[H_ROWS_IN], kMaxCount) ||
+	    !is_count(buf[H_SKIPPED_NULL_TARGET], kMaxCount) || !is_count(buf[H_DROPPED_NONFINITE], kMaxCount) ||
 	    !is_count(buf[H_FP_LO], 4294967295.0) || !is_count(buf[H_FP_HI], 4294967295.0) ||
 	    !is_count(buf[H_NONFINITE_COL], s.nfeat + 1.0) || !is_count(buf[H_NONFINITE_KIND], 2))
 		corrupt("A counter is out of range.");
@@ -401,11 +349,8 @@ size_t add_row(double *buf, const Shape &s, const Params &p, const Row &row, Sha
 	const int t = is_test ? 1 : 0;
 	double u = 0;
 	const bool sampled = s.sample_k > 0 && (u = sample_draw(h, p.seed)) < (is_test ? p.tau_test : p.tau_train);
-	if (sampled) {
-		size_t n = counter(buf, t == 0 ? H_SAMPLE_TRAIN : H_SAMPLE_TEST);
-		if (n == static_cast<size_t>(s.cap) && s.cap < s.sample_k)
-			want.cap = std::min(s.sample_k, std::max(64, s.cap * 2));
-	}
+	if (sampled && sample(buf, s, L, t).full())
+		want.cap = aggstate::grown_cap(s.cap, s.sample_k);
 	if (want.q != s.q || want.cap != s.cap) {
 		*need = want;
 		return want.length();
@@ -441,7 +386,7 @@ size_t add_row(double *buf, const Shape &s, const Params &p, const Row &row, Sha
 	if (counter(buf, bfield) == static_cast<size_t>(s.block))
 		flush(buf, s, L, t);
 	if (sampled)
-		sample_insert(buf, s, L, t, u, [&](double *dst) {
+		sample(buf, s, L, t).insert(u, [&](double *dst) {
 			size_t j = 0;
 			for (size_t c = 0; c < nf; c++)
 				if (!p.categorical[c])
@@ -470,9 +415,8 @@ void relayout(const double *from, size_t from_len, double *to, const Shape &s)
 			std::copy(from + A.M[t] + j * fq, from + A.M[t] + (j + 1) * fq, to + B.M[t] + j * q);
 		for (size_t r = 0; r < counter(from, t == 0 ? H_BUF_TRAIN : H_BUF_TEST); r++)
 			std::copy(from + A.buf[t] + r * fq, from + A.buf[t] + (r + 1) * fq, to + B.buf[t] + r * q);
-		const size_t n = counter(from, t == 0 ? H_SAMPLE_TRAIN : H_SAMPLE_TEST);
-		std::copy(from + A.su[t], from + A.su[t] + n, to + B.su[t]);
-		std::copy(from + A.srow[t], from + A.srow[t] + n * (k + 1), to + B.srow[t]);
+		aggstate::SampleHeap dst = sample(to, s, B, t);
+		sample(from, f, A, t).copy_to(dst);
 	}
 	// slots f.q .. s.q-1 are free: add_row() / merge() hand them to the columns that need them
 }
@@ -506,7 +450,7 @@ Shape merged_shape(const double *a, size_t alen, const double *b, size_t blen)
 			out.q++;
 	const size_t na = std::max(counter(a, H_SAMPLE_TRAIN), counter(a, H_SAMPLE_TEST));
 	const size_t nb = std::max(counter(b, H_SAMPLE_TRAIN), counter(b, H_SAMPLE_TEST));
-	out.cap = static_cast<int>(std::min<size_t>(static_cast<size_t>(sa.sample_k), std::max<size_t>(static_cast<size_t>(sa.cap), na + nb)));
+	out.cap = aggstate::merged_cap(sa.cap, sa.sample_k, na + nb);
 	return out;
 }
 
@@ -573,14 +517,7 @@ void merge(double *a, size_t alen, const double *b, size_t blen)
 		}
 		chan_merge(a[t == 0 ? H_N_TRAIN : H_N_TEST], Eigen::Map<Eigen::VectorXd>(a + La.mean[t], q),
 		           Eigen::Map<Eigen::MatrixXd>(a + La.M[t], q, q), static_cast<double>(mb.n()), mean, M);
-		const size_t w = static_cast<size_t>(sb.k) + 1;
-		const size_t n = counter(b, t == 0 ? H_SAMPLE_TRAIN : H_SAMPLE_TEST);
-		if (n > static_cast<size_t>(sa.cap) && sa.cap < sa.sample_k)
-			throw Error(ErrorCode::Internal, "train_stats state was not grown for the merge");
-		for (size_t r = 0; r < n; r++) {
-			const double *src = b + Lb.srow[t] + r * w;
-			sample_insert(a, sa, La, t, b[Lb.su[t] + r], [&](double *dst) { std::copy(src, src + w, dst); });
-		}
+		sample(a, sa, La, t).merge_from(sample(b, sb, Lb, t));
 	}
 	const size_t k = static_cast<size_t>(sa.k);
 	for (size_t c = 0; c < k; c++) {
@@ -607,7 +544,7 @@ Decoded decode(const double *buf, size_t len)
 	const size_t k = static_cast<size_t>(s.k);
 	for (size_t c = 0; c < k; c++) {
 		d.indicator.push_back(static_cast<int>(buf[L.ind + c]));
-		if (!is_count(buf[L.nulls + c], 9e15))
+		if (!is_count(buf[L.nulls + c], kMaxCount))
 			corrupt("A NULL count is out of range.");
 		d.nulls.push_back(static_cast<int64_t>(buf[L.nulls + c]));
 		d.min.push_back(buf[L.min + c]);

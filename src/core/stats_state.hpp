@@ -25,16 +25,17 @@
 // Without a target (k-means, kmeans_step.hpp) the sample is kept too, as the rows the
 // starting centres are fitted on (its target value is then 0).
 //
-// A row that needs a wider state (a first NULL in a column, a sample that must grow)
-// makes add_row() report the shape it needs; the caller allocates a state of that length,
-// relayout() copies the old one into it, and add_row() is called again. Every function
-// that reads a state checks its header and length first: a malformed state is an error.
+// A row that needs a wider state (a first NULL in a column, a sample that must grow) grows it
+// by the protocol of agg_state.hpp (add_row reports the shape, relayout copies), which also
+// keeps the sample. Every function that reads a state checks its header and length first: a
+// malformed state is an error.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
+#include "agg_state.hpp"
 #include "moments.hpp"
 
 namespace pgml::stats {
@@ -59,17 +60,12 @@ struct Params {
 	static Params decode(const double *p, size_t n); // throws InvalidParameter when malformed
 };
 
-// One row as the transition function sees it. Numeric values are already doubles (the
-// glue converts exactly as the row reader does); categorical values are bytes.
-struct Row {
+// One row as the transition function sees it: the target and the features (agg_state.hpp).
+struct Row : aggstate::Features {
 	bool target_null = true;
 	double target = 0;
 	const char *target_str = nullptr;
 	size_t target_len = 0;
-	const bool *isnull = nullptr;     // per feature
-	const double *num = nullptr;      // per feature (numeric ones)
-	const char *const *str = nullptr; // per feature (categorical ones)
-	const size_t *len = nullptr;      // per feature (categorical ones)
 };
 
 // The shape of a state: everything its length depends on.
@@ -117,5 +113,9 @@ Shape merged_shape(const double *a, size_t alen, const double *b, size_t blen);
 // Adds state b into state a (a must have merged_shape(a, b)); b is not modified.
 void merge(double *a, size_t alen, const double *b, size_t blen);
 Decoded decode(const double *buf, size_t len);
+
+// The state's grow protocol (agg_state.hpp).
+extern const aggstate::Kind kKind;
+using State = aggstate::Protocol<kKind, Shape, init, shape_of, relayout, merged_shape, merge>;
 
 } // namespace pgml::stats

@@ -9,19 +9,15 @@
 // owner can write, named schema-qualified in every query: no overload elsewhere can capture
 // the call, and any number of features fits.)
 //
-// Transition and combine functions update the float8[] state in place (AggCheckCallContext
-// guarantees the state belongs to the aggregate); a state that must grow is returned as a
-// new array, which nodeAgg copies into the aggregate's context and frees the old one.
-// The state is a plain float8[] with a combine function and no serialize functions, so
-// parallel query spreads the scan over workers and a distributed PostgreSQL can push the
-// aggregate down to its nodes.
+// The transition and combine functions update the float8[] state in place, as agg_state.hpp
+// describes for all three internal aggregates.
 #include "pg_ml.hpp"
 
 #include "../core/stats_state.hpp"
+#include "agg_state.hpp"
 #include "progress.hpp"
 
 extern "C" {
-#include "access/parallel.h"
 #include "catalog/namespace.h"
 #include "utils/catcache.h"
 #include "utils/guc.h"
@@ -45,43 +41,6 @@ PG_FUNCTION_INFO_V1(pgml_kmeans_step_transfn);
 }
 
 bool pgml_stats_aggregate = true;
-
-/* ---- float8[] aggregate states (ml.train_stats, ml.eval_stats, ml.kmeans_step) */
-
-ArrayType *
-pgml_state_array_new(const char *aggregate, size_t len)
-{
-	if (len > (MaxAllocSize - ARR_OVERHEAD_NONULLS(1)) / sizeof(double))
-		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("%s state is too large", aggregate)));
-	Size bytes = ARR_OVERHEAD_NONULLS(1) + len * sizeof(double);
-	ArrayType *a = static_cast<ArrayType *>(palloc(bytes));
-	SET_VARSIZE(a, bytes);
-	a->ndim = 1;
-	a->dataoffset = 0;
-	a->elemtype = FLOAT8OID;
-	ARR_DIMS(a)[0] = static_cast<int>(len);
-	ARR_LBOUND(a)[0] = 1;
-	return a;
-}
-
-double *
-pgml_state_array_data(const char *state, ArrayType *a, size_t *len)
-{
-	if (ARR_NDIM(a) != 1 || ARR_HASNULL(a) || ARR_ELEMTYPE(a) != FLOAT8OID)
-		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("invalid %s state", state),
-						errdetail("A state is a one-dimensional float8[] without NULLs.")));
-	*len = static_cast<size_t>(ARR_DIMS(a)[0]);
-	return reinterpret_cast<double *>(ARR_DATA_PTR(a));
-}
-
-void
-pgml_require_aggregate(FunctionCallInfo fcinfo, const char *aggregate, const char *what)
-{
-	if (!AggCheckCallContext(fcinfo, NULL))
-		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						errmsg("%s %s function called outside an aggregate", aggregate, what)));
-}
-
 
 /* ---- the row arguments of the internal aggregates and functions */
 
@@ -315,35 +274,14 @@ removed_function(const char *name)
 
 } // namespace
 
-extern "C" PGDLLEXPORT Datum
-pgml_stats_transfn(PG_FUNCTION_ARGS)
-{
-	return removed_function("ml_train_stats");
-}
+#define PGML_REMOVED_FUNCTION(symbol, name)                                                        \
+	extern "C" PGDLLEXPORT Datum symbol(PG_FUNCTION_ARGS) { return removed_function(name); }
 
-extern "C" PGDLLEXPORT Datum
-pgml_row_draw(PG_FUNCTION_ARGS)
-{
-	return removed_function("ml_row_draw");
-}
-
-extern "C" PGDLLEXPORT Datum
-pgml_row_band(PG_FUNCTION_ARGS)
-{
-	return removed_function("ml_row_band");
-}
-
-extern "C" PGDLLEXPORT Datum
-pgml_eval_transfn(PG_FUNCTION_ARGS)
-{
-	return removed_function("ml_eval_stats");
-}
-
-extern "C" PGDLLEXPORT Datum
-pgml_kmeans_step_transfn(PG_FUNCTION_ARGS)
-{
-	return removed_function("ml_kmeans_step");
-}
+PGML_REMOVED_FUNCTION(pgml_stats_transfn, "ml_train_stats")
+PGML_REMOVED_FUNCTION(pgml_row_draw, "ml_row_draw")
+PGML_REMOVED_FUNCTION(pgml_row_band, "ml_row_band")
+PGML_REMOVED_FUNCTION(pgml_eval_transfn, "ml_eval_stats")
+PGML_REMOVED_FUNCTION(pgml_kmeans_step_transfn, "ml_kmeans_step")
 
 namespace {
 
@@ -353,12 +291,10 @@ constexpr int kTargetArg = 2, kNumArg = 4, kCatArg = 5;
 // Per call site (fn_extra): the parameters, row buffers, and the shape of the last state
 // this function checked (states are only ever our own results afterwards).
 struct TransCache {
-	pgml::stats::Params *params; // owned through pgml_own on fn_mcxt
+	const pgml::stats::Params *params; // owned through pgml_own on fn_mcxt
 	PgmlRowArgs args;
-	int64 progress_rows;   // rows since the last progress report (leader only)
-	const double *checked; // data pointer of the last checked state
-	size_t checked_len;
-	pgml::stats::Shape shape;
+	int64 progress_rows; // rows since the last progress report (leader only)
+	PgmlShapeCache<pgml::stats::State> shape;
 };
 
 void
@@ -367,12 +303,22 @@ delete_params(void *p)
 	delete static_cast<pgml::stats::Params *>(p);
 }
 
-TransCache *
-trans_cache(FunctionCallInfo fcinfo)
+} // namespace
+
+const pgml::stats::Params *
+pgml_stats_params(FunctionCallInfo fcinfo, const double *pd, size_t pn)
 {
-	TransCache *tc = static_cast<TransCache *>(fcinfo->flinfo->fn_extra);
-	if (tc != nullptr)
-		return tc;
+	pgml::stats::Params *params = nullptr;
+	PGML_CORE(params = new pgml::stats::Params(pgml::stats::Params::decode(pd, pn)));
+	pgml_own(fcinfo->flinfo->fn_mcxt, params, delete_params);
+	return params;
+}
+
+namespace {
+
+TransCache *
+make_trans_cache(FunctionCallInfo fcinfo)
+{
 	if (PG_ARGISNULL(1))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml.train_stats parameters"),
 						errdetail("The parameters are NULL."), errhint("ml.train_stats is called by ml_train; its first argument describes the feature arrays that follow.")));
@@ -384,151 +330,27 @@ trans_cache(FunctionCallInfo fcinfo)
 	size_t pn = static_cast<size_t>(ARR_DIMS(pa)[0]);
 
 	MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
-	tc = static_cast<TransCache *>(palloc0(sizeof(TransCache)));
-	pgml::stats::Params *params = nullptr;
-	PGML_CORE(params = new pgml::stats::Params(pgml::stats::Params::decode(pd, pn)));
-	pgml_own(fcinfo->flinfo->fn_mcxt, params, delete_params);
-	tc->params = params;
-	pgml_row_args_init(&tc->args, params->nfeat, params->categorical.data());
+	TransCache *tc = static_cast<TransCache *>(palloc0(sizeof(TransCache)));
+	tc->params = pgml_stats_params(fcinfo, pd, pn);
+	pgml_row_args_init(&tc->args, tc->params->nfeat, tc->params->categorical.data());
 	MemoryContextSwitchTo(old);
-	fcinfo->flinfo->fn_extra = tc;
 	return tc;
-}
-
-// The shape of a state, checked once per state the function has not seen before.
-const pgml::stats::Shape &
-checked_shape(TransCache *tc, const double *data, size_t len)
-{
-	if (data != tc->checked || len != tc->checked_len) {
-		pgml::stats::Shape s;
-		PGML_CORE(s = pgml::stats::shape_of(data, len));
-		tc->shape = s;
-		tc->checked = data;
-		tc->checked_len = len;
-	}
-	return tc->shape;
-}
-
-// One result group of the statistics query.
-struct GroupRef {
-	int nfeatures;
-	const char **levels; // per feature; NULL for numeric features and NULL levels
-	ArrayType *state;
-};
-
-/* Receives the groups of the statistics query: keeps each group's levels and a copy of its
- * state, and has the trainer count the levels of its training rows (note_stats_group). */
-struct GroupReceiver {
-	DestReceiver pub; /* must be first */
-	pgml::Trainer *trainer;
-	const PgmlColumn *features;
-	int nfeatures;
-	int ncat;
-	MemoryContext cxt; /* where the groups are kept */
-	GroupRef *groups;
-	uint64 n;
-	uint64 cap;
-	/* the trainer's error (a column past max_levels, a cancel): the receiver stops the query
-	 * and the caller raises it after the query, without the internal query as its context */
-	bool failed;
-	PgmlCoreError err;
-};
-
-bool
-receive_group(TupleTableSlot *slot, DestReceiver *self)
-{
-	GroupReceiver *r = reinterpret_cast<GroupReceiver *>(self);
-	slot_getallattrs(slot);
-	MemoryContext old = MemoryContextSwitchTo(r->cxt);
-	if (r->n == r->cap) {
-		r->cap *= 2;
-		r->groups = static_cast<GroupRef *>(repalloc(r->groups, sizeof(GroupRef) * r->cap));
-	}
-	GroupRef *g = &r->groups[r->n++];
-	g->nfeatures = r->nfeatures;
-	g->levels = pgml_group_levels(slot, r->features, r->nfeatures);
-	g->state = nullptr;
-	if (!slot->tts_isnull[r->ncat])
-		g->state = DatumGetArrayTypePCopy(slot->tts_values[r->ncat]);
-	MemoryContextSwitchTo(old);
-	if (g->state != nullptr &&
-		!pgml_note_stats_group(r->trainer, g->levels, r->nfeatures, g->state, "train_stats", &r->err)) {
-		r->failed = true;
-		return false; /* stops the query */
-	}
-	return true;
-}
-
-void
-group_receiver_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
-{
-	GroupReceiver *r = reinterpret_cast<GroupReceiver *>(self);
-	if (typeinfo->natts != r->ncat + 1)
-		elog(ERROR, "pg_ml: the statistics query returned %d columns, not %d", typeinfo->natts, r->ncat + 1);
-}
-
-void
-group_receiver_noop(DestReceiver *self)
-{
 }
 
 int
 compare_groups(const void *a, const void *b)
 {
-	const GroupRef *x = static_cast<const GroupRef *>(a), *y = static_cast<const GroupRef *>(b);
+	const PgmlGroup *x = static_cast<const PgmlGroup *>(a), *y = static_cast<const PgmlGroup *>(b);
 	return pgml_compare_levels(x->levels, y->levels, x->nfeatures);
 }
 
 } // namespace
 
-const char **
-pgml_group_levels(TupleTableSlot *slot, const PgmlColumn *features, int nfeatures)
-{
-	const char **levels = static_cast<const char **>(palloc0(sizeof(char *) * nfeatures));
-	int k = 0;
-	for (int i = 0; i < nfeatures; i++) {
-		if (features[i].tc != pgml::TypeClass::Categorical)
-			continue;
-		if (!slot->tts_isnull[k])
-			levels[i] = pgml_datum_to_cstring(&features[i], slot->tts_values[k]);
-		k++;
-	}
-	return levels;
-}
-
-int
-pgml_compare_levels(const char *const *x, const char *const *y, int nfeatures)
-{
-	for (int i = 0; i < nfeatures; i++) {
-		const char *p = x[i], *q = y[i];
-		if (p == q)
-			continue;
-		if (p == nullptr || q == nullptr)
-			return p == nullptr ? -1 : 1;
-		int c = strcmp(p, q);
-		if (c != 0)
-			return c;
-	}
-	return 0;
-}
-
-bool
-pgml_note_stats_group(pgml::Trainer *trainer, const char *const *levels, int nfeatures, ArrayType *state,
-					  const char *name, PgmlCoreError *err)
-{
-	size_t len;
-	const double *data = pgml_state_array_data(name, state, &len);
-	return pgml_try(err, [&]() {
-		std::vector<const char *> v(levels, levels + nfeatures);
-		trainer->note_stats_group(v, data, len, pgml_interrupt_pending);
-	});
-}
-
+/* ml.train_stats' transition: the row added to the state's moments and sample */
 extern "C" PGDLLEXPORT Datum
 pgml_train_stats_trans(PG_FUNCTION_ARGS)
 {
-	pgml_require_aggregate(fcinfo, "ml.train_stats", "transition");
-	TransCache *tc = trans_cache(fcinfo);
+	TransCache *tc = pgml_agg_transition_cache(fcinfo, "ml.train_stats", make_trans_cache);
 	const pgml::stats::Params &p = *tc->params;
 
 	pgml::stats::Row row;
@@ -540,70 +362,16 @@ pgml_train_stats_trans(PG_FUNCTION_ARGS)
 	row.str = tc->args.str;
 	row.len = tc->args.len;
 
-	ArrayType *state;
-	double *data;
-	size_t len;
-	if (PG_ARGISNULL(0)) {
-		pgml::stats::Shape s = pgml::stats::initial_shape(p);
-		state = pgml_state_array_new("ml.train_stats", s.length());
-		data = reinterpret_cast<double *>(ARR_DATA_PTR(state));
-		len = s.length();
-		PGML_CORE(pgml::stats::init(data, s));
-	} else {
-		state = PG_GETARG_ARRAYTYPE_P(0);
-		data = pgml_state_array_data("train_stats", state, &len);
-	}
-	for (;;) {
-		const pgml::stats::Shape &s = checked_shape(tc, data, len);
-		pgml::stats::Shape need;
-		size_t need_len = 0;
-		PGML_CORE(need_len = pgml::stats::add_row(data, s, p, row, &need));
-		if (need_len == 0)
-			break;
-		/* a wider state: nodeAgg copies the returned array into its context and frees the old one */
-		ArrayType *grown = pgml_state_array_new("ml.train_stats", need_len);
-		double *gdata = reinterpret_cast<double *>(ARR_DATA_PTR(grown));
-		PGML_CORE(pgml::stats::relayout(data, len, gdata, need));
-		state = grown;
-		data = gdata;
-		len = need_len;
-	}
+	PgmlAggState st = pgml_agg_state_arg<pgml::stats::State>(fcinfo, [&]() { return pgml::stats::initial_shape(p); });
+	pgml_agg_state_add(&st, &tc->shape, [&](double *data, const pgml::stats::Shape &s, pgml::stats::Shape *need) {
+		return pgml::stats::add_row(data, s, p, row, need);
+	});
 	/* live progress of the reading phase: the rows this process has added (a parallel
 	 * worker's share is counted when the query ends) */
-	if (++tc->progress_rows >= pgml_batch_rows && !IsParallelWorker()) {
-		pgml_progress_rows(tc->progress_rows);
-		tc->progress_rows = 0;
-	}
-	PG_RETURN_ARRAYTYPE_P(state);
+	return pgml_agg_state_result(&st, &tc->progress_rows, pgml_progress_rows);
 }
 
-extern "C" PGDLLEXPORT Datum
-pgml_stats_combinefn(PG_FUNCTION_ARGS)
-{
-	pgml_require_aggregate(fcinfo, "ml.train_stats", "combine");
-	/* strict: nodeAgg handles NULL states */
-	ArrayType *a = PG_GETARG_ARRAYTYPE_P(0);
-	ArrayType *b = PG_GETARG_ARRAYTYPE_P(1);
-	size_t alen, blen;
-	double *ad = pgml_state_array_data("train_stats", a, &alen);
-	const double *bd = pgml_state_array_data("train_stats", b, &blen);
-	pgml::stats::Shape need;
-	size_t need_len = 0;
-	PGML_CORE({
-		need = pgml::stats::merged_shape(ad, alen, bd, blen);
-		need_len = need.length();
-	});
-	if (need_len != alen) {
-		ArrayType *grown = pgml_state_array_new("ml.train_stats", need_len);
-		double *gdata = reinterpret_cast<double *>(ARR_DATA_PTR(grown));
-		PGML_CORE(pgml::stats::relayout(ad, alen, gdata, need));
-		a = grown;
-		ad = gdata;
-		alen = need_len;
-	}
-	PGML_CORE(pgml::stats::merge(ad, alen, bd, blen));
-	PG_RETURN_ARRAYTYPE_P(a);
-}
+PGML_AGG_COMBINE_FUNCTION(pgml_stats_combinefn, pgml::stats::State)
 
 /*
  * pgml_internal_function_schema: the OID of schema ml when it holds the extension's internal
@@ -655,15 +423,7 @@ pgml_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const
 
 	StringInfoData keys, sql;
 	initStringInfo(&keys);
-	int ncat = 0;
-	for (int i = 0; i < nfeatures; i++) {
-		if (features[i].tc != pgml::TypeClass::Categorical)
-			continue;
-		/* byte-wise grouping: a nondeterministic collation must not merge distinct levels */
-		appendStringInfo(&keys, "%s%s%s", ncat ? ", " : "", quote_identifier(features[i].name),
-						 features[i].text_like ? " COLLATE pg_catalog.\"C\"" : "");
-		ncat++;
-	}
+	int ncat = pgml_append_group_keys(&keys, features, nfeatures, "");
 	initStringInfo(&sql);
 	/* clustering has no target: both target arguments NULL */
 	appendStringInfo(&sql, "SELECT %s%s%s.train_stats($1, ", keys.data, ncat ? ", " : "", schema);
@@ -675,40 +435,16 @@ pgml_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const
 	if (ncat > 0)
 		appendStringInfo(&sql, " GROUP BY %s", keys.data);
 
-	Datum *pd = static_cast<Datum *>(palloc(sizeof(Datum) * params->size()));
-	for (size_t i = 0; i < params->size(); i++)
-		pd[i] = Float8GetDatum((*params)[i]);
-	ArrayType *parr = construct_array(pd, static_cast<int>(params->size()), FLOAT8OID, sizeof(double),
-									  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
-	ParamListInfo qparams = makeParamList(1);
-	qparams->params[0].value = PointerGetDatum(parr);
-	qparams->params[0].isnull = false;
-	qparams->params[0].pflags = PARAM_FLAG_CONST;
-	qparams->params[0].ptype = FLOAT8ARRAYOID;
+	Oid ptype = FLOAT8ARRAYOID;
+	Datum pvalue = PointerGetDatum(pgml_float8_array(params));
+	ParamListInfo qparams = pgml_query_params(1, &ptype, &pvalue);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "pg_ml: SPI_connect failed");
 	/* the groups arrive at a receiver of ours, which keeps them and has the trainer count
-	 * their levels as they come: a column over its max_levels stops the query then, not after
-	 * every group's state has been collected */
-	GroupReceiver *recv = static_cast<GroupReceiver *>(palloc0(sizeof(GroupReceiver)));
-	recv->pub.receiveSlot = receive_group;
-	recv->pub.rStartup = group_receiver_startup;
-	recv->pub.rShutdown = group_receiver_noop;
-	recv->pub.rDestroy = group_receiver_noop;
-	recv->pub.mydest = DestNone;
-	recv->trainer = trainer;
-	recv->features = features;
-	recv->nfeatures = nfeatures;
-	recv->ncat = ncat;
-	recv->cxt = CurrentMemoryContext;
-	recv->cap = 64;
-	recv->groups = static_cast<GroupRef *>(palloc0(sizeof(GroupRef) * recv->cap));
-	SPIExecuteOptions opts;
-	memset(&opts, 0, sizeof(opts));
-	opts.params = qparams;
-	opts.read_only = true;
-	opts.dest = &recv->pub;
+	 * their levels as they come (agg_state.hpp) */
+	PgmlGroupQuery *q =
+		pgml_group_query_new(trainer, features, nfeatures, ncat, ncat + 1, "statistics", "train_stats", sizeof(PgmlGroup));
 	/* For this query only (the settings are restored after it, and on error by the
 	 * transaction): the states are large, so group them by hashing rather than by sorting
 	 * them; and no JIT: the per-row work is the C transition function, which JIT cannot
@@ -719,25 +455,18 @@ pgml_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const
 	if (ncat > 0)
 		(void)set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	(void)set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	int rc = SPI_execute_extended(sql.data, &opts);
-	AtEOXact_GUC(true, nest);
-	if (recv->failed)
-		pgml_raise(&recv->err);
-	/* (a SELECT whose rows go to a receiver of ours reports SPI_OK_UTILITY) */
-	if (rc != SPI_OK_SELECT && rc != SPI_OK_UTILITY)
-		elog(ERROR, "pg_ml: statistics query failed: %s", SPI_result_code_string(rc));
-	int64 rows = 0;
 	/* the groups in level order, so the sums are added in one order */
-	uint64 ngroups = recv->n;
-	GroupRef *groups = recv->groups;
-	qsort(groups, ngroups, sizeof(GroupRef), compare_groups);
-	for (uint64 r = 0; r < ngroups; r++) {
+	pgml_group_query_run(q, sql.data, qparams, compare_groups);
+	AtEOXact_GUC(true, nest);
+	int64 rows = 0;
+	for (uint64 r = 0; r < q->n; r++) {
 		CHECK_FOR_INTERRUPTS();
-		if (groups[r].state == nullptr)
+		const PgmlGroup *g = static_cast<const PgmlGroup *>(pgml_group_entry(q, r));
+		if (g->state == nullptr)
 			continue; /* no rows at all */
 		size_t len;
-		const double *data = pgml_state_array_data("train_stats", groups[r].state, &len);
-		const char **levels = groups[r].levels;
+		const double *data = pgml_state_array_data("train_stats", g->state, &len);
+		const char **levels = g->levels;
 		PGML_CORE({
 			std::vector<const char *> v(levels, levels + nfeatures);
 			trainer->add_stats_group(v, data, len, pgml_interrupt_pending);

@@ -21,10 +21,10 @@
 #include "pg_ml.hpp"
 
 #include "../core/eval_state.hpp"
+#include "agg_state.hpp"
 #include "progress.hpp"
 
 extern "C" {
-#include "access/parallel.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "utils/catcache.h"
@@ -85,16 +85,10 @@ float8_array(ArrayType *a, size_t *len, const char *what)
 	return reinterpret_cast<const double *>(ARR_DATA_PTR(a));
 }
 
-void
-delete_stats_params(void *p)
-{
-	delete static_cast<pgml::stats::Params *>(p);
-}
-
 // ---------------------------------------------------------------- ml.row_draw
 
 struct DrawCache {
-	pgml::stats::Params *params;
+	const pgml::stats::Params *params;
 	ArgRow ar;
 };
 
@@ -116,10 +110,7 @@ row_draw_at(FunctionCallInfo fcinfo, int target_arg, const char *fname)
 		const double *pd = float8_array(PG_GETARG_ARRAYTYPE_P(0), &pn, psprintf("%s parameters", fname));
 		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 		dc = static_cast<DrawCache *>(palloc0(sizeof(DrawCache)));
-		pgml::stats::Params *params = nullptr;
-		PGML_CORE(params = new pgml::stats::Params(pgml::stats::Params::decode(pd, pn)));
-		pgml_own(fcinfo->flinfo->fn_mcxt, params, delete_stats_params);
-		dc->params = params;
+		const pgml::stats::Params *params = dc->params = pgml_stats_params(fcinfo, pd, pn);
 		init_arg_row(&dc->ar, target_arg, params->nfeat, params->categorical.data(),
 					 params->has_target && params->target_categorical);
 		MemoryContextSwitchTo(old);
@@ -175,9 +166,7 @@ struct EvalCache {
 	double last_num;           // the last numeric target seen and its class (-1: unknown)
 	int last_class;
 	bool have_last;
-	const double *checked;
-	size_t checked_len;
-	pgml::evalstate::Shape shape;
+	PgmlShapeCache<pgml::evalstate::State> shape;
 	int64 progress_rows;
 };
 
@@ -196,11 +185,8 @@ eval_param_error(const char *detail)
 }
 
 EvalCache *
-eval_cache(FunctionCallInfo fcinfo)
+make_eval_cache(FunctionCallInfo fcinfo)
 {
-	EvalCache *ec = static_cast<EvalCache *>(fcinfo->flinfo->fn_extra);
-	if (ec != nullptr)
-		return ec;
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		eval_param_error("The parameters, the model and the classes must not be NULL.");
 	size_t pn;
@@ -211,7 +197,7 @@ eval_cache(FunctionCallInfo fcinfo)
 		eval_param_error("The classes are a one-dimensional text[] without NULLs.");
 
 	MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
-	ec = static_cast<EvalCache *>(palloc0(sizeof(EvalCache)));
+	EvalCache *ec = static_cast<EvalCache *>(palloc0(sizeof(EvalCache)));
 	PGML_CORE(ec->params = pgml::evalstate::Params::decode(pd, pn));
 	pgml::Model *model = nullptr;
 	const uint8_t *bd = reinterpret_cast<const uint8_t *>(VARDATA_ANY(blob));
@@ -253,16 +239,13 @@ eval_cache(FunctionCallInfo fcinfo)
 	ec->values = static_cast<pgml::Value *>(palloc0(sizeof(pgml::Value) * nf));
 	ec->out = static_cast<double *>(palloc0(sizeof(double) * mk));
 	MemoryContextSwitchTo(old);
-	fcinfo->flinfo->fn_extra = ec;
 	return ec;
 }
 
 const pgml::evalstate::Shape &
 eval_checked_shape(EvalCache *ec, const double *data, size_t len)
 {
-	if (data != ec->checked || len != ec->checked_len) {
-		pgml::evalstate::Shape s;
-		PGML_CORE(s = pgml::evalstate::shape_of(data, len));
+	return pgml_agg_checked_shape(&ec->shape, data, len, [&](const pgml::evalstate::Shape &s) {
 		/* add_row reads the model's K outputs for the state's K classes: they must agree (a state
 		   forged by a superuser calling the transition function directly would over-read) */
 		if (s.K != ec->K || s.proba != ec->proba)
@@ -270,11 +253,7 @@ eval_checked_shape(EvalCache *ec, const double *data, size_t len)
 							errmsg("ml.eval_stats state does not match its model"),
 							errdetail("The state has %d classes%s, the model's evaluation %d%s.", s.K,
 									  s.proba ? " with probabilities" : "", ec->K, ec->proba ? " with probabilities" : "")));
-		ec->shape = s;
-		ec->checked = data;
-		ec->checked_len = len;
-	}
-	return ec->shape;
+	});
 }
 
 // The class (index into the given classes) of the row's target, or -1.
@@ -307,30 +286,16 @@ target_class(EvalCache *ec)
 
 } // namespace
 
+/* ml.eval_stats' transition: the row's prediction by the model, counted in its split */
 extern "C" PGDLLEXPORT Datum
 pgml_eval_stats_trans(PG_FUNCTION_ARGS)
 {
-	pgml_require_aggregate(fcinfo, "ml.eval_stats", "transition");
-	EvalCache *ec = eval_cache(fcinfo);
+	EvalCache *ec = pgml_agg_transition_cache(fcinfo, "ml.eval_stats", make_eval_cache);
 	read_arg_row(fcinfo, &ec->ar, "ml.eval_stats");
 
-	ArrayType *state;
-	double *data;
-	size_t len;
-	if (PG_ARGISNULL(0)) {
-		pgml::evalstate::Shape s;
-		int K = ec->K;
-		bool proba = ec->proba;
-		PGML_CORE(s = pgml::evalstate::initial_shape(K, proba, ec->params));
-		state = pgml_state_array_new("ml.eval_stats", s.length());
-		data = reinterpret_cast<double *>(ARR_DATA_PTR(state));
-		len = s.length();
-		PGML_CORE(pgml::evalstate::init(data, s));
-	} else {
-		state = PG_GETARG_ARRAYTYPE_P(0);
-		data = pgml_state_array_data("eval_stats", state, &len);
-	}
-	const pgml::evalstate::Shape &s0 = eval_checked_shape(ec, data, len);
+	PgmlAggState st = pgml_agg_state_arg<pgml::evalstate::State>(
+		fcinfo, [&]() { return pgml::evalstate::initial_shape(ec->K, ec->proba, ec->params); });
+	const pgml::evalstate::Shape &s0 = eval_checked_shape(ec, st.data, st.len);
 
 	pgml::evalstate::Skip skip = pgml::evalstate::Skip::NoSplit;
 	bool skipped = true;
@@ -344,8 +309,8 @@ pgml_eval_stats_trans(PG_FUNCTION_ARGS)
 	else
 		skipped = false;
 	if (skipped) {
-		PGML_CORE(pgml::evalstate::add_skipped(data, s0, skip));
-		PG_RETURN_ARRAYTYPE_P(state);
+		PGML_CORE(pgml::evalstate::add_skipped(st.data, s0, skip));
+		PG_RETURN_ARRAYTYPE_P(st.array);
 	}
 	const double draw = PG_GETARG_FLOAT8(4), cut = PG_GETARG_FLOAT8(5);
 	const int t = draw < cut ? 1 : 0;
@@ -372,53 +337,15 @@ pgml_eval_stats_trans(PG_FUNCTION_ARGS)
 	for (int k = 0; k < ec->model->n_classes(); k++)
 		if (ec->pred_map[k] >= 0)
 			ec->mapped[ec->pred_map[k]] += ec->out[k];
-	for (;;) {
-		const pgml::evalstate::Shape &s = eval_checked_shape(ec, data, len);
-		pgml::evalstate::Shape need;
-		size_t need_len = 0;
-		PGML_CORE(need_len = pgml::evalstate::add_row(data, s, t, truth, mapped, ec->mapped, draw, &need));
-		if (need_len == 0)
-			break;
-		ArrayType *grown = pgml_state_array_new("ml.eval_stats", need_len);
-		double *gdata = reinterpret_cast<double *>(ARR_DATA_PTR(grown));
-		PGML_CORE(pgml::evalstate::relayout(data, len, gdata, need));
-		state = grown;
-		data = gdata;
-		len = need_len;
-	}
-	if (++ec->progress_rows >= pgml_batch_rows && !IsParallelWorker()) {
-		CHECK_FOR_INTERRUPTS();
-		ec->progress_rows = 0;
-	}
-	PG_RETURN_ARRAYTYPE_P(state);
+	pgml_agg_state_add<pgml::evalstate::State>(
+		&st, [&](const double *data, size_t len) { return eval_checked_shape(ec, data, len); },
+		[&](double *data, const pgml::evalstate::Shape &s, pgml::evalstate::Shape *need) {
+			return pgml::evalstate::add_row(data, s, t, truth, mapped, ec->mapped, draw, need);
+		});
+	return pgml_agg_state_result(&st, &ec->progress_rows, [](int64) { CHECK_FOR_INTERRUPTS(); });
 }
 
-extern "C" PGDLLEXPORT Datum
-pgml_eval_combinefn(PG_FUNCTION_ARGS)
-{
-	pgml_require_aggregate(fcinfo, "ml.eval_stats", "combine");
-	ArrayType *a = PG_GETARG_ARRAYTYPE_P(0);
-	ArrayType *b = PG_GETARG_ARRAYTYPE_P(1);
-	size_t alen, blen;
-	double *ad = pgml_state_array_data("eval_stats", a, &alen);
-	const double *bd = pgml_state_array_data("eval_stats", b, &blen);
-	pgml::evalstate::Shape need;
-	size_t need_len = 0;
-	PGML_CORE({
-		need = pgml::evalstate::merged_shape(ad, alen, bd, blen);
-		need_len = need.length();
-	});
-	if (need_len != alen) {
-		ArrayType *grown = pgml_state_array_new("ml.eval_stats", need_len);
-		double *gdata = reinterpret_cast<double *>(ARR_DATA_PTR(grown));
-		PGML_CORE(pgml::evalstate::relayout(ad, alen, gdata, need));
-		a = grown;
-		ad = gdata;
-		alen = need_len;
-	}
-	PGML_CORE(pgml::evalstate::merge(ad, alen, bd, blen));
-	PG_RETURN_ARRAYTYPE_P(a);
-}
+PGML_AGG_COMBINE_FUNCTION(pgml_eval_combinefn, pgml::evalstate::State)
 
 // ---------------------------------------------------------------- ml_train's queries
 
@@ -440,85 +367,35 @@ pgml_class_aggregate_schema(void)
 namespace {
 
 struct ClassGroupRef {
-	int nfeatures;
-	const char **levels; // per feature (NULL: numeric or NULL level)
-	const char *label;   // categorical target (NULL: NULL)
-	double label_num;    // numeric target
+	PgmlGroup group;   // levels, state
+	const char *label; // categorical target (NULL: NULL)
+	double label_num;  // numeric target
 	bool label_null;
-	int split;           // 0 train, 1 test, -1 NULL
-	ArrayType *state;
+	int split;         // 0 train, 1 test, -1 NULL
 };
 
-/* Receives the groups of the class statistics query: keeps each group (its levels, class,
- * split and a copy of its state) and has the trainer count the levels of the training groups
- * as they come (note_class_group): a column past max_levels stops the query then. An error
- * is kept and raised by the caller after the query. */
-struct ClassGroupReceiver {
-	DestReceiver pub; /* must be first */
-	pgml::Trainer *trainer;
-	const PgmlColumn *features;
-	int nfeatures;
-	const PgmlColumn *target;
-	int ncat;
-	MemoryContext cxt; /* where the groups are kept */
-	ClassGroupRef *groups;
-	uint64 n;
-	uint64 cap;
-	bool failed;
-	PgmlCoreError err;
-};
-
+/* The class and split of a group of the class statistics query; whether it holds training rows. */
 bool
-receive_class_group(TupleTableSlot *slot, DestReceiver *self)
+fill_class_group(PgmlGroupQuery *q, TupleTableSlot *slot, void *entry)
 {
-	ClassGroupReceiver *r = reinterpret_cast<ClassGroupReceiver *>(self);
-	slot_getallattrs(slot);
-	MemoryContext old = MemoryContextSwitchTo(r->cxt);
-	if (r->n == r->cap) {
-		r->cap *= 2;
-		r->groups = static_cast<ClassGroupRef *>(repalloc(r->groups, sizeof(ClassGroupRef) * r->cap));
-	}
-	ClassGroupRef *g = &r->groups[r->n++];
-	memset(g, 0, sizeof(*g));
-	g->nfeatures = r->nfeatures;
-	g->levels = pgml_group_levels(slot, r->features, r->nfeatures);
-	g->label_null = slot->tts_isnull[r->ncat];
+	ClassGroupRef *g = static_cast<ClassGroupRef *>(entry);
+	const int ncat = q->ncat;
+	g->label_null = slot->tts_isnull[ncat];
 	if (!g->label_null) {
-		if (r->target->tc == pgml::TypeClass::Categorical)
-			g->label = pgml_datum_to_cstring(r->target, slot->tts_values[r->ncat]);
+		if (q->target->tc == pgml::TypeClass::Categorical)
+			g->label = pgml_datum_to_cstring(q->target, slot->tts_values[ncat]);
 		else
-			g->label_num = pgml_datum_to_double(r->target, slot->tts_values[r->ncat]);
+			g->label_num = pgml_datum_to_double(q->target, slot->tts_values[ncat]);
 	}
-	g->split = slot->tts_isnull[r->ncat + 1] ? -1 : DatumGetBool(slot->tts_values[r->ncat + 1]) ? 1 : 0;
-	if (!slot->tts_isnull[r->ncat + 2])
-		g->state = DatumGetArrayTypePCopy(slot->tts_values[r->ncat + 2]);
-	MemoryContextSwitchTo(old);
-	if (g->state != nullptr && g->split == 0 &&
-		!pgml_note_stats_group(r->trainer, g->levels, r->nfeatures, g->state, "eval_stats", &r->err)) {
-		r->failed = true;
-		return false; /* stops the query */
-	}
-	return true;
-}
-
-void
-class_receiver_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
-{
-	ClassGroupReceiver *r = reinterpret_cast<ClassGroupReceiver *>(self);
-	if (typeinfo->natts != r->ncat + 3)
-		elog(ERROR, "pg_ml: the class statistics query returned %d columns, not %d", typeinfo->natts, r->ncat + 3);
-}
-
-void
-class_receiver_noop(DestReceiver *self)
-{
+	g->split = slot->tts_isnull[ncat + 1] ? -1 : DatumGetBool(slot->tts_values[ncat + 1]) ? 1 : 0;
+	return g->split == 0;
 }
 
 int
 compare_class_groups(const void *a, const void *b)
 {
 	const ClassGroupRef *x = static_cast<const ClassGroupRef *>(a), *y = static_cast<const ClassGroupRef *>(b);
-	int c = pgml_compare_levels(x->levels, y->levels, x->nfeatures);
+	int c = pgml_compare_levels(x->group.levels, y->group.levels, x->group.nfeatures);
 	if (c != 0)
 		return c;
 	if (x->label_null != y->label_null)
@@ -564,6 +441,107 @@ end_queries(int nest)
 	SPI_finish();
 }
 
+/*
+ * stratified_cuts: the stratified split, in the caller's SPI connection. The cut of a class
+ * holding n rows is near the test_size quantile of its draws (uniform in [0, 1)): per class,
+ * the rows (a count; the planner's estimate would do, the split is checked exactly below),
+ * then the rows under a band [lo, hi) around test_size (a count), the band's draws (a few per
+ * thousand rows) and the rows above it. Sets each class's label and cut and returns true, or
+ * false when the split cannot be reproduced (the caller reads the rows instead).
+ */
+bool
+stratified_cuts(const char *schema, const char *rel, const char *texpr, const char *cols, const PgmlColumn *target,
+				double test_size, ArrayType *parr, Oid target_array_type, ArrayType **cut_labels, ArrayType **cut_values)
+{
+	StringInfoData sql;
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT %s AS t, pg_catalog.count(*) FROM %s r WHERE r.%s IS NOT NULL GROUP BY 1", texpr, rel,
+					 quote_identifier(target->name));
+	int rc = SPI_execute(sql.data, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "pg_ml: class count query failed: %s", SPI_result_code_string(rc));
+	uint64 nclasses = SPI_processed;
+	if (nclasses == 0)
+		return false; /* no labelled rows: the row reader reports it */
+	Datum *labels = static_cast<Datum *>(palloc(sizeof(Datum) * nclasses));
+	Datum *los = static_cast<Datum *>(palloc(sizeof(Datum) * nclasses));
+	Datum *his = static_cast<Datum *>(palloc(sizeof(Datum) * nclasses));
+	for (uint64 r = 0; r < nclasses; r++) {
+		bool isnull;
+		labels[r] = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull);
+		double n = static_cast<double>(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull)));
+		/* 8 standard deviations of the quantile, and a few rows, either side */
+		double w = 8 * sqrt(test_size * (1 - test_size) / n) + 4 / n;
+		los[r] = Float8GetDatum(test_size - w > 0 ? test_size - w : 0.0);
+		his[r] = Float8GetDatum(test_size + w < 1 ? test_size + w : 1.0);
+	}
+	int16 typlen;
+	bool typbyval;
+	char typalign;
+	get_typlenbyvalalign(target->type, &typlen, &typbyval, &typalign);
+	ArrayType *band_labels = construct_array(labels, static_cast<int>(nclasses), target->type, typlen, typbyval, typalign);
+	ArrayType *band_lo = construct_array(los, static_cast<int>(nclasses), FLOAT8OID, sizeof(double), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+	ArrayType *band_hi = construct_array(his, static_cast<int>(nclasses), FLOAT8OID, sizeof(double), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+
+	/* per class: key -1 counts the rows under lo, 2 those at or over hi, a draw in between
+	 * its rows (rows with equal draws are duplicates) */
+	resetStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT %s AS t, %s.row_band($1, b.lo, b.hi, %s) AS k, pg_catalog.count(*), pg_catalog.max(b.hi) "
+					 "FROM %s r JOIN ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4)) AS b(t, lo, hi) "
+					 "ON %s OPERATOR(pg_catalog.=) b.t GROUP BY 1, 2 ORDER BY 1, 2",
+					 texpr, schema, cols, rel, texpr);
+	Oid argtypes[4] = {FLOAT8ARRAYOID, target_array_type, FLOAT8ARRAYOID, FLOAT8ARRAYOID};
+	Datum args[4] = {PointerGetDatum(parr), PointerGetDatum(band_labels), PointerGetDatum(band_lo),
+					 PointerGetDatum(band_hi)};
+	rc = SPI_execute_with_args(sql.data, 4, argtypes, args, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "pg_ml: split query failed: %s", SPI_result_code_string(rc));
+	uint64 nrows = SPI_processed;
+	SPITupleTable *tt = SPI_tuptable;
+	Datum *cl = static_cast<Datum *>(palloc(sizeof(Datum) * (nrows + 1)));
+	Datum *cuts = static_cast<Datum *>(palloc(sizeof(Datum) * (nrows + 1)));
+	int ncut = 0;
+	std::vector<std::pair<double, int64_t>> *band = pgml_new_owned<std::vector<std::pair<double, int64_t>>>();
+	Form_pg_attribute att = TupleDescAttr(tt->tupdesc, 0);
+	for (uint64 r = 0; r < nrows;) {
+		bool isnull;
+		Datum label = SPI_getbinval(tt->vals[r], tt->tupdesc, 1, &isnull);
+		int64 below = 0, above = 0;
+		PGML_CORE(band->clear());
+		uint64 e = r;
+		for (; e < nrows; e++) {
+			/* the rows of one class are adjacent (ORDER BY 1) */
+			if (e > r && !datumIsEqual(label, SPI_getbinval(tt->vals[e], tt->tupdesc, 1, &isnull), att->attbyval, att->attlen))
+				break;
+			Datum kd = SPI_getbinval(tt->vals[e], tt->tupdesc, 2, &isnull);
+			if (isnull)
+				continue; /* rows training skips */
+			double k = DatumGetFloat8(kd);
+			int64 cnt = DatumGetInt64(SPI_getbinval(tt->vals[e], tt->tupdesc, 3, &isnull));
+			if (k < 0)
+				below = cnt;
+			else if (k > 1)
+				above = cnt;
+			else
+				PGML_CORE(band->emplace_back(k, cnt));
+		}
+		double hi = DatumGetFloat8(SPI_getbinval(tt->vals[r], tt->tupdesc, 4, &isnull)); /* the class's */
+		double cut = 0;
+		int ok = 0;
+		PGML_CORE(ok = pgml::stratified_cut(test_size, below, *band, above, hi, &cut));
+		if (ok != 1)
+			return false;
+		cl[ncut] = label;
+		cuts[ncut] = Float8GetDatum(cut);
+		ncut++;
+		r = e;
+	}
+	*cut_labels = construct_array(cl, ncut, target->type, typlen, typbyval, typalign);
+	*cut_values = construct_array(cuts, ncut, FLOAT8OID, sizeof(double), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+	return true;
+}
+
 } // namespace
 
 /*
@@ -592,11 +570,7 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 	appendStringInfoString(&cols, ", ");
 	pgml_append_row_args(&cols, features, nfeatures, "r.");
 
-	Datum *pd = static_cast<Datum *>(palloc(sizeof(Datum) * params->size()));
-	for (size_t i = 0; i < params->size(); i++)
-		pd[i] = Float8GetDatum((*params)[i]);
-	ArrayType *parr = construct_array(pd, static_cast<int>(params->size()), FLOAT8OID, sizeof(double),
-									  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+	ArrayType *parr = pgml_float8_array(params);
 
 	Oid target_array_type = get_array_type(target->type);
 	if (test_size > 0 && !OidIsValid(target_array_type))
@@ -611,103 +585,12 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 	(void)set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	(void)set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 
-	/* 1. the stratified split. The cut of a class holding n rows is near the test_size
-	 * quantile of its draws (uniform in [0, 1)): per class, the rows (a count; the planner's
-	 * estimate would do, the split is checked exactly below), then the rows under a band
-	 * [lo, hi) around test_size (a count), the band's draws (a few per thousand rows) and the
-	 * rows above it. */
+	/* 1. the stratified split: the cut of each class */
 	ArrayType *cut_labels = nullptr, *cut_values = nullptr;
-	if (test_size > 0) {
-		StringInfoData sql;
-		initStringInfo(&sql);
-		appendStringInfo(&sql, "SELECT %s AS t, pg_catalog.count(*) FROM %s r WHERE r.%s IS NOT NULL GROUP BY 1", texpr, rel,
-						 quote_identifier(target->name));
-		int rc = SPI_execute(sql.data, true, 0);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "pg_ml: class count query failed: %s", SPI_result_code_string(rc));
-		uint64 nclasses = SPI_processed;
-		if (nclasses == 0) {
-			end_queries(nest);
-			return -1; /* no labelled rows: the row reader reports it */
-		}
-		Datum *labels = static_cast<Datum *>(palloc(sizeof(Datum) * nclasses));
-		Datum *los = static_cast<Datum *>(palloc(sizeof(Datum) * nclasses));
-		Datum *his = static_cast<Datum *>(palloc(sizeof(Datum) * nclasses));
-		for (uint64 r = 0; r < nclasses; r++) {
-			bool isnull;
-			labels[r] = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull);
-			double n = static_cast<double>(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull)));
-			/* 8 standard deviations of the quantile, and a few rows, either side */
-			double w = 8 * sqrt(test_size * (1 - test_size) / n) + 4 / n;
-			los[r] = Float8GetDatum(test_size - w > 0 ? test_size - w : 0.0);
-			his[r] = Float8GetDatum(test_size + w < 1 ? test_size + w : 1.0);
-		}
-		int16 typlen;
-		bool typbyval;
-		char typalign;
-		get_typlenbyvalalign(target->type, &typlen, &typbyval, &typalign);
-		ArrayType *band_labels = construct_array(labels, static_cast<int>(nclasses), target->type, typlen, typbyval, typalign);
-		ArrayType *band_lo = construct_array(los, static_cast<int>(nclasses), FLOAT8OID, sizeof(double), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
-		ArrayType *band_hi = construct_array(his, static_cast<int>(nclasses), FLOAT8OID, sizeof(double), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
-
-		/* per class: key -1 counts the rows under lo, 2 those at or over hi, a draw in between
-		 * its rows (rows with equal draws are duplicates) */
-		resetStringInfo(&sql);
-		appendStringInfo(&sql,
-						 "SELECT %s AS t, %s.row_band($1, b.lo, b.hi, %s) AS k, pg_catalog.count(*), pg_catalog.max(b.hi) "
-						 "FROM %s r JOIN ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4)) AS b(t, lo, hi) "
-						 "ON %s OPERATOR(pg_catalog.=) b.t GROUP BY 1, 2 ORDER BY 1, 2",
-						 texpr, schema, cols.data, rel, texpr);
-		Oid argtypes[4] = {FLOAT8ARRAYOID, target_array_type, FLOAT8ARRAYOID, FLOAT8ARRAYOID};
-		Datum args[4] = {PointerGetDatum(parr), PointerGetDatum(band_labels), PointerGetDatum(band_lo),
-						 PointerGetDatum(band_hi)};
-		rc = SPI_execute_with_args(sql.data, 4, argtypes, args, NULL, true, 0);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "pg_ml: split query failed: %s", SPI_result_code_string(rc));
-		uint64 nrows = SPI_processed;
-		SPITupleTable *tt = SPI_tuptable;
-		Datum *cl = static_cast<Datum *>(palloc(sizeof(Datum) * (nrows + 1)));
-		Datum *cuts = static_cast<Datum *>(palloc(sizeof(Datum) * (nrows + 1)));
-		int ncut = 0;
-		std::vector<std::pair<double, int64_t>> *band = pgml_new_owned<std::vector<std::pair<double, int64_t>>>();
-		Form_pg_attribute att = TupleDescAttr(tt->tupdesc, 0);
-		for (uint64 r = 0; r < nrows;) {
-			bool isnull;
-			Datum label = SPI_getbinval(tt->vals[r], tt->tupdesc, 1, &isnull);
-			int64 below = 0, above = 0;
-			PGML_CORE(band->clear());
-			uint64 e = r;
-			for (; e < nrows; e++) {
-				/* the rows of one class are adjacent (ORDER BY 1) */
-				if (e > r && !datumIsEqual(label, SPI_getbinval(tt->vals[e], tt->tupdesc, 1, &isnull), att->attbyval, att->attlen))
-					break;
-				Datum kd = SPI_getbinval(tt->vals[e], tt->tupdesc, 2, &isnull);
-				if (isnull)
-					continue; /* rows training skips */
-				double k = DatumGetFloat8(kd);
-				int64 cnt = DatumGetInt64(SPI_getbinval(tt->vals[e], tt->tupdesc, 3, &isnull));
-				if (k < 0)
-					below = cnt;
-				else if (k > 1)
-					above = cnt;
-				else
-					PGML_CORE(band->emplace_back(k, cnt));
-			}
-			double hi = DatumGetFloat8(SPI_getbinval(tt->vals[r], tt->tupdesc, 4, &isnull)); /* the class's */
-			double cut = 0;
-			int ok = 0;
-			PGML_CORE(ok = pgml::stratified_cut(test_size, below, *band, above, hi, &cut));
-			if (ok != 1) {
-				end_queries(nest);
-				return -1;
-			}
-			cl[ncut] = label;
-			cuts[ncut] = Float8GetDatum(cut);
-			ncut++;
-			r = e;
-		}
-		cut_labels = construct_array(cl, ncut, target->type, typlen, typbyval, typalign);
-		cut_values = construct_array(cuts, ncut, FLOAT8OID, sizeof(double), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+	if (test_size > 0 && !stratified_cuts(schema, rel, texpr, cols.data, target, test_size, parr, target_array_type,
+										  &cut_labels, &cut_values)) {
+		end_queries(nest);
+		return -1;
 	}
 	/* the split of a row: NULL for rows training skips */
 	StringInfoData from, split;
@@ -729,64 +612,27 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 	{
 		StringInfoData keys, sql;
 		initStringInfo(&keys);
-		int ncat = 0;
-		for (int i = 0; i < nfeatures; i++) {
-			if (features[i].tc != pgml::TypeClass::Categorical)
-				continue;
-			appendStringInfo(&keys, "r.%s%s, ", quote_identifier(features[i].name),
-							 features[i].text_like ? " COLLATE pg_catalog.\"C\"" : "");
-			ncat++;
-		}
+		int ncat = pgml_append_group_keys(&keys, features, nfeatures, "r.");
 		initStringInfo(&sql);
-		appendStringInfo(&sql, "SELECT %s%s, (%s.row_draw($1, %s) OPERATOR(pg_catalog.<) %s), %s.train_stats($1, %s) FROM %s GROUP BY ",
-						 keys.data, texpr, schema, cols.data, split.data, schema, cols.data, from.data);
+		appendStringInfo(&sql, "SELECT %s%s%s, (%s.row_draw($1, %s) OPERATOR(pg_catalog.<) %s), %s.train_stats($1, %s) FROM %s GROUP BY ",
+						 keys.data, ncat ? ", " : "", texpr, schema, cols.data, split.data, schema, cols.data, from.data);
 		for (int i = 1; i <= ncat + 2; i++)
 			appendStringInfo(&sql, "%s%d", i > 1 ? ", " : "", i);
-		/* the groups go to a receiver that counts their levels as they come (see it) */
-		ParamListInfo qparams = makeParamList(nargs);
-		for (int i = 0; i < nargs; i++) {
-			qparams->params[i].value = args[i];
-			qparams->params[i].isnull = false;
-			qparams->params[i].pflags = PARAM_FLAG_CONST;
-			qparams->params[i].ptype = argtypes[i];
-		}
-		ClassGroupReceiver *recv = static_cast<ClassGroupReceiver *>(palloc0(sizeof(ClassGroupReceiver)));
-		recv->pub.receiveSlot = receive_class_group;
-		recv->pub.rStartup = class_receiver_startup;
-		recv->pub.rShutdown = class_receiver_noop;
-		recv->pub.rDestroy = class_receiver_noop;
-		recv->pub.mydest = DestNone;
-		recv->trainer = trainer;
-		recv->features = features;
-		recv->nfeatures = nfeatures;
-		recv->target = target;
-		recv->ncat = ncat;
-		recv->cxt = CurrentMemoryContext;
-		recv->cap = 64;
-		recv->groups = static_cast<ClassGroupRef *>(palloc0(sizeof(ClassGroupRef) * recv->cap));
-		SPIExecuteOptions opts;
-		memset(&opts, 0, sizeof(opts));
-		opts.params = qparams;
-		opts.read_only = true;
-		opts.dest = &recv->pub;
-		int rc = SPI_execute_extended(sql.data, &opts);
-		if (recv->failed)
-			pgml_raise(&recv->err);
-		/* (a SELECT whose rows go to a receiver of ours reports SPI_OK_UTILITY) */
-		if (rc != SPI_OK_SELECT && rc != SPI_OK_UTILITY)
-			elog(ERROR, "pg_ml: statistics query failed: %s", SPI_result_code_string(rc));
-		uint64 ngroups = recv->n;
-		ClassGroupRef *groups = recv->groups;
-		qsort(groups, ngroups, sizeof(ClassGroupRef), compare_class_groups);
-		for (uint64 r = 0; r < ngroups; r++) {
+		/* the groups go to a receiver that counts their levels as they come (agg_state.hpp) */
+		PgmlGroupQuery *q = pgml_group_query_new(trainer, features, nfeatures, ncat, ncat + 3, "class statistics",
+												 "eval_stats", sizeof(ClassGroupRef));
+		q->target = target;
+		q->fill = fill_class_group;
+		pgml_group_query_run(q, sql.data, pgml_query_params(nargs, argtypes, args), compare_class_groups);
+		for (uint64 r = 0; r < q->n; r++) {
 			CHECK_FOR_INTERRUPTS();
-			if (groups[r].state == nullptr)
+			const ClassGroupRef *g = static_cast<const ClassGroupRef *>(pgml_group_entry(q, r));
+			if (g->group.state == nullptr)
 				continue;
 			size_t len;
-			const double *data = pgml_state_array_data("eval_stats", groups[r].state, &len);
-			const ClassGroupRef *g = &groups[r];
+			const double *data = pgml_state_array_data("eval_stats", g->group.state, &len);
 			PGML_CORE({
-				std::vector<const char *> v(g->levels, g->levels + nfeatures);
+				std::vector<const char *> v(g->group.levels, g->group.levels + nfeatures);
 				trainer->add_class_group(v, g->label, g->label_num, g->split, data, len, pgml_interrupt_pending);
 			});
 		}
@@ -812,9 +658,6 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 	for (size_t i = 0; i < classes->size(); i++)
 		cd[i] = CStringGetTextDatum((*classes)[i].c_str());
 	args[4] = PointerGetDatum(construct_array(cd, static_cast<int>(classes->size()), TEXTOID, -1, false, TYPALIGN_INT));
-	Datum *ed = static_cast<Datum *>(palloc(sizeof(Datum) * eparams->size()));
-	for (size_t i = 0; i < eparams->size(); i++)
-		ed[i] = Float8GetDatum((*eparams)[i]);
 	/* $4 eval params, $5 model, $6 classes: shift them after the split arguments */
 	Oid eargtypes[6];
 	Datum eargs[6];
@@ -825,8 +668,7 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 	}
 	int pe = en + 1, pm = en + 2, pc = en + 3;
 	eargtypes[en] = FLOAT8ARRAYOID;
-	eargs[en++] = PointerGetDatum(construct_array(ed, static_cast<int>(eparams->size()), FLOAT8OID, sizeof(double),
-												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	eargs[en++] = PointerGetDatum(pgml_float8_array(eparams));
 	eargtypes[en] = BYTEAOID;
 	bytea *mb = static_cast<bytea *>(palloc(VARHDRSZ + blob->size()));
 	SET_VARSIZE(mb, VARHDRSZ + blob->size());

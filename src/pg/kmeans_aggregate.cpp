@@ -15,6 +15,7 @@
 #include "pg_ml.hpp"
 
 #include "../core/kmeans_step.hpp"
+#include "agg_state.hpp"
 
 extern "C" {
 #include "catalog/pg_proc.h"
@@ -46,11 +47,8 @@ delete_step(void *p)
 }
 
 StepCache *
-step_cache(FunctionCallInfo fcinfo)
+make_step_cache(FunctionCallInfo fcinfo)
 {
-	StepCache *sc = static_cast<StepCache *>(fcinfo->flinfo->fn_extra);
-	if (sc != nullptr)
-		return sc;
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml.kmeans_step parameters"),
 						errdetail("The parameters or the levels are NULL."), errhint(PGML_KM_HINT)));
@@ -83,7 +81,7 @@ step_cache(FunctionCallInfo fcinfo)
 	}
 
 	MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
-	sc = static_cast<StepCache *>(palloc0(sizeof(StepCache)));
+	StepCache *sc = static_cast<StepCache *>(palloc0(sizeof(StepCache)));
 	pgml::kmeans_step::Step *step = nullptr;
 	PGML_CORE({
 		std::vector<std::string> levels;
@@ -99,17 +97,17 @@ step_cache(FunctionCallInfo fcinfo)
 		sc->categorical[i] = step->params().columns[static_cast<size_t>(i)].categorical ? 1 : 0;
 	pgml_row_args_init(&sc->args, nc, sc->categorical);
 	MemoryContextSwitchTo(old);
-	fcinfo->flinfo->fn_extra = sc;
 	return sc;
 }
 
 } // namespace
 
+/* ml.kmeans_step's transition: the row's nearest centre gets its count and scaled features
+ * (the state is a fixed-size float8[], made for the first row) */
 extern "C" PGDLLEXPORT Datum
 pgml_kmeans_step_trans(PG_FUNCTION_ARGS)
 {
-	pgml_require_aggregate(fcinfo, "ml.kmeans_step", "transition");
-	StepCache *sc = step_cache(fcinfo);
+	StepCache *sc = pgml_agg_transition_cache(fcinfo, "ml.kmeans_step", make_step_cache);
 	pgml_read_row_args(fcinfo, &sc->args, kNumArg, kCatArg, "ml.kmeans_step");
 	pgml::kmeans_step::Row row;
 	row.isnull = sc->args.isnull;
@@ -117,35 +115,16 @@ pgml_kmeans_step_trans(PG_FUNCTION_ARGS)
 	row.str = sc->args.str;
 	row.len = sc->args.len;
 
-	ArrayType *state;
-	double *data;
-	size_t len;
-	if (PG_ARGISNULL(0)) {
-		len = sc->step->state_length();
-		state = pgml_state_array_new("ml.kmeans_step", len);
-		data = reinterpret_cast<double *>(ARR_DATA_PTR(state));
-		PGML_CORE(sc->step->init(data));
-	} else {
-		state = PG_GETARG_ARRAYTYPE_P(0);
-		data = pgml_state_array_data("kmeans_step", state, &len);
-	}
+	const pgml::kmeans_step::Step *step = sc->step;
+	PgmlAggState st = pgml_agg_state_arg<pgml::kmeans_step::State>(fcinfo, [&]() { return step->shape(); });
+	/* the state never grows; add_row checks it against the step */
+	double *data = st.data;
+	size_t len = st.len;
 	PGML_CORE(sc->step->add_row(data, len, row));
-	PG_RETURN_ARRAYTYPE_P(state);
+	PG_RETURN_ARRAYTYPE_P(st.array);
 }
 
-extern "C" PGDLLEXPORT Datum
-pgml_kmeans_step_combinefn(PG_FUNCTION_ARGS)
-{
-	pgml_require_aggregate(fcinfo, "ml.kmeans_step", "combine");
-	/* strict: nodeAgg handles NULL states */
-	ArrayType *a = PG_GETARG_ARRAYTYPE_P(0);
-	ArrayType *b = PG_GETARG_ARRAYTYPE_P(1);
-	size_t alen, blen;
-	double *ad = pgml_state_array_data("kmeans_step", a, &alen);
-	const double *bd = pgml_state_array_data("kmeans_step", b, &blen);
-	PGML_CORE(pgml::kmeans_step::merge(ad, alen, bd, blen));
-	PG_RETURN_ARRAYTYPE_P(a);
-}
+PGML_AGG_COMBINE_FUNCTION(pgml_kmeans_step_combinefn, pgml::kmeans_step::State)
 
 /*
  * pgml_kmeans_steps runs the Lloyd steps of a k-means fit that the statistics query started:

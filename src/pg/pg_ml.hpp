@@ -133,23 +133,6 @@ int64 pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid 
 // planning): it sizes buffers and samples and feeds the progress report.
 int64 pgml_relation_row_estimate(Oid relid);
 
-// float8[] aggregate states (ml.train_stats, ml.eval_stats, ml.kmeans_step): a new state of
-// len doubles ("<aggregate> state is too large" beyond MaxAllocSize); a state's doubles, or
-// "invalid <state> state" when it is not a one-dimensional float8[] without NULLs; and the
-// check that a transition / combine function runs inside an aggregate (it updates in place).
-ArrayType *pgml_state_array_new(const char *aggregate, size_t len);
-double *pgml_state_array_data(const char *state, ArrayType *a, size_t *len);
-// A grouped statistics query's row (aggregate.cpp, used by eval_aggregate.cpp too): the levels of
-// its categorical GROUP BY columns (the first of the slot's columns), one per feature (NULL for a
-// numeric feature or a NULL level), palloc'd in the current context.
-const char **pgml_group_levels(TupleTableSlot *slot, const PgmlColumn *features, int nfeatures);
-// Orders two groups' levels (NULL first), for a deterministic order of the groups.
-int pgml_compare_levels(const char *const *x, const char *const *y, int nfeatures);
-// Hands a group's state to the trainer, which counts its levels (max_levels, the memory cap)
-// as the groups arrive; false (with err set) when the trainer refused it.
-bool pgml_note_stats_group(pgml::Trainer *trainer, const char *const *levels, int nfeatures, ArrayType *state,
-						   const char *name, PgmlCoreError *err);
-void pgml_require_aggregate(FunctionCallInfo fcinfo, const char *aggregate, const char *what);
 
 // The row arguments of the internal aggregates and functions in schema ml (aggregate.cpp):
 // fixed types, no argument type looked up at call time. A row's features are two arrays,

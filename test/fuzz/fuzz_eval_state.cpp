@@ -17,30 +17,14 @@ namespace {
 
 using pgml::evalstate::Shape;
 
-void combine(std::vector<double> &a, const std::vector<double> &b)
-{
-	Shape need = pgml::evalstate::merged_shape(a.data(), a.size(), b.data(), b.size());
-	if (need.length() != a.size()) {
-		std::vector<double> grown(need.length());
-		pgml::evalstate::relayout(a.data(), a.size(), grown.data(), need);
-		a.swap(grown);
-	}
-	pgml::evalstate::merge(a.data(), a.size(), b.data(), b.size());
-}
-
 void decode(const std::vector<double> &state)
 {
-	try {
-		pgml::evalstate::Decoded d = pgml::evalstate::decode(state.data(), state.size());
-		std::vector<std::string> classes;
-		for (int k = 0; k < d.shape.K; k++)
-			classes.push_back("c" + std::to_string(k));
-		for (const pgml::evalstate::Split &s : d.split)
-			(void)pgml::evalstate::split_json(s, classes, d.shape.proba);
-	} catch (const pgml::Error &e) {
-		if (!pgml_fuzz::expected(e))
-			throw;
-	}
+	pgml::evalstate::Decoded d = pgml::evalstate::decode(state.data(), state.size());
+	std::vector<std::string> classes;
+	for (int k = 0; k < d.shape.K; k++)
+		classes.push_back("c" + std::to_string(k));
+	for (const pgml::evalstate::Split &s : d.split)
+		(void)pgml::evalstate::split_json(s, classes, d.shape.proba);
 }
 
 void run(const uint8_t *data, size_t size)
@@ -52,14 +36,10 @@ void run(const uint8_t *data, size_t size)
 	const int K = 1 + src.u8() % 6; // the model's classes
 	const bool proba = src.u8() % 2 == 0;
 
-	try {
+	pgml_fuzz::guarded([&]() {
 		pgml::evalstate::Params p =
 			pgml::evalstate::Params::decode(in.arrays[0].data(), in.arrays[0].size());
-		if (state.empty()) {
-			Shape s = pgml::evalstate::initial_shape(K, proba, p);
-			state.resize(s.length());
-			pgml::evalstate::init(state.data(), s);
-		}
+		pgml::aggstate::init_if_empty<pgml::evalstate::State>(state, pgml::evalstate::initial_shape(K, proba, p));
 		std::vector<double> out(static_cast<size_t>(K));
 		for (int r = 0; r < 64 && !src.empty(); r++) {
 			Shape s0 = pgml::evalstate::shape_of(state.data(), state.size());
@@ -79,33 +59,12 @@ void run(const uint8_t *data, size_t size)
 			for (int k = 0; k < K; k++)
 				out[static_cast<size_t>(k)] = sum > 0 ? out[static_cast<size_t>(k)] / sum : 1.0 / K;
 			const double u = src.u8() / 256.0;
-			for (int grow = 0;; grow++) {
-				Shape s = pgml::evalstate::shape_of(state.data(), state.size());
-				Shape need;
-				size_t len = pgml::evalstate::add_row(state.data(), s, t, truth, predicted, out.data(), u, &need);
-				if (len == 0)
-					break;
-				if (grow > 1 || len != need.length())
-					pgml_fuzz::fail("add_row asks for a wrong shape");
-				std::vector<double> grown(len);
-				pgml::evalstate::relayout(state.data(), state.size(), grown.data(), need);
-				state.swap(grown);
-			}
+			pgml::aggstate::grow_add<pgml::evalstate::State>(state, s0, [&](double *buf, const Shape &s, Shape *need) {
+				return pgml::evalstate::add_row(buf, s, t, truth, predicted, out.data(), u, need);
+			});
 		}
-	} catch (const pgml::Error &e) {
-		if (!pgml_fuzz::expected(e))
-			throw;
-	}
-	if (!state.empty() && !other.empty()) {
-		try {
-			combine(state, other);
-		} catch (const pgml::Error &e) {
-			if (!pgml_fuzz::expected(e))
-				throw;
-		}
-	}
-	decode(state);
-	decode(other);
+	});
+	pgml_fuzz::merge_and_decode<pgml::evalstate::State>(state, other, decode);
 }
 
 } // namespace

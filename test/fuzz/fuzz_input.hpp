@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "agg_state.hpp"
 #include "common.hpp"
 #include "serialize.hpp"
 
@@ -130,6 +131,31 @@ inline std::vector<uint8_t> fix_blob_header(const uint8_t *data, size_t size)
 inline bool expected(const pgml::Error &e)
 {
 	return e.code() != pgml::ErrorCode::Internal;
+}
+
+// Runs f; false when it raised an error that bad input may cause (anything else escapes).
+template <typename F>
+bool guarded(F f)
+{
+	try {
+		f();
+		return true;
+	} catch (const pgml::Error &e) {
+		if (!expected(e))
+			throw;
+		return false;
+	}
+}
+
+// The last steps of an aggregate-state target: the second state merged into the first as the
+// combine function merges it (S: the state's protocol, agg_state.hpp), then both decoded.
+template <typename S, typename Decode>
+void merge_and_decode(std::vector<double> &state, const std::vector<double> &other, Decode decode)
+{
+	if (!state.empty() && !other.empty())
+		guarded([&]() { pgml::aggstate::grow_merge<S>(state, other); });
+	guarded([&]() { decode(state); });
+	guarded([&]() { decode(other); });
 }
 
 } // namespace pgml_fuzz

@@ -17,39 +17,6 @@
 
 namespace {
 
-using pgml::stats::Shape;
-
-// The glue's transition loop for one row.
-void add_row(std::vector<double> &state, const pgml::stats::Params &p, const pgml::stats::Row &row)
-{
-	for (int grow = 0;; grow++) {
-		Shape s = pgml::stats::shape_of(state.data(), state.size());
-		Shape need;
-		size_t len = pgml::stats::add_row(state.data(), s, p, row, &need);
-		if (len == 0)
-			return;
-		if (grow > 2)
-			pgml_fuzz::fail("add_row keeps asking for a wider state");
-		if (len != need.length())
-			pgml_fuzz::fail("add_row asks for a length that is not its shape's");
-		std::vector<double> grown(len);
-		pgml::stats::relayout(state.data(), state.size(), grown.data(), need);
-		state.swap(grown);
-	}
-}
-
-// The glue's combine function.
-void combine(std::vector<double> &a, const std::vector<double> &b)
-{
-	Shape need = pgml::stats::merged_shape(a.data(), a.size(), b.data(), b.size());
-	if (need.length() != a.size()) {
-		std::vector<double> grown(need.length());
-		pgml::stats::relayout(a.data(), a.size(), grown.data(), need);
-		a.swap(grown);
-	}
-	pgml::stats::merge(a.data(), a.size(), b.data(), b.size());
-}
-
 // The trainer's side: a linear regression on these columns fed the state as one group (what
 // ml_train does with each row of the statistics query), then fitted. It may refuse the state
 // or fail to fit; it must not crash.
@@ -82,21 +49,11 @@ void run(const uint8_t *data, size_t size)
 	const std::vector<double> &other = in.arrays[2];
 	pgml_fuzz::ByteSource src(in.rest, in.rest_len);
 
-	bool have_params = false;
 	pgml::stats::Params p;
-	try {
-		p = pgml::stats::Params::decode(in.arrays[0].data(), in.arrays[0].size());
-		have_params = true;
-	} catch (const pgml::Error &e) {
-		if (!pgml_fuzz::expected(e))
-			throw;
-	}
+	const bool have_params =
+		pgml_fuzz::guarded([&]() { p = pgml::stats::Params::decode(in.arrays[0].data(), in.arrays[0].size()); });
 	if (have_params) {
-		if (state.empty()) {
-			Shape s = pgml::stats::initial_shape(p);
-			state.resize(s.length());
-			pgml::stats::init(state.data(), s);
-		}
+		pgml::aggstate::init_if_empty<pgml::stats::State>(state, pgml::stats::initial_shape(p));
 		const size_t nf = static_cast<size_t>(p.nfeat);
 		std::vector<std::string> levels = {"a", "b", ""};
 		std::vector<std::string> strs(nf);
@@ -129,33 +86,22 @@ void run(const uint8_t *data, size_t size)
 			row.num = num.data();
 			row.str = str.data();
 			row.len = len.data();
-			try {
-				add_row(state, p, row);
-			} catch (const pgml::Error &e) {
-				if (!pgml_fuzz::expected(e))
-					throw;
+			// the glue's transition loop: the state grown when add_row asks
+			if (!pgml_fuzz::guarded([&]() {
+				    pgml::aggstate::grow_add<pgml::stats::State>(
+					    state, pgml::stats::initial_shape(p),
+					    [&](double *buf, const pgml::stats::Shape &s, pgml::stats::Shape *need) {
+						    return pgml::stats::add_row(buf, s, p, row, need);
+					    });
+			    }))
 				break;
-			}
 		}
 	}
-	if (!other.empty()) {
-		try {
-			combine(state, other);
-		} catch (const pgml::Error &e) {
-			if (!pgml_fuzz::expected(e))
-				throw;
-		}
-	}
-	for (const std::vector<double> *s : {static_cast<const std::vector<double> *>(&state), &other}) {
-		try {
-			pgml::stats::Decoded d = pgml::stats::decode(s->data(), s->size());
-			if (have_params && d.shape.has_target && d.shape.nfeat == p.nfeat && d.shape.k == p.k)
-				train(p, *s);
-		} catch (const pgml::Error &e) {
-			if (!pgml_fuzz::expected(e))
-				throw;
-		}
-	}
+	pgml_fuzz::merge_and_decode<pgml::stats::State>(state, other, [&](const std::vector<double> &s) {
+		pgml::stats::Decoded d = pgml::stats::decode(s.data(), s.size());
+		if (have_params && d.shape.has_target && d.shape.nfeat == p.nfeat && d.shape.k == p.k)
+			train(p, s);
+	});
 }
 
 } // namespace

@@ -16,12 +16,9 @@
 #include <string>
 #include <vector>
 
-#include "eval_state.hpp"
+#include "agg_test_util.hpp"
 #include "export.hpp"
 #include "fuzz_input.hpp"
-#include "kmeans_step.hpp"
-#include "stats_state.hpp"
-#include "test_util.hpp"
 
 namespace {
 
@@ -233,53 +230,13 @@ void model_seeds()
 
 // ---------------------------------------------------------------- aggregate states
 
-// A Row of table t (row i) for ml_train_stats, whose strings live in t.
-struct StatsRow {
-	std::vector<double> num;
-	std::vector<const char *> str;
-	std::vector<size_t> len;
-	std::unique_ptr<bool[]> isnull;
-	pgml::stats::Row row;
-	StatsRow(const Table &t, size_t i) : num(t.features.size()), str(t.features.size()), len(t.features.size()),
-	                                     isnull(new bool[t.features.size()])
-	{
-		for (size_t c = 0; c < t.features.size(); c++) {
-			const pgml_test::Cell &cell = t.rows[i][c];
-			isnull[c] = cell.null;
-			num[c] = cell.num;
-			str[c] = cell.null ? nullptr : cell.str.c_str();
-			len[c] = cell.str.size();
-		}
-		const pgml_test::Cell &y = t.y[i];
-		row.target_null = y.null;
-		row.target = y.num;
-		row.target_str = y.str.c_str();
-		row.target_len = y.str.size();
-		row.isnull = isnull.get();
-		row.num = num.data();
-		row.str = str.data();
-		row.len = len.data();
-	}
-};
-
+// The train_stats state of rows begin .. end of t, grown as the transition function grows it.
 std::vector<double> stats_state(const pgml::stats::Params &p, const Table &t, size_t begin, size_t end)
 {
-	pgml::stats::Shape s = pgml::stats::initial_shape(p);
-	std::vector<double> state(s.length());
-	pgml::stats::init(state.data(), s);
-	for (size_t i = begin; i < end; i++) {
-		StatsRow r(t, i);
-		for (;;) {
-			s = pgml::stats::shape_of(state.data(), state.size());
-			pgml::stats::Shape need;
-			size_t len = pgml::stats::add_row(state.data(), s, p, r.row, &need);
-			if (len == 0)
-				break;
-			std::vector<double> grown(len);
-			pgml::stats::relayout(state.data(), state.size(), grown.data(), need);
-			state.swap(grown);
-		}
-	}
+	std::vector<double> state;
+	pgml::aggstate::init_if_empty<pgml::stats::State>(state, pgml::stats::initial_shape(p));
+	for (size_t i = begin; i < end; i++)
+		pgml_test::stats_add(state, p, pgml_test::TableRow(t, i).row);
 	return state;
 }
 
@@ -372,24 +329,10 @@ void kmeans_seeds()
 {
 	// columns: numeric x1 (feature 0, imputed 0.5), text c with levels l0, l1 (features 1, 2) and
 	// NULL (feature 3), numeric x2 (feature 4); two centres
-	pgml::kmeans_step::Params p;
-	p.seed = 42;
-	p.test_size = 0.25;
-	p.p = 5;
-	p.k = 2;
-	pgml::kmeans_step::Params::Column x1, c, x2;
-	x1.first_feature = 0;
-	x1.impute = 0.5;
-	c.categorical = true;
-	c.first_feature = 1;
-	c.nlevels = 2;
-	c.null_feature = 3;
-	x2.first_feature = 4;
-	p.columns = {x1, c, x2};
-	p.center = {0.5, 0.3, 0.3, 0.1, -1};
-	p.scale = {2, 0.5, 0.5, 0.3, 1};
-	p.centres.resize(2, 5);
-	p.centres << -1, 0.5, -0.5, 0, 1, 1, -0.5, 0.5, 0, -1;
+	Eigen::MatrixXd centres(2, 5);
+	centres << -1, 0.5, -0.5, 0, 1, 1, -0.5, 0.5, 0, -1;
+	pgml::kmeans_step::Params p =
+		pgml_test::three_column_step(42, 0.25, 0, {0.5, 0.3, 0.3, 0.1, -1}, {2, 0.5, 0.5, 0.3, 1}, centres);
 	std::vector<std::string> levels = {"l0", "l1"};
 	pgml::kmeans_step::Step step(p, levels);
 	std::vector<std::vector<double>> states;

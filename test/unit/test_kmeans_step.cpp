@@ -6,9 +6,7 @@
 #include <map>
 
 #include "json.hpp"
-#include "kmeans_step.hpp"
-#include "stats_state.hpp"
-#include "test_util.hpp"
+#include "agg_test_util.hpp"
 
 using namespace pgml_test;
 using pgml::Algorithm;
@@ -20,26 +18,9 @@ namespace {
 // Columns: x numeric, g categorical (levels "a", "b" kept, NULL its own feature, "zz" unseen), y numeric.
 ks::Params small_params(double test_size)
 {
-	ks::Params p;
-	p.seed = 7;
-	p.test_size = test_size;
-	p.p = 5; // x, g=a, g=b, g=NULL, y
-	p.k = 3;
-	ks::Params::Column x, g, y;
-	x.first_feature = 0;
-	x.impute = 0.5;
-	g.categorical = true;
-	g.first_feature = 1;
-	g.nlevels = 2;
-	g.null_feature = 3;
-	y.first_feature = 4;
-	y.impute = -1;
-	p.columns = {x, g, y};
-	p.center = {0.1, 0.3, 0.3, 0.2, 2.0};
-	p.scale = {2.0, 0.5, 0.5, 0.4, 3.0};
-	p.centres.resize(3, 5);
-	p.centres << -1, 1, -0.5, -0.5, 0, 1, -0.6, 1.4, -0.5, 1, 0, -0.6, -0.6, 2, -1;
-	return p;
+	Eigen::MatrixXd centres(3, 5); // features: x, g=a, g=b, g=NULL, y
+	centres << -1, 1, -0.5, -0.5, 0, 1, -0.6, 1.4, -0.5, 1, 0, -0.6, -0.6, 2, -1;
+	return three_column_step(7, test_size, -1, {0.1, 0.3, 0.3, 0.2, 2.0}, {2.0, 0.5, 0.5, 0.4, 3.0}, centres);
 }
 
 struct TestRow {
@@ -295,50 +276,8 @@ Trained train_rows(const pgml::TrainSpec &spec, const Table &t)
 		batch.target = nullptr;
 		tr.add_batch(batch, nullptr);
 	}
-	Trained out;
-	out.model = tr.finish(nullptr, nullptr);
-	out.result = tr.result();
-	return out;
+	return finished(tr);
 }
-
-struct StatsState {
-	std::vector<double> buf;
-	void add(const st::Params &p, const st::Row &row)
-	{
-		if (buf.empty()) {
-			st::Shape s = st::initial_shape(p);
-			buf.resize(s.length());
-			st::init(buf.data(), s);
-		}
-		for (;;) {
-			st::Shape s = st::shape_of(buf.data(), buf.size()), need;
-			size_t len = st::add_row(buf.data(), s, p, row, &need);
-			if (len == 0)
-				return;
-			std::vector<double> grown(len);
-			st::relayout(buf.data(), buf.size(), grown.data(), need);
-			buf.swap(grown);
-		}
-	}
-};
-
-// Values of row i as the transition functions see them.
-struct RowView {
-	std::unique_ptr<bool[]> isnull;
-	std::vector<double> num;
-	std::vector<const char *> str;
-	std::vector<size_t> len;
-	RowView(const Table &t, size_t i) : isnull(new bool[t.features.size()])
-	{
-		for (size_t c = 0; c < t.features.size(); c++) {
-			const Cell &cell = t.rows[i][c];
-			isnull[c] = cell.null;
-			num.push_back(cell.num);
-			str.push_back(cell.null ? nullptr : cell.str.c_str());
-			len.push_back(cell.str.size());
-		}
-	}
-};
 
 // As ml_train with the aggregates: the statistics grouped by the categorical column, then one
 // step aggregate per Lloyd step, each over `parts` partial states merged.
@@ -349,29 +288,16 @@ Trained train_aggregated(const pgml::TrainSpec &spec, const Table &t, int parts,
 	std::vector<double> pv = tr.stats_params(0);
 	st::Params p = st::Params::decode(pv.data(), pv.size());
 	EXPECT_FALSE(p.has_target);
-	std::map<std::vector<std::string>, StatsState> groups; // "\x01": NULL
+	std::map<std::vector<std::string>, std::vector<double>> groups; // "\x01": NULL
 	for (size_t i = 0; i < t.size(); i++) {
-		std::vector<std::string> key;
-		for (size_t c = 0; c < t.features.size(); c++)
-			if (t.features[c].categorical())
-				key.push_back(t.rows[i][c].null ? "\x01" : t.rows[i][c].str);
-		RowView v(t, i);
-		st::Row row;
-		row.isnull = v.isnull.get();
-		row.num = v.num.data();
-		row.str = v.str.data();
-		row.len = v.len.data();
-		groups[key].add(p, row);
+		std::vector<std::string> key = group_key(t, i);
+		TableRow v(t, i);
+		st::Row row; // no target
+		static_cast<pgml::aggstate::Features &>(row) = v.features();
+		stats_add(groups[key], p, row);
 	}
 	for (auto &[key, state] : groups) {
-		std::vector<const char *> lv(t.features.size(), nullptr);
-		size_t k = 0;
-		for (size_t c = 0; c < t.features.size(); c++)
-			if (t.features[c].categorical()) {
-				lv[c] = key[k] == "\x01" ? nullptr : key[k].c_str();
-				k++;
-			}
-		tr.add_stats_group(lv, state.buf.data(), state.buf.size(), nullptr);
+		tr.add_stats_group(group_levels(t, key), state.data(), state.size(), nullptr);
 	}
 	*steps = 0;
 	for (;;) {
@@ -382,33 +308,15 @@ Trained train_aggregated(const pgml::TrainSpec &spec, const Table &t, int parts,
 		ks::Step step(ks::Params::decode(params.data(), params.size()), levels);
 		std::vector<std::vector<double>> states(static_cast<size_t>(parts));
 		for (size_t i = 0; i < t.size(); i++) {
-			RowView v(t, i);
-			ks::Row row;
-			row.isnull = v.isnull.get();
-			row.num = v.num.data();
-			row.str = v.str.data();
-			row.len = v.len.data();
-			std::vector<double> &s = states[i % states.size()];
-			if (s.empty()) {
-				s.resize(step.state_length());
-				step.init(s.data());
-			}
-			step.add_row(s.data(), s.size(), row);
+			TableRow v(t, i);
+			step_add(states[i % states.size()], step, v.features());
 		}
 		for (size_t j = 1; j < states.size(); j++)
 			ks::merge(states[0].data(), states[0].size(), states[j].data(), states[j].size());
 		tr.add_kmeans_step(states[0].data(), states[0].size());
 		++*steps;
 	}
-	Trained out;
-	out.model = tr.finish(nullptr, nullptr);
-	out.result = tr.result();
-	return out;
-}
-
-double metric(const std::string &json, const char *split, const char *name)
-{
-	return json_number(json, {split, name});
+	return finished(tr);
 }
 
 } // namespace

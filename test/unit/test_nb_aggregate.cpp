@@ -7,9 +7,7 @@
 #include <map>
 #include <tuple>
 
-#include "eval_state.hpp"
-#include "stats_state.hpp"
-#include "test_util.hpp"
+#include "agg_test_util.hpp"
 
 using namespace pgml_test;
 using pgml::Algorithm;
@@ -38,106 +36,6 @@ Table class_table(size_t n, uint64_t seed, bool numeric_target = false)
 	return t;
 }
 
-struct RowArgs {
-	std::vector<double> num;
-	std::vector<const char *> str;
-	std::vector<size_t> len;
-	std::unique_ptr<bool[]> isnull;
-	st::Row row;
-	RowArgs(const Table &t, size_t i) : num(t.features.size()), str(t.features.size()), len(t.features.size())
-	{
-		const size_t nf = t.features.size();
-		isnull.reset(new bool[nf]);
-		for (size_t c = 0; c < nf; c++) {
-			const Cell &cell = t.rows[i][c];
-			isnull[c] = cell.null;
-			num[c] = cell.num;
-			str[c] = cell.null ? nullptr : cell.str.c_str();
-			len[c] = cell.str.size();
-		}
-		row.target_null = t.y[i].null;
-		row.target = t.y[i].num;
-		row.target_str = t.y[i].null ? nullptr : t.y[i].str.c_str();
-		row.target_len = t.y[i].str.size();
-		row.isnull = isnull.get();
-		row.num = num.data();
-		row.str = str.data();
-		row.len = len.data();
-	}
-};
-
-// A float8[] state grown the way the transition function grows it.
-void stats_add(std::vector<double> &buf, const st::Params &p, const st::Row &row)
-{
-	if (buf.empty()) {
-		st::Shape s = st::initial_shape(p);
-		buf.resize(s.length());
-		st::init(buf.data(), s);
-	}
-	for (;;) {
-		st::Shape s = st::shape_of(buf.data(), buf.size()), need;
-		size_t len = st::add_row(buf.data(), s, p, row, &need);
-		if (len == 0)
-			return;
-		std::vector<double> grown(len);
-		st::relayout(buf.data(), buf.size(), grown.data(), need);
-		buf.swap(grown);
-	}
-}
-
-void stats_merge(std::vector<double> &a, const std::vector<double> &b)
-{
-	if (b.empty())
-		return;
-	if (a.empty()) {
-		a = b;
-		return;
-	}
-	st::Shape need = st::merged_shape(a.data(), a.size(), b.data(), b.size());
-	if (need.length() != a.size()) {
-		std::vector<double> grown(need.length());
-		st::relayout(a.data(), a.size(), grown.data(), need);
-		a.swap(grown);
-	}
-	st::merge(a.data(), a.size(), b.data(), b.size());
-}
-
-void eval_add(std::vector<double> &buf, int K, bool proba, const ev::Params &p, int t, int truth, int pred,
-              const double *pr, double u)
-{
-	if (buf.empty()) {
-		ev::Shape s = ev::initial_shape(K, proba, p);
-		buf.resize(s.length());
-		ev::init(buf.data(), s);
-	}
-	for (;;) {
-		ev::Shape s = ev::shape_of(buf.data(), buf.size()), need;
-		size_t len = ev::add_row(buf.data(), s, t, truth, pred, pr, u, &need);
-		if (len == 0)
-			return;
-		std::vector<double> grown(len);
-		ev::relayout(buf.data(), buf.size(), grown.data(), need);
-		buf.swap(grown);
-	}
-}
-
-void eval_merge(std::vector<double> &a, const std::vector<double> &b)
-{
-	if (b.empty())
-		return;
-	if (a.empty()) {
-		a = b;
-		return;
-	}
-	ev::Shape need = ev::merged_shape(a.data(), a.size(), b.data(), b.size());
-	if (need.length() != a.size()) {
-		std::vector<double> grown(need.length());
-		ev::relayout(a.data(), a.size(), grown.data(), need);
-		a.swap(grown);
-	}
-	ev::merge(a.data(), a.size(), b.data(), b.size());
-}
-
 std::string label_of(const Table &t, size_t i)
 {
 	return t.target.categorical() ? t.y[i].str : pgml::numeric_label(t.target.type_class, t.y[i].num);
@@ -160,7 +58,7 @@ Trained train_nb_aggregated(const pgml::TrainSpec &spec, const Table &t, int par
 	std::vector<double> draw(n);
 	std::map<std::string, std::vector<double>> by_class;
 	for (size_t i = 0; i < n; i++) {
-		RowArgs ra(t, i);
+		TableRow ra(t, i);
 		draw[i] = ev::row_draw(p, ra.row);
 		if (!std::isnan(draw[i]))
 			by_class[label_of(t, i)].push_back(draw[i]);
@@ -185,15 +83,12 @@ Trained train_nb_aggregated(const pgml::TrainSpec &spec, const Table &t, int par
 	// (levels, label, split) -> partial states; "\x01" marks NULL
 	std::map<std::tuple<std::vector<std::string>, std::string, int>, std::vector<std::vector<double>>> groups;
 	for (size_t i = 0; i < n; i++) {
-		std::vector<std::string> key;
-		for (size_t c = 0; c < t.features.size(); c++)
-			if (t.features[c].categorical())
-				key.push_back(t.rows[i][c].null ? "\x01" : t.rows[i][c].str);
+		std::vector<std::string> key = group_key(t, i);
 		std::string label = t.y[i].null ? "\x01" : label_of(t, i);
 		int split = std::isnan(draw[i]) ? -1 : draw[i] < cut[label] ? 1 : 0;
 		auto &states = groups[{key, label, split}];
 		states.resize(static_cast<size_t>(parts));
-		RowArgs ra(t, i);
+		TableRow ra(t, i);
 		stats_add(states[i % static_cast<size_t>(parts)], p, ra.row);
 	}
 	for (auto &[key, states] : groups) {
@@ -203,13 +98,7 @@ Trained train_nb_aggregated(const pgml::TrainSpec &spec, const Table &t, int par
 		for (const auto &s : states)
 			stats_merge(all, s);
 		const auto &[levels, label, split] = key;
-		std::vector<const char *> lv(t.features.size(), nullptr);
-		size_t k = 0;
-		for (size_t c = 0; c < t.features.size(); c++)
-			if (t.features[c].categorical()) {
-				lv[c] = levels[k] == "\x01" ? nullptr : levels[k].c_str();
-				k++;
-			}
+		std::vector<const char *> lv = group_levels(t, levels);
 		const bool null_label = label == "\x01";
 		tr->add_class_group(lv, null_label || !t.target.categorical() ? nullptr : label.c_str(),
 		                    null_label || t.target.categorical() ? 0.0 : std::strtod(label.c_str(), nullptr), split,

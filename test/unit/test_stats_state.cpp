@@ -5,8 +5,7 @@
 #include <map>
 
 #include "json.hpp"
-#include "stats_state.hpp"
-#include "test_util.hpp"
+#include "agg_test_util.hpp"
 
 using namespace pgml_test;
 using pgml::Algorithm;
@@ -36,63 +35,28 @@ Table mixed_table(size_t n, uint64_t seed)
 // A state grown through add_row like the transition function does (the buffer is the array).
 struct State {
 	std::vector<double> buf;
-	void add(const st::Params &p, const st::Row &row)
-	{
-		if (buf.empty()) {
-			st::Shape s = st::initial_shape(p);
-			buf.resize(s.length());
-			st::init(buf.data(), s);
-		}
-		for (;;) {
-			st::Shape s = st::shape_of(buf.data(), buf.size()), need;
-			size_t len = st::add_row(buf.data(), s, p, row, &need);
-			if (len == 0)
-				return;
-			std::vector<double> grown(len);
-			st::relayout(buf.data(), buf.size(), grown.data(), need);
-			buf.swap(grown);
-		}
-	}
-	void merge(const State &other)
-	{
-		if (other.buf.empty())
-			return;
-		if (buf.empty()) {
-			buf = other.buf;
-			return;
-		}
-		st::Shape need = st::merged_shape(buf.data(), buf.size(), other.buf.data(), other.buf.size());
-		if (need.length() != buf.size()) {
-			std::vector<double> grown(need.length());
-			st::relayout(buf.data(), buf.size(), grown.data(), need);
-			buf.swap(grown);
-		}
-		st::merge(buf.data(), buf.size(), other.buf.data(), other.buf.size());
-	}
+	void add(const st::Params &p, const st::Row &row) { stats_add(buf, p, row); }
+	void merge(const State &other) { stats_merge(buf, other.buf); }
 };
 
 void add_table_row(State &s, const st::Params &p, const Table &t, size_t i)
 {
-	const size_t nf = t.features.size();
-	std::vector<double> num(nf, 0);
-	std::vector<const char *> str(nf, nullptr);
-	std::vector<size_t> len(nf, 0);
-	std::unique_ptr<bool[]> isnull(new bool[nf]);
-	for (size_t c = 0; c < nf; c++) {
-		const Cell &cell = t.rows[i][c];
-		isnull[c] = cell.null;
-		num[c] = cell.num;
-		str[c] = cell.null ? nullptr : cell.str.c_str();
-		len[c] = cell.str.size();
-	}
-	st::Row row;
-	row.target_null = t.y[i].null;
-	row.target = t.y[i].num;
-	row.isnull = isnull.get();
-	row.num = num.data();
-	row.str = str.data();
-	row.len = len.data();
-	s.add(p, row);
+	TableRow r(t, i);
+	r.row.target_str = nullptr; // a numeric target
+	r.row.target_len = 0;
+	s.add(p, r.row);
+}
+
+// A linear regression's statistics state (a 20% test split) holding every row of t.
+State filled_state(const Table &t)
+{
+	pgml::Trainer tr(make_spec(t, Algorithm::LinearRegression, 0.2));
+	std::vector<double> pv = tr.stats_params(0);
+	st::Params p = st::Params::decode(pv.data(), pv.size());
+	State s;
+	for (size_t i = 0; i < t.size(); i++)
+		add_table_row(s, p, t, i);
+	return s;
 }
 
 // Trains through the aggregate path: rows grouped by their categorical values, each group's
@@ -108,10 +72,7 @@ Trained train_aggregated(const pgml::TrainSpec &spec, const Table &t, int parts,
 	std::map<std::vector<std::string>, std::vector<State>> groups; // "\x01" marks NULL
 	std::map<std::vector<std::string>, std::vector<const char *>> levels;
 	for (size_t i = 0; i < t.size(); i++) {
-		std::vector<std::string> key;
-		for (size_t c = 0; c < t.features.size(); c++)
-			if (t.features[c].categorical())
-				key.push_back(t.rows[i][c].null ? "\x01" : t.rows[i][c].str);
+		std::vector<std::string> key = group_key(t, i);
 		auto &states = groups[key];
 		states.resize(static_cast<size_t>(parts));
 		add_table_row(states[i % static_cast<size_t>(parts)], p, t, i);
@@ -122,24 +83,9 @@ Trained train_aggregated(const pgml::TrainSpec &spec, const Table &t, int parts,
 			std::reverse(states.begin(), states.end());
 		for (const State &s : states)
 			all.merge(s);
-		std::vector<const char *> lv(t.features.size(), nullptr);
-		size_t k = 0;
-		for (size_t c = 0; c < t.features.size(); c++)
-			if (t.features[c].categorical()) {
-				lv[c] = key[k] == "\x01" ? nullptr : key[k].c_str();
-				k++;
-			}
-		tr.add_stats_group(lv, all.buf.data(), all.buf.size(), nullptr);
+		tr.add_stats_group(group_levels(t, key), all.buf.data(), all.buf.size(), nullptr);
 	}
-	Trained out;
-	out.model = tr.finish(nullptr, nullptr);
-	out.result = tr.result();
-	return out;
-}
-
-double metric(const std::string &json, const char *split, const char *name)
-{
-	return json_number(json, {split, name});
+	return finished(tr);
 }
 
 } // namespace
@@ -265,12 +211,7 @@ TEST(StatsState, MalformedParametersAreErrors)
 TEST(StatsState, CorruptedStatesAreErrorsNeverCrashes)
 {
 	Table t = mixed_table(400, 4);
-	pgml::Trainer tr(make_spec(t, Algorithm::LinearRegression, 0.2));
-	std::vector<double> pv = tr.stats_params(0);
-	st::Params p = st::Params::decode(pv.data(), pv.size());
-	State s;
-	for (size_t i = 0; i < t.size(); i++)
-		add_table_row(s, p, t, i);
+	State s = filled_state(t);
 	ASSERT_NO_THROW(st::decode(s.buf.data(), s.buf.size()));
 	// every truncation
 	for (size_t len = 0; len < s.buf.size(); len += 1 + len / 8)
@@ -404,12 +345,7 @@ TEST(StatsState, StateWithoutSlotsCountsItsRows)
 TEST(StatsState, SampleDrawsOutOfRangeAreCorrupt)
 {
 	Table t = mixed_table(50, 5);
-	pgml::Trainer tr(make_spec(t, Algorithm::LinearRegression, 0.2));
-	std::vector<double> pv = tr.stats_params(0);
-	st::Params p = st::Params::decode(pv.data(), pv.size());
-	State s;
-	for (size_t i = 0; i < t.size(); i++)
-		add_table_row(s, p, t, i);
+	State s = filled_state(t);
 	st::Decoded d = st::decode(s.buf.data(), s.buf.size());
 	ASSERT_GT(d.sample_train_rows, 0u);
 	auto at = std::find(s.buf.begin(), s.buf.end(), d.sample_train_u[0]);
