@@ -127,7 +127,8 @@ class Estimator {
 	virtual bool native_missing() const { return false; }
 	// Per-row explanation (ml_explain): writes p + 1 values, each feature's contribution to the
 	// raw output of class klass (regression: the value; binary: its log-odds; more classes: its
-	// margin) and last the bias, summing to that output. false: not supported.
+	// margin; decision_tree and random_forest: its probability) and last the bias, summing to that
+	// output. false: not supported.
 	virtual bool contributions(const double *z, int klass, double *out) const
 	{
 		(void) z;

@@ -54,12 +54,15 @@ Explanation Model::explain(const Value *values) const
 			throw Error(ErrorCode::FeatureNotSupported,
 			            std::string("ml_explain does not explain ") + algorithm_name(algorithm) + " models yet",
 			            "Per-row contributions are exact for the linear family (linear_regression, ridge, lasso, "
-			            "elastic_net, logistic_regression) and tree SHAP values for gradient_boosting.",
+			            "elastic_net, logistic_regression) and tree SHAP values for decision_tree, random_forest "
+			            "and gradient_boosting.",
 			            "ml_feature_importance gives this model's importance per feature.");
 		for (int f = 0; f < p; f++)
 			e.feature[static_cast<size_t>(f)] = c[static_cast<size_t>(f)];
 		e.base = c[static_cast<size_t>(p)];
-		e.output = task == Task::Regression ? "value" : n_classes() == 2 ? "log-odds" : "margin";
+		// the trees of decision_tree and random_forest hold class frequencies: a probability
+		const bool frequencies = algorithm == Algorithm::DecisionTree || algorithm == Algorithm::RandomForest;
+		e.output = task == Task::Regression ? "value" : frequencies ? "probability" : n_classes() == 2 ? "log-odds" : "margin";
 	}
 	e.value = e.base;
 	for (double v : e.feature)

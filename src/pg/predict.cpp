@@ -726,11 +726,12 @@ pgml_class_probabilities(PG_FUNCTION_ARGS)
 
 /*
  * ml_explain(model, features) -> jsonb: why the model predicts what it does for this row,
- *   {"output": "value" | "log-odds" | "margin", "class": <the predicted class>, "base": b,
- *    "value": v, "features": {"<feature>": c, ...}, "columns": {"<column>": c, ...}}
+ *   {"output": "value" | "log-odds" | "margin" | "probability", "class": <the predicted class>,
+ *    "base": b, "value": v, "features": {"<feature>": c, ...}, "columns": {"<column>": c, ...}}
  * where base plus the contributions of the features (or of the columns, their one-hot levels
  * summed) is value: the prediction (regression), the predicted class's log-odds (two classes)
- * or margin (more). Exact for the linear family, libxgboost's tree SHAP for gradient_boosting.
+ * or margin (more), or its probability (decision_tree, random_forest). Exact for the linear
+ * family, tree SHAP for the trees (libxgboost's for gradient_boosting).
  */
 Datum
 pgml_explain(PG_FUNCTION_ARGS)
@@ -754,7 +755,10 @@ pgml_explain(PG_FUNCTION_ARGS)
 		base = e.base;
 		value = e.value;
 		klass = e.klass;
-		output = e.output == "value" ? "value" : e.output == "log-odds" ? "log-odds" : "margin";
+		output = e.output == "value"      ? "value"
+		         : e.output == "log-odds"    ? "log-odds"
+		         : e.output == "probability" ? "probability"
+		                                     : "margin";
 	});
 	JsonbParseState *state = NULL;
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);

@@ -8,7 +8,8 @@
 //   decision_tree / random_forest: the body read_checked returns
 //   gradient_boosting:             [u32 rounds][u32 best iteration] the model text
 // The target wraps it with the right checksum, reads it as Model::deserialize would with that
-// shape, predicts a few rows, and re-encodes it: the encoding must read back to the same bytes.
+// shape, predicts (and, for the trees, explains) a few rows, and re-encodes it: the encoding
+// must read back to the same bytes.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -43,6 +44,17 @@ void use(const pgml::Estimator &est, const pgml::EstimatorShape &shape, const pg
 	}
 	est.predict_many(z.data(), 4, p, nout, out.data(), klass.data());
 	(void)est.importance();
+	// tree SHAP over the decoded covers (trees without covers say they cannot)
+	if (def.id != pgml::Algorithm::GradientBoosting) {
+		std::vector<double> c(p + 1);
+		for (size_t r = 0; r < 4; r++)
+			try {
+				est.contributions(z.data() + r * p, static_cast<int>(r % nout), c.data());
+			} catch (const pgml::Error &e) {
+				if (e.code() != pgml::ErrorCode::FeatureNotSupported)
+					throw;
+			}
+	}
 	pgml::Writer w;
 	est.write(w);
 	pgml::Reader r(w.bytes().data(), w.bytes().size());

@@ -12,8 +12,8 @@
 
 namespace pgml_fuzz {
 
-// A few rows predicted one at a time and as a batch (values from data), the model's
-// descriptions written, and its re-encoding decoded again: it must give the same bytes.
+// A few rows predicted one at a time and as a batch (values from data), one explained, the
+// model's descriptions written, and its re-encoding decoded again: it must give the same bytes.
 inline void use_model(const pgml::Model &m, const uint8_t *data, size_t size)
 {
 	const size_t nf = m.features.size();
@@ -51,6 +51,13 @@ inline void use_model(const pgml::Model &m, const uint8_t *data, size_t size)
 			fail("predict returned a class out of range");
 	}
 	m.predict_batch(vals.data(), kRows, out.data(), klass.data(), &unseen);
+	// ml_explain of a row (an algorithm it does not explain, or a tree without covers: 0A000)
+	try {
+		(void)m.explain(vals.data() + nf);
+	} catch (const pgml::Error &e) {
+		if (e.code() != pgml::ErrorCode::FeatureNotSupported)
+			throw;
+	}
 	(void)m.coefficients_json();
 	(void)pgml::describe_model(m);
 

@@ -82,6 +82,7 @@ struct Case {
 	Algorithm algorithm;
 	int classes; // 0: regression / clustering
 	pgml::Options hyperparams;
+	bool impute = false; // median imputation (trees: the imputed encoding with covers)
 };
 
 pgml::Options opts(std::initializer_list<std::pair<const char *, OptionValue>> kv)
@@ -136,6 +137,8 @@ void model_seeds()
 		{Algorithm::DecisionTree, 3, opts({{"max_depth", n(3)}})},
 		{Algorithm::RandomForest, 0, opts({{"n_estimators", n(2)}, {"max_depth", n(2)}})},
 		{Algorithm::RandomForest, 2, opts({{"n_estimators", n(2)}, {"max_depth", n(2)}})},
+		{Algorithm::DecisionTree, 2, opts({{"max_depth", n(3)}}), true},
+		{Algorithm::RandomForest, 0, opts({{"n_estimators", n(2)}, {"max_depth", n(2)}}), true},
 		{Algorithm::GradientBoosting, 0, opts({{"n_estimators", n(2)}, {"max_depth", n(2)}})},
 		{Algorithm::GradientBoosting, 2, opts({{"n_estimators", n(2)}, {"max_depth", n(2)}})},
 		{Algorithm::GradientBoosting, 3, opts({{"n_estimators", n(2)}, {"max_depth", n(2)}})},
@@ -156,6 +159,8 @@ void model_seeds()
 		if (c.algorithm == Algorithm::KMeans)
 			spec.task = pgml::Task::Clustering;
 		spec.hyperparams = c.hyperparams;
+		if (c.impute)
+			spec.preprocess["impute"] = OptionValue::of_string("median");
 		pgml::Trainer tr(spec);
 		if (c.algorithm == Algorithm::KMeans) {
 			// no target: batches without one
@@ -170,7 +175,8 @@ void model_seeds()
 		}
 		std::unique_ptr<pgml::Model> m = tr.finish(nullptr, nullptr);
 		const std::string name =
-			std::string(pgml::algorithm_name(c.algorithm)) + (c.classes > 0 ? "_" + std::to_string(c.classes) : "");
+			std::string(pgml::algorithm_name(c.algorithm)) + (c.classes > 0 ? "_" + std::to_string(c.classes) : "") +
+			(c.impute ? "_imputed" : "");
 		std::vector<uint8_t> blob = m->serialize();
 		write("fuzz_model_blob", name, blob);
 		estimator_seed(*m, name);

@@ -1,6 +1,7 @@
 -- ml_explain(model, row): the prediction as a base value plus one contribution per feature and
--- per input column (one-hot levels summed). Exact for the linear family; libxgboost's tree SHAP
--- values for gradient_boosting; the rest say they cannot.
+-- per input column (one-hot levels summed). Exact for the linear family; exact path-dependent
+-- tree SHAP for decision_tree and random_forest (a classifier's predicted class probability);
+-- libxgboost's tree SHAP values for gradient_boosting; the rest say they cannot.
 SET client_min_messages = warning;
 SET extra_float_digits = 0;
 \set SHOW_CONTEXT never
@@ -45,12 +46,44 @@ SELECT model FROM ml_train('ex', 'g', algorithm => 'gradient_boosting', name => 
                            hyperparams => '{"n_estimators": 10}');
 SELECT output, class = ml_predict_label('ex_gb3', e) AS predicted_class, features_sum_error < 1e-9 AS adds_up
 FROM ex e, ex_check(ml_explain('ex_gb3', e)) WHERE x IN (7, 150, 299);
+-- decision tree: tree SHAP over the training weight of each node; the parts add up to the
+-- prediction, a missing number follows the path prediction takes
+SELECT model FROM ml_train('ex', 'y', algorithm => 'decision_tree', name => 'ex_dt', exclude => ARRAY['c', 'g'],
+                           hyperparams => '{"max_depth": 4}');
+SELECT e->>'output' AS output, round((e->>'base')::numeric, 6) AS base, round((e->>'value')::numeric, 6) AS value,
+       (SELECT string_agg(k || ' ' || round(v::numeric, 6), ', ' ORDER BY k) FROM jsonb_each_text(e->'columns') f(k, v)) AS columns
+FROM (SELECT ml_explain('ex_dt', t) AS e FROM ex t WHERE x = 7) s;
+SELECT output, features_sum_error < 1e-9 AS adds_up, columns_sum_error < 1e-9 AS columns_add_up,
+       abs((ml_explain('ex_dt', e)->>'value')::float8 - ml_predict('ex_dt', e)) < 1e-9 * greatest(1, abs(ml_predict('ex_dt', e))) AS is_the_prediction
+FROM ex e, ex_check(ml_explain('ex_dt', e)) WHERE x IN (7, 150, 299);
+SELECT features_sum_error < 1e-9 AS adds_up,
+       abs((ml_explain('ex_dt', r)->>'value')::float8 - ml_predict('ex_dt', r)) < 1e-9 * greatest(1, abs(ml_predict('ex_dt', r))) AS is_the_prediction
+FROM (VALUES ('{"x": null, "z": 5, "k": "b"}'::jsonb), ('{"x": 120, "z": null, "k": null}'::jsonb)) v(r),
+     ex_check(ml_explain('ex_dt', r));
+-- a classifying tree explains the predicted class's probability (its leaves hold class frequencies)
+SELECT model FROM ml_train('ex', 'g', algorithm => 'decision_tree', name => 'ex_dt3', exclude => ARRAY['y', 'c'],
+                           hyperparams => '{"max_depth": 3}');
+SELECT output, class = ml_predict_label('ex_dt3', e) AS predicted_class, features_sum_error < 1e-9 AS adds_up,
+       abs((ml_explain('ex_dt3', e)->>'value')::float8 - (ml_class_probabilities('ex_dt3', e)->>class)::float8) < 1e-9 AS is_its_probability
+FROM ex e, ex_check(ml_explain('ex_dt3', e)) WHERE x IN (7, 150, 299);
+-- random forest: the mean of its trees' SHAP values
+SELECT model FROM ml_train('ex', 'y', algorithm => 'random_forest', name => 'ex_rf', exclude => ARRAY['c', 'g'],
+                           hyperparams => '{"n_estimators": 10}');
+SELECT output, features_sum_error < 1e-9 AS adds_up,
+       abs((ml_explain('ex_rf', e)->>'value')::float8 - ml_predict('ex_rf', e)) < 1e-9 * greatest(1, abs(ml_predict('ex_rf', e))) AS is_the_prediction
+FROM ex e, ex_check(ml_explain('ex_rf', e)) WHERE x IN (7, 150, 299);
+SELECT model FROM ml_train('ex', 'c', algorithm => 'random_forest', name => 'ex_rf2', exclude => ARRAY['y', 'g'],
+                           hyperparams => '{"n_estimators": 10}');
+SELECT output, class = ml_predict_label('ex_rf2', e) AS predicted_class, features_sum_error < 1e-9 AS adds_up,
+       abs((ml_explain('ex_rf2', e)->>'value')::float8 - (ml_class_probabilities('ex_rf2', e)->>class)::float8) < 1e-9 AS is_its_probability
+FROM ex e, ex_check(ml_explain('ex_rf2', e)) WHERE x IN (7, 150, 299);
 -- NULL in, NULL out
 SELECT ml_explain('ex_lin', NULL::jsonb) IS NULL AS null_row;
 
 -- what it cannot explain
-SELECT model FROM ml_train('ex', 'c', algorithm => 'decision_tree', name => 'ex_tree', exclude => ARRAY['y', 'g']);
-SELECT ml_explain('ex_tree', e) FROM ex e WHERE x = 7;
+SELECT model FROM ml_train('ex', 'c', algorithm => 'mlp', name => 'ex_mlp', exclude => ARRAY['y', 'g'],
+                           hyperparams => '{"max_iter": 5}');
+SELECT ml_explain('ex_mlp', e) FROM ex e WHERE x = 7;
 SELECT model FROM ml_train('ex', NULL, algorithm => 'kmeans', name => 'ex_km', features => ARRAY['x', 'z'],
                            hyperparams => '{"k": 2}');
 SELECT ml_explain('ex_km', e) FROM ex e WHERE x = 7;

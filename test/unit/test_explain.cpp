@@ -1,5 +1,6 @@
 // ml_explain's core (Model::explain): base + contributions = the model's output for the row;
-// exact for the linear family, libxgboost's tree SHAP for gradient_boosting.
+// exact for the linear family, libxgboost's tree SHAP for gradient_boosting (decision_tree and
+// random_forest: test_treeshap.cpp).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -14,21 +15,6 @@ using namespace pgml_test;
 
 namespace {
 
-Table mixed(int rows, bool classify)
-{
-	Rng rng(5);
-	Table t;
-	t.features = {numeric_col("x"), numeric_col("z"), text_col("k")};
-	t.target = classify ? text_col("y") : numeric_col("y");
-	for (int i = 0; i < rows; i++) {
-		double x = rng.normal(), z = rng.normal();
-		bool a = i % 3 == 0;
-		double y = 3 * x - 2 * z + (a ? 1.5 : 0) + 0.1 * rng.normal();
-		t.add({num(x), num(z), str(a ? "a" : "b")}, classify ? str(y > 0 ? "pos" : "neg") : num(y));
-	}
-	return t;
-}
-
 double sum_of(const pgml::Explanation &e, const std::vector<double> &v)
 {
 	double s = e.base;
@@ -41,7 +27,7 @@ double sum_of(const pgml::Explanation &e, const std::vector<double> &v)
 
 TEST(Explain, LinearRegressionIsCoefficientTimesDistanceFromTheMean)
 {
-	Table t = mixed(400, false);
+	Table t = explain_rows(400, false);
 	Trained tr = train(make_spec(t, Algorithm::LinearRegression, 0.2), t);
 	const pgml::Model &m = *tr.model;
 	std::vector<Cell> row = {num(0.7), num(-1.2), str("a")};
@@ -61,7 +47,7 @@ TEST(Explain, LinearRegressionIsCoefficientTimesDistanceFromTheMean)
 
 TEST(Explain, LogisticRegressionExplainsThePredictedClassLogOdds)
 {
-	Table t = mixed(400, true);
+	Table t = explain_rows(400, true);
 	Trained tr = train(make_spec(t, Algorithm::LogisticRegression, 0.2), t);
 	const pgml::Model &m = *tr.model;
 	for (double x : {-1.0, 1.0}) {
@@ -78,7 +64,7 @@ TEST(Explain, LogisticRegressionExplainsThePredictedClassLogOdds)
 
 TEST(Explain, GradientBoostingShapValuesAddUpToTheMargin)
 {
-	Table t = mixed(400, false);
+	Table t = explain_rows(400, false);
 	pgml::TrainSpec spec = make_spec(t, Algorithm::GradientBoosting, 0.2);
 	spec.hyperparams["n_estimators"] = pgml::OptionValue::of_number(30);
 	Trained tr = train(spec, t);
@@ -95,10 +81,12 @@ TEST(Explain, GradientBoostingShapValuesAddUpToTheMargin)
 
 TEST(Explain, OtherAlgorithmsSayTheyCannot)
 {
-	Table t = mixed(200, true);
-	Trained tr = train(make_spec(t, Algorithm::DecisionTree, 0.2), t);
+	Table t = explain_rows(200, true);
+	pgml::TrainSpec spec = make_spec(t, Algorithm::Mlp, 0.2);
+	spec.hyperparams["max_iter"] = pgml::OptionValue::of_number(5);
+	Trained tr = train(spec, t);
 	std::vector<Cell> row = {num(0.7), num(-1.2), str("a")};
 	pgml::Error e = expect_error([&]() { tr.model->explain(to_values(*tr.model, row).data()); },
 	                             ErrorCode::FeatureNotSupported);
-	EXPECT_NE(std::string(e.what()).find("decision_tree"), std::string::npos) << e.what();
+	EXPECT_NE(std::string(e.what()).find("mlp"), std::string::npos) << e.what();
 }

@@ -15,6 +15,7 @@
 #include "models/random_forest.hpp"
 #include "models/tree.hpp"
 #include "serialize.hpp"
+#include "test_util.hpp"
 
 using Eigen::MatrixXd;
 using Eigen::VectorXd;
@@ -274,8 +275,8 @@ TEST(RandomForest, CraftedBodiesAreValidated)
 	const std::vector<uint8_t> b = bytes_of(*r.est);
 	pgml::Reader r0(b.data(), b.size());
 	uint16_t version = 0;
-	const std::string body = pgml::read_checked(r0, 2, "random_forest", &version);
-	EXPECT_EQ(version, 2);
+	const std::string body = pgml::read_checked(r0, 4, "random_forest", &version);
+	EXPECT_EQ(version, 3); // native missing values, covers
 	int rejected = 0, accepted = 0;
 	for (size_t i = 0; i < body.size(); i++)
 		for (uint8_t d : {0x01, 0x40, 0xFF}) {
@@ -291,6 +292,7 @@ TEST(RandomForest, CraftedBodiesAreValidated)
 				for (int k = 0; k < 10; k++) {
 					std::vector<double> z = {X(k, 0), X(k, 1), X(k, 2), X(k, 3), X(k, 4)};
 					EXPECT_EQ(e->predict(z.data(), &out), 0);
+					pgml_test::expect_contributions_add_up(*e, z.data(), 0, 5, out); // accepted covers are consistent
 				}
 			} catch (const pgml::Error &e) {
 				EXPECT_EQ(e.code(), ErrorCode::DataCorrupted) << e.what();

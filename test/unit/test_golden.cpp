@@ -127,6 +127,7 @@ struct Golden {
 	pgml::Task task = pgml::Task::Regression;
 	double tol = 1e-9; // relative to max(1, |expected|)
 	bool native_missing = false; // NULL numbers reach the estimator as NaN (trees since format 2)
+	int format = 1;              // the blob format it was written in
 };
 
 void add_more_goldens(std::vector<Golden> &g, const std::vector<std::vector<Cell>> &reg_q,
@@ -438,6 +439,21 @@ void add_more_goldens(std::vector<Golden> &g, const std::vector<std::vector<Cell
 	     {2.6059430427122372},
 	     {-3.8162458374918771}},
 	    {});
+	// decision_tree and random_forest sub-format 3: each node's cover (tree SHAP, ml_explain)
+	add("decision_tree_covers_classification", Algorithm::DecisionTree, Task::Classification,
+	    [] {
+		    Table t = classification_rows(3);
+		    return train(spec_with(t, Algorithm::DecisionTree, {{"max_depth", n(3)}}), t).model;
+	    },
+	    {{1, 0, 0}, {0, 0, 1}, {0, 1, 0}, {1, 0, 0}, {0, 0, 1}}, {0, 2, 1, 0, 2});
+	add("random_forest_covers_regression", Algorithm::RandomForest, Task::Regression,
+	    [] {
+		    Table t = regression_rows();
+		    return train(spec_with(t, Algorithm::RandomForest, {{"n_estimators", n(4)}, {"max_depth", n(3)}}), t)
+		        .model;
+	    },
+	    {{0.10218749999999988}, {-3.3146428571428572}, {-5.5960317460317457}, {1.67875}, {-3.657142857142857}}, {});
+	g[g.size() - 2].format = g[g.size() - 1].format = 3;
 	for (size_t i = native_from; i < g.size(); i++)
 		g[i].native_missing = g[i].algorithm != Algorithm::Mlp;
 }
@@ -503,8 +519,9 @@ TEST(Golden, BlobsLoadAndPredictFixedValues)
 			}
 		}
 		// a loaded golden model serializes to the current format, which reads back to the same
-		// bytes (the golden blobs are format 1, pg_ml 0.1.0 / 0.2.0: unbound, bound by kind only)
-		EXPECT_EQ(blob[4], 1);
+		// bytes (the golden blobs are format 1, pg_ml 0.1.0 / 0.2.0, or format 3 since the trees
+		// keep their covers; written outside the database, all unbound, bound by kind only)
+		EXPECT_EQ(blob[4], g.format);
 		EXPECT_FALSE(m->binding.bound());
 		EXPECT_NO_THROW(m->check_binding(1, 1, pgml::algorithm_name(g.algorithm), pgml::task_name(g.task)));
 		std::vector<uint8_t> again = m->serialize();

@@ -14,6 +14,7 @@
 #include "models/decision_tree.hpp"
 #include "models/tree.hpp"
 #include "serialize.hpp"
+#include "test_util.hpp"
 
 using Eigen::MatrixXd;
 using Eigen::VectorXd;
@@ -383,8 +384,8 @@ TEST(DecisionTree, CraftedBodiesAreValidated)
 	const std::vector<uint8_t> b = bytes_of(*c.est);
 	pgml::Reader r0(b.data(), b.size());
 	uint16_t version = 0;
-	const std::string body = pgml::read_checked(r0, 2, "decision_tree", &version);
-	EXPECT_EQ(version, 2);
+	const std::string body = pgml::read_checked(r0, 4, "decision_tree", &version);
+	EXPECT_EQ(version, 3); // native missing values, covers
 	int rejected = 0, accepted = 0;
 	for (size_t i = 0; i < body.size(); i++)
 		for (uint8_t d : {0x01, 0x40, 0xFF}) {
@@ -401,6 +402,8 @@ TEST(DecisionTree, CraftedBodiesAreValidated)
 					std::vector<double> z = {X(k, 0), X(k, 1), X(k, 2), X(k, 3)};
 					int cl = predict(*e, z, out);
 					EXPECT_TRUE(cl >= 0 && cl < 3);
+					// accepted covers are consistent: the SHAP values add up
+					pgml_test::expect_contributions_add_up(*e, z.data(), cl, 4, out[static_cast<size_t>(cl)]);
 				}
 			} catch (const pgml::Error &e) {
 				EXPECT_EQ(e.code(), ErrorCode::DataCorrupted) << e.what();

@@ -315,4 +315,37 @@ inline double max_rel_diff(const Eigen::MatrixXd &a, const Eigen::MatrixXd &b)
 	return worst;
 }
 
+// Estimator::contributions of row z (p features) for output k add up to the prediction `pred`
+// (to 1e-9 of the magnitudes involved: a crafted model may hold huge values).
+inline void expect_contributions_add_up(const pgml::Estimator &est, const double *z, int k, int p, double pred)
+{
+	std::vector<double> c(static_cast<size_t>(p) + 1);
+	ASSERT_TRUE(est.contributions(z, k, c.data()));
+	double sum = 0, mag = std::fabs(pred);
+	for (double v : c) {
+		sum += v;
+		mag += std::fabs(v);
+	}
+	EXPECT_NEAR(sum, pred, 1e-9 * (1 + mag));
+}
+
+// Rows for ml_explain's tests: numbers x, z and a text k ("a" every third row), y = 3 x - 2 z
+// + 1.5 [k = a] + noise; classify: y's sign as "pos" / "neg". varied: more noise, x NULL every
+// seventh row, and three classes ("low", "mid", "high").
+inline Table explain_rows(int rows, bool classify, bool varied = false)
+{
+	Rng rng(5);
+	Table t;
+	t.features = {numeric_col("x"), numeric_col("z"), text_col("k")};
+	t.target = classify ? text_col("y") : numeric_col("y");
+	for (int i = 0; i < rows; i++) {
+		double x = rng.normal(), z = rng.normal();
+		bool a = i % 3 == 0;
+		double y = 3 * x - 2 * z + (a ? 1.5 : 0) + (varied ? 0.5 : 0.1) * rng.normal();
+		std::string label = varied ? (y > 1.5 ? "high" : y > -1.5 ? "mid" : "low") : y > 0 ? "pos" : "neg";
+		t.add({varied && i % 7 == 2 ? null() : num(x), num(z), str(a ? "a" : "b")}, classify ? str(label) : num(y));
+	}
+	return t;
+}
+
 } // namespace pgml_test

@@ -8,9 +8,11 @@ namespace pgml {
 
 namespace {
 
-// Sub-format versions: 1 = fitted on imputed features (no missing-value directions); 2 = missing
-// values native (NaN routed by each split's learned direction; the tree in encoding 2).
-constexpr uint16_t kDecisionTreeVersion = 2;
+// Sub-format versions, each the encoding of the trees (tree.hpp): 1 = fitted on imputed features
+// (no missing-value directions); 2 = missing values native (NaN routed by each split's learned
+// direction); 3 = as 2 with each node's cover (tree SHAP: ml_explain); 4 = fitted on imputed
+// features, with covers. Fits write 3 or 4.
+constexpr uint16_t kDecisionTreeVersion = kTreeEncodingImputedCovers;
 
 // One fitted tree on scaled features.
 class DecisionTree : public Estimator {
@@ -50,7 +52,14 @@ class DecisionTree : public Estimator {
 		write_checked(w, version, b.bytes());
 	}
 
-	bool native_missing() const override { return version >= 2; }
+	bool native_missing() const override { return tree_encoding_native(version); }
+
+	// Tree SHAP values of the value (regression) or of class klass's probability.
+	bool contributions(const double *z, int klass, double *out) const override
+	{
+		tree_contributions(&tree, 1, z, task == Task::Regression ? 0 : klass, p, out, "decision_tree");
+		return true;
+	}
 
 	Eigen::VectorXd importance() const override { return imp; }
 	const char *importance_kind() const override { return "gain"; }
@@ -72,7 +81,7 @@ std::unique_ptr<Estimator> fit_decision_tree(const FitInput &in, const Params &p
 	auto est = std::make_unique<DecisionTree>();
 	est->task = in.task;
 	est->p = p;
-	est->version = in.native_missing ? kDecisionTreeVersion : 1;
+	est->version = in.native_missing ? kTreeEncodingCovers : kTreeEncodingImputedCovers;
 	est->tree = std::move(fit.tree);
 	est->imp = normalise_sum(fit.gain);
 	if (in.log)

@@ -10,9 +10,11 @@ namespace pgml {
 
 namespace {
 
-// Sub-format versions: 1 = fitted on imputed features (no missing-value directions); 2 = missing
-// values native (every tree in encoding 2).
-constexpr uint16_t kRandomForestVersion = 2;
+// Sub-format versions, each the encoding of the trees (tree.hpp): 1 = fitted on imputed features
+// (no missing-value directions); 2 = missing values native (NaN routed by each split's learned
+// direction); 3 = as 2 with each node's cover (tree SHAP: ml_explain); 4 = fitted on imputed
+// features, with covers. Fits write 3 or 4.
+constexpr uint16_t kRandomForestVersion = kTreeEncodingImputedCovers;
 constexpr size_t kMaxTrees = 100000;
 
 // Bootstrap multiplicities of tree t: n draws with replacement from the tree's own stream
@@ -86,7 +88,16 @@ class RandomForest : public Estimator {
 		write_checked(w, version, b.bytes());
 	}
 
-	bool native_missing() const override { return version >= 2; }
+	bool native_missing() const override { return tree_encoding_native(version); }
+
+	// The mean of the trees' SHAP values of the value (regression) or of class klass's
+	// probability; the bias is the mean of their expected values.
+	bool contributions(const double *z, int klass, double *out) const override
+	{
+		tree_contributions(trees.data(), trees.size(), z, task == Task::Regression ? 0 : klass, p, out,
+		                   "random_forest");
+		return true;
+	}
 
 	Eigen::VectorXd importance() const override { return imp; }
 	const char *importance_kind() const override { return "gain"; }
@@ -198,7 +209,7 @@ std::unique_ptr<Estimator> fit_random_forest(const FitInput &in, const Params &p
 	f->task = in.task;
 	f->p = p;
 	f->n_outputs = opt.n_outputs;
-	f->version = in.native_missing ? kRandomForestVersion : 1;
+	f->version = in.native_missing ? kTreeEncodingCovers : kTreeEncodingImputedCovers;
 	f->trees.resize(static_cast<size_t>(T));
 	std::vector<Eigen::VectorXd> gains(static_cast<size_t>(T));
 	CancelPoll cancel(in.cancel, in.memory_limit, "random_forest");

@@ -28,6 +28,7 @@ namespace {
 constexpr double kFeatureThreshold = 1e-7; // values closer than this are one value (sklearn)
 constexpr double kEpsilon = std::numeric_limits<double>::epsilon();
 constexpr uint32_t kLeafTag = 0xFFFFFFFFu;
+constexpr double kMaxCover = 9007199254740992.0; // 2^53: training weights are whole numbers
 
 using K = ParamSpec::Kind;
 
@@ -348,6 +349,7 @@ TreeFit Grower::grow()
 				out.gain(sp.feature) += std::max(0.0, decrease);
 		}
 		TreeNode &node = nodes[static_cast<size_t>(id)];
+		node.cover = it.st.W;
 		if (leaf) {
 			node.feature = -1;
 			node.value = static_cast<int32_t>(out.tree.values.size());
@@ -361,6 +363,7 @@ TreeFit Grower::grow()
 			stack.push_back({it.start, mid, it.depth + 1, id, true, ls});
 		}
 	}
+	out.tree.has_covers = true;
 	out.leaf_impurity = leaf_imp / W_root;
 	return out;
 }
@@ -390,9 +393,12 @@ int Tree::leaves() const
 }
 
 // Per node: u32 feature (0xFFFFFFFF for a leaf); a leaf then has n_outputs f64 values, an
-// internal node f64 threshold, u32 left, u32 right and (encoding 2) u8 missing_left.
+// internal node f64 threshold, u32 left, u32 right and (encoding 2 and later) u8 missing_left;
+// then (encoding 3 and 4) the node's f64 cover.
 void Tree::write(Writer &w, uint16_t encoding) const
 {
+	if (encoding >= kTreeEncodingCovers && !has_covers)
+		throw Error(ErrorCode::Internal, "a tree without covers written in an encoding with covers");
 	w.u64(nodes.size());
 	for (const TreeNode &n : nodes) {
 		if (n.feature < 0) {
@@ -407,6 +413,8 @@ void Tree::write(Writer &w, uint16_t encoding) const
 			if (encoding >= kTreeEncodingNativeMissing)
 				w.u8(n.missing_left ? 1 : 0);
 		}
+		if (encoding >= kTreeEncodingCovers)
+			w.f64(n.cover);
 	}
 }
 
@@ -455,8 +463,31 @@ Tree Tree::read(Reader &r, int p, int n_outputs, bool classification, uint16_t e
 				n.missing_left = dir == 1;
 			}
 		}
+		if (encoding >= kTreeEncodingCovers) {
+			n.cover = r.f64();
+			if (!(n.cover >= 1 && n.cover <= kMaxCover)) // at least one row of weight >= 1
+				tree_corrupt("A node's cover is out of range.");
+		}
+	}
+	if (encoding >= kTreeEncodingCovers) {
+		t.has_covers = true;
+		t.check_covers();
 	}
 	return t;
+}
+
+// A parent's cover is the sum of its children's (whole training weights below 2^53: exact; the
+// tolerance only forgives rounding). With covers in [1, 2^53] every fraction tree SHAP divides
+// by is at least 2^-53.
+void Tree::check_covers() const
+{
+	for (const TreeNode &n : nodes) {
+		if (n.feature < 0)
+			continue;
+		const double sum = nodes[static_cast<size_t>(n.left)].cover + nodes[static_cast<size_t>(n.right)].cover;
+		if (!(std::fabs(sum - n.cover) <= 1e-9 * n.cover))
+			tree_corrupt("A node's cover is not the sum of its children's.");
+	}
 }
 
 TreeFit grow_tree(const Eigen::MatrixXd &X, const Eigen::VectorXd &y, const std::vector<double> *weights,

@@ -120,53 +120,76 @@ struct TreeOptions {
 
 // A node of a fitted tree. Internal: feature >= 0, rows with z[feature] <= threshold go to
 // left, the others to right; a missing z[feature] (NaN) goes left when missing_left. Leaf:
-// feature = -1, its n_outputs values start at values[value].
+// feature = -1, its n_outputs values start at values[value]. cover: the training weight that
+// reached the node (a parent's is the sum of its children's), which tree SHAP needs; 0 in a
+// tree read from an encoding without covers.
 struct TreeNode {
 	int32_t feature = -1;
 	int32_t left = 0;
 	int32_t right = 0;
 	int32_t value = 0;
 	double threshold = 0;
+	double cover = 0;
 	bool missing_left = false;
 };
 
 // Encodings of a tree (the enclosing estimator's sub-format version picks one):
 //  1: no missing-value directions (fitted on imputed features; a NaN would go right);
-//  2: one u8 per internal node after its children: 1 = missing values go left.
+//  2: one u8 per internal node after its children: 1 = missing values go left;
+//  3: as 2, then one f64 cover per node (leaf or internal) after its fields;
+//  4: the same bytes as 3, for a model fitted on imputed features (its estimator says which).
 constexpr uint16_t kTreeEncodingImputed = 1;
 constexpr uint16_t kTreeEncodingNativeMissing = 2;
+constexpr uint16_t kTreeEncodingCovers = 3;
+constexpr uint16_t kTreeEncodingImputedCovers = 4;
+
+// Whether a tree model of sub-format version v (= its trees' encoding) takes missing values
+// natively (2 and 3; 1 and 4 were fitted on imputed features).
+inline bool tree_encoding_native(uint16_t v) { return v == kTreeEncodingNativeMissing || v == kTreeEncodingCovers; }
 
 class Tree {
   public:
 	std::vector<TreeNode> nodes; // nodes[0] is the root; children always follow their parent
 	std::vector<double> values;  // leaf values, n_outputs per leaf
 	int n_outputs = 1;
+	bool has_covers = false;     // grown by this build, or read from encoding 3 or 4
 
 	// The n_outputs values of the leaf z falls in (z has the tree's p features).
 	const double *leaf(const double *z) const
 	{
 		int i = 0;
-		while (nodes[static_cast<size_t>(i)].feature >= 0) {
-			const TreeNode &n = nodes[static_cast<size_t>(i)];
-			const double v = z[n.feature];
-			if (v <= n.threshold)
-				i = n.left;
-			else if (v > n.threshold)
-				i = n.right;
-			else // NaN
-				i = n.missing_left ? n.left : n.right;
-		}
+		while (nodes[static_cast<size_t>(i)].feature >= 0)
+			i = child(nodes[static_cast<size_t>(i)], z);
 		return values.data() + nodes[static_cast<size_t>(i)].value;
+	}
+	// The child of internal node n that z goes to.
+	static int child(const TreeNode &n, const double *z)
+	{
+		const double v = z[n.feature];
+		if (v <= n.threshold)
+			return n.left;
+		if (v > n.threshold)
+			return n.right;
+		return n.missing_left ? n.left : n.right; // NaN
 	}
 	int depth() const;
 	int leaves() const;
+	// Path-dependent tree SHAP (Lundberg et al. 2018, Algorithm 2) of output k for the row z:
+	// adds each feature's SHAP value to phi[0..p-1] and returns the tree's expected value (the
+	// cover-weighted mean of the leaves), so that the sum of the added values plus the
+	// expected value is leaf(z)[k]. Needs has_covers. A missing z[feature] follows the split's
+	// default direction, as leaf() does.
+	double shap(const double *z, int k, double *phi) const;
 	// Writes the nodes in the given encoding (the reader needs p and n_outputs from the
 	// enclosing estimator).
 	void write(Writer &w, uint16_t encoding) const;
 	// Reads and validates a tree: features < p, children after their parent, finite thresholds,
 	// leaf values finite (probabilities in [0, 1] summing to 1 when classification), direction
-	// bytes 0 or 1.
+	// bytes 0 or 1, covers in [1, 2^53] with a parent's cover the sum of its children's.
 	static Tree read(Reader &r, int p, int n_outputs, bool classification, uint16_t encoding);
+
+  private:
+	void check_covers() const;
 };
 
 // The result of growing one tree.
@@ -211,6 +234,13 @@ Eigen::VectorXd normalise_sum(const Eigen::VectorXd &v);
 // versions 1..max_version and stores the one read in *version.
 void write_checked(Writer &w, uint16_t version, const std::vector<uint8_t> &body);
 std::string read_checked(Reader &r, uint16_t max_version, const char *what, uint16_t *version);
+
+// Estimator::contributions of a tree model (the mean of its trees): each feature's tree SHAP
+// value of output k (regression: 0; classification: the class, whose probability is explained)
+// in out[0..p-1] and the expected value last. Trees read from a blob without covers (written
+// before pg_ml explained trees) throw Error(FeatureNotSupported) naming algorithm.
+void tree_contributions(const Tree *trees, size_t count, const double *z, int k, int p, double *out,
+                        const char *algorithm);
 
 // Throws Error(DataCorrupted) with the given detail.
 [[noreturn]] void tree_corrupt(const std::string &detail);
