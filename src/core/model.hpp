@@ -30,7 +30,7 @@ struct BlobBinding {
 // base plus every contribution equals.
 struct Explanation {
 	int klass = 0;              // the explained class (classification: the predicted one)
-	std::string output;         // what is explained: "value", "log-odds", "margin", "probability"
+	const char *output = "value"; // what is explained (a literal): "value", "log-odds", "margin", "probability"
 	double base = 0;            // linear: the output at the training centre of the features; trees: the expected output
 	double value = 0;           // the output for the row
 	std::vector<double> feature; // per feature

@@ -600,26 +600,17 @@ predict_common(FunctionCallInfo fcinfo, int *klass)
 	return cs;
 }
 
-// jsonb building: a key, a string, a number (the shortest decimal that reads back as the same
-// float8, whatever extra_float_digits says; null where not finite: JSON has no NaN)
+// jsonb building: a string as a key (WJB_KEY) or a value (WJB_VALUE), a number (the shortest
+// decimal that reads back as the same float8, whatever extra_float_digits says; null where not
+// finite: JSON has no NaN)
 void
-push_key(JsonbParseState **state, const char *s, size_t len)
+push_text(JsonbParseState **state, JsonbIteratorToken token, const char *s, size_t len)
 {
 	JsonbValue v;
 	v.type = jbvString;
 	v.val.string.val = const_cast<char *>(s);
 	v.val.string.len = static_cast<int>(len);
-	pushJsonbValue(state, WJB_KEY, &v);
-}
-
-void
-push_string(JsonbParseState **state, const char *s, size_t len)
-{
-	JsonbValue v;
-	v.type = jbvString;
-	v.val.string.val = const_cast<char *>(s);
-	v.val.string.len = static_cast<int>(len);
-	pushJsonbValue(state, WJB_VALUE, &v);
+	pushJsonbValue(state, token, &v);
 }
 
 void
@@ -717,7 +708,7 @@ pgml_class_probabilities(PG_FUNCTION_ARGS)
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	for (int i = 0; i < cs->nout && i < m->n_classes(); i++) {
 		const std::string &label = m->classes[static_cast<size_t>(i)];
-		push_key(&state, label.data(), label.size());
+		push_text(&state, WJB_KEY, label.data(), label.size());
 		push_number(&state, cs->out[i]); /* (a probability is finite) */
 	}
 	JsonbValue *res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
@@ -755,37 +746,34 @@ pgml_explain(PG_FUNCTION_ARGS)
 		base = e.base;
 		value = e.value;
 		klass = e.klass;
-		output = e.output == "value"      ? "value"
-		         : e.output == "log-odds"    ? "log-odds"
-		         : e.output == "probability" ? "probability"
-		                                     : "margin";
+		output = e.output; /* a literal */
 	});
 	JsonbParseState *state = NULL;
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	push_key(&state, "output", 6);
-	push_string(&state, output, strlen(output));
+	push_text(&state, WJB_KEY, "output", 6);
+	push_text(&state, WJB_VALUE, output, strlen(output));
 	if (m->task == pgml::Task::Classification) {
 		const std::string &label = m->classes[static_cast<size_t>(klass)];
-		push_key(&state, "class", 5);
-		push_string(&state, label.data(), label.size());
+		push_text(&state, WJB_KEY, "class", 5);
+		push_text(&state, WJB_VALUE, label.data(), label.size());
 	}
-	push_key(&state, "base", 4);
+	push_text(&state, WJB_KEY, "base", 4);
 	push_number(&state, base);
-	push_key(&state, "value", 5);
+	push_text(&state, WJB_KEY, "value", 5);
 	push_number(&state, value);
-	push_key(&state, "features", 8);
+	push_text(&state, WJB_KEY, "features", 8);
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	for (int f = 0; f < p; f++) {
 		const std::string &name = m->prep.feature_names[static_cast<size_t>(f)];
-		push_key(&state, name.data(), name.size());
+		push_text(&state, WJB_KEY, name.data(), name.size());
 		push_number(&state, feat[f]);
 	}
 	pushJsonbValue(&state, WJB_END_OBJECT, NULL);
-	push_key(&state, "columns", 7);
+	push_text(&state, WJB_KEY, "columns", 7);
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	for (int c = 0; c < ncol; c++) {
 		const std::string &name = m->features[static_cast<size_t>(c)].name;
-		push_key(&state, name.data(), name.size());
+		push_text(&state, WJB_KEY, name.data(), name.size());
 		push_number(&state, col[c]);
 	}
 	pushJsonbValue(&state, WJB_END_OBJECT, NULL);

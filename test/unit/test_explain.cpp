@@ -33,7 +33,7 @@ TEST(Explain, LinearRegressionIsCoefficientTimesDistanceFromTheMean)
 	std::vector<Cell> row = {num(0.7), num(-1.2), str("a")};
 	pgml::Explanation e = m.explain(to_values(m, row).data());
 	double pred = predict(m, row)[0];
-	EXPECT_EQ(e.output, "value");
+	EXPECT_STREQ(e.output, "value");
 	EXPECT_NEAR(e.value, pred, 1e-9);
 	EXPECT_NEAR(sum_of(e, e.feature), pred, 1e-9);
 	EXPECT_NEAR(sum_of(e, e.column), pred, 1e-9);
@@ -56,7 +56,7 @@ TEST(Explain, LogisticRegressionExplainsThePredictedClassLogOdds)
 		std::vector<double> p = predict(m, row, &cls);
 		pgml::Explanation e = m.explain(to_values(m, row).data());
 		EXPECT_EQ(e.klass, cls);
-		EXPECT_EQ(e.output, "log-odds");
+		EXPECT_STREQ(e.output, "log-odds");
 		EXPECT_NEAR(1 / (1 + std::exp(-e.value)), p[static_cast<size_t>(cls)], 1e-12);
 		EXPECT_NEAR(sum_of(e, e.feature), e.value, 1e-12);
 	}

@@ -284,7 +284,7 @@ TEST(TreeShap, ModelsExplainTheValueOrTheClassProbability)
 				std::vector<double> pred = predict(m, row, &cls);
 				pgml::Explanation e = m.explain(to_values(m, row).data());
 				const double want = pred[static_cast<size_t>(classify ? cls : 0)];
-				EXPECT_EQ(e.output, classify ? "probability" : "value");
+				EXPECT_STREQ(e.output, classify ? "probability" : "value");
 				EXPECT_EQ(e.klass, classify ? cls : 0);
 				EXPECT_NEAR(e.value, want, 1e-9 * std::max(1.0, std::fabs(want)));
 				EXPECT_NEAR(sum_of(e), want, 1e-9 * std::max(1.0, std::fabs(want)));
