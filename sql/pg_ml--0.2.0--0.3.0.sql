@@ -610,3 +610,32 @@ COMMENT ON FUNCTION @extschema@.ml_explain(bigint, float8[]) IS
     'pg_ml: a prediction explained: base value plus one contribution per feature and per column';
 COMMENT ON FUNCTION @extschema@.ml_explain(bigint, jsonb) IS
     'pg_ml: a prediction explained: base value plus one contribution per feature and per column';
+
+-- ---------------------------------------------------------------- per-group models
+-- ml_train(..., group_by => ARRAY['store'], group_fallback => 'error' | 'all'): one model per
+-- group of rows in one call (src/core/grouped.hpp); ml_predict routes each row to its group's
+-- model. The new arguments come last (after any added since deploy_metric).
+DROP FUNCTION @extschema@.ml_train(text, text, text, text, text, text[], text[], jsonb, jsonb, float8, integer, text);
+CREATE FUNCTION @extschema@.ml_train(
+    relation     text,
+    target       text,
+    algorithm    text DEFAULT 'auto',
+    task         text DEFAULT 'auto',
+    name         text DEFAULT NULL,
+    features     text[] DEFAULT NULL,
+    exclude      text[] DEFAULT NULL,
+    hyperparams  jsonb DEFAULT '{}',
+    preprocess   jsonb DEFAULT '{}',
+    test_size    float8 DEFAULT 0.2,
+    seed         integer DEFAULT 42,
+    deploy_metric text DEFAULT NULL,
+    group_by     text[] DEFAULT NULL,
+    group_fallback text DEFAULT NULL,
+    OUT model_id bigint, OUT model text, OUT version integer, OUT task text, OUT algorithm text,
+    OUT metrics jsonb, OUT rows_train bigint, OUT rows_test bigint, OUT deployed boolean,
+    OUT metrics_from text)
+    RETURNS record
+    LANGUAGE c VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'pgml_train';
+COMMENT ON FUNCTION @extschema@.ml_train(text, text, text, text, text, text[], text[], jsonb, jsonb, float8, integer, text, text[], text)
+    IS 'pg_ml: train a new model on a relation and deploy its version 1';

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "deploy_metric.hpp"
+#include "grouped.hpp"
 #include "options.hpp"
 #include "progress.hpp"
 
@@ -33,11 +34,17 @@ namespace {
 struct TrainState {
 	pgml::TrainSpec spec;
 	std::unique_ptr<pgml::Trainer> trainer;
+	std::unique_ptr<pgml::GroupedTrainer> grouped; /* group_by: trains the container instead of trainer */
 	std::unique_ptr<pgml::Model> model;
 	const pgml::Model *compare = nullptr; /* ml_retrain: the deployed version */
 	std::vector<uint8_t> blob;
 	std::string hyperparams_json, preprocess_json, state_json, features_json, classes_json, coef_json;
+	const pgml::TrainResult &result() const { return grouped ? grouped->result() : trainer->result(); }
 };
+
+/* ml_train's arguments after deploy_metric (11): per-group models */
+constexpr int kTrainArgGroupBy = 12;
+constexpr int kTrainArgGroupFallback = 13;
 
 void
 train_consume(void *arg, const pgml::Batch *batch)
@@ -92,12 +99,11 @@ column_info(const PgmlColumn *c)
 	return ci;
 }
 
-// The finished training run: model serialized, JSON texts prepared (inside the core).
+// The JSON texts of the finished model (inside the core).
 void
-finish_training(TrainState *st, const pgml::Model *compare)
+describe_model(TrainState *st)
 {
 	PGML_CORE({
-		st->model = st->trainer->finish(pgml_interrupt_pending, compare);
 		const pgml::Model &m = *st->model;
 		st->hyperparams_json = m.hyperparams.to_json();
 		st->preprocess_json = m.preprocess.to_json();
@@ -110,6 +116,8 @@ finish_training(TrainState *st, const pgml::Model *compare)
 			f.key("name").value(c.name);
 			f.key("type").value(c.type_name);
 			f.key("class").value(pgml::type_class_name(c.type_class));
+			if (m.grouped && &c >= &m.features[m.features.size() - m.grouped->columns.size()])
+				f.key("group").value(true); /* a group column: routes the row, not a feature of the sub-models */
 			f.end_object();
 		}
 		f.end_array();
@@ -123,6 +131,14 @@ finish_training(TrainState *st, const pgml::Model *compare)
 			st->classes_json = c.str();
 		}
 	});
+}
+
+// The finished training run: model fitted, JSON texts prepared (inside the core).
+void
+finish_training(TrainState *st, const pgml::Model *compare)
+{
+	PGML_CORE(st->model = st->trainer->finish(pgml_interrupt_pending, compare));
+	describe_model(st);
 }
 
 // Streams the relation into the trainer, then fits (comparing with `compare` if given).
@@ -212,7 +228,7 @@ void
 insert_version(TrainState *st, int64 model_id, int32 version, int32 parent, const char *mode, const char *relation,
 			   Oid trained_by, double read_ms, double fit_ms, double total_ms, const char *sources, const char *retrain)
 {
-	const pgml::TrainResult &res = st->trainer->result();
+	const pgml::TrainResult &res = st->result();
 	const pgml::Model &m = *st->model;
 	/* the blob is bound to the row it goes into */
 	uint16 format;
@@ -847,6 +863,19 @@ pgml_train(PG_FUNCTION_ARGS)
 				}
 		}
 	}
+	/* group_by: the group columns route the rows; they are not features */
+	PgmlColumn *group_cols = NULL;
+	int ngroup = 0;
+	bool fallback_all = false;
+	if (PG_NARGS() > kTrainArgGroupBy && !PG_ARGISNULL(kTrainArgGroupBy))
+		ngroup = pgml_group_columns(desc, PG_GETARG_ARRAYTYPE_P(kTrainArgGroupBy), relname, target_name, features,
+									&nfeatures, !PG_ARGISNULL(5), &group_cols);
+	if (PG_NARGS() > kTrainArgGroupFallback && !PG_ARGISNULL(kTrainArgGroupFallback)) {
+		fallback_all = pgml_group_fallback_all(text_to_cstring(PG_GETARG_TEXT_PP(kTrainArgGroupFallback)));
+		if (fallback_all && ngroup == 0)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("group_fallback needs group_by"),
+							errhint("Pass group_by => ARRAY['column'] to train one model per group.")));
+	}
 	/* guards: a key-like target is refused; key-like columns leave the default features */
 	int nkeys = 0;
 	{
@@ -994,7 +1023,16 @@ pgml_train(PG_FUNCTION_ARGS)
 		spec->seed = static_cast<uint64_t>(static_cast<int64_t>(seed));
 		spec->memory_limit = static_cast<size_t>(pgml_max_memory_mb) << 20;
 		spec->progress = pgml_progress_core; /* progress */
-		st->trainer = std::make_unique<pgml::Trainer>(*spec);
+		if (ngroup > 0) {
+			pgml::GroupSpec gs;
+			for (int i = 0; i < ngroup; i++)
+				gs.columns.push_back(column_info(&group_cols[i]));
+			gs.fallback_all = fallback_all;
+			gs.max_groups = static_cast<size_t>(pgml_max_groups);
+			st->grouped = std::make_unique<pgml::GroupedTrainer>(*spec, std::move(gs));
+		} else {
+			st->trainer = std::make_unique<pgml::Trainer>(*spec);
+		}
 	});
 	pgml_progress_begin("ml_train", name, relid, "reading"); /* progress */
 	double read_ms, total_ms;
@@ -1006,10 +1044,24 @@ pgml_train(PG_FUNCTION_ARGS)
 	source.system = pgml_system_identifier();
 	source.snapshot = has_row_snapshots(relid) ? pgml_snapshot_record(&strict) : NULL;
 	pgml_set_read_from(relid, filtered_from(relid, NULL, strict ? source.snapshot : NULL));
-	source.rows = run_training(st, relid, relname, features, nfeatures, has_target ? &target : nullptr, nullptr, t_start,
-							   &read_ms, &total_ms);
+	if (ngroup > 0) {
+		/* one scan: each row to its group's trainer */
+		source.rows = pgml_grouped_training(st->grouped.get(), relid, features, nfeatures, group_cols, ngroup,
+											has_target ? &target : nullptr, &st->model, nullptr);
+		if (source.rows == 0)
+			ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("relation \"%s\" has no rows", relname),
+							errhint("Train on a relation with labelled rows.")));
+		describe_model(st);
+		for (const auto &w : st->grouped->result().warnings)
+			ereport(WARNING, (errcode(ERRCODE_WARNING), errmsg("%s", w.message.c_str()), errdetail("%s", w.detail.c_str()),
+							  errhint("%s", w.hint.c_str())));
+		read_ms = total_ms = elapsed_ms(t_start);
+	} else {
+		source.rows = run_training(st, relid, relname, features, nfeatures, has_target ? &target : nullptr, nullptr,
+								   t_start, &read_ms, &total_ms);
+	}
 	pgml_set_read_from(InvalidOid, NULL);
-	const pgml::TrainResult &res = st->trainer->result();
+	const pgml::TrainResult &res = st->result();
 	source.fingerprint = pstrdup(res.fingerprint.c_str());
 	StringInfoData sources;
 	initStringInfo(&sources);
@@ -1120,6 +1172,8 @@ pgml_retrain(PG_FUNCTION_ARGS)
 	PgmlModelRef ref;
 	pgml_resolve_model(PG_GETARG_DATUM(0), get_fn_expr_argtype(fcinfo->flinfo, 0), PGML_OWN, true, &ref);
 	pgml::Model *base = pgml_load_deployed(&ref);
+	pgml_refuse_grouped(base, "ml_retrain", ref.name,
+						"Train a new per-group model with ml_train(..., group_by => ...) under another name.");
 
 	double test_size = PG_ARGISNULL(4) ? base->test_size : PG_GETARG_FLOAT8(4);
 	int64 seed = PG_ARGISNULL(5) ? static_cast<int64>(base->seed) : PG_GETARG_INT32(5);
