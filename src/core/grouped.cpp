@@ -425,6 +425,7 @@ struct GroupedTrainer::Impl {
 
 	size_t nf() const { return spec.features.size(); }
 	void add_rows(const Batch &batch, CancelCheck cancel, bool precise_pass);
+	std::unique_ptr<Trainer> new_trainer() const;
 	size_t group_of(const Batch &batch, size_t i);
 	void feed(Trainer &t, const Batch &batch, const std::vector<uint32_t> &rows, CancelCheck cancel, bool precise_pass,
 	          size_t g);
@@ -457,6 +458,7 @@ GroupedTrainer::GroupedTrainer(const TrainSpec &spec, GroupSpec groups) : impl_(
 	m.sub_spec = spec;
 	m.sub_spec.test_size = 0;
 	m.sub_spec.progress = nullptr;
+	m.sub_spec.allow_new_classes = true; // a refit's class contract is the container's (finish)
 	m.gs = std::move(groups);
 	m.dict.resize(spec.features.size());
 	m.test.num.resize(m.nf());
@@ -464,7 +466,12 @@ GroupedTrainer::GroupedTrainer(const TrainSpec &spec, GroupSpec groups) : impl_(
 	m.sample.num.resize(m.nf());
 	m.sample.cat.resize(m.nf());
 	if (m.gs.fallback_all)
-		m.all = std::make_unique<Trainer>(m.sub_spec);
+		m.all = m.new_trainer();
+}
+
+std::unique_ptr<Trainer> GroupedTrainer::Impl::new_trainer() const
+{
+	return gs.base ? std::make_unique<Trainer>(sub_spec, *gs.base, false) : std::make_unique<Trainer>(sub_spec);
 }
 
 GroupedTrainer::~GroupedTrainer() = default;
@@ -512,7 +519,7 @@ size_t GroupedTrainer::Impl::group_of(const Batch &batch, size_t i)
 		k.values.push_back(col.isnull[i] ? std::string() : group_value_text(gs.columns[c].type_class, v));
 	}
 	keys.push_back(std::move(k));
-	trainers.push_back(std::make_unique<Trainer>(sub_spec));
+	trainers.push_back(new_trainer());
 	held_rows.push_back(0);
 	index.emplace(key, keys.size() - 1);
 	return keys.size() - 1;
@@ -815,6 +822,21 @@ std::unique_ptr<Model> GroupedTrainer::finish(CancelCheck cancel, const Model *c
 				top->classes.push_back(k);
 	}
 	sort_classes(top->classes, top->target);
+	if (top->task == Task::Classification && !m.gs.known_classes.empty() && !m.gs.allow_new_classes) {
+		// every label of the rows: the groups' classes and those of the held-out rows
+		std::vector<std::string> labels = top->classes;
+		for (size_t l = 0; l < m.labels.size(); l++)
+			if (std::find(labels.begin(), labels.end(), m.labels.name(static_cast<int32_t>(l))) == labels.end())
+				labels.push_back(m.labels.name(static_cast<int32_t>(l)));
+		std::string unknown;
+		for (const auto &k : labels)
+			if (std::find(m.gs.known_classes.begin(), m.gs.known_classes.end(), k) == m.gs.known_classes.end())
+				unknown += (unknown.empty() ? "" : ", ") + k;
+		if (!unknown.empty())
+			throw Error(ErrorCode::DataException, "the rows have labels the model does not know: " + unknown,
+			            "A classifier's classes are part of its contract (the columns of ml_predict_proba).",
+			            "Pass allow_new_classes => true to train a version with them.");
+	}
 	gm->index(top->classes);
 	top->grouped = gm;
 
@@ -944,7 +966,8 @@ std::unique_ptr<Model> GroupedTrainer::finish(CancelCheck cancel, const Model *c
 	res.rows_train = rows_train;
 	res.rows_test = pooled.count();
 	res.fingerprint = hex(m.fingerprint ^ mix64(static_cast<uint64_t>(rows_train + pooled.count())));
-	if (prev && prev->count() > 0) {
+	// the versions are compared on the same rows: only when the compared one serves every group
+	if (prev && prev->count() > 0 && unseen_by_compare == 0) {
 		res.compared = true;
 		res.previous_metrics_json = prev->json();
 		res.previous_primary = prev->primary();

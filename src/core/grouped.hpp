@@ -89,6 +89,12 @@ struct GroupSpec {
 	bool fallback_all = false; // also train a model on every row, which serves unseen groups
 	size_t max_groups = kDefaultMaxGroups;
 	size_t min_rows = 2; // training rows a group needs (fewer: an error naming the group)
+	// a refit of a grouped version (ml_retrain(mode => 'refit')): each group's trainer takes its
+	// spec (columns, algorithm, hyperparameters, preprocessing) from base, one of the version's
+	// models; a classifier's labels must be among known_classes (the version's) unless allowed
+	std::shared_ptr<const Model> base;
+	std::vector<std::string> known_classes;
+	bool allow_new_classes = false;
 };
 
 // Trains a container in one pass over the rows.

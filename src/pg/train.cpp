@@ -99,6 +99,26 @@ column_info(const PgmlColumn *c)
 	return ci;
 }
 
+// The grouped trainer of a refit of a per-group version (inside the core): the version's
+// columns, algorithm and task; each group's trainer takes the rest from one of its models.
+std::unique_ptr<pgml::GroupedTrainer>
+grouped_refit(pgml::TrainSpec *spec, const pgml::Model &base, bool allow_new_classes)
+{
+	const pgml::GroupedModel &g = *base.grouped;
+	spec->features.assign(base.features.begin(), base.features.end() - static_cast<long>(g.columns.size()));
+	spec->target = base.target;
+	spec->algorithm = base.algorithm;
+	spec->task = base.task;
+	pgml::GroupSpec gs;
+	gs.columns = g.columns;
+	gs.fallback_all = g.fallback != nullptr;
+	gs.max_groups = static_cast<size_t>(pgml_max_groups);
+	gs.base = g.groups[0].model;
+	gs.known_classes = base.classes;
+	gs.allow_new_classes = allow_new_classes;
+	return std::make_unique<pgml::GroupedTrainer>(*spec, std::move(gs));
+}
+
 // The JSON texts of the finished model (inside the core).
 void
 describe_model(TrainState *st)
@@ -1172,8 +1192,6 @@ pgml_retrain(PG_FUNCTION_ARGS)
 	PgmlModelRef ref;
 	pgml_resolve_model(PG_GETARG_DATUM(0), get_fn_expr_argtype(fcinfo->flinfo, 0), PGML_OWN, true, &ref);
 	pgml::Model *base = pgml_load_deployed(&ref);
-	pgml_refuse_grouped(base, "ml_retrain", ref.name,
-						"Train a new per-group model with ml_train(..., group_by => ...) under another name.");
 
 	double test_size = PG_ARGISNULL(4) ? base->test_size : PG_GETARG_FLOAT8(4);
 	int64 seed = PG_ARGISNULL(5) ? static_cast<int64>(base->seed) : PG_GETARG_INT32(5);
@@ -1211,6 +1229,14 @@ pgml_retrain(PG_FUNCTION_ARGS)
 		: new_def != nullptr && new_def->id != base->algorithm
 			? psprintf("the algorithm changes from %s to %s", algo, new_def->name.c_str())
 			: psprintf("the hyperparameters of %s change", algo);
+	/* a per-group model: a refit of every group from the relation (one scan), for now */
+	if (base->grouped && (strcmp(mode, "refit") != 0 || replace))
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						errmsg("model \"%s\" has one model per group and is retrained with mode => 'refit' only",
+							   ref.name),
+						errdetail("A retrain of a per-group model trains every group from scratch on the relation, "
+								  "with the version's algorithm and hyperparameters."),
+						errhint("Use mode => 'refit' on a relation holding every group's rows.")));
 	if (replace) {
 		if (strcmp(mode, "incremental") == 0)
 			ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -1383,14 +1409,30 @@ pgml_retrain(PG_FUNCTION_ARGS)
 			st->spec.algorithm = new_def != nullptr ? new_def->id : base->algorithm;
 			pgml_options_to_core(hp, nhp, st->spec.hyperparams);
 		}
-		st->trainer = std::make_unique<pgml::Trainer>(st->spec, *base, incremental);
+		if (base->grouped)
+			st->grouped = grouped_refit(&st->spec, *base, allow_new_classes);
+		else
+			st->trainer = std::make_unique<pgml::Trainer>(st->spec, *base, incremental);
 	});
 	pgml_progress_begin("ml_retrain", ref.name, relid, "reading"); /* progress */
 	double read_ms, total_ms;
-	int64 rows_read = run_training(st, relid, relname, features, nfeatures, base->has_target() ? &target : nullptr,
-								   base, t_start, &read_ms, &total_ms);
+	int64 rows_read;
+	if (st->grouped) {
+		/* every group refitted in one scan; both versions scored on the same held-out rows */
+		int ngroup = static_cast<int>(base->grouped->columns.size());
+		rows_read = pgml_grouped_training(st->grouped.get(), relid, features, nfeatures - ngroup,
+										  features + nfeatures - ngroup, ngroup, &target, &st->model, base);
+		if (rows_read == 0)
+			ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("relation \"%s\" has no rows", relname),
+							errhint("Train on a relation with labelled rows.")));
+		describe_model(st);
+		read_ms = total_ms = elapsed_ms(t_start);
+	} else {
+		rows_read = run_training(st, relid, relname, features, nfeatures, base->has_target() ? &target : nullptr, base,
+								 t_start, &read_ms, &total_ms);
+	}
 	pgml_set_read_from(InvalidOid, NULL);
-	const pgml::TrainResult &res = st->trainer->result();
+	const pgml::TrainResult &res = st->result();
 
 	/* the same rows twice: a relation (or a copy of it) whose rows a version read before */
 	if (only_new)

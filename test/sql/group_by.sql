@@ -42,6 +42,7 @@ FROM ml_train('gb', 'y', algorithm => 'linear_regression', name => 'gb_single', 
 SELECT m.algorithm, v.report->'group_by' AS group_by, round((m.test_metrics->>'r2')::numeric, 6) AS r2
 FROM ml_models m JOIN ml_versions v ON v.model = m.name AND v.version = m.deployed_version WHERE m.name = 'gb_lin';
 SELECT features FROM ml.models WHERE name = 'gb_lin';
+SELECT name, role FROM ml_model_columns('gb_lin') ORDER BY ordinal;
 -- ml_evaluate routes the rows too
 SELECT round((ml_evaluate('gb_lin', 'gb')->>'r2')::numeric, 6) AS evaluate_r2;
 
@@ -89,8 +90,31 @@ SELECT ml_predict('gb_lin', ARRAY[1.0]);
 SELECT ml_predict('gb_lin', '{"x": 10}'::jsonb);
 SELECT ml_predict('gb_lin', t) FROM (SELECT x FROM gb LIMIT 1) t;
 SELECT ml_retrain('gb_lin', 'gb');
+SELECT ml_retrain('gb_lin', 'gb', mode => 'refit', algorithm => 'ridge');
 SELECT ml_explain('gb_lin', t) FROM gb t LIMIT 1;
 SELECT ml_export('gb_lin');
+
+
+-- ml_retrain(mode => 'refit'): every group refitted from the relation in one scan; both versions
+-- scored on the same held-out rows, deployed by the model's policy
+CREATE TABLE gb2 AS SELECT id, store, region, x, CASE WHEN store = 'a' THEN 4 * x ELSE y END AS y, label FROM gb;
+SELECT version, parent_version, mode, rows_train + rows_test AS rows, round((metrics->>'r2')::numeric, 6) AS r2,
+       round((previous_metrics->>'r2')::numeric, 6) < 1 AS previous_worse, deployed, reason
+FROM ml_retrain('gb_lin', 'gb2', mode => 'refit');
+SELECT round(ml_predict('gb_lin', '{"x": 10, "store": "a"}'::jsonb)::numeric, 6) AS a_now_4x,
+       round(ml_predict('gb_lin', '{"x": 10, "store": "b"}'::jsonb)::numeric, 6) AS b_unchanged;
+-- a relation with a group the deployed version does not know: not comparable on the same rows
+INSERT INTO gb2 SELECT id + 1000, 'd', 1, x, 7 * x, label FROM gb2 WHERE store = 'a';
+SELECT version, deployed, reason FROM ml_retrain('gb_lin', 'gb2', mode => 'refit');
+SELECT round(ml_predict('gb_lin', '{"x": 10, "store": "d"}'::jsonb)::numeric, 6) AS d_new;
+SELECT v.version, jsonb_array_length(v.metrics->'groups') AS groups FROM ml.versions v JOIN ml.models m ON m.id = v.model_id
+WHERE m.name = 'gb_lin' ORDER BY 1;
+-- a classifier's classes are its contract
+UPDATE gb2 SET label = 'sideways' WHERE id IN (1003, 1006, 1009, 1012, 1015, 1018);
+SELECT ml_retrain('gb_cls', 'gb2', mode => 'refit');
+SELECT version, deployed, metrics->'classes' AS classes FROM ml_retrain('gb_cls', 'gb2', mode => 'refit', allow_new_classes => true);
+SELECT classes FROM ml_models WHERE name = 'gb_cls';
+DROP TABLE gb2;
 
 SELECT ml_drop_model(name) FROM ml_models WHERE name LIKE 'gb\_%' ORDER BY name;
 DROP TABLE gb;
