@@ -93,13 +93,52 @@ std::string hex(uint64_t v)
 	return buf;
 }
 
-// metrics_json of a run without test rows is {"train":X}: X
-std::string train_part(const std::string &metrics_json)
+// A run's training metrics: its metrics_json is {"train":X} or {"train":X,"test":T} (T its test_json)
+std::string train_part(const TrainResult &r)
 {
+	const std::string &j = r.metrics_json;
 	const std::string prefix = "{\"train\":";
-	if (metrics_json.compare(0, prefix.size(), prefix) != 0 || metrics_json.size() < prefix.size() + 1)
+	const size_t tail = 1 + (r.test_json.empty() ? 0 : r.test_json.size() + 8); // },"test":T}
+	if (j.compare(0, prefix.size(), prefix) != 0 || j.size() < prefix.size() + tail)
 		return "null";
-	return metrics_json.substr(prefix.size(), metrics_json.size() - prefix.size() - 1);
+	return j.substr(prefix.size(), j.size() - prefix.size() - tail);
+}
+
+// Regression metrics pooled exactly from several runs' sums (TrainResult::RegressionSums), in
+// the form of RegressionMetrics::to_json; *n gets the rows, *r2 the r2.
+std::string pooled_regression(const std::vector<const TrainResult::RegressionSums *> &parts, int64_t *n, double *r2)
+{
+	int64_t N = 0, mae_rows = 0;
+	double mean = 0, sse = 0, sae = 0;
+	for (const auto *p : parts) {
+		if (p->n <= 0)
+			continue;
+		N += p->n;
+		mean += (p->mean_y - mean) * static_cast<double>(p->n) / static_cast<double>(N);
+		sse += p->sse;
+		if (std::isfinite(p->mae)) {
+			sae += p->mae * static_cast<double>(p->n);
+			mae_rows += p->mae_rows;
+		}
+	}
+	double sst = 0;
+	for (const auto *p : parts)
+		if (p->n > 0)
+			sst += p->syy + static_cast<double>(p->n) * (p->mean_y - mean) * (p->mean_y - mean);
+	*n = N;
+	*r2 = sst > 0 ? 1.0 - sse / sst : (sse <= 0 ? 1.0 : 0.0);
+	const double mse = N > 0 ? sse / static_cast<double>(N) : NAN;
+	JsonWriter w;
+	w.begin_object();
+	w.key("r2").value(*r2);
+	w.key("rmse").value(std::sqrt(mse));
+	w.key("mse").value(mse);
+	w.key("mae").value(N > 0 ? sae / static_cast<double>(N) : NAN);
+	w.key("rows").value(static_cast<long long>(N));
+	if (mae_rows < N)
+		w.key("mae_sample_rows").value(static_cast<long long>(mae_rows));
+	w.end_object();
+	return w.str();
 }
 
 } // namespace
@@ -404,7 +443,8 @@ struct Gather {
 
 struct GroupedTrainer::Impl {
 	TrainSpec spec;     // the container's (test_size, seed)
-	TrainSpec sub_spec; // each group's: no split of its own
+	TrainSpec sub_spec; // each group's: no split of its own (the statistics aggregate: its own)
+	bool aggregated = false; // fed by add_stats_group
 	GroupSpec gs;
 	std::vector<GroupKey> keys;
 	std::unordered_map<std::string, size_t> index;
@@ -425,6 +465,9 @@ struct GroupedTrainer::Impl {
 
 	size_t nf() const { return spec.features.size(); }
 	void add_rows(const Batch &batch, CancelCheck cancel, bool precise_pass);
+	size_t add_group(const std::string &encoded, GroupKey key);
+	void check_group_count() const;
+	void start(bool aggregate);
 	std::unique_ptr<Trainer> new_trainer() const;
 	size_t group_of(const Batch &batch, size_t i);
 	void feed(Trainer &t, const Batch &batch, const std::vector<uint32_t> &rows, CancelCheck cancel, bool precise_pass,
@@ -465,8 +508,6 @@ GroupedTrainer::GroupedTrainer(const TrainSpec &spec, GroupSpec groups) : impl_(
 	m.test.cat.resize(m.nf());
 	m.sample.num.resize(m.nf());
 	m.sample.cat.resize(m.nf());
-	if (m.gs.fallback_all)
-		m.all = m.new_trainer();
 }
 
 std::unique_ptr<Trainer> GroupedTrainer::Impl::new_trainer() const
@@ -498,15 +539,7 @@ size_t GroupedTrainer::Impl::group_of(const Batch &batch, size_t i)
 	auto it = index.find(key);
 	if (it != index.end())
 		return it->second;
-	if (keys.size() >= gs.max_groups) {
-		std::string names;
-		for (const auto &c : gs.columns)
-			names += (names.empty() ? "" : ", ") + c.name;
-		throw Error(ErrorCode::ProgramLimit,
-		            "group_by (" + names + ") makes more than " + std::to_string(gs.max_groups) + " groups",
-		            "At most " + std::to_string(gs.max_groups) + " groups are trained in one call (pg_ml.max_groups).",
-		            "Group by a coarser column, filter the rows in a view, or raise pg_ml.max_groups.");
-	}
+	check_group_count();
 	GroupKey k;
 	for (size_t c = 0; c < gs.columns.size(); c++) {
 		const ColumnData &col = batch.features[nf() + c];
@@ -518,11 +551,43 @@ size_t GroupedTrainer::Impl::group_of(const Batch &batch, size_t i)
 		v.len = v.str ? std::strlen(v.str) : 0;
 		k.values.push_back(col.isnull[i] ? std::string() : group_value_text(gs.columns[c].type_class, v));
 	}
+	return add_group(key, std::move(k));
+}
+
+// Past max_groups: an error naming the count.
+void GroupedTrainer::Impl::check_group_count() const
+{
+	if (keys.size() >= gs.max_groups) {
+		std::string names;
+		for (const auto &c : gs.columns)
+			names += (names.empty() ? "" : ", ") + c.name;
+		throw Error(ErrorCode::ProgramLimit,
+		            "group_by (" + names + ") makes more than " + std::to_string(gs.max_groups) + " groups",
+		            "At most " + std::to_string(gs.max_groups) + " groups are trained in one call (pg_ml.max_groups).",
+		            "Group by a coarser column, filter the rows in a view, or raise pg_ml.max_groups.");
+	}
+}
+
+// A new group and its trainer (past max_groups: check_group_count first).
+size_t GroupedTrainer::Impl::add_group(const std::string &encoded, GroupKey k)
+{
 	keys.push_back(std::move(k));
 	trainers.push_back(new_trainer());
 	held_rows.push_back(0);
-	index.emplace(key, keys.size() - 1);
+	index.emplace(encoded, keys.size() - 1);
 	return keys.size() - 1;
+}
+
+// The first rows: how they come (rows or aggregate statistics) decides the groups' split.
+void GroupedTrainer::Impl::start(bool aggregate)
+{
+	if (!keys.empty() || all)
+		return;
+	aggregated = aggregate;
+	if (aggregate)
+		sub_spec.test_size = spec.test_size;
+	if (gs.fallback_all)
+		all = new_trainer();
 }
 
 // Copies row i (its features and target) into slot `slot` of k (slot == size: appended).
@@ -653,7 +718,8 @@ void GroupedTrainer::Impl::add_rows(const Batch &batch, CancelCheck cancel, bool
 				h = hash_num(h, c, col.isnull[i], col.isnull[i] ? NAN : col.num[i]);
 			}
 		}
-		if (valid && is_test_row(h, spec.seed, spec.test_size)) {
+		// (the statistics aggregate's groups split their rows themselves, the precise pass too)
+		if (valid && !aggregated && is_test_row(h, spec.seed, spec.test_size)) {
 			if (!precise_pass) {
 				keep(test, test.size(), batch, i, g);
 				held_rows[g]++;
@@ -663,6 +729,8 @@ void GroupedTrainer::Impl::add_rows(const Batch &batch, CancelCheck cancel, bool
 		}
 		if (valid && !precise_pass) {
 			fingerprint += mix64(h);
+			if (aggregated) // (not reached: aggregated runs read rows only in the precise pass)
+				continue;
 			// the training sample: the kTrainSampleRows rows with the smallest draws
 			double d = sample_draw(h, spec.seed);
 			if (sample.size() < kTrainSampleRows) {
@@ -692,8 +760,62 @@ void GroupedTrainer::Impl::add_rows(const Batch &batch, CancelCheck cancel, bool
 void GroupedTrainer::add_batch(const Batch &batch, CancelCheck cancel)
 {
 	check_cancel(cancel);
+	if (impl_->aggregated)
+		throw Error(ErrorCode::Internal, "a grouped run is fed by rows or by statistics, not both");
+	impl_->start(false);
 	rows_read_ += static_cast<int64_t>(batch.nrows);
 	impl_->add_rows(batch, cancel, false);
+}
+
+bool GroupedTrainer::uses_stats_aggregate() const
+{
+	const Impl &m = *impl_;
+	if (!m.keys.empty() || m.gs.base || m.gs.fallback_all) // (the fallback reads rows)
+		return false;
+	TrainSpec probe = m.spec;
+	probe.progress = nullptr;
+	return Trainer(probe).uses_stats_aggregate();
+}
+
+std::vector<double> GroupedTrainer::stats_params(double expected_rows) const
+{
+	TrainSpec probe = impl_->spec;
+	probe.progress = nullptr;
+	return Trainer(probe).stats_params(expected_rows);
+}
+
+void GroupedTrainer::add_stats_group(const std::vector<const char *> &group_values,
+                                     const std::vector<const char *> &levels, const double *state, size_t len,
+                                     CancelCheck cancel)
+{
+	Impl &m = *impl_;
+	if (!m.aggregated && (!m.keys.empty() || m.all))
+		throw Error(ErrorCode::Internal, "a grouped run is fed by rows or by statistics, not both");
+	m.start(true);
+	if (group_values.size() != m.gs.columns.size())
+		throw Error(ErrorCode::Internal, "a statistics group does not match the group columns");
+	m.key.clear();
+	GroupKey k;
+	for (const char *v : group_values) {
+		append_key_part(m.key, v == nullptr, v, v ? std::strlen(v) : 0);
+		k.null.push_back(v == nullptr ? 1 : 0);
+		k.values.push_back(v ? v : "");
+	}
+	auto it = m.index.find(m.key);
+	size_t g;
+	if (it != m.index.end()) {
+		g = it->second;
+	} else {
+		m.check_group_count();
+		g = m.add_group(m.key, std::move(k));
+	}
+	const int64_t before = m.trainers[g]->rows_read();
+	try {
+		m.trainers[g]->add_stats_group(levels, state, len, cancel);
+	} catch (const Error &e) {
+		m.rethrow(e, g);
+	}
+	rows_read_ += m.trainers[g]->rows_read() - before;
 }
 
 bool GroupedTrainer::needs_precise_pass() const
@@ -935,9 +1057,11 @@ std::unique_ptr<Model> GroupedTrainer::finish(CancelCheck cancel, const Model *c
 		groups.begin_object();
 		groups.key("group").raw(m.keys[g].to_json(m.gs.columns));
 		groups.key("rows_train").value(static_cast<long long>(r.rows_train));
-		groups.key("rows_test").value(static_cast<long long>(per_group[g].count()));
-		groups.key("train").raw(train_part(r.metrics_json));
-		if (per_group[g].count() > 0)
+		groups.key("rows_test").value(static_cast<long long>(m.aggregated ? r.rows_test : per_group[g].count()));
+		groups.key("train").raw(train_part(r));
+		if (m.aggregated && !r.test_json.empty())
+			groups.key("test").raw(r.test_json); // the group's own split (the aggregate's)
+		else if (per_group[g].count() > 0)
 			groups.key("test").raw(per_group[g].json());
 		groups.end_object();
 		reports.begin_object();
@@ -949,23 +1073,46 @@ std::unique_ptr<Model> GroupedTrainer::finish(CancelCheck cancel, const Model *c
 	}
 	groups.end_array();
 	reports.end_array();
-	const bool has_test = pooled.count() > 0;
+	// pooled: over the kept rows, or (the statistics aggregate) from the groups' sums
+	std::string test_json = pooled.count() > 0 ? pooled.json() : std::string();
+	std::string train_json = pooled_train.count() > 0 ? pooled_train.json() : "null";
+	int64_t rows_test = pooled.count();
+	double primary = pooled.count() > 0 ? pooled.primary() : NAN;
+	if (m.aggregated) {
+		std::vector<const TrainResult::RegressionSums *> tr, te;
+		uint64_t fp = 0;
+		for (size_t g = 0; g < G; g++) {
+			tr.push_back(&m.trainers[g]->result().train_sums);
+			te.push_back(&m.trainers[g]->result().test_sums);
+			fp += std::strtoull(m.trainers[g]->result().fingerprint.c_str(), nullptr, 16);
+		}
+		int64_t n = 0;
+		double r2 = NAN;
+		train_json = pooled_regression(tr, &n, &r2);
+		test_json = pooled_regression(te, &rows_test, &primary);
+		if (rows_test == 0) {
+			test_json.clear();
+			primary = NAN;
+		}
+		m.fingerprint = fp;
+	}
+	const bool has_test = !test_json.empty();
 	JsonWriter w;
 	w.begin_object();
-	w.key("train").raw(pooled_train.count() > 0 ? pooled_train.json() : "null");
+	w.key("train").raw(train_json);
 	if (has_test)
-		w.key("test").raw(pooled.json());
+		w.key("test").raw(test_json);
 	w.key("groups").raw(groups.str());
 	if (m.all_model)
-		w.key("fallback").raw(train_part(m.all->result().metrics_json));
+		w.key("fallback").raw(train_part(m.all->result()));
 	w.end_object();
 	res.metrics_json = w.str();
-	res.test_json = has_test ? pooled.json() : std::string();
+	res.test_json = test_json;
 	res.primary_metric = top->task == Task::Classification ? "accuracy" : "r2";
-	res.primary_test = has_test ? pooled.primary() : NAN;
+	res.primary_test = primary;
 	res.rows_train = rows_train;
-	res.rows_test = pooled.count();
-	res.fingerprint = hex(m.fingerprint ^ mix64(static_cast<uint64_t>(rows_train + pooled.count())));
+	res.rows_test = rows_test;
+	res.fingerprint = hex(m.fingerprint ^ mix64(static_cast<uint64_t>(rows_train + rows_test)));
 	// the versions are compared on the same rows: only when the compared one serves every group
 	if (prev && prev->count() > 0 && unseen_by_compare == 0) {
 		res.compared = true;
@@ -982,10 +1129,12 @@ std::unique_ptr<Model> GroupedTrainer::finish(CancelCheck cancel, const Model *c
 	rep.key("groups").value(static_cast<long long>(G));
 	rep.key("fallback").value(m.all_model ? "all" : "error");
 	rep.key("split").value("random");
+	rep.key("reader").value(m.aggregated ? "statistics aggregate" : "cursor");
 	rep.key("rows_read").value(static_cast<long long>(rows_read_));
 	rep.key("rows_train").value(static_cast<long long>(rows_train));
-	rep.key("rows_test").value(static_cast<long long>(pooled.count()));
-	rep.key("train_metrics_sample_rows").value(static_cast<long long>(pooled_train.count()));
+	rep.key("rows_test").value(static_cast<long long>(rows_test));
+	if (!m.aggregated)
+		rep.key("train_metrics_sample_rows").value(static_cast<long long>(pooled_train.count()));
 	if (unknown_labels > 0)
 		rep.key("test_rows_with_unknown_labels").value(static_cast<long long>(unknown_labels));
 	if (unseen_by_compare > 0)

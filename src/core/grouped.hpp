@@ -106,6 +106,17 @@ class GroupedTrainer {
 	~GroupedTrainer();
 	// batch: spec.features, then the group columns.
 	void add_batch(const Batch &batch, CancelCheck cancel);
+	// The statistics aggregate (Trainer::uses_stats_aggregate: the linear family, whose groups'
+	// trainers then split and score the rows themselves, as a single model does): whether this
+	// run can train from it, the parameters of ml.train_stats, and one row of
+	//   SELECT <group columns as text>, <categorical features>, ml.train_stats(...) GROUP BY ...
+	// (group_values: the group columns' text, nullptr for NULL; levels as Trainer::add_stats_group).
+	// A run is fed either by add_batch or by add_stats_group, not both; the metrics pool the
+	// groups' sums (TrainResult::RegressionSums) exactly. Not with a `compare` (retraining).
+	bool uses_stats_aggregate() const;
+	std::vector<double> stats_params(double expected_rows) const;
+	void add_stats_group(const std::vector<const char *> &group_values, const std::vector<const char *> &levels,
+	                     const double *state, size_t len, CancelCheck cancel);
 	// Fits every group (and the fallback), scores them on the held-out rows (and `compare`, a
 	// container, on the same rows: result().previous_metrics_json), returns the container.
 	std::unique_ptr<Model> finish(CancelCheck cancel, const Model *compare);

@@ -1,12 +1,16 @@
 // pg_ml glue: per-group models (ml_train(group_by => ...)), see src/core/grouped.hpp.
 #include "grouped.hpp"
 
+#include "agg_state.hpp"
 #include "progress.hpp"
 
 extern "C" {
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
 }
 
 int pgml_max_groups = static_cast<int>(pgml::kDefaultMaxGroups);
@@ -106,6 +110,108 @@ pgml_group_fallback_all(const char *value)
 	return false;
 }
 
+namespace {
+
+// One row of the grouped statistics query: the group columns' text, the levels, the state.
+struct StatsRow {
+	const char **groups;
+	const char **levels;
+	ArrayType *state;
+	int ngroups, nfeatures;
+};
+
+int
+compare_stats_rows(const void *a, const void *b)
+{
+	const StatsRow *x = static_cast<const StatsRow *>(a), *y = static_cast<const StatsRow *>(b);
+	int c = pgml_compare_levels(x->groups, y->groups, x->ngroups);
+	return c != 0 ? c : pgml_compare_levels(x->levels, y->levels, x->nfeatures);
+}
+
+/*
+ * The linear family's statistics in one aggregate query, grouped by the group columns too:
+ *   SELECT <group columns>::text, <categorical features>, ml.train_stats($1, ...) FROM relation
+ *     GROUP BY 1, 2, ...
+ * as the current user (parallel where the planner chooses); each row goes to its group's
+ * trainer, in key and level order. Returns the rows read.
+ */
+int64
+grouped_aggregate(pgml::GroupedTrainer *trainer, Oid schema_oid, Oid relid, const PgmlColumn *features, int nfeatures,
+				  const PgmlColumn *groups, int ngroups, const PgmlColumn *target)
+{
+	double expected = static_cast<double>(pgml_relation_row_estimate(relid));
+	std::vector<double> *params = pgml_new_owned<std::vector<double>>();
+	PGML_CORE(*params = trainer->stats_params(expected));
+	StringInfoData sql;
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT ");
+	for (int i = 0; i < ngroups; i++)
+		appendStringInfo(&sql, "(r.%s)::pg_catalog.text COLLATE pg_catalog.\"C\", ", quote_identifier(groups[i].name));
+	int ncat = pgml_append_group_keys(&sql, features, nfeatures, "r.");
+	appendStringInfo(&sql, "%s%s.train_stats($1, ", ncat ? ", " : "", quote_identifier(get_namespace_name(schema_oid)));
+	pgml_append_target_args(&sql, target, "r.");
+	appendStringInfoString(&sql, ", ");
+	pgml_append_row_args(&sql, features, nfeatures, "r.");
+	appendStringInfo(&sql, ") FROM %s r GROUP BY ", pgml_from_item(relid));
+	for (int i = 0; i < ngroups + ncat; i++)
+		appendStringInfo(&sql, "%s%d", i ? ", " : "", i + 1);
+
+	Oid ptype = FLOAT8ARRAYOID;
+	Datum pvalue = PointerGetDatum(pgml_float8_array(params));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_ml: SPI_connect failed");
+	/* for this query only: hash the large states rather than sort them; no JIT (aggregate.cpp) */
+	int nest = NewGUCNestLevel();
+	(void)set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void)set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	int rc = SPI_execute_with_args(sql.data, 1, &ptype, &pvalue, NULL, true, 0);
+	AtEOXact_GUC(true, nest);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "pg_ml: the grouped statistics query failed: %s", SPI_result_code_string(rc));
+	uint64 n = SPI_processed;
+	StatsRow *rows = static_cast<StatsRow *>(palloc0(sizeof(StatsRow) * Max(n, 1)));
+	TupleDesc desc = SPI_tuptable->tupdesc;
+	for (uint64 r = 0; r < n; r++) {
+		HeapTuple tup = SPI_tuptable->vals[r];
+		StatsRow *row = &rows[r];
+		row->ngroups = ngroups;
+		row->nfeatures = nfeatures;
+		row->groups = static_cast<const char **>(palloc0(sizeof(char *) * ngroups));
+		row->levels = static_cast<const char **>(palloc0(sizeof(char *) * Max(nfeatures, 1)));
+		for (int i = 0; i < ngroups; i++)
+			row->groups[i] = SPI_getvalue(tup, desc, i + 1);
+		int col = ngroups;
+		for (int i = 0; i < nfeatures; i++)
+			if (features[i].tc == pgml::TypeClass::Categorical)
+				row->levels[i] = SPI_getvalue(tup, desc, ++col);
+		bool isnull;
+		Datum d = SPI_getbinval(tup, desc, ngroups + ncat + 1, &isnull);
+		row->state = isnull ? NULL : DatumGetArrayTypeP(d);
+	}
+	/* the groups in key and level order, so the sums are added in one order */
+	qsort(rows, n, sizeof(StatsRow), compare_stats_rows);
+	for (uint64 r = 0; r < n; r++) {
+		CHECK_FOR_INTERRUPTS();
+		if (rows[r].state == NULL)
+			continue; /* no rows at all */
+		size_t len;
+		const double *data = pgml_state_array_data("train_stats", rows[r].state, &len);
+		const char **g = rows[r].groups;
+		const char **l = rows[r].levels;
+		PGML_CORE({
+			std::vector<const char *> gv(g, g + ngroups), lv(l, l + nfeatures);
+			trainer->add_stats_group(gv, lv, data, len, pgml_interrupt_pending);
+		});
+	}
+	SPI_finish();
+	int64 total = 0;
+	PGML_CORE(total = trainer->rows_read());
+	pgml_progress_set_rows(total);
+	return total;
+}
+
+} // namespace
+
 int64
 pgml_grouped_training(pgml::GroupedTrainer *trainer, Oid relid, const PgmlColumn *features, int nfeatures,
 					  const PgmlColumn *groups, int ngroups, const PgmlColumn *target,
@@ -116,7 +222,13 @@ pgml_grouped_training(pgml::GroupedTrainer *trainer, Oid relid, const PgmlColumn
 	memcpy(cols, features, sizeof(PgmlColumn) * nfeatures);
 	memcpy(cols + nfeatures, groups, sizeof(PgmlColumn) * ngroups);
 	GroupedScan scan = {trainer, false};
-	int64 rows = pgml_scan_relation(relid, cols, nfeatures + ngroups, target, grouped_consume, &scan);
+	/* the linear family: one aggregate query (a retrain reads rows: it scores both versions on them) */
+	bool aggregate = false;
+	PGML_CORE(aggregate = pgml_stats_aggregate && compare == nullptr && trainer->uses_stats_aggregate());
+	Oid agg_schema = aggregate ? pgml_stats_aggregate_schema() : InvalidOid;
+	int64 rows = OidIsValid(agg_schema)
+					 ? grouped_aggregate(trainer, agg_schema, relid, features, nfeatures, groups, ngroups, target)
+					 : pgml_scan_relation(relid, cols, nfeatures + ngroups, target, grouped_consume, &scan);
 	if (rows == 0)
 		return 0;
 	pgml_progress_phase("fitting"); /* progress */
