@@ -29,6 +29,7 @@ def main():
     ap.add_argument("--groups", type=int, default=50)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--algorithms", default=",".join(ALGORITHMS))
+    ap.add_argument("--hyperparams", default=None, help="jsonb for every algorithm (default: per algorithm)")
     args = ap.parse_args()
     conn = psycopg2.connect(dbname=args.dbname)
     conn.autocommit = True
@@ -45,7 +46,7 @@ def main():
         cur.execute("ANALYZE " + table)
     feats = "ARRAY[%s]" % ", ".join("'%s'" % f for f in FEATURES)
     for algo in args.algorithms.split(","):
-        hp = ALGORITHMS[algo]
+        hp = args.hyperparams or ALGORITHMS[algo]
         times = {"one model": [], "%d groups" % args.groups: []}
         for run in range(args.runs):
             for label, group in (("one model", ""), ("%d groups" % args.groups, ", group_by => ARRAY['g']")):
@@ -58,8 +59,8 @@ def main():
                 cur.execute("SELECT ml_drop_model(%s)", (name,))
         one = statistics.median(times["one model"])
         grouped = statistics.median(times["%d groups" % args.groups])
-        print("%-18s rows %d: one model %.3f s, %d groups %.3f s (median of %d), ratio %.2f"
-              % (algo, args.rows, one, args.groups, grouped, args.runs, grouped / one))
+        print("%-18s %s rows %d: one model %.3f s, %d groups %.3f s (median of %d), ratio %.2f"
+              % (algo, hp, args.rows, one, args.groups, grouped, args.runs, grouped / one))
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@
 #include <vector>
 
 #include "grouped.hpp"
+#include "agg_test_util.hpp"
 #include "serialize.hpp"
-#include "test_util.hpp"
+#include "stats_state.hpp"
 
 using pgml::Algorithm;
 using pgml::ErrorCode;
@@ -242,4 +243,50 @@ TEST(Grouped, StructuralCorruptionsAreRejected)
 	rejected([](pgml::GroupedModel &g, Model &) { g.groups[1].key = g.groups[0].key; }, "same key");
 	rejected([](pgml::GroupedModel &g, Model &) { g.columns[0].name = "x"; }, "also a feature");
 	rejected([](pgml::GroupedModel &, Model &outer) { outer.algorithm = Algorithm::Ridge; }, "algorithm and task");
+}
+
+TEST(Grouped, StatisticsAggregateRouteEqualsTheRowReader)
+{
+	// noisy per-group lines, so that the metrics are not all 1
+	Table t;
+	t.features = {numeric_col("x"), text_col("g")};
+	t.target = numeric_col("y");
+	Rng rng(5);
+	const char *groups[] = {"a", "b", "c"};
+	for (size_t i = 0; i < 900; i++) {
+		double x = rng.uniform() * 10;
+		size_t g = i % 3;
+		t.add({num(x), str(groups[g])}, num((g == 0 ? 3 * x : g == 1 ? -2 * x + 5 : x + 100) + rng.normal()));
+	}
+	pgml::TrainResult rows;
+	train_grouped(t, Algorithm::LinearRegression, false, &rows);
+
+	Table sub = t;
+	sub.features = {t.features[0]};
+	GroupedTrainer tr(make_spec(sub, Algorithm::LinearRegression, 0.2), group_spec(false));
+	ASSERT_TRUE(tr.uses_stats_aggregate());
+	std::vector<double> pv = tr.stats_params(0);
+	pgml::stats::Params p = pgml::stats::Params::decode(pv.data(), pv.size());
+	for (const char *g : groups) {
+		std::vector<double> state;
+		for (size_t i = 0; i < t.size(); i++) {
+			if (t.rows[i][1].str != g)
+				continue;
+			Table one = sub.slice(i, i + 1);
+			one.rows[0].resize(1);
+			TableRow r(one, 0);
+			r.row.target_str = nullptr;
+			r.row.target_len = 0;
+			stats_add(state, p, r.row);
+		}
+		tr.add_stats_group({g}, {nullptr}, state.data(), state.size(), nullptr);
+	}
+	auto m = tr.finish(nullptr, nullptr);
+	const pgml::TrainResult &agg = tr.result();
+	EXPECT_EQ(agg.rows_test, rows.rows_test); // the same held-out rows
+	EXPECT_EQ(agg.rows_train, rows.rows_train);
+	EXPECT_NEAR(agg.primary_test, rows.primary_test, 1e-12);
+	EXPECT_NEAR(json_number(agg.test_json, {"mse"}), json_number(rows.test_json, {"mse"}), 1e-9);
+	EXPECT_NEAR(json_number(agg.test_json, {"mae"}), json_number(rows.test_json, {"mae"}), 1e-9);
+	EXPECT_NEAR(predict(*m, 4, "b"), -3, 0.2);
 }
