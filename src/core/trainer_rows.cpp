@@ -212,9 +212,11 @@ std::vector<uint8_t> split(TrainRun &m, Model &model, int64_t rows_read, int &K)
 		for (size_t i = 0; i < n; i++)
 			is_test[i] = is_test_row(m.rows.hash[i], spec.seed, spec.test_size);
 	}
-	if (spec.cross_validating())
-		cv_split(m, K, is_test);
-	for (size_t i = 0; i < n; i++)
+	if (spec.cross_validating()) {
+		cv_split(m, K, is_test); // fewer rows: the split's test rows are gone
+		m.used_rows = static_cast<int64_t>(m.rows.size());
+	}
+	for (size_t i = 0; i < is_test.size(); i++)
 		if (!is_test[i])
 			m.note_train_row(m.rows, i);
 	return is_test;

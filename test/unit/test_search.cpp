@@ -17,16 +17,18 @@ using namespace pgml_test;
 
 namespace {
 
-// y is a step in x plus much noise; three noise columns: a deep tree learns the noise.
+// y is a step in x plus much noise; four noise columns: a deep tree learns the noise.
 Table noisy_step(int rows, uint64_t seed = 5)
 {
 	Rng rng(seed);
 	Table t;
-	t.features = {numeric_col("x"), numeric_col("n1"), numeric_col("n2"), numeric_col("n3")};
+	t.features = {numeric_col("x"), numeric_col("n1"), numeric_col("n2"), numeric_col("n3"), text_col("k")};
 	t.target = numeric_col("y");
 	for (int i = 0; i < rows; i++) {
 		double x = rng.uniform();
-		t.add({num(x), num(rng.uniform()), num(rng.uniform()), num(rng.uniform())},
+		// a text column of noise too: the folds keep every column's values (a cross-validation
+		// split that lost track of its rows read past them)
+		t.add({num(x), num(rng.uniform()), num(rng.uniform()), num(rng.uniform()), str(i % 3 == 0 ? "a" : i % 3 == 1 ? "b" : "c")},
 		      num((x > 0.5 ? 1 : 0) + (rng.uniform() - 0.5) * 1.6));
 	}
 	return t;
