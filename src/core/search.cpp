@@ -302,7 +302,8 @@ Search::Search(const TrainSpec &base, SearchSpec spec)
 		rows_->features[c].text = base.features[c].categorical();
 	rows_->has_target = base.task != Task::Clustering;
 	rows_->target.text = base.target.categorical();
-	// every trial's hyperparameters are checked before any row is read
+	// the spec and every trial's hyperparameters are checked before any row is read
+	validate_spec(base_);
 	plan();
 }
 
@@ -421,7 +422,8 @@ void Search::score(Trial &t, CancelCheck cancel, double started)
 	const int folds = spec_.validation_size > 0 ? 1 : spec_.folds;
 	const size_t kept = rows_->bytes;
 	for (int f = 0; f < folds; f++) {
-		if (spec_.time_budget > 0 && started + seconds_since(t0) > spec_.time_budget) {
+		// the first trial always runs to its end: there is always a result to choose
+		if (spec_.time_budget > 0 && t.number > 1 && started + seconds_since(t0) > spec_.time_budget) {
 			t.error = "skipped: the time budget of " + number_text(spec_.time_budget) + " s was spent";
 			t.fold_scores.clear();
 			return;
@@ -443,12 +445,16 @@ void Search::score(Trial &t, CancelCheck cancel, double started)
 				throw Error(ErrorCode::DataException,
 				            folds > 1 ? "fold " + std::to_string(f + 1) + " of " + std::to_string(folds) + " holds no rows"
 				                      : "the validation split holds no rows",
-				            std::to_string(tr.result().rows_train) + " rows trained the fold's model.");
+				            std::to_string(tr.result().rows_train) + " rows trained the fold's model.",
+				            folds > 1 ? "Train on more rows, or use fewer folds (search_args => '{\"folds\": 3}')."
+				                      : "Train on more rows, or use a larger validation_size.");
 			t.fold_scores.push_back(json_number_field(tr.result().test_json, metric_));
 		} catch (const Error &e) {
 			if (e.code() != ErrorCode::DataException && e.code() != ErrorCode::InvalidParameter &&
 			    e.code() != ErrorCode::NumericOutOfRange && e.code() != ErrorCode::FeatureNotSupported)
 				throw;
+			if (!first_error_)
+				first_error_ = std::make_unique<Error>(e);
 			t.error = e.what();
 			if (!e.detail().empty())
 				t.error += ": " + e.detail();
@@ -510,11 +516,13 @@ void Search::run(CancelCheck cancel)
 			best_ = t.number - 1;
 	}
 	if (best_ < 0) {
-		const Trial &first = trials_.front();
+		// no trial could be scored: the first one's error, as training without a search gives it
+		if (first_error_)
+			throw Error(*first_error_);
 		throw Error(ErrorCode::DataException, "no trial of the search could be scored",
-		            "Trial 1 (" + std::string(algorithm_name(first.algorithm)) + "): " + first.error + ".",
-		            spec_.validation_size > 0 ? "Train on more rows, or use a larger validation_size."
-		                                      : "Train on more rows, or use fewer folds.");
+		            "Trial 1 (" + std::string(algorithm_name(trials_.front().algorithm)) + "): " +
+		                trials_.front().error + ".",
+		            "Train on more rows.");
 	}
 }
 
@@ -599,10 +607,12 @@ std::string Search::summary() const
 	}
 	if (other != nullptr) {
 		const double d = b.mean - other->mean;
-		s += ", " + std::string(d >= 0 ? "+" : "") + number_text(d) + " over " +
-		     (spec_.kind == SearchSpec::Kind::Algorithms ? std::string(algorithm_name(other->algorithm))
-		                                                 : std::string("the hyperparameters as given")) +
+		s += d == 0 ? ", tied with " : ", " + std::string(d > 0 ? "+" : "") + number_text(d) + " over ";
+		s += (spec_.kind == SearchSpec::Kind::Algorithms ? std::string(algorithm_name(other->algorithm))
+		                                                  : std::string("the hyperparameters as given")) +
 		     " (" + number_text(other->mean) + ")";
+		if (d == 0 && spec_.kind == SearchSpec::Kind::Algorithms)
+			s += "; the cheaper one is kept";
 	} else if (b.number == 1 && spec_.kind != SearchSpec::Kind::Algorithms) {
 		s += "; no trial beat the hyperparameters as given";
 	}

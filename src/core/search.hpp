@@ -42,7 +42,8 @@ struct SearchSpec {
 	int folds = 5;
 	double validation_size = 0; // > 0: one validation split of that fraction instead of folds
 	std::string metric;         // empty: the model's deploy metric (the task's default)
-	double time_budget = 0;     // seconds; trials not finished within it are skipped (0: none)
+	double time_budget = 0;     // seconds; trials not finished within it are skipped (0: none), but
+	                            // the first trial always runs to its end
 	std::string kind_name() const;
 };
 
@@ -103,6 +104,7 @@ class Search {
 	std::vector<Trial> trials_;
 	int best_ = -1;
 	std::string metric_;
+	std::unique_ptr<Error> first_error_; // the first trial's error (rethrown when no trial is scored)
 	void plan();
 	void score(Trial &t, CancelCheck cancel, double started);
 };

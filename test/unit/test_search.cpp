@@ -57,14 +57,14 @@ std::vector<std::pair<std::string, OptionValue>> list(const std::string &name, s
 	return out;
 }
 
-pgml::Search run_search(const Table &t, const pgml::TrainSpec &spec, pgml::SearchSpec ss)
+std::unique_ptr<pgml::Search> run_search(const Table &t, const pgml::TrainSpec &spec, pgml::SearchSpec ss)
 {
-	pgml::Search s(spec, std::move(ss));
+	auto s = std::make_unique<pgml::Search>(spec, std::move(ss));
 	for (size_t b = 0; b < t.size(); b += 64) {
 		BatchData bd(t, b, std::min(t.size(), b + 64));
-		s.add_batch(bd.batch(), nullptr);
+		s->add_batch(bd.batch(), nullptr);
 	}
-	s.run(nullptr);
+	s->run(nullptr);
 	return s;
 }
 
@@ -113,8 +113,9 @@ TEST(CrossValidation, ClassificationFoldsAreStratified)
 		held += fold.result.rows_test;
 		// 320 training rows: 192 / 96 / 32 by class, 48 / 24 / 8 per fold
 		const double support_c = json_number(fold.result.test_json, {"per_class", "c", "support"});
-		if (std::isfinite(support_c))
+		if (std::isfinite(support_c)) {
 			EXPECT_NEAR(support_c, 8, 1);
+		}
 		EXPECT_NEAR(static_cast<double>(fold.result.rows_test), 80, 2);
 	}
 	EXPECT_EQ(held, plain.result.rows_train);
@@ -124,7 +125,8 @@ TEST(Search, GridFindsTheBetterDepth)
 {
 	Table t = noisy_step(600);
 	pgml::TrainSpec spec = make_spec(t, Algorithm::DecisionTree, 0.2);
-	pgml::Search s = run_search(t, spec, pgml::parse_search("grid", list("max_depth", {1, 2, 8}), {}, spec));
+	auto s_p = run_search(t, spec, pgml::parse_search("grid", list("max_depth", {1, 2, 8}), {}, spec));
+	const pgml::Search &s = *s_p;
 	ASSERT_EQ(s.trials().size(), 4u); // the baseline (unlimited depth) and three depths
 	EXPECT_EQ(s.metric(), "r2");
 	for (const pgml::Trial &tr : s.trials()) {
@@ -139,7 +141,8 @@ TEST(Search, GridFindsTheBetterDepth)
 	EXPECT_NE(chosen.search_json.find("\"kind\":\"grid\""), std::string::npos) << chosen.search_json;
 	EXPECT_NE(s.summary().find("over the hyperparameters as given"), std::string::npos) << s.summary();
 	// the same rows, the same seed: the same scores
-	pgml::Search again = run_search(t, spec, pgml::parse_search("grid", list("max_depth", {1, 2, 8}), {}, spec));
+	auto again_p = run_search(t, spec, pgml::parse_search("grid", list("max_depth", {1, 2, 8}), {}, spec));
+	const pgml::Search &again = *again_p;
 	for (size_t i = 0; i < s.trials().size(); i++)
 		EXPECT_EQ(s.trials()[i].fold_scores, again.trials()[i].fold_scores);
 }
@@ -153,7 +156,8 @@ TEST(Search, RandomDrawsWithinTheRange)
 	                                                       {"alpha.scale", OptionValue::of_string("log")}};
 	pgml::Options args = {{"trials", OptionValue::of_number(8)}, {"metric", OptionValue::of_string("rmse")},
 	                      {"folds", OptionValue::of_number(3)}};
-	pgml::Search s = run_search(t, spec, pgml::parse_search("random", p, args, spec));
+	auto s_p = run_search(t, spec, pgml::parse_search("random", p, args, spec));
+	const pgml::Search &s = *s_p;
 	ASSERT_EQ(s.trials().size(), 9u);
 	int below_one = 0;
 	for (size_t i = 1; i < s.trials().size(); i++) {
@@ -172,7 +176,8 @@ TEST(Search, AutoComparesAlgorithms)
 {
 	Table t = noisy_step(400);
 	pgml::TrainSpec spec = make_spec(t, Algorithm::LinearRegression, 0.2);
-	pgml::Search s = run_search(t, spec, pgml::auto_search(pgml::Task::Regression, {}));
+	auto s_p = run_search(t, spec, pgml::auto_search(pgml::Task::Regression, {}));
+	const pgml::Search &s = *s_p;
 	std::set<Algorithm> seen;
 	for (const pgml::Trial &tr : s.trials())
 		seen.insert(tr.algorithm);
@@ -182,8 +187,8 @@ TEST(Search, AutoComparesAlgorithms)
 	EXPECT_NE(s.best().algorithm, Algorithm::LinearRegression);
 	EXPECT_NE(s.summary().find(algorithm_name(s.best().algorithm)), std::string::npos);
 	// a spent time budget skips the candidates not yet scored (the first always runs)
-	pgml::Search quick =
-	    run_search(t, spec, pgml::auto_search(pgml::Task::Regression, {{"time_budget", OptionValue::of_number(0.001)}}));
+	auto quick_p = run_search(t, spec, pgml::auto_search(pgml::Task::Regression, {{"time_budget", OptionValue::of_number(0.001)}}));
+	const pgml::Search &quick = *quick_p;
 	EXPECT_TRUE(quick.trials().front().ok());
 	EXPECT_EQ(quick.trials().back().error.rfind("skipped", 0), 0u) << quick.trials().back().error;
 }
