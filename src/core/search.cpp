@@ -213,7 +213,7 @@ SearchSpec auto_search(Task task, const Options &args)
 	else
 		spec.algorithms = {Algorithm::LinearRegression, Algorithm::DecisionTree, Algorithm::GradientBoosting,
 		                   Algorithm::RandomForest};
-	spec.time_budget = 60;
+	spec.time_budget = 30;
 	parse_args(args, spec);
 	return spec;
 }

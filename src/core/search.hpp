@@ -49,9 +49,9 @@ struct SearchSpec {
 
 constexpr int kMaxTrials = 1000;
 // algorithm => 'auto' compares its candidates by cross-validation on relations of at most this
-// many rows (the planner's estimate), within search_args's time_budget (default 60 s); beyond,
+// many rows (the planner's estimate), within search_args's time_budget (default 30 s); beyond,
 // the size rule of auto_algorithm() chooses.
-constexpr double kAutoSearchRows = 50000;
+constexpr double kAutoSearchRows = 20000;
 constexpr int kMaxFolds = 20;
 
 // search_params as the glue flattens it (each list element as "name[]", in order; a range as

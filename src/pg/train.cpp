@@ -1172,8 +1172,8 @@ pgml_train(PG_FUNCTION_ARGS)
 		run_search(st, relid, relname, features, nfeatures, has_target ? &target : nullptr);
 		int ntrials = static_cast<int>(st->trials.size());
 		if (auto_search) {
-			choice_note = psprintf("The task is %s because %s; %d algorithms compared by cross-validation (at most "
-								   "%.0f rows are): %s.",
+			choice_note = psprintf("The task is %s because %s; %d candidates compared by cross-validation (as on "
+								   "every relation of at most %.0f rows): %s.",
 								   pgml::task_name(task), why, ntrials, pgml::kAutoSearchRows, st->search_summary.c_str());
 			ereport(NOTICE, (errmsg("pg_ml chose %s for %s", pgml::algorithm_name(spec->algorithm), pgml::task_name(task)),
 							 errdetail("%s", choice_note), errhint("ml_trials() shows every candidate's fold scores.")));
