@@ -46,6 +46,8 @@ SELECT name, role FROM ml_model_columns('gb_lin') ORDER BY ordinal;
 -- ml_evaluate routes the rows too
 SELECT round((ml_evaluate('gb_lin', 'gb')->>'r2')::numeric, 6) AS evaluate_r2;
 
+-- algorithm => 'auto' with group_by: the size rule, one algorithm for every group (no search)
+SELECT algorithm, deployed FROM ml_train('gb', 'y', features => ARRAY['x'], group_by => ARRAY['store'], name => 'gb_auto');
 -- an integer group column, two group columns, gradient boosting
 SELECT model, round((metrics->>'r2')::numeric, 2) >= 0.9 AS good FROM ml_train('gb', 'y', algorithm => 'gradient_boosting',
     name => 'gb_gb', features => ARRAY['x'], group_by => ARRAY['region', 'store'], hyperparams => '{"n_estimators": 30}');
@@ -82,6 +84,8 @@ SELECT ml_train('gb', 'y', group_by => ARRAY[]::text[]);
 SELECT ml_train('gb', 'y', features => ARRAY['x'], group_by => ARRAY['store'], group_fallback => 'nearest');
 SELECT ml_train('gb', 'y', features => ARRAY['x'], group_fallback => 'all');
 SELECT ml_train('gb', NULL, features => ARRAY['x'], group_by => ARRAY['store']);
+SELECT ml_train('gb', 'y', features => ARRAY['x'], group_by => ARRAY['store'], algorithm => 'decision_tree',
+    search => 'grid', search_params => '{"max_depth": [2, 3]}');
 SET pg_ml.max_groups = 2;
 SELECT ml_train('gb', 'y', features => ARRAY['x'], group_by => ARRAY['store'], name => 'gb_many');
 RESET pg_ml.max_groups;
