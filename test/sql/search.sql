@@ -83,7 +83,6 @@ SELECT ml_drop_model('st_rand');
 SELECT count(*) FROM ml.trials t WHERE NOT EXISTS (SELECT 1 FROM ml.models m WHERE m.id = t.model_id);
 
 -- errors
-\set VERBOSITY verbose
 SELECT * FROM ml_train('st', 'y', name => 'e', search => 'grid', search_params => '{"max_depth": [1]}');
 SELECT * FROM ml_train('st', 'y', algorithm => 'decision_tree', name => 'e', search => 'grid');
 SELECT * FROM ml_train('st', 'y', algorithm => 'decision_tree', name => 'e', search_params => '{"max_depth": [1]}');
