@@ -422,7 +422,7 @@ GRANT SELECT ON @extschema@.ml_models, @extschema@.ml_versions, ml.training_log_
 -- ml_train: deploy_metric (the metric a retrain's deploy => 'if_better' compares) and
 -- metrics_from ('test', or 'train' when test_size => 0 held no rows out). ml_retrain:
 -- allow_new_classes (labels the deployed version does not know are an error without it) and
--- learned (what the version learned from, and why that way).
+-- learned (what the version learned from, and why that way); drift (issue 13: see monitoring below).
 DROP FUNCTION @extschema@.ml_train(text, text, text, text, text, text[], text[], jsonb, jsonb, float8, integer);
 CREATE FUNCTION @extschema@.ml_train(
     relation     text,
@@ -460,7 +460,7 @@ CREATE FUNCTION @extschema@.ml_retrain(
     hyperparams  jsonb DEFAULT NULL,
     OUT model_id bigint, OUT version integer, OUT parent_version integer, OUT mode text,
     OUT rows_train bigint, OUT rows_test bigint, OUT metrics jsonb, OUT previous_metrics jsonb,
-    OUT deployed boolean, OUT reason text, OUT learned text)
+    OUT deployed boolean, OUT reason text, OUT learned text, OUT drift jsonb)
     RETURNS record
     LANGUAGE c VOLATILE PARALLEL UNSAFE
     AS 'MODULE_PATHNAME', 'pgml_retrain';
@@ -476,7 +476,7 @@ CREATE FUNCTION @extschema@.ml_retrain(
     hyperparams  jsonb DEFAULT NULL,
     OUT model_id bigint, OUT version integer, OUT parent_version integer, OUT mode text,
     OUT rows_train bigint, OUT rows_test bigint, OUT metrics jsonb, OUT previous_metrics jsonb,
-    OUT deployed boolean, OUT reason text, OUT learned text)
+    OUT deployed boolean, OUT reason text, OUT learned text, OUT drift jsonb)
     RETURNS record
     LANGUAGE c VOLATILE PARALLEL UNSAFE
     AS 'MODULE_PATHNAME', 'pgml_retrain';
@@ -646,47 +646,9 @@ COMMENT ON FUNCTION @extschema@.ml_monitor(text, text, integer) IS
 COMMENT ON FUNCTION @extschema@.ml_monitor(bigint, text, integer) IS
     'pg_ml: drift of a relation''s rows against a version''s training data (PSI per feature) and, with labels, its metrics against the test metrics';
 
--- ml_retrain's confirmation gains `drift`: per feature the PSI and severity of the rows the
--- retrain read against the parent version's profile (NULL when the parent has none).
--- ml.retrain (what the jobs run) keeps its columns; the C function fills what the caller declares.
-DROP FUNCTION @extschema@.ml_retrain(text, text, text, text, float8, integer, boolean, text, jsonb);
-DROP FUNCTION @extschema@.ml_retrain(bigint, text, text, text, float8, integer, boolean, text, jsonb);
-CREATE FUNCTION @extschema@.ml_retrain(
-    model        text,
-    relation     text,
-    mode         text DEFAULT 'auto',
-    deploy       text DEFAULT 'if_better',
-    test_size    float8 DEFAULT NULL,
-    seed         integer DEFAULT NULL,
-    allow_new_classes boolean DEFAULT false,
-    algorithm    text DEFAULT NULL,
-    hyperparams  jsonb DEFAULT NULL,
-    OUT model_id bigint, OUT version integer, OUT parent_version integer, OUT mode text,
-    OUT rows_train bigint, OUT rows_test bigint, OUT metrics jsonb, OUT previous_metrics jsonb,
-    OUT deployed boolean, OUT reason text, OUT learned text, OUT drift jsonb)
-    RETURNS record
-    LANGUAGE c VOLATILE PARALLEL UNSAFE
-    AS 'MODULE_PATHNAME', 'pgml_retrain';
-CREATE FUNCTION @extschema@.ml_retrain(
-    model        bigint,
-    relation     text,
-    mode         text DEFAULT 'auto',
-    deploy       text DEFAULT 'if_better',
-    test_size    float8 DEFAULT NULL,
-    seed         integer DEFAULT NULL,
-    allow_new_classes boolean DEFAULT false,
-    algorithm    text DEFAULT NULL,
-    hyperparams  jsonb DEFAULT NULL,
-    OUT model_id bigint, OUT version integer, OUT parent_version integer, OUT mode text,
-    OUT rows_train bigint, OUT rows_test bigint, OUT metrics jsonb, OUT previous_metrics jsonb,
-    OUT deployed boolean, OUT reason text, OUT learned text, OUT drift jsonb)
-    RETURNS record
-    LANGUAGE c VOLATILE PARALLEL UNSAFE
-    AS 'MODULE_PATHNAME', 'pgml_retrain';
-COMMENT ON FUNCTION @extschema@.ml_retrain(text, text, text, text, float8, integer, boolean, text, jsonb)
-    IS 'pg_ml: train a new version of a model on a relation (see the README''s retrain table)';
-COMMENT ON FUNCTION @extschema@.ml_retrain(bigint, text, text, text, float8, integer, boolean, text, jsonb)
-    IS 'pg_ml: train a new version of a model on a relation (see the README''s retrain table)';
+-- ml_retrain's confirmation has `drift` (its definition above): per feature the PSI and severity
+-- of the rows the retrain read against the parent version's profile (NULL when the parent has
+-- none). ml.retrain (what the jobs run) keeps its columns; the C function fills what the caller declares.
 
 -- ---------------------------------------------------------------- feature importance per column (issue 13)
 -- ml_feature_importance gains `column` (the input column each feature comes from: a one-hot

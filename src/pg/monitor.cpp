@@ -13,9 +13,6 @@
 #include "progress.hpp"
 
 extern "C" {
-#include "access/relation.h"
-#include "utils/rel.h"
-
 PG_FUNCTION_INFO_V1(pgml_monitor);
 }
 
@@ -89,10 +86,11 @@ profile_to_core(const ProfileColumn *cols, int n, int64 rows, const char *from, 
 /*
  * pgml_load_profile: the stored profile of a version as a core Profile owned by
  * CurrentMemoryContext, or NULL when the version has none (trained before pg_ml 0.3.0's
- * profiles, or imported). Reads the catalog as its owner.
+ * profiles, or imported). With metrics: also the version's stored metrics as JSON text ("test",
+ * or "train" when it held no rows out: *which says), NULL when none. Reads the catalog as its owner.
  */
 pgml::Profile *
-pgml_load_profile(int64 model_id, int32 version)
+pgml_load_profile(int64 model_id, int32 version, char **metrics, const char **which)
 {
 	Oid save_user;
 	int save_sec;
@@ -103,20 +101,35 @@ pgml_load_profile(int64 model_id, int32 version)
 	Oid t[2] = {INT8OID, INT4OID};
 	Datum v[2] = {Int64GetDatum(model_id), Int32GetDatum(version)};
 	if (SPI_execute_with_args("SELECT (profile OPERATOR(pg_catalog.->>) 'rows')::pg_catalog.int8, "
-							  "profile OPERATOR(pg_catalog.->>) 'from' FROM ml.versions "
-							  "WHERE model_id OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2 "
-							  "AND profile IS NOT NULL",
+							  "profile OPERATOR(pg_catalog.->>) 'from', profile IS NULL, metrics OPERATOR(pg_catalog.?) 'test', "
+							  "COALESCE(metrics OPERATOR(pg_catalog.->) 'test', metrics OPERATOR(pg_catalog.->) 'train')::pg_catalog.text "
+							  "FROM ml.versions "
+							  "WHERE model_id OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2",
 							  2, t, v, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "pg_ml: profile lookup failed");
-	if (SPI_processed == 0) {
+	bool isnull, none = true;
+	int64 rows = 0;
+	char *from = NULL;
+	if (SPI_processed > 0) {
+		HeapTuple tup = SPI_tuptable->vals[0];
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		none = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+		Datum d = SPI_getbinval(tup, desc, 1, &isnull);
+		rows = isnull ? 0 : DatumGetInt64(d);
+		char *s = SPI_getvalue(tup, desc, 2);
+		from = MemoryContextStrdup(cxt, s != NULL ? s : "");
+		if (metrics != NULL) {
+			bool test = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+			s = SPI_getvalue(tup, desc, 5);
+			*metrics = s != NULL ? MemoryContextStrdup(cxt, s) : NULL;
+			*which = test ? "test" : "train";
+		}
+	}
+	if (none) {
 		SPI_finish();
 		pgml_catalog_end(save_user, save_sec);
 		return nullptr;
 	}
-	bool isnull;
-	int64 rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	char *from_s = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	char *from = MemoryContextStrdup(cxt, from_s != NULL ? from_s : "");
 	if (SPI_execute_with_args(
 			"SELECT f OPERATOR(pg_catalog.->>) 'name', f OPERATOR(pg_catalog.->>) 'kind', "
 			"(f OPERATOR(pg_catalog.->>) 'rows')::pg_catalog.int8, (f OPERATOR(pg_catalog.->>) 'null_share')::pg_catalog.float8, "
@@ -186,38 +199,6 @@ monitor_consume(void *arg, const pgml::Batch *batch)
 	pgml_progress_rows(batch->nrows);
 }
 
-// The version's stored metrics ("test", or "train" when it held no rows out) as JSON text, and
-// which they are; NULL when none.
-char *
-stored_metrics(int64 model_id, int32 version, const char **which)
-{
-	Oid save_user;
-	int save_sec;
-	MemoryContext cxt = CurrentMemoryContext;
-	char *out = NULL;
-	pgml_catalog_begin(&save_user, &save_sec);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "pg_ml: SPI_connect failed");
-	Oid t[2] = {INT8OID, INT4OID};
-	Datum v[2] = {Int64GetDatum(model_id), Int32GetDatum(version)};
-	if (SPI_execute_with_args("SELECT metrics ? 'test', COALESCE(metrics OPERATOR(pg_catalog.->) 'test', "
-							  "metrics OPERATOR(pg_catalog.->) 'train')::pg_catalog.text FROM ml.versions "
-							  "WHERE model_id OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2",
-							  2, t, v, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "pg_ml: metrics lookup failed");
-	if (SPI_processed > 0) {
-		bool isnull;
-		bool test = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		char *s = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-		if (s != NULL)
-			out = MemoryContextStrdup(cxt, s);
-		*which = test ? "test" : "train";
-	}
-	SPI_finish();
-	pgml_catalog_end(save_user, save_sec);
-	return out;
-}
-
 } // namespace
 
 /*
@@ -230,20 +211,12 @@ stored_metrics(int64 model_id, int32 version, const char **which)
 Datum
 pgml_monitor(PG_FUNCTION_ARGS)
 {
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("model and relation of ml_monitor must not be NULL")));
 	PgmlModelRef ref;
-	pgml_resolve_model(PG_GETARG_DATUM(0), get_fn_expr_argtype(fcinfo->flinfo, 0), PGML_USE, false, &ref);
-	int32 version = PG_ARGISNULL(2) ? ref.deployed_version : PG_GETARG_INT32(2);
-	char *kind = NULL;
-	bytea *blob = pgml_load_blob(ref.id, version, NULL, false, &kind);
-	if (blob == NULL && PG_ARGISNULL(2) && version != 0)
-		pgml_missing_deployed(&ref);
-	if (blob == NULL)
-		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("version %d of model \"%s\" does not exist", version, ref.name),
-						errhint("ml_versions lists the versions of a model.")));
-	pgml::Model *model = pgml_deserialize(blob, CurrentMemoryContext, &ref, version, kind);
-	pgml::Profile *profile = pgml_load_profile(ref.id, version);
+	int32 version;
+	pgml::Model *model = pgml_load_version_arg(fcinfo, "ml_monitor", 2, &ref, &version);
+	char *stored = NULL; /* the version's test (or training) metrics */
+	const char *stored_which = NULL;
+	pgml::Profile *profile = pgml_load_profile(ref.id, version, &stored, &stored_which);
 	if (profile == nullptr)
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						errmsg("version %d of model \"%s\" has no training profile", version, ref.name),
@@ -252,9 +225,7 @@ pgml_monitor(PG_FUNCTION_ARGS)
 
 	char *relname = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	Oid relid = pgml_relation_oid(relname);
-	Relation rel = relation_open(relid, AccessShareLock);
-	TupleDesc desc = CreateTupleDescCopy(RelationGetDescr(rel));
-	relation_close(rel, NoLock);
+	TupleDesc desc = pgml_relation_desc(relid);
 	int nfeatures = static_cast<int>(model->features.size());
 	PgmlColumn *features = static_cast<PgmlColumn *>(palloc0(sizeof(PgmlColumn) * nfeatures));
 	PgmlColumn target;
@@ -262,8 +233,6 @@ pgml_monitor(PG_FUNCTION_ARGS)
 	bool labelled = model->has_target() && pgml_find_column(desc, model->target.name.c_str(), &target);
 	pgml_match_columns(desc, model, relname, ref.name, features, &target, false, !labelled);
 
-	const char *stored_which = NULL;
-	char *stored = labelled ? stored_metrics(ref.id, version, &stored_which) : NULL;
 	char *deploy_metric = labelled ? pgml_deploy_metric_of(ref.id, model) : NULL;
 
 	MonitorState *st = pgml_new_owned<MonitorState>();

@@ -173,11 +173,12 @@ void pgml_unsupported_column(const char *relname, const PgmlColumn *col) pg_attr
 
 // ---------------------------------------------------------------- monitoring (monitor.cpp)
 // A version's training profile (ml.versions.profile), owned by CurrentMemoryContext; NULL when
-// the version has none.
+// the version has none. metrics (optional): the version's test metrics as JSON text ("train"
+// when it held no rows out: *which says which), NULL when none.
 namespace pgml {
 struct Profile;
 }
-pgml::Profile *pgml_load_profile(int64 model_id, int32 version);
+pgml::Profile *pgml_load_profile(int64 model_id, int32 version, char **metrics = nullptr, const char **which = nullptr);
 
 // ---------------------------------------------------------------- catalog (catalog.cpp)
 struct PgmlModelRef {
@@ -260,6 +261,14 @@ bytea *pgml_serialize_bound(pgml::Model *model, int64 model_id, int32 version, s
 							uint16 *format, uint32 *checksum);
 // The error for a model whose deployed version's row is gone (55000).
 void pgml_missing_deployed(const PgmlModelRef *ref) pg_attribute_noreturn();
+// The model of argument 0 (name or id; the caller may use it) and its version of argument
+// version_arg (NULL: the deployed one), deserialized (owned by CurrentMemoryContext); errors for
+// an unknown model or version, and for a NULL model or relation (argument 1) of function fname
+// (ml_evaluate, ml_monitor; admin.cpp).
+pgml::Model *pgml_load_version_arg(FunctionCallInfo fcinfo, const char *fname, int version_arg, PgmlModelRef *ref,
+                                   int32 *version);
+// A copy of a relation's tuple descriptor (admin.cpp).
+TupleDesc pgml_relation_desc(Oid relid);
 // The deployed version of a resolved model, read fresh and deserialized (owned by
 // CurrentMemoryContext); an error when the model has no deployed version.
 pgml::Model *pgml_load_deployed(const PgmlModelRef *ref);
