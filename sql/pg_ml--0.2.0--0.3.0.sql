@@ -355,6 +355,17 @@ UPDATE ml.models SET deploy_metric = CASE
     ELSE 'f1' END;
 COMMENT ON COLUMN ml.models.deploy_metric IS 'the metric ml_retrain(deploy => ''if_better'') compares (ml_set_deploy_metric)';
 
+-- ---------------------------------------------------------------- monitoring (issue 13): catalog
+-- Each version stores the profile of its training rows (src/core/monitor.hpp): per feature
+-- column the NULL share and the shares in the training deciles (numeric) or per level
+-- (categorical). The in-memory algorithms profile every training row; the streaming ones
+-- (linear family, k-means) their sample of training rows; naive Bayes trained through the class
+-- aggregate its counts by level (its numeric columns get no bins). "rows" and "from" say which.
+-- Versions trained before, and imported ones, have none (NULL). ml_versions shows it.
+ALTER TABLE ml.versions ADD COLUMN profile jsonb;
+COMMENT ON COLUMN ml.versions.profile IS
+    'the training rows'' profile ml_monitor compares with: per feature the NULL share and the shares per decile or level';
+
 -- Views run with their owner's rights on ml.*; each row is filtered to the models the caller owns
 -- (the sequence's owner, directly or through role membership) or was granted (SELECT on it).
 CREATE VIEW @extschema@.ml_models AS
@@ -373,7 +384,7 @@ SELECT m.name AS model, v.model_id, v.version, v.parent_version,
        v.algorithm, v.mode, v.relation, v.metrics OPERATOR(pg_catalog.->) 'test' AS test_metrics, v.metrics OPERATOR(pg_catalog.->) 'train' AS train_metrics,
        v.hyperparams, v.preprocess, v.preprocessing_state, v.coefficients, v.rows_train, v.rows_test, v.report,
        v.duration_ms, v.trained_by, v.trained_at, v.data_fingerprint,
-       v.format_version, v.model_kind, v.blob_length, v.checksum, v.sources, v.classes
+       v.format_version, v.model_kind, v.blob_length, v.checksum, v.sources, v.classes, v.profile
 FROM ml.versions v
 JOIN ml.models m ON m.id OPERATOR(pg_catalog.=) v.model_id
 JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) m.seq::pg_catalog.oid
@@ -612,15 +623,7 @@ COMMENT ON FUNCTION @extschema@.ml_explain(bigint, jsonb) IS
     'pg_ml: a prediction explained: base value plus one contribution per feature and per column';
 
 -- ---------------------------------------------------------------- monitoring (issue 13)
--- Each version stores the profile of its training rows (src/core/monitor.hpp): per feature
--- column the NULL share and the shares in the training deciles (numeric) or per level
--- (categorical). The in-memory algorithms profile every training row; the streaming ones
--- (linear family, k-means) their sample of training rows; naive Bayes trained through the class
--- aggregate its counts by level (its numeric columns get no bins). "rows" and "from" say which.
--- Versions trained before, and imported ones, have none (NULL).
-ALTER TABLE ml.versions ADD COLUMN profile jsonb;
-COMMENT ON COLUMN ml.versions.profile IS
-    'the training rows'' profile ml_monitor compares with: per feature the NULL share and the shares per decile or level';
+-- (ml.versions.profile, which ml_monitor reads, is added before the views above show it)
 
 -- ml_monitor(model, relation, version): the drift of each feature of the relation's rows against
 -- the version's training profile (PSI, with severity none < 0.1 <= moderate < 0.25 <= major), the

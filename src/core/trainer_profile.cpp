@@ -16,9 +16,11 @@ void TrainRun::profile(TrainResult &res) const
 	for (size_t c = 0; c < cols.size(); c++)
 		if (cols[c].categorical())
 			dicts[c] = &enc.dictionary(c);
-	const bool all_rows = route() == finish_rows_route;
+	// (after finish() the class route's model has been handed out: its groups tell it)
+	const bool by_class = !class_groups.empty();
+	const bool all_rows = !by_class && route() == finish_rows_route;
 	Profile p;
-	if (class_model) {
+	if (by_class) {
 		p.rows = class_train;
 		p.from = "class statistics";
 		for (size_t c = 0; c < cols.size(); c++) {
@@ -64,7 +66,7 @@ void TrainRun::profile(TrainResult &res) const
 	if (all_rows) {
 		dm.add_rows(train_chunk, dicts);
 		dm.add_rows(test_chunk, dicts);
-	} else if (!class_model) {
+	} else if (!by_class) {
 		dm.add_rows(train_sample, dicts);
 		dm.add_rows(test_sample, dicts);
 	}

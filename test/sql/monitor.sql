@@ -19,7 +19,7 @@ SELECT model, version FROM ml_train('mon_train', 'y', algorithm => 'linear_regre
 SELECT p->>'from' AS "from", (p->>'rows')::int AS rows,
        (SELECT jsonb_agg(jsonb_build_object(f->>'name', jsonb_array_length(f->'shares'))) FROM jsonb_array_elements(p->'features') f) AS bins,
        (SELECT round((f->>'null_share')::numeric, 3) FROM jsonb_array_elements(p->'features') f WHERE f->>'name' = 'w') AS w_nulls
-FROM (SELECT profile AS p FROM ml.versions v JOIN ml_models m ON m.id = v.model_id WHERE m.name = 'mon_lin') s;
+FROM (SELECT profile AS p FROM ml_versions WHERE model = 'mon_lin') s;
 -- rows like the training rows: no drift; the labels give r2 against the test r2
 CREATE TABLE mon_same AS SELECT * FROM mon_rows(2001, 4000);
 SELECT name, kind, round(psi::numeric, 3) AS psi, severity, rows, round(null_share::numeric, 3) AS nulls,
@@ -53,10 +53,23 @@ SELECT count(*) AS rows FROM ml_monitor((SELECT id FROM ml_models WHERE name = '
 -- a classifier kept in memory (every training row profiled): accuracy against the test accuracy
 CREATE TABLE mon_cls AS SELECT x, z, c, w, y > 150 AS big FROM mon_rows(1, 2000);
 SELECT model FROM ml_train('mon_cls', 'big', algorithm => 'decision_tree', name => 'mon_tree');
-SELECT (SELECT profile->>'from' FROM ml.versions v JOIN ml_models m ON m.id = v.model_id WHERE m.name = 'mon_tree') AS "from";
+SELECT profile->>'from' AS "from", (profile->>'rows')::int AS rows, rows_train FROM ml_versions WHERE model = 'mon_tree';
 CREATE TABLE mon_cls_shift AS SELECT x + 60 AS x, z, c, w, y > 150 AS big FROM mon_rows(2001, 4000);
 SELECT name, kind, severity, value IS NOT NULL AS has_value, test_value IS NOT NULL AS has_test_value
 FROM ml_monitor('mon_tree', 'mon_cls_shift') ORDER BY kind, name;
+-- naive Bayes through the class aggregate keeps counts by level, not rows: its numeric columns
+-- have no bins (no PSI), its categorical ones do
+CREATE TABLE mon_nb AS SELECT x + z / 1000 AS x, c, y > 150 AS big FROM mon_rows(1, 2000); -- no duplicate rows
+SELECT model FROM ml_train('mon_nb', 'big', algorithm => 'naive_bayes', name => 'mon_nb');
+SELECT profile->>'from' AS "from" FROM ml_versions WHERE model = 'mon_nb';
+CREATE VIEW mon_nb_levels AS SELECT x + z / 1000 AS x, c, y > 150 AS big FROM mon_levels;
+SELECT name, kind, psi IS NULL AS no_psi, severity, round(unseen_share::numeric, 3) AS unseen
+FROM ml_monitor('mon_nb', 'mon_nb_levels') ORDER BY kind, name;
+-- k-means (no target, so no metrics): its sample of the training rows
+CREATE TABLE mon_pts AS SELECT x, z FROM mon_rows(1, 2000);
+SELECT model FROM ml_train('mon_pts', NULL, 'kmeans', name => 'mon_km', hyperparams => '{"k": 3}');
+SELECT profile->>'from' AS "from" FROM ml_versions WHERE model = 'mon_km';
+SELECT name, kind, severity FROM ml_monitor('mon_km', 'mon_shift') ORDER BY name;
 -- a retrain's confirmation: the drift of the rows it read against the parent version's profile
 SELECT version, drift->'x'->>'severity' AS x, drift->'z'->>'severity' AS z, drift->'c'->>'severity' AS c,
        round((drift->'x'->>'psi')::numeric, 2) > 0.25 AS x_over_025
@@ -87,8 +100,8 @@ UPDATE ml.versions SET profile = NULL WHERE model_id = (SELECT id FROM ml_models
 SELECT * FROM ml_monitor('mon_lin', 'mon_same');
 -- and a retrain from it: no drift to report
 SELECT version, drift IS NULL AS no_drift FROM ml_retrain('mon_lin', 'mon_same', mode => 'refit', deploy => 'never');
-SELECT ml_drop_model('mon_lin'), ml_drop_model('mon_tree');
-DROP VIEW mon_unlabelled;
+SELECT ml_drop_model('mon_lin'), ml_drop_model('mon_tree'), ml_drop_model('mon_nb'), ml_drop_model('mon_km');
+DROP VIEW mon_unlabelled, mon_nb_levels;
 DROP TABLE mon_train, mon_same, mon_shift, mon_levels, mon_cls, mon_cls_shift, mon_missing, mon_mistyped,
-           mon_badlabel, mon_empty;
+           mon_badlabel, mon_empty, mon_nb, mon_pts;
 DROP FUNCTION mon_rows(int, int);
