@@ -186,6 +186,70 @@ Profile build_profile(const std::vector<ColumnInfo> &features, const std::vector
 	return p;
 }
 
+Profile merge_profile(const Profile &base, double base_weight, const std::vector<ColumnInfo> &features,
+                      const std::vector<const Dictionary *> &dicts, const RowStore &added, double added_weight,
+                      const char *from)
+{
+	Profile p;
+	p.rows = base.rows + static_cast<int64_t>(added.size());
+	p.from = from;
+	const double na = static_cast<double>(added.size());
+	if (na == 0)
+		added_weight = 0;
+	const double wb = base_weight / (base_weight + added_weight), wa = 1 - wb;
+	for (size_t c = 0; c < features.size(); c++) {
+		const FeatureProfile *b = base.find(features[c].name);
+		if (b == nullptr || b->categorical != features[c].categorical())
+			throw Error(ErrorCode::Internal, "the base profile lacks column \"" + features[c].name + "\"");
+		FeatureProfile f = *b;
+		f.rows = p.rows;
+		if (f.categorical) {
+			// shares by level name, the added rows' levels included
+			std::unordered_map<std::string, double> share;
+			for (size_t l = 0; l < b->levels.size(); l++)
+				share[b->levels[l]] += wb * b->shares[l];
+			double nulls = 0;
+			for (int32_t id : added.cat[c]) {
+				if (id < 0)
+					nulls++;
+				else
+					share[dicts[c]->name(id)] += wa / na;
+			}
+			std::vector<std::pair<std::string, double>> levels(share.begin(), share.end());
+			std::sort(levels.begin(), levels.end(), [](const auto &x, const auto &y) {
+				return x.second != y.second ? x.second > y.second : x.first < y.first;
+			});
+			f.levels.clear();
+			f.shares.clear();
+			f.other_share = wb * b->other_share;
+			for (size_t k = 0; k < levels.size(); k++) {
+				if (k < kMaxProfileLevels) {
+					f.levels.push_back(levels[k].first);
+					f.shares.push_back(levels[k].second);
+				} else {
+					f.other_share += levels[k].second;
+				}
+			}
+			f.null_share = wb * b->null_share + (na > 0 ? wa * nulls / na : 0.0);
+		} else if (f.binned) {
+			// the base's bins, the added rows counted into them
+			std::vector<double> count(f.shares.size(), 0.0);
+			double nulls = 0;
+			for (double v : added.num[c]) {
+				if (std::isnan(v))
+					nulls++;
+				else
+					count[value_bin(f.edges, v)]++;
+			}
+			for (size_t k = 0; k < f.shares.size(); k++)
+				f.shares[k] = wb * f.shares[k] + (na > 0 ? wa * count[k] / na : 0.0);
+			f.null_share = wb * b->null_share + (na > 0 ? wa * nulls / na : 0.0);
+		}
+		p.features.push_back(std::move(f));
+	}
+	return p;
+}
+
 DriftMonitor::DriftMonitor(const Profile &profile, const std::vector<ColumnInfo> &columns)
 {
 	for (const ColumnInfo &ci : columns) {

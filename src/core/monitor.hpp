@@ -71,6 +71,14 @@ FeatureProfile level_profile(const std::string &name, std::vector<std::pair<std:
 Profile build_profile(const std::vector<ColumnInfo> &features, const std::vector<const Dictionary *> &dicts,
                       const RowStore &s, const char *from);
 
+// A continued version's profile: base's bins (base: the parent version's profile, describing
+// base_weight training rows) with the rows of `added` (describing added_weight training rows, as
+// build_profile takes them) counted in; categorical levels new in `added` become levels. The
+// shares are the two weighted by their rows.
+Profile merge_profile(const Profile &base, double base_weight, const std::vector<ColumnInfo> &features,
+                      const std::vector<const Dictionary *> &dicts, const RowStore &added, double added_weight,
+                      const char *from);
+
 // Counts rows into a profile's bins and computes their drift, column by column.
 class DriftMonitor {
   public:

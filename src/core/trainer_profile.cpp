@@ -19,8 +19,22 @@ void TrainRun::profile(TrainResult &res) const
 	// (after finish() the class route's model has been handed out: its groups tell it)
 	const bool by_class = !class_groups.empty();
 	const bool all_rows = !by_class && route() == finish_rows_route;
+	// the parent's profile describes these columns (the drift and a continued profile need it)
+	bool comparable = drift_ref != nullptr;
+	for (size_t c = 0; c < cols.size() && comparable; c++) {
+		const FeatureProfile *f = drift_ref->find(cols[c].name);
+		comparable = f != nullptr && f->categorical == cols[c].categorical();
+	}
 	Profile p;
-	if (by_class) {
+	if (incremental && comparable && !by_class) {
+		// continued training learned the parent's rows too: the parent's bins, the new
+		// training rows counted in, weighted by the training rows each stands for (the parent's:
+		// its statistics' rows, or (warm start, the in-memory algorithms) the rows it profiled)
+		const double parent_rows = static_cast<double>(base_rows > 0 ? base_rows : drift_ref->rows);
+		p = merge_profile(*drift_ref, parent_rows, cols, dicts, all_rows ? train_chunk : train_sample,
+		                  static_cast<double>(res.rows_train - base_rows),
+		                  all_rows ? "parent profile + training rows" : "parent profile + training sample");
+	} else if (by_class) {
 		p.rows = class_train;
 		p.from = "class statistics";
 		for (size_t c = 0; c < cols.size(); c++) {
@@ -55,13 +69,8 @@ void TrainRun::profile(TrainResult &res) const
 		p = build_profile(cols, dicts, all_rows ? train_chunk : train_sample, all_rows ? "training rows" : "training sample");
 	}
 	res.profile_json = p.to_json();
-	if (!drift_ref)
-		return;
-	for (const ColumnInfo &c : cols) {
-		const FeatureProfile *f = drift_ref->find(c.name);
-		if (f == nullptr || f->categorical != c.categorical())
-			return; // not comparable (the parent's profile is of other columns): no drift
-	}
+	if (!comparable)
+		return; // no parent profile, or one of other columns: no drift
 	DriftMonitor dm(*drift_ref, cols);
 	if (all_rows) {
 		dm.add_rows(train_chunk, dicts);

@@ -76,6 +76,14 @@ SELECT version, drift->'x'->>'severity' AS x, drift->'z'->>'severity' AS z, drif
 FROM ml_retrain('mon_lin', 'mon_shift', mode => 'refit', deploy => 'never');
 -- the new version has its own profile: the shifted rows against it do not drift
 SELECT name, severity FROM ml_monitor('mon_lin', 'mon_shift', 2) WHERE kind <> 'metric' ORDER BY name;
+-- an incremental retrain learns the parent's rows and the new ones: its profile is the parent's
+-- bins with the new training rows counted in, so the shifted rows drift less against it
+SELECT version, mode, drift->'x'->>'severity' AS x FROM ml_retrain('mon_lin', 'mon_shift', mode => 'incremental', deploy => 'never');
+SELECT profile->>'from' AS "from", (profile->>'rows')::int AS rows,
+       (SELECT jsonb_array_length(f->'shares') FROM jsonb_array_elements(profile->'features') f WHERE f->>'name' = 'x') AS x_bins
+FROM ml_versions WHERE model = 'mon_lin' AND version = 3;
+SELECT (SELECT psi FROM ml_monitor('mon_lin', 'mon_shift', 3) WHERE name = 'x')
+     < (SELECT psi FROM ml_monitor('mon_lin', 'mon_shift', 1) WHERE name = 'x') AS less_drift;
 -- feature importance per input column: the one-hot levels of c summed
 SELECT feature, "column", kind FROM ml_feature_importance('mon_lin') ORDER BY feature;
 SELECT feature, "column", kind FROM ml_feature_importance('mon_lin', by_column => true) ORDER BY feature;

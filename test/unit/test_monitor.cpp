@@ -241,3 +241,36 @@ TEST(DriftMonitor, Batches)
 	EXPECT_TRUE(std::isnan(empty.drifts()[0].psi));
 	EXPECT_EQ(empty.drifts()[0].severity, nullptr);
 }
+
+TEST(Profile, MergeKeepsBaseBins)
+{
+	Rows r;
+	for (int i = 0; i < 100; i++)
+		r.add(i, i % 2 ? "a" : "b");
+	Profile base = r.profile();
+	// as many added rows, all in the top bin and a new level
+	Rows q;
+	for (int i = 0; i < 100; i++)
+		q.add(1000, i % 2 ? "a" : "new");
+	Profile m = merge_profile(base, 100, r.cols, q.dicts(), q.s, 100, "parent profile + training rows");
+	EXPECT_EQ(m.rows, 200);
+	const FeatureProfile &x = m.features[0];
+	EXPECT_EQ(x.edges, base.features[0].edges);
+	EXPECT_NEAR(x.shares.back(), 0.5 * 0.1 + 0.5, 1e-12);
+	EXPECT_NEAR(x.shares.front(), 0.05, 1e-12);
+	const FeatureProfile &c = m.features[1];
+	ASSERT_EQ(c.levels.size(), 3u);
+	EXPECT_EQ(c.levels[0], "a");
+	EXPECT_NEAR(c.shares[0], 0.5, 1e-12);
+	EXPECT_NEAR(c.shares[1] + c.shares[2], 0.5, 1e-12);
+	// the merged profile sees the added rows as no drift at half their weight... and the base
+	// rows with it: both drift less than against the base
+	DriftMonitor against_base(base, r.cols), against_merged(m, r.cols);
+	against_base.add_rows(q.s, q.dicts());
+	against_merged.add_rows(q.s, q.dicts());
+	EXPECT_LT(against_merged.drifts()[0].psi, against_base.drifts()[0].psi);
+	// without added rows: the base itself
+	Rows none;
+	Profile same = merge_profile(base, 100, r.cols, none.dicts(), none.s, 0, "x");
+	EXPECT_EQ(same.features[0].shares, base.features[0].shares);
+}
