@@ -360,7 +360,7 @@ COMMENT ON COLUMN ml.models.deploy_metric IS 'the metric ml_retrain(deploy => ''
 -- column the NULL share and the shares in the training deciles (numeric) or per level
 -- (categorical). The in-memory algorithms profile every training row; the streaming ones
 -- (linear family, k-means) their sample of training rows; naive Bayes trained through the class
--- aggregate its counts by level (its numeric columns get no bins). "rows" and "from" say which.
+-- aggregate its counts by level and moments (normal deciles for numbers). "rows" and "from" say which.
 -- Versions trained before, and imported ones, have none (NULL). ml_versions shows it.
 ALTER TABLE ml.versions ADD COLUMN profile jsonb;
 COMMENT ON COLUMN ml.versions.profile IS

@@ -38,7 +38,7 @@ struct FeatureProfile {
 	bool categorical = false;
 	int64_t rows = 0;
 	double null_share = 0;
-	bool binned = true;              // numeric: false when training kept no rows (naive Bayes by class aggregate)
+	bool binned = true;              // numeric: false when nothing could bin it (no non-NULL training value)
 	std::vector<double> edges;       // numeric: interior cut points, increasing
 	std::vector<double> shares;      // numeric: edges.size() + 1 bins; categorical: per level
 	std::vector<std::string> levels; // categorical, most frequent first

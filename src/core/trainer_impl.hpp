@@ -218,6 +218,7 @@ struct TrainRun {
 	// ---- trainer_profile.cpp: the training profile and a retrain's drift (monitor.hpp), after the route
 	std::unique_ptr<Profile> drift_ref;
 	void profile(TrainResult &res) const;
+	FeatureProfile normal_profile(size_t c, int64_t rows) const;
 };
 
 // The routes, one file each: the linear family from the moments (trainer_moments.cpp), the

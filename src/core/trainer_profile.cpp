@@ -4,11 +4,52 @@
 
 namespace pgml {
 
+namespace {
+
+// the standard normal's deciles
+constexpr double kNormalDeciles[] = {-1.2815515655446004, -0.8416212335729143, -0.5244005127080407,
+                                     -0.2533471031357997, 0.0,                 0.2533471031357997,
+                                     0.5244005127080407,  0.8416212335729143,  1.2815515655446004};
+
+} // namespace
+
+// A numeric column of the class route, which keeps the training rows' moments but no rows: the
+// deciles of a normal distribution with the non-NULL values' mean and standard deviation (what
+// Gaussian naive Bayes assumes of each class), a tenth of the non-NULL rows in each bin by
+// construction. (A NULL is 0 in the column's slot of the moments, its missing slot 1.)
+FeatureProfile TrainRun::normal_profile(size_t c, int64_t rows) const
+{
+	FeatureProfile f;
+	f.name = spec.features[c].name;
+	f.rows = rows;
+	const double n = static_cast<double>(train.n()), k = static_cast<double>(nulls[c]);
+	f.null_share = rows > 0 ? k / static_cast<double>(rows) : 0.0;
+	const Eigen::Index slot = enc.value_slot(c);
+	if (n - k < 1 || slot < 0 || slot >= train.dim()) {
+		f.binned = false;
+		f.shares.push_back(1 - f.null_share);
+		return f;
+	}
+	const double mean = train.mean()(slot) * n / (n - k);
+	const double sq = train.comoment()(slot, slot) + n * train.mean()(slot) * train.mean()(slot);
+	const double sd = std::sqrt(std::max(0.0, sq / (n - k) - mean * mean));
+	const double share = 1 - f.null_share;
+	if (!(sd > 0) || col_min[c] == col_max[c]) {
+		f.edges = {col_min[c], std::nextafter(col_min[c], INFINITY)}; // constant
+		f.shares = {0.0, share, 0.0};
+		return f;
+	}
+	for (double z : kNormalDeciles)
+		f.edges.push_back(mean + z * sd);
+	f.shares.assign(f.edges.size() + 1, share / static_cast<double>(f.edges.size() + 1));
+	return f;
+}
+
 void Trainer::set_drift_reference(const Profile &parent) { impl_->drift_ref = std::make_unique<Profile>(parent); }
 
 // Every route keeps some training rows: the in-memory route all of them (train_chunk after its
 // split), the streaming and k-means routes their samples; naive Bayes through the class
-// aggregate keeps none, only counts by level (its numeric columns get no bins).
+// aggregate keeps none, only counts by level and moments (normal_profile).
 void TrainRun::profile(TrainResult &res) const
 {
 	const std::vector<ColumnInfo> &cols = spec.features;
@@ -56,13 +97,7 @@ void TrainRun::profile(TrainResult &res) const
 						levels.emplace_back(dicts[c]->name(static_cast<int32_t>(l)), count[l]);
 				p.features.push_back(level_profile(cols[c].name, std::move(levels), nulls, p.rows));
 			} else {
-				FeatureProfile f;
-				f.name = cols[c].name;
-				f.rows = p.rows;
-				f.binned = false;
-				f.null_share = p.rows > 0 ? static_cast<double>(nulls[c]) / static_cast<double>(p.rows) : 0.0;
-				f.shares.push_back(1 - f.null_share);
-				p.features.push_back(std::move(f));
+				p.features.push_back(normal_profile(c, p.rows));
 			}
 		}
 	} else {

@@ -57,8 +57,8 @@ SELECT profile->>'from' AS "from", (profile->>'rows')::int AS rows, rows_train F
 CREATE TABLE mon_cls_shift AS SELECT x + 60 AS x, z, c, w, y > 150 AS big FROM mon_rows(2001, 4000);
 SELECT name, kind, severity, value IS NOT NULL AS has_value, test_value IS NOT NULL AS has_test_value
 FROM ml_monitor('mon_tree', 'mon_cls_shift') ORDER BY kind, name;
--- naive Bayes through the class aggregate keeps counts by level, not rows: its numeric columns
--- have no bins (no PSI), its categorical ones do
+-- naive Bayes through the class aggregate keeps counts by level and moments, not rows: its
+-- numeric columns get the deciles of a normal distribution with their mean and deviation
 CREATE TABLE mon_nb AS SELECT x + z / 1000 AS x, c, y > 150 AS big FROM mon_rows(1, 2000); -- no duplicate rows
 SELECT model FROM ml_train('mon_nb', 'big', algorithm => 'naive_bayes', name => 'mon_nb');
 SELECT profile->>'from' AS "from" FROM ml_versions WHERE model = 'mon_nb';
