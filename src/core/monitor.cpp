@@ -256,9 +256,9 @@ DriftMonitor::DriftMonitor(const Profile &profile, const std::vector<ColumnInfo>
 		Column c;
 		c.prof = profile.find(ci.name);
 		if (c.prof == nullptr || c.prof->categorical != ci.categorical())
-			throw Error(ErrorCode::DataCorrupted, "the training profile has no " +
-			                                          std::string(ci.categorical() ? "categorical" : "numeric") +
-			                                          " column \"" + ci.name + "\"",
+			throw Error(ErrorCode::DataCorrupted,
+			            "the training profile has no " + std::string(ci.categorical() ? "categorical" : "numeric") +
+			                " column \"" + ci.name + "\"",
 			            "", "Retrain the model to store a new profile.");
 		if (c.prof->categorical) {
 			for (size_t l = 0; l < c.prof->levels.size(); l++)

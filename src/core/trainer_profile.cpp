@@ -7,9 +7,9 @@ namespace pgml {
 namespace {
 
 // the standard normal's deciles
-constexpr double kNormalDeciles[] = {-1.2815515655446004, -0.8416212335729143, -0.5244005127080407,
-                                     -0.2533471031357997, 0.0,                 0.2533471031357997,
-                                     0.5244005127080407,  0.8416212335729143,  1.2815515655446004};
+constexpr double kNormalDeciles[] = {
+    -1.2815515655446004, -0.8416212335729143, -0.5244005127080407, -0.2533471031357997, 0.0,
+    0.2533471031357997,  0.5244005127080407,  0.8416212335729143,  1.2815515655446004};
 
 } // namespace
 
@@ -45,7 +45,10 @@ FeatureProfile TrainRun::normal_profile(size_t c, int64_t rows) const
 	return f;
 }
 
-void Trainer::set_drift_reference(const Profile &parent) { impl_->drift_ref = std::make_unique<Profile>(parent); }
+void Trainer::set_drift_reference(const Profile &parent)
+{
+	impl_->drift_ref = std::make_unique<Profile>(parent);
+}
 
 // Every route keeps some training rows: the in-memory route all of them (train_chunk after its
 // split), the streaming and k-means routes their samples; naive Bayes through the class
@@ -101,7 +104,8 @@ void TrainRun::profile(TrainResult &res) const
 			}
 		}
 	} else {
-		p = build_profile(cols, dicts, all_rows ? train_chunk : train_sample, all_rows ? "training rows" : "training sample");
+		p = build_profile(cols, dicts, all_rows ? train_chunk : train_sample,
+		                  all_rows ? "training rows" : "training sample");
 	}
 	res.profile_json = p.to_json();
 	if (!comparable)

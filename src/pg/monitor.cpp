@@ -29,8 +29,7 @@ struct ProfileColumn {
 	char **levels;
 };
 
-double *
-float8_array(Datum d, int *n)
+double *float8_array(Datum d, int *n)
 {
 	Datum *elems;
 	bool *nulls;
@@ -41,8 +40,7 @@ float8_array(Datum d, int *n)
 	return out;
 }
 
-char **
-text_array(Datum d, int *n)
+char **text_array(Datum d, int *n)
 {
 	Datum *elems;
 	bool *nulls;
@@ -54,8 +52,7 @@ text_array(Datum d, int *n)
 }
 
 // The profile's columns as the core's Profile (inside PGML_CORE).
-void
-profile_to_core(const ProfileColumn *cols, int n, int64 rows, const char *from, pgml::Profile &p)
+void profile_to_core(const ProfileColumn *cols, int n, int64 rows, const char *from, pgml::Profile &p)
 {
 	p.rows = rows;
 	p.from = from;
@@ -74,7 +71,8 @@ profile_to_core(const ProfileColumn *cols, int n, int64 rows, const char *from, 
 			f.levels.emplace_back(c.levels[k]);
 		const size_t want = c.categorical ? f.levels.size() : f.binned ? f.edges.size() + 1 : 1;
 		if (f.shares.size() != want)
-			throw pgml::Error(pgml::ErrorCode::DataCorrupted, "the training profile of column \"" + f.name + "\" is malformed",
+			throw pgml::Error(pgml::ErrorCode::DataCorrupted,
+			                  "the training profile of column \"" + f.name + "\" is malformed",
 			                  std::to_string(f.shares.size()) + " shares for " + std::to_string(want) + " bins.",
 			                  "Retrain the model to store a new profile.");
 		p.features.push_back(std::move(f));
@@ -89,8 +87,7 @@ profile_to_core(const ProfileColumn *cols, int n, int64 rows, const char *from, 
  * profiles, or imported). With metrics: also the version's stored metrics as JSON text ("test",
  * or "train" when it held no rows out: *which says), NULL when none. Reads the catalog as its owner.
  */
-pgml::Profile *
-pgml_load_profile(int64 model_id, int32 version, char **metrics, const char **which)
+pgml::Profile *pgml_load_profile(int64 model_id, int32 version, char **metrics, const char **which)
 {
 	Oid save_user;
 	int save_sec;
@@ -100,12 +97,14 @@ pgml_load_profile(int64 model_id, int32 version, char **metrics, const char **wh
 		elog(ERROR, "pg_ml: SPI_connect failed");
 	Oid t[2] = {INT8OID, INT4OID};
 	Datum v[2] = {Int64GetDatum(model_id), Int32GetDatum(version)};
-	if (SPI_execute_with_args("SELECT (profile OPERATOR(pg_catalog.->>) 'rows')::pg_catalog.int8, "
-							  "profile OPERATOR(pg_catalog.->>) 'from', profile IS NULL, metrics OPERATOR(pg_catalog.?) 'test', "
-							  "COALESCE(metrics OPERATOR(pg_catalog.->) 'test', metrics OPERATOR(pg_catalog.->) 'train')::pg_catalog.text "
-							  "FROM ml.versions "
-							  "WHERE model_id OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2",
-							  2, t, v, NULL, true, 1) != SPI_OK_SELECT)
+	if (SPI_execute_with_args(
+	        "SELECT (profile OPERATOR(pg_catalog.->>) 'rows')::pg_catalog.int8, "
+	        "profile OPERATOR(pg_catalog.->>) 'from', profile IS NULL, metrics OPERATOR(pg_catalog.?) 'test', "
+	        "COALESCE(metrics OPERATOR(pg_catalog.->) 'test', metrics OPERATOR(pg_catalog.->) "
+	        "'train')::pg_catalog.text "
+	        "FROM ml.versions "
+	        "WHERE model_id OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2",
+	        2, t, v, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "pg_ml: profile lookup failed");
 	bool isnull, none = true;
 	int64 rows = 0;
@@ -131,20 +130,23 @@ pgml_load_profile(int64 model_id, int32 version, char **metrics, const char **wh
 		return nullptr;
 	}
 	if (SPI_execute_with_args(
-			"SELECT f OPERATOR(pg_catalog.->>) 'name', f OPERATOR(pg_catalog.->>) 'kind', "
-			"(f OPERATOR(pg_catalog.->>) 'rows')::pg_catalog.int8, (f OPERATOR(pg_catalog.->>) 'null_share')::pg_catalog.float8, "
-			"COALESCE((f OPERATOR(pg_catalog.->>) 'other_share')::pg_catalog.float8, 0), "
-			"pg_catalog.jsonb_typeof(f OPERATOR(pg_catalog.->) 'edges') OPERATOR(pg_catalog.=) 'array', "
-			"ARRAY(SELECT e::pg_catalog.float8 FROM pg_catalog.jsonb_array_elements_text(CASE WHEN "
-			"pg_catalog.jsonb_typeof(f OPERATOR(pg_catalog.->) 'edges') OPERATOR(pg_catalog.=) 'array' THEN f OPERATOR(pg_catalog.->) 'edges' "
-			"ELSE '[]'::pg_catalog.jsonb END) e), "
-			"ARRAY(SELECT e::pg_catalog.float8 FROM pg_catalog.jsonb_array_elements_text(f OPERATOR(pg_catalog.->) 'shares') e), "
-			"ARRAY(SELECT e FROM pg_catalog.jsonb_array_elements_text(COALESCE(f OPERATOR(pg_catalog.->) 'levels', "
-			"'[]'::pg_catalog.jsonb)) e) "
-			"FROM ml.versions v, pg_catalog.jsonb_array_elements(v.profile OPERATOR(pg_catalog.->) 'features') "
-			"WITH ORDINALITY AS x(f, i) "
-			"WHERE v.model_id OPERATOR(pg_catalog.=) $1 AND v.version OPERATOR(pg_catalog.=) $2 ORDER BY x.i",
-			2, t, v, NULL, true, 0) != SPI_OK_SELECT)
+	        "SELECT f OPERATOR(pg_catalog.->>) 'name', f OPERATOR(pg_catalog.->>) 'kind', "
+	        "(f OPERATOR(pg_catalog.->>) 'rows')::pg_catalog.int8, (f OPERATOR(pg_catalog.->>) "
+	        "'null_share')::pg_catalog.float8, "
+	        "COALESCE((f OPERATOR(pg_catalog.->>) 'other_share')::pg_catalog.float8, 0), "
+	        "pg_catalog.jsonb_typeof(f OPERATOR(pg_catalog.->) 'edges') OPERATOR(pg_catalog.=) 'array', "
+	        "ARRAY(SELECT e::pg_catalog.float8 FROM pg_catalog.jsonb_array_elements_text(CASE WHEN "
+	        "pg_catalog.jsonb_typeof(f OPERATOR(pg_catalog.->) 'edges') OPERATOR(pg_catalog.=) 'array' THEN f "
+	        "OPERATOR(pg_catalog.->) 'edges' "
+	        "ELSE '[]'::pg_catalog.jsonb END) e), "
+	        "ARRAY(SELECT e::pg_catalog.float8 FROM pg_catalog.jsonb_array_elements_text(f OPERATOR(pg_catalog.->) "
+	        "'shares') e), "
+	        "ARRAY(SELECT e FROM pg_catalog.jsonb_array_elements_text(COALESCE(f OPERATOR(pg_catalog.->) 'levels', "
+	        "'[]'::pg_catalog.jsonb)) e) "
+	        "FROM ml.versions v, pg_catalog.jsonb_array_elements(v.profile OPERATOR(pg_catalog.->) 'features') "
+	        "WITH ORDINALITY AS x(f, i) "
+	        "WHERE v.model_id OPERATOR(pg_catalog.=) $1 AND v.version OPERATOR(pg_catalog.=) $2 ORDER BY x.i",
+	        2, t, v, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "pg_ml: profile lookup failed");
 	int n = static_cast<int>(SPI_processed);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
@@ -187,8 +189,7 @@ struct MonitorState {
 	std::vector<double> metric_values, metric_stored;
 };
 
-void
-monitor_consume(void *arg, const pgml::Batch *batch)
+void monitor_consume(void *arg, const pgml::Batch *batch)
 {
 	MonitorState *st = static_cast<MonitorState *>(arg);
 	PGML_CORE({
@@ -208,8 +209,7 @@ monitor_consume(void *arg, const pgml::Batch *batch)
  * relation has the target column, one row per compared metric (the deploy metric, and the
  * primary metric when it differs) against the version's test metric.
  */
-Datum
-pgml_monitor(PG_FUNCTION_ARGS)
+Datum pgml_monitor(PG_FUNCTION_ARGS)
 {
 	PgmlModelRef ref;
 	int32 version;
@@ -219,9 +219,9 @@ pgml_monitor(PG_FUNCTION_ARGS)
 	pgml::Profile *profile = pgml_load_profile(ref.id, version, &stored, &stored_which);
 	if (profile == nullptr)
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						errmsg("version %d of model \"%s\" has no training profile", version, ref.name),
-						errdetail("Versions trained before pg_ml 0.3.0, and imported ones, have none."),
-						errhint("Retrain the model (ml_retrain) to make a version with a profile.")));
+		                errmsg("version %d of model \"%s\" has no training profile", version, ref.name),
+		                errdetail("Versions trained before pg_ml 0.3.0, and imported ones, have none."),
+		                errhint("Retrain the model (ml_retrain) to make a version with a profile.")));
 
 	char *relname = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	Oid relid = pgml_relation_oid(relname);
@@ -247,7 +247,7 @@ pgml_monitor(PG_FUNCTION_ARGS)
 	pgml_progress_end();
 	if (rows == 0)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("relation \"%s\" has no rows", relname),
-						errhint("Monitor a relation holding the rows to compare with the training data.")));
+		                errhint("Monitor a relation holding the rows to compare with the training data.")));
 	PGML_CORE({
 		st->drifts = st->drift->drifts();
 		if (st->evaluator) {
@@ -299,10 +299,10 @@ pgml_monitor(PG_FUNCTION_ARGS)
 		nulls[9] = std::isnan(then);
 		values[10] = Float8GetDatum(now - then);
 		nulls[10] = nulls[8] || nulls[9];
-		values[11] = pgml_jsonb_from_cstring(
-			psprintf("{\"relation\": %s, \"%s\": %s}", st->metrics_json.c_str(), stored_which != NULL ? stored_which : "test",
-					 stored != NULL ? stored : "null"));
+		values[11] = pgml_jsonb_from_cstring(psprintf("{\"relation\": %s, \"%s\": %s}", st->metrics_json.c_str(),
+		                                              stored_which != NULL ? stored_which : "test",
+		                                              stored != NULL ? stored : "null"));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	return (Datum) 0;
+	return (Datum)0;
 }
