@@ -26,15 +26,22 @@ std::vector<double> quantile_edges(std::vector<double> &values, int bins)
 	const size_t n = values.size();
 	if (n == 0)
 		return edges;
-	std::sort(values.begin(), values.end());
-	const double lo = values.front();
+	// the order statistics at k n / bins, each selected in the part right of the one before
+	// (linear time, no full sort)
+	const auto [lo_it, hi_it] = std::minmax_element(values.begin(), values.end());
+	const double lo = *lo_it, hi = *hi_it;
+	auto from = values.begin();
 	for (int k = 1; k < bins; k++) {
-		double e = values[std::min(n - 1, static_cast<size_t>(static_cast<double>(k) * static_cast<double>(n) / bins))];
+		const size_t at = std::min(n - 1, static_cast<size_t>(static_cast<double>(k) * static_cast<double>(n) / bins));
+		auto nth = values.begin() + static_cast<std::ptrdiff_t>(at);
+		std::nth_element(from, nth, values.end());
+		from = nth;
+		const double e = *nth;
 		if (e > lo && (edges.empty() || e > edges.back()))
 			edges.push_back(e);
 	}
 	if (edges.empty()) {
-		if (lo == values.back()) {
+		if (lo == hi) {
 			// constant: (< c), (= c), (> c)
 			edges.push_back(lo);
 			edges.push_back(std::nextafter(lo, INFINITY));

@@ -54,7 +54,7 @@ struct Profile {
 	const FeatureProfile *find(const std::string &name) const;
 };
 
-// The interior quantile edges of values (sorted in place), as described above; empty for no values.
+// The interior quantile edges of values (reordered), as described above; empty for no values.
 std::vector<double> quantile_edges(std::vector<double> &values, int bins);
 // Bin of a non-NULL value: the number of edges <= v.
 size_t value_bin(const std::vector<double> &edges, double v);
