@@ -10,6 +10,10 @@ namespace pgml {
 
 namespace {
 
+constexpr size_t kLinearLevels = 16;
+constexpr size_t kQuantileSample =
+    200000; // values the edges are chosen from at most // up to this many levels a value is looked up by comparing
+
 // a number as the JSON writer writes it
 std::string json_number(double v)
 {
@@ -55,7 +59,12 @@ std::vector<double> quantile_edges(std::vector<double> &values, int bins)
 
 size_t value_bin(const std::vector<double> &edges, double v)
 {
-	return static_cast<size_t>(std::upper_bound(edges.begin(), edges.end(), v) - edges.begin());
+	if (edges.size() > 16)
+		return static_cast<size_t>(std::upper_bound(edges.begin(), edges.end(), v) - edges.begin());
+	size_t k = 0; // a few edges (the deciles): counting them is branch-free
+	for (double e : edges)
+		k += v >= e;
+	return k;
 }
 
 double psi(const std::vector<double> &expected, const std::vector<double> &actual)
@@ -181,8 +190,19 @@ Profile build_profile(const std::vector<ColumnInfo> &features, const std::vector
 			else
 				vals.push_back(v);
 		}
-		f.edges = quantile_edges(vals, kProfileBins);
-		std::vector<int64_t> count(f.edges.size() + 1, 0);
+		std::vector<int64_t> count;
+		if (vals.size() > kQuantileSample) {
+			// the edges from every k-th value (rows come in an order of their own, not of the
+			// values), the shares from all of them
+			std::vector<double> sample;
+			const size_t step = (vals.size() + kQuantileSample - 1) / kQuantileSample;
+			for (size_t i = 0; i < vals.size(); i += step)
+				sample.push_back(vals[i]);
+			f.edges = quantile_edges(sample, kProfileBins);
+		} else {
+			f.edges = quantile_edges(vals, kProfileBins);
+		}
+		count.assign(f.edges.size() + 1, 0);
 		for (double v : vals)
 			count[value_bin(f.edges, v)]++;
 		for (int64_t k : count)
@@ -291,6 +311,18 @@ void DriftMonitor::add_level(Column &c, const char *s, size_t len)
 	const size_t nl = c.prof->levels.size();
 	if (s == nullptr) {
 		c.counts[nl + 2]++;
+		return;
+	}
+	if (nl <= kLinearLevels) {
+		// a few levels: compared in place (no copy, no hash)
+		for (size_t l = 0; l < nl; l++) {
+			const std::string &name = c.prof->levels[l];
+			if (name.size() == len && std::memcmp(name.data(), s, len) == 0) {
+				c.counts[l]++;
+				return;
+			}
+		}
+		c.counts[c.prof->other_share > 0 ? nl : nl + 1]++;
 		return;
 	}
 	key_.assign(s, len);

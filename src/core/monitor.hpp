@@ -2,7 +2,8 @@
 // share, and the shares of the training rows in quantile bins (numeric) or per level
 // (categorical)), and the population stability index (PSI) of other rows against it.
 //
-//  - Numeric bins: the deciles of the training values (kProfileBins bins), equal edges merged
+//  - Numeric bins: the deciles of the training values (kProfileBins bins; of every k-th value
+//    beyond 200,000), equal edges merged
 //    and an edge at the minimum dropped, so a column with ties has fewer, non-empty bins; a
 //    constant column gets the bins (< c), (= c), (> c). Bins are [e_k, e_k+1), the outer ones open.
 //  - Categorical bins: one per training level (the kMaxProfileLevels most frequent; the rest
