@@ -3,6 +3,9 @@
 #   make installcheck             run pg_regress (test/sql, expected/), then pg_isolation_regress
 #                                 (test/specs, expected/) against a running server
 # The pure C++ core's unit tests and the CLI are built by CMake (see CMakeLists.txt).
+#   make libpgml_core.a           the core's objects (compiled once, for pg_ml.so) as a static
+#                                 library, which CMake's unit tests link instead of compiling the
+#                                 core again (cmake -DPGML_CORE_LIBRARY=$PWD/libpgml_core.a)
 
 EXTENSION  = pg_ml
 MODULE_big = pg_ml
@@ -14,7 +17,8 @@ DATA_built = sql/pg_ml--0.3.0.sql
 
 CORE_SRCS  = $(wildcard src/core/*.cpp src/core/models/*.cpp)
 GLUE_SRCS  = $(wildcard src/pg/*.cpp)
-OBJS       = $(CORE_SRCS:.cpp=.o) $(GLUE_SRCS:.cpp=.o)
+CORE_OBJS  = $(CORE_SRCS:.cpp=.o)
+OBJS       = $(CORE_OBJS) $(GLUE_SRCS:.cpp=.o)
 
 REGRESS      = $(shell cat test/schedule)
 REGRESS_OPTS = --inputdir=test --outputdir=test --load-extension=pg_ml
@@ -22,7 +26,7 @@ REGRESS_OPTS = --inputdir=test --outputdir=test --load-extension=pg_ml
 # spec in test/specs, its expected output beside pg_regress's; ISOLATION= runs pg_regress alone
 ISOLATION      = $(sort $(basename $(notdir $(wildcard test/specs/*.spec))))
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso --load-extension=pg_ml
-EXTRA_CLEAN    = test/output_iso
+EXTRA_CLEAN    = test/output_iso libpgml_core.a
 # progress notices carry elapsed times: off for the expected output (test/sql/progress.sql turns
 # them on where it needs them); pg_regress adds its own options to PGOPTIONS
 installcheck: export PGOPTIONS += -c pg_ml.progress=off
@@ -40,6 +44,10 @@ SHLIB_LINK  = -lxgboost -lstdc++ -lm -lpthread
 # cannot even be found: that is the compile-time guard that keeps it database-free.
 src/core/%.o: src/core/%.cpp
 	$(CXX) -std=c++17 -fPIC -O2 -g -Wall -Wextra $(if $(WERROR),-Werror,) -isystem $(EIGEN_INC) -Isrc/core -DPGML_CORE_SOURCE -c -o $@ $<
+
+libpgml_core.a: $(CORE_OBJS)
+	rm -f $@
+	$(AR) rcs $@ $^
 
 # no LLVM bitcode for JIT inlining: it would need clang, and C++ gains nothing from it
 override with_llvm = no

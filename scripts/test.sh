@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # pg_ml's whole test suite, as CI runs it (.ci/run):
 #   1. dependencies (Debian packages; skipped when all are installed)
-#   2. the pure C++ core with CMake (-Werror) and its GoogleTest unit tests (ctest), then
-#      scripts/sanitize.sh: the unit tests again under ASan + UBSan and each libFuzzer target
-#      for PGML_FUZZ_SECONDS (default 15) seconds
-#   3. the extension with PGXS (make WERROR=1, rebuilt from clean) and make install
+#   2. the extension with PGXS (make WERROR=1, rebuilt from clean) and make install; its core
+#      objects archived as libpgml_core.a
+#   3. the GoogleTest unit tests with CMake (-Werror), linked with that archive (the core is
+#      compiled once) (ctest), then scripts/sanitize.sh: the unit tests again under ASan + UBSan
+#      (a clang build of its own) and each libFuzzer target for PGML_FUZZ_SECONDS (default 15) seconds
 #   4. in ONE throw-away cluster (Debian's pg_virtualenv): pg_regress (make installcheck
 #      ISOLATION=), the isolation specs (make installcheck REGRESS=: pg_isolation_regress,
 #      test/specs), then the Python integration tests (test/integration, unittest + psycopg2)
@@ -179,8 +180,22 @@ else
 fi
 
 echo
-echo "=== core: cmake -DPGML_WERROR=ON, build, ctest"
-if cmake -S . -B build -DPGML_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+echo "=== extension: make clean, make WERROR=1, make install"
+# rebuilt from clean so that every object really is compiled with -Werror; the core's objects are
+# then archived (make libpgml_core.a) for the unit tests, so that the core is compiled once
+EXT_OK=0
+if make clean PG_CONFIG="$PG_CONFIG" >/dev/null &&
+    make -j "$JOBS" WERROR=1 PG_CONFIG="$PG_CONFIG" &&
+    make libpgml_core.a PG_CONFIG="$PG_CONFIG" >/dev/null &&
+    "${SUDO[@]}" make install PG_CONFIG="$PG_CONFIG"; then
+    EXT_OK=1
+fi
+
+echo
+echo "=== core: cmake -DPGML_WERROR=ON, build (the core from the extension's build), ctest"
+CORE_LIB=""
+[ "$EXT_OK" -eq 1 ] && CORE_LIB="$ROOT/libpgml_core.a"
+if cmake -S . -B build -DPGML_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGML_CORE_LIBRARY="$CORE_LIB" &&
     cmake --build build -j "$JOBS"; then
     (cd build && ctest --output-on-failure -j "$JOBS") 2>&1 | tee "$WORK/ctest.log"
     rc=${PIPESTATUS[0]}
@@ -215,12 +230,7 @@ if ! grep -qF "suite: sanitizers (asan+ubsan ctest): " "$WORK/sanitize.log"; the
     add "${name:-sanitize.sh}" 0 1
 fi
 
-echo
-echo "=== extension: make clean, make WERROR=1, make install"
-# rebuilt from clean so that every object really is compiled with -Werror
-if make clean PG_CONFIG="$PG_CONFIG" >/dev/null &&
-    make -j "$JOBS" WERROR=1 PG_CONFIG="$PG_CONFIG" &&
-    "${SUDO[@]}" make install PG_CONFIG="$PG_CONFIG"; then
+if [ "$EXT_OK" -eq 1 ]; then
     PGVER=$("$PG_CONFIG" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
 
     # test/integration/test_old_library.py runs a server with the previous release's library

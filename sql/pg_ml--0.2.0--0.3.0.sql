@@ -448,13 +448,16 @@ CREATE FUNCTION @extschema@.ml_train(
     test_size    float8 DEFAULT 0.2,
     seed         integer DEFAULT 42,
     deploy_metric text DEFAULT NULL,
+    search       text DEFAULT NULL,
+    search_params jsonb DEFAULT NULL,
+    search_args  jsonb DEFAULT NULL,
     OUT model_id bigint, OUT model text, OUT version integer, OUT task text, OUT algorithm text,
     OUT metrics jsonb, OUT rows_train bigint, OUT rows_test bigint, OUT deployed boolean,
     OUT metrics_from text)
     RETURNS record
     LANGUAGE c VOLATILE PARALLEL UNSAFE
     AS 'MODULE_PATHNAME', 'pgml_train';
-COMMENT ON FUNCTION @extschema@.ml_train(text, text, text, text, text, text[], text[], jsonb, jsonb, float8, integer, text)
+COMMENT ON FUNCTION @extschema@.ml_train(text, text, text, text, text, text[], text[], jsonb, jsonb, float8, integer, text, text, jsonb, jsonb)
     IS 'pg_ml: train a new model on a relation and deploy its version 1';
 
 DROP FUNCTION @extschema@.ml_retrain(text, text, text, text, float8, integer);
@@ -621,6 +624,75 @@ COMMENT ON FUNCTION @extschema@.ml_explain(bigint, float8[]) IS
     'pg_ml: a prediction explained: base value plus one contribution per feature and per column';
 COMMENT ON FUNCTION @extschema@.ml_explain(bigint, jsonb) IS
     'pg_ml: a prediction explained: base value plus one contribution per feature and per column';
+
+
+-- ---------------------------------------------------------------- search (issue 13)
+-- ml_train(search => 'grid' | 'random', search_params, search_args) and algorithm => 'auto' by
+-- cross-validation record every trial of the version's search (src/core/search.hpp).
+CREATE TABLE ml.trials (
+    model_id        bigint NOT NULL,
+    version         integer NOT NULL,
+    trial           integer NOT NULL,
+    algorithm       text NOT NULL,
+    hyperparams     jsonb NOT NULL,
+    metric          text NOT NULL,
+    fold_scores     float8[] NOT NULL,
+    mean            float8,
+    sd              float8,
+    ms              float8 NOT NULL,
+    chosen          boolean NOT NULL,
+    error           text,
+    CONSTRAINT trials_pkey PRIMARY KEY (model_id, version, trial),
+    CONSTRAINT trials_version_fkey FOREIGN KEY (model_id, version)
+        REFERENCES ml.versions (model_id, version) ON DELETE CASCADE
+);
+COMMENT ON TABLE ml.trials IS 'pg_ml: the trials of the search that chose a version''s algorithm and hyperparameters';
+SELECT pg_catalog.pg_extension_config_dump('ml.trials', '');
+REVOKE ALL ON ml.trials FROM PUBLIC;
+
+CREATE VIEW ml.trials_visible AS
+SELECT m.name AS model, t.model_id, t.version, t.trial, t.algorithm, t.hyperparams, t.metric, t.fold_scores,
+       t.mean, t.sd, t.ms, t.chosen, t.error
+FROM ml.trials t
+JOIN ml.models m ON m.id OPERATOR(pg_catalog.=) t.model_id
+JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) m.seq::pg_catalog.oid
+WHERE pg_catalog.pg_has_role(s.relowner, 'USAGE') OR pg_catalog.has_table_privilege(m.seq::pg_catalog.oid, 'SELECT');
+GRANT SELECT ON ml.trials_visible TO PUBLIC;
+
+CREATE FUNCTION @extschema@.ml_trials(model text, version integer DEFAULT NULL)
+    RETURNS TABLE (model_version integer, trial integer, algorithm text, hyperparams jsonb, metric text,
+                   fold_scores float8[], mean float8, sd float8, ms float8, chosen boolean, error text)
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM @extschema@.ml_models m WHERE m.name OPERATOR(pg_catalog.=) $1) THEN
+        RAISE EXCEPTION 'model "%" does not exist', $1 USING ERRCODE = 'undefined_object',
+            HINT = 'ml_models lists the models you can use.';
+    END IF;
+    IF $2 IS NOT NULL AND NOT EXISTS (SELECT 1 FROM @extschema@.ml_versions x
+                      WHERE x.model OPERATOR(pg_catalog.=) $1 AND x.version OPERATOR(pg_catalog.=) $2) THEN
+        RAISE EXCEPTION 'version % of model "%" does not exist', $2, $1 USING ERRCODE = 'undefined_object',
+            HINT = 'ml_versions lists the versions of a model.';
+    END IF;
+    RETURN QUERY
+    SELECT t.version, t.trial, t.algorithm, t.hyperparams, t.metric, t.fold_scores, t.mean, t.sd, t.ms, t.chosen, t.error
+    FROM ml.trials_visible t
+    WHERE t.model OPERATOR(pg_catalog.=) $1 AND ($2 IS NULL OR t.version OPERATOR(pg_catalog.=) $2)
+    ORDER BY t.version, t.trial;
+END
+$$;
+CREATE FUNCTION @extschema@.ml_trials(model bigint, version integer DEFAULT NULL)
+    RETURNS TABLE (model_version integer, trial integer, algorithm text, hyperparams jsonb, metric text,
+                   fold_scores float8[], mean float8, sd float8, ms float8, chosen boolean, error text)
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT * FROM @extschema@.ml_trials(
+              (SELECT m.name FROM @extschema@.ml_models m WHERE m.id OPERATOR(pg_catalog.=) $1), $2) $$;
+COMMENT ON FUNCTION @extschema@.ml_trials(text, integer)
+    IS 'pg_ml: the trials of the searches that chose the versions of a model (every version, or one)';
+COMMENT ON FUNCTION @extschema@.ml_trials(bigint, integer)
+    IS 'pg_ml: the trials of the searches that chose the versions of a model (every version, or one)';
 
 -- ---------------------------------------------------------------- monitoring (issue 13)
 -- (ml.versions.profile, which ml_monitor reads, is added before the views above show it)

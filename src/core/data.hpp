@@ -147,6 +147,13 @@ inline bool is_test_row(uint64_t hash, uint64_t seed, double test_size)
 	return test_size > 0 && split_draw(hash, seed) < test_size;
 }
 
+// A row's draw for the cross-validation folds of a search (search.hpp): uniform in [0, 1),
+// independent of split_draw and sample_draw.
+inline double fold_draw(uint64_t hash, uint64_t seed)
+{
+	return static_cast<double>(mix64(hash ^ mix64(seed ^ 0x6A09E667F3BCC909ull)) >> 11) * 0x1.0p-53;
+}
+
 // A row's draw for the metric samples (the rows with the smallest draws are kept, by the row
 // reader and the statistics aggregate alike): uniform in [0, 1), independent of split_draw.
 inline double sample_draw(uint64_t hash, uint64_t seed)

@@ -197,6 +197,19 @@ void TrainRun::init_common()
 	median_values.assign(spec.features.size(), {});
 }
 
+int TrainRun::row_role(uint64_t hash) const
+{
+	const bool test = is_test_row(hash, spec.seed, spec.test_size);
+	if (!spec.cross_validating())
+		return test ? 1 : 0;
+	if (test)
+		return 2;
+	const double d = fold_draw(hash, spec.seed);
+	if (spec.cv_holdout > 0)
+		return d < spec.cv_holdout ? 1 : 0;
+	return static_cast<int>(d * spec.cv_folds) == spec.cv_fold ? 1 : 0;
+}
+
 bool TrainRun::wants_median(size_t c) const
 {
 	return !spec.features[c].categorical() && popts.for_column(spec.features[c].name).impute == Impute::Median;
@@ -943,6 +956,8 @@ std::string TrainRun::report_json(const Model &model, int64_t rows_read, const T
 		r.key("inference").raw(res.inference_json);
 	if (!spec.algorithm_choice.empty())
 		r.key("algorithm_choice").value(spec.algorithm_choice);
+	if (!spec.search_json.empty())
+		r.key("search").raw(spec.search_json);
 	if (incremental) {
 		r.key("rows_before").value(static_cast<long long>(base_rows));
 		r.key("rows_added").value(static_cast<long long>(res.rows_train - base_rows));

@@ -37,6 +37,15 @@ struct TrainSpec {
 	// starts from its defaults. Columns, task, classes and preprocessing stay the base's.
 	bool replace_algorithm = false;
 	ProgressCallback progress = nullptr;    // iterations and phases of the fit (main thread only)
+	// Cross-validation (search.hpp): the run's held-out ("test") rows are one fold of the rows
+	// the split leaves for training, and the split's own test rows are left out altogether, so a
+	// search never sees them. cv_folds >= 2: k-fold, fold cv_fold held out (stratified by class
+	// for classification); cv_holdout > 0: that fraction held out instead (a validation split).
+	int cv_folds = 0;
+	int cv_fold = 0;
+	double cv_holdout = 0;
+	bool cross_validating() const { return cv_folds >= 2 || cv_holdout > 0; }
+	std::string search_json; // the search that chose the hyperparameters (the report's "search")
 };
 
 // What a training run reports besides the model.

@@ -154,6 +154,9 @@ struct TrainRun {
 	void ingest(const Batch &batch);
 	void ingest_again(const Batch &batch, std::unordered_set<uint64_t> &seen);
 	void note_train_row(const RowStore &s, size_t i);
+	// Where a row goes by the per-row rule (regression and clustering, the streaming routes):
+	// 0 training, 1 held out, 2 left out (cross-validation: the split's test rows, TrainSpec::cv_folds).
+	int row_role(uint64_t hash) const;
 	size_t row_bytes() const;
 	std::vector<double> medians() const;
 	int compare_values(const RowStore &s, size_t a, size_t b) const;

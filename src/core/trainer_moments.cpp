@@ -264,7 +264,10 @@ void TrainRun::stream_chunk()
 	train_chunk.clear();
 	test_chunk.clear();
 	for (size_t i = 0; i < chunk.size(); i++) {
-		bool is_test = is_test_row(chunk.hash[i], spec.seed, spec.test_size);
+		const int role = row_role(chunk.hash[i]);
+		if (role == 2)
+			continue; // cross-validation: a test row of the split, never seen by the search
+		const bool is_test = role == 1;
 		RowStore &dst = is_test ? test_chunk : train_chunk;
 		dst.append_from(chunk, i);
 		if (is_test) {
@@ -560,7 +563,8 @@ void Trainer::add_precise_batch(const Batch &batch, CancelCheck cancel)
 	m.train_chunk.clear();
 	m.test_chunk.clear();
 	for (size_t i = 0; i < m.chunk.size(); i++)
-		(is_test_row(m.chunk.hash[i], m.spec.seed, m.spec.test_size) ? m.test_chunk : m.train_chunk).append_from(m.chunk, i);
+		if (const int role = m.row_role(m.chunk.hash[i]); role != 2)
+			(role == 1 ? m.test_chunk : m.train_chunk).append_from(m.chunk, i);
 	for (auto [rows, into] : {std::pair{&m.train_chunk, m.ptrain.get()}, std::pair{&m.test_chunk, m.ptest.get()}}) {
 		if (rows->size() == 0)
 			continue;

@@ -148,6 +148,37 @@ void stratified_split(const TrainRun &m, int K, std::vector<uint8_t> &is_test)
 	}
 }
 
+// Cross-validation (TrainSpec::cv_folds): the split's test rows leave the run; of the others,
+// the fold's rows are held out. Classification folds are stratified: within each class, the
+// rows in the order of their fold draws go to the folds in turn (the holdout takes the first
+// share of them); otherwise the per-row rule (TrainRun::row_role).
+void cv_split(TrainRun &m, int K, std::vector<uint8_t> &is_test)
+{
+	const TrainSpec &spec = m.spec;
+	std::vector<uint32_t> keep;
+	for (size_t i = 0; i < is_test.size(); i++)
+		if (!is_test[i])
+			keep.push_back(static_cast<uint32_t>(i));
+	m.rows.permute(keep);
+	const size_t n = m.rows.size();
+	std::vector<uint8_t> held(n, 0);
+	if (m.task == Task::Classification) {
+		std::vector<std::vector<std::pair<double, size_t>>> by_class(static_cast<size_t>(K));
+		for (size_t i = 0; i < n; i++)
+			by_class[static_cast<size_t>(m.rows.y[i])].push_back({fold_draw(m.rows.hash[i], spec.seed), i});
+		for (auto &rows : by_class) {
+			std::sort(rows.begin(), rows.end());
+			const size_t cut = static_cast<size_t>(std::llround(spec.cv_holdout * static_cast<double>(rows.size())));
+			for (size_t r = 0; r < rows.size(); r++)
+				held[rows[r].second] = spec.cv_holdout > 0 ? r < cut : static_cast<int>(r % static_cast<size_t>(spec.cv_folds)) == spec.cv_fold;
+		}
+	} else {
+		for (size_t i = 0; i < n; i++)
+			held[i] = m.row_role(m.rows.hash[i]) == 1;
+	}
+	is_test.swap(held);
+}
+
 // Ranks the classes (K: their number) or checks the regression target, puts the rows in
 // their canonical order and returns which are held out; notes the training rows.
 std::vector<uint8_t> split(TrainRun &m, Model &model, int64_t rows_read, int &K)
@@ -181,7 +212,11 @@ std::vector<uint8_t> split(TrainRun &m, Model &model, int64_t rows_read, int &K)
 		for (size_t i = 0; i < n; i++)
 			is_test[i] = is_test_row(m.rows.hash[i], spec.seed, spec.test_size);
 	}
-	for (size_t i = 0; i < n; i++)
+	if (spec.cross_validating()) {
+		cv_split(m, K, is_test); // fewer rows: the split's test rows are gone
+		m.used_rows = static_cast<int64_t>(m.rows.size());
+	}
+	for (size_t i = 0; i < is_test.size(); i++)
 		if (!is_test[i])
 			m.note_train_row(m.rows, i);
 	return is_test;

@@ -12,8 +12,11 @@ extern "C" {
  * keys ({"columns": {"age": {"impute": "median"}}} -> "columns.age.impute").
  * Arrays and a non-object top level are errors naming the argument.
  */
+namespace {
+
+/* lists: an array of scalars under a key lists its elements as "key[]", in order (search_params) */
 int
-pgml_flatten_options(Jsonb *jb, const char *argname, PgmlOption **out)
+flatten(Jsonb *jb, const char *argname, bool lists, PgmlOption **out)
 {
 	if (!JB_ROOT_IS_OBJECT(jb))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s must be a JSON object", argname),
@@ -22,12 +25,16 @@ pgml_flatten_options(Jsonb *jb, const char *argname, PgmlOption **out)
 	PgmlOption *opts = static_cast<PgmlOption *>(palloc0(sizeof(PgmlOption) * cap));
 	const char *keys[16];
 	int depth = 0;
+	bool in_array = false;
 	JsonbIterator *it = JsonbIteratorInit(&jb->root);
 	JsonbValue v;
 	JsonbIteratorToken tok;
 	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE) {
 		switch (tok) {
 		case WJB_BEGIN_OBJECT:
+			if (in_array)
+				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								errmsg("%s option \"%s\" must list numbers, strings or booleans", argname, keys[depth - 1])));
 			if (++depth > 15)
 				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s is nested too deeply", argname)));
 			break;
@@ -35,12 +42,21 @@ pgml_flatten_options(Jsonb *jb, const char *argname, PgmlOption **out)
 			depth--;
 			break;
 		case WJB_BEGIN_ARRAY:
-			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							errmsg("%s option \"%s\" must not be an array", argname, depth > 0 ? keys[depth - 1] : "")));
+			if (in_array)
+				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								errmsg("%s option \"%s\" must list numbers, strings or booleans", argname, keys[depth - 1])));
+			if (!lists || depth == 0)
+				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								errmsg("%s option \"%s\" must not be an array", argname, depth > 0 ? keys[depth - 1] : "")));
+			in_array = true;
+			break;
+		case WJB_END_ARRAY:
+			in_array = false;
 			break;
 		case WJB_KEY:
 			keys[depth - 1] = pnstrdup(v.val.string.val, v.val.string.len);
 			break;
+		case WJB_ELEM:
 		case WJB_VALUE: {
 			if (n == cap) {
 				cap *= 2;
@@ -51,6 +67,8 @@ pgml_flatten_options(Jsonb *jb, const char *argname, PgmlOption **out)
 			initStringInfo(&key);
 			for (int i = 0; i < depth; i++)
 				appendStringInfo(&key, "%s%s", i ? "." : "", keys[i]);
+			if (tok == WJB_ELEM)
+				appendStringInfoString(&key, "[]");
 			o->key = key.data;
 			switch (v.type) {
 			case jbvNumeric:
@@ -77,6 +95,20 @@ pgml_flatten_options(Jsonb *jb, const char *argname, PgmlOption **out)
 	}
 	*out = opts;
 	return n;
+}
+
+} // namespace
+
+int
+pgml_flatten_options(Jsonb *jb, const char *argname, PgmlOption **out)
+{
+	return flatten(jb, argname, false, out);
+}
+
+int
+pgml_flatten_lists(Jsonb *jb, const char *argname, PgmlOption **out)
+{
+	return flatten(jb, argname, true, out);
 }
 
 void

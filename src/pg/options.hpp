@@ -12,5 +12,8 @@ struct PgmlOption {
 };
 
 int pgml_flatten_options(Jsonb *jb, const char *argname, PgmlOption **out);
+// The same, where a key may also hold an array of scalars: each element is listed as "key[]",
+// in order (search_params).
+int pgml_flatten_lists(Jsonb *jb, const char *argname, PgmlOption **out);
 // Core side: call inside PGML_CORE.
 void pgml_options_to_core(const PgmlOption *opts, int n, pgml::Options &out);

@@ -1,5 +1,6 @@
 // pg_ml glue: ml_train and ml_retrain.
 #include "../core/deploy_metric.hpp"
+#include "../core/search.hpp"
 
 #include "pg_ml.hpp"
 
@@ -37,7 +38,121 @@ struct TrainState {
 	const pgml::Model *compare = nullptr; /* ml_retrain: the deployed version */
 	std::vector<uint8_t> blob;
 	std::string hyperparams_json, preprocess_json, state_json, features_json, classes_json, coef_json;
+	/* a search (ml_train(search => ...), algorithm => 'auto' by cross-validation): its trials
+	 * as the catalog stores them (ml.trials), ready before any catalog write */
+	std::unique_ptr<pgml::Search> search;
+	struct TrialRow {
+		int number;
+		std::string algorithm, hyperparams, folds, error;
+		double mean, sd, ms;
+	};
+	std::vector<TrialRow> trials;
+	int chosen_trial = 0;
+	std::string search_metric, search_summary;
 };
+
+/* the search's scan: every row kept for the trials */
+void
+search_consume(void *arg, const pgml::Batch *batch)
+{
+	TrainState *st = static_cast<TrainState *>(arg);
+	PGML_CORE(st->search->add_batch(*batch, pgml_interrupt_pending));
+	pgml_progress_rows(batch->nrows); /* progress */
+}
+
+/* Reads the relation into the search, runs its trials, and makes the trainer with the
+ * chosen algorithm and hyperparameters (st->spec becomes the chosen spec). */
+void
+run_search(TrainState *st, Oid relid, const char *relname, const PgmlColumn *features, int nfeatures,
+		   const PgmlColumn *target)
+{
+	int64 rows = pgml_scan_relation(relid, features, nfeatures, target, search_consume, st);
+	if (rows == 0)
+		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("relation \"%s\" has no rows", relname),
+						errhint("Train on a relation with labelled rows.")));
+	pgml_progress_phase("searching"); /* progress */
+	PGML_CORE({
+		st->search->run(pgml_interrupt_pending);
+		st->spec = st->search->chosen();
+		st->search_metric = st->search->metric();
+		st->search_summary = st->search->summary();
+		st->chosen_trial = st->search->best().number;
+		for (const pgml::Trial &t : st->search->trials()) {
+			std::string folds = "{";
+			for (size_t i = 0; i < t.fold_scores.size(); i++) {
+				char b[40];
+				snprintf(b, sizeof b, "%s%.17g", i ? "," : "", t.fold_scores[i]);
+				folds += std::isfinite(t.fold_scores[i]) ? b : (i ? ",NaN" : "NaN");
+			}
+			folds += "}";
+			st->trials.push_back({t.number, pgml::algorithm_name(t.algorithm), t.hyperparams_json, folds, t.error,
+								  t.mean, t.sd, t.ms});
+		}
+		st->search.reset(); /* the rows it kept */
+	});
+	pgml_progress_set_rows(0);
+	pgml_progress_phase("reading"); /* progress */
+}
+
+/* The trials of the version's search into ml.trials (catalog access, SPI connected). */
+void
+insert_trials(const TrainState *st, int64 model_id, int32 version)
+{
+	const int n = static_cast<int>(st->trials.size());
+	if (n == 0)
+		return;
+	Datum *num = static_cast<Datum *>(palloc(sizeof(Datum) * n));
+	Datum *alg = static_cast<Datum *>(palloc(sizeof(Datum) * n));
+	Datum *hp = static_cast<Datum *>(palloc(sizeof(Datum) * n));
+	Datum *folds = static_cast<Datum *>(palloc(sizeof(Datum) * n));
+	Datum *mean = static_cast<Datum *>(palloc(sizeof(Datum) * n));
+	Datum *sd = static_cast<Datum *>(palloc(sizeof(Datum) * n));
+	Datum *ms = static_cast<Datum *>(palloc(sizeof(Datum) * n));
+	Datum *err = static_cast<Datum *>(palloc(sizeof(Datum) * n));
+	bool *err_null = static_cast<bool *>(palloc(sizeof(bool) * n));
+	for (int i = 0; i < n; i++) {
+		const TrainState::TrialRow &t = st->trials[static_cast<size_t>(i)];
+		num[i] = Int32GetDatum(t.number);
+		alg[i] = CStringGetTextDatum(t.algorithm.c_str());
+		hp[i] = CStringGetTextDatum(t.hyperparams.c_str());
+		folds[i] = CStringGetTextDatum(t.folds.c_str());
+		mean[i] = Float8GetDatum(t.mean);
+		sd[i] = Float8GetDatum(t.sd);
+		ms[i] = Float8GetDatum(t.ms);
+		err_null[i] = t.error.empty();
+		err[i] = err_null[i] ? (Datum) 0 : CStringGetTextDatum(t.error.c_str());
+	}
+	int dims[1] = {n}, lbs[1] = {1};
+	Oid tt[12] = {INT8OID,		  INT4OID,		  INT4ARRAYOID,	  TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+				  FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID, TEXTARRAYOID, TEXTOID,	  INT4OID};
+	Datum tv[12] = {
+		Int64GetDatum(model_id),
+		Int32GetDatum(version),
+		PointerGetDatum(construct_array(num, n, INT4OID, 4, true, TYPALIGN_INT)),
+		PointerGetDatum(construct_array(alg, n, TEXTOID, -1, false, TYPALIGN_INT)),
+		PointerGetDatum(construct_array(hp, n, TEXTOID, -1, false, TYPALIGN_INT)),
+		PointerGetDatum(construct_array(folds, n, TEXTOID, -1, false, TYPALIGN_INT)),
+		PointerGetDatum(construct_array(mean, n, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
+		PointerGetDatum(construct_array(sd, n, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
+		PointerGetDatum(construct_array(ms, n, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
+		PointerGetDatum(construct_md_array(err, err_null, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT)),
+		CStringGetTextDatum(st->search_metric.c_str()),
+		Int32GetDatum(st->chosen_trial)};
+	/* NaN (not measured) is stored as NULL */
+	int rc = SPI_execute_with_args(
+		"INSERT INTO ml.trials (model_id, version, trial, algorithm, hyperparams, metric, fold_scores, mean, sd, ms, "
+		"chosen, error) "
+		"SELECT $1, $2, u.t, u.a, u.h::pg_catalog.jsonb, $11, u.f::pg_catalog.float8[], "
+		"CASE WHEN u.m OPERATOR(pg_catalog.=) 'NaN'::pg_catalog.float8 THEN NULL ELSE u.m END, "
+		"CASE WHEN u.s OPERATOR(pg_catalog.=) 'NaN'::pg_catalog.float8 THEN NULL ELSE u.s END, "
+		"u.ms, u.t OPERATOR(pg_catalog.=) $12, u.e "
+		"FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
+		"pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10)) "
+		"AS u(t, a, h, f, m, s, ms, e)",
+		12, tt, tv, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "pg_ml: could not save the search's trials: %s", SPI_result_code_string(rc));
+}
 
 void
 train_consume(void *arg, const pgml::Batch *batch)
@@ -284,6 +399,7 @@ insert_version(TrainState *st, int64 model_id, int32 version, int32 parent, cons
 		if (rc != SPI_OK_INSERT)
 			elog(ERROR, "pg_ml: could not save the training log: %s", SPI_result_code_string(rc));
 	}
+	insert_trials(st, model_id, version);
 }
 
 void
@@ -928,19 +1044,45 @@ pgml_train(PG_FUNCTION_ARGS)
 								  why),
 						errhint("Choose an algorithm for %s, or algorithm => 'auto'.", pgml::task_name(task))));
 	}
+	/* search (12), search_params (13), search_args (14) */
+	char *search_kind = PG_NARGS() > 12 && !PG_ARGISNULL(12) ? text_to_cstring(PG_GETARG_TEXT_PP(12)) : NULL;
+	bool has_search_params = PG_NARGS() > 13 && !PG_ARGISNULL(13);
+	bool has_search_args = PG_NARGS() > 14 && !PG_ARGISNULL(14);
+	if (search_kind != NULL && def == nullptr)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("search needs an algorithm"),
+						errdetail("search_params names hyperparameters of one algorithm."),
+						errhint("Pass algorithm => 'gradient_boosting' (for example). algorithm => 'auto' compares "
+								"algorithms by cross-validation on its own.")));
+	if (search_kind != NULL && !has_search_params)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("search needs search_params"),
+						errhint("Pass the hyperparameters to search, e.g. search_params => '{\"max_depth\": [2, 4, 8]}'.")));
+	if (search_kind == NULL && (has_search_params || (has_search_args && def != nullptr)))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("%s needs search => 'grid' or 'random'", has_search_params ? "search_params" : "search_args")));
+	PgmlOption *sp = NULL, *sa = NULL;
+	int nsp = has_search_params ? pgml_flatten_lists(PG_GETARG_JSONB_P(13), "search_params", &sp) : 0;
+	int nsa = has_search_args ? pgml_flatten_options(PG_GETARG_JSONB_P(14), "search_args", &sa) : 0;
+
 	char *choice_note = NULL;
+	bool auto_search = false;
+	double expected_rows = 0;
 	if (def == nullptr) {
-		/* by task and size: the planner's estimate of the relation's rows */
-		double expected = pgml_estimate_rows(relid, pgml::kAutoLargeRows);
+		/* by task and size: the planner's estimate of the relation's rows. Small enough (and no
+		 * hyperparams to apply): the candidates are compared by cross-validation after the read */
+		expected_rows = pgml_estimate_rows(relid, pgml::kAutoLargeRows);
+		auto_search = task != pgml::Task::Clustering && expected_rows <= pgml::kAutoSearchRows &&
+					  JB_ROOT_COUNT(PG_GETARG_JSONB_P(7)) == 0;
 		char reason[512];
 		PGML_CORE({
-			pgml::AutoChoice c = pgml::auto_algorithm(task, expected);
+			pgml::AutoChoice c = pgml::auto_algorithm(task, expected_rows);
 			snprintf(reason, sizeof reason, "%s", c.reason.c_str());
 			def = &pgml::algorithm_def(c.algorithm);
 		});
-		choice_note = psprintf("The task is %s because %s; %s.", pgml::task_name(task), why, reason);
-		ereport(NOTICE, (errmsg("pg_ml chose %s for %s", def->name.c_str(), pgml::task_name(task)),
-						 errdetail("%s", choice_note), errhint("Pass algorithm => and task => to choose.")));
+		if (!auto_search) {
+			choice_note = psprintf("The task is %s because %s; %s.", pgml::task_name(task), why, reason);
+			ereport(NOTICE, (errmsg("pg_ml chose %s for %s", def->name.c_str(), pgml::task_name(task)),
+							 errdetail("%s", choice_note), errhint("Pass algorithm => and task => to choose.")));
+		}
 	}
 	pgml::Algorithm algorithm = def->id;
 	/* the deploy metric (NULL: the task's default, once the classes are known) */
@@ -995,7 +1137,27 @@ pgml_train(PG_FUNCTION_ARGS)
 		spec->seed = static_cast<uint64_t>(static_cast<int64_t>(seed));
 		spec->memory_limit = static_cast<size_t>(pgml_max_memory_mb) << 20;
 		spec->progress = pgml_progress_core; /* progress */
-		st->trainer = std::make_unique<pgml::Trainer>(*spec);
+		if (search_kind != NULL || auto_search) {
+			pgml::Options args;
+			pgml_options_to_core(sa, nsa, args);
+			pgml::SearchSpec ss;
+			if (auto_search) {
+				ss = pgml::auto_search(task, args);
+			} else {
+				std::vector<std::pair<std::string, pgml::OptionValue>> params;
+				for (int i = 0; i < nsp; i++) {
+					pgml::Options one;
+					pgml_options_to_core(&sp[i], 1, one);
+					params.push_back(*one.begin());
+				}
+				ss = pgml::parse_search(search_kind, params, args, *spec);
+			}
+			if (ss.metric.empty() && deploy_metric != NULL)
+				ss.metric = deploy_metric;
+			st->search = std::make_unique<pgml::Search>(*spec, std::move(ss));
+		} else {
+			st->trainer = std::make_unique<pgml::Trainer>(*spec);
+		}
 	});
 	pgml_progress_begin("ml_train", name, relid, "reading"); /* progress */
 	double read_ms, total_ms;
@@ -1007,6 +1169,27 @@ pgml_train(PG_FUNCTION_ARGS)
 	source.system = pgml_system_identifier();
 	source.snapshot = has_row_snapshots(relid) ? pgml_snapshot_record(&strict) : NULL;
 	pgml_set_read_from(relid, filtered_from(relid, NULL, strict ? source.snapshot : NULL));
+	if (st->search) {
+		run_search(st, relid, relname, features, nfeatures, has_target ? &target : nullptr);
+		int ntrials = static_cast<int>(st->trials.size());
+		if (auto_search) {
+			choice_note = psprintf("The task is %s because %s; %d candidates compared by cross-validation (as on "
+								   "every relation of at most %.0f rows): %s.",
+								   pgml::task_name(task), why, ntrials, pgml::kAutoSearchRows, st->search_summary.c_str());
+			ereport(NOTICE, (errmsg("pg_ml chose %s for %s", pgml::algorithm_name(spec->algorithm), pgml::task_name(task)),
+							 errdetail("%s", choice_note), errhint("ml_trials() shows every candidate's fold scores.")));
+		} else {
+			ereport(NOTICE, (errmsg("search chose trial %d of %d", st->chosen_trial, ntrials),
+							 errdetail("%s.", st->search_summary.c_str()),
+							 errhint("ml_trials() shows every trial's hyperparameters and fold scores.")));
+		}
+		PGML_CORE({
+			if (choice_note != NULL)
+				spec->algorithm_choice = choice_note;
+			st->trainer = std::make_unique<pgml::Trainer>(*spec);
+		});
+		algorithm = spec->algorithm;
+	}
 	source.rows = run_training(st, relid, relname, features, nfeatures, has_target ? &target : nullptr, nullptr, t_start,
 							   &read_ms, &total_ms);
 	pgml_set_read_from(InvalidOid, NULL);

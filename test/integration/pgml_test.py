@@ -214,3 +214,18 @@ class PgmlTestCase(unittest.TestCase):
 def rel_close(a, b, rel, abs_floor=1e-12):
     """|a - b| <= rel * max(|a|, |b|, abs_floor)."""
     return abs(a - b) <= rel * max(abs(a), abs(b), abs_floor)
+
+
+def check_cancelled(test, thread, out, cancelled_at, name, where, prompt=1.0):
+    """After pg_cancel_backend at cancelled_at: the training thread ends (out["error"] a
+    QueryCanceled, out["ended"] its time) within `prompt` seconds, and model `name` does not exist."""
+    thread.join(30)
+    test.assertFalse(thread.is_alive(), "ml_train is still running 30 s after pg_cancel_backend")
+    took = out["ended"] - cancelled_at
+    print(f"\n  [cancel] {where}: stopped {took:.3f} s after pg_cancel_backend", flush=True)
+    test.assertIsInstance(out.get("error"), psycopg2.errors.QueryCanceled, repr(out))
+    test.assertLessEqual(took, prompt)
+    with test.conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM ml_models WHERE name = %s", (name,))
+        test.assertEqual(cur.fetchone()[0], 0)
+    test.conn.commit()

@@ -12,7 +12,7 @@ import psycopg2
 import psycopg2.errors
 from psycopg2 import sql
 
-from pgml_test import connect, unique
+from pgml_test import check_cancelled, connect, unique
 
 ROWS = 10_000_000
 CANCEL_AFTER = 3.0   # seconds into the training run
@@ -252,15 +252,7 @@ class PrecisePassCancelTest(unittest.TestCase):
             cancelled_at = time.monotonic()
             cur.execute("SELECT pg_cancel_backend(%s)", (pid,))
             self.conn.commit()
-        t.join(30)
-        self.assertFalse(t.is_alive(), "ml_train is still running 30 s after pg_cancel_backend")
-        took = out["ended"] - cancelled_at
-        print(f"\n  [cancel] in the precise pass: stopped {took:.3f} s after pg_cancel_backend", flush=True)
-        self.assertIsInstance(out.get("error"), psycopg2.errors.QueryCanceled, repr(out))
-        self.assertLessEqual(took, PROMPT)
-        with self.conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM ml_models WHERE name = %s", (name,))
-            self.assertEqual(cur.fetchone()[0], 0)
+        check_cancelled(self, t, out, cancelled_at, name, "in the precise pass", PROMPT)
 
     def test_precise_pass_model(self):
         """The same table trained to the end: the report says double-double."""
