@@ -451,13 +451,16 @@ CREATE FUNCTION @extschema@.ml_train(
     search       text DEFAULT NULL,
     search_params jsonb DEFAULT NULL,
     search_args  jsonb DEFAULT NULL,
+    -- per-group models (src/core/grouped.hpp): one model per group of rows, in one call
+    group_by     text[] DEFAULT NULL,
+    group_fallback text DEFAULT NULL,
     OUT model_id bigint, OUT model text, OUT version integer, OUT task text, OUT algorithm text,
     OUT metrics jsonb, OUT rows_train bigint, OUT rows_test bigint, OUT deployed boolean,
     OUT metrics_from text)
     RETURNS record
     LANGUAGE c VOLATILE PARALLEL UNSAFE
     AS 'MODULE_PATHNAME', 'pgml_train';
-COMMENT ON FUNCTION @extschema@.ml_train(text, text, text, text, text, text[], text[], jsonb, jsonb, float8, integer, text, text, jsonb, jsonb)
+COMMENT ON FUNCTION @extschema@.ml_train(text, text, text, text, text, text[], text[], jsonb, jsonb, float8, integer, text, text, jsonb, jsonb, text[], text)
     IS 'pg_ml: train a new model on a relation and deploy its version 1';
 
 DROP FUNCTION @extschema@.ml_retrain(text, text, text, text, float8, integer);

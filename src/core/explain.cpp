@@ -32,6 +32,8 @@ void explain_linear(const Model &m, const double *x, int klass, Explanation &e)
 
 Explanation Model::explain(const Value *values) const
 {
+	if (grouped)
+		not_for_grouped("ml_explain");
 	const int p = prep.p();
 	std::vector<double> x(static_cast<size_t>(p)), out(static_cast<size_t>(std::max(1, n_outputs())));
 	encode(values, x.data(), nullptr);

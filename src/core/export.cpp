@@ -286,6 +286,8 @@ ExportRecord decode_export(const uint8_t *data, size_t len, std::unique_ptr<Mode
 			throw;
 		bad("The model blob inside is invalid: " + (e.detail().empty() ? std::string(e.what()) : e.detail()));
 	}
+	if (m->grouped)
+		bad("The model blob inside is a per-group model, which ml_import does not take.");
 	// its texts are UTF-8 too (the glue converts them to the database encoding), without NUL
 	m->map_text([](const char *what, std::string &s) {
 		if (!valid_utf8(s))

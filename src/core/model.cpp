@@ -4,12 +4,11 @@
 #include <cmath>
 #include <cstdio>
 
+#include "grouped.hpp"
 #include "json.hpp"
 #include "optimize.hpp"
 
 namespace pgml {
-
-namespace {
 
 [[noreturn]] void corrupt(const std::string &detail)
 {
@@ -17,7 +16,9 @@ namespace {
 	            "Deploy another version with ml_deploy(), or retrain the model.");
 }
 
+namespace {
 const char *kPayloadMagic = "pg_ml model v1";
+} // namespace
 
 void write_column(Writer &w, const ColumnInfo &c)
 {
@@ -37,8 +38,6 @@ ColumnInfo read_column(Reader &r)
 	c.type_name = r.str();
 	return c;
 }
-
-} // namespace
 
 std::string numeric_label(TypeClass tc, double v)
 {
@@ -88,6 +87,8 @@ void Model::encode(const Value *values, double *x, int64_t *unseen) const
 
 int Model::predict(const Value *values, double *out, int64_t *unseen) const
 {
+	if (grouped)
+		return grouped->predict(*this, values, out, unseen);
 	const int p = prep.p();
 	if (static_cast<int>(scratch_.size()) < p)
 		scratch_.resize(static_cast<size_t>(p));
@@ -156,8 +157,26 @@ void Model::input_out_of_range(const double *x) const
 	                         : "The prediction overflows double precision.");
 }
 
+[[noreturn]] void Model::not_for_grouped(const char *what) const
+{
+	throw Error(ErrorCode::FeatureNotSupported, std::string(what) + " does not support per-group models",
+	            "The model has one model per group of " + grouped_columns() + ".",
+	            "Use ml_predict, ml_predict_proba or ml_evaluate, or train a model without group_by.");
+}
+
+std::string Model::grouped_columns() const
+{
+	std::string names;
+	if (grouped)
+		for (const auto &c : grouped->columns)
+			names += (names.empty() ? "" : ", ") + c.name;
+	return names;
+}
+
 int Model::predict_features(const double *x, double *out) const
 {
+	if (grouped)
+		not_for_grouped("prediction from transformed features");
 	if (estimator) {
 		const int p = prep.p();
 		if (static_cast<int>(zscratch_.size()) < p)
@@ -197,6 +216,13 @@ void Model::predict_batch(const Value *values, size_t n, double *out, int *klass
 		return;
 	const size_t p = static_cast<size_t>(prep.p());
 	const size_t nf = features.size();
+	if (grouped) {
+		// row by row, each to its group's model
+		const size_t nout = static_cast<size_t>(n_outputs());
+		for (size_t i = 0; i < n; i++)
+			klass[i] = predict(values + i * nf, out + i * nout, unseen);
+		return;
+	}
 	// one row after the other: the transformed features
 	std::vector<double> X(p * n);
 	for (size_t i = 0; i < n; i++)
@@ -206,6 +232,8 @@ void Model::predict_batch(const Value *values, size_t n, double *out, int *klass
 
 void Model::predict_features_many(double *x, size_t n, double *out, int *klass) const
 {
+	if (grouped)
+		not_for_grouped("prediction from transformed features");
 	if (n == 0)
 		return;
 	const Eigen::Index p = prep.p();
@@ -244,6 +272,27 @@ std::string Model::coefficients_json() const
 {
 	// {"intercept": b or [b_k], "coefficients": {feature: w or [w_k]}, "standardized": {...}}
 	// coefficients apply to the unscaled feature values; standardized ones to the scaled features.
+	// A grouped model: {"group_by": [...], "groups": [{"group": {...}, "coefficients": {...}}], "fallback": {...}}
+	if (grouped) {
+		JsonWriter w;
+		w.begin_object();
+		w.key("group_by").begin_array();
+		for (const auto &c : grouped->columns)
+			w.value(c.name);
+		w.end_array();
+		w.key("groups").begin_array();
+		for (const auto &g : grouped->groups) {
+			w.begin_object();
+			w.key("group").raw(g.key.to_json(grouped->columns));
+			w.key("coefficients").raw(g.model->coefficients_json());
+			w.end_object();
+		}
+		w.end_array();
+		if (grouped->fallback)
+			w.key("fallback").raw(grouped->fallback->coefficients_json());
+		w.end_object();
+		return w.str();
+	}
 	if (estimator) {
 		// {"kind": "gain", "importance": {feature: value}}
 		bool perm = permutation_importance.size() == prep.p();
@@ -295,6 +344,8 @@ std::string Model::coefficients_json() const
 
 void Model::map_text(const std::function<void(const char *what, std::string &)> &f)
 {
+	if (grouped)
+		not_for_grouped("moving a model between encodings");
 	auto column = [&f](ColumnInfo &c) {
 		f("column name", c.name);
 		f("type name", c.type_name);
@@ -336,6 +387,8 @@ void Model::check_binding(int64_t model_id, int32_t version, const std::string &
 
 std::vector<uint8_t> Model::serialize() const
 {
+	if (grouped)
+		return serialize_grouped(*this);
 	Writer w;
 	w.str(kPayloadMagic);
 	w.i64(binding.model_id); // the catalog row, under the checksum (format 2)
@@ -384,6 +437,8 @@ std::unique_ptr<Model> Model::deserialize(const uint8_t *data, size_t len)
 {
 	const uint8_t *payload = nullptr;
 	BlobHeader h = open_blob(data, len, &payload);
+	if (h.kind == kGroupedKind)
+		return deserialize_grouped(h.format, payload, h.length);
 	auto m = std::make_unique<Model>();
 	Algorithm a = static_cast<Algorithm>(h.kind);
 	const AlgorithmDef &def = algorithm_def(a); // an unknown kind is corrupt

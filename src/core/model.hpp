@@ -17,6 +17,10 @@
 
 namespace pgml {
 
+class GroupedModel; // grouped.hpp
+class Writer;       // serialize.hpp
+class Reader;
+
 // The catalog row (ml.versions) a blob belongs to. model_id 0: not bound (a blob of format 1,
 // or a model that was never stored, such as the one an aggregate carries).
 struct BlobBinding {
@@ -107,8 +111,18 @@ class Model {
 	// names are derived again. Used to move a model between database encodings.
 	void map_text(const std::function<void(const char *what, std::string &)> &f);
 
+	// A per-group model (ml_train(group_by => ...)): the container of one model per group
+	// (grouped.hpp). Then features are the sub-models' features followed by the group
+	// columns, predict() routes each row to its group's model, and the fields the container
+	// does not keep (prep, W, b, estimator, statistics) are empty.
+	std::shared_ptr<const GroupedModel> grouped;
+
 	// The row the blob is (to be) stored in: serialize() writes it, deserialize() reads it.
 	BlobBinding binding;
+	// the group columns of a grouped model, comma-separated (empty otherwise)
+	std::string grouped_columns() const;
+	// Error(FeatureNotSupported): `what` does not support a grouped model
+	[[noreturn]] void not_for_grouped(const char *what) const;
 
 	std::vector<uint8_t> serialize() const;
 	static std::unique_ptr<Model> deserialize(const uint8_t *data, size_t len);
@@ -128,6 +142,12 @@ class Model {
 	[[noreturn]] void input_out_of_range(const double *x) const;
 	mutable std::vector<double> scratch_, zscratch_; // single-threaded use only (one backend)
 };
+
+// The blob codec's shared pieces (model.cpp), also used by the grouped container (grouped.cpp):
+// Error(DataCorrupted) with detail; a column's name, type class and type name.
+[[noreturn]] void corrupt(const std::string &detail);
+void write_column(Writer &w, const ColumnInfo &c);
+ColumnInfo read_column(Reader &r);
 
 // The label a numeric / boolean target value is known by.
 std::string numeric_label(TypeClass tc, double v);

@@ -78,6 +78,15 @@ struct TrainResult {
 	double solve_digits = 0; // estimated correct significant digits (NaN: rank-deficient)
 	bool solve_precise = false; // solved from double-double statistics (the precise pass)
 	std::vector<std::string> solve_collinear, solve_constant;
+	// the sums behind a moments fit's regression metrics (train and test), so that several runs'
+	// metrics pool exactly (per-group models, grouped.hpp): rows, the target's mean and centred
+	// sum of squares, the residual sum of squares, the mean absolute error of the sample rows
+	struct RegressionSums {
+		int64_t n = 0;
+		double mean_y = 0, syy = 0, sse = 0, mae = NAN;
+		int64_t mae_rows = 0;
+	};
+	RegressionSums train_sums, test_sums;
 	// coefficient statistics (inference.hpp) of linear_regression and unpenalized binary
 	// logistic_regression, the report's "inference" object; empty for other models
 	std::string inference_json;

@@ -514,14 +514,18 @@ RouteFit finish_moments_route(TrainRun &m, int64_t rows_read, const Model *compa
 	model.col_min = m.col_min;
 	model.col_max = m.col_max;
 	res.log.insert(res.log.end(), fit.log.begin(), fit.log.end());
-	out.train_json = regression_json(m.train.n(), fit.sse, fit.sst, sample_metrics(m, model, m.train_sample));
+	const RegressionMetrics train_sample = sample_metrics(m, model, m.train_sample);
+	out.train_json = regression_json(m.train.n(), fit.sse, fit.sst, train_sample);
+	res.train_sums = {m.train.n(), tm.my, fit.sst, fit.sse, train_sample.mae(), train_sample.count()};
 	res.rows_train = m.train.n();
 	res.rows_test = m.test.n();
 	if (m.test.n() > 0) {
 		LinearMoments t = project_moments(m.test, A, c0, ts);
 		double tsse = fit.precise && m.ptest ? residual_ss(*m.ptest, fit.setup, fit.w_dd, fit.b_dd)
 		                                     : linear_sse(t, m.test.n(), fit.w, model.b(0));
-		out.test_json = regression_json(m.test.n(), tsse, t.Syy, sample_metrics(m, model, m.test_sample));
+		const RegressionMetrics test_sample = sample_metrics(m, model, m.test_sample);
+		out.test_json = regression_json(m.test.n(), tsse, t.Syy, test_sample);
+		res.test_sums = {m.test.n(), t.my, t.Syy, tsse, test_sample.mae(), test_sample.count()};
 		res.primary_test = t.Syy > 0 ? 1.0 - tsse / t.Syy : (tsse <= 0 ? 1.0 : 0.0);
 		// the deployed model keeps no statistics of these rows: both are scored on every
 		// held-out row by the comparison pass

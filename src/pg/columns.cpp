@@ -1,6 +1,7 @@
 // pg_ml glue: ml_model_columns, the columns a relation must have to retrain or evaluate a model
 // (what the pg_ml command line types its staging table with).
 #include "pg_ml.hpp"
+#include "grouped.hpp"
 
 extern "C" {
 #include "utils/tuplestore.h"
@@ -36,6 +37,9 @@ pgml_model_columns(PG_FUNCTION_ARGS)
 
 	int nfeatures = static_cast<int>(model->features.size());
 	int ncols = nfeatures + (model->has_target() ? 1 : 0);
+	/* a per-group model's last features are its group columns (role "group") */
+	int ngroup = 0;
+	PGML_CORE(ngroup = model->grouped ? static_cast<int>(model->grouped->columns.size()) : 0);
 	const char **names = static_cast<const char **>(palloc(sizeof(char *) * ncols));
 	const char **types = static_cast<const char **>(palloc(sizeof(char *) * ncols));
 	const char **classes = static_cast<const char **>(palloc(sizeof(char *) * ncols));
@@ -51,7 +55,7 @@ pgml_model_columns(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	for (int i = 0; i < ncols; i++) {
 		Datum values[5] = {Int32GetDatum(i + 1), CStringGetTextDatum(names[i]), CStringGetTextDatum(types[i]),
-						   CStringGetTextDatum(classes[i]), CStringGetTextDatum(i < nfeatures ? "feature" : "target")};
+						   CStringGetTextDatum(classes[i]), CStringGetTextDatum(i < nfeatures - ngroup ? "feature" : i < nfeatures ? "group" : "target")};
 		bool nulls[5] = {false};
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}

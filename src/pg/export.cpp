@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "pg_ml.hpp"
+#include "grouped.hpp"
 #include "deploy_metric.hpp"
 
 extern "C" {
@@ -268,6 +269,8 @@ pgml_export(PG_FUNCTION_ARGS)
 		pgml::Model *loaded = pgml_deserialize(blob, NULL, &ref, version, kind);
 		PGML_CORE(st->model.reset(loaded));
 	}
+	pgml_refuse_grouped(st->model.get(), "ml_export", ref.name,
+						"Export the training rows instead and train with group_by in the other database.");
 	/* the envelope's text is UTF-8, the model's texts included (then the blob is written again) */
 	if (GetDatabaseEncoding() != PG_UTF8) {
 		recode_model(st, true);

@@ -1,5 +1,6 @@
 // pg_ml glue: module magic, settings, and ownership of core objects by memory contexts.
 #include "pg_ml.hpp"
+#include "grouped.hpp"
 #include "progress.hpp"
 
 extern "C" {
@@ -26,6 +27,10 @@ _PG_init(void)
 							"the encoded columns, and each algorithm's model and caches (trees, xgboost, the svm kernel, "
 							"mlp layers, k-means); past it training fails with program_limit_exceeded.",
 							&pgml_max_memory_mb, 1024, 1, INT_MAX / 2, PGC_USERSET, GUC_UNIT_MB, NULL, NULL, NULL);
+	DefineCustomIntVariable("pg_ml.max_groups",
+							"Groups that one ml_train(group_by => ...) may train.",
+							"Past it training fails with program_limit_exceeded naming the count.",
+							&pgml_max_groups, 1000, 1, 1000000, PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("pg_ml.batch_rows",
 							"Rows fetched from the relation per batch while training.",
 							NULL, &pgml_batch_rows, 10000, 100, 1000000, PGC_USERSET, 0, NULL, NULL, NULL);

@@ -13,6 +13,7 @@
 // a READ COMMITTED transaction, or one after the transaction's own writes), so that every
 // statement uses the version its snapshot sees deployed.
 #include "pg_ml.hpp"
+#include "grouped.hpp"
 
 #include <cmath>
 #include <memory>
@@ -585,6 +586,11 @@ predict_common(FunctionCallInfo fcinfo, int *klass)
 	} else if (cs->argkind == INPUT_JSONB) {
 		fill_from_jsonb(cs, PG_GETARG_JSONB_P(1));
 	} else if (cs->argkind == INPUT_ARRAY) {
+		if (cs->model->grouped)
+			ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+							errmsg("model \"%s\" has one model per group and cannot predict from an array", cs->model_name),
+							errdetail("The group columns route each row to its group's model."),
+							errhint("Pass a row or jsonb that has the features and the group columns.")));
 		fill_from_array(cs, PG_GETARG_ARRAYTYPE_P(1));
 	} else {
 		ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
@@ -595,6 +601,13 @@ predict_common(FunctionCallInfo fcinfo, int *klass)
 	}
 	const pgml::Model *model = cs->model;
 	int k = 0;
+	if (model->grouped && !model->grouped->fallback) {
+		/* a per-group model: an unseen group is an error naming the model and the group */
+		const pgml::GroupedModel::Group *g = nullptr;
+		PGML_CORE(g = model->grouped->find(cs->values + (cs->nfeatures - model->grouped->columns.size())));
+		if (g == nullptr)
+			pgml_unseen_group(model, cs->values, cs->model_name);
+	}
 	PGML_CORE(k = model->predict(cs->values, cs->out));
 	*klass = k;
 	return cs;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "deploy_metric.hpp"
+#include "grouped.hpp"
 #include "options.hpp"
 #include "progress.hpp"
 
@@ -34,10 +35,12 @@ namespace {
 struct TrainState {
 	pgml::TrainSpec spec;
 	std::unique_ptr<pgml::Trainer> trainer;
+	std::unique_ptr<pgml::GroupedTrainer> grouped; /* group_by: trains the container instead of trainer */
 	std::unique_ptr<pgml::Model> model;
 	const pgml::Model *compare = nullptr; /* ml_retrain: the deployed version */
 	std::vector<uint8_t> blob;
 	std::string hyperparams_json, preprocess_json, state_json, features_json, classes_json, coef_json;
+	const pgml::TrainResult &result() const { return grouped ? grouped->result() : trainer->result(); }
 	/* a search (ml_train(search => ...), algorithm => 'auto' by cross-validation): its trials
 	 * as the catalog stores them (ml.trials), ready before any catalog write */
 	std::unique_ptr<pgml::Search> search;
@@ -50,6 +53,10 @@ struct TrainState {
 	int chosen_trial = 0;
 	std::string search_metric, search_summary;
 };
+
+/* ml_train's arguments after search_args (14): per-group models */
+constexpr int kTrainArgGroupBy = 15;
+constexpr int kTrainArgGroupFallback = 16;
 
 /* the search's scan: every row kept for the trials */
 void
@@ -207,12 +214,31 @@ column_info(const PgmlColumn *c)
 	return ci;
 }
 
-// The finished training run: model serialized, JSON texts prepared (inside the core).
+// The grouped trainer of a refit of a per-group version (inside the core): the version's
+// columns, algorithm and task; each group's trainer takes the rest from one of its models.
+std::unique_ptr<pgml::GroupedTrainer>
+grouped_refit(pgml::TrainSpec *spec, const pgml::Model &base, bool allow_new_classes)
+{
+	const pgml::GroupedModel &g = *base.grouped;
+	spec->features.assign(base.features.begin(), base.features.end() - static_cast<long>(g.columns.size()));
+	spec->target = base.target;
+	spec->algorithm = base.algorithm;
+	spec->task = base.task;
+	pgml::GroupSpec gs;
+	gs.columns = g.columns;
+	gs.fallback_all = g.fallback != nullptr;
+	gs.max_groups = static_cast<size_t>(pgml_max_groups);
+	gs.base = g.groups[0].model;
+	gs.known_classes = base.classes;
+	gs.allow_new_classes = allow_new_classes;
+	return std::make_unique<pgml::GroupedTrainer>(*spec, std::move(gs));
+}
+
+// The JSON texts of the finished model (inside the core).
 void
-finish_training(TrainState *st, const pgml::Model *compare)
+describe_model(TrainState *st)
 {
 	PGML_CORE({
-		st->model = st->trainer->finish(pgml_interrupt_pending, compare);
 		const pgml::Model &m = *st->model;
 		st->hyperparams_json = m.hyperparams.to_json();
 		st->preprocess_json = m.preprocess.to_json();
@@ -225,6 +251,8 @@ finish_training(TrainState *st, const pgml::Model *compare)
 			f.key("name").value(c.name);
 			f.key("type").value(c.type_name);
 			f.key("class").value(pgml::type_class_name(c.type_class));
+			if (m.grouped && &c >= &m.features[m.features.size() - m.grouped->columns.size()])
+				f.key("group").value(true); /* a group column: routes the row, not a feature of the sub-models */
 			f.end_object();
 		}
 		f.end_array();
@@ -238,6 +266,14 @@ finish_training(TrainState *st, const pgml::Model *compare)
 			st->classes_json = c.str();
 		}
 	});
+}
+
+// The finished training run: model fitted, JSON texts prepared (inside the core).
+void
+finish_training(TrainState *st, const pgml::Model *compare)
+{
+	PGML_CORE(st->model = st->trainer->finish(pgml_interrupt_pending, compare));
+	describe_model(st);
 }
 
 // Streams the relation into the trainer, then fits (comparing with `compare` if given).
@@ -327,7 +363,7 @@ void
 insert_version(TrainState *st, int64 model_id, int32 version, int32 parent, const char *mode, const char *relation,
 			   Oid trained_by, double read_ms, double fit_ms, double total_ms, const char *sources, const char *retrain)
 {
-	const pgml::TrainResult &res = st->trainer->result();
+	const pgml::TrainResult &res = st->result();
 	const pgml::Model &m = *st->model;
 	/* the blob is bound to the row it goes into */
 	uint16 format;
@@ -964,6 +1000,19 @@ pgml_train(PG_FUNCTION_ARGS)
 				}
 		}
 	}
+	/* group_by: the group columns route the rows; they are not features */
+	PgmlColumn *group_cols = NULL;
+	int ngroup = 0;
+	bool fallback_all = false;
+	if (PG_NARGS() > kTrainArgGroupBy && !PG_ARGISNULL(kTrainArgGroupBy))
+		ngroup = pgml_group_columns(desc, PG_GETARG_ARRAYTYPE_P(kTrainArgGroupBy), relname, target_name, features,
+									&nfeatures, !PG_ARGISNULL(5), &group_cols);
+	if (PG_NARGS() > kTrainArgGroupFallback && !PG_ARGISNULL(kTrainArgGroupFallback)) {
+		fallback_all = pgml_group_fallback_all(text_to_cstring(PG_GETARG_TEXT_PP(kTrainArgGroupFallback)));
+		if (fallback_all && ngroup == 0)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("group_fallback needs group_by"),
+							errhint("Pass group_by => ARRAY['column'] to train one model per group.")));
+	}
 	/* guards: a key-like target is refused; key-like columns leave the default features */
 	int nkeys = 0;
 	{
@@ -1053,6 +1102,10 @@ pgml_train(PG_FUNCTION_ARGS)
 						errdetail("search_params names hyperparameters of one algorithm."),
 						errhint("Pass algorithm => 'gradient_boosting' (for example). algorithm => 'auto' compares "
 								"algorithms by cross-validation on its own.")));
+	if (search_kind != NULL && ngroup > 0)
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("search does not support group_by yet"),
+						errhint("Search on one group's rows (a view) and train every group with the hyperparameters "
+								"it finds.")));
 	if (search_kind != NULL && !has_search_params)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("search needs search_params"),
 						errhint("Pass the hyperparameters to search, e.g. search_params => '{\"max_depth\": [2, 4, 8]}'.")));
@@ -1070,7 +1123,8 @@ pgml_train(PG_FUNCTION_ARGS)
 		/* by task and size: the planner's estimate of the relation's rows. Small enough (and no
 		 * hyperparams to apply): the candidates are compared by cross-validation after the read */
 		expected_rows = pgml_estimate_rows(relid, pgml::kAutoLargeRows);
-		auto_search = task != pgml::Task::Clustering && expected_rows <= pgml::kAutoSearchRows &&
+		/* (per-group models: the size rule, one algorithm for every group) */
+		auto_search = ngroup == 0 && task != pgml::Task::Clustering && expected_rows <= pgml::kAutoSearchRows &&
 					  JB_ROOT_COUNT(PG_GETARG_JSONB_P(7)) == 0;
 		char reason[512];
 		PGML_CORE({
@@ -1137,7 +1191,14 @@ pgml_train(PG_FUNCTION_ARGS)
 		spec->seed = static_cast<uint64_t>(static_cast<int64_t>(seed));
 		spec->memory_limit = static_cast<size_t>(pgml_max_memory_mb) << 20;
 		spec->progress = pgml_progress_core; /* progress */
-		if (search_kind != NULL || auto_search) {
+		if (ngroup > 0) {
+			pgml::GroupSpec gs;
+			for (int i = 0; i < ngroup; i++)
+				gs.columns.push_back(column_info(&group_cols[i]));
+			gs.fallback_all = fallback_all;
+			gs.max_groups = static_cast<size_t>(pgml_max_groups);
+			st->grouped = std::make_unique<pgml::GroupedTrainer>(*spec, std::move(gs));
+		} else if (search_kind != NULL || auto_search) {
 			pgml::Options args;
 			pgml_options_to_core(sa, nsa, args);
 			pgml::SearchSpec ss;
@@ -1190,10 +1251,24 @@ pgml_train(PG_FUNCTION_ARGS)
 		});
 		algorithm = spec->algorithm;
 	}
-	source.rows = run_training(st, relid, relname, features, nfeatures, has_target ? &target : nullptr, nullptr, t_start,
-							   &read_ms, &total_ms);
+	if (ngroup > 0) {
+		/* one scan: each row to its group's trainer */
+		source.rows = pgml_grouped_training(st->grouped.get(), relid, features, nfeatures, group_cols, ngroup,
+											has_target ? &target : nullptr, &st->model, nullptr);
+		if (source.rows == 0)
+			ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("relation \"%s\" has no rows", relname),
+							errhint("Train on a relation with labelled rows.")));
+		describe_model(st);
+		for (const auto &w : st->grouped->result().warnings)
+			ereport(WARNING, (errcode(ERRCODE_WARNING), errmsg("%s", w.message.c_str()), errdetail("%s", w.detail.c_str()),
+							  errhint("%s", w.hint.c_str())));
+		read_ms = total_ms = elapsed_ms(t_start);
+	} else {
+		source.rows = run_training(st, relid, relname, features, nfeatures, has_target ? &target : nullptr, nullptr,
+								   t_start, &read_ms, &total_ms);
+	}
 	pgml_set_read_from(InvalidOid, NULL);
-	const pgml::TrainResult &res = st->trainer->result();
+	const pgml::TrainResult &res = st->result();
 	source.fingerprint = pstrdup(res.fingerprint.c_str());
 	StringInfoData sources;
 	initStringInfo(&sources);
@@ -1341,6 +1416,14 @@ pgml_retrain(PG_FUNCTION_ARGS)
 		: new_def != nullptr && new_def->id != base->algorithm
 			? psprintf("the algorithm changes from %s to %s", algo, new_def->name.c_str())
 			: psprintf("the hyperparameters of %s change", algo);
+	/* a per-group model: a refit of every group from the relation (one scan), for now */
+	if (base->grouped && (strcmp(mode, "refit") != 0 || replace))
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						errmsg("model \"%s\" has one model per group and is retrained with mode => 'refit' only",
+							   ref.name),
+						errdetail("A retrain of a per-group model trains every group from scratch on the relation, "
+								  "with the version's algorithm and hyperparameters."),
+						errhint("Use mode => 'refit' on a relation holding every group's rows.")));
 	if (replace) {
 		if (strcmp(mode, "incremental") == 0)
 			ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -1513,7 +1596,10 @@ pgml_retrain(PG_FUNCTION_ARGS)
 			st->spec.algorithm = new_def != nullptr ? new_def->id : base->algorithm;
 			pgml_options_to_core(hp, nhp, st->spec.hyperparams);
 		}
-		st->trainer = std::make_unique<pgml::Trainer>(st->spec, *base, incremental);
+		if (base->grouped)
+			st->grouped = grouped_refit(&st->spec, *base, allow_new_classes);
+		else
+			st->trainer = std::make_unique<pgml::Trainer>(st->spec, *base, incremental);
 	});
 	{
 		/* the confirmation's drift: the rows read against the parent version's profile */
@@ -1523,10 +1609,23 @@ pgml_retrain(PG_FUNCTION_ARGS)
 	}
 	pgml_progress_begin("ml_retrain", ref.name, relid, "reading"); /* progress */
 	double read_ms, total_ms;
-	int64 rows_read = run_training(st, relid, relname, features, nfeatures, base->has_target() ? &target : nullptr,
-								   base, t_start, &read_ms, &total_ms);
+	int64 rows_read;
+	if (st->grouped) {
+		/* every group refitted in one scan; both versions scored on the same held-out rows */
+		int ngroup = static_cast<int>(base->grouped->columns.size());
+		rows_read = pgml_grouped_training(st->grouped.get(), relid, features, nfeatures - ngroup,
+										  features + nfeatures - ngroup, ngroup, &target, &st->model, base);
+		if (rows_read == 0)
+			ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("relation \"%s\" has no rows", relname),
+							errhint("Train on a relation with labelled rows.")));
+		describe_model(st);
+		read_ms = total_ms = elapsed_ms(t_start);
+	} else {
+		rows_read = run_training(st, relid, relname, features, nfeatures, base->has_target() ? &target : nullptr, base,
+								 t_start, &read_ms, &total_ms);
+	}
 	pgml_set_read_from(InvalidOid, NULL);
-	const pgml::TrainResult &res = st->trainer->result();
+	const pgml::TrainResult &res = st->result();
 
 	/* the same rows twice: a relation (or a copy of it) whose rows a version read before */
 	if (only_new)

@@ -28,7 +28,9 @@ inline void use_model(const pgml::Model &m, const uint8_t *data, size_t size)
 			pgml::Value &v = vals[static_cast<size_t>(r) * nf + c];
 			std::string &s = strs[static_cast<size_t>(r) * nf + c];
 			const bool cat = m.features[c].categorical();
-			const std::vector<std::string> &levels = m.prep.columns[c].levels;
+			// a per-group model's features are its groups' (and its group columns): no levels of its own
+			static const std::vector<std::string> kNone;
+			const std::vector<std::string> &levels = c < m.prep.columns.size() ? m.prep.columns[c].levels : kNone;
 			v.isnull = r == 0 || (r >= 2 && src.u8() % 5 == 0);
 			if (v.isnull)
 				continue;
@@ -46,11 +48,24 @@ inline void use_model(const pgml::Model &m, const uint8_t *data, size_t size)
 	std::vector<int> klass(kRows);
 	int64_t unseen = 0;
 	for (int r = 0; r < kRows; r++) {
-		int k = m.predict(vals.data() + static_cast<size_t>(r) * nf, out1.data(), &unseen);
+		int k = 0;
+		try {
+			k = m.predict(vals.data() + static_cast<size_t>(r) * nf, out1.data(), &unseen);
+		} catch (const pgml::Error &e) {
+			// a per-group model without a model for the row's group (22023, as ml_predict says)
+			if (!m.grouped || e.code() != pgml::ErrorCode::InvalidParameter)
+				throw;
+			continue;
+		}
 		if (m.task == pgml::Task::Classification && (k < 0 || k >= m.n_classes()))
 			fail("predict returned a class out of range");
 	}
-	m.predict_batch(vals.data(), kRows, out.data(), klass.data(), &unseen);
+	try {
+		m.predict_batch(vals.data(), kRows, out.data(), klass.data(), &unseen);
+	} catch (const pgml::Error &e) {
+		if (!m.grouped || e.code() != pgml::ErrorCode::InvalidParameter)
+			throw;
+	}
 	// ml_explain of a row (an algorithm it does not explain, or a tree without covers: 0A000)
 	try {
 		(void)m.explain(vals.data() + nf);

@@ -19,6 +19,7 @@
 #include "agg_test_util.hpp"
 #include "export.hpp"
 #include "fuzz_input.hpp"
+#include "grouped.hpp"
 
 namespace {
 
@@ -374,6 +375,36 @@ void kmeans_seeds()
 
 } // namespace
 
+// Per-group containers (grouped.hpp): the table grouped by its last column, flag.
+void grouped_seeds()
+{
+	struct GroupedCase {
+		Algorithm algorithm;
+		int classes;
+		bool fallback;
+	};
+	for (const GroupedCase &c : {GroupedCase{Algorithm::LinearRegression, 0, false},
+	                             GroupedCase{Algorithm::DecisionTree, 2, true}}) {
+		Table t = table(c.classes);
+		Table sub = t;
+		sub.features.pop_back();
+		pgml::TrainSpec spec = pgml_test::make_spec(sub, c.algorithm, 0.25);
+		if (c.algorithm == Algorithm::DecisionTree)
+			spec.hyperparams = opts({{"max_depth", n(2)}});
+		pgml::GroupSpec gs;
+		gs.columns = {t.features.back()};
+		gs.fallback_all = c.fallback;
+		pgml::GroupedTrainer tr(spec, gs);
+		for (size_t b = 0; b < t.size(); b += 7) {
+			pgml_test::BatchData bd(t, b, std::min(t.size(), b + 7));
+			tr.add_batch(bd.batch(), nullptr);
+		}
+		std::unique_ptr<pgml::Model> m = tr.finish(nullptr, nullptr);
+		m->binding = {1, 1};
+		write("fuzz_model_blob", std::string("grouped_") + pgml::algorithm_name(c.algorithm), m->serialize());
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -383,6 +414,7 @@ int main(int argc, char **argv)
 	g_dir = argv[1];
 	try {
 		model_seeds();
+		grouped_seeds();
 		stats_seeds();
 		eval_seeds();
 		kmeans_seeds();
