@@ -103,6 +103,12 @@ CREATE TABLE mon_badlabel AS SELECT x, z, c, w, y::text AS y FROM mon_same;
 SELECT * FROM ml_monitor('mon_lin', 'mon_badlabel');
 CREATE TABLE mon_empty AS SELECT * FROM mon_same WHERE false;
 SELECT * FROM ml_monitor('mon_lin', 'mon_empty');
+-- a per-group model (group_by) has no profile yet
+CREATE TABLE mon_groups AS SELECT (i % 3)::text AS g, (i % 100)::float8 AS x, 2.0 * (i % 100) + (i % 3) AS y
+FROM generate_series(1, 600) i;
+SELECT model FROM ml_train('mon_groups', 'y', algorithm => 'linear_regression', name => 'mon_grouped', group_by => ARRAY['g']);
+SELECT * FROM ml_monitor('mon_grouped', 'mon_groups');
+SELECT ml_drop_model('mon_grouped');
 -- a version without a profile (trained before pg_ml 0.3.0)
 UPDATE ml.versions SET profile = NULL WHERE model_id = (SELECT id FROM ml_models WHERE name = 'mon_lin') AND version = 1;
 SELECT * FROM ml_monitor('mon_lin', 'mon_same');
@@ -111,5 +117,5 @@ SELECT version, drift IS NULL AS no_drift FROM ml_retrain('mon_lin', 'mon_same',
 SELECT ml_drop_model('mon_lin'), ml_drop_model('mon_tree'), ml_drop_model('mon_nb'), ml_drop_model('mon_km');
 DROP VIEW mon_unlabelled, mon_nb_levels;
 DROP TABLE mon_train, mon_same, mon_shift, mon_levels, mon_cls, mon_cls_shift, mon_missing, mon_mistyped,
-           mon_badlabel, mon_empty, mon_nb, mon_pts;
+           mon_badlabel, mon_empty, mon_nb, mon_pts, mon_groups;
 DROP FUNCTION mon_rows(int, int);
