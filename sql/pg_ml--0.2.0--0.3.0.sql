@@ -355,6 +355,17 @@ UPDATE ml.models SET deploy_metric = CASE
     ELSE 'f1' END;
 COMMENT ON COLUMN ml.models.deploy_metric IS 'the metric ml_retrain(deploy => ''if_better'') compares (ml_set_deploy_metric)';
 
+-- ---------------------------------------------------------------- monitoring (issue 13): catalog
+-- Each version stores the profile of its training rows (src/core/monitor.hpp): per feature
+-- column the NULL share and the shares in the training deciles (numeric) or per level
+-- (categorical). The in-memory algorithms profile every training row; the streaming ones
+-- (linear family, k-means) their sample of training rows; naive Bayes trained through the class
+-- aggregate its counts by level and moments (normal deciles for numbers). "rows" and "from" say which.
+-- Versions trained before, and imported ones, have none (NULL). ml_versions shows it.
+ALTER TABLE ml.versions ADD COLUMN profile jsonb;
+COMMENT ON COLUMN ml.versions.profile IS
+    'the training rows'' profile ml_monitor compares with: per feature the NULL share and the shares per decile or level';
+
 -- Views run with their owner's rights on ml.*; each row is filtered to the models the caller owns
 -- (the sequence's owner, directly or through role membership) or was granted (SELECT on it).
 CREATE VIEW @extschema@.ml_models AS
@@ -373,7 +384,7 @@ SELECT m.name AS model, v.model_id, v.version, v.parent_version,
        v.algorithm, v.mode, v.relation, v.metrics OPERATOR(pg_catalog.->) 'test' AS test_metrics, v.metrics OPERATOR(pg_catalog.->) 'train' AS train_metrics,
        v.hyperparams, v.preprocess, v.preprocessing_state, v.coefficients, v.rows_train, v.rows_test, v.report,
        v.duration_ms, v.trained_by, v.trained_at, v.data_fingerprint,
-       v.format_version, v.model_kind, v.blob_length, v.checksum, v.sources, v.classes
+       v.format_version, v.model_kind, v.blob_length, v.checksum, v.sources, v.classes, v.profile
 FROM ml.versions v
 JOIN ml.models m ON m.id OPERATOR(pg_catalog.=) v.model_id
 JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) m.seq::pg_catalog.oid
@@ -422,7 +433,7 @@ GRANT SELECT ON @extschema@.ml_models, @extschema@.ml_versions, ml.training_log_
 -- ml_train: deploy_metric (the metric a retrain's deploy => 'if_better' compares) and
 -- metrics_from ('test', or 'train' when test_size => 0 held no rows out). ml_retrain:
 -- allow_new_classes (labels the deployed version does not know are an error without it) and
--- learned (what the version learned from, and why that way).
+-- learned (what the version learned from, and why that way); drift (issue 13: see monitoring below).
 DROP FUNCTION @extschema@.ml_train(text, text, text, text, text, text[], text[], jsonb, jsonb, float8, integer);
 CREATE FUNCTION @extschema@.ml_train(
     relation     text,
@@ -466,7 +477,7 @@ CREATE FUNCTION @extschema@.ml_retrain(
     hyperparams  jsonb DEFAULT NULL,
     OUT model_id bigint, OUT version integer, OUT parent_version integer, OUT mode text,
     OUT rows_train bigint, OUT rows_test bigint, OUT metrics jsonb, OUT previous_metrics jsonb,
-    OUT deployed boolean, OUT reason text, OUT learned text)
+    OUT deployed boolean, OUT reason text, OUT learned text, OUT drift jsonb)
     RETURNS record
     LANGUAGE c VOLATILE PARALLEL UNSAFE
     AS 'MODULE_PATHNAME', 'pgml_retrain';
@@ -482,7 +493,7 @@ CREATE FUNCTION @extschema@.ml_retrain(
     hyperparams  jsonb DEFAULT NULL,
     OUT model_id bigint, OUT version integer, OUT parent_version integer, OUT mode text,
     OUT rows_train bigint, OUT rows_test bigint, OUT metrics jsonb, OUT previous_metrics jsonb,
-    OUT deployed boolean, OUT reason text, OUT learned text)
+    OUT deployed boolean, OUT reason text, OUT learned text, OUT drift jsonb)
     RETURNS record
     LANGUAGE c VOLATILE PARALLEL UNSAFE
     AS 'MODULE_PATHNAME', 'pgml_retrain';
@@ -685,3 +696,113 @@ COMMENT ON FUNCTION @extschema@.ml_trials(text, integer)
     IS 'pg_ml: the trials of the searches that chose the versions of a model (every version, or one)';
 COMMENT ON FUNCTION @extschema@.ml_trials(bigint, integer)
     IS 'pg_ml: the trials of the searches that chose the versions of a model (every version, or one)';
+
+-- ---------------------------------------------------------------- monitoring (issue 13)
+-- (ml.versions.profile, which ml_monitor reads, is added before the views above show it)
+
+-- ml_monitor(model, relation, version): the drift of each feature of the relation's rows against
+-- the version's training profile (PSI, with severity none < 0.1 <= moderate < 0.25 <= major), the
+-- shares of NULLs (beside the training share) and of unseen levels; when the relation has the
+-- target column, one row per compared metric (the deploy metric, and accuracy / r2 when it
+-- differs) against the version's test metric. Reads the relation as the caller and is declared
+-- as ml_evaluate is: STABLE (it only reads), PARALLEL UNSAFE (it runs a query of its own and
+-- reports progress).
+CREATE FUNCTION @extschema@.ml_monitor(model text, relation text, version integer DEFAULT NULL)
+    RETURNS TABLE (name text, kind text, psi float8, severity text, rows bigint, null_share float8,
+                   train_null_share float8, unseen_share float8, value float8, test_value float8,
+                   change float8, detail jsonb)
+    LANGUAGE c STABLE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'pgml_monitor';
+CREATE FUNCTION @extschema@.ml_monitor(model bigint, relation text, version integer DEFAULT NULL)
+    RETURNS TABLE (name text, kind text, psi float8, severity text, rows bigint, null_share float8,
+                   train_null_share float8, unseen_share float8, value float8, test_value float8,
+                   change float8, detail jsonb)
+    LANGUAGE c STABLE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'pgml_monitor';
+COMMENT ON FUNCTION @extschema@.ml_monitor(text, text, integer) IS
+    'pg_ml: drift of a relation''s rows against a version''s training data (PSI per feature) and, with labels, its metrics against the test metrics';
+COMMENT ON FUNCTION @extschema@.ml_monitor(bigint, text, integer) IS
+    'pg_ml: drift of a relation''s rows against a version''s training data (PSI per feature) and, with labels, its metrics against the test metrics';
+
+-- ml_retrain's confirmation has `drift` (its definition above): per feature the PSI and severity
+-- of the rows the retrain read against the parent version's profile (NULL when the parent has
+-- none). ml.retrain (what the jobs run) keeps its columns; the C function fills what the caller declares.
+
+-- ---------------------------------------------------------------- feature importance per column (issue 13)
+-- ml_feature_importance gains `column` (the input column each feature comes from: a one-hot
+-- feature "plan=gold" from column plan) and by_column: true gives one row per input column
+-- instead, its importance the sum of its features' magnitudes (a one-hot column's levels summed;
+-- a numeric column's own magnitude). The per-feature rows keep their order and values.
+DROP FUNCTION @extschema@.ml_feature_importance(bigint, integer);
+DROP FUNCTION @extschema@.ml_feature_importance(text, integer);
+CREATE FUNCTION @extschema@.ml_feature_importance(model text, version integer DEFAULT NULL,
+                                                  by_column boolean DEFAULT false)
+    RETURNS TABLE (feature text, importance float8, kind text, "column" text)
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    c jsonb;
+    s jsonb;
+BEGIN
+    SELECT x.coefficients, x.preprocessing_state INTO c, s
+    FROM @extschema@.ml_versions x
+    WHERE x.model OPERATOR(pg_catalog.=) $1
+      AND CASE WHEN $2 IS NULL THEN x.deployed ELSE x.version OPERATOR(pg_catalog.=) $2 END;
+    IF NOT FOUND THEN
+        IF NOT EXISTS (SELECT 1 FROM @extschema@.ml_models m WHERE m.name OPERATOR(pg_catalog.=) $1) THEN
+            RAISE EXCEPTION 'model "%" does not exist', $1 USING ERRCODE = 'undefined_object',
+                HINT = 'ml_models lists the models you can use.';
+        END IF;
+        RAISE EXCEPTION 'version % of model "%" does not exist', $2, $1 USING ERRCODE = 'undefined_object',
+            HINT = 'ml_versions lists the versions of a model.';
+    END IF;
+    RETURN QUERY
+    WITH f (feature, importance, kind, ord) AS (
+        -- linear models: standardized coefficients, signed (mean absolute value over classes
+        -- for multinomial)
+        SELECT e.key, CASE jsonb_typeof(e.value)
+                          WHEN 'number' THEN (e.value #>> '{}')::float8
+                          ELSE (SELECT avg(abs(a::text::float8)) FROM jsonb_array_elements(e.value) a) END,
+               'coefficient', 0
+        FROM jsonb_each(c -> 'standardized') e
+        WHERE c ? 'standardized'
+        UNION ALL
+        -- other algorithms: their own importance (split gain, weights, ...)
+        SELECT e.key, (e.value #>> '{}')::float8, c ->> 'kind', 0
+        FROM jsonb_each(c -> 'importance') e
+        WHERE c ? 'importance'
+    ),
+    -- the input columns as feature names spell them (quoted when the name holds = or ")
+    cols (col, part) AS (
+        SELECT k ->> 'name',
+               CASE WHEN k ->> 'name' = '' OR k ->> 'name' ~ '[="]'
+                    THEN '"' || replace(k ->> 'name', '"', '""') || '"' ELSE k ->> 'name' END
+        FROM jsonb_array_elements(s -> 'columns') k
+    ),
+    fc AS (
+        SELECT f.feature, f.importance, f.kind,
+               (SELECT cols.col FROM cols
+                WHERE f.feature = cols.part OR starts_with(f.feature, cols.part || '=')
+                ORDER BY length(cols.part) DESC LIMIT 1) AS col
+        FROM f
+    )
+    SELECT r.feature, r.importance, r.kind, r.col FROM (
+        SELECT fc.feature, fc.importance, fc.kind, fc.col FROM fc WHERE NOT $3
+        UNION ALL
+        SELECT fc.col, sum(abs(fc.importance)), min(fc.kind), fc.col FROM fc WHERE $3 GROUP BY fc.col
+    ) r
+    ORDER BY abs(r.importance) DESC NULLS LAST, r.feature;
+END
+$$;
+CREATE FUNCTION @extschema@.ml_feature_importance(model bigint, version integer DEFAULT NULL,
+                                                  by_column boolean DEFAULT false)
+    RETURNS TABLE (feature text, importance float8, kind text, "column" text)
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT * FROM @extschema@.ml_feature_importance(
+              (SELECT m.name FROM @extschema@.ml_models m WHERE m.id OPERATOR(pg_catalog.=) $1), $2, $3) $$;
+COMMENT ON FUNCTION @extschema@.ml_feature_importance(text, integer, boolean)
+    IS 'pg_ml: importance of each feature (standardized coefficients, split gain, ...) of a version (default: deployed) and the input column it comes from; by_column: one row per input column, its features'' magnitudes summed';
+COMMENT ON FUNCTION @extschema@.ml_feature_importance(bigint, integer, boolean)
+    IS 'pg_ml: importance of each feature (standardized coefficients, split gain, ...) of a version (default: deployed) and the input column it comes from; by_column: one row per input column, its features'' magnitudes summed';

@@ -811,6 +811,7 @@ std::unique_ptr<Model> Trainer::finish(CancelCheck cancel, const Model *compare)
 	result_.test_json = fit.test_json;
 	m.kept_train_json = fit.train_json;
 	result_.report_json = m.report_json(*model, rows_read_, result_);
+	m.profile(result_);
 	result_.fingerprint = hex64(m.fingerprint ^ mix64(static_cast<uint64_t>(m.used_rows)));
 	return model;
 }

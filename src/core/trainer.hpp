@@ -15,6 +15,8 @@
 
 namespace pgml {
 
+struct Profile;
+
 struct TrainSpec {
 	std::vector<ColumnInfo> features;
 	ColumnInfo target;
@@ -88,6 +90,9 @@ struct TrainResult {
 	// coefficient statistics (inference.hpp) of linear_regression and unpenalized binary
 	// logistic_regression, the report's "inference" object; empty for other models
 	std::string inference_json;
+	// drift monitoring (monitor.hpp): the training rows' profile (ml.versions.profile), and with
+	// a reference profile (Trainer::set_drift_reference) the drift of the rows read against it
+	std::string profile_json, drift_json;
 };
 
 class Trainer {
@@ -162,6 +167,9 @@ class Trainer {
 	bool needs_compare_pass() const;
 	void add_compare_batch(const Batch &batch, const Model &fresh, const Model &compare, CancelCheck cancel);
 	void end_compare_pass();
+	// A retrain: finish() also writes result().drift_json, the drift of the rows read (training
+	// and held out; the streaming routes: their samples) against `parent` (the parent version's profile).
+	void set_drift_reference(const Profile &parent);
 	const TrainResult &result() const { return result_; }
 	int64_t rows_read() const { return rows_read_; }
 

@@ -25,6 +25,7 @@
 #include "precise_moments.hpp"
 #include "eval_state.hpp"
 #include "kmeans_step.hpp"
+#include "monitor.hpp"
 #include "moments.hpp"
 #include "preprocess.hpp"
 #include "stats_state.hpp"
@@ -216,6 +217,11 @@ struct TrainRun {
 
 	// ---- trainer_kmeans.cpp
 	void start_kmeans(CancelCheck cancel);
+
+	// ---- trainer_profile.cpp: the training profile and a retrain's drift (monitor.hpp), after the route
+	std::unique_ptr<Profile> drift_ref;
+	void profile(TrainResult &res) const;
+	FeatureProfile normal_profile(size_t c, int64_t rows) const;
 };
 
 // The routes, one file each: the linear family from the moments (trainer_moments.cpp), the

@@ -64,28 +64,42 @@ no_such_version(const char *model, int32 version)
 
 } // namespace
 
+pgml::Model *
+pgml_load_version_arg(FunctionCallInfo fcinfo, const char *fname, int version_arg, PgmlModelRef *ref, int32 *version)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("model and relation of %s must not be NULL", fname)));
+	pgml_resolve_model(PG_GETARG_DATUM(0), get_fn_expr_argtype(fcinfo->flinfo, 0), PGML_USE, false, ref);
+	*version = PG_ARGISNULL(version_arg) ? ref->deployed_version : PG_GETARG_INT32(version_arg);
+	char *kind = NULL;
+	bytea *blob = pgml_load_blob(ref->id, *version, NULL, false, &kind);
+	if (blob == NULL && PG_ARGISNULL(version_arg) && *version != 0)
+		pgml_missing_deployed(ref);
+	if (blob == NULL)
+		no_such_version(ref->name, *version);
+	return pgml_deserialize(blob, CurrentMemoryContext, ref, *version, kind);
+}
+
+TupleDesc
+pgml_relation_desc(Oid relid)
+{
+	Relation rel = relation_open(relid, AccessShareLock);
+	TupleDesc desc = CreateTupleDescCopy(RelationGetDescr(rel));
+	relation_close(rel, NoLock);
+	return desc;
+}
+
 /* ml_evaluate(model, relation, version) -> jsonb: metrics of a version on labelled rows */
 Datum
 pgml_evaluate(PG_FUNCTION_ARGS)
 {
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("model and relation of ml_evaluate must not be NULL")));
 	PgmlModelRef ref;
-	pgml_resolve_model(PG_GETARG_DATUM(0), get_fn_expr_argtype(fcinfo->flinfo, 0), PGML_USE, false, &ref);
-	int32 version = PG_ARGISNULL(2) ? ref.deployed_version : PG_GETARG_INT32(2);
-	char *kind = NULL;
-	bytea *blob = pgml_load_blob(ref.id, version, NULL, false, &kind);
-	if (blob == NULL && PG_ARGISNULL(2) && version != 0)
-		pgml_missing_deployed(&ref);
-	if (blob == NULL)
-		no_such_version(ref.name, version);
-	pgml::Model *model = pgml_deserialize(blob, CurrentMemoryContext, &ref, version, kind);
+	int32 version;
+	pgml::Model *model = pgml_load_version_arg(fcinfo, "ml_evaluate", 2, &ref, &version);
 
 	char *relname = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	Oid relid = pgml_relation_oid(relname);
-	Relation rel = relation_open(relid, AccessShareLock);
-	TupleDesc desc = CreateTupleDescCopy(RelationGetDescr(rel));
-	relation_close(rel, NoLock);
+	TupleDesc desc = pgml_relation_desc(relid);
 	int nfeatures = static_cast<int>(model->features.size());
 	PgmlColumn *features = static_cast<PgmlColumn *>(palloc0(sizeof(PgmlColumn) * nfeatures));
 	PgmlColumn target;

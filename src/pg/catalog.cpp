@@ -337,10 +337,11 @@ pgml_insert_model(const Oid *types, const Datum *values, const char *nulls)
 void
 pgml_insert_version(const PgmlVersionRow *r)
 {
-	Oid types[27] = {INT8OID,  INT4OID,  INT4OID,  TEXTOID,	  TEXTOID,	 TEXTOID,	JSONBOID, JSONBOID, JSONBOID,
+	Oid types[28] = {INT8OID,  INT4OID,  INT4OID,  TEXTOID,	  TEXTOID,	 TEXTOID,	JSONBOID, JSONBOID, JSONBOID,
 					 JSONBOID, JSONBOID, JSONBOID, INT8OID,	  INT8OID,	 FLOAT8OID, INT8OID,	TEXTOID,  BYTEAOID,
-					 INT2OID,  INT4OID,	 INT8OID,  REGROLEOID, FLOAT8OID, FLOAT8OID, FLOAT8OID, JSONBOID, JSONBOID};
-	Datum values[27] = {Int64GetDatum(r->model_id),
+					 INT2OID,  INT4OID,	 INT8OID,  REGROLEOID, FLOAT8OID, FLOAT8OID, FLOAT8OID, JSONBOID, JSONBOID,
+					 JSONBOID};
+	Datum values[28] = {Int64GetDatum(r->model_id),
 						Int32GetDatum(r->version),
 						Int32GetDatum(r->parent),
 						CStringGetTextDatum(r->algorithm),
@@ -366,20 +367,23 @@ pgml_insert_version(const PgmlVersionRow *r)
 						Float8GetDatum(r->fit_ms),
 						Float8GetDatum(r->duration_ms),
 						r->sources != 0 ? r->sources : pgml_jsonb_from_cstring("[]"),
-						r->classes};
-	char nulls[28] = "                           ";
+						r->classes,
+						r->profile};
+	char nulls[29] = "                            ";
 	if (r->parent == 0)
 		nulls[2] = 'n';
 	if (r->classes == 0)
 		nulls[26] = 'n';
+	if (r->profile == 0)
+		nulls[27] = 'n';
 	int rc = SPI_execute_with_args(
 		"INSERT INTO ml.versions (model_id, version, parent_version, algorithm, mode, relation, hyperparams, "
 		"preprocess, preprocessing_state, metrics, report, coefficients, rows_train, rows_test, test_size, seed, "
 		"data_fingerprint, blob, format_version, model_kind, blob_length, checksum, trained_by, read_ms, fit_ms, "
-		"duration_ms, sources, classes) "
+		"duration_ms, sources, classes, profile) "
 		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $4, $20, "
-		"$21, $22, $23, $24, $25, $26, $27)",
-		27, types, values, nulls, false, 0);
+		"$21, $22, $23, $24, $25, $26, $27, $28)",
+		28, types, values, nulls, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "pg_ml: could not save the version: %s", SPI_result_code_string(rc));
 }

@@ -171,6 +171,15 @@ double pgml_estimate_rows(Oid relid, double exact_below);
 // The error for a column whose type pg_ml cannot use.
 void pgml_unsupported_column(const char *relname, const PgmlColumn *col) pg_attribute_noreturn();
 
+// ---------------------------------------------------------------- monitoring (monitor.cpp)
+// A version's training profile (ml.versions.profile), owned by CurrentMemoryContext; NULL when
+// the version has none. metrics (optional): the version's test metrics as JSON text ("train"
+// when it held no rows out: *which says which), NULL when none.
+namespace pgml {
+struct Profile;
+}
+pgml::Profile *pgml_load_profile(int64 model_id, int32 version, char **metrics = nullptr, const char **which = nullptr);
+
 // ---------------------------------------------------------------- catalog (catalog.cpp)
 struct PgmlModelRef {
 	int64 id;
@@ -200,8 +209,9 @@ Datum pgml_jsonb_from_cstring(const char *json);
 // Matches a relation's columns to a model's: fills features (model order) and target (when
 // the model has one);
 // one error names every missing or mistyped column. NOTICE lists ignored columns if notice_extra.
+// target_optional: the target is not matched (ml_monitor without labels).
 void pgml_match_columns(TupleDesc desc, const pgml::Model *model, const char *relname, const char *model_name,
-                        PgmlColumn *features, PgmlColumn *target, bool notice_extra);
+                        PgmlColumn *features, PgmlColumn *target, bool notice_extra, bool target_optional = false);
 // Inserts a new model (SPI connected under catalog identity) and creates its sequence, owned by
 // the owner: types / values / nulls (' ' or 'n') of name, owner (regrole), task, algorithm,
 // target, relation, features, classes. Returns the model's id.
@@ -226,6 +236,7 @@ struct PgmlVersionRow {
 	Oid trained_by = InvalidOid;
 	double read_ms = 0, fit_ms = 0, duration_ms = 0;
 	Datum sources = 0, classes = 0;
+	Datum profile = 0; // 0: NULL (ml_monitor's training profile)
 };
 // Inserts the row (SPI connected under catalog identity); model_kind is the algorithm.
 void pgml_insert_version(const PgmlVersionRow *row);
@@ -250,6 +261,14 @@ bytea *pgml_serialize_bound(pgml::Model *model, int64 model_id, int32 version, s
 							uint16 *format, uint32 *checksum);
 // The error for a model whose deployed version's row is gone (55000).
 void pgml_missing_deployed(const PgmlModelRef *ref) pg_attribute_noreturn();
+// The model of argument 0 (name or id; the caller may use it) and its version of argument
+// version_arg (NULL: the deployed one), deserialized (owned by CurrentMemoryContext); errors for
+// an unknown model or version, and for a NULL model or relation (argument 1) of function fname
+// (ml_evaluate, ml_monitor; admin.cpp).
+pgml::Model *pgml_load_version_arg(FunctionCallInfo fcinfo, const char *fname, int version_arg, PgmlModelRef *ref,
+                                   int32 *version);
+// A copy of a relation's tuple descriptor (admin.cpp).
+TupleDesc pgml_relation_desc(Oid relid);
 // The deployed version of a resolved model, read fresh and deserialized (owned by
 // CurrentMemoryContext); an error when the model has no deployed version.
 pgml::Model *pgml_load_deployed(const PgmlModelRef *ref);

@@ -402,6 +402,7 @@ insert_version(TrainState *st, int64 model_id, int32 version, int32 parent, cons
 	row.sources = pgml_jsonb_from_cstring(sources);
 	/* the classes, in the blob's order (ml_models.classes of a deployed version) */
 	row.classes = st->classes_json.empty() ? (Datum) 0 : pgml_jsonb_from_cstring(st->classes_json.c_str());
+	row.profile = res.profile_json.empty() ? (Datum) 0 : pgml_jsonb_from_cstring(res.profile_json.c_str());
 	pgml_insert_version(&row);
 
 	size_t nlog = res.log.size();
@@ -837,13 +838,13 @@ key_like(const KeyInfo *keys, Oid relid, char relkind, const PgmlColumn *col, do
 
 void
 pgml_match_columns(TupleDesc desc, const pgml::Model *model, const char *relname, const char *model_name,
-				   PgmlColumn *features, PgmlColumn *target, bool notice_extra)
+				   PgmlColumn *features, PgmlColumn *target, bool notice_extra, bool target_optional)
 {
 	int nfeatures = static_cast<int>(model->features.size());
 	StringInfoData problems;
 	initStringInfo(&problems);
 	bool missing = false;
-	for (int i = 0; i < nfeatures + (model->has_target() ? 1 : 0); i++) {
+	for (int i = 0; i < nfeatures + (model->has_target() && !target_optional ? 1 : 0); i++) {
 		const pgml::ColumnInfo &want = i < nfeatures ? model->features[i] : model->target;
 		PgmlColumn *col = i < nfeatures ? &features[i] : target;
 		bool found = pgml_find_column(desc, want.name.c_str(), col);
@@ -1569,8 +1570,8 @@ pgml_retrain(PG_FUNCTION_ARGS)
 		pgml_set_read_from(InvalidOid, NULL);
 		if (pgml_retrain_nothing_new_is_ok) {
 			/* an auto-retrain job whose rows an earlier job learned: nothing to do, no version */
-			Datum values[11];
-			bool nulls[11] = {false, true, false, false, true, true, true, true, false, false, true};
+			Datum values[12];
+			bool nulls[12] = {false, true, false, false, true, true, true, true, false, false, true, true};
 			values[0] = Int64GetDatum(ref.id);
 			values[2] = Int32GetDatum(ref.deployed_version);
 			values[3] = CStringGetTextDatum(resolved);
@@ -1600,6 +1601,12 @@ pgml_retrain(PG_FUNCTION_ARGS)
 		else
 			st->trainer = std::make_unique<pgml::Trainer>(st->spec, *base, incremental);
 	});
+	{
+		/* the confirmation's drift: the rows read against the parent version's profile */
+		pgml::Profile *parent_profile = pgml_load_profile(ref.id, ref.deployed_version);
+		if (parent_profile != nullptr)
+			PGML_CORE(st->trainer->set_drift_reference(*parent_profile));
+	}
 	pgml_progress_begin("ml_retrain", ref.name, relid, "reading"); /* progress */
 	double read_ms, total_ms;
 	int64 rows_read;
@@ -1759,8 +1766,8 @@ pgml_retrain(PG_FUNCTION_ARGS)
 		pgml_catalog_end(save_user, save_sec);
 	}
 
-	Datum values[11];
-	bool nulls[11] = {false};
+	Datum values[12]; /* ml.retrain (what the jobs call) has no drift column: 11 */
+	bool nulls[12] = {false};
 	values[0] = Int64GetDatum(ref.id);
 	values[1] = Int32GetDatum(version);
 	values[2] = Int32GetDatum(ref.deployed_version);
@@ -1781,6 +1788,8 @@ pgml_retrain(PG_FUNCTION_ARGS)
 										? reason
 										: psprintf("%s; metrics are on the training rows (test_size => 0)", reason));
 	values[10] = CStringGetTextDatum(learned_text.data);
+	nulls[11] = res.drift_json.empty();
+	values[11] = nulls[11] ? (Datum) 0 : pgml_jsonb_from_cstring(res.drift_json.c_str());
 	pgml_progress_end(); /* progress */
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(result_desc), values, nulls)));
 }
