@@ -441,6 +441,26 @@ struct Gather {
 
 } // namespace
 
+namespace {
+
+// Scores a model on kept rows: per group (when per_group is given) and pooled.
+struct Scores {
+	std::unique_ptr<RegressionMetrics> reg;
+	std::unique_ptr<ClassificationMetrics> cls;
+	explicit Scores(const Model &m)
+	{
+		if (m.task == Task::Classification)
+			cls = std::make_unique<ClassificationMetrics>(m.classes);
+		else
+			reg = std::make_unique<RegressionMetrics>();
+	}
+	std::string json() const { return reg ? reg->to_json() : cls->to_json(); }
+	double primary() const { return reg ? reg->r2() : cls->accuracy(); }
+	int64_t count() const { return reg ? reg->count() : cls->count(); }
+};
+
+} // namespace
+
 struct GroupedTrainer::Impl {
 	TrainSpec spec;     // the container's (test_size, seed)
 	TrainSpec sub_spec; // each group's: no split of its own (the statistics aggregate: its own)
@@ -475,6 +495,24 @@ struct GroupedTrainer::Impl {
 	void keep(KeptRows &k, size_t slot, const Batch &batch, size_t i, size_t g);
 	[[noreturn]] void rethrow(const Error &e, size_t g) const;
 	std::string describe(size_t g) const { return g < keys.size() ? keys[g].describe(gs.columns) : "(all rows)"; }
+	// finish(): each group's model fitted (after the precise pass: those that asked for it)
+	void fit_groups(CancelCheck cancel);
+	std::vector<size_t> key_order() const
+	{
+		std::vector<size_t> order(keys.size());
+		std::iota(order.begin(), order.end(), 0);
+		std::sort(order.begin(), order.end(),
+		          [&](size_t a, size_t b) { return key_less(keys[a], keys[b], gs.columns); });
+		return order;
+	}
+	// the container of the groups' models in key order (order: the groups' indexes in that order)
+	std::unique_ptr<Model> container(const std::vector<size_t> &order) const;
+	// the metrics of each group (JSON array) and their reports; adds the groups' warnings to res
+	std::pair<std::string, std::string> group_metrics(const std::vector<size_t> &order,
+	                                                  const std::vector<Scores> &per_group, TrainResult &res,
+	                                                  int64_t &rows_train) const;
+	std::string report(int64_t rows_read, int64_t rows_train, int64_t rows_test, long long train_sample_rows,
+	                   int64_t unknown_labels, int64_t unseen_by_compare, const std::string &group_reports) const;
 };
 
 // A group's failure names the group (the primary line) beside the core's own text.
@@ -847,34 +885,11 @@ void GroupedTrainer::end_precise_pass()
 	}
 }
 
-namespace {
-
-// Scores a model on kept rows: per group (when per_group is given) and pooled.
-struct Scores {
-	std::unique_ptr<RegressionMetrics> reg;
-	std::unique_ptr<ClassificationMetrics> cls;
-	explicit Scores(const Model &m)
-	{
-		if (m.task == Task::Classification)
-			cls = std::make_unique<ClassificationMetrics>(m.classes);
-		else
-			reg = std::make_unique<RegressionMetrics>();
-	}
-	std::string json() const { return reg ? reg->to_json() : cls->to_json(); }
-	double primary() const { return reg ? reg->r2() : cls->accuracy(); }
-	int64_t count() const { return reg ? reg->count() : cls->count(); }
-};
-
-} // namespace
-
-std::unique_ptr<Model> GroupedTrainer::finish(CancelCheck cancel, const Model *compare)
+void GroupedTrainer::Impl::fit_groups(CancelCheck cancel)
 {
-	Impl &m = *impl_;
+	Impl &m = *this;
 	const size_t G = m.keys.size();
-	const bool again = !m.precise.empty(); // after the precise pass: only the groups that asked for it
-	if (G == 0)
-		throw Error(ErrorCode::DataException, "no rows to train on", "The relation has no rows.",
-		            "Train on a relation with labelled rows.");
+	const bool again = !m.precise.empty();
 	m.models.resize(G);
 	for (size_t g = 0; g < G; g++) {
 		check_cancel(cancel);
@@ -909,11 +924,11 @@ std::unique_ptr<Model> GroupedTrainer::finish(CancelCheck cancel, const Model *c
 		std::fill(m.precise.begin(), m.precise.end(), 0);
 	}
 
-	// the container: groups in key order
-	std::vector<size_t> order(G);
-	std::iota(order.begin(), order.end(), 0);
-	std::sort(order.begin(), order.end(),
-	          [&](size_t a, size_t b) { return key_less(m.keys[a], m.keys[b], m.gs.columns); });
+}
+
+std::unique_ptr<Model> GroupedTrainer::Impl::container(const std::vector<size_t> &order) const
+{
+	const Impl &m = *this;
 	auto top = std::make_unique<Model>();
 	auto gm = std::make_shared<GroupedModel>();
 	const Model &first = *m.models[order[0]];
@@ -961,6 +976,87 @@ std::unique_ptr<Model> GroupedTrainer::finish(CancelCheck cancel, const Model *c
 	}
 	gm->index(top->classes);
 	top->grouped = gm;
+	return top;
+
+}
+
+std::pair<std::string, std::string> GroupedTrainer::Impl::group_metrics(const std::vector<size_t> &order,
+                                                                  const std::vector<Scores> &per_group,
+                                                                  TrainResult &res, int64_t &rows_train) const
+{
+	const Impl &m = *this;
+	JsonWriter groups, reports;
+	groups.begin_array();
+	reports.begin_array();
+	for (size_t g : order) {
+		const TrainResult &r = m.trainers[g]->result();
+		rows_train += r.rows_train;
+		groups.begin_object();
+		groups.key("group").raw(m.keys[g].to_json(m.gs.columns));
+		groups.key("rows_train").value(static_cast<long long>(r.rows_train));
+		groups.key("rows_test").value(static_cast<long long>(m.aggregated ? r.rows_test : per_group[g].count()));
+		groups.key("train").raw(train_part(r));
+		if (m.aggregated && !r.test_json.empty())
+			groups.key("test").raw(r.test_json); // the group's own split (the aggregate's)
+		else if (per_group[g].count() > 0)
+			groups.key("test").raw(per_group[g].json());
+		groups.end_object();
+		reports.begin_object();
+		reports.key("group").raw(m.keys[g].to_json(m.gs.columns));
+		reports.key("report").raw(r.report_json);
+		reports.end_object();
+		for (const auto &w : r.warnings)
+			res.warnings.push_back({w.message + " in group " + m.describe(g), w.detail, w.hint});
+	}
+	groups.end_array();
+	reports.end_array();
+	return {groups.str(), reports.str()};
+}
+
+std::string GroupedTrainer::Impl::report(int64_t rows_read, int64_t rows_train, int64_t rows_test,
+                                         long long train_sample_rows, int64_t unknown_labels,
+                                         int64_t unseen_by_compare, const std::string &group_reports) const
+{
+	const Impl &m = *this;
+	const size_t G = m.keys.size();
+	JsonWriter rep;
+	rep.begin_object();
+	rep.key("group_by").begin_array();
+	for (const auto &c : m.gs.columns)
+		rep.value(c.name);
+	rep.end_array();
+	rep.key("groups").value(static_cast<long long>(G));
+	rep.key("fallback").value(m.all_model ? "all" : "error");
+	rep.key("split").value("random");
+	rep.key("reader").value(m.aggregated ? "statistics aggregate" : "cursor");
+	rep.key("rows_read").value(static_cast<long long>(rows_read));
+	rep.key("rows_train").value(static_cast<long long>(rows_train));
+	rep.key("rows_test").value(static_cast<long long>(rows_test));
+	if (!m.aggregated)
+		rep.key("train_metrics_sample_rows").value(static_cast<long long>(train_sample_rows));
+	if (unknown_labels > 0)
+		rep.key("test_rows_with_unknown_labels").value(static_cast<long long>(unknown_labels));
+	if (unseen_by_compare > 0)
+		rep.key("test_rows_unseen_by_compared_version").value(static_cast<long long>(unseen_by_compare));
+	if (!m.spec.algorithm_choice.empty())
+		rep.key("algorithm_choice").value(m.spec.algorithm_choice);
+	rep.key("group_reports").raw(group_reports);
+	if (m.all_model)
+		rep.key("fallback_report").raw(m.all->result().report_json);
+	rep.end_object();
+	return rep.str();
+}
+
+std::unique_ptr<Model> GroupedTrainer::finish(CancelCheck cancel, const Model *compare)
+{
+	Impl &m = *impl_;
+	const size_t G = m.keys.size();
+	if (G == 0)
+		throw Error(ErrorCode::DataException, "no rows to train on", "The relation has no rows.",
+		            "Train on a relation with labelled rows.");
+	m.fit_groups(cancel);
+	const std::vector<size_t> order = m.key_order(); // the container: groups in key order
+	std::unique_ptr<Model> top = m.container(order);
 
 	// scoring on the kept rows: the version (per group and pooled), and `compare` on the same rows
 	std::vector<int> class_of(m.labels.size(), -1); // label id -> the container's class
@@ -1048,31 +1144,7 @@ std::unique_ptr<Model> GroupedTrainer::finish(CancelCheck cancel, const Model *c
 	// the metrics and the report
 	TrainResult res;
 	int64_t rows_train = 0;
-	JsonWriter groups, reports;
-	groups.begin_array();
-	reports.begin_array();
-	for (size_t g : order) {
-		const TrainResult &r = m.trainers[g]->result();
-		rows_train += r.rows_train;
-		groups.begin_object();
-		groups.key("group").raw(m.keys[g].to_json(m.gs.columns));
-		groups.key("rows_train").value(static_cast<long long>(r.rows_train));
-		groups.key("rows_test").value(static_cast<long long>(m.aggregated ? r.rows_test : per_group[g].count()));
-		groups.key("train").raw(train_part(r));
-		if (m.aggregated && !r.test_json.empty())
-			groups.key("test").raw(r.test_json); // the group's own split (the aggregate's)
-		else if (per_group[g].count() > 0)
-			groups.key("test").raw(per_group[g].json());
-		groups.end_object();
-		reports.begin_object();
-		reports.key("group").raw(m.keys[g].to_json(m.gs.columns));
-		reports.key("report").raw(r.report_json);
-		reports.end_object();
-		for (const auto &w : r.warnings)
-			res.warnings.push_back({w.message + " in group " + m.describe(g), w.detail, w.hint});
-	}
-	groups.end_array();
-	reports.end_array();
+	const auto [groups_json, reports_json] = m.group_metrics(order, per_group, res, rows_train);
 	// pooled: over the kept rows, or (the statistics aggregate) from the groups' sums
 	std::string test_json = pooled.count() > 0 ? pooled.json() : std::string();
 	std::string train_json = pooled_train.count() > 0 ? pooled_train.json() : "null";
@@ -1102,7 +1174,7 @@ std::unique_ptr<Model> GroupedTrainer::finish(CancelCheck cancel, const Model *c
 	w.key("train").raw(train_json);
 	if (has_test)
 		w.key("test").raw(test_json);
-	w.key("groups").raw(groups.str());
+	w.key("groups").raw(groups_json);
 	if (m.all_model)
 		w.key("fallback").raw(train_part(m.all->result()));
 	w.end_object();
@@ -1120,32 +1192,8 @@ std::unique_ptr<Model> GroupedTrainer::finish(CancelCheck cancel, const Model *c
 		res.previous_primary = prev->primary();
 		res.primary_compare_new = new_on_prev->primary();
 	}
-	JsonWriter rep;
-	rep.begin_object();
-	rep.key("group_by").begin_array();
-	for (const auto &c : m.gs.columns)
-		rep.value(c.name);
-	rep.end_array();
-	rep.key("groups").value(static_cast<long long>(G));
-	rep.key("fallback").value(m.all_model ? "all" : "error");
-	rep.key("split").value("random");
-	rep.key("reader").value(m.aggregated ? "statistics aggregate" : "cursor");
-	rep.key("rows_read").value(static_cast<long long>(rows_read_));
-	rep.key("rows_train").value(static_cast<long long>(rows_train));
-	rep.key("rows_test").value(static_cast<long long>(rows_test));
-	if (!m.aggregated)
-		rep.key("train_metrics_sample_rows").value(static_cast<long long>(pooled_train.count()));
-	if (unknown_labels > 0)
-		rep.key("test_rows_with_unknown_labels").value(static_cast<long long>(unknown_labels));
-	if (unseen_by_compare > 0)
-		rep.key("test_rows_unseen_by_compared_version").value(static_cast<long long>(unseen_by_compare));
-	if (!m.spec.algorithm_choice.empty())
-		rep.key("algorithm_choice").value(m.spec.algorithm_choice);
-	rep.key("group_reports").raw(reports.str());
-	if (m.all_model)
-		rep.key("fallback_report").raw(m.all->result().report_json);
-	rep.end_object();
-	res.report_json = rep.str();
+	res.report_json = m.report(rows_read_, rows_train, rows_test, pooled_train.count(), unknown_labels, unseen_by_compare,
+	                           reports_json);
 	result_ = std::move(res);
 	return top;
 }
