@@ -122,6 +122,7 @@ SearchSpec parse_search(const std::string &kind, const std::vector<std::pair<std
 		            "Train kmeans with the number of clusters you want, and compare versions with ml_retrain.");
 	const AlgorithmDef &def = algorithm_def(base.algorithm);
 	std::map<std::string, size_t> at;
+	std::map<std::string, int> bounds; // per ranged hyperparameter: how many of min and max were given
 	for (const auto &[key, v] : params) {
 		const size_t cut = key.find_first_of(".[");
 		const std::string name = key.substr(0, cut);
@@ -150,10 +151,7 @@ SearchSpec parse_search(const std::string &kind, const std::vector<std::pair<std
 				bad_search("search_params \"" + name + rest + "\" must be a number", "It was " + v.to_json() + ".", "");
 			p.range = true;
 			(rest == ".min" ? p.lo : p.hi) = v.number;
-			if (rest == ".min")
-				p.values.push_back(v); // marks that min was given (replaced below)
-			else
-				p.values.push_back(OptionValue());
+			bounds[name]++; // min and max are keys of one JSON object: each comes at most once
 		} else if (rest == ".scale") {
 			if (v.type != OptionValue::Type::String || (v.string != "log" && v.string != "linear"))
 				bad_search("search_params \"" + name + ".scale\" must be \"linear\" or \"log\"",
@@ -173,9 +171,7 @@ SearchSpec parse_search(const std::string &kind, const std::vector<std::pair<std
 	for (SearchParam &p : spec.params) {
 		if (!p.range)
 			continue;
-		const size_t given = p.values.size();
-		p.values.clear();
-		if (given != 2)
+		if (bounds[p.name] != 2)
 			bad_search("search_params \"" + p.name + "\" needs both min and max", "",
 			           "Write {\"" + p.name + "\": {\"min\": ..., \"max\": ...}}.");
 		if (!(p.lo < p.hi))
@@ -296,7 +292,6 @@ struct Search::Rows {
 Search::Search(const TrainSpec &base, SearchSpec spec)
     : base_(base), spec_(std::move(spec)), rows_(std::make_unique<Rows>())
 {
-	base_.progress = base.progress;
 	rows_->features.resize(base.features.size());
 	for (size_t c = 0; c < base.features.size(); c++)
 		rows_->features[c].text = base.features[c].categorical();
@@ -345,12 +340,14 @@ void Search::plan()
 {
 	trials_.clear();
 	// dedupe: not when an earlier trial trains with the same hyperparameters
+	std::vector<Params> parsed_trials; // each trial's hyperparameters, parsed once (for dedupe)
 	auto add = [&](Algorithm a, const Options &hp, bool dedupe) -> bool {
 		Params parsed = parse_params(algorithm_def(a), hp);
 		if (dedupe)
-			for (const Trial &t : trials_)
-				if (t.algorithm == a && parse_params(algorithm_def(a), t.hyperparams) == parsed)
+			for (size_t i = 0; i < trials_.size(); i++)
+				if (trials_[i].algorithm == a && parsed_trials[i] == parsed)
 					return false;
+		parsed_trials.push_back(parsed);
 		Trial t;
 		t.number = static_cast<int>(trials_.size()) + 1;
 		t.algorithm = a;
@@ -380,12 +377,7 @@ void Search::plan()
 			if (k == 0)
 				break;
 		}
-		// the baseline, unless it is one of the combinations (then that one comes first)
-		const Params baseline = parse_params(algorithm_def(a), base_.hyperparams);
-		for (size_t i = 0; i < combos.size(); i++)
-			if (parse_params(algorithm_def(a), combos[i]) == baseline)
-				std::rotate(combos.begin(), combos.begin() + static_cast<std::ptrdiff_t>(i),
-				            combos.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+		// the baseline first; a combination equal to it is not trained twice (dedupe)
 		add(a, base_.hyperparams, false);
 		for (const Options &o : combos)
 			add(a, o, true);
