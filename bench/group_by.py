@@ -5,7 +5,10 @@ less than 3x the time of one model on the whole table"). Makes a table of --rows
 algorithm, ml_train on the whole table without group_by and with group_by => ARRAY['g'];
 prints the median of --runs runs of each and their ratio.
 
-  bench/group_by.py [--dbname postgres] [--rows 200000] [--groups 50] [--runs 3]
+  bench/group_by.py [--dbname postgres] [--rows 200000] [--groups 50] [--runs 3] [--max-threads N]
+
+With --max-threads above 1 (pg_ml.max_threads), one model uses that many threads, and per-group
+training fits that many groups at once, each on one thread.
 
 Connection from the libpq environment (PGHOST, PGPORT, ...). Models are dropped again.
 """
@@ -18,6 +21,8 @@ import psycopg2
 FEATURES = ["x%d" % i for i in range(10)]
 ALGORITHMS = {
     "linear_regression": "{}",
+    "decision_tree": '{"max_depth": 8}',
+    "random_forest": '{"n_estimators": 20, "max_depth": 8}',
     "gradient_boosting": '{"n_estimators": 50}',
 }
 
@@ -29,12 +34,14 @@ def main():
     ap.add_argument("--groups", type=int, default=50)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--algorithms", default=",".join(ALGORITHMS))
+    ap.add_argument("--max-threads", type=int, default=1, help="pg_ml.max_threads")
     ap.add_argument("--hyperparams", default=None, help="jsonb for every algorithm (default: per algorithm)")
     args = ap.parse_args()
     conn = psycopg2.connect(dbname=args.dbname)
     conn.autocommit = True
     cur = conn.cursor()
     cur.execute("CREATE EXTENSION IF NOT EXISTS pg_ml")
+    cur.execute("SET pg_ml.max_threads = %d" % args.max_threads)
     table = "bench_groups_%d_%d" % (args.rows, args.groups)
     cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
     if not cur.fetchone()[0]:
@@ -59,8 +66,8 @@ def main():
                 cur.execute("SELECT ml_drop_model(%s)", (name,))
         one = statistics.median(times["one model"])
         grouped = statistics.median(times["%d groups" % args.groups])
-        print("%-18s %s rows %d: one model %.3f s, %d groups %.3f s (median of %d), ratio %.2f"
-              % (algo, hp, args.rows, one, args.groups, grouped, args.runs, grouped / one))
+        print("%-18s %s rows %d, max_threads %d: one model %.3f s, %d groups %.3f s (median of %d), ratio %.2f"
+              % (algo, hp, args.rows, args.max_threads, one, args.groups, grouped, args.runs, grouped / one))
 
 
 if __name__ == "__main__":

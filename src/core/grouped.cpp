@@ -2,14 +2,18 @@
 #include "grouped.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <numeric>
 
 #include "json.hpp"
+#include "limits.hpp"
 #include "metrics.hpp"
 #include "serialize.hpp"
+#include "threads.hpp"
 
 namespace pgml {
 
@@ -256,6 +260,50 @@ int GroupedModel::predict(const Model &container, const Value *values, double *o
 	return map[static_cast<size_t>(k)];
 }
 
+void GroupedModel::predict_batch(const Model &container, const Value *values, size_t n, double *out, int *klass,
+                                 int64_t *unseen) const
+{
+	const size_t nv = container.features.size(), nf = nv - columns.size();
+	const size_t nout = static_cast<size_t>(std::max(container.n_outputs(), 1));
+	std::vector<std::vector<size_t>> rows(groups.size() + 1); // per group, then the fallback's
+	for (size_t i = 0; i < n; i++) {
+		const Group *g = find(values + i * nv + nf);
+		if (g == nullptr && !fallback)
+			predict(container, values + i * nv, out + i * nout, unseen); // the unseen group's error
+		rows[g != nullptr ? static_cast<size_t>(g - groups.data()) : groups.size()].push_back(i);
+	}
+	std::vector<Value> sub;
+	std::vector<double> sub_out;
+	std::vector<int> sub_klass;
+	for (size_t s = 0; s <= groups.size(); s++) {
+		const std::vector<size_t> &r = rows[s];
+		if (r.empty())
+			continue;
+		const Model &m = s < groups.size() ? *groups[s].model : *fallback;
+		const size_t mout = static_cast<size_t>(std::max(m.n_outputs(), 1));
+		sub.resize(r.size() * nf);
+		for (size_t j = 0; j < r.size(); j++)
+			std::copy(values + r[j] * nv, values + r[j] * nv + nf, sub.data() + j * nf);
+		sub_out.resize(r.size() * mout);
+		sub_klass.resize(r.size());
+		m.predict_batch(sub.data(), r.size(), sub_out.data(), sub_klass.data(), unseen);
+		const bool classes = container.task == Task::Classification;
+		const std::vector<int> &map = s < groups.size() ? groups[s].class_map : fallback_map;
+		for (size_t j = 0; j < r.size(); j++) {
+			double *o = out + r[j] * nout;
+			if (!classes) {
+				std::copy(sub_out.data() + j * mout, sub_out.data() + (j + 1) * mout, o);
+				klass[r[j]] = sub_klass[j];
+				continue;
+			}
+			std::fill(o, o + nout, 0.0);
+			for (size_t k = 0; k < map.size(); k++)
+				o[map[k]] = sub_out[j * mout + k];
+			klass[r[j]] = map[static_cast<size_t>(sub_klass[j])];
+		}
+	}
+}
+
 // ---------------------------------------------------------------- blob
 
 std::vector<uint8_t> serialize_grouped(const Model &m)
@@ -457,6 +505,35 @@ struct Scores {
 	std::string json() const { return reg ? reg->to_json() : cls->to_json(); }
 	double primary() const { return reg ? reg->r2() : cls->accuracy(); }
 	int64_t count() const { return reg ? reg->count() : cls->count(); }
+	// one row's prediction (o, klass: what model.predict returned) against its label
+	void add(const Model &model, const KeptRows &k, size_t i, const Dictionary &labels, const double *o, int klass)
+	{
+		if (reg) {
+			reg->add(k.y[i], o[0]);
+			return;
+		}
+		auto it = std::find(model.classes.begin(), model.classes.end(), labels.name(k.label[i]));
+		if (it != model.classes.end())
+			cls->add(static_cast<int>(it - model.classes.begin()), klass, o);
+	}
+};
+
+// The scores of a grouped version on the kept rows: on the test rows pooled and per group, and
+// (against `compare`) both versions on the test rows the compared one serves; on the training sample.
+struct ScoreSet {
+	Scores pooled, pooled_train;
+	std::vector<Scores> per_group;
+	std::unique_ptr<Scores> prev, new_on_prev;
+	int64_t unknown_labels = 0, unseen_by_compare = 0;
+	ScoreSet(const Model &top, size_t groups, const Model *compare) : pooled(top), pooled_train(top)
+	{
+		for (size_t g = 0; g < groups; g++)
+			per_group.emplace_back(top);
+		if (compare != nullptr && compare->task == top.task) {
+			prev = std::make_unique<Scores>(*compare);
+			new_on_prev = std::make_unique<Scores>(top);
+		}
+	}
 };
 
 } // namespace
@@ -497,6 +574,16 @@ struct GroupedTrainer::Impl {
 	std::string describe(size_t g) const { return g < keys.size() ? keys[g].describe(gs.columns) : "(all rows)"; }
 	// finish(): each group's model fitted (after the precise pass: those that asked for it)
 	void fit_groups(CancelCheck cancel);
+	void fit_all(const std::vector<size_t> &todo, CancelCheck cancel);
+	// the version's profile (ml_monitor): of the features and the group columns (empty: none);
+	// with drift_ref, the drift of the same rows against it in *drift
+	std::string container_profile(std::string *drift) const;
+	std::unique_ptr<Profile> drift_ref;
+	// the container's features of kept row i
+	void row_values(const KeptRows &k, size_t i, Value *vals) const;
+	// scores the kept rows (test: the held-out rows, else the training sample) in batches
+	void score_kept(const Model &top, const Model *compare, const std::vector<int> &class_of, const KeptRows &k,
+	                bool test, ScoreSet &sc, CancelCheck cancel) const;
 	std::vector<size_t> key_order() const
 	{
 		std::vector<size_t> order(keys.size());
@@ -885,14 +972,80 @@ void GroupedTrainer::end_precise_pass()
 	}
 }
 
+// Fits the given trainers (index g < G: a group, G: the fallback). With pg_ml.max_threads
+// above 1 several fit at once, each on its share of the threads and of the memory limit; one
+// that needs more than its share of the memory fits again afterwards, alone with all of it.
+// A failure is the failure of the first such trainer in index order (the fits are taken in that
+// order, and one that fails only stops those not started yet), whatever the threads did.
+void GroupedTrainer::Impl::fit_all(const std::vector<size_t> &todo, CancelCheck cancel)
+{
+	const size_t G = keys.size();
+	auto trainer = [&](size_t g) -> Trainer & { return g < G ? *trainers[g] : *all; };
+	auto fit_one = [&](size_t g) {
+		try {
+			(g < G ? models[g] : all_model) = trainer(g).finish(cancel, nullptr);
+		} catch (const Error &e) {
+			rethrow(e, g);
+		}
+	};
+	const int workers = static_cast<int>(std::min<size_t>(static_cast<size_t>(std::max(1, spec.threads)), todo.size()));
+	if (workers <= 1) {
+		for (size_t g : todo) {
+			check_cancel(cancel);
+			fit_one(g);
+		}
+		return;
+	}
+	const size_t share = spec.memory_limit / static_cast<size_t>(workers);
+	std::vector<std::exception_ptr> failed(todo.size());
+	std::vector<uint8_t> again(todo.size(), 0);
+	std::atomic<bool> stop{false};
+	parallel_for(static_cast<int>(todo.size()), workers, [&](int i) {
+		if (stop.load())
+			return;
+		const size_t at = static_cast<size_t>(i), g = todo[at];
+		try {
+			check_cancel(cancel);
+			trainer(g).set_fit_resources(std::max(1, spec.threads / workers), share);
+			(g < G ? models[g] : all_model) = trainer(g).finish(cancel, nullptr);
+		} catch (const Error &e) {
+			if (e.code() == ErrorCode::ProgramLimit && spec.memory_limit > 0) {
+				again[at] = 1;
+				return;
+			}
+			failed[at] = std::current_exception();
+			stop.store(true);
+		} catch (...) {
+			failed[at] = std::current_exception();
+			stop.store(true);
+		}
+	});
+	for (size_t at = 0; at < todo.size(); at++) {
+		if (!failed[at])
+			continue;
+		try {
+			std::rethrow_exception(failed[at]);
+		} catch (const Error &e) {
+			rethrow(e, todo[at]);
+		}
+	}
+	for (size_t at = 0; at < todo.size(); at++) {
+		if (!again[at])
+			continue;
+		check_cancel(cancel);
+		trainer(todo[at]).set_fit_resources(spec.threads, spec.memory_limit);
+		fit_one(todo[at]);
+	}
+}
+
 void GroupedTrainer::Impl::fit_groups(CancelCheck cancel)
 {
 	Impl &m = *this;
 	const size_t G = m.keys.size();
 	const bool again = !m.precise.empty();
 	m.models.resize(G);
+	std::vector<size_t> todo;
 	for (size_t g = 0; g < G; g++) {
-		check_cancel(cancel);
 		if (again && !m.precise[g])
 			continue;
 		const int64_t rows = m.trainers[g]->rows_read();
@@ -902,19 +1055,11 @@ void GroupedTrainer::Impl::fit_groups(CancelCheck cancel)
 			            "Each group needs at least " + std::to_string(m.gs.min_rows) + " training rows; " +
 			                std::to_string(m.held_rows[g]) + " more of its rows were held out for testing.",
 			            "Leave the group out with a view, or lower test_size.");
-		try {
-			m.models[g] = m.trainers[g]->finish(cancel, nullptr);
-		} catch (const Error &e) {
-			m.rethrow(e, g);
-		}
+		todo.push_back(g);
 	}
-	if (m.all && (!again || m.precise[G])) {
-		try {
-			m.all_model = m.all->finish(cancel, nullptr);
-		} catch (const Error &e) {
-			m.rethrow(e, G);
-		}
-	}
+	if (m.all && (!again || m.precise[G]))
+		todo.push_back(G);
+	m.fit_all(todo, cancel);
 	if (!again) {
 		m.precise.assign(G + 1, 0);
 		for (size_t g = 0; g < G; g++)
@@ -923,7 +1068,6 @@ void GroupedTrainer::Impl::fit_groups(CancelCheck cancel)
 	} else {
 		std::fill(m.precise.begin(), m.precise.end(), 0);
 	}
-
 }
 
 std::unique_ptr<Model> GroupedTrainer::Impl::container(const std::vector<size_t> &order) const
@@ -1047,6 +1191,189 @@ std::string GroupedTrainer::Impl::report(int64_t rows_read, int64_t rows_train, 
 	return rep.str();
 }
 
+void GroupedTrainer::Impl::row_values(const KeptRows &k, size_t i, Value *vals) const
+{
+	const size_t F = nf();
+	for (size_t c = 0; c < F; c++) {
+		Value &v = vals[c];
+		if (spec.features[c].categorical()) {
+			int32_t id = k.cat[c][i];
+			v.isnull = id < 0;
+			v.str = id < 0 ? nullptr : dict[c].name(id).c_str();
+			v.len = id < 0 ? 0 : dict[c].name(id).size();
+		} else {
+			v.num = k.num[c][i];
+			v.isnull = std::isnan(v.num);
+		}
+	}
+	const GroupKey &key = keys[k.group[i]];
+	for (size_t c = 0; c < gs.columns.size(); c++) {
+		Value &v = vals[F + c];
+		v.isnull = key.null[c] != 0;
+		v.str = key.values[c].c_str();
+		v.len = key.values[c].size();
+		v.num = key.values[c] == "true" ? 1 : std::strtod(key.values[c].c_str(), nullptr);
+	}
+}
+
+void GroupedTrainer::Impl::score_kept(const Model &top, const Model *compare, const std::vector<int> &class_of,
+                                      const KeptRows &k, bool test, ScoreSet &sc, CancelCheck cancel) const
+{
+	constexpr size_t kBatch = 1024;
+	const size_t nv = top.features.size();
+	const size_t nout = static_cast<size_t>(std::max(top.n_outputs(), 1));
+	const size_t cout_n = compare != nullptr ? static_cast<size_t>(std::max(compare->n_outputs(), 1)) : 1;
+	std::vector<size_t> idx;
+	std::vector<Value> vals;
+	std::vector<double> out, cout;
+	std::vector<int> klass, cklass;
+	std::vector<uint8_t> served;
+	for (size_t start = 0; start < k.size(); start += kBatch) {
+		check_cancel(cancel);
+		idx.clear();
+		for (size_t i = start; i < std::min(k.size(), start + kBatch); i++) {
+			if (top.task == Task::Classification && class_of[static_cast<size_t>(k.label[i])] < 0) {
+				if (test)
+					sc.unknown_labels++; // a label only held-out rows have: no model knows it
+				continue;
+			}
+			idx.push_back(i);
+		}
+		const size_t n = idx.size();
+		vals.resize(n * nv);
+		for (size_t j = 0; j < n; j++)
+			row_values(k, idx[j], vals.data() + j * nv);
+		out.resize(n * nout);
+		klass.resize(n);
+		top.predict_batch(vals.data(), n, out.data(), klass.data());
+		const bool against = test && sc.prev != nullptr;
+		if (against) {
+			cout.resize(n * cout_n);
+			cklass.resize(n);
+			served.assign(n, 1);
+			bool one_by_one = compare->features.size() != nv; // a version with other columns reads its own
+			if (!one_by_one) {
+				try {
+					compare->predict_batch(vals.data(), n, cout.data(), cklass.data());
+				} catch (const Error &e) {
+					if (e.code() != ErrorCode::InvalidParameter)
+						throw;
+					one_by_one = true; // row by row: which rows it serves
+				}
+			}
+			if (one_by_one) {
+				for (size_t j = 0; j < n; j++) {
+					try {
+						cklass[j] = compare->predict(vals.data() + j * nv, cout.data() + j * cout_n);
+					} catch (const Error &e2) {
+						if (e2.code() != ErrorCode::InvalidParameter)
+							throw;
+						served[j] = 0; // a group the compared version has no model for
+					}
+				}
+			}
+		}
+		for (size_t j = 0; j < n; j++) {
+			const size_t i = idx[j];
+			const double *o = out.data() + j * nout;
+			if (!test) {
+				sc.pooled_train.add(top, k, i, labels, o, klass[j]);
+				continue;
+			}
+			sc.pooled.add(top, k, i, labels, o, klass[j]);
+			sc.per_group[k.group[i]].add(top, k, i, labels, o, klass[j]);
+			if (!against)
+				continue;
+			if (!served[j]) {
+				sc.unseen_by_compare++;
+				continue;
+			}
+			sc.prev->add(*compare, k, i, labels, cout.data() + j * cout_n, cklass[j]);
+			sc.new_on_prev->add(top, k, i, labels, o, klass[j]);
+		}
+	}
+}
+
+// The container's profile describes the training rows of every group together, the group
+// columns too (a shift in the groups' mix is drift as well): each group's profile rows (trainer
+// profile_rows), each group in proportion to its training rows, at most kContainerProfileRows
+// rows in all. None where a group's profile came from statistics alone.
+std::string GroupedTrainer::Impl::container_profile(std::string *drift) const
+{
+	constexpr double kContainerProfileRows = 100000;
+	const size_t G = keys.size(), F = nf(), C = gs.columns.size();
+	std::vector<const RowStore *> src(G);
+	std::vector<std::vector<const Dictionary *>> sdicts(G);
+	std::vector<double> rows(G);
+	double total = 0, frac = 1;
+	for (size_t g = 0; g < G; g++) {
+		src[g] = trainers[g]->profile_rows(sdicts[g]);
+		if (src[g] == nullptr)
+			return {};
+		rows[g] = static_cast<double>(std::max<int64_t>(trainers[g]->result().rows_train, 0));
+		total += rows[g];
+		if (rows[g] > 0)
+			frac = std::min(frac, static_cast<double>(src[g]->size()) / rows[g]);
+	}
+	if (!(total > 0))
+		return {};
+	frac = std::min(frac, kContainerProfileRows / total);
+	std::vector<ColumnInfo> cols = spec.features;
+	cols.insert(cols.end(), gs.columns.begin(), gs.columns.end());
+	check_memory(spec.memory_limit, std::min(total, kContainerProfileRows) * static_cast<double>(cols.size()) * 16.0,
+	             "the version's profile", "The profile of " + count_text(std::min(total, kContainerProfileRows)) +
+	                                          " training rows of " + std::to_string(cols.size()) + " columns.",
+	             "the number of features");
+	std::vector<Dictionary> dicts(cols.size());
+	RowStore s;
+	s.reset(cols);
+	for (size_t g = 0; g < G; g++) {
+		const RowStore &r = *src[g];
+		const size_t take = std::min(r.size(), static_cast<size_t>(std::llround(rows[g] * frac)));
+		for (size_t j = 0; j < take; j++) {
+			const size_t i = j * r.size() / take; // evenly through the group's rows
+			for (size_t c = 0; c < F; c++) {
+				if (!cols[c].categorical()) {
+					s.num[c].push_back(r.num[c][i]);
+					continue;
+				}
+				const int32_t id = r.cat[c][i];
+				s.cat[c].push_back(id < 0 ? -1 : dicts[c].intern(sdicts[g][c]->name(id)));
+			}
+			for (size_t c = 0; c < C; c++) {
+				const std::string &v = keys[g].values[c];
+				const bool null = keys[g].null[c] != 0;
+				if (cols[F + c].categorical())
+					s.cat[F + c].push_back(null ? -1 : dicts[F + c].intern(v));
+				else
+					s.num[F + c].push_back(null ? NAN : v == "true" ? 1.0 : v == "false" ? 0.0 : std::strtod(v.c_str(), nullptr));
+			}
+			s.hash.push_back(0);
+		}
+	}
+	std::vector<const Dictionary *> dp(cols.size(), nullptr);
+	for (size_t c = 0; c < cols.size(); c++)
+		if (cols[c].categorical())
+			dp[c] = &dicts[c];
+	const Profile p = build_profile(cols, dp, s, frac < 1 ? "training sample" : "training rows");
+	bool comparable = drift_ref != nullptr && s.size() > 0;
+	for (size_t c = 0; c < cols.size() && comparable; c++) {
+		const FeatureProfile *f = drift_ref->find(cols[c].name);
+		comparable = f != nullptr && f->categorical == cols[c].categorical();
+	}
+	if (comparable) {
+		DriftMonitor dm(*drift_ref, cols);
+		dm.add_rows(s, dp);
+		*drift = dm.summary_json();
+	}
+	return p.to_json();
+}
+
+void GroupedTrainer::set_drift_reference(const Profile &parent)
+{
+	impl_->drift_ref = std::make_unique<Profile>(parent);
+}
+
 std::unique_ptr<Model> GroupedTrainer::finish(CancelCheck cancel, const Model *compare)
 {
 	Impl &m = *impl_;
@@ -1065,81 +1392,13 @@ std::unique_ptr<Model> GroupedTrainer::finish(CancelCheck cancel, const Model *c
 		if (it != top->classes.end())
 			class_of[l] = static_cast<int>(it - top->classes.begin());
 	}
-	const size_t F = m.nf(), nv = top->features.size();
-	std::vector<Value> vals(nv);
-	std::vector<double> out(static_cast<size_t>(std::max(top->n_outputs(), 1)));
-	std::vector<double> cout(compare != nullptr ? static_cast<size_t>(std::max(compare->n_outputs(), 1)) : 1);
-	int64_t unknown_labels = 0, unseen_by_compare = 0;
-	auto row_values = [&](const KeptRows &k, size_t i) {
-		for (size_t c = 0; c < F; c++) {
-			Value &v = vals[c];
-			if (m.spec.features[c].categorical()) {
-				int32_t id = k.cat[c][i];
-				v.isnull = id < 0;
-				v.str = id < 0 ? nullptr : m.dict[c].name(id).c_str();
-				v.len = id < 0 ? 0 : m.dict[c].name(id).size();
-			} else {
-				v.num = k.num[c][i];
-				v.isnull = std::isnan(v.num);
-			}
-		}
-		const GroupKey &key = m.keys[k.group[i]];
-		for (size_t c = 0; c < m.gs.columns.size(); c++) {
-			Value &v = vals[F + c];
-			v.isnull = key.null[c] != 0;
-			v.str = key.values[c].c_str();
-			v.len = key.values[c].size();
-			v.num = key.values[c] == "true" ? 1 : std::strtod(key.values[c].c_str(), nullptr);
-		}
-	};
-	auto score = [&](const Model &model, const KeptRows &k, size_t i, Scores &s, std::vector<double> &o) {
-		int klass = model.predict(vals.data(), o.data());
-		if (s.reg) {
-			s.reg->add(k.y[i], o[0]);
-			return;
-		}
-		const std::string &label = m.labels.name(k.label[i]);
-		auto it = std::find(model.classes.begin(), model.classes.end(), label);
-		if (it != model.classes.end())
-			s.cls->add(static_cast<int>(it - model.classes.begin()), klass, o.data());
-	};
-	Scores pooled(*top), pooled_train(*top);
-	std::vector<Scores> per_group;
-	for (size_t g = 0; g < G; g++)
-		per_group.emplace_back(*top);
-	std::unique_ptr<Scores> prev, new_on_prev;
-	if (compare != nullptr && compare->task == top->task) {
-		prev = std::make_unique<Scores>(*compare);
-		new_on_prev = std::make_unique<Scores>(*top);
-	}
-	for (size_t i = 0; i < m.test.size(); i++) {
-		if ((i & 1023) == 0)
-			check_cancel(cancel);
-		if (top->task == Task::Classification && class_of[static_cast<size_t>(m.test.label[i])] < 0) {
-			unknown_labels++; // a label only held-out rows have: no model knows it
-			continue;
-		}
-		row_values(m.test, i);
-		score(*top, m.test, i, pooled, out);
-		score(*top, m.test, i, per_group[m.test.group[i]], out);
-		if (prev) {
-			try {
-				score(*compare, m.test, i, *prev, cout);
-			} catch (const Error &e) {
-				if (e.code() != ErrorCode::InvalidParameter)
-					throw;
-				unseen_by_compare++; // a group the compared version has no model for
-				continue;
-			}
-			score(*top, m.test, i, *new_on_prev, out);
-		}
-	}
-	for (size_t i = 0; i < m.sample.size(); i++) {
-		if (top->task == Task::Classification && class_of[static_cast<size_t>(m.sample.label[i])] < 0)
-			continue;
-		row_values(m.sample, i);
-		score(*top, m.sample, i, pooled_train, out);
-	}
+	ScoreSet sc(*top, G, compare);
+	m.score_kept(*top, compare, class_of, m.test, true, sc, cancel);
+	m.score_kept(*top, compare, class_of, m.sample, false, sc, cancel);
+	Scores &pooled = sc.pooled, &pooled_train = sc.pooled_train;
+	std::vector<Scores> &per_group = sc.per_group;
+	std::unique_ptr<Scores> &prev = sc.prev, &new_on_prev = sc.new_on_prev;
+	const int64_t unknown_labels = sc.unknown_labels, unseen_by_compare = sc.unseen_by_compare;
 
 	// the metrics and the report
 	TrainResult res;
@@ -1194,6 +1453,7 @@ std::unique_ptr<Model> GroupedTrainer::finish(CancelCheck cancel, const Model *c
 	}
 	res.report_json = m.report(rows_read_, rows_train, rows_test, pooled_train.count(), unknown_labels, unseen_by_compare,
 	                           reports_json);
+	res.profile_json = m.container_profile(&res.drift_json);
 	result_ = std::move(res);
 	return top;
 }

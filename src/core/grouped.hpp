@@ -27,6 +27,7 @@
 #include "common.hpp"
 #include "data.hpp"
 #include "model.hpp"
+#include "monitor.hpp"
 #include "trainer.hpp"
 
 namespace pgml {
@@ -71,6 +72,10 @@ class GroupedModel {
 	// to its group's model, or the fallback; an unseen group without a fallback is
 	// Error(InvalidParameter) naming it.
 	int predict(const Model &container, const Value *values, double *out, int64_t *unseen) const;
+	// Predicts n rows as Model::predict_batch does: each model's rows together, in one batch of
+	// its own (results equal predict() row by row; an unseen group fails before any is scored).
+	void predict_batch(const Model &container, const Value *values, size_t n, double *out, int *klass,
+	                   int64_t *unseen) const;
 
   private:
 	std::unordered_map<std::string, size_t> index_;
@@ -104,6 +109,9 @@ class GroupedTrainer {
 	// are the container's split.
 	GroupedTrainer(const TrainSpec &spec, GroupSpec groups);
 	~GroupedTrainer();
+	// A retrain's parent profile: finish() then reports the drift of the training rows (the
+	// rows its profile describes) against it in result().drift_json (monitor.hpp).
+	void set_drift_reference(const Profile &parent);
 	// batch: spec.features, then the group columns.
 	void add_batch(const Batch &batch, CancelCheck cancel);
 	// The statistics aggregate (Trainer::uses_stats_aggregate: the linear family, whose groups'

@@ -217,10 +217,7 @@ void Model::predict_batch(const Value *values, size_t n, double *out, int *klass
 	const size_t p = static_cast<size_t>(prep.p());
 	const size_t nf = features.size();
 	if (grouped) {
-		// row by row, each to its group's model
-		const size_t nout = static_cast<size_t>(n_outputs());
-		for (size_t i = 0; i < n; i++)
-			klass[i] = predict(values + i * nf, out + i * nout, unseen);
+		grouped->predict_batch(*this, values, n, out, klass, unseen); // each group's rows together
 		return;
 	}
 	// one row after the other: the transformed features

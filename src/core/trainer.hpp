@@ -148,6 +148,13 @@ class Trainer {
 	std::vector<double> eval_params() const;
 	void add_eval_state(const double *state, size_t len, bool of_compare);
 
+	// After finish(): the training rows the version's profile describes (the in-memory route:
+	// all of them; the streaming routes: their training sample), with the dictionary of each
+	// categorical column in dicts; nullptr where the profile came from statistics alone.
+	const RowStore *profile_rows(std::vector<const Dictionary *> &dicts) const;
+	// The threads and memory limit the fit in finish() may use, in place of the spec's (per-group
+	// training fits several groups at once, each on its share of both).
+	void set_fit_resources(int threads, size_t memory_limit);
 	// Fits, evaluates (and evaluates `compare` on the same test rows), returns the model.
 	std::unique_ptr<Model> finish(CancelCheck cancel, const Model *compare);
 	// After finish(fresh) with a `compare`: whether the exact comparison needs one more pass over

@@ -50,6 +50,18 @@ void Trainer::set_drift_reference(const Profile &parent)
 	impl_->drift_ref = std::make_unique<Profile>(parent);
 }
 
+const RowStore *Trainer::profile_rows(std::vector<const Dictionary *> &dicts) const
+{
+	const TrainRun &m = *impl_;
+	if (!m.class_groups.empty())
+		return nullptr;
+	dicts.assign(m.spec.features.size(), nullptr);
+	for (size_t c = 0; c < m.spec.features.size(); c++)
+		if (m.spec.features[c].categorical())
+			dicts[c] = &m.enc.dictionary(c);
+	return m.route() == finish_rows_route ? &m.train_chunk : &m.train_sample;
+}
+
 // Every route keeps some training rows: the in-memory route all of them (train_chunk after its
 // split), the streaming and k-means routes their samples; naive Bayes through the class
 // aggregate keeps none, only counts by level and moments (normal_profile).

@@ -110,6 +110,12 @@ void TrainRun::buffer_chunk()
 	rows.append_all(chunk);
 }
 
+void Trainer::set_fit_resources(int threads, size_t memory_limit)
+{
+	impl_->spec.threads = std::max(1, threads);
+	impl_->spec.memory_limit = memory_limit;
+}
+
 void Trainer::expect_rows(double n)
 {
 	Impl &m = *impl_;

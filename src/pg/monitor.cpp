@@ -214,10 +214,6 @@ Datum pgml_monitor(PG_FUNCTION_ARGS)
 	PgmlModelRef ref;
 	int32 version;
 	pgml::Model *model = pgml_load_version_arg(fcinfo, "ml_monitor", 2, &ref, &version);
-	PGML_CORE({
-		if (model->grouped) /* no profile yet: one per group would be needed */
-			model->not_for_grouped("ml_monitor");
-	});
 	char *stored = NULL; /* the version's test (or training) metrics */
 	const char *stored_which = NULL;
 	pgml::Profile *profile = pgml_load_profile(ref.id, version, &stored, &stored_which);

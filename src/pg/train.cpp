@@ -1605,7 +1605,12 @@ pgml_retrain(PG_FUNCTION_ARGS)
 		/* the confirmation's drift: the rows read against the parent version's profile */
 		pgml::Profile *parent_profile = pgml_load_profile(ref.id, ref.deployed_version);
 		if (parent_profile != nullptr)
-			PGML_CORE(st->trainer->set_drift_reference(*parent_profile));
+			PGML_CORE({
+				if (st->grouped)
+					st->grouped->set_drift_reference(*parent_profile);
+				else
+					st->trainer->set_drift_reference(*parent_profile);
+			});
 	}
 	pgml_progress_begin("ml_retrain", ref.name, relid, "reading"); /* progress */
 	double read_ms, total_ms;

@@ -107,9 +107,11 @@ SELECT version, parent_version, mode, rows_train + rows_test AS rows, round((met
 FROM ml_retrain('gb_lin', 'gb2', mode => 'refit');
 SELECT round(ml_predict('gb_lin', '{"x": 10, "store": "a"}'::jsonb)::numeric, 6) AS a_now_4x,
        round(ml_predict('gb_lin', '{"x": 10, "store": "b"}'::jsonb)::numeric, 6) AS b_unchanged;
--- a relation with a group the deployed version does not know: not comparable on the same rows
+-- a relation with a group the deployed version does not know: not comparable on the same rows;
+-- the confirmation's drift shows the new group (store) and the unchanged x
 INSERT INTO gb2 SELECT id + 1000, 'd', 1, x, 7 * x, label FROM gb2 WHERE store = 'a';
-SELECT version, deployed, reason FROM ml_retrain('gb_lin', 'gb2', mode => 'refit');
+SELECT version, deployed, reason, drift->'store'->>'severity' AS store_drift, drift->'x'->>'severity' AS x_drift
+FROM ml_retrain('gb_lin', 'gb2', mode => 'refit');
 SELECT round(ml_predict('gb_lin', '{"x": 10, "store": "d"}'::jsonb)::numeric, 6) AS d_new;
 SELECT v.version, jsonb_array_length(v.metrics->'groups') AS groups FROM ml.versions v JOIN ml.models m ON m.id = v.model_id
 WHERE m.name = 'gb_lin' ORDER BY 1;

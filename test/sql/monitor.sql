@@ -103,12 +103,28 @@ CREATE TABLE mon_badlabel AS SELECT x, z, c, w, y::text AS y FROM mon_same;
 SELECT * FROM ml_monitor('mon_lin', 'mon_badlabel');
 CREATE TABLE mon_empty AS SELECT * FROM mon_same WHERE false;
 SELECT * FROM ml_monitor('mon_lin', 'mon_empty');
--- a per-group model (group_by) has no profile yet
+-- a per-group model (group_by): one profile of every group's training rows, the group
+-- column too (the statistics aggregate's samples for the linear family, the rows for the others)
 CREATE TABLE mon_groups AS SELECT (i % 3)::text AS g, (i % 100)::float8 AS x, 2.0 * (i % 100) + (i % 3) AS y
-FROM generate_series(1, 600) i;
+FROM generate_series(1, 3000) i;
+CREATE TABLE mon_groups_same AS SELECT (i % 3)::text AS g, (i % 100)::float8 AS x, 2.0 * (i % 100) + (i % 3) AS y
+FROM generate_series(3001, 6000) i;
+-- x shifted (in group 1 only), then the groups' mix changed (group 0 only)
+CREATE TABLE mon_groups_x AS SELECT g, CASE WHEN g = '1' THEN x + 300 ELSE x END AS x, y FROM mon_groups_same;
+CREATE TABLE mon_groups_mix AS SELECT * FROM mon_groups_same WHERE g = '0';
 SELECT model FROM ml_train('mon_groups', 'y', algorithm => 'linear_regression', name => 'mon_grouped', group_by => ARRAY['g']);
-SELECT * FROM ml_monitor('mon_grouped', 'mon_groups');
-SELECT ml_drop_model('mon_grouped');
+SELECT model FROM ml_train('mon_groups', 'y', algorithm => 'decision_tree', name => 'mon_grouped_dt', group_by => ARRAY['g']);
+SELECT m.name AS model, v.profile->>'from' AS "from",
+       (SELECT jsonb_agg(f->>'name' ORDER BY f->>'name') FROM jsonb_array_elements(v.profile->'features') f) AS columns
+FROM ml_models m JOIN ml_versions v ON v.model = m.name WHERE m.name LIKE 'mon_grouped%' ORDER BY 1;
+SELECT r.model, r.rel, d.name, d.severity
+FROM (VALUES ('mon_grouped'), ('mon_grouped_dt')) r0(model),
+     LATERAL (VALUES ('mon_groups_same'), ('mon_groups_x'), ('mon_groups_mix')) r1(rel),
+     LATERAL (SELECT r0.model, r1.rel) r,
+     LATERAL ml_monitor(r.model, r.rel) d
+WHERE d.kind <> 'metric' ORDER BY 1, 2, 3;
+SELECT name, round(value::numeric, 3) AS r2 FROM ml_monitor('mon_grouped', 'mon_groups_same') WHERE kind = 'metric';
+SELECT ml_drop_model('mon_grouped'), ml_drop_model('mon_grouped_dt');
 -- a version without a profile (trained before pg_ml 0.3.0)
 UPDATE ml.versions SET profile = NULL WHERE model_id = (SELECT id FROM ml_models WHERE name = 'mon_lin') AND version = 1;
 SELECT * FROM ml_monitor('mon_lin', 'mon_same');

@@ -45,11 +45,14 @@ pgml::GroupSpec group_spec(bool fallback)
 	return gs;
 }
 
-std::unique_ptr<Model> train_grouped(const Table &t, Algorithm a, bool fallback, pgml::TrainResult *res = nullptr)
+std::unique_ptr<Model> train_grouped(const Table &t, Algorithm a, bool fallback, pgml::TrainResult *res = nullptr,
+                                     int threads = 1, const pgml::Options &hp = {})
 {
 	Table sub = t;
 	sub.features = {t.features[0]}; // the spec's features: the group column is not one
 	pgml::TrainSpec spec = make_spec(sub, a, 0.2);
+	spec.threads = threads;
+	spec.hyperparams = hp;
 	GroupedTrainer tr(spec, group_spec(fallback));
 	for (size_t b = 0; b < t.size(); b += 50) {
 		BatchData bd(t, b, std::min(t.size(), b + 50));
@@ -142,6 +145,19 @@ TEST(Grouped, ClassifiersMapTheirClassesOntoTheContainers)
 	v[1].str = "a";
 	v[0].num = 5;
 	EXPECT_EQ(m->classes[static_cast<size_t>(m->predict(v, out))], "lo");
+	// in a batch: the same classes and probabilities
+	Value rows[6] = {v[0], v[1], v[0], v[1], v[0], v[1]};
+	rows[2].num = 40;
+	rows[3].str = "b";
+	rows[4].num = 30;
+	double bout[9], one[3];
+	int bk[3];
+	m->predict_batch(rows, 3, bout, bk);
+	for (size_t i = 0; i < 3; i++) {
+		EXPECT_EQ(bk[i], m->predict(rows + 2 * i, one)) << i;
+		for (size_t k = 0; k < 3; k++)
+			EXPECT_EQ(bout[3 * i + k], one[k]) << i << " " << k;
+	}
 }
 
 TEST(Grouped, TooManyGroupsNamesTheCount)
@@ -289,4 +305,76 @@ TEST(Grouped, StatisticsAggregateRouteEqualsTheRowReader)
 	EXPECT_NEAR(json_number(agg.test_json, {"mse"}), json_number(rows.test_json, {"mse"}), 1e-9);
 	EXPECT_NEAR(json_number(agg.test_json, {"mae"}), json_number(rows.test_json, {"mae"}), 1e-9);
 	EXPECT_NEAR(predict(*m, 4, "b"), -3, 0.2);
+}
+
+// With pg_ml.max_threads above 1 the groups fit at once, each on one thread: the same models
+// (and metrics) as one after the other, for our trees and for xgboost.
+TEST(Grouped, GroupsFittedOnThreadsEqualOneAfterTheOther)
+{
+	Table t = grouped_table(900);
+	for (Algorithm a : {Algorithm::DecisionTree, Algorithm::GradientBoosting, Algorithm::LinearRegression}) {
+		pgml::TrainResult r1, r2;
+		auto m1 = train_grouped(t, a, true, &r1, 1);
+		auto m2 = train_grouped(t, a, true, &r2, 2);
+		EXPECT_EQ(r1.metrics_json, r2.metrics_json) << pgml::algorithm_def(a).name;
+		for (const char *g : {"a", "b", "c", "zz"})
+			for (double x : {0.0, 17.0, 50.0, 99.0})
+				EXPECT_EQ(predict(*m1, x, g), predict(*m2, x, g)) << g << " " << x;
+	}
+}
+
+// A group whose fit fails is named, and with several threads it is always the first such group
+// (in the order the groups appeared), whichever thread got there first.
+TEST(Grouped, ParallelFitNamesTheFirstFailingGroup)
+{
+	Table t;
+	t.features = {numeric_col("x"), text_col("g")};
+	t.target = numeric_col("y");
+	// groups a (many rows), then b, c, d with too few rows to hold out early stopping's validation rows
+	for (size_t i = 0; i < 400; i++)
+		t.add({num(static_cast<double>(i % 37)), str("a")}, num(static_cast<double>(i % 37) * 2));
+	for (const char *g : {"b", "c", "d"})
+		for (size_t i = 0; i < 3; i++)
+			t.add({num(static_cast<double>(i)), str(g)}, num(static_cast<double>(i)));
+	pgml::Options hp;
+	hp["early_stopping_rounds"] = pgml::OptionValue::of_number(5);
+	hp["validation_fraction"] = pgml::OptionValue::of_number(0.9); // all of a 3-row group
+	for (int run = 0; run < 5; run++) {
+		pgml::Error e = expect_error([&] { train_grouped(t, Algorithm::GradientBoosting, false, nullptr, 2, hp); },
+		                             ErrorCode::DataException);
+		EXPECT_NE(std::string(e.what()).find("in group g = 'b'"), std::string::npos) << e.what();
+	}
+}
+
+// predict_batch (ml_predict_batch, ml_evaluate) scores each group's rows as one batch: the same
+// values as predict() row by row, classes mapped onto the container's; an unseen group is the
+// same error.
+TEST(Grouped, BatchPredictionEqualsRowByRow)
+{
+	for (bool fallback : {false, true}) {
+		auto m = train_grouped(grouped_table(600), Algorithm::GradientBoosting, fallback);
+		const char *groups[] = {"c", "a", "b", "a", "c", "b", "b"};
+		std::vector<Value> v(2 * 7);
+		for (size_t i = 0; i < 7; i++) {
+			v[2 * i].isnull = false;
+			v[2 * i].num = static_cast<double>(i * 13);
+			v[2 * i + 1].isnull = false;
+			v[2 * i + 1].str = groups[i];
+			v[2 * i + 1].len = 1;
+		}
+		std::vector<double> out(7);
+		std::vector<int> klass(7);
+		m->predict_batch(v.data(), 7, out.data(), klass.data());
+		for (size_t i = 0; i < 7; i++)
+			EXPECT_EQ(out[i], predict(*m, static_cast<double>(i * 13), groups[i])) << i;
+		v[2 * 5 + 1].str = "q";
+		if (fallback) {
+			m->predict_batch(v.data(), 7, out.data(), klass.data());
+			EXPECT_EQ(out[5], predict(*m, 65, "q"));
+		} else {
+			pgml::Error e = expect_error([&] { m->predict_batch(v.data(), 7, out.data(), klass.data()); },
+			                             ErrorCode::InvalidParameter);
+			EXPECT_NE(std::string(e.what()).find("g = 'q'"), std::string::npos) << e.what();
+		}
+	}
 }
