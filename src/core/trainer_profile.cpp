@@ -67,6 +67,8 @@ const RowStore *Trainer::profile_rows(std::vector<const Dictionary *> &dicts) co
 // aggregate keeps none, only counts by level and moments (normal_profile).
 void TrainRun::profile(TrainResult &res) const
 {
+	if (spec.cross_validating())
+		return; // a search's trial fold: scored, never stored as a version
 	const std::vector<ColumnInfo> &cols = spec.features;
 	std::vector<const Dictionary *> dicts(cols.size(), nullptr);
 	for (size_t c = 0; c < cols.size(); c++)
