@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "grouped.hpp"
 #include "model.hpp"
 
 namespace pgml {
@@ -32,8 +33,15 @@ void explain_linear(const Model &m, const double *x, int klass, Explanation &e)
 
 Explanation Model::explain(const Value *values) const
 {
-	if (grouped)
-		not_for_grouped("ml_explain");
+	if (grouped) { // the row's group's model explains it (its features; the class the container's)
+		const GroupedModel::Group *g = nullptr;
+		const std::vector<int> *map = nullptr;
+		const Model &sub = grouped->serving(*this, values, &g, &map);
+		Explanation e = sub.explain(values);
+		if (task == Task::Classification)
+			e.klass = (*map)[static_cast<size_t>(e.klass)];
+		return e;
+	}
 	const int p = prep.p();
 	std::vector<double> x(static_cast<size_t>(p)), out(static_cast<size_t>(std::max(1, n_outputs())));
 	encode(values, x.data(), nullptr);

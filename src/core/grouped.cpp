@@ -231,33 +231,43 @@ const GroupedModel::Group *GroupedModel::find(const Value *group_values) const
 	return it == index_.end() ? nullptr : &groups[it->second];
 }
 
-int GroupedModel::predict(const Model &container, const Value *values, double *out, int64_t *unseen) const
+const Model &GroupedModel::serving(const Model &container, const Value *values, const Group **group,
+                                   const std::vector<int> **map) const
 {
 	const size_t nf = container.features.size() - columns.size();
 	const Group *g = find(values + nf);
-	const Model *m = g != nullptr ? g->model.get() : fallback.get();
-	if (m == nullptr) {
-		GroupKey k;
-		for (size_t c = 0; c < columns.size(); c++) {
-			const Value &v = values[nf + c];
-			k.null.push_back(v.isnull ? 1 : 0);
-			k.values.push_back(v.isnull ? std::string() : group_value_text(columns[c].type_class, v));
-		}
-		throw Error(ErrorCode::InvalidParameter, "no model for group " + k.describe(columns),
-		            "The grouped model has a model for each of its " + std::to_string(groups.size()) +
-		                " training groups and no fallback model.",
-		            "Predict rows of the training groups, or retrain with group_fallback => 'all' to serve other "
-		            "groups with a model of every row.");
+	*group = g;
+	*map = g != nullptr ? &g->class_map : &fallback_map;
+	if (g != nullptr)
+		return *g->model;
+	if (fallback)
+		return *fallback;
+	GroupKey k;
+	for (size_t c = 0; c < columns.size(); c++) {
+		const Value &v = values[nf + c];
+		k.null.push_back(v.isnull ? 1 : 0);
+		k.values.push_back(v.isnull ? std::string() : group_value_text(columns[c].type_class, v));
 	}
+	throw Error(ErrorCode::InvalidParameter, "no model for group " + k.describe(columns),
+	            "The grouped model has a model for each of its " + std::to_string(groups.size()) +
+	                " training groups and no fallback model.",
+	            "Predict rows of the training groups, or retrain with group_fallback => 'all' to serve other "
+	            "groups with a model of every row.");
+}
+
+int GroupedModel::predict(const Model &container, const Value *values, double *out, int64_t *unseen) const
+{
+	const Group *g = nullptr;
+	const std::vector<int> *map = nullptr;
+	const Model &m = serving(container, values, &g, &map);
 	if (container.task != Task::Classification)
-		return m->predict(values, out, unseen);
-	const std::vector<int> &map = g != nullptr ? g->class_map : fallback_map;
-	out_scratch_.resize(static_cast<size_t>(std::max(m->n_outputs(), 1)));
-	int k = m->predict(values, out_scratch_.data(), unseen);
+		return m.predict(values, out, unseen);
+	out_scratch_.resize(static_cast<size_t>(std::max(m.n_outputs(), 1)));
+	int k = m.predict(values, out_scratch_.data(), unseen);
 	std::fill(out, out + container.n_outputs(), 0.0);
-	for (size_t j = 0; j < map.size(); j++)
-		out[map[j]] = out_scratch_[j];
-	return map[static_cast<size_t>(k)];
+	for (size_t j = 0; j < map->size(); j++)
+		out[(*map)[j]] = out_scratch_[j];
+	return (*map)[static_cast<size_t>(k)];
 }
 
 void GroupedModel::predict_batch(const Model &container, const Value *values, size_t n, double *out, int *klass,

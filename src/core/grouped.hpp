@@ -68,6 +68,11 @@ class GroupedModel {
 	void index(const std::vector<std::string> &classes);
 	// The group of a row (values of the group columns, in column order); nullptr: unseen.
 	const Group *find(const Value *group_values) const;
+	// The model that serves a row (values: the container's features): its group's (*group set),
+	// or the fallback (*group nullptr); an unseen group without a fallback is
+	// Error(InvalidParameter) naming it. *map: the container's class of each of its classes.
+	const Model &serving(const Model &container, const Value *values, const Group **group,
+	                     const std::vector<int> **map) const;
 	// Predicts one row (values: the container's features) as Model::predict does: routes it
 	// to its group's model, or the fallback; an unseen group without a fallback is
 	// Error(InvalidParameter) naming it.

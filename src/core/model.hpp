@@ -99,7 +99,8 @@ class Model {
 	// Explains one row (values as for predict()): exact for the linear family (each feature's
 	// coefficient times its distance from the centre of the scaling, the training mean by
 	// default), SHAP values for gradient_boosting (libxgboost's tree SHAP). Other algorithms:
-	// Error(FeatureNotSupported).
+	// Error(FeatureNotSupported). A per-group model: the row's group's model (GroupedModel::
+	// serving) explains it, its features and columns; klass is the container's class.
 	Explanation explain(const Value *values) const;
 
 	// Intercept and coefficients by feature name, raw and standardized (JSON object).

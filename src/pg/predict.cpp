@@ -735,7 +735,9 @@ pgml_class_probabilities(PG_FUNCTION_ARGS)
  * where base plus the contributions of the features (or of the columns, their one-hot levels
  * summed) is value: the prediction (regression), the predicted class's log-odds (two classes)
  * or margin (more), or its probability (decision_tree, random_forest). Exact for the linear
- * family, tree SHAP for the trees (libxgboost's for gradient_boosting).
+ * family, tree SHAP for the trees (libxgboost's for gradient_boosting). A per-group model: the
+ * row's group's model explains it (its features and columns), and "group" names the group
+ * ({"<group column>": "<value>", ...}, or null when the fallback model served the row).
  */
 Datum
 pgml_explain(PG_FUNCTION_ARGS)
@@ -745,8 +747,18 @@ pgml_explain(PG_FUNCTION_ARGS)
 	int k;
 	CallSite *cs = predict_common(fcinfo, &k);
 	const pgml::Model *m = cs->model;
-	int p = m->prep.p();
-	int ncol = static_cast<int>(m->features.size());
+	const pgml::Model *em = m;       /* the model whose features explain the row */
+	const pgml::GroupKey *gk = NULL; /* a per-group model: the row's group (NULL: the fallback served it) */
+	PGML_CORE({
+		if (m->grouped) {
+			const pgml::GroupedModel::Group *g = nullptr;
+			const std::vector<int> *map = nullptr;
+			em = &m->grouped->serving(*m, cs->values, &g, &map);
+			gk = g != nullptr ? &g->key : nullptr;
+		}
+	});
+	int p = em->prep.p();
+	int ncol = static_cast<int>(em->features.size());
 	double *feat = static_cast<double *>(palloc(sizeof(double) * Max(p, 1)));
 	double *col = static_cast<double *>(palloc(sizeof(double) * Max(ncol, 1)));
 	double base = 0, value = 0;
@@ -777,7 +789,7 @@ pgml_explain(PG_FUNCTION_ARGS)
 	push_text(&state, WJB_KEY, "features", 8);
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	for (int f = 0; f < p; f++) {
-		const std::string &name = m->prep.feature_names[static_cast<size_t>(f)];
+		const std::string &name = em->prep.feature_names[static_cast<size_t>(f)];
 		push_text(&state, WJB_KEY, name.data(), name.size());
 		push_number(&state, feat[f]);
 	}
@@ -785,11 +797,35 @@ pgml_explain(PG_FUNCTION_ARGS)
 	push_text(&state, WJB_KEY, "columns", 7);
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	for (int c = 0; c < ncol; c++) {
-		const std::string &name = m->features[static_cast<size_t>(c)].name;
+		const std::string &name = em->features[static_cast<size_t>(c)].name;
 		push_text(&state, WJB_KEY, name.data(), name.size());
 		push_number(&state, col[c]);
 	}
 	pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	if (m->grouped) {
+		/* "group": the row's group's values (text, as the group keys keep them), or null when
+		 * the fallback model served the row */
+		push_text(&state, WJB_KEY, "group", 5);
+		if (gk == NULL) {
+			JsonbValue jnull;
+			jnull.type = jbvNull;
+			pushJsonbValue(&state, WJB_VALUE, &jnull);
+		} else {
+			pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+			for (size_t c = 0; c < m->grouped->columns.size(); c++) {
+				const std::string &name = m->grouped->columns[c].name;
+				push_text(&state, WJB_KEY, name.data(), name.size());
+				if (gk->null[c]) {
+					JsonbValue jnull;
+					jnull.type = jbvNull;
+					pushJsonbValue(&state, WJB_VALUE, &jnull);
+				} else {
+					push_text(&state, WJB_VALUE, gk->values[c].data(), gk->values[c].size());
+				}
+			}
+			pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+		}
+	}
 	JsonbValue *res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	PG_RETURN_JSONB_P(JsonbValueToJsonb(res));
 }
