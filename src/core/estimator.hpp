@@ -117,6 +117,21 @@ class Estimator {
 		for (size_t i = 0; i < n; i++)
 			klass[i] = predict(z + i * p, out + i * n_outputs);
 	}
+	// The fit's own outputs for its training rows i0 .. i0 + n - 1 (FitInput::X's rows), as
+	// predict_many would give them, where the fit kept them (gradient_boosting without early
+	// stopping: libxgboost's prediction cache of the training rows, no second pass over the
+	// trees); false where it did not. drop_fitted() frees them (the trainer, once it has scored
+	// the training rows).
+	virtual bool fitted_outputs(size_t i0, size_t n, size_t n_outputs, double *out, int *klass) const
+	{
+		(void) i0;
+		(void) n;
+		(void) n_outputs;
+		(void) out;
+		(void) klass;
+		return false;
+	}
+	virtual void drop_fitted() const {}
 	virtual void write(Writer &w) const = 0;
 	// Importance of each of the p features (coefficient magnitude, split gain, ...), and its kind.
 	virtual Eigen::VectorXd importance() const = 0;

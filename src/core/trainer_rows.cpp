@@ -353,17 +353,21 @@ void fit_estimator(TrainRun &m, Model &model, const Eigen::MatrixXd &X, const Ei
 std::string evaluate(const TrainRun &m, const Model &model, const RowStore &s, bool held_out, TrainResult &res)
 {
 	const int p = model.prep.p();
-	// rows are predicted a block at a time (one call into the estimator per block)
+	// rows are predicted a block at a time (one call into the estimator per block); the
+	// training rows, where the fit kept its own outputs for them, are not predicted again
 	constexpr size_t kEvalBlock = 1024;
 	const size_t nout = static_cast<size_t>(model.n_outputs());
 	std::vector<double> xb(static_cast<size_t>(p) * kEvalBlock), ob(nout * kEvalBlock);
 	std::vector<int> kb(kEvalBlock);
+	const bool fitted = !held_out && model.estimator != nullptr && model.estimator->fitted_outputs(0, 0, nout, nullptr, nullptr);
 	auto predict_rows = [&](auto &&take) {
 		for (size_t i0 = 0; i0 < s.size(); i0 += kEvalBlock) {
 			const size_t nb = std::min(kEvalBlock, s.size() - i0);
-			for (size_t r = 0; r < nb; r++)
-				model.prep.transform(m.enc, s, i0 + r, xb.data() + r * static_cast<size_t>(p));
-			model.predict_features_many(xb.data(), nb, ob.data(), kb.data());
+			if (!fitted || !model.estimator->fitted_outputs(i0, nb, nout, ob.data(), kb.data())) {
+				for (size_t r = 0; r < nb; r++)
+					model.prep.transform(m.enc, s, i0 + r, xb.data() + r * static_cast<size_t>(p));
+				model.predict_features_many(xb.data(), nb, ob.data(), kb.data());
+			}
 			for (size_t r = 0; r < nb; r++)
 				take(i0 + r, kb[r], ob.data() + r * nout);
 			check_cancel(m.cancel);
@@ -433,6 +437,8 @@ RouteFit finish_rows_route(TrainRun &m, int64_t rows_read, const Model *, TrainR
 	}
 	report_phase(spec.progress, "evaluating");
 	out.train_json = evaluate(m, model, tr, false, res);
+	if (model.estimator != nullptr)
+		model.estimator->drop_fitted();
 	if (te.size() > 0)
 		out.test_json = evaluate(m, model, te, true, res);
 	res.primary_metric = m.task == Task::Classification ? "accuracy" : m.task == Task::Regression ? "r2" : "silhouette";

@@ -683,3 +683,42 @@ TEST(GradientBoosting, PredictManyEqualsPredict)
 	three_class_data(5000, 22, X3, y3);
 	check(*fit_gradient_boosting(input(X3, y3, Task::Classification, 3), params_with({{"n_estimators", 5}})), X3, 3);
 }
+
+// The fit's own outputs for its training rows (libxgboost's prediction cache, which the trainer
+// scores the training rows with) are what predicting those rows gives; an early-stopped fit
+// (its cache is of other rows and more rounds) keeps none.
+TEST(GradientBoosting, FittedOutputsEqualPredictions)
+{
+	MatrixXd Xr, Xc;
+	VectorXd yr, yc;
+	regression_data(300, 7, Xr, yr);
+	three_class_data(300, 8, Xc, yc);
+	VectorXd yb = (yc.array() > 0.5).cast<double>();
+	struct Case {
+		const MatrixXd *X;
+		const VectorXd *y;
+		Task task;
+		int K;
+	} cases[] = {{&Xr, &yr, Task::Regression, 0}, {&Xc, &yb, Task::Classification, 2}, {&Xc, &yc, Task::Classification, 3}};
+	for (const Case &c : cases) {
+		auto e = fit_gradient_boosting(input(*c.X, *c.y, c.task, c.K, 2), params_with({{"n_estimators", 25}}));
+		const size_t n = static_cast<size_t>(c.X->rows()), nout = c.K > 0 ? static_cast<size_t>(c.K) : 1;
+		std::vector<double> fitted(n * nout), predicted(n * nout);
+		std::vector<int> fk(n), pk(n);
+		ASSERT_TRUE(e->fitted_outputs(0, n / 2, nout, fitted.data(), fk.data()));
+		ASSERT_TRUE(e->fitted_outputs(n / 2, n - n / 2, nout, fitted.data() + n / 2 * nout, fk.data() + n / 2));
+		EXPECT_FALSE(e->fitted_outputs(n - 1, 2, nout, fitted.data(), fk.data())); // past the rows
+		Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> rows = *c.X;
+		e->predict_many(rows.data(), n, static_cast<size_t>(rows.cols()), nout, predicted.data(), pk.data());
+		for (size_t i = 0; i < n * nout; i++)
+			ASSERT_NEAR(fitted[i], predicted[i], 1e-6) << "K " << c.K << " value " << i;
+		EXPECT_EQ(fk, pk) << "K " << c.K;
+		e->drop_fitted();
+		EXPECT_FALSE(e->fitted_outputs(0, 1, nout, fitted.data(), fk.data()));
+	}
+	auto es = fit_gradient_boosting(input(Xr, yr, Task::Regression),
+	                                params_with({{"n_estimators", 50}, {"early_stopping_rounds", 3}}));
+	double o[1];
+	int k[1];
+	EXPECT_FALSE(es->fitted_outputs(0, 1, 1, o, k));
+}

@@ -588,6 +588,8 @@ struct Boosted {
 	std::vector<char> model; // xgboost's JSON model
 	int rounds = 0;          // boosting rounds in it
 	int best_iteration = 0;  // 0-based round whose model is kept (rounds == best_iteration + 1)
+	std::vector<float> fitted; // a fit on every training row: the model's output for each (per_row values each)
+	size_t fitted_per_row = 0;
 };
 
 // Boosts n_rounds rounds on the training rows (n_estimators for a fit, retrain_rounds to
@@ -708,6 +710,28 @@ Boosted boost(const FitInput &in, const Params &params, Task task, int K, const 
 	Boosted out;
 	out.best_iteration = start_rounds + best_round;
 	out.rounds = out.best_iteration + 1;
+	if (start == nullptr && !have_valid && best_round + 1 == done) {
+		// the training rows' predictions from libxgboost's prediction cache (every round's trees
+		// were added to it as they were grown): the trainer's training metrics without a second
+		// pass over the trees
+		const bst_ulong *shape = nullptr;
+		bst_ulong dim = 0;
+		const float *res = nullptr;
+		xgb(ErrorCode::Internal, "predicting the training rows", [&] {
+			return XGBoosterPredictFromDMatrix(
+				b.h, dtrain.h, "{\"type\": 0, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, "
+				               "\"strict_shape\": false}",
+				&shape, &dim, &res);
+		});
+		size_t len = 1;
+		for (bst_ulong d = 0; d < dim; d++)
+			len *= static_cast<size_t>(shape[d]);
+		const size_t n = static_cast<size_t>(in.X->rows());
+		if (n > 0 && len % n == 0) {
+			out.fitted.assign(res, res + len);
+			out.fitted_per_row = len / n;
+		}
+	}
 	if (best_round + 1 < done) { // keep the rounds up to the best one only
 		BoosterHandle sliced = nullptr;
 		xgb(ErrorCode::Internal, "cutting the model at the best round",
@@ -755,7 +779,25 @@ class GradientBoosting : public Estimator {
 		model_ = std::move(b.model);
 		rounds_ = b.rounds;
 		best_iteration_ = b.best_iteration;
+		fitted_ = std::move(b.fitted);
+		fitted_per_row_ = b.fitted_per_row;
 		load(code);
+	}
+
+	bool fitted_outputs(size_t i0, size_t n, size_t n_outputs, double *out, int *klass) const override
+	{
+		const size_t per = fitted_per_row_;
+		if (per == 0 || (i0 + n) * per > fitted_.size())
+			return false;
+		for (size_t r = 0; r < n; r++)
+			klass[r] = unpack(fitted_.data() + (i0 + r) * per, per, out + r * n_outputs);
+		return true;
+	}
+	void drop_fitted() const override
+	{
+		fitted_.clear();
+		fitted_.shrink_to_fit();
+		fitted_per_row_ = 0;
 	}
 
 	int predict(const double *z, double *out) const override
@@ -882,6 +924,8 @@ class GradientBoosting : public Estimator {
 	int rounds_ = 0;
 	int best_iteration_ = 0;
 	std::vector<char> model_;
+	mutable std::vector<float> fitted_; // the fit's outputs for its training rows (fitted_outputs), until dropped
+	mutable size_t fitted_per_row_ = 0;
 
   private:
 	// Loads model_ into a fresh prediction booster, checks it agrees with the header, and
