@@ -225,8 +225,11 @@ TEST(GradientBoosting, RegressionFitsAndLogs)
 	FitInput in = input(X, y, Task::Regression);
 	in.log = &log;
 	auto e = fit_gradient_boosting(in, params_with({{"n_estimators", 50}}));
-	ASSERT_EQ(log.size(), 50u);
+	// the training loss of round 1, every 2nd round (50 rounds / 25 logged) and the last
+	ASSERT_EQ(log.size(), 26u);
 	EXPECT_EQ(log.front().iteration, 1);
+	EXPECT_EQ(log[1].iteration, 2);
+	EXPECT_EQ(log[2].iteration, 4);
 	EXPECT_EQ(log.back().iteration, 50);
 	EXPECT_LT(log.back().loss, log.front().loss);
 	EXPECT_TRUE(std::isnan(log.back().valid));
@@ -591,12 +594,12 @@ TEST(GradientBoosting, Cancellation)
 	} catch (const Error &e) {
 		EXPECT_EQ(e.code(), ErrorCode::Cancelled);
 	}
-	// cancelled between rounds
+	// cancelled between rounds (20 rounds: every one logged)
 	std::vector<IterationLog> log;
 	in.log = &log;
 	in.cancel = cancel_on_third_call;
 	g_calls = 0;
-	EXPECT_THROW(fit_gradient_boosting(in, params_with()), Error);
+	EXPECT_THROW(fit_gradient_boosting(in, params_with({{"n_estimators", 20}})), Error);
 	EXPECT_EQ(log.size(), 2u);
 }
 
