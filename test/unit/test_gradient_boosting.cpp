@@ -233,6 +233,15 @@ TEST(GradientBoosting, RegressionFitsAndLogs)
 	EXPECT_EQ(log.back().iteration, 50);
 	EXPECT_LT(log.back().loss, log.front().loss);
 	EXPECT_TRUE(std::isnan(log.back().valid));
+	{ // the logged loss is the rmse of the fitted model on its training rows
+		double se = 0, o[1];
+		for (int i = 0; i < X.rows(); i++) {
+			VectorXd z = X.row(i).transpose();
+			e->predict(z.data(), o);
+			se += (o[0] - y(i)) * (o[0] - y(i));
+		}
+		EXPECT_NEAR(log.back().loss, std::sqrt(se / static_cast<double>(X.rows())), 1e-5);
+	}
 	double sse = 0, sst = 0, mean = yt.mean(), out[1];
 	for (int i = 0; i < Xt.rows(); i++) {
 		VectorXd z = Xt.row(i).transpose();
@@ -253,9 +262,22 @@ TEST(GradientBoosting, MulticlassProbabilities)
 	VectorXd y, yt;
 	three_class_data(300, 3, X, y);
 	three_class_data(150, 4, Xt, yt);
-	auto e = fit_gradient_boosting(input(X, y, Task::Classification, 3, 2), params_with({{"n_estimators", 30}}));
+	std::vector<IterationLog> log;
+	FitInput in = input(X, y, Task::Classification, 3, 2);
+	in.log = &log;
+	auto e = fit_gradient_boosting(in, params_with({{"n_estimators", 30}}));
 	int correct = 0;
 	double out[3];
+	{ // the logged loss is the multiclass log loss of the fitted model on its training rows
+		double ll = 0;
+		for (int i = 0; i < X.rows(); i++) {
+			VectorXd z = X.row(i).transpose();
+			e->predict(z.data(), out);
+			ll -= std::log(std::max(out[static_cast<int>(y(i))], 1e-16));
+		}
+		ASSERT_FALSE(log.empty());
+		EXPECT_NEAR(log.back().loss, ll / static_cast<double>(X.rows()), 1e-5);
+	}
 	for (int i = 0; i < Xt.rows(); i++) {
 		VectorXd z = Xt.row(i).transpose();
 		int c = e->predict(z.data(), out);

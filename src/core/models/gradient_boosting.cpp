@@ -128,6 +128,7 @@ class DMatrix {
 	DMatrix(const DMatrix &) = delete;
 	DMatrix &operator=(const DMatrix &) = delete;
 	DMatrixHandle h = nullptr;
+	std::vector<float> label; // the rows' labels, as the matrix has them
 };
 
 // Owns a BoosterHandle.
@@ -196,6 +197,7 @@ void make_dmatrix(const Eigen::MatrixXd &X, const Eigen::VectorXd &y, const std:
 	});
 	xgb(ErrorCode::Internal, "setting the labels",
 	    [&] { return XGDMatrixSetFloatInfo(out.h, "label", label.data(), n); });
+	out.label = std::move(label);
 }
 
 // Checks the rows an estimator is fitted on (and the optional validation rows).
@@ -262,17 +264,32 @@ void split_rows(const Eigen::VectorXd &y, Task task, int K, double frac, uint64_
 	std::sort(valid.begin(), valid.end());
 }
 
-// The value of "<name>-<metric>:<value>" in an XGBoosterEvalOneIter result, NaN if absent.
-double eval_value(const char *s, const char *name)
+// The loss xgboost's eval_metric reports (rmse, logloss, mlogloss, with its clipping at 1e-16)
+// of predictions pred (the model's outputs: per row the value, class 1's probability, or the
+// K classes' probabilities) of rows labelled y; NaN when the lengths do not match. Computed here
+// from the booster's cached predictions: XGBoosterEvalOneIter costs about as much as a round.
+double fit_loss(const float *pred, size_t len, const std::vector<float> &y, Task task, int K)
 {
-	std::string key = std::string("\t") + name + "-";
-	const char *at = std::strstr(s, key.c_str());
-	if (at == nullptr)
+	const size_t n = y.size();
+	const size_t per = task == Task::Classification && K > 2 ? static_cast<size_t>(K) : 1;
+	if (n == 0 || len != n * per)
 		return NAN;
-	const char *colon = std::strchr(at + key.size(), ':');
-	if (colon == nullptr)
-		return NAN;
-	return std::strtod(colon + 1, nullptr);
+	constexpr double eps = 1e-16;
+	double sum = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (task == Task::Regression) {
+			const double d = static_cast<double>(pred[i]) - static_cast<double>(y[i]);
+			sum += d * d;
+		} else if (per == 1) {
+			const double p = pred[i], t = y[i];
+			sum -= t * std::log(std::max(p, eps)) + (1 - t) * std::log(std::max(1 - p, eps));
+		} else {
+			const size_t k = static_cast<size_t>(y[i]);
+			sum -= std::log(std::max(static_cast<double>(pred[i * per + std::min(k, per - 1)]), eps));
+		}
+	}
+	const double mean = sum / static_cast<double>(n);
+	return task == Task::Regression ? std::sqrt(mean) : mean;
 }
 
 // ---- validation of a stored xgboost model before xgboost parses it ----
@@ -643,8 +660,7 @@ Boosted boost(const FitInput &in, const Params &params, Task task, int K, const 
 	} else {
 		make_dmatrix(*in.X, *in.y, nullptr, threads, dtrain);
 	}
-	DMatrixHandle dmats[2] = {dtrain.h, dvalid.h};
-	const char *names[2] = {"train", "valid"};
+	DMatrixHandle dmats[2] = {dtrain.h, dvalid.h}; // the booster's cache list
 	const bst_ulong n_mats = have_valid ? 2 : 1;
 
 	Booster b;
@@ -683,9 +699,26 @@ Boosted boost(const FitInput &in, const Params &params, Task task, int K, const 
 	double best = INFINITY;
 	int best_round = -1; // relative to this run
 	int done = 0;
+	// The loss of a matrix of the booster's cache list: its predictions are the cache's (each
+	// round adds its trees to them), the loss computed here.
+	auto cached_loss = [&](const DMatrix &d) {
+		const bst_ulong *shape = nullptr;
+		bst_ulong dim = 0;
+		const float *res = nullptr;
+		xgb(ErrorCode::Internal, "evaluating a round", [&] {
+			return XGBoosterPredictFromDMatrix(b.h, d.h,
+			                                   "{\"type\": 0, \"training\": false, \"iteration_begin\": 0, "
+			                                   "\"iteration_end\": 0, \"strict_shape\": false}",
+			                                   &shape, &dim, &res);
+		});
+		size_t len = 1;
+		for (bst_ulong k = 0; k < dim; k++)
+			len *= static_cast<size_t>(shape[k]);
+		return fit_loss(res, len, d.label, task, K);
+	};
 	// The training loss is evaluated (and logged) on the first round, every stride-th and the
-	// last: evaluating it costs a pass over the training rows, about a quarter of a round's
-	// time; the validation loss (early stopping) on every round.
+	// last: evaluating it costs a pass over the training rows; the validation loss (early
+	// stopping) on every round.
 	const int stride = std::max(1, (n_estimators + kLoggedRounds - 1) / kLoggedRounds);
 	for (int r = 0; r < n_estimators; r++) {
 		check_cancel(in.cancel);
@@ -697,13 +730,8 @@ Boosted boost(const FitInput &in, const Params &params, Task task, int K, const 
 		const bool train_eval = r == 0 || (r + 1) % stride == 0 || r + 1 == n_estimators;
 		if (!train_eval && !have_valid)
 			continue;
-		const char *eval = nullptr;
-		xgb(ErrorCode::Internal, "evaluating a round", [&] {
-			return train_eval ? XGBoosterEvalOneIter(b.h, iter, dmats, names, n_mats, &eval)
-			                  : XGBoosterEvalOneIter(b.h, iter, dmats + 1, names + 1, 1, &eval);
-		});
-		double train_loss = train_eval ? eval_value(eval, "train") : NAN;
-		double valid_loss = have_valid ? eval_value(eval, "valid") : NAN;
+		const double train_loss = train_eval ? cached_loss(dtrain) : NAN;
+		const double valid_loss = have_valid ? cached_loss(dvalid) : NAN;
 		if (in.log != nullptr)
 			in.log->push_back(IterationLog{iter + 1, train_loss, NAN, valid_loss});
 		if (train_eval)
