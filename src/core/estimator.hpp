@@ -120,8 +120,7 @@ class Estimator {
 	// The fit's own outputs for its training rows i0 .. i0 + n - 1 (FitInput::X's rows), as
 	// predict_many would give them, where the fit kept them (gradient_boosting without early
 	// stopping: libxgboost's prediction cache of the training rows, no second pass over the
-	// trees); false where it did not. drop_fitted() frees them (the trainer, once it has scored
-	// the training rows).
+	// trees); false where it did not.
 	virtual bool fitted_outputs(size_t i0, size_t n, size_t n_outputs, double *out, int *klass) const
 	{
 		(void) i0;
@@ -131,7 +130,10 @@ class Estimator {
 		(void) klass;
 		return false;
 	}
-	virtual void drop_fitted() const {}
+	// The trainer has scored the training and test rows: frees the fitted outputs, and the
+	// estimator predicts on one thread from now on (gradient_boosting predicts the trainer's rows
+	// on the fit's threads, a served row on one).
+	virtual void end_training() const {}
 	virtual void write(Writer &w) const = 0;
 	// Importance of each of the p features (coefficient magnitude, split gain, ...), and its kind.
 	virtual Eigen::VectorXd importance() const = 0;

@@ -437,10 +437,10 @@ RouteFit finish_rows_route(TrainRun &m, int64_t rows_read, const Model *, TrainR
 	}
 	report_phase(spec.progress, "evaluating");
 	out.train_json = evaluate(m, model, tr, false, res);
-	if (model.estimator != nullptr)
-		model.estimator->drop_fitted();
 	if (te.size() > 0)
 		out.test_json = evaluate(m, model, te, true, res);
+	if (model.estimator != nullptr)
+		model.estimator->end_training();
 	res.primary_metric = m.task == Task::Classification ? "accuracy" : m.task == Task::Regression ? "r2" : "silhouette";
 	res.rows_train = static_cast<int64_t>(tr.size());
 	res.rows_test = static_cast<int64_t>(te.size());

@@ -738,7 +738,7 @@ TEST(GradientBoosting, FittedOutputsEqualPredictions)
 		for (size_t i = 0; i < n * nout; i++)
 			ASSERT_NEAR(fitted[i], predicted[i], 1e-6) << "K " << c.K << " value " << i;
 		EXPECT_EQ(fk, pk) << "K " << c.K;
-		e->drop_fitted();
+		e->end_training();
 		EXPECT_FALSE(e->fitted_outputs(0, 1, nout, fitted.data(), fk.data()));
 	}
 	auto es = fit_gradient_boosting(input(Xr, yr, Task::Regression),

@@ -834,11 +834,25 @@ class GradientBoosting : public Estimator {
 			klass[r] = unpack(fitted_.data() + (i0 + r) * per, per, out + r * n_outputs);
 		return true;
 	}
-	void drop_fitted() const override
+	void end_training() const override
 	{
+		std::lock_guard<std::mutex> lock(mu_);
 		fitted_.clear();
 		fitted_.shrink_to_fit();
 		fitted_per_row_ = 0;
+		if (eval_threads_ > 1) {
+			xgb(ErrorCode::Internal, "setting a parameter", [&] { return XGBoosterSetParam(booster_.h, "nthread", "1"); });
+			eval_threads_ = 1;
+		}
+	}
+	// The trainer's rows are predicted on the fit's threads until end_training().
+	void predict_on_threads(int threads)
+	{
+		if (threads <= 1)
+			return;
+		const std::string t = std::to_string(threads);
+		xgb(ErrorCode::Internal, "setting a parameter", [&] { return XGBoosterSetParam(booster_.h, "nthread", t.c_str()); });
+		eval_threads_ = threads;
 	}
 
 	int predict(const double *z, double *out) const override
@@ -965,7 +979,8 @@ class GradientBoosting : public Estimator {
 	int rounds_ = 0;
 	int best_iteration_ = 0;
 	std::vector<char> model_;
-	mutable std::vector<float> fitted_; // the fit's outputs for its training rows (fitted_outputs), until dropped
+	mutable std::vector<float> fitted_; // the fit's outputs for its training rows (fitted_outputs), until end_training
+	mutable int eval_threads_ = 1;      // the prediction booster's threads (more than 1 until end_training)
 	mutable size_t fitted_per_row_ = 0;
 
   private:
@@ -1156,6 +1171,7 @@ std::unique_ptr<Estimator> fit_gradient_boosting(const FitInput &in, const Param
 	auto est = std::make_unique<GradientBoosting>(in.task, K, p);
 	est->version_ = in.native_missing ? kGbVersion : 1;
 	est->install(boost(in, params, in.task, K, nullptr, 0, params.integer("n_estimators")), ErrorCode::Internal);
+	est->predict_on_threads(in.threads);
 	return est;
 }
 
