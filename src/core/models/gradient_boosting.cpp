@@ -609,6 +609,58 @@ struct Boosted {
 	size_t fitted_per_row = 0;
 };
 
+// Predicting a matrix of the booster's cache list with every tree: the cache's predictions.
+constexpr const char *kCachedPredictConfig =
+	"{\"type\": 0, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, \"strict_shape\": false}";
+
+// The booster's objective and hyperparameters.
+void configure(BoosterHandle h, const Params &params, Task task, int K, int threads, uint64_t seed)
+{
+	if (task == Task::Regression) {
+		set_param(h, "objective", "reg:squarederror");
+	} else if (K == 2) {
+		set_param(h, "objective", "binary:logistic");
+	} else {
+		set_param(h, "objective", "multi:softprob");
+		set_param(h, "num_class", std::to_string(K));
+	}
+	set_param(h, "tree_method", "hist");
+	set_param(h, "eta", num_str(params.num("learning_rate")));
+	set_param(h, "max_depth", std::to_string(params.integer("max_depth")));
+	set_param(h, "min_child_weight", num_str(params.num("min_child_weight")));
+	set_param(h, "subsample", num_str(params.num("subsample")));
+	set_param(h, "colsample_bytree", num_str(params.num("colsample_bytree")));
+	set_param(h, "lambda", num_str(params.num("reg_lambda")));
+	set_param(h, "alpha", num_str(params.num("reg_alpha")));
+	set_param(h, "gamma", num_str(params.num("gamma")));
+	set_param(h, "max_bin", std::to_string(params.integer("max_bin")));
+	set_param(h, "nthread", std::to_string(threads));
+	// xgboost's seed is a signed 64-bit integer: keep it non-negative
+	set_param(h, "seed", std::to_string(seed & 0x7fffffffffffffffULL));
+	// reseed per round from (seed, round): results do not depend on anything run before
+	set_param(h, "seed_per_iteration", "1");
+}
+
+// A fit on every training row keeps the training rows' predictions from libxgboost's prediction
+// cache (every round's trees were added to it as they were grown): the trainer's training
+// metrics without a second pass over the trees (Estimator::fitted_outputs).
+void keep_fitted(BoosterHandle h, const DMatrix &dtrain, size_t n, Boosted &out)
+{
+	const bst_ulong *shape = nullptr;
+	bst_ulong dim = 0;
+	const float *res = nullptr;
+	xgb(ErrorCode::Internal, "predicting the training rows", [&] {
+		return XGBoosterPredictFromDMatrix(h, dtrain.h, kCachedPredictConfig, &shape, &dim, &res);
+	});
+	size_t len = 1;
+	for (bst_ulong d = 0; d < dim; d++)
+		len *= static_cast<size_t>(shape[d]);
+	if (n > 0 && len % n == 0) {
+		out.fitted.assign(res, res + len);
+		out.fitted_per_row = len / n;
+	}
+}
+
 // Rounds whose training loss a fit evaluates and logs, at most (and the last).
 constexpr int kLoggedRounds = 25;
 
@@ -669,32 +721,7 @@ Boosted boost(const FitInput &in, const Params &params, Task task, int K, const 
 	if (start != nullptr)
 		xgb(ErrorCode::Internal, "loading the stored model",
 		    [&] { return XGBoosterLoadModelFromBuffer(b.h, start->data(), start->size()); });
-	if (task == Task::Regression) {
-		set_param(b.h, "objective", "reg:squarederror");
-		set_param(b.h, "eval_metric", "rmse");
-	} else if (K == 2) {
-		set_param(b.h, "objective", "binary:logistic");
-		set_param(b.h, "eval_metric", "logloss");
-	} else {
-		set_param(b.h, "objective", "multi:softprob");
-		set_param(b.h, "num_class", std::to_string(K));
-		set_param(b.h, "eval_metric", "mlogloss");
-	}
-	set_param(b.h, "tree_method", "hist");
-	set_param(b.h, "eta", num_str(params.num("learning_rate")));
-	set_param(b.h, "max_depth", std::to_string(params.integer("max_depth")));
-	set_param(b.h, "min_child_weight", num_str(params.num("min_child_weight")));
-	set_param(b.h, "subsample", num_str(params.num("subsample")));
-	set_param(b.h, "colsample_bytree", num_str(params.num("colsample_bytree")));
-	set_param(b.h, "lambda", num_str(params.num("reg_lambda")));
-	set_param(b.h, "alpha", num_str(params.num("reg_alpha")));
-	set_param(b.h, "gamma", num_str(params.num("gamma")));
-	set_param(b.h, "max_bin", std::to_string(params.integer("max_bin")));
-	set_param(b.h, "nthread", std::to_string(threads));
-	// xgboost's seed is a signed 64-bit integer: keep it non-negative
-	set_param(b.h, "seed", std::to_string(in.seed & 0x7fffffffffffffffULL));
-	// reseed per round from (seed, round): results do not depend on anything run before
-	set_param(b.h, "seed_per_iteration", "1");
+	configure(b.h, params, task, K, threads, in.seed);
 
 	double best = INFINITY;
 	int best_round = -1; // relative to this run
@@ -706,10 +733,7 @@ Boosted boost(const FitInput &in, const Params &params, Task task, int K, const 
 		bst_ulong dim = 0;
 		const float *res = nullptr;
 		xgb(ErrorCode::Internal, "evaluating a round", [&] {
-			return XGBoosterPredictFromDMatrix(b.h, d.h,
-			                                   "{\"type\": 0, \"training\": false, \"iteration_begin\": 0, "
-			                                   "\"iteration_end\": 0, \"strict_shape\": false}",
-			                                   &shape, &dim, &res);
+			return XGBoosterPredictFromDMatrix(b.h, d.h, kCachedPredictConfig, &shape, &dim, &res);
 		});
 		size_t len = 1;
 		for (bst_ulong k = 0; k < dim; k++)
@@ -751,28 +775,8 @@ Boosted boost(const FitInput &in, const Params &params, Task task, int K, const 
 	Boosted out;
 	out.best_iteration = start_rounds + best_round;
 	out.rounds = out.best_iteration + 1;
-	if (start == nullptr && !have_valid && best_round + 1 == done) {
-		// the training rows' predictions from libxgboost's prediction cache (every round's trees
-		// were added to it as they were grown): the trainer's training metrics without a second
-		// pass over the trees
-		const bst_ulong *shape = nullptr;
-		bst_ulong dim = 0;
-		const float *res = nullptr;
-		xgb(ErrorCode::Internal, "predicting the training rows", [&] {
-			return XGBoosterPredictFromDMatrix(
-				b.h, dtrain.h, "{\"type\": 0, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, "
-				               "\"strict_shape\": false}",
-				&shape, &dim, &res);
-		});
-		size_t len = 1;
-		for (bst_ulong d = 0; d < dim; d++)
-			len *= static_cast<size_t>(shape[d]);
-		const size_t n = static_cast<size_t>(in.X->rows());
-		if (n > 0 && len % n == 0) {
-			out.fitted.assign(res, res + len);
-			out.fitted_per_row = len / n;
-		}
-	}
+	if (start == nullptr && !have_valid && best_round + 1 == done)
+		keep_fitted(b.h, dtrain, static_cast<size_t>(in.X->rows()), out);
 	if (best_round + 1 < done) { // keep the rounds up to the best one only
 		BoosterHandle sliced = nullptr;
 		xgb(ErrorCode::Internal, "cutting the model at the best round",
