@@ -983,32 +983,29 @@ void GroupedTrainer::end_precise_pass()
 }
 
 // Fits the given trainers (index g < G: a group, G: the fallback). With pg_ml.max_threads
-// above 1 several fit at once, each on its share of the threads and of the memory limit; one
-// that needs more than its share of the memory fits again afterwards, alone with all of it.
-// A failure is the failure of the first such trainer in index order (the fits are taken in that
-// order, and one that fails only stops those not started yet), whatever the threads did.
+// above 1 several fit at once, each on its share of the threads and of the memory limit (a fit
+// past its share is the limit's error, saying so: a trainer's rows are consumed by its fit, so
+// it cannot fit again alone). A failure is the failure of the first such trainer in index order
+// (the fits are taken in that order, and one that fails only stops those not started yet),
+// whatever the threads did.
 void GroupedTrainer::Impl::fit_all(const std::vector<size_t> &todo, CancelCheck cancel)
 {
 	const size_t G = keys.size();
 	auto trainer = [&](size_t g) -> Trainer & { return g < G ? *trainers[g] : *all; };
-	auto fit_one = [&](size_t g) {
-		try {
-			(g < G ? models[g] : all_model) = trainer(g).finish(cancel, nullptr);
-		} catch (const Error &e) {
-			rethrow(e, g);
-		}
-	};
 	const int workers = static_cast<int>(std::min<size_t>(static_cast<size_t>(std::max(1, spec.threads)), todo.size()));
 	if (workers <= 1) {
 		for (size_t g : todo) {
 			check_cancel(cancel);
-			fit_one(g);
+			try {
+				(g < G ? models[g] : all_model) = trainer(g).finish(cancel, nullptr);
+			} catch (const Error &e) {
+				rethrow(e, g);
+			}
 		}
 		return;
 	}
 	const size_t share = spec.memory_limit / static_cast<size_t>(workers);
 	std::vector<std::exception_ptr> failed(todo.size());
-	std::vector<uint8_t> again(todo.size(), 0);
 	std::atomic<bool> stop{false};
 	parallel_for(static_cast<int>(todo.size()), workers, [&](int i) {
 		if (stop.load())
@@ -1019,11 +1016,14 @@ void GroupedTrainer::Impl::fit_all(const std::vector<size_t> &todo, CancelCheck 
 			trainer(g).set_fit_resources(std::max(1, spec.threads / workers), share);
 			(g < G ? models[g] : all_model) = trainer(g).finish(cancel, nullptr);
 		} catch (const Error &e) {
-			if (e.code() == ErrorCode::ProgramLimit && spec.memory_limit > 0) {
-				again[at] = 1;
-				return;
-			}
-			failed[at] = std::current_exception();
+			failed[at] = e.code() != ErrorCode::ProgramLimit || spec.memory_limit == 0
+			                 ? std::current_exception()
+			                 : std::make_exception_ptr(Error(
+			                       ErrorCode::ProgramLimit, e.what(),
+			                       e.detail() + (e.detail().empty() ? "" : " ") + "Per-group training fits " +
+			                           std::to_string(workers) + " groups at once (pg_ml.max_threads), each within " +
+			                           "1/" + std::to_string(workers) + " of pg_ml.max_memory.",
+			                       "Lower pg_ml.max_threads to fit fewer groups at once, or raise pg_ml.max_memory."));
 			stop.store(true);
 		} catch (...) {
 			failed[at] = std::current_exception();
@@ -1038,13 +1038,6 @@ void GroupedTrainer::Impl::fit_all(const std::vector<size_t> &todo, CancelCheck 
 		} catch (const Error &e) {
 			rethrow(e, todo[at]);
 		}
-	}
-	for (size_t at = 0; at < todo.size(); at++) {
-		if (!again[at])
-			continue;
-		check_cancel(cancel);
-		trainer(todo[at]).set_fit_resources(spec.threads, spec.memory_limit);
-		fit_one(todo[at]);
 	}
 }
 

@@ -46,13 +46,15 @@ pgml::GroupSpec group_spec(bool fallback)
 }
 
 std::unique_ptr<Model> train_grouped(const Table &t, Algorithm a, bool fallback, pgml::TrainResult *res = nullptr,
-                                     int threads = 1, const pgml::Options &hp = {})
+                                     int threads = 1, const pgml::Options &hp = {}, size_t memory_limit = 0)
 {
 	Table sub = t;
 	sub.features = {t.features[0]}; // the spec's features: the group column is not one
 	pgml::TrainSpec spec = make_spec(sub, a, 0.2);
 	spec.threads = threads;
 	spec.hyperparams = hp;
+	if (memory_limit > 0)
+		spec.memory_limit = memory_limit;
 	GroupedTrainer tr(spec, group_spec(fallback));
 	for (size_t b = 0; b < t.size(); b += 50) {
 		BatchData bd(t, b, std::min(t.size(), b + 50));
@@ -377,4 +379,21 @@ TEST(Grouped, BatchPredictionEqualsRowByRow)
 			EXPECT_NE(std::string(e.what()).find("g = 'q'"), std::string::npos) << e.what();
 		}
 	}
+}
+
+// On several threads each group's fit has its share of pg_ml.max_memory: a fit past it is the
+// limit's error naming the group and saying how to fit fewer groups at once (a group's rows are
+// consumed by its fit: it is not fitted again).
+TEST(Grouped, ParallelFitPastItsMemoryShareSaysSo)
+{
+	Table t = grouped_table(900);
+	const size_t limit = 20000;
+	pgml::Error one = expect_error([&] { train_grouped(t, Algorithm::DecisionTree, false, nullptr, 1, {}, limit); },
+	                               ErrorCode::ProgramLimit);
+	EXPECT_EQ(one.hint().find("pg_ml.max_threads"), std::string::npos) << one.hint();
+	pgml::Error two = expect_error([&] { train_grouped(t, Algorithm::DecisionTree, false, nullptr, 2, {}, limit); },
+	                               ErrorCode::ProgramLimit);
+	EXPECT_NE(std::string(two.what()).find("in group g = 'a'"), std::string::npos) << two.what();
+	EXPECT_NE(two.hint().find("Lower pg_ml.max_threads"), std::string::npos) << two.hint();
+	EXPECT_NE(two.detail().find("each within 1/2 of pg_ml.max_memory"), std::string::npos) << two.detail();
 }
