@@ -242,17 +242,22 @@ const Model &GroupedModel::serving(const Model &container, const Value *values, 
 		return *g->model;
 	if (fallback)
 		return *fallback;
-	GroupKey k;
-	for (size_t c = 0; c < columns.size(); c++) {
-		const Value &v = values[nf + c];
-		k.null.push_back(v.isnull ? 1 : 0);
-		k.values.push_back(v.isnull ? std::string() : group_value_text(columns[c].type_class, v));
-	}
-	throw Error(ErrorCode::InvalidParameter, "no model for group " + k.describe(columns),
+	throw Error(ErrorCode::InvalidParameter, "no model for group " + key_of(values + nf).describe(columns),
 	            "The grouped model has a model for each of its " + std::to_string(groups.size()) +
 	                " training groups and no fallback model.",
 	            "Predict rows of the training groups, or retrain with group_fallback => 'all' to serve other "
 	            "groups with a model of every row.");
+}
+
+GroupKey GroupedModel::key_of(const Value *group_values) const
+{
+	GroupKey k;
+	for (size_t c = 0; c < columns.size(); c++) {
+		const Value &v = group_values[c];
+		k.null.push_back(v.isnull ? 1 : 0);
+		k.values.push_back(v.isnull ? std::string() : group_value_text(columns[c].type_class, v));
+	}
+	return k;
 }
 
 int GroupedModel::predict(const Model &container, const Value *values, double *out, int64_t *unseen) const

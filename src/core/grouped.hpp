@@ -68,6 +68,8 @@ class GroupedModel {
 	void index(const std::vector<std::string> &classes);
 	// The group of a row (values of the group columns, in column order); nullptr: unseen.
 	const Group *find(const Value *group_values) const;
+	// The key of a row's group values (group columns in column order), seen or not.
+	GroupKey key_of(const Value *group_values) const;
 	// The model that serves a row (values: the container's features): its group's (*group set),
 	// or the fallback (*group nullptr); an unseen group without a fallback is
 	// Error(InvalidParameter) naming it. *map: the container's class of each of its classes.

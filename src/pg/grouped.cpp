@@ -267,13 +267,7 @@ pgml_unseen_group(const pgml::Model *model, const pgml::Value *values, const cha
 	PGML_CORE({
 		const pgml::GroupedModel &g = *model->grouped;
 		const size_t nf = model->features.size() - g.columns.size();
-		pgml::GroupKey k;
-		for (size_t c = 0; c < g.columns.size(); c++) {
-			const pgml::Value &v = values[nf + c];
-			k.null.push_back(v.isnull ? 1 : 0);
-			k.values.push_back(v.isnull ? std::string() : pgml::group_value_text(g.columns[c].type_class, v));
-		}
-		snprintf(group, sizeof group, "%s", k.describe(g.columns).c_str());
+		snprintf(group, sizeof group, "%s", g.key_of(values + nf).describe(g.columns).c_str());
 		ngroups = static_cast<int>(g.groups.size());
 	});
 	ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),

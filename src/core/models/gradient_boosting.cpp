@@ -613,6 +613,21 @@ struct Boosted {
 constexpr const char *kCachedPredictConfig =
 	"{\"type\": 0, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, \"strict_shape\": false}";
 
+// The predictions of a matrix of the booster's cache list with every tree (the cache's: no
+// pass over the trees for the rounds it already holds); returns how many values are at *res
+// (valid until the booster's next call).
+size_t predict_cached(BoosterHandle h, const DMatrix &d, const char *what, const float **res)
+{
+	const bst_ulong *shape = nullptr;
+	bst_ulong dim = 0;
+	xgb(ErrorCode::Internal, what,
+	    [&] { return XGBoosterPredictFromDMatrix(h, d.h, kCachedPredictConfig, &shape, &dim, res); });
+	size_t len = 1;
+	for (bst_ulong k = 0; k < dim; k++)
+		len *= static_cast<size_t>(shape[k]);
+	return len;
+}
+
 // The booster's objective and hyperparameters.
 void configure(BoosterHandle h, const Params &params, Task task, int K, int threads, uint64_t seed)
 {
@@ -646,15 +661,8 @@ void configure(BoosterHandle h, const Params &params, Task task, int K, int thre
 // metrics without a second pass over the trees (Estimator::fitted_outputs).
 void keep_fitted(BoosterHandle h, const DMatrix &dtrain, size_t n, Boosted &out)
 {
-	const bst_ulong *shape = nullptr;
-	bst_ulong dim = 0;
 	const float *res = nullptr;
-	xgb(ErrorCode::Internal, "predicting the training rows", [&] {
-		return XGBoosterPredictFromDMatrix(h, dtrain.h, kCachedPredictConfig, &shape, &dim, &res);
-	});
-	size_t len = 1;
-	for (bst_ulong d = 0; d < dim; d++)
-		len *= static_cast<size_t>(shape[d]);
+	const size_t len = predict_cached(h, dtrain, "predicting the training rows", &res);
 	if (n > 0 && len % n == 0) {
 		out.fitted.assign(res, res + len);
 		out.fitted_per_row = len / n;
@@ -729,15 +737,8 @@ Boosted boost(const FitInput &in, const Params &params, Task task, int K, const 
 	// The loss of a matrix of the booster's cache list: its predictions are the cache's (each
 	// round adds its trees to them), the loss computed here.
 	auto cached_loss = [&](const DMatrix &d) {
-		const bst_ulong *shape = nullptr;
-		bst_ulong dim = 0;
 		const float *res = nullptr;
-		xgb(ErrorCode::Internal, "evaluating a round", [&] {
-			return XGBoosterPredictFromDMatrix(b.h, d.h, kCachedPredictConfig, &shape, &dim, &res);
-		});
-		size_t len = 1;
-		for (bst_ulong k = 0; k < dim; k++)
-			len *= static_cast<size_t>(shape[k]);
+		const size_t len = predict_cached(b.h, d, "evaluating a round", &res);
 		return fit_loss(res, len, d.label, task, K);
 	};
 	// The training loss is evaluated (and logged) on the first round, every stride-th and the
