@@ -3,7 +3,9 @@
 // corruption, inconsistent xgboost models), cancellation, signal masks, hyperparameter specs.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <csignal>
 #include <cstring>
 #include <dirent.h>
@@ -19,6 +21,8 @@
 #include "estimator.hpp"
 #include "models/gradient_boosting.hpp"
 #include "serialize.hpp"
+
+#include <xgboost/c_api.h>
 
 using Eigen::MatrixXd;
 using Eigen::VectorXd;
@@ -621,8 +625,99 @@ TEST(GradientBoosting, Cancellation)
 	in.log = &log;
 	in.cancel = cancel_on_third_call;
 	g_calls = 0;
-	EXPECT_THROW(fit_gradient_boosting(in, params_with({{"n_estimators", 20}})), Error);
+	try {
+		fit_gradient_boosting(in, params_with({{"n_estimators", 20}}));
+		FAIL() << "not cancelled";
+	} catch (const Error &e) {
+		EXPECT_EQ(e.code(), ErrorCode::Cancelled) << e.what() << ": " << e.detail();
+	}
 	EXPECT_EQ(log.size(), 2u);
+}
+
+// The training matrix is built batch by batch (libxgboost's quantile matrix): a cancel while it
+// is built (before the first round, which used to sketch the rows in one uncancellable call)
+// stops the fit there; the same model as a matrix built at once (the quantile sketch sees the
+// same values), whatever the batches.
+TEST(GradientBoosting, CancelWhileBuildingTheMatrix)
+{
+	MatrixXd X;
+	VectorXd y;
+	regression_data(200000, 16, X, y); // four batches a pass
+	FitInput in = input(X, y, Task::Regression, 0, 2);
+	std::vector<IterationLog> log;
+	in.log = &log;
+	in.cancel = cancel_on_third_call;
+	g_calls = 0;
+	try {
+		fit_gradient_boosting(in, params_with({{"n_estimators", 20}}));
+		FAIL() << "not cancelled";
+	} catch (const Error &e) {
+		EXPECT_EQ(e.code(), ErrorCode::Cancelled);
+	}
+	EXPECT_TRUE(log.empty()) << "cancelled after " << log.size() << " rounds, not while the matrix was built";
+	EXPECT_EQ(g_calls, 3);
+}
+
+// libxgboost's own sparse-page matrix (what the fit built before the quantile matrix), trained
+// with the booster parameters the fit sets: the same trees, so the same predictions.
+std::vector<float> xgboost_simple_fit(const MatrixXd &X, const VectorXd &y, const Params &hp, const MatrixXd &Xp)
+{
+	auto rows = [](const MatrixXd &M) {
+		std::vector<float> v(static_cast<size_t>(M.size()));
+		for (Eigen::Index i = 0; i < M.rows(); i++)
+			for (Eigen::Index j = 0; j < M.cols(); j++)
+				v[static_cast<size_t>(i * M.cols() + j)] = static_cast<float>(M(i, j));
+		return v;
+	};
+	std::vector<float> data = rows(X), label(y.data(), y.data() + y.size()), pdata = rows(Xp);
+	DMatrixHandle d = nullptr, dp = nullptr;
+	BoosterHandle b = nullptr;
+	EXPECT_EQ(XGDMatrixCreateFromMat(data.data(), X.rows(), X.cols(), NAN, &d), 0);
+	EXPECT_EQ(XGDMatrixSetFloatInfo(d, "label", label.data(), label.size()), 0);
+	EXPECT_EQ(XGBoosterCreate(&d, 1, &b), 0);
+	auto num = [&](const char *k) {
+		char buf[64];
+		std::snprintf(buf, sizeof buf, "%.17g", hp.num(k));
+		return std::string(buf);
+	};
+	const std::pair<const char *, std::string> kv[] = {
+		{"verbosity", "0"}, {"objective", "reg:squarederror"}, {"tree_method", "hist"},
+		{"eta", num("learning_rate")}, {"max_depth", num("max_depth")}, {"min_child_weight", num("min_child_weight")},
+		{"subsample", num("subsample")}, {"colsample_bytree", num("colsample_bytree")}, {"lambda", num("reg_lambda")},
+		{"alpha", num("reg_alpha")}, {"gamma", num("gamma")}, {"max_bin", num("max_bin")}, {"nthread", "2"},
+		{"seed", "7"}, {"seed_per_iteration", "1"}};
+	for (const auto &[k, v] : kv)
+		EXPECT_EQ(XGBoosterSetParam(b, k, v.c_str()), 0) << k;
+	for (int r = 0; r < hp.integer("n_estimators"); r++)
+		EXPECT_EQ(XGBoosterUpdateOneIter(b, r, d), 0);
+	EXPECT_EQ(XGDMatrixCreateFromMat(pdata.data(), Xp.rows(), Xp.cols(), NAN, &dp), 0);
+	bst_ulong len = 0;
+	const float *res = nullptr;
+	EXPECT_EQ(XGBoosterPredict(b, dp, 0, 0, 0, &len, &res), 0);
+	std::vector<float> out(res, res + len);
+	XGBoosterFree(b);
+	XGDMatrixFree(d);
+	XGDMatrixFree(dp);
+	return out;
+}
+
+TEST(GradientBoosting, BatchesGiveTheModelOfOneMatrix)
+{
+	MatrixXd X;
+	VectorXd y;
+	regression_data(150000, 17, X, y); // three batches a pass
+	X(5, 1) = NAN;                      // a missing value: the default direction is learned alike
+	const Params hp = params_with({{"n_estimators", 8}, {"subsample", 0.8}});
+	auto e = fit_gradient_boosting(input(X, y, Task::Regression, 0, 2), hp);
+	const MatrixXd Xp = X.topRows(2000);
+	std::vector<float> want = xgboost_simple_fit(X, y, hp, Xp);
+	ASSERT_EQ(want.size(), 2000u);
+	for (Eigen::Index i = 0; i < Xp.rows(); i++) {
+		Eigen::VectorXd z = Xp.row(i).transpose();
+		double got = 0;
+		e->predict(z.data(), &got);
+		ASSERT_NEAR(got, want[static_cast<size_t>(i)], 1e-6 * std::max(1.0, std::fabs(got))) << "row " << i;
+	}
 }
 
 TEST(GradientBoosting, BadInput)

@@ -669,6 +669,115 @@ void keep_fitted(BoosterHandle h, const DMatrix &dtrain, size_t n, Boosted &out)
 	}
 }
 
+// Rows per batch fed to libxgboost's quantile matrix: cancel is polled between batches.
+constexpr size_t kFeedRows = 65536;
+
+// The training rows fed to libxgboost batch by batch (XGQuantileDMatrixCreateFromCallback):
+// each batch is gathered from X (column-major doubles) into a small row-major float buffer,
+// which libxgboost reads in place (a proxy matrix, no copy); libxgboost sketches the quantiles
+// and bins the rows as they come, so the training rows never exist as a second full float copy
+// or as xgboost's sparse pages, and building the matrix (the sketch: most of what the first
+// round cost before) polls cancel between batches. The callbacks never throw: a cancel or an
+// error ends the iteration and is raised after libxgboost returns.
+struct QuantileFeed {
+	const Eigen::MatrixXd *X = nullptr;
+	const std::vector<int> *rows = nullptr; // the rows of X to feed (all when null)
+	size_t n = 0, p = 0, pos = 0;
+	std::vector<float> buf;
+	DMatrixHandle proxy = nullptr;
+	CancelCheck cancel = nullptr;
+	sigset_t unblocked; // the signal mask outside libxgboost: a pending cancel is delivered under it
+	bool cancelled = false;
+	std::string error;
+
+	bool cancel_requested()
+	{
+		if (cancel == nullptr)
+			return false;
+		sigset_t blocked;
+		pthread_sigmask(SIG_SETMASK, &unblocked, &blocked); // a pending SIGINT's handler runs here
+		const bool c = cancel();
+		pthread_sigmask(SIG_SETMASK, &blocked, nullptr);
+		return c;
+	}
+
+	int next()
+	{
+		if (pos >= n || cancelled || !error.empty())
+			return 0;
+		if (pos > 0 && cancel_requested()) { // (between batches: a pass's first batch follows the last poll)
+			cancelled = true;
+			return 0;
+		}
+		const size_t nb = std::min(kFeedRows, n - pos);
+		buf.resize(nb * p);
+		for (size_t j = 0; j < p; j++) {
+			const double *col = X->col(static_cast<Eigen::Index>(j)).data();
+			float *out = buf.data() + j;
+			if (rows == nullptr) {
+				for (size_t r = 0; r < nb; r++)
+					out[r * p] = static_cast<float>(col[pos + r]);
+			} else {
+				for (size_t r = 0; r < nb; r++)
+					out[r * p] = static_cast<float>(col[(*rows)[pos + r]]);
+			}
+		}
+		char iface[256];
+		std::snprintf(iface, sizeof iface,
+		              "{\"data\": [%" PRIuPTR ", true], \"shape\": [%zu, %zu], \"typestr\": \"<f4\", \"version\": 3}",
+		              reinterpret_cast<uintptr_t>(buf.data()), nb, p);
+		if (XGProxyDMatrixSetDataDense(proxy, iface) != 0) {
+			error = xgb_error();
+			return 0;
+		}
+		pos += nb;
+		return 1;
+	}
+};
+
+int quantile_feed_next(DataIterHandle h) { return static_cast<QuantileFeed *>(h)->next(); }
+void quantile_feed_reset(DataIterHandle h) { static_cast<QuantileFeed *>(h)->pos = 0; }
+
+// The quantile matrix of the given rows of X (all rows when rows is null) with labels y, binned
+// with max_bin bins per feature (the booster's max_bin must be the same).
+void make_quantile_dmatrix(const Eigen::MatrixXd &X, const Eigen::VectorXd &y, const std::vector<int> *rows,
+                           int threads, int max_bin, CancelCheck cancel, DMatrix &out)
+{
+	QuantileFeed feed;
+	feed.X = &X;
+	feed.rows = rows;
+	feed.n = rows != nullptr ? rows->size() : static_cast<size_t>(X.rows());
+	feed.p = static_cast<size_t>(X.cols());
+	feed.cancel = cancel;
+	pthread_sigmask(SIG_SETMASK, nullptr, &feed.unblocked);
+	DMatrix proxy;
+	xgb(ErrorCode::Internal, "building the training matrix", [&] { return XGProxyDMatrixCreate(&proxy.h); });
+	feed.proxy = proxy.h;
+	const std::string config = "{\"missing\": NaN, \"nthread\": " + std::to_string(threads) +
+	                           ", \"max_bin\": " + std::to_string(max_bin) + "}";
+	int rc;
+	{
+		SignalBlock block;
+		quiet_xgboost();
+		rc = XGQuantileDMatrixCreateFromCallback(&feed, proxy.h, nullptr, quantile_feed_reset, quantile_feed_next,
+		                                         config.c_str(), &out.h);
+	}
+	// a matrix built from part of the rows (cancel, error) is freed with out
+	if (feed.cancelled)
+		throw Error(ErrorCode::Cancelled, "canceled");
+	if (!feed.error.empty())
+		throw Error(ErrorCode::Internal, "gradient boosting failed",
+		            "xgboost failed while building the training matrix: " + feed.error);
+	if (rc != 0)
+		xgb(ErrorCode::Internal, "building the training matrix", [rc] { return rc; });
+	std::vector<float> label(feed.n);
+	for (size_t i = 0; i < feed.n; i++)
+		label[i] = static_cast<float>(y(rows != nullptr ? (*rows)[i] : static_cast<Eigen::Index>(i)));
+	xgb(ErrorCode::Internal, "setting the labels",
+	    [&] { return XGDMatrixSetFloatInfo(out.h, "label", label.data(), feed.n); });
+	out.label = std::move(label);
+}
+
 // Rounds whose training loss a fit evaluates and logs, at most (and the last).
 constexpr int kLoggedRounds = 25;
 
@@ -708,17 +817,17 @@ Boosted boost(const FitInput &in, const Params &params, Task task, int K, const 
 	DMatrix dtrain, dvalid;
 	bool have_valid = false;
 	if (in.X_valid != nullptr) {
-		make_dmatrix(*in.X, *in.y, nullptr, threads, dtrain);
+		make_quantile_dmatrix(*in.X, *in.y, nullptr, threads, max_bin, in.cancel, dtrain);
 		make_dmatrix(*in.X_valid, *in.y_valid, nullptr, threads, dvalid);
 		have_valid = true;
 	} else if (esr > 0) {
 		std::vector<int> tr, va;
 		split_rows(*in.y, task, K, params.num("validation_fraction"), in.seed, tr, va);
-		make_dmatrix(*in.X, *in.y, &tr, threads, dtrain);
+		make_quantile_dmatrix(*in.X, *in.y, &tr, threads, max_bin, in.cancel, dtrain);
 		make_dmatrix(*in.X, *in.y, &va, threads, dvalid);
 		have_valid = true;
 	} else {
-		make_dmatrix(*in.X, *in.y, nullptr, threads, dtrain);
+		make_quantile_dmatrix(*in.X, *in.y, nullptr, threads, max_bin, in.cancel, dtrain);
 	}
 	DMatrixHandle dmats[2] = {dtrain.h, dvalid.h}; // the booster's cache list
 	const bst_ulong n_mats = have_valid ? 2 : 1;
