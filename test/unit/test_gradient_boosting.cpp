@@ -720,6 +720,36 @@ TEST(GradientBoosting, BatchesGiveTheModelOfOneMatrix)
 	}
 }
 
+// More than 200,000 training rows: the bin edges come from the first 200,000 rows plus each
+// feature's least and greatest value. A value only rows past the sample have (a rare level's
+// one-hot column) still gets its own bin, so a tree can split on it; the fit is close to
+// libxgboost's own sketch of every row.
+TEST(GradientBoosting, BinEdgesFromASampleKeepRareValues)
+{
+	MatrixXd X;
+	VectorXd y;
+	regression_data(260000, 18, X, y);
+	X.conservativeResize(Eigen::NoChange, 5);
+	X.col(4).setZero();
+	for (int i = 250000; i < 250200; i++) { // a rare level, none of it in the sample
+		X(i, 4) = 1;
+		y(i) += 50;
+	}
+	const Params hp = params_with({{"n_estimators", 30}, {"learning_rate", 0.3}});
+	auto e = fit_gradient_boosting(input(X, y, Task::Regression, 0, 2), hp);
+	std::vector<float> full = xgboost_simple_fit(X, y, hp, X.middleRows(249900, 400));
+	double worst = 0;
+	for (int i = 249900; i < 250300; i++) {
+		Eigen::VectorXd z = X.row(i).transpose();
+		double got = 0;
+		e->predict(z.data(), &got);
+		const double truth = 2 * X(i, 0) - X(i, 1) + (X(i, 4) == 1 ? 50 : 0);
+		EXPECT_NEAR(got, truth, 2.0) << "row " << i;
+		worst = std::max(worst, std::fabs(got - full[static_cast<size_t>(i - 249900)]));
+	}
+	EXPECT_LT(worst, 1.0); // the sample's bins against every row's: the same fit up to binning
+}
+
 TEST(GradientBoosting, BadInput)
 {
 	MatrixXd X;

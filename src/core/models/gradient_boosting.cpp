@@ -684,6 +684,8 @@ struct QuantileFeed {
 	const std::vector<int> *rows = nullptr; // the rows of X to feed (all when null)
 	size_t n = 0, p = 0, pos = 0;
 	std::vector<float> buf;
+	std::vector<float> extra; // rows (row-major) fed after the n rows, as one last batch
+	bool extra_fed = false;
 	DMatrixHandle proxy = nullptr;
 	CancelCheck cancel = nullptr;
 	sigset_t unblocked; // the signal mask outside libxgboost: a pending cancel is delivered under it
@@ -701,10 +703,30 @@ struct QuantileFeed {
 		return c;
 	}
 
+	// Hands libxgboost a batch of rows in place; 0: no more (or stopped).
+	int set_batch(const float *data, size_t rows_in_batch)
+	{
+		char iface[256];
+		std::snprintf(iface, sizeof iface,
+		              "{\"data\": [%" PRIuPTR ", true], \"shape\": [%zu, %zu], \"typestr\": \"<f4\", \"version\": 3}",
+		              reinterpret_cast<uintptr_t>(data), rows_in_batch, p);
+		if (XGProxyDMatrixSetDataDense(proxy, iface) != 0) {
+			error = xgb_error();
+			return 0;
+		}
+		return 1;
+	}
+
 	int next()
 	{
-		if (pos >= n || cancelled || !error.empty())
+		if (cancelled || !error.empty())
 			return 0;
+		if (pos >= n) {
+			if (extra.empty() || extra_fed)
+				return 0;
+			extra_fed = true;
+			return set_batch(extra.data(), extra.size() / p);
+		}
 		if (pos > 0 && cancel_requested()) { // (between batches: a pass's first batch follows the last poll)
 			cancelled = true;
 			return 0;
@@ -722,21 +744,87 @@ struct QuantileFeed {
 					out[r * p] = static_cast<float>(col[(*rows)[pos + r]]);
 			}
 		}
-		char iface[256];
-		std::snprintf(iface, sizeof iface,
-		              "{\"data\": [%" PRIuPTR ", true], \"shape\": [%zu, %zu], \"typestr\": \"<f4\", \"version\": 3}",
-		              reinterpret_cast<uintptr_t>(buf.data()), nb, p);
-		if (XGProxyDMatrixSetDataDense(proxy, iface) != 0) {
-			error = xgb_error();
+		if (set_batch(buf.data(), nb) == 0)
 			return 0;
-		}
 		pos += nb;
 		return 1;
 	}
 };
 
 int quantile_feed_next(DataIterHandle h) { return static_cast<QuantileFeed *>(h)->next(); }
-void quantile_feed_reset(DataIterHandle h) { static_cast<QuantileFeed *>(h)->pos = 0; }
+void quantile_feed_reset(DataIterHandle h)
+{
+	static_cast<QuantileFeed *>(h)->pos = 0;
+	static_cast<QuantileFeed *>(h)->extra_fed = false;
+}
+
+// Training sets larger than this are binned on bin edges sketched from this many of their rows
+// (as scikit-learn's HistGradientBoosting and LightGBM do: 200,000), plus each feature's least
+// and greatest value; libxgboost's sketch of every row costs about as much as 30 rounds.
+constexpr size_t kSketchRows = 200000;
+
+// Feeds the matrix's rows to libxgboost (the quantile matrix in out; its bin edges ref's when
+// ref is not null).
+void feed_quantile_dmatrix(QuantileFeed &feed, int threads, int max_bin, DMatrixHandle ref, DMatrix &out)
+{
+	pthread_sigmask(SIG_SETMASK, nullptr, &feed.unblocked);
+	DMatrix proxy;
+	xgb(ErrorCode::Internal, "building the training matrix", [&] { return XGProxyDMatrixCreate(&proxy.h); });
+	feed.proxy = proxy.h;
+	const std::string config = "{\"missing\": NaN, \"nthread\": " + std::to_string(threads) +
+	                           ", \"max_bin\": " + std::to_string(max_bin) + "}";
+	int rc;
+	{
+		SignalBlock block;
+		quiet_xgboost();
+		rc = XGQuantileDMatrixCreateFromCallback(&feed, proxy.h, ref, quantile_feed_reset, quantile_feed_next,
+		                                         config.c_str(), &out.h);
+	}
+	// a matrix built from part of the rows (cancel, error) is freed with out
+	if (feed.cancelled)
+		throw Error(ErrorCode::Cancelled, "canceled");
+	if (!feed.error.empty())
+		throw Error(ErrorCode::Internal, "gradient boosting failed",
+		            "xgboost failed while building the training matrix: " + feed.error);
+	if (rc != 0)
+		xgb(ErrorCode::Internal, "building the training matrix", [rc] { return rc; });
+}
+
+// The bin edges of a large training set: a quantile matrix of its first kSketchRows rows (the
+// training rows are in their canonical order, by a hash of their values: a sample) and of two
+// rows of each feature's least and greatest value (a value only a few rows have still gets
+// its own bin).
+void sketch_sample(const Eigen::MatrixXd &X, const std::vector<int> *rows, size_t n, int threads, int max_bin,
+                   CancelCheck cancel, DMatrix &out)
+{
+	const size_t p = static_cast<size_t>(X.cols());
+	std::vector<float> lo(p, NAN), hi(p, NAN);
+	for (size_t j = 0; j < p; j++) {
+		check_cancel(cancel);
+		const double *col = X.col(static_cast<Eigen::Index>(j)).data();
+		double mn = INFINITY, mx = -INFINITY;
+		for (size_t i = 0; i < n; i++) {
+			const double v = col[rows != nullptr ? static_cast<size_t>((*rows)[i]) : i];
+			if (v < mn)
+				mn = v;
+			if (v > mx)
+				mx = v;
+		}
+		if (mn <= mx) { // (NaN compares false: a feature with no value keeps NaN)
+			lo[j] = static_cast<float>(mn);
+			hi[j] = static_cast<float>(mx);
+		}
+	}
+	QuantileFeed feed;
+	feed.X = &X;
+	feed.rows = rows;
+	feed.n = kSketchRows;
+	feed.p = p;
+	feed.cancel = cancel;
+	feed.extra = lo;
+	feed.extra.insert(feed.extra.end(), hi.begin(), hi.end());
+	feed_quantile_dmatrix(feed, threads, max_bin, nullptr, out);
+}
 
 // The quantile matrix of the given rows of X (all rows when rows is null) with labels y, binned
 // with max_bin bins per feature (the booster's max_bin must be the same).
@@ -749,27 +837,10 @@ void make_quantile_dmatrix(const Eigen::MatrixXd &X, const Eigen::VectorXd &y, c
 	feed.n = rows != nullptr ? rows->size() : static_cast<size_t>(X.rows());
 	feed.p = static_cast<size_t>(X.cols());
 	feed.cancel = cancel;
-	pthread_sigmask(SIG_SETMASK, nullptr, &feed.unblocked);
-	DMatrix proxy;
-	xgb(ErrorCode::Internal, "building the training matrix", [&] { return XGProxyDMatrixCreate(&proxy.h); });
-	feed.proxy = proxy.h;
-	const std::string config = "{\"missing\": NaN, \"nthread\": " + std::to_string(threads) +
-	                           ", \"max_bin\": " + std::to_string(max_bin) + "}";
-	int rc;
-	{
-		SignalBlock block;
-		quiet_xgboost();
-		rc = XGQuantileDMatrixCreateFromCallback(&feed, proxy.h, nullptr, quantile_feed_reset, quantile_feed_next,
-		                                         config.c_str(), &out.h);
-	}
-	// a matrix built from part of the rows (cancel, error) is freed with out
-	if (feed.cancelled)
-		throw Error(ErrorCode::Cancelled, "canceled");
-	if (!feed.error.empty())
-		throw Error(ErrorCode::Internal, "gradient boosting failed",
-		            "xgboost failed while building the training matrix: " + feed.error);
-	if (rc != 0)
-		xgb(ErrorCode::Internal, "building the training matrix", [rc] { return rc; });
+	DMatrix ref;
+	if (feed.n > kSketchRows)
+		sketch_sample(X, rows, feed.n, threads, max_bin, cancel, ref);
+	feed_quantile_dmatrix(feed, threads, max_bin, ref.h, out);
 	std::vector<float> label(feed.n);
 	for (size_t i = 0; i < feed.n; i++)
 		label[i] = static_cast<float>(y(rows != nullptr ? (*rows)[i] : static_cast<Eigen::Index>(i)));
