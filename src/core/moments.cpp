@@ -17,7 +17,7 @@ void Moments::grow(Eigen::Index q)
 }
 
 // Folds a block of rows into the moments (pairwise update with the block's own moments).
-void Moments::add_block(const Eigen::MatrixXd &block)
+void Moments::add_block(const Eigen::MatrixXd &block, Eigen::MatrixXd *workspace)
 {
 	const Eigen::Index rows = block.rows();
 	if (rows == 0)
@@ -25,7 +25,10 @@ void Moments::add_block(const Eigen::MatrixXd &block)
 	if (block.cols() != dim())
 		throw Error(ErrorCode::Internal, "moment block has the wrong width");
 	Eigen::VectorXd bmean = block.colwise().mean().transpose();
-	Eigen::MatrixXd centered = block.rowwise() - bmean.transpose();
+	Eigen::MatrixXd own;
+	Eigen::MatrixXd &centered = workspace != nullptr ? *workspace : own;
+	centered.resize(rows, block.cols()); // (the same size again: no allocation)
+	centered.noalias() = block.rowwise() - bmean.transpose();
 	Moments b;
 	b.n_ = rows;
 	b.mean_ = std::move(bmean);

@@ -31,7 +31,9 @@ class Moments {
 	// Widens to q dimensions; earlier rows count as 0 in the new ones.
 	void grow(Eigen::Index q);
 	// Adds each row of block (rows x dim()).
-	void add_block(const Eigen::MatrixXd &block);
+	// workspace (optional): the block's centred copy is made there, so that a caller adding many
+	// blocks allocates (and the kernel zeroes) that memory once
+	void add_block(const Eigen::MatrixXd &block, Eigen::MatrixXd *workspace = nullptr);
 	void merge(const Moments &other);
 
 	int64_t n() const { return n_; }

@@ -228,11 +228,12 @@ void TrainRun::add_moments(const RowStore &s, Moments &m)
 	enc.allocate(s, 0, s.size());
 	grow_moments();
 	const size_t step = static_cast<size_t>(block_rows());
+	Eigen::MatrixXd workspace;
 	for (size_t b = 0; b < s.size(); b += step) {
 		check_cancel(cancel);
 		size_t e = std::min(s.size(), b + step);
 		enc.encode(s, b, e, block);
-		m.add_block(block);
+		m.add_block(block, &workspace);
 	}
 }
 
