@@ -21,6 +21,7 @@
 #include "pg_ml.hpp"
 
 #include "../core/eval_state.hpp"
+#include "../core/logit_step.hpp"
 #include "agg_state.hpp"
 #include "progress.hpp"
 
@@ -36,6 +37,8 @@ PG_FUNCTION_INFO_V1(pgml_split_draw);
 PG_FUNCTION_INFO_V1(pgml_split_band);
 PG_FUNCTION_INFO_V1(pgml_eval_stats_trans);
 PG_FUNCTION_INFO_V1(pgml_eval_combinefn);
+PG_FUNCTION_INFO_V1(pgml_logit_step_trans);
+PG_FUNCTION_INFO_V1(pgml_logit_step_combinefn);
 }
 
 namespace {
@@ -163,9 +166,9 @@ struct EvalCache {
 	pgml::TypeClass target_tc; // the model's target (labels of a numeric target)
 	pgml::Value *values;
 	double *out;               // the model's outputs
-	double last_num;           // the last numeric target seen and its class (-1: unknown)
-	int last_class;
-	bool have_last;
+	double last_num, prev_num; // the last two numeric targets seen and their classes (-1: unknown)
+	int last_class, prev_class;
+	bool have_last, have_prev;
 	PgmlShapeCache<pgml::evalstate::State> shape;
 	int64 progress_rows;
 };
@@ -184,21 +187,17 @@ eval_param_error(const char *detail)
 					errhint("ml.eval_stats is called by ml_train with the model it evaluates and its classes.")));
 }
 
-EvalCache *
-make_eval_cache(FunctionCallInfo fcinfo)
+// Loads the model (argument 2) and the classes (argument 3) into ec, in fn_mcxt; fname names
+// the aggregate in errors.
+void
+load_eval_model(FunctionCallInfo fcinfo, EvalCache *ec)
 {
-	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
-		eval_param_error("The parameters, the model and the classes must not be NULL.");
-	size_t pn;
-	const double *pd = float8_array(PG_GETARG_ARRAYTYPE_P(1), &pn, "ml.eval_stats parameters");
 	bytea *blob = PG_GETARG_BYTEA_PP(2);
 	ArrayType *ca = PG_GETARG_ARRAYTYPE_P(3);
 	if (ARR_NDIM(ca) != 1 || ARR_HASNULL(ca) || ARR_ELEMTYPE(ca) != TEXTOID)
 		eval_param_error("The classes are a one-dimensional text[] without NULLs.");
 
 	MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
-	EvalCache *ec = static_cast<EvalCache *>(palloc0(sizeof(EvalCache)));
-	PGML_CORE(ec->params = pgml::evalstate::Params::decode(pd, pn));
 	pgml::Model *model = nullptr;
 	const uint8_t *bd = reinterpret_cast<const uint8_t *>(VARDATA_ANY(blob));
 	size_t bl = VARSIZE_ANY_EXHDR(blob);
@@ -239,7 +238,38 @@ make_eval_cache(FunctionCallInfo fcinfo)
 	ec->values = static_cast<pgml::Value *>(palloc0(sizeof(pgml::Value) * nf));
 	ec->out = static_cast<double *>(palloc0(sizeof(double) * mk));
 	MemoryContextSwitchTo(old);
+}
+
+EvalCache *
+make_eval_cache(FunctionCallInfo fcinfo)
+{
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		eval_param_error("The parameters, the model and the classes must not be NULL.");
+	size_t pn;
+	const double *pd = float8_array(PG_GETARG_ARRAYTYPE_P(1), &pn, "ml.eval_stats parameters");
+	EvalCache *ec = static_cast<EvalCache *>(MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(EvalCache)));
+	PGML_CORE(ec->params = pgml::evalstate::Params::decode(pd, pn));
+	load_eval_model(fcinfo, ec);
 	return ec;
+}
+
+// The row's feature values (ec->values) from its arguments.
+void
+fill_values(EvalCache *ec)
+{
+	const int nf = ec->ar.args.nfeat;
+	for (int i = 0; i < nf; i++) {
+		pgml::Value &v = ec->values[i];
+		v.isnull = ec->ar.args.isnull[i];
+		if (v.isnull)
+			continue;
+		if (ec->ar.args.categorical[i]) {
+			v.str = ec->ar.args.str[i];
+			v.len = ec->ar.args.len[i];
+		} else {
+			v.num = ec->ar.args.num[i];
+		}
+	}
 }
 
 const pgml::evalstate::Shape &
@@ -269,6 +299,8 @@ target_class(EvalCache *ec)
 	}
 	if (ec->have_last && (r.target == ec->last_num || (std::isnan(r.target) && std::isnan(ec->last_num))))
 		return ec->last_class;
+	if (ec->have_prev && r.target == ec->prev_num)
+		return ec->prev_class; /* two classes alternating: no label built per row */
 	int found = -1;
 	pgml::TypeClass tc = ec->target_tc;
 	double v = r.target;
@@ -278,6 +310,9 @@ target_class(EvalCache *ec)
 			if (label == ec->classes[i])
 				found = i;
 	});
+	ec->have_prev = ec->have_last;
+	ec->prev_num = ec->last_num;
+	ec->prev_class = ec->last_class;
 	ec->have_last = true;
 	ec->last_num = v;
 	ec->last_class = found;
@@ -314,19 +349,7 @@ pgml_eval_stats_trans(PG_FUNCTION_ARGS)
 	}
 	const double draw = PG_GETARG_FLOAT8(4), cut = PG_GETARG_FLOAT8(5);
 	const int t = draw < cut ? 1 : 0;
-	const int nf = ec->ar.args.nfeat;
-	for (int i = 0; i < nf; i++) {
-		pgml::Value &v = ec->values[i];
-		v.isnull = ec->ar.args.isnull[i];
-		if (v.isnull)
-			continue;
-		if (ec->ar.args.categorical[i]) {
-			v.str = ec->ar.args.str[i];
-			v.len = ec->ar.args.len[i];
-		} else {
-			v.num = ec->ar.args.num[i];
-		}
-	}
+	fill_values(ec);
 	int pred = 0;
 	PGML_CORE(pred = ec->model->predict(ec->values, ec->out, nullptr));
 	int mapped = ec->pred_map[pred];
@@ -346,6 +369,86 @@ pgml_eval_stats_trans(PG_FUNCTION_ARGS)
 }
 
 PGML_AGG_COMBINE_FUNCTION(pgml_eval_combinefn, pgml::evalstate::State)
+
+// ---------------------------------------------------------------- ml.logit_step
+
+namespace {
+
+// Per call site: the model (preprocessing, classes, the row's arguments) and the coefficients.
+struct LogitCache {
+	EvalCache ec;
+	pgml::logit_step::Params *params; // owned through pgml_own on fn_mcxt
+	double *x;                        // the row's feature vector, then scaled in place
+	const double *center, *scale;
+	int p;
+};
+
+void
+delete_logit_params(void *p)
+{
+	delete static_cast<pgml::logit_step::Params *>(p);
+}
+
+LogitCache *
+make_logit_cache(FunctionCallInfo fcinfo)
+{
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml.logit_step parameters"),
+						errdetail("The parameters, the model and the classes must not be NULL."),
+						errhint("ml.logit_step is called by ml_train with the coefficients of a Newton step.")));
+	size_t pn;
+	const double *pd = float8_array(PG_GETARG_ARRAYTYPE_P(1), &pn, "ml.logit_step parameters");
+	LogitCache *lc = static_cast<LogitCache *>(MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(LogitCache)));
+	load_eval_model(fcinfo, &lc->ec);
+	pgml::logit_step::Params *params = nullptr;
+	const pgml::Model *model = lc->ec.model;
+	PGML_CORE(params = new pgml::logit_step::Params(pgml::logit_step::Params::decode(pd, pn)));
+	pgml_own(fcinfo->flinfo->fn_mcxt, params, delete_logit_params);
+	lc->params = params;
+	int p = 0;
+	PGML_CORE(p = model->prep.p());
+	if (params->p != p || lc->ec.K != 2 || model->prep.center.size() != p || model->prep.scale.size() != p)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml.logit_step parameters"),
+						errdetail("The coefficients do not match the model's %d features and two classes.", p)));
+	lc->p = p;
+	lc->center = model->prep.center.data();
+	lc->scale = model->prep.scale.data();
+	lc->x = static_cast<double *>(MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(double) * (p + 1)));
+	return lc;
+}
+
+} // namespace
+
+/* ml.logit_step's transition: a training row's log loss, gradient and Hessian at the
+ * coefficients (other rows are skipped; the state is a fixed-size float8[]) */
+extern "C" PGDLLEXPORT Datum
+pgml_logit_step_trans(PG_FUNCTION_ARGS)
+{
+	LogitCache *lc = pgml_agg_transition_cache(fcinfo, "ml.logit_step", make_logit_cache);
+	EvalCache *ec = &lc->ec;
+	read_arg_row(fcinfo, &ec->ar, "ml.logit_step");
+	const int p = lc->p;
+	PgmlAggState st = pgml_agg_state_arg<pgml::logit_step::State>(fcinfo, [&]() { return pgml::logit_step::Shape{p}; });
+	if (PG_ARGISNULL(4) || PG_ARGISNULL(5) || ec->ar.row.target_null || PG_GETARG_FLOAT8(4) < PG_GETARG_FLOAT8(5))
+		PG_RETURN_ARRAYTYPE_P(st.array); /* not a training row */
+	const int truth = target_class(ec);
+	if (truth < 0)
+		PG_RETURN_ARRAYTYPE_P(st.array); /* counted as missing: the fit reports the changed rows */
+	fill_values(ec);
+	for (int i = 0; i < ec->ar.args.nfeat; i++)
+		if (!ec->ar.args.categorical[i] && !ec->ar.args.isnull[i] && !std::isfinite(ec->ar.args.num[i]))
+			PG_RETURN_ARRAYTYPE_P(st.array); /* a row training drops (without a test split the draw is not computed) */
+	double *x = lc->x;
+	PGML_CORE({
+		ec->model->features_of(ec->values, x);
+		for (int j = 0; j < p; j++)
+			x[j] = (x[j] - lc->center[j]) / lc->scale[j];
+		pgml::logit_step::add_row(st.data, st.len, *lc->params, x, truth);
+	});
+	PG_RETURN_ARRAYTYPE_P(st.array);
+}
+
+PGML_AGG_COMBINE_FUNCTION(pgml_logit_step_combinefn, pgml::logit_step::State)
 
 // ---------------------------------------------------------------- ml_train's queries
 
@@ -451,7 +554,8 @@ end_queries(int nest)
  */
 bool
 stratified_cuts(const char *schema, const char *rel, const char *texpr, const char *cols, const PgmlColumn *target,
-				double test_size, ArrayType *parr, Oid target_array_type, ArrayType **cut_labels, ArrayType **cut_values)
+				double test_size, ArrayType *parr, Oid target_array_type, bool binary_only, ArrayType **cut_labels,
+				ArrayType **cut_values)
 {
 	StringInfoData sql;
 	initStringInfo(&sql);
@@ -463,6 +567,8 @@ stratified_cuts(const char *schema, const char *rel, const char *texpr, const ch
 	uint64 nclasses = SPI_processed;
 	if (nclasses == 0)
 		return false; /* no labelled rows: the row reader reports it */
+	if (binary_only && nclasses != 2)
+		return false; /* multinomial logistic regression: the row reader */
 	Datum *labels = static_cast<Datum *>(palloc(sizeof(Datum) * nclasses));
 	Datum *los = static_cast<Datum *>(palloc(sizeof(Datum) * nclasses));
 	Datum *his = static_cast<Datum *>(palloc(sizeof(Datum) * nclasses));
@@ -542,6 +648,103 @@ stratified_cuts(const char *schema, const char *rel, const char *texpr, const ch
 	return true;
 }
 
+// Whether the class statistics groups with rows hold exactly two labels.
+bool
+two_classes(PgmlGroupQuery *q, const PgmlColumn *target)
+{
+	const ClassGroupRef *seen[2] = {nullptr, nullptr};
+	int n = 0;
+	for (uint64 r = 0; r < q->n; r++) {
+		const ClassGroupRef *g = static_cast<const ClassGroupRef *>(pgml_group_entry(q, r));
+		if (g->group.state == nullptr || g->label_null || g->split < 0)
+			continue;
+		bool known = false;
+		for (int i = 0; i < n && !known; i++)
+			known = target->tc == pgml::TypeClass::Categorical ? strcmp(seen[i]->label, g->label) == 0
+															   : seen[i]->label_num == g->label_num;
+		if (known)
+			continue;
+		if (n == 2)
+			return false;
+		seen[n++] = g;
+	}
+	return n == 2;
+}
+
+/*
+ * logit_steps runs the Newton steps of a binary logistic regression (logit_step.hpp) in the
+ * caller's SPI connection:
+ *   SELECT ml.logit_step($k, $k+1, $k+2, ml.row_draw($1, <row>), <split>, <row>) FROM <from>
+ * once per step, with the split's arguments first (as the evaluating query).
+ */
+void
+logit_steps(pgml::Trainer *trainer, const char *schema, const char *cols, const char *from, const char *sample_from,
+			const char *split, int nargs, const Oid *argtypes, const Datum *args)
+{
+	std::vector<double> *params = pgml_new_owned<std::vector<double>>();
+	std::vector<uint8_t> *blob = pgml_new_owned<std::vector<uint8_t>>();
+	std::vector<std::string> *classes = pgml_new_owned<std::vector<std::string>>();
+	double fraction = 1;
+	const bool can_sample = sample_from != nullptr;
+	PGML_CORE(*params = trainer->logit_step_params(blob, classes, can_sample, &fraction, pgml_interrupt_pending));
+	if (params->empty())
+		return;
+	pgml_progress_phase("fitting"); /* progress */
+	Oid sargtypes[7];
+	Datum sargs[7];
+	int n = 0;
+	for (int i = 0; i < nargs; i++) {
+		sargtypes[n] = argtypes[i];
+		sargs[n++] = args[i];
+	}
+	const int pp = n + 1;
+	sargtypes[n++] = FLOAT8ARRAYOID;
+	sargtypes[n] = BYTEAOID;
+	bytea *mb = static_cast<bytea *>(palloc(VARHDRSZ + blob->size()));
+	SET_VARSIZE(mb, VARHDRSZ + blob->size());
+	memcpy(VARDATA(mb), blob->data(), blob->size());
+	sargs[n++] = PointerGetDatum(mb);
+	Datum *cd = static_cast<Datum *>(palloc(sizeof(Datum) * classes->size()));
+	for (size_t i = 0; i < classes->size(); i++)
+		cd[i] = CStringGetTextDatum((*classes)[i].c_str());
+	sargtypes[n] = TEXTARRAYOID;
+	sargs[n++] = PointerGetDatum(construct_array(cd, static_cast<int>(classes->size()), TEXTOID, -1, false, TYPALIGN_INT));
+	/* the sample's percentage of pages (sample_from's last parameter; the full scan ignores it) */
+	const int ppct = n;
+	sargtypes[n] = FLOAT4OID;
+	sargs[n++] = Float4GetDatum(100.0f);
+	StringInfoData sql, ssql;
+	initStringInfo(&sql);
+	initStringInfo(&ssql);
+	/* without a test split every row the statistics kept trains: no draw needed (1 >= cut 0) */
+	const char *draw = nargs > 1 ? psprintf("%s.row_draw($1, %s)", schema, cols) : "1::pg_catalog.float8";
+	appendStringInfo(&sql, "SELECT %s.logit_step($%d, $%d, $%d, %s, %s, %s) FROM %s", schema, pp, pp + 1, pp + 2, draw,
+					 split, cols, from);
+	if (can_sample)
+		appendStringInfo(&ssql, "SELECT %s.logit_step($%d, $%d, $%d, %s, %s, %s) FROM %s", schema, pp, pp + 1, pp + 2,
+						 draw, split, cols, sample_from);
+	while (!params->empty()) {
+		CHECK_FOR_INTERRUPTS();
+		ArrayType *pa = pgml_float8_array(params);
+		sargs[pp - 1] = PointerGetDatum(pa);
+		const bool sample = can_sample && fraction < 1;
+		sargs[ppct] = Float4GetDatum(static_cast<float>(100.0 * fraction));
+		int rc = SPI_execute_with_args(sample ? ssql.data : sql.data, n, sargtypes, sargs, NULL, true, 0);
+		if (rc != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "pg_ml: Newton step query failed: %s", SPI_result_code_string(rc));
+		bool isnull;
+		Datum sd = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		const double *data = nullptr;
+		size_t len = 0;
+		if (!isnull)
+			data = pgml_state_array_data("logit_step", DatumGetArrayTypeP(sd), &len);
+		PGML_CORE(trainer->add_logit_step(data, len));
+		SPI_freetuptable(SPI_tuptable);
+		pfree(pa);
+		PGML_CORE(*params = trainer->logit_step_params(blob, classes, can_sample, &fraction, pgml_interrupt_pending));
+	}
+}
+
 } // namespace
 
 /*
@@ -572,6 +775,13 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 
 	ArrayType *parr = pgml_float8_array(params);
 
+	/* binary logistic regression: Newton steps through ml.logit_step (an older pg_ml without
+	 * it reads the rows) */
+	bool binary_only = false;
+	PGML_CORE(binary_only = trainer->binary_only());
+	if (binary_only && !OidIsValid(pgml_internal_function_schema("logit_step", PROKIND_AGGREGATE)))
+		return -1;
+
 	Oid target_array_type = get_array_type(target->type);
 	if (test_size > 0 && !OidIsValid(target_array_type))
 		return -1;
@@ -588,7 +798,7 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 	/* 1. the stratified split: the cut of each class */
 	ArrayType *cut_labels = nullptr, *cut_values = nullptr;
 	if (test_size > 0 && !stratified_cuts(schema, rel, texpr, cols.data, target, test_size, parr, target_array_type,
-										  &cut_labels, &cut_values)) {
+										  binary_only, &cut_labels, &cut_values)) {
 		end_queries(nest);
 		return -1;
 	}
@@ -603,6 +813,19 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 	} else {
 		appendStringInfo(&from, "%s r", rel);
 		appendStringInfo(&split, "0::pg_catalog.float8");
+	}
+	/* logistic regression's start on a page sample: tables and materialized views read as they
+	 * are (its percentage is the Newton step query's last parameter, logit_steps) */
+	const char *sample_from = nullptr;
+	if (binary_only && (get_rel_relkind(relid) == RELKIND_RELATION || get_rel_relkind(relid) == RELKIND_MATVIEW) &&
+		strcmp(rel, pgml_relation_sql_name(relid)) == 0) {
+		const int ppct = (test_size > 0 ? 3 : 1) + 4;
+		if (test_size > 0)
+			sample_from = psprintf("%s r TABLESAMPLE SYSTEM ($%d) REPEATABLE (0) LEFT JOIN ROWS FROM (pg_catalog.unnest($2), "
+								   "pg_catalog.unnest($3)) AS c(t, cut) ON %s OPERATOR(pg_catalog.=) c.t",
+								   rel, ppct, texpr);
+		else
+			sample_from = psprintf("%s r TABLESAMPLE SYSTEM ($%d) REPEATABLE (0)", rel, ppct);
 	}
 	Oid argtypes[6] = {FLOAT8ARRAYOID, target_array_type, FLOAT8ARRAYOID, FLOAT8ARRAYOID, BYTEAOID, TEXTARRAYOID};
 	Datum args[6] = {PointerGetDatum(parr), PointerGetDatum(cut_labels), PointerGetDatum(cut_values), 0, 0, 0};
@@ -624,6 +847,10 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 		q->target = target;
 		q->fill = fill_class_group;
 		pgml_group_query_run(q, sql.data, pgml_query_params(nargs, argtypes, args), compare_class_groups);
+		if (binary_only && !two_classes(q, target)) {
+			end_queries(nest);
+			return -1; /* multinomial logistic regression: the row reader (nothing given to the trainer yet) */
+		}
 		for (uint64 r = 0; r < q->n; r++) {
 			CHECK_FOR_INTERRUPTS();
 			const ClassGroupRef *g = static_cast<const ClassGroupRef *>(pgml_group_entry(q, r));
@@ -645,6 +872,10 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 		end_queries(nest);
 		return 0; /* the caller reports the empty relation */
 	}
+
+	/* 2b. logistic regression: the Newton steps */
+	if (binary_only)
+		logit_steps(trainer, schema, cols.data, from.data, sample_from, split.data, nargs, argtypes, args);
 
 	/* 3. the fitted model on every row, and (ml_retrain) the deployed model on the same rows */
 	pgml_progress_phase("evaluating"); /* progress */
