@@ -176,8 +176,13 @@ void Fit::start_on_sample(double fraction, int64_t rows)
 
 void Fit::end_sample()
 {
-	sampling_ = false;
-	have_base_ = false;
+	// the next rung: a sample ten times larger while that stays small, then every row
+	if (fraction_ * kSampleGrowth <= kMaxSampleFraction)
+		fraction_ *= kSampleGrowth;
+	else
+		sampling_ = false;
+	level_scans_ = 0;
+	have_base_ = false; // the objective is another sample's
 	halvings_ = 0;
 }
 
@@ -232,14 +237,16 @@ void Fit::add(const Sums &s, ProgressCallback progress)
 		throw Error(ErrorCode::Internal, "logit step sums do not match the coefficients");
 	if (sampling_) {
 		sample_scans_++;
+		level_scans_++;
 		if (s.rows < kMinSampleRows) {
 			cur_ = start_; // too few rows to say much: the full scans start where they would have
-			end_sample();
+			sampling_ = false;
+			have_base_ = false;
 			return;
 		}
 		const double scale = static_cast<double>(full_rows_) / static_cast<double>(s.rows);
-		if (newton(s, scale, kSampleStepTol, progress) || sample_scans_ >= kMaxSampleScans)
-			end_sample(); // the full scans go on from cur_
+		if (newton(s, scale, kSampleStepTol, progress) || level_scans_ >= kMaxSampleScans)
+			end_sample(); // the next rung goes on from cur_
 		return;
 	}
 	if (rows_ >= 0 && s.rows != rows_)

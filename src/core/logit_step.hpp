@@ -16,10 +16,11 @@
 //      and takes the Newton step; a step that raises the objective is halved (one more scan
 //      each); it stops when the step is below kStepTol (the coefficients then are the optimum
 //      to about the square of that, 1e-8: quadratic convergence), or after max_iter scans.
-//   The first steps may run on a page sample of the relation (TABLESAMPLE SYSTEM, tables and
-//   materialized views of more than kSampleRows / kMaxSampleFraction training rows): its sums
-//   scaled to the training rows, until the step is below kSampleStepTol. The full scans then
-//   start near the optimum and take two or three steps. The sample only moves the start: the
+//   The first steps may run on page samples of the relation (TABLESAMPLE SYSTEM, tables and
+//   materialized views of more than kSampleRows / kMaxSampleFraction training rows): their
+//   sums scaled to the training rows, until the step is below kSampleStepTol, on about
+//   kSampleRows rows, then on ten times as many while that is at most kMaxSampleFraction of
+//   the relation. The full scans then start near the optimum and take two or three steps. The sample only moves the start: the
 //   model is the optimum over every training row whichever pages the sample held.
 #pragma once
 
@@ -36,7 +37,8 @@ namespace pgml::logit_step {
 
 constexpr double kStepTol = 1e-4;    // Newton step (max norm, relative to max(1, |beta|)) that ends the fit
 constexpr double kSampleStepTol = 1e-3; // the same for the start on a sample
-constexpr int kMaxSampleScans = 10;  // Newton scans of the sample at most
+constexpr int kMaxSampleScans = 10;  // Newton scans of one sample at most
+constexpr double kSampleGrowth = 10; // each rung of samples is this much larger than the last
 constexpr double kSampleRows = 20000; // rows the start is fitted on (a page sample of about this many)
 constexpr double kMaxSampleFraction = 0.2; // a larger sample is not worth its scans: start on every row
 constexpr int64_t kMinSampleRows = 1000; // a sample with fewer training rows is not used
@@ -110,7 +112,7 @@ class Fit {
 	bool have_base_ = false;
 	double base_obj_ = 0;
 	int64_t rows_ = -1;
-	int scans_ = 0, halvings_ = 0, sample_scans_ = 0;
+	int scans_ = 0, halvings_ = 0, sample_scans_ = 0, level_scans_ = 0;
 	bool sampling_ = false;
 	double fraction_ = 1;
 	int64_t full_rows_ = 0;

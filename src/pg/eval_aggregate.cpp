@@ -170,6 +170,7 @@ struct EvalCache {
 	int last_class, prev_class;
 	bool have_last, have_prev;
 	PgmlShapeCache<pgml::evalstate::State> shape;
+	pgml::stats::Params *draw_params; // a NaN draw: the row's draw from the model (own_draw)
 	int64 progress_rows;
 };
 
@@ -272,6 +273,38 @@ fill_values(EvalCache *ec)
 	}
 }
 
+void
+delete_draw_params(void *p)
+{
+	delete static_cast<pgml::stats::Params *>(p);
+}
+
+// The row's draw when the call passes NaN for it: ml.row_draw's, with the model's seed and
+// columns (the model ml_train evaluates is the one it trains: its seed is the split's). NaN
+// for a row training skips.
+double
+own_draw(FunctionCallInfo fcinfo, EvalCache *ec)
+{
+	if (ec->draw_params == nullptr) {
+		pgml::stats::Params *p = nullptr;
+		const pgml::Model *m = ec->model;
+		PGML_CORE({
+			p = new pgml::stats::Params();
+			p->nfeat = static_cast<int>(m->features.size());
+			p->has_target = true;
+			p->target_categorical = m->target.categorical();
+			p->seed = m->seed & ((uint64_t(1) << 53) - 1); /* as the parameters carry it */
+			for (const pgml::ColumnInfo &c : m->features)
+				p->categorical.push_back(c.categorical() ? 1 : 0);
+		});
+		pgml_own(fcinfo->flinfo->fn_mcxt, p, delete_draw_params);
+		ec->draw_params = p;
+	}
+	double d = NAN;
+	PGML_CORE(d = pgml::evalstate::row_draw(*ec->draw_params, ec->ar.row));
+	return d;
+}
+
 const pgml::evalstate::Shape &
 eval_checked_shape(EvalCache *ec, const double *data, size_t len)
 {
@@ -347,7 +380,12 @@ pgml_eval_stats_trans(PG_FUNCTION_ARGS)
 		PGML_CORE(pgml::evalstate::add_skipped(st.data, s0, skip));
 		PG_RETURN_ARRAYTYPE_P(st.array);
 	}
-	const double draw = PG_GETARG_FLOAT8(4), cut = PG_GETARG_FLOAT8(5);
+	double draw = PG_GETARG_FLOAT8(4);
+	const double cut = PG_GETARG_FLOAT8(5);
+	if (std::isnan(draw) && std::isnan(draw = own_draw(fcinfo, ec))) {
+		PGML_CORE(pgml::evalstate::add_skipped(st.data, s0, pgml::evalstate::Skip::NoSplit));
+		PG_RETURN_ARRAYTYPE_P(st.array);
+	}
 	const int t = draw < cut ? 1 : 0;
 	fill_values(ec);
 	int pred = 0;
@@ -429,8 +467,13 @@ pgml_logit_step_trans(PG_FUNCTION_ARGS)
 	read_arg_row(fcinfo, &ec->ar, "ml.logit_step");
 	const int p = lc->p;
 	PgmlAggState st = pgml_agg_state_arg<pgml::logit_step::State>(fcinfo, [&]() { return pgml::logit_step::Shape{p}; });
-	if (PG_ARGISNULL(4) || PG_ARGISNULL(5) || ec->ar.row.target_null || PG_GETARG_FLOAT8(4) < PG_GETARG_FLOAT8(5))
+	if (PG_ARGISNULL(4) || PG_ARGISNULL(5) || ec->ar.row.target_null)
 		PG_RETURN_ARRAYTYPE_P(st.array); /* not a training row */
+	double draw = PG_GETARG_FLOAT8(4);
+	if (std::isnan(draw) && std::isnan(draw = own_draw(fcinfo, ec)))
+		PG_RETURN_ARRAYTYPE_P(st.array); /* a row training skips */
+	if (draw < PG_GETARG_FLOAT8(5))
+		PG_RETURN_ARRAYTYPE_P(st.array); /* a test row */
 	const int truth = target_class(ec);
 	if (truth < 0)
 		PG_RETURN_ARRAYTYPE_P(st.array); /* counted as missing: the fit reports the changed rows */
@@ -716,8 +759,9 @@ logit_steps(pgml::Trainer *trainer, const char *schema, const char *cols, const 
 	StringInfoData sql, ssql;
 	initStringInfo(&sql);
 	initStringInfo(&ssql);
-	/* without a test split every row the statistics kept trains: no draw needed (1 >= cut 0) */
-	const char *draw = nargs > 1 ? psprintf("%s.row_draw($1, %s)", schema, cols) : "1::pg_catalog.float8";
+	/* the row's draw from the model (NaN: ml.row_draw's, computed by ml.logit_step itself);
+	 * without a test split none is needed (1 >= cut 0) */
+	const char *draw = nargs > 1 ? "'NaN'::pg_catalog.float8" : "1::pg_catalog.float8";
 	appendStringInfo(&sql, "SELECT %s.logit_step($%d, $%d, $%d, %s, %s, %s) FROM %s", schema, pp, pp + 1, pp + 2, draw,
 					 split, cols, from);
 	if (can_sample)
@@ -837,8 +881,12 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 		initStringInfo(&keys);
 		int ncat = pgml_append_group_keys(&keys, features, nfeatures, "r.");
 		initStringInfo(&sql);
-		appendStringInfo(&sql, "SELECT %s%s%s, (%s.row_draw($1, %s) OPERATOR(pg_catalog.<) %s), %s.train_stats($1, %s) FROM %s GROUP BY ",
-						 keys.data, ncat ? ", " : "", texpr, schema, cols.data, split.data, schema, cols.data, from.data);
+		/* without a test split every row is a training row: no draw (ml.train_stats skips and
+		 * counts the rows training skips, as it does in a group of its own) */
+		const char *is_test = test_size > 0 ? psprintf("(%s.row_draw($1, %s) OPERATOR(pg_catalog.<) %s)", schema, cols.data, split.data)
+											: "false";
+		appendStringInfo(&sql, "SELECT %s%s%s, %s, %s.train_stats($1, %s) FROM %s GROUP BY ", keys.data, ncat ? ", " : "",
+						 texpr, is_test, schema, cols.data, from.data);
 		for (int i = 1; i <= ncat + 2; i++)
 			appendStringInfo(&sql, "%s%d", i > 1 ? ", " : "", i);
 		/* the groups go to a receiver that counts their levels as they come (agg_state.hpp) */
@@ -910,10 +958,16 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 
 	StringInfoData sql;
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT %s.eval_stats($%d, $%d, $%d, %s.row_draw($1, %s), %s, %s) FROM %s", schema, pe, pm,
-					 pc, schema, cols.data, split.data, cols.data, from.data);
+	/* the fitted model draws each row itself (a NaN draw: ml.row_draw's, from its seed and
+	 * columns, without a second call building the row's arrays) */
+	appendStringInfo(&sql, "SELECT %s.eval_stats($%d, $%d, $%d, 'NaN'::pg_catalog.float8, %s, %s) FROM %s", schema, pe,
+					 pm, pc, split.data, cols.data, from.data);
 	run_eval(trainer, sql.data, en, eargtypes, eargs, false);
 	if (compare != nullptr) {
+		/* the deployed version's seed may be another: the split's draws come from ml.row_draw */
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "SELECT %s.eval_stats($%d, $%d, $%d, %s.row_draw($1, %s), %s, %s) FROM %s", schema, pe,
+						 pm, pc, schema, cols.data, split.data, cols.data, from.data);
 		std::vector<uint8_t> *cblob = pgml_new_owned<std::vector<uint8_t>>();
 		PGML_CORE(*cblob = compare->serialize());
 		bytea *cb = static_cast<bytea *>(palloc(VARHDRSZ + cblob->size()));
