@@ -182,6 +182,7 @@ void Fit::end_sample()
 	else
 		sampling_ = false;
 	level_scans_ = 0;
+	prev_step_ = 0;
 	have_base_ = false; // the objective is another sample's
 	halvings_ = 0;
 }
@@ -207,6 +208,7 @@ bool Fit::newton(const Sums &s, double scale, double tol, ProgressCallback progr
 			return true; // no step lowers it: the optimum to rounding
 		}
 		halvings_++;
+		prev_step_ = 0; // a damped step says nothing of the convergence rate
 		step_ *= 0.5;
 		cur_.w = base_.w + step_.head(p_);
 		cur_.b = base_.b + step_(p_);
@@ -226,7 +228,14 @@ bool Fit::newton(const Sums &s, double scale, double tol, ProgressCallback progr
 	cur_.w = base_.w + step.head(p_);
 	cur_.b = base_.b + step(p_);
 	const double size = std::max(1.0, std::max(cur_.w.lpNorm<Eigen::Infinity>(), std::fabs(cur_.b)));
-	return step.lpNorm<Eigen::Infinity>() <= tol * size;
+	const double len = step.lpNorm<Eigen::Infinity>();
+	const double prev = prev_step_;
+	prev_step_ = sampling_ ? 0.0 : len;
+	if (len <= tol * size)
+		return true;
+	// quadratic convergence: the error after this step is about c |step|^2, and the last two
+	// full steps show c (|step| / |previous|^2)
+	return !sampling_ && prev > 0 && len <= 0.1 * prev && len * len * len <= kPredictedError * size * prev * prev;
 }
 
 void Fit::add(const Sums &s, ProgressCallback progress)

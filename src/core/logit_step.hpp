@@ -15,9 +15,11 @@
 //   3. the Fit adds the L2 penalty (sklearn's: ||w||^2 / (2C), the intercept not penalised)
 //      and takes the Newton step; a step that raises the objective is halved (one more scan
 //      each); it stops when the step is below kStepTol (the coefficients then are the optimum
-//      to about the square of that, 1e-8: quadratic convergence), or after max_iter scans.
+//      to about the square of that, 1e-8: quadratic convergence), or when the error the last
+//      two steps predict after this one (|step|^3 / |previous step|^2, quadratic convergence
+//      with the constant they show) is below kPredictedError, or after max_iter scans.
 //   The first steps may run on page samples of the relation (TABLESAMPLE SYSTEM, tables and
-//   materialized views of more than kSampleRows / kMaxSampleFraction training rows): their
+//   materialized views of more than kSampleRows / kMaxFirstSampleFraction training rows): their
 //   sums scaled to the training rows, until the step is below kSampleStepTol, on about
 //   kSampleRows rows, then on ten times as many while that is at most kMaxSampleFraction of
 //   the relation. The full scans then start near the optimum and take two or three steps. The sample only moves the start: the
@@ -40,7 +42,9 @@ constexpr double kSampleStepTol = 1e-3; // the same for the start on a sample
 constexpr int kMaxSampleScans = 10;  // Newton scans of one sample at most
 constexpr double kSampleGrowth = 10; // each rung of samples is this much larger than the last
 constexpr double kSampleRows = 20000; // rows the start is fitted on (a page sample of about this many)
-constexpr double kMaxSampleFraction = 0.2; // a larger sample is not worth its scans: start on every row
+constexpr double kMaxSampleFraction = 0.05; // a larger rung is not worth its scans (a sampled scan is serial)
+constexpr double kMaxFirstSampleFraction = 0.2; // the first rung: the start on a sample at all
+constexpr double kPredictedError = 1e-10; // the error quadratic convergence predicts after a step that ends the fit
 constexpr int64_t kMinSampleRows = 1000; // a sample with fewer training rows is not used
 constexpr int kMaxScans = 100;       // Newton scans at most (max_iter caps it too)
 constexpr int kMaxHalvings = 30;     // step halvings in a row at most
@@ -109,6 +113,7 @@ class Fit {
 	int max_scans_;
 	Params cur_, base_;                 // the coefficients scanned next, the last accepted ones
 	Eigen::VectorXd step_;              // the step from base_ (halved while rejected)
+	double prev_step_ = 0;              // the max norm of the last full step before it (0: none)
 	bool have_base_ = false;
 	double base_obj_ = 0;
 	int64_t rows_ = -1;

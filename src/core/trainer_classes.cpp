@@ -280,7 +280,7 @@ std::vector<double> Trainer::logit_step_params(std::vector<uint8_t> *blob, std::
 		m.logit = std::make_unique<logit_step::Fit>(m.logit_model->prep.p(), C, m.hp.integer("max_iter"),
 		                                             ones / static_cast<double>(m.class_train));
 		const double f = logit_step::kSampleRows / static_cast<double>(m.class_train);
-		if (can_sample && f <= logit_step::kMaxSampleFraction)
+		if (can_sample && f <= logit_step::kMaxFirstSampleFraction)
 			m.logit->start_on_sample(f, m.class_train);
 		m.logit_model->W = Eigen::MatrixXd::Zero(m.logit_model->prep.p(), 1);
 		m.logit_model->b = Eigen::VectorXd::Zero(1);
@@ -324,10 +324,16 @@ std::vector<std::string> Trainer::class_names() const
 
 std::vector<double> Trainer::eval_params() const
 {
+	const Impl &m = *impl_;
 	evalstate::Params p;
-	// logistic regression: roc_auc exact on splits of up to kSampleRows rows, as the row
-	// reader's metrics on the rows (naive Bayes keeps its smaller sample)
-	p.sample_k = impl_->spec.algorithm == Algorithm::LogisticRegression ? static_cast<int>(kSampleRows) : kAggSampleRows;
+	p.sample_k = kAggSampleRows;
+	// logistic regression: roc_auc exact on a split of up to kSampleRows rows, as the row
+	// reader's metrics on the rows (a larger split keeps the smaller sample: a sample of
+	// kSampleRows rows costs the evaluating scan twice its time)
+	if (m.spec.algorithm == Algorithm::LogisticRegression)
+		for (int64_t n : {m.class_train, m.class_test})
+			if (n <= static_cast<int64_t>(kSampleRows))
+				p.sample_k = std::max(p.sample_k, static_cast<int>(n));
 	return p.encode();
 }
 

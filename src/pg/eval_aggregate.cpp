@@ -7,6 +7,11 @@
 //   ml.eval_stats(params float8[], model bytea, classes text[], draw float8, cut float8,
 //                 target float8, target_level text, num_features float8[], cat_features text[])
 //     -> float8[]: classification metrics of a model over rows; a row with draw < cut is a test row
+//     (a NaN draw: the row's ml.row_draw, computed from the model's seed and columns)
+//   ml.logit_step(params float8[], model bytea, classes text[], draw float8, cut float8,
+//                 target float8, target_level text, num_features float8[], cat_features text[])
+//     -> float8[]: one Newton step of binary logistic regression over the training rows
+//     (draw >= cut, a NaN draw as above), src/core/logit_step.hpp
 // (the row arguments as aggregate.cpp describes: fixed types, in schema ml)
 //
 // ml_train of naive_bayes runs three queries over the relation, all plain aggregates that
@@ -14,6 +19,8 @@
 //   1. the stratified split: per class its row count (a count), then the rows' draws in a
 //      narrow band around the cut (a grouped count);
 //   2. SELECT <categorical features>, target, draw < cut, ml.train_stats(...) GROUP BY 1, ...
+//   2b. binary logistic_regression: SELECT ml.logit_step(<coefficients>, <model>, ...) once per
+//      Newton step (the first ones over a page sample, logit_steps below);
 //   3. SELECT ml.eval_stats(<params>, <fitted model>, ...) (and for ml_retrain the deployed
 //      model's, on the same rows).
 // Duplicate rows whose equal draws fall on both sides of a class's cut cannot be split as the
@@ -932,6 +939,7 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 	PGML_CORE({
 		*blob = trainer->class_fit(pgml_interrupt_pending);
 		*classes = trainer->class_names();
+		*eparams = trainer->eval_params(); /* the sample it keeps may depend on the splits' rows */
 	});
 	Datum *cd = static_cast<Datum *>(palloc(sizeof(Datum) * classes->size()));
 	for (size_t i = 0; i < classes->size(); i++)
