@@ -82,19 +82,18 @@ void add_row(double *state, size_t len, const Params &params, const double *z, i
 	state[H_LOSS] += std::max(eta, 0.0) + std::log1p(e) - (y == 1 ? eta : 0.0);
 	double *g = state + kHeader;
 	double *h = g + q;
-	const size_t p = q - 1;
-	for (size_t j = 0; j < p; j++)
-		g[j] += r * z[j];
+	const Eigen::Index p = static_cast<Eigen::Index>(q) - 1;
+	Eigen::Map<Eigen::VectorXd>(g, p) += r * zv;
 	g[p] += r;
-	// upper triangle, row j from column j; the intercept is the last row and column
-	for (size_t j = 0; j < p; j++) {
+	// upper triangle, row j from column j (Eigen's vectorised axpy); the intercept is the last
+	// row and column
+	for (Eigen::Index j = 0; j < p; j++) {
 		const double a = d * z[j];
-		double *hj = h + j * q;
-		for (size_t k = j; k < p; k++)
-			hj[k] += a * z[k];
+		double *hj = h + j * static_cast<Eigen::Index>(q);
+		Eigen::Map<Eigen::VectorXd>(hj + j, p - j) += a * zv.tail(p - j);
 		hj[p] += a;
 	}
-	h[p * q + p] += d;
+	h[p * static_cast<Eigen::Index>(q) + p] += d;
 }
 
 Shape shape_of(const double *state, size_t len)

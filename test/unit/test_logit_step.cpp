@@ -1,6 +1,6 @@
 // The Newton-step aggregate of binary logistic regression (logit_step.hpp): a state is the log
 // loss, gradient and Hessian of the rows whatever way they are split between partial states;
-// the Newton fit it drives reaches the known L2-penalised optimum (the 60-row problem of
+// the Newton fit it drives reaches the known L2-penalised optimum to 1e-7 (the 60-row problem of
 // test_optimize.cpp, whose optimum a Newton refinement to gradient 3e-15 gave) and fit_logistic's
 // in-memory fit; malformed parameters and states are errors.
 #include <gtest/gtest.h>
@@ -89,12 +89,13 @@ TEST(LogitStep, KnownOptimumC1)
 	EXPECT_LE(fit.scans(), 8);
 	const double coef[3] = {1.3590113663772962, -0.7712701049787587, 0.8286008251826993};
 	for (int j = 0; j < 3; ++j)
-		EXPECT_NEAR(fit.params().w(j), coef[j], 1e-9);
-	EXPECT_NEAR(fit.params().b, -0.8506849258757845, 1e-9);
-	// the objective per row falls scan after scan, to the optimum's (test_optimize.cpp)
+		EXPECT_NEAR(fit.params().w(j), coef[j], 1e-7);
+	EXPECT_NEAR(fit.params().b, -0.8506849258757845, 1e-7);
+	// the objective per row falls scan after scan, to the optimum's (test_optimize.cpp; the
+	// last scan is one step before the returned coefficients)
 	for (size_t i = 1; i < fit.log().size(); i++)
 		EXPECT_LE(fit.log()[i].loss, fit.log()[i - 1].loss + 1e-15);
-	EXPECT_NEAR(fit.log().back().loss, 0.3690337426727746, 1e-12);
+	EXPECT_NEAR(fit.log().back().loss, 0.3690337426727746, 1e-9);
 }
 
 TEST(LogitStep, KnownOptimumSmallCAndInMemoryFit)
@@ -105,8 +106,8 @@ TEST(LogitStep, KnownOptimumSmallCAndInMemoryFit)
 	const ls::Fit fit = newton(X, y, 0.1, 1);
 	const double coef[3] = {0.6291220793486039, -0.39708288263582175, 0.4504692490686022};
 	for (int j = 0; j < 3; ++j)
-		EXPECT_NEAR(fit.params().w(j), coef[j], 1e-9);
-	EXPECT_NEAR(fit.params().b, -0.7070998066789973, 1e-9);
+		EXPECT_NEAR(fit.params().w(j), coef[j], 1e-7);
+	EXPECT_NEAR(fit.params().b, -0.7070998066789973, 1e-7);
 	// the in-memory route's L-BFGS fit with ml_train's default tol agrees to 1e-6
 	pgml::LbfgsOptions opt;
 	opt.tol = 1e-6;
@@ -161,8 +162,8 @@ TEST(LogitStep, StartOnSamplesEndsAtTheSameOptimum)
 	EXPECT_EQ(sampled, fit.sample_scans());
 	EXPECT_TRUE(fit.converged());
 	EXPECT_LE(fit.scans(), plain.scans());
-	EXPECT_LT((fit.params().w - plain.params().w).lpNorm<Eigen::Infinity>(), 1e-8);
-	EXPECT_NEAR(fit.params().b, plain.params().b, 1e-8);
+	EXPECT_LT((fit.params().w - plain.params().w).lpNorm<Eigen::Infinity>(), 1e-7);
+	EXPECT_NEAR(fit.params().b, plain.params().b, 1e-7);
 }
 
 TEST(LogitStep, StateIsTheSumOverAnySplitOfTheRows)
