@@ -698,6 +698,33 @@ stratified_cuts(const char *schema, const char *rel, const char *texpr, const ch
 	return true;
 }
 
+// Whether pg_stats (ANALYZE's statistics, visible to the caller) gives the target column of a
+// table more than two distinct values (false when there are none, as for a view).
+bool
+planner_says_multiclass(Oid relid, const PgmlColumn *target)
+{
+	Oid argtypes[2] = {OIDOID, TEXTOID};
+	Datum args[2] = {ObjectIdGetDatum(relid), CStringGetTextDatum(target->name)};
+	int rc = SPI_execute_with_args(
+		"SELECT s.n_distinct, c.reltuples FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid "
+		"OPERATOR(pg_catalog.=) c.relnamespace JOIN pg_catalog.pg_stats s ON s.schemaname OPERATOR(pg_catalog.=) "
+		"n.nspname AND s.tablename OPERATOR(pg_catalog.=) c.relname WHERE c.oid OPERATOR(pg_catalog.=) $1 AND "
+		"s.attname OPERATOR(pg_catalog.=) $2 AND NOT s.inherited",
+		2, argtypes, args, NULL, true, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		return false;
+	bool null1, null2;
+	Datum nd = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &null1);
+	Datum rt = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &null2);
+	if (null1)
+		return false;
+	double n = DatumGetFloat4(nd);
+	/* negative: minus the distinct values' share of the rows */
+	if (n < 0)
+		n = null2 ? 0 : -n * DatumGetFloat4(rt);
+	return n > 2.5;
+}
+
 // Whether the class statistics groups with rows hold exactly two labels.
 bool
 two_classes(PgmlGroupQuery *q, const PgmlColumn *target)
@@ -845,6 +872,13 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 	int nest = NewGUCNestLevel();
 	(void)set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	(void)set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+
+	/* logistic regression: a target the planner's statistics say has more than two values is
+	 * multinomial, read by the row reader; spare the scans that would find it out */
+	if (binary_only && planner_says_multiclass(relid, target)) {
+		end_queries(nest);
+		return -1;
+	}
 
 	/* 1. the stratified split: the cut of each class */
 	ArrayType *cut_labels = nullptr, *cut_values = nullptr;
