@@ -9,16 +9,29 @@
 #include <algorithm>
 #include <cmath>
 
+#include "limits.hpp"
 #include "models/naive_bayes.hpp"
 #include "trainer_impl.hpp"
 
 namespace pgml {
 
+// logistic regression through Newton steps: at most this many encoded features (each step
+// factorises their Hessian, O(p^3), about 3 s at the bound)
+constexpr double kMaxNewtonFeatures = 2000;
+
 bool Trainer::uses_class_aggregate() const
 {
 	const Impl &m = *impl_;
-	const bool logit = m.spec.algorithm == Algorithm::LogisticRegression && !logistic_unpenalized(m.hp) &&
-	                   m.base == nullptr && !m.incremental;
+	bool logit = m.spec.algorithm == Algorithm::LogisticRegression && !logistic_unpenalized(m.hp) &&
+	             m.base == nullptr && !m.incremental;
+	if (logit) {
+		// each Newton step factorises the p x p Hessian, O(p^3) without a cancel point: wide
+		// encodings (counted at their max_levels) stay with L-BFGS on the rows, O(n p) a step
+		double p = 0;
+		for (const ColumnInfo &c : m.spec.features)
+			p += c.categorical() ? m.popts.for_column(c.name).max_levels + 1.0 : 1.0;
+		logit = p <= kMaxNewtonFeatures;
+	}
 	if (m.streaming || (m.spec.algorithm != Algorithm::NaiveBayes && !logit) || m.task != Task::Classification ||
 	    m.popts.dedupe ||
 	    m.popts.drop_nulls || rows_read_ > 0 || !m.class_groups.empty())
@@ -272,6 +285,15 @@ std::vector<double> Trainer::logit_step_params(std::vector<uint8_t> *blob, std::
 		m.logit_model = m.class_prepare(rows_read_, rank, K, cancel);
 		if (K != 2)
 			throw Error(ErrorCode::Internal, "logistic regression through aggregates needs two classes");
+		{
+			// a Newton scan's state holds the (p+1) x (p+1) Hessian: in this backend, in each
+			// parallel worker's, and decoded with its factorisation (about four copies)
+			const double q = static_cast<double>(m.logit_model->prep.p()) + 1;
+			check_memory(m.spec.memory_limit, 4 * q * q * 8, "logistic_regression",
+			             std::to_string(m.logit_model->prep.p()) + " features (after encoding); each Newton step keeps "
+			                 "their Hessian.",
+			             "the number of features (exclude columns, or cap categorical levels)");
+		}
 		double ones = 0;
 		for (const Impl::ClassGroup &g : m.class_groups)
 			if (g.split == 0 && rank[static_cast<size_t>(g.label)] == 1)
