@@ -34,6 +34,7 @@
 
 extern "C" {
 #include "catalog/namespace.h"
+#include "portability/instr_time.h"
 #include "catalog/pg_proc.h"
 #include "utils/catcache.h"
 #include "utils/datum.h"
@@ -832,8 +833,11 @@ logit_steps(pgml::Trainer *trainer, const char *schema, const char *cols, const 
  */
 int64
 pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const PgmlColumn *features,
-							  int nfeatures, const PgmlColumn *target, double test_size, const pgml::Model *compare)
+							  int nfeatures, const PgmlColumn *target, double test_size, const pgml::Model *compare,
+							  double *stats_ms)
 {
+	instr_time started;
+	INSTR_TIME_SET_CURRENT(started);
 	std::vector<double> *params = pgml_new_owned<std::vector<double>>();
 	std::vector<double> *eparams = pgml_new_owned<std::vector<double>>();
 	PGML_CORE({
@@ -957,6 +961,12 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 	int64 rows = 0;
 	PGML_CORE(rows = trainer->rows_read());
 	pgml_progress_set_rows(rows);
+	{
+		instr_time now;
+		INSTR_TIME_SET_CURRENT(now);
+		INSTR_TIME_SUBTRACT(now, started);
+		*stats_ms = INSTR_TIME_GET_MILLISEC(now);
+	}
 	if (rows == 0) {
 		end_queries(nest);
 		return 0; /* the caller reports the empty relation */
