@@ -143,6 +143,28 @@ CREATE AGGREGATE ml.kmeans_step(params float8[], levels text[], num_features flo
 COMMENT ON AGGREGATE ml.kmeans_step(float8[], text[], float8[], text[]) IS
     'pg_ml: one Lloyd step of k-means (used by ml_train; the state is a float8[])';
 
+-- One Newton step of binary logistic regression (issue 14): over the training rows (draw >= cut,
+-- as ml.eval_stats splits them), the log loss, gradient and Hessian at the coefficients in
+-- params, the model giving the preprocessing and classes its two classes. A fixed-size float8[]
+-- state with a combine function: PARALLEL SAFE.
+CREATE FUNCTION ml.logit_step_transfn(float8[], float8[], bytea, text[], float8, float8, float8, text, float8[], text[])
+    RETURNS float8[]
+    AS 'MODULE_PATHNAME', 'pgml_logit_step_trans' LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE COST 100;
+REVOKE ALL ON FUNCTION ml.logit_step_transfn(float8[], float8[], bytea, text[], float8, float8, float8, text, float8[], text[])
+    FROM PUBLIC;
+CREATE FUNCTION ml.logit_step_combinefn(float8[], float8[]) RETURNS float8[]
+    AS 'MODULE_PATHNAME', 'pgml_logit_step_combinefn' LANGUAGE C STRICT PARALLEL SAFE;
+REVOKE ALL ON FUNCTION ml.logit_step_combinefn(float8[], float8[]) FROM PUBLIC;
+CREATE AGGREGATE ml.logit_step(params float8[], model bytea, classes text[], draw float8, cut float8,
+                               target float8, target_level text, num_features float8[], cat_features text[]) (
+    SFUNC = ml.logit_step_transfn,
+    STYPE = float8[],
+    COMBINEFUNC = ml.logit_step_combinefn,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE ml.logit_step(float8[], bytea, text[], float8, float8, float8, text, float8[], text[]) IS
+    'pg_ml: one Newton step of binary logistic regression (used by ml_train; the state is a float8[])';
+
 -- ---------------------------------------------------------------- model ownership (findings 2-4)
 -- A model is an owned PostgreSQL object through its own sequence ml.model_<id>: the code that
 -- creates a model (ml_train, ml_import) creates the sequence and makes the caller its owner, and

@@ -95,6 +95,8 @@ class Model {
 	// n x n_outputs() and klass[i] is what predict() returns for row i. Linear models score the
 	// whole batch with one matrix product. Results equal predict() row by row.
 	void predict_batch(const Value *values, size_t n, double *out, int *klass, int64_t *unseen = nullptr) const;
+	// The transformed (unscaled) feature vector of one row (length prep.p()), as predict() builds it.
+	void features_of(const Value *values, double *x) const { encode(values, x, nullptr); }
 
 	// Explains one row (values as for predict()): exact for the linear family (each feature's
 	// coefficient times its distance from the centre of the scaling, the training mean by

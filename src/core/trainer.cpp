@@ -920,6 +920,11 @@ std::string TrainRun::report_json(const Model &model, int64_t rows_read, const T
 		r.key("kmeans_scans").value(km->scans());
 		r.key("kmeans_converged").value(km->converged());
 	}
+	if (logit) {
+		r.key("newton_scans").value(logit->scans());
+		r.key("newton_sample_scans").value(logit->sample_scans());
+		r.key("newton_converged").value(logit->converged());
+	}
 	// NULL numbers of the training rows per column: imputed, or (trees, boosting) kept as missing
 	for (int native = 0; native < 2; native++) {
 		if (native == 1 && !model.prep.native_missing)

@@ -144,6 +144,19 @@ class Trainer {
 	void add_class_group(const std::vector<const char *> &levels, const char *label, double label_num, int split,
 	                     const double *state, size_t len, CancelCheck cancel);
 	std::vector<uint8_t> class_fit(CancelCheck cancel);
+	// Binary logistic_regression through the same class statistics (uses_class_aggregate), then
+	// Newton steps (logit_step.hpp) before class_fit: while logit_step_params() returns a
+	// non-empty array, run ml.logit_step with it, *blob (the model for its preprocessing) and
+	// *classes over the relation's training rows (*fraction < 1: over a page sample of that
+	// fraction, which the glue offers with can_sample: a table or materialized view read as
+	// it is) and pass the state to add_logit_step().
+	// binary_only: the class aggregate path takes this run only with two classes (else the
+	// glue reads the rows).
+	bool binary_only() const;
+	bool uses_logit_steps() const;
+	std::vector<double> logit_step_params(std::vector<uint8_t> *blob, std::vector<std::string> *classes,
+	                                      bool can_sample, double *fraction, CancelCheck cancel);
+	void add_logit_step(const double *state, size_t len);
 	std::vector<std::string> class_names() const;
 	std::vector<double> eval_params() const;
 	void add_eval_state(const double *state, size_t len, bool of_compare);

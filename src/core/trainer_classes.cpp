@@ -9,21 +9,44 @@
 #include <algorithm>
 #include <cmath>
 
+#include "limits.hpp"
 #include "models/naive_bayes.hpp"
 #include "trainer_impl.hpp"
 
 namespace pgml {
 
+// logistic regression through Newton steps: at most this many encoded features (each step
+// factorises their Hessian, O(p^3), about 3 s at the bound)
+constexpr double kMaxNewtonFeatures = 2000;
+
 bool Trainer::uses_class_aggregate() const
 {
 	const Impl &m = *impl_;
-	if (m.streaming || m.spec.algorithm != Algorithm::NaiveBayes || m.task != Task::Classification || m.popts.dedupe ||
+	bool logit = m.spec.algorithm == Algorithm::LogisticRegression && !logistic_unpenalized(m.hp) &&
+	             m.base == nullptr && !m.incremental;
+	if (logit) {
+		// each Newton step factorises the p x p Hessian, O(p^3) without a cancel point: wide
+		// encodings (counted at their max_levels) stay with L-BFGS on the rows, O(n p) a step
+		double p = 0;
+		for (const ColumnInfo &c : m.spec.features)
+			p += c.categorical() ? m.popts.for_column(c.name).max_levels + 1.0 : 1.0;
+		logit = p <= kMaxNewtonFeatures;
+	}
+	if (m.streaming || (m.spec.algorithm != Algorithm::NaiveBayes && !logit) || m.task != Task::Classification ||
+	    m.popts.dedupe ||
 	    m.popts.drop_nulls || rows_read_ > 0 || !m.class_groups.empty())
 		return false;
 	for (size_t c = 0; c < m.spec.features.size(); c++)
 		if (m.wants_median(c))
 			return false;
 	return m.base == nullptr || m.base->algorithm == Algorithm::NaiveBayes;
+}
+
+// binary logistic regression, penalty l2, a fresh fit (the unpenalized fit's inference needs
+// the rows; multinomial stays on the row reader)
+bool Trainer::binary_only() const
+{
+	return impl_->spec.algorithm == Algorithm::LogisticRegression;
 }
 
 std::vector<double> Trainer::class_stats_params() const
@@ -118,34 +141,52 @@ void Trainer::add_class_group(const std::vector<const char *> &levels, const cha
 	m.class_groups.push_back(std::move(g));
 }
 
+std::unique_ptr<Model> TrainRun::class_prepare(int64_t rows_read, std::vector<int> &rank, int &K, CancelCheck cancel)
+{
+	if (!aggregated || class_model)
+		throw Error(ErrorCode::Internal, "class_fit without statistics groups");
+	this->cancel = cancel;
+	flush_groups(); // queued groups first: their extremes are checked below
+	check_magnitudes();
+	if (skipped_null_target > 0 && skipped_null_target == rows_read)
+		throw Error(ErrorCode::DataException, "target column \"" + spec.target.name + "\" is NULL in every row",
+		            std::to_string(rows_read) + " rows were read.", "Train on rows with a known target.");
+	if (used_rows == 0)
+		no_rows_left(rows_read, false);
+	std::unique_ptr<Model> model = new_model();
+	K = 0;
+	std::vector<int64_t> label_rows(labels.size(), 0);
+	for (const ClassGroup &g : class_groups)
+		label_rows[static_cast<size_t>(g.label)] += g.d.train.n() + g.d.test.n();
+	rank = order_classes(*model, K, class_train + class_test, label_rows);
+	if (class_train == 0)
+		throw Error(ErrorCode::DataException, "no rows left to train on",
+		            "All " + std::to_string(used_rows) + " rows were held out for testing.", "Lower test_size.");
+	check_cancel(cancel);
+	model->prep = base != nullptr ? base->prep
+	                              : fit_preprocessor(spec.features, popts, enc, train, col_min, col_max, medians());
+	model->prep.native_missing = false;
+	return model;
+}
+
 std::vector<uint8_t> Trainer::class_fit(CancelCheck cancel)
 {
 	Impl &m = *impl_;
 	const TrainSpec &spec = m.spec;
-	if (!m.aggregated || m.class_model)
-		throw Error(ErrorCode::Internal, "class_fit without statistics groups");
-	m.cancel = cancel;
-	m.flush_groups(); // queued groups first: their extremes are checked below
-	m.check_magnitudes();
-	if (m.skipped_null_target > 0 && m.skipped_null_target == rows_read_)
-		throw Error(ErrorCode::DataException, "target column \"" + spec.target.name + "\" is NULL in every row",
-		            std::to_string(rows_read_) + " rows were read.", "Train on rows with a known target.");
-	if (m.used_rows == 0)
-		m.no_rows_left(rows_read_, false);
-	std::unique_ptr<Model> model = m.new_model();
+	if (m.logit_model) {
+		// logistic regression: the Newton steps' coefficients, the scaling folded in
+		if (!m.logit || !m.logit->done())
+			throw Error(ErrorCode::Internal, "logistic regression finished before its Newton steps");
+		const logit_step::Params &c = m.logit->params();
+		Model &model = *m.logit_model;
+		model.W = (c.w.array() / model.prep.scale.array()).matrix();
+		model.b = Eigen::VectorXd::Constant(1, c.b - model.prep.center.dot(model.W.col(0)));
+		m.class_model = std::move(m.logit_model);
+		return m.class_model->serialize();
+	}
+	std::vector<int> rank;
 	int K = 0;
-	std::vector<int64_t> label_rows(m.labels.size(), 0);
-	for (const Impl::ClassGroup &g : m.class_groups)
-		label_rows[static_cast<size_t>(g.label)] += g.d.train.n() + g.d.test.n();
-	std::vector<int> rank = m.order_classes(*model, K, m.class_train + m.class_test, label_rows);
-	if (m.class_train == 0)
-		throw Error(ErrorCode::DataException, "no rows left to train on",
-		            "All " + std::to_string(m.used_rows) + " rows were held out for testing.", "Lower test_size.");
-	check_cancel(cancel);
-	model->prep = m.base != nullptr
-	                  ? m.base->prep
-	                  : fit_preprocessor(spec.features, m.popts, m.enc, m.train, m.col_min, m.col_max, m.medians());
-	model->prep.native_missing = false;
+	std::unique_ptr<Model> model = m.class_prepare(rows_read_, rank, K, cancel);
 	const Preprocessor &pp = model->prep;
 	const int p = pp.p();
 	std::vector<int> groups(static_cast<size_t>(p), -1);
@@ -225,6 +266,76 @@ std::vector<uint8_t> Trainer::class_fit(CancelCheck cancel)
 	return m.class_model->serialize();
 }
 
+bool Trainer::uses_logit_steps() const
+{
+	const Impl &m = *impl_;
+	return m.spec.algorithm == Algorithm::LogisticRegression && !m.class_groups.empty() && !m.class_model;
+}
+
+std::vector<double> Trainer::logit_step_params(std::vector<uint8_t> *blob, std::vector<std::string> *classes,
+                                               bool can_sample, double *fraction, CancelCheck cancel)
+{
+	Impl &m = *impl_;
+	m.cancel = cancel;
+	if (!uses_logit_steps())
+		return {};
+	if (!m.logit) {
+		std::vector<int> rank;
+		int K = 0;
+		m.logit_model = m.class_prepare(rows_read_, rank, K, cancel);
+		if (K != 2)
+			throw Error(ErrorCode::Internal, "logistic regression through aggregates needs two classes");
+		{
+			// a Newton scan's state holds the (p+1) x (p+1) Hessian: in this backend, in each
+			// parallel worker's, and decoded with its factorisation (about four copies)
+			const double q = static_cast<double>(m.logit_model->prep.p()) + 1;
+			check_memory(m.spec.memory_limit, 4 * q * q * 8, "logistic_regression",
+			             std::to_string(m.logit_model->prep.p()) + " features (after encoding); each Newton step keeps "
+			                 "their Hessian.",
+			             "the number of features (exclude columns, or cap categorical levels)");
+		}
+		double ones = 0;
+		for (const Impl::ClassGroup &g : m.class_groups)
+			if (g.split == 0 && rank[static_cast<size_t>(g.label)] == 1)
+				ones += static_cast<double>(g.d.train.n());
+		const double C = m.hp.num("C");
+		m.logit = std::make_unique<logit_step::Fit>(m.logit_model->prep.p(), C, m.hp.integer("max_iter"),
+		                                             ones / static_cast<double>(m.class_train));
+		const double f = logit_step::kSampleRows / static_cast<double>(m.class_train);
+		if (can_sample && f <= logit_step::kMaxFirstSampleFraction)
+			m.logit->start_on_sample(f, m.class_train);
+		m.logit_model->W = Eigen::MatrixXd::Zero(m.logit_model->prep.p(), 1);
+		m.logit_model->b = Eigen::VectorXd::Zero(1);
+		*blob = m.logit_model->serialize(); // the preprocessing: the same for every step
+	}
+	if (m.logit->done())
+		return {};
+	*classes = m.logit_model->classes;
+	*fraction = m.logit->fraction();
+	return m.logit->params().encode();
+}
+
+void Trainer::add_logit_step(const double *state, size_t len)
+{
+	Impl &m = *impl_;
+	if (!m.logit || m.logit->done())
+		throw Error(ErrorCode::Internal, "logistic regression step without a fit to add it to");
+	logit_step::Sums s;
+	s.p = m.logit_model->prep.p();
+	s.grad = Eigen::VectorXd::Zero(s.p + 1);
+	s.hess = Eigen::MatrixXd::Zero(s.p + 1, s.p + 1);
+	if (state != nullptr) // NULL: no rows at all
+		s = logit_step::decode(state, len);
+	if (m.logit->fraction() >= 1 && s.rows != m.class_train)
+		throw Error(ErrorCode::DataException, "the relation changed while logistic_regression was trained",
+		            "The relation is scanned once per Newton step: the statistics scan saw " +
+		                std::to_string(m.class_train) + " training rows, a Newton step " + std::to_string(s.rows) +
+		                ". A view whose rows depend on a volatile function gives other rows each time.",
+		            "Train on a table (or a materialized view), or SET pg_ml.stats_aggregate = off to read the "
+		            "rows once.");
+	m.logit->add(s, m.spec.progress);
+}
+
 std::vector<std::string> Trainer::class_names() const
 {
 	const Impl &m = *impl_;
@@ -235,8 +346,16 @@ std::vector<std::string> Trainer::class_names() const
 
 std::vector<double> Trainer::eval_params() const
 {
+	const Impl &m = *impl_;
 	evalstate::Params p;
 	p.sample_k = kAggSampleRows;
+	// logistic regression: roc_auc exact on a split of up to kSampleRows rows, as the row
+	// reader's metrics on the rows (a larger split keeps the smaller sample: a sample of
+	// kSampleRows rows costs the evaluating scan twice its time)
+	if (m.spec.algorithm == Algorithm::LogisticRegression)
+		for (int64_t n : {m.class_train, m.class_test})
+			if (n <= static_cast<int64_t>(kSampleRows))
+				p.sample_k = std::max(p.sample_k, static_cast<int>(n));
 	return p.encode();
 }
 
@@ -271,8 +390,13 @@ RouteFit finish_class_route(TrainRun &m, int64_t, const Model *compare, TrainRes
 	out.model = std::move(m.class_model);
 	const Model &model = *out.model;
 	const evalstate::Split &tr = m.class_eval.split[0], &te = m.class_eval.split[1];
-	// naive Bayes' training log: the mean negative log-likelihood of the training rows
-	res.log.push_back({1, tr.n > 0 ? tr.nll_sum / static_cast<double>(tr.n) : 0.0, NAN, NAN});
+	if (m.logit) {
+		// logistic regression: the objective per training row at each Newton scan
+		res.log.insert(res.log.end(), m.logit->log().begin(), m.logit->log().end());
+	} else {
+		// naive Bayes' training log: the mean negative log-likelihood of the training rows
+		res.log.push_back({1, tr.n > 0 ? tr.nll_sum / static_cast<double>(tr.n) : 0.0, NAN, NAN});
+	}
 	out.train_json = evalstate::split_json(tr, model.classes, true);
 	if (te.n > 0) {
 		out.test_json = evalstate::split_json(te, model.classes, true);

@@ -25,6 +25,7 @@
 #include "precise_moments.hpp"
 #include "eval_state.hpp"
 #include "kmeans_step.hpp"
+#include "logit_step.hpp"
 #include "monitor.hpp"
 #include "moments.hpp"
 #include "preprocess.hpp"
@@ -119,6 +120,10 @@ struct TrainRun {
 	std::unique_ptr<Model> class_model; // fitted by class_fit, handed out by finish
 	int64_t class_train = 0, class_test = 0;
 	bool class_evaluated = false, class_compared = false;
+	// binary logistic regression through the Newton-step aggregate (logit_step.hpp): the
+	// model with its preprocessing and classes (class_prepare), the fit
+	std::unique_ptr<Model> logit_model;
+	std::unique_ptr<logit_step::Fit> logit;
 	evalstate::Decoded class_eval, class_compare_eval;
 	// k-means through the Lloyd-step aggregate (kmeans_step.hpp); the scaled features' mean and
 	// sum of squared deviations over the training rows (from the moments)
@@ -214,6 +219,9 @@ struct TrainRun {
 	// ---- trainer_rows.cpp: every row in memory
 	void canonical_order(RowStore &s) const;
 	void buffer_chunk();
+
+	// ---- trainer_classes.cpp: the model, its classes (rank: label id -> class) and preprocessing
+	std::unique_ptr<Model> class_prepare(int64_t rows_read, std::vector<int> &rank, int &K, CancelCheck cancel);
 
 	// ---- trainer_kmeans.cpp
 	void start_kmeans(CancelCheck cancel);

@@ -7,6 +7,11 @@
 //   ml.eval_stats(params float8[], model bytea, classes text[], draw float8, cut float8,
 //                 target float8, target_level text, num_features float8[], cat_features text[])
 //     -> float8[]: classification metrics of a model over rows; a row with draw < cut is a test row
+//     (a NaN draw: the row's ml.row_draw, computed from the model's seed and columns)
+//   ml.logit_step(params float8[], model bytea, classes text[], draw float8, cut float8,
+//                 target float8, target_level text, num_features float8[], cat_features text[])
+//     -> float8[]: one Newton step of binary logistic regression over the training rows
+//     (draw >= cut, a NaN draw as above), src/core/logit_step.hpp
 // (the row arguments as aggregate.cpp describes: fixed types, in schema ml)
 //
 // ml_train of naive_bayes runs three queries over the relation, all plain aggregates that
@@ -14,6 +19,8 @@
 //   1. the stratified split: per class its row count (a count), then the rows' draws in a
 //      narrow band around the cut (a grouped count);
 //   2. SELECT <categorical features>, target, draw < cut, ml.train_stats(...) GROUP BY 1, ...
+//   2b. binary logistic_regression: SELECT ml.logit_step(<coefficients>, <model>, ...) once per
+//      Newton step (the first ones over a page sample, logit_steps below);
 //   3. SELECT ml.eval_stats(<params>, <fitted model>, ...) (and for ml_retrain the deployed
 //      model's, on the same rows).
 // Duplicate rows whose equal draws fall on both sides of a class's cut cannot be split as the
@@ -21,11 +28,13 @@
 #include "pg_ml.hpp"
 
 #include "../core/eval_state.hpp"
+#include "../core/logit_step.hpp"
 #include "agg_state.hpp"
 #include "progress.hpp"
 
 extern "C" {
 #include "catalog/namespace.h"
+#include "portability/instr_time.h"
 #include "catalog/pg_proc.h"
 #include "utils/catcache.h"
 #include "utils/datum.h"
@@ -36,6 +45,8 @@ PG_FUNCTION_INFO_V1(pgml_split_draw);
 PG_FUNCTION_INFO_V1(pgml_split_band);
 PG_FUNCTION_INFO_V1(pgml_eval_stats_trans);
 PG_FUNCTION_INFO_V1(pgml_eval_combinefn);
+PG_FUNCTION_INFO_V1(pgml_logit_step_trans);
+PG_FUNCTION_INFO_V1(pgml_logit_step_combinefn);
 }
 
 namespace {
@@ -163,10 +174,11 @@ struct EvalCache {
 	pgml::TypeClass target_tc; // the model's target (labels of a numeric target)
 	pgml::Value *values;
 	double *out;               // the model's outputs
-	double last_num;           // the last numeric target seen and its class (-1: unknown)
-	int last_class;
-	bool have_last;
+	double last_num, prev_num; // the last two numeric targets seen and their classes (-1: unknown)
+	int last_class, prev_class;
+	bool have_last, have_prev;
 	PgmlShapeCache<pgml::evalstate::State> shape;
+	pgml::stats::Params *draw_params; // a NaN draw: the row's draw from the model (own_draw)
 	int64 progress_rows;
 };
 
@@ -184,21 +196,17 @@ eval_param_error(const char *detail)
 					errhint("ml.eval_stats is called by ml_train with the model it evaluates and its classes.")));
 }
 
-EvalCache *
-make_eval_cache(FunctionCallInfo fcinfo)
+// Loads the model (argument 2) and the classes (argument 3) into ec, in fn_mcxt; fname names
+// the aggregate in errors.
+void
+load_eval_model(FunctionCallInfo fcinfo, EvalCache *ec)
 {
-	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
-		eval_param_error("The parameters, the model and the classes must not be NULL.");
-	size_t pn;
-	const double *pd = float8_array(PG_GETARG_ARRAYTYPE_P(1), &pn, "ml.eval_stats parameters");
 	bytea *blob = PG_GETARG_BYTEA_PP(2);
 	ArrayType *ca = PG_GETARG_ARRAYTYPE_P(3);
 	if (ARR_NDIM(ca) != 1 || ARR_HASNULL(ca) || ARR_ELEMTYPE(ca) != TEXTOID)
 		eval_param_error("The classes are a one-dimensional text[] without NULLs.");
 
 	MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
-	EvalCache *ec = static_cast<EvalCache *>(palloc0(sizeof(EvalCache)));
-	PGML_CORE(ec->params = pgml::evalstate::Params::decode(pd, pn));
 	pgml::Model *model = nullptr;
 	const uint8_t *bd = reinterpret_cast<const uint8_t *>(VARDATA_ANY(blob));
 	size_t bl = VARSIZE_ANY_EXHDR(blob);
@@ -239,7 +247,70 @@ make_eval_cache(FunctionCallInfo fcinfo)
 	ec->values = static_cast<pgml::Value *>(palloc0(sizeof(pgml::Value) * nf));
 	ec->out = static_cast<double *>(palloc0(sizeof(double) * mk));
 	MemoryContextSwitchTo(old);
+}
+
+EvalCache *
+make_eval_cache(FunctionCallInfo fcinfo)
+{
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		eval_param_error("The parameters, the model and the classes must not be NULL.");
+	size_t pn;
+	const double *pd = float8_array(PG_GETARG_ARRAYTYPE_P(1), &pn, "ml.eval_stats parameters");
+	EvalCache *ec = static_cast<EvalCache *>(MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(EvalCache)));
+	PGML_CORE(ec->params = pgml::evalstate::Params::decode(pd, pn));
+	load_eval_model(fcinfo, ec);
 	return ec;
+}
+
+// The row's feature values (ec->values) from its arguments.
+void
+fill_values(EvalCache *ec)
+{
+	const int nf = ec->ar.args.nfeat;
+	for (int i = 0; i < nf; i++) {
+		pgml::Value &v = ec->values[i];
+		v.isnull = ec->ar.args.isnull[i];
+		if (v.isnull)
+			continue;
+		if (ec->ar.args.categorical[i]) {
+			v.str = ec->ar.args.str[i];
+			v.len = ec->ar.args.len[i];
+		} else {
+			v.num = ec->ar.args.num[i];
+		}
+	}
+}
+
+void
+delete_draw_params(void *p)
+{
+	delete static_cast<pgml::stats::Params *>(p);
+}
+
+// The row's draw when the call passes NaN for it: ml.row_draw's, with the model's seed and
+// columns (the model ml_train evaluates is the one it trains: its seed is the split's). NaN
+// for a row training skips.
+double
+own_draw(FunctionCallInfo fcinfo, EvalCache *ec)
+{
+	if (ec->draw_params == nullptr) {
+		pgml::stats::Params *p = nullptr;
+		const pgml::Model *m = ec->model;
+		PGML_CORE({
+			p = new pgml::stats::Params();
+			p->nfeat = static_cast<int>(m->features.size());
+			p->has_target = true;
+			p->target_categorical = m->target.categorical();
+			p->seed = m->seed & ((uint64_t(1) << 53) - 1); /* as the parameters carry it */
+			for (const pgml::ColumnInfo &c : m->features)
+				p->categorical.push_back(c.categorical() ? 1 : 0);
+		});
+		pgml_own(fcinfo->flinfo->fn_mcxt, p, delete_draw_params);
+		ec->draw_params = p;
+	}
+	double d = NAN;
+	PGML_CORE(d = pgml::evalstate::row_draw(*ec->draw_params, ec->ar.row));
+	return d;
 }
 
 const pgml::evalstate::Shape &
@@ -269,6 +340,8 @@ target_class(EvalCache *ec)
 	}
 	if (ec->have_last && (r.target == ec->last_num || (std::isnan(r.target) && std::isnan(ec->last_num))))
 		return ec->last_class;
+	if (ec->have_prev && r.target == ec->prev_num)
+		return ec->prev_class; /* two classes alternating: no label built per row */
 	int found = -1;
 	pgml::TypeClass tc = ec->target_tc;
 	double v = r.target;
@@ -278,6 +351,9 @@ target_class(EvalCache *ec)
 			if (label == ec->classes[i])
 				found = i;
 	});
+	ec->have_prev = ec->have_last;
+	ec->prev_num = ec->last_num;
+	ec->prev_class = ec->last_class;
 	ec->have_last = true;
 	ec->last_num = v;
 	ec->last_class = found;
@@ -312,21 +388,14 @@ pgml_eval_stats_trans(PG_FUNCTION_ARGS)
 		PGML_CORE(pgml::evalstate::add_skipped(st.data, s0, skip));
 		PG_RETURN_ARRAYTYPE_P(st.array);
 	}
-	const double draw = PG_GETARG_FLOAT8(4), cut = PG_GETARG_FLOAT8(5);
-	const int t = draw < cut ? 1 : 0;
-	const int nf = ec->ar.args.nfeat;
-	for (int i = 0; i < nf; i++) {
-		pgml::Value &v = ec->values[i];
-		v.isnull = ec->ar.args.isnull[i];
-		if (v.isnull)
-			continue;
-		if (ec->ar.args.categorical[i]) {
-			v.str = ec->ar.args.str[i];
-			v.len = ec->ar.args.len[i];
-		} else {
-			v.num = ec->ar.args.num[i];
-		}
+	double draw = PG_GETARG_FLOAT8(4);
+	const double cut = PG_GETARG_FLOAT8(5);
+	if (std::isnan(draw) && std::isnan(draw = own_draw(fcinfo, ec))) {
+		PGML_CORE(pgml::evalstate::add_skipped(st.data, s0, pgml::evalstate::Skip::NoSplit));
+		PG_RETURN_ARRAYTYPE_P(st.array);
 	}
+	const int t = draw < cut ? 1 : 0;
+	fill_values(ec);
 	int pred = 0;
 	PGML_CORE(pred = ec->model->predict(ec->values, ec->out, nullptr));
 	int mapped = ec->pred_map[pred];
@@ -346,6 +415,91 @@ pgml_eval_stats_trans(PG_FUNCTION_ARGS)
 }
 
 PGML_AGG_COMBINE_FUNCTION(pgml_eval_combinefn, pgml::evalstate::State)
+
+// ---------------------------------------------------------------- ml.logit_step
+
+namespace {
+
+// Per call site: the model (preprocessing, classes, the row's arguments) and the coefficients.
+struct LogitCache {
+	EvalCache ec;
+	pgml::logit_step::Params *params; // owned through pgml_own on fn_mcxt
+	double *x;                        // the row's feature vector, then scaled in place
+	const double *center, *scale;
+	int p;
+};
+
+void
+delete_logit_params(void *p)
+{
+	delete static_cast<pgml::logit_step::Params *>(p);
+}
+
+LogitCache *
+make_logit_cache(FunctionCallInfo fcinfo)
+{
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml.logit_step parameters"),
+						errdetail("The parameters, the model and the classes must not be NULL."),
+						errhint("ml.logit_step is called by ml_train with the coefficients of a Newton step.")));
+	size_t pn;
+	const double *pd = float8_array(PG_GETARG_ARRAYTYPE_P(1), &pn, "ml.logit_step parameters");
+	LogitCache *lc = static_cast<LogitCache *>(MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(LogitCache)));
+	load_eval_model(fcinfo, &lc->ec);
+	pgml::logit_step::Params *params = nullptr;
+	const pgml::Model *model = lc->ec.model;
+	PGML_CORE(params = new pgml::logit_step::Params(pgml::logit_step::Params::decode(pd, pn)));
+	pgml_own(fcinfo->flinfo->fn_mcxt, params, delete_logit_params);
+	lc->params = params;
+	int p = 0;
+	PGML_CORE(p = model->prep.p());
+	if (params->p != p || lc->ec.K != 2 || model->prep.center.size() != p || model->prep.scale.size() != p)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid ml.logit_step parameters"),
+						errdetail("The coefficients do not match the model's %d features and two classes.", p)));
+	lc->p = p;
+	lc->center = model->prep.center.data();
+	lc->scale = model->prep.scale.data();
+	lc->x = static_cast<double *>(MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(double) * (p + 1)));
+	return lc;
+}
+
+} // namespace
+
+/* ml.logit_step's transition: a training row's log loss, gradient and Hessian at the
+ * coefficients (other rows are skipped; the state is a fixed-size float8[]) */
+extern "C" PGDLLEXPORT Datum
+pgml_logit_step_trans(PG_FUNCTION_ARGS)
+{
+	LogitCache *lc = pgml_agg_transition_cache(fcinfo, "ml.logit_step", make_logit_cache);
+	EvalCache *ec = &lc->ec;
+	read_arg_row(fcinfo, &ec->ar, "ml.logit_step");
+	const int p = lc->p;
+	PgmlAggState st = pgml_agg_state_arg<pgml::logit_step::State>(fcinfo, [&]() { return pgml::logit_step::Shape{p}; });
+	if (PG_ARGISNULL(4) || PG_ARGISNULL(5) || ec->ar.row.target_null)
+		PG_RETURN_ARRAYTYPE_P(st.array); /* not a training row */
+	double draw = PG_GETARG_FLOAT8(4);
+	if (std::isnan(draw) && std::isnan(draw = own_draw(fcinfo, ec)))
+		PG_RETURN_ARRAYTYPE_P(st.array); /* a row training skips */
+	if (draw < PG_GETARG_FLOAT8(5))
+		PG_RETURN_ARRAYTYPE_P(st.array); /* a test row */
+	const int truth = target_class(ec);
+	if (truth < 0)
+		PG_RETURN_ARRAYTYPE_P(st.array); /* counted as missing: the fit reports the changed rows */
+	fill_values(ec);
+	for (int i = 0; i < ec->ar.args.nfeat; i++)
+		if (!ec->ar.args.categorical[i] && !ec->ar.args.isnull[i] && !std::isfinite(ec->ar.args.num[i]))
+			PG_RETURN_ARRAYTYPE_P(st.array); /* a row training drops (without a test split the draw is not computed) */
+	double *x = lc->x;
+	PGML_CORE({
+		ec->model->features_of(ec->values, x);
+		for (int j = 0; j < p; j++)
+			x[j] = (x[j] - lc->center[j]) / lc->scale[j];
+		pgml::logit_step::add_row(st.data, st.len, *lc->params, x, truth);
+	});
+	PG_RETURN_ARRAYTYPE_P(st.array);
+}
+
+PGML_AGG_COMBINE_FUNCTION(pgml_logit_step_combinefn, pgml::logit_step::State)
 
 // ---------------------------------------------------------------- ml_train's queries
 
@@ -451,7 +605,8 @@ end_queries(int nest)
  */
 bool
 stratified_cuts(const char *schema, const char *rel, const char *texpr, const char *cols, const PgmlColumn *target,
-				double test_size, ArrayType *parr, Oid target_array_type, ArrayType **cut_labels, ArrayType **cut_values)
+				double test_size, ArrayType *parr, Oid target_array_type, bool binary_only, ArrayType **cut_labels,
+				ArrayType **cut_values)
 {
 	StringInfoData sql;
 	initStringInfo(&sql);
@@ -463,6 +618,8 @@ stratified_cuts(const char *schema, const char *rel, const char *texpr, const ch
 	uint64 nclasses = SPI_processed;
 	if (nclasses == 0)
 		return false; /* no labelled rows: the row reader reports it */
+	if (binary_only && nclasses != 2)
+		return false; /* multinomial logistic regression: the row reader */
 	Datum *labels = static_cast<Datum *>(palloc(sizeof(Datum) * nclasses));
 	Datum *los = static_cast<Datum *>(palloc(sizeof(Datum) * nclasses));
 	Datum *his = static_cast<Datum *>(palloc(sizeof(Datum) * nclasses));
@@ -542,6 +699,131 @@ stratified_cuts(const char *schema, const char *rel, const char *texpr, const ch
 	return true;
 }
 
+// Whether pg_stats (ANALYZE's statistics, visible to the caller) gives the target column of a
+// table more than two distinct values (false when there are none, as for a view).
+bool
+planner_says_multiclass(Oid relid, const PgmlColumn *target)
+{
+	Oid argtypes[2] = {OIDOID, TEXTOID};
+	Datum args[2] = {ObjectIdGetDatum(relid), CStringGetTextDatum(target->name)};
+	int rc = SPI_execute_with_args(
+		"SELECT s.n_distinct, c.reltuples FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid "
+		"OPERATOR(pg_catalog.=) c.relnamespace JOIN pg_catalog.pg_stats s ON s.schemaname OPERATOR(pg_catalog.=) "
+		"n.nspname AND s.tablename OPERATOR(pg_catalog.=) c.relname WHERE c.oid OPERATOR(pg_catalog.=) $1 AND "
+		"s.attname OPERATOR(pg_catalog.=) $2 AND NOT s.inherited",
+		2, argtypes, args, NULL, true, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		return false;
+	bool null1, null2;
+	Datum nd = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &null1);
+	Datum rt = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &null2);
+	if (null1)
+		return false;
+	double n = DatumGetFloat4(nd);
+	/* negative: minus the distinct values' share of the rows */
+	if (n < 0)
+		n = null2 ? 0 : -n * DatumGetFloat4(rt);
+	return n > 2.5;
+}
+
+// Whether the class statistics groups with rows hold exactly two labels.
+bool
+two_classes(PgmlGroupQuery *q, const PgmlColumn *target)
+{
+	const ClassGroupRef *seen[2] = {nullptr, nullptr};
+	int n = 0;
+	for (uint64 r = 0; r < q->n; r++) {
+		const ClassGroupRef *g = static_cast<const ClassGroupRef *>(pgml_group_entry(q, r));
+		if (g->group.state == nullptr || g->label_null || g->split < 0)
+			continue;
+		bool known = false;
+		for (int i = 0; i < n && !known; i++)
+			known = target->tc == pgml::TypeClass::Categorical ? strcmp(seen[i]->label, g->label) == 0
+															   : seen[i]->label_num == g->label_num;
+		if (known)
+			continue;
+		if (n == 2)
+			return false;
+		seen[n++] = g;
+	}
+	return n == 2;
+}
+
+/*
+ * logit_steps runs the Newton steps of a binary logistic regression (logit_step.hpp) in the
+ * caller's SPI connection:
+ *   SELECT ml.logit_step($k, $k+1, $k+2, ml.row_draw($1, <row>), <split>, <row>) FROM <from>
+ * once per step, with the split's arguments first (as the evaluating query).
+ */
+void
+logit_steps(pgml::Trainer *trainer, const char *schema, const char *cols, const char *from, const char *sample_from,
+			const char *split, int nargs, const Oid *argtypes, const Datum *args)
+{
+	std::vector<double> *params = pgml_new_owned<std::vector<double>>();
+	std::vector<uint8_t> *blob = pgml_new_owned<std::vector<uint8_t>>();
+	std::vector<std::string> *classes = pgml_new_owned<std::vector<std::string>>();
+	double fraction = 1;
+	const bool can_sample = sample_from != nullptr;
+	PGML_CORE(*params = trainer->logit_step_params(blob, classes, can_sample, &fraction, pgml_interrupt_pending));
+	if (params->empty())
+		return;
+	pgml_progress_phase("fitting"); /* progress */
+	Oid sargtypes[7];
+	Datum sargs[7];
+	int n = 0;
+	for (int i = 0; i < nargs; i++) {
+		sargtypes[n] = argtypes[i];
+		sargs[n++] = args[i];
+	}
+	const int pp = n + 1;
+	sargtypes[n++] = FLOAT8ARRAYOID;
+	sargtypes[n] = BYTEAOID;
+	bytea *mb = static_cast<bytea *>(palloc(VARHDRSZ + blob->size()));
+	SET_VARSIZE(mb, VARHDRSZ + blob->size());
+	memcpy(VARDATA(mb), blob->data(), blob->size());
+	sargs[n++] = PointerGetDatum(mb);
+	Datum *cd = static_cast<Datum *>(palloc(sizeof(Datum) * classes->size()));
+	for (size_t i = 0; i < classes->size(); i++)
+		cd[i] = CStringGetTextDatum((*classes)[i].c_str());
+	sargtypes[n] = TEXTARRAYOID;
+	sargs[n++] = PointerGetDatum(construct_array(cd, static_cast<int>(classes->size()), TEXTOID, -1, false, TYPALIGN_INT));
+	/* the sample's percentage of pages (sample_from's last parameter; the full scan ignores it) */
+	const int ppct = n;
+	sargtypes[n] = FLOAT4OID;
+	sargs[n++] = Float4GetDatum(100.0f);
+	StringInfoData sql, ssql;
+	initStringInfo(&sql);
+	initStringInfo(&ssql);
+	/* the row's draw from the model (NaN: ml.row_draw's, computed by ml.logit_step itself);
+	 * without a test split none is needed (1 >= cut 0) */
+	const char *draw = nargs > 1 ? "'NaN'::pg_catalog.float8" : "1::pg_catalog.float8";
+	appendStringInfo(&sql, "SELECT %s.logit_step($%d, $%d, $%d, %s, %s, %s) FROM %s", schema, pp, pp + 1, pp + 2, draw,
+					 split, cols, from);
+	if (can_sample)
+		appendStringInfo(&ssql, "SELECT %s.logit_step($%d, $%d, $%d, %s, %s, %s) FROM %s", schema, pp, pp + 1, pp + 2,
+						 draw, split, cols, sample_from);
+	while (!params->empty()) {
+		CHECK_FOR_INTERRUPTS();
+		ArrayType *pa = pgml_float8_array(params);
+		sargs[pp - 1] = PointerGetDatum(pa);
+		const bool sample = can_sample && fraction < 1;
+		sargs[ppct] = Float4GetDatum(static_cast<float>(100.0 * fraction));
+		int rc = SPI_execute_with_args(sample ? ssql.data : sql.data, n, sargtypes, sargs, NULL, true, 0);
+		if (rc != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "pg_ml: Newton step query failed: %s", SPI_result_code_string(rc));
+		bool isnull;
+		Datum sd = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		const double *data = nullptr;
+		size_t len = 0;
+		if (!isnull)
+			data = pgml_state_array_data("logit_step", DatumGetArrayTypeP(sd), &len);
+		PGML_CORE(trainer->add_logit_step(data, len));
+		SPI_freetuptable(SPI_tuptable);
+		pfree(pa);
+		PGML_CORE(*params = trainer->logit_step_params(blob, classes, can_sample, &fraction, pgml_interrupt_pending));
+	}
+}
+
 } // namespace
 
 /*
@@ -551,8 +833,11 @@ stratified_cuts(const char *schema, const char *rel, const char *texpr, const ch
  */
 int64
 pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const PgmlColumn *features,
-							  int nfeatures, const PgmlColumn *target, double test_size, const pgml::Model *compare)
+							  int nfeatures, const PgmlColumn *target, double test_size, const pgml::Model *compare,
+							  double *stats_ms)
 {
+	instr_time started;
+	INSTR_TIME_SET_CURRENT(started);
 	std::vector<double> *params = pgml_new_owned<std::vector<double>>();
 	std::vector<double> *eparams = pgml_new_owned<std::vector<double>>();
 	PGML_CORE({
@@ -572,6 +857,13 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 
 	ArrayType *parr = pgml_float8_array(params);
 
+	/* binary logistic regression: Newton steps through ml.logit_step (an older pg_ml without
+	 * it reads the rows) */
+	bool binary_only = false;
+	PGML_CORE(binary_only = trainer->binary_only());
+	if (binary_only && !OidIsValid(pgml_internal_function_schema("logit_step", PROKIND_AGGREGATE)))
+		return -1;
+
 	Oid target_array_type = get_array_type(target->type);
 	if (test_size > 0 && !OidIsValid(target_array_type))
 		return -1;
@@ -585,10 +877,17 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 	(void)set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	(void)set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 
+	/* logistic regression: a target the planner's statistics say has more than two values is
+	 * multinomial, read by the row reader; spare the scans that would find it out */
+	if (binary_only && planner_says_multiclass(relid, target)) {
+		end_queries(nest);
+		return -1;
+	}
+
 	/* 1. the stratified split: the cut of each class */
 	ArrayType *cut_labels = nullptr, *cut_values = nullptr;
 	if (test_size > 0 && !stratified_cuts(schema, rel, texpr, cols.data, target, test_size, parr, target_array_type,
-										  &cut_labels, &cut_values)) {
+										  binary_only, &cut_labels, &cut_values)) {
 		end_queries(nest);
 		return -1;
 	}
@@ -604,6 +903,19 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 		appendStringInfo(&from, "%s r", rel);
 		appendStringInfo(&split, "0::pg_catalog.float8");
 	}
+	/* logistic regression's start on a page sample: tables and materialized views read as they
+	 * are (its percentage is the Newton step query's last parameter, logit_steps) */
+	const char *sample_from = nullptr;
+	if (binary_only && (get_rel_relkind(relid) == RELKIND_RELATION || get_rel_relkind(relid) == RELKIND_MATVIEW) &&
+		strcmp(rel, pgml_relation_sql_name(relid)) == 0) {
+		const int ppct = (test_size > 0 ? 3 : 1) + 4;
+		if (test_size > 0)
+			sample_from = psprintf("%s r TABLESAMPLE SYSTEM ($%d) REPEATABLE (0) LEFT JOIN ROWS FROM (pg_catalog.unnest($2), "
+								   "pg_catalog.unnest($3)) AS c(t, cut) ON %s OPERATOR(pg_catalog.=) c.t",
+								   rel, ppct, texpr);
+		else
+			sample_from = psprintf("%s r TABLESAMPLE SYSTEM ($%d) REPEATABLE (0)", rel, ppct);
+	}
 	Oid argtypes[6] = {FLOAT8ARRAYOID, target_array_type, FLOAT8ARRAYOID, FLOAT8ARRAYOID, BYTEAOID, TEXTARRAYOID};
 	Datum args[6] = {PointerGetDatum(parr), PointerGetDatum(cut_labels), PointerGetDatum(cut_values), 0, 0, 0};
 	int nargs = test_size > 0 ? 3 : 1;
@@ -614,8 +926,12 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 		initStringInfo(&keys);
 		int ncat = pgml_append_group_keys(&keys, features, nfeatures, "r.");
 		initStringInfo(&sql);
-		appendStringInfo(&sql, "SELECT %s%s%s, (%s.row_draw($1, %s) OPERATOR(pg_catalog.<) %s), %s.train_stats($1, %s) FROM %s GROUP BY ",
-						 keys.data, ncat ? ", " : "", texpr, schema, cols.data, split.data, schema, cols.data, from.data);
+		/* without a test split every row is a training row: no draw (ml.train_stats skips and
+		 * counts the rows training skips, as it does in a group of its own) */
+		const char *is_test = test_size > 0 ? psprintf("(%s.row_draw($1, %s) OPERATOR(pg_catalog.<) %s)", schema, cols.data, split.data)
+											: "false";
+		appendStringInfo(&sql, "SELECT %s%s%s, %s, %s.train_stats($1, %s) FROM %s GROUP BY ", keys.data, ncat ? ", " : "",
+						 texpr, is_test, schema, cols.data, from.data);
 		for (int i = 1; i <= ncat + 2; i++)
 			appendStringInfo(&sql, "%s%d", i > 1 ? ", " : "", i);
 		/* the groups go to a receiver that counts their levels as they come (agg_state.hpp) */
@@ -624,6 +940,10 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 		q->target = target;
 		q->fill = fill_class_group;
 		pgml_group_query_run(q, sql.data, pgml_query_params(nargs, argtypes, args), compare_class_groups);
+		if (binary_only && !two_classes(q, target)) {
+			end_queries(nest);
+			return -1; /* multinomial logistic regression: the row reader (nothing given to the trainer yet) */
+		}
 		for (uint64 r = 0; r < q->n; r++) {
 			CHECK_FOR_INTERRUPTS();
 			const ClassGroupRef *g = static_cast<const ClassGroupRef *>(pgml_group_entry(q, r));
@@ -641,10 +961,20 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 	int64 rows = 0;
 	PGML_CORE(rows = trainer->rows_read());
 	pgml_progress_set_rows(rows);
+	{
+		instr_time now;
+		INSTR_TIME_SET_CURRENT(now);
+		INSTR_TIME_SUBTRACT(now, started);
+		*stats_ms = INSTR_TIME_GET_MILLISEC(now);
+	}
 	if (rows == 0) {
 		end_queries(nest);
 		return 0; /* the caller reports the empty relation */
 	}
+
+	/* 2b. logistic regression: the Newton steps */
+	if (binary_only)
+		logit_steps(trainer, schema, cols.data, from.data, sample_from, split.data, nargs, argtypes, args);
 
 	/* 3. the fitted model on every row, and (ml_retrain) the deployed model on the same rows */
 	pgml_progress_phase("evaluating"); /* progress */
@@ -653,6 +983,7 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 	PGML_CORE({
 		*blob = trainer->class_fit(pgml_interrupt_pending);
 		*classes = trainer->class_names();
+		*eparams = trainer->eval_params(); /* the sample it keeps may depend on the splits' rows */
 	});
 	Datum *cd = static_cast<Datum *>(palloc(sizeof(Datum) * classes->size()));
 	for (size_t i = 0; i < classes->size(); i++)
@@ -679,10 +1010,16 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 
 	StringInfoData sql;
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT %s.eval_stats($%d, $%d, $%d, %s.row_draw($1, %s), %s, %s) FROM %s", schema, pe, pm,
-					 pc, schema, cols.data, split.data, cols.data, from.data);
+	/* the fitted model draws each row itself (a NaN draw: ml.row_draw's, from its seed and
+	 * columns, without a second call building the row's arrays) */
+	appendStringInfo(&sql, "SELECT %s.eval_stats($%d, $%d, $%d, 'NaN'::pg_catalog.float8, %s, %s) FROM %s", schema, pe,
+					 pm, pc, split.data, cols.data, from.data);
 	run_eval(trainer, sql.data, en, eargtypes, eargs, false);
 	if (compare != nullptr) {
+		/* the deployed version's seed may be another: the split's draws come from ml.row_draw */
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "SELECT %s.eval_stats($%d, $%d, $%d, %s.row_draw($1, %s), %s, %s) FROM %s", schema, pe,
+						 pm, pc, schema, cols.data, split.data, cols.data, from.data);
 		std::vector<uint8_t> *cblob = pgml_new_owned<std::vector<uint8_t>>();
 		PGML_CORE(*cblob = compare->serialize());
 		bytea *cb = static_cast<bytea *>(palloc(VARHDRSZ + cblob->size()));

@@ -120,13 +120,15 @@ void pgml_kmeans_steps(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const 
 // ml.kmeans_step and the database's pg_ml has none (installed before it existed).
 bool pgml_kmeans_steps_available(const pgml::Trainer *trainer, Oid schema_oid);
 
-// Naive Bayes through aggregates (eval_aggregate.cpp): the trainer must say
-// uses_class_aggregate(). Returns rows read, or -1 (nothing given to the trainer) when the
-// split cannot be reproduced from aggregates: then read the rows.
+// Naive Bayes and binary logistic regression through aggregates (eval_aggregate.cpp): the
+// trainer must say uses_class_aggregate(). Returns rows read, or -1 (nothing given to the
+// trainer) when the split cannot be reproduced from aggregates (or logistic regression's
+// target has more than two classes): then read the rows. *stats_ms: the milliseconds the
+// class statistics took (the reading; the Newton steps and the evaluation are the fit's).
 Oid pgml_class_aggregate_schema(void); // InvalidOid: this database's pg_ml has no ml.eval_stats
 int64 pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const PgmlColumn *features,
                                     int nfeatures, const PgmlColumn *target, double test_size,
-                                    const pgml::Model *compare);
+                                    const pgml::Model *compare, double *stats_ms);
 
 // Rows the relation probably has: pg_class.reltuples scaled to its current size like the
 // planner does, -1 when never counted (no VACUUM / ANALYZE yet) or not a table. Cheap (no

@@ -20,8 +20,8 @@ PROMPT = 1.0         # the run must stop within this many seconds of the cancel
 TIMEOUT = 2.0        # statement_timeout
 
 
-def train_in_background(table, name):
-    """Starts ml_train(table, 'y', linear_regression) on a new connection in a thread. Returns
+def train_in_background(table, name, target="y", algorithm="linear_regression"):
+    """Starts ml_train(table, target, algorithm) on a new connection in a thread. Returns
     (thread, connection, pid, out): out gets "result" or "error", and "ended" (monotonic)."""
     train = connect()
     pid = train.get_backend_pid()
@@ -30,8 +30,8 @@ def train_in_background(table, name):
     def run():
         try:
             with train.cursor() as cur:
-                cur.execute("SELECT * FROM ml_train(%s, 'y', algorithm => 'linear_regression', name => %s)",
-                            (table, name))
+                cur.execute("SELECT * FROM ml_train(%s, %s, algorithm => %s, name => %s)",
+                            (table, target, algorithm, name))
                 out["result"] = cur.fetchall()
         except Exception as e:
             out["error"] = e
@@ -201,6 +201,58 @@ class CancelTest(unittest.TestCase):
             cur.execute("SELECT count(*) FROM ml_models WHERE name = %s", (name,))
             if cur.fetchone()[0]:
                 cur.execute("SELECT ml_drop_model(%s)", (name,))
+
+
+class LogitCancelTest(unittest.TestCase):
+    """Binary logistic_regression trains through aggregates, one Newton step per scan
+    (ml.logit_step): pg_cancel_backend during those scans (ml_training_progress phase 'fitting')
+    stops the run promptly, nothing is written."""
+    ROWS = 2_000_000
+
+    def setUp(self):
+        self.conn = connect()
+        self.addCleanup(self.conn.close)
+        self.table = unique("logit_big")
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_settings WHERE name = 'shared_preload_libraries' "
+                        "AND setting ~ 'pg_ml'")
+            if cur.fetchone()[0] == 0:
+                self.skipTest("pg_ml is not in shared_preload_libraries: no ml_training_progress")
+            cur.execute(sql.SQL(
+                "CREATE UNLOGGED TABLE {} AS SELECT x1, x2, x3, (ARRAY['a', 'b', 'c'])[1 + i %% 3] AS g, "
+                "x1 - 2 * x2 + sin(i) > 0.3 * x3 AS k "
+                "FROM (SELECT i, sin(i * 0.37) AS x1, cos(i * 0.11) AS x2, (i %% 101) / 50.0 AS x3 "
+                "      FROM generate_series(1, %s) i) s").format(sql.Identifier(self.table)), (self.ROWS,))
+            cur.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(self.table)))
+        self.conn.commit()
+        self.addCleanup(self._drop)
+
+    def _drop(self):
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(self.table)))
+        self.conn.commit()
+
+    def test_cancel_in_a_newton_step(self):
+        name = unique("logit_cancelled")
+        t, train, pid, out = train_in_background(self.table, name, "k", "logistic_regression")
+        self.addCleanup(train.close)
+        phase = None
+        deadline = time.monotonic() + 120
+        with self.conn.cursor() as cur:
+            while t.is_alive() and time.monotonic() < deadline:
+                cur.execute("SELECT phase FROM ml_training_progress WHERE pid = %s", (pid,))
+                row = cur.fetchone()
+                self.conn.commit()
+                if row and row[0] == "fitting":
+                    phase = row[0]
+                    break
+                time.sleep(0.02)
+            self.assertEqual(phase, "fitting", f"the Newton steps were not seen: {out}")
+            time.sleep(0.2)  # inside a scan
+            cancelled_at = time.monotonic()
+            cur.execute("SELECT pg_cancel_backend(%s)", (pid,))
+            self.conn.commit()
+        check_cancelled(self, t, out, cancelled_at, name, "in a Newton step", PROMPT)
 
 
 class PrecisePassCancelTest(unittest.TestCase):

@@ -76,6 +76,7 @@ BEGIN
             ['row_band(float8[], float8, float8, float8, text, float8[], text[])', 'float8', '0.5'],
             ['eval_stats(float8[], bytea, text[], float8, float8, float8, text, float8[], text[])', 'float8[]', '$1'],
             ['kmeans_step(float8[], text[], float8[], text[])', 'float8[]', '$1'],
+            ['logit_step(float8[], bytea, text[], float8, float8, float8, text, float8[], text[])', 'float8[]', '$1'],
             ['ml_train_stats(float8[], float8, text, float8[], text[])', 'float8[]', '$1']] LOOP
             EXECUTE format('CREATE FUNCTION %I.%s RETURNS %s LANGUAGE sql AS %L', s, f[1], f[2],
                            format('SELECT CASE WHEN public.hj_pwn(%L) IS NOT NULL THEN %s END', s || '.' || f[1], f[3]));
@@ -225,6 +226,7 @@ DROP FUNCTION public.ml_train_stats(float8[], float8, VARIADIC float8[]), public
     public.row_band(float8[], float8, float8, float8, text, float8[], text[]),
     public.eval_stats(float8[], bytea, text[], float8, float8, float8, text, float8[], text[]),
     public.kmeans_step(float8[], text[], float8[], text[]), public.ml_train_stats(float8[], float8, text, float8[], text[]),
+    public.logit_step(float8[], bytea, text[], float8, float8, float8, text, float8[], text[]),
     public.hj_pwn(text);
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 DROP ROLE hj_mallory;
