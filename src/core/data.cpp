@@ -1,5 +1,7 @@
 #include "data.hpp"
 
+#include "limits.hpp"
+
 #include <algorithm>
 #include <cmath>
 
@@ -65,13 +67,18 @@ void RowStore::clear()
 void RowStore::reserve(size_t n, const std::vector<ColumnInfo> &features)
 {
 	for (size_t c = 0; c < features.size() && c < num.size(); c++) {
-		if (features[c].categorical())
+		if (features[c].categorical()) {
 			cat[c].reserve(n);
-		else
+			advise_huge_pages(cat[c].data(), cat[c].capacity() * sizeof(int32_t));
+		} else {
 			num[c].reserve(n);
+			advise_huge_pages(num[c].data(), num[c].capacity() * sizeof(double));
+		}
 	}
 	y.reserve(n);
 	hash.reserve(n);
+	advise_huge_pages(y.data(), y.capacity() * sizeof(double));
+	advise_huge_pages(hash.data(), hash.capacity() * sizeof(uint64_t));
 }
 
 void RowStore::release()
@@ -101,6 +108,8 @@ void split_column(std::vector<T> &src, const std::vector<uint8_t> &is_test, size
 	}
 	a.reserve(src.size() - n_b);
 	b.reserve(n_b);
+	advise_huge_pages(a.data(), a.capacity() * sizeof(T));
+	advise_huge_pages(b.data(), b.capacity() * sizeof(T));
 	for (size_t i = 0; i < src.size(); i++)
 		(is_test[i] ? b : a).push_back(src[i]);
 	std::vector<T>().swap(src);
@@ -164,9 +173,11 @@ void permute_column(std::vector<T> &col, const std::vector<uint32_t> &order)
 {
 	if (col.empty())
 		return;
-	std::vector<T> out(order.size());
+	std::vector<T> out; // (not zeroed first: every element is written once)
+	out.reserve(order.size());
+	advise_huge_pages(out.data(), out.capacity() * sizeof(T));
 	for (size_t k = 0; k < order.size(); k++)
-		out[k] = col[order[k]];
+		out.push_back(col[order[k]]);
 	col.swap(out);
 }
 

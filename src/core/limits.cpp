@@ -4,7 +4,28 @@
 #include <cmath>
 #include <cstdio>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+#include <cstdint>
+
 namespace pgml {
+
+void advise_huge_pages(void *data, size_t bytes)
+{
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+	constexpr uintptr_t kHuge = uintptr_t(2) << 20;
+	if (data == nullptr || bytes < 2 * kHuge)
+		return;
+	const uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + kHuge - 1) & ~(kHuge - 1);
+	const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + bytes) & ~(kHuge - 1);
+	if (end > begin)
+		(void)madvise(reinterpret_cast<void *>(begin), end - begin, MADV_HUGEPAGE); // advice only: failure is fine
+#else
+	(void)data;
+	(void)bytes;
+#endif
+}
 
 std::string megabytes(double bytes)
 {

@@ -25,6 +25,12 @@ std::string count_text(double v);
 void check_memory(size_t limit, double bytes, const std::string &what, const std::string &detail,
                   const std::string &lower);
 
+// Asks the kernel to back [data, data + bytes) with huge pages where it can (Linux's
+// transparent huge pages in "madvise" mode, Debian's default): a large matrix filled once is
+// then faulted in 2 MB at a time instead of 4 kB, which on a virtual machine was a tenth of a
+// fit's time. Call it before the memory is first written; harmless anywhere else.
+void advise_huge_pages(void *data, size_t bytes);
+
 namespace memory {
 
 // One Moments of q slots (mean and co-moment matrix).

@@ -265,6 +265,7 @@ void scaled(const TrainRun &m, const Preprocessor &prep, const RowStore &s, Eige
 	const size_t pp = static_cast<size_t>(p);
 	std::vector<double> xb(pp * kRows);
 	X.resize(static_cast<Eigen::Index>(s.size()), p);
+	advise_huge_pages(X.data(), static_cast<size_t>(X.size()) * sizeof(double));
 	y.resize(static_cast<Eigen::Index>(s.size()));
 	for (size_t i0 = 0; i0 < s.size(); i0 += kRows) {
 		if (i0 % (kRows * 64) == 0)
