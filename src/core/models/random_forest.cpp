@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
 #include "threads.hpp"
 #include "tree.hpp"
@@ -213,17 +214,21 @@ std::unique_ptr<Estimator> fit_random_forest(const FitInput &in, const Params &p
 	f->trees.resize(static_cast<size_t>(T));
 	std::vector<Eigen::VectorXd> gains(static_cast<size_t>(T));
 	CancelPoll cancel(in.cancel, in.memory_limit, "random_forest");
+	std::unique_ptr<BinnedFeatures> binned; // binned once, shared by every tree
+	if (opt.max_bin > 0)
+		binned = std::make_unique<BinnedFeatures>(*in.X, opt.max_bin, in.threads, cancel, "random_forest");
 	parallel_for(T, in.threads, [&](int t) {
 		cancel.poll();
 		std::vector<double> w;
 		if (bootstrap)
 			w = bootstrap_counts(in.seed, t, n);
 		TreeRng rng = TreeRng::stream(in.seed, 2 * static_cast<uint64_t>(t) + 1);
-		TreeFit fit = grow_tree(*in.X, *in.y, bootstrap ? &w : nullptr, opt, rng, cancel);
+		TreeFit fit = grow_tree(*in.X, *in.y, bootstrap ? &w : nullptr, opt, rng, cancel, binned.get());
 		f->trees[static_cast<size_t>(t)] = std::move(fit.tree);
 		gains[static_cast<size_t>(t)] = normalise_sum(fit.gain);
 	});
 	check_cancel(in.cancel); // the calling thread may have grown no tree
+	binned.reset();
 	// sklearn: the mean of the per-tree importances of trees that split at least once
 	Eigen::VectorXd imp = Eigen::VectorXd::Zero(p);
 	int split_trees = 0;
