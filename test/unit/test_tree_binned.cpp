@@ -152,7 +152,7 @@ TEST(TreeBinned, Bins)
 	}
 	pgml::CancelPoll cancel(nullptr);
 	for (int max_bin : {2, 16, 255, 256}) {
-		BinnedFeatures b(X, max_bin, 2, cancel, "test");
+		BinnedFeatures b(X, max_bin, 2, 1, cancel, "test");
 		ASSERT_EQ(b.rows(), n);
 		EXPECT_EQ(b.bins(0), std::min(10, max_bin));
 		EXPECT_FALSE(b.has_missing(1));
@@ -294,7 +294,7 @@ TEST(TreeBinned, Cancellation)
 	for (int threads : {1, 2}) {
 		pgml::CancelPoll cancel(&always_cancel);
 		try {
-			BinnedFeatures b(X, 256, threads, cancel, "test");
+			BinnedFeatures b(X, 256, threads, 3, cancel, "test");
 			ADD_FAILURE() << "not cancelled";
 		} catch (const pgml::Error &e) {
 			EXPECT_EQ(e.code(), ErrorCode::Cancelled);
@@ -317,10 +317,10 @@ TEST(TreeBinned, MemoryLimit)
 	MatrixXd X;
 	VectorXd yc, yr;
 	data(20000, 10, 0, 0, 51, X, yc, yr);
-	EXPECT_GT(BinnedFeatures::bytes(20000, 10, 1), 20000.0 * 10);
+	EXPECT_GT(BinnedFeatures::bytes(20000, 10, 1, 2), 20000.0 * 10);
 	pgml::CancelPoll cancel(nullptr, 100000, "decision_tree");
 	try {
-		BinnedFeatures b(X, 256, 1, cancel, "decision_tree");
+		BinnedFeatures b(X, 256, 1, 2, cancel, "decision_tree");
 		ADD_FAILURE() << "no memory error";
 	} catch (const pgml::Error &e) {
 		EXPECT_EQ(e.code(), ErrorCode::ProgramLimit);
@@ -328,7 +328,7 @@ TEST(TreeBinned, MemoryLimit)
 	}
 	EXPECT_EQ(cancel.charged(), 0u);
 	pgml::CancelPoll roomy(nullptr, 10u << 20, "decision_tree");
-	BinnedFeatures b(X, 256, 1, roomy, "decision_tree");
+	BinnedFeatures b(X, 256, 1, 2, roomy, "decision_tree");
 	EXPECT_GE(roomy.charged(), 200000u); // the codes count towards the fit's budget
 }
 

@@ -80,7 +80,7 @@ std::unique_ptr<Estimator> fit_decision_tree(const FitInput &in, const Params &p
 	CancelPoll cancel(in.cancel, in.memory_limit, "decision_tree");
 	std::unique_ptr<BinnedFeatures> binned;
 	if (opt.max_bin > 0)
-		binned = std::make_unique<BinnedFeatures>(*in.X, opt.max_bin, in.threads, cancel, "decision_tree");
+		binned = std::make_unique<BinnedFeatures>(*in.X, opt.max_bin, in.threads, opt.n_outputs, cancel, "decision_tree");
 	// one tree: the features of its large nodes are scanned on the fit's threads
 	TreeFit fit = grow_tree(*in.X, *in.y, nullptr, opt, rng, cancel, binned.get(), in.threads);
 	binned.reset();

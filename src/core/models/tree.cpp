@@ -125,6 +125,15 @@ struct BinScan {
 	}
 };
 
+// A training row of weight > 0 with its weight and target next to it, so that a node's rows are
+// read in order (only the feature values / codes are looked up by row number).
+struct Row {
+	int32_t i;   // row number
+	int32_t cls; // classification: class id
+	double w;    // weight (bootstrap multiplicity)
+	double y;    // target
+};
+
 // Grows one tree; holds the scratch buffers of one grow_tree call.
 class Grower {
   public:
@@ -138,7 +147,7 @@ class Grower {
 		for (int i = 0; i < n_; i++) {
 			w_[static_cast<size_t>(i)] = weights ? (*weights)[static_cast<size_t>(i)] : 1.0;
 			if (w_[static_cast<size_t>(i)] > 0)
-				idx_.push_back(i);
+				idx_.push_back({i, cls_ ? static_cast<int32_t>(y_(i)) : 0, w_[static_cast<size_t>(i)], y_(i)});
 		}
 		features_.resize(static_cast<size_t>(p_));
 		std::iota(features_.begin(), features_.end(), 0);
@@ -146,17 +155,10 @@ class Grower {
 		counts_.resize(static_cast<size_t>(k_));
 		left_.resize(static_cast<size_t>(k_));
 		miss_.resize(static_cast<size_t>(k_));
-		if (bin_ != nullptr) {
-			if (cls_) {
-				ycls_.resize(static_cast<size_t>(n_));
-				for (int i = 0; i < n_; i++)
-					ycls_[static_cast<size_t>(i)] = static_cast<int>(y_(i));
-			}
-			cancel_.charge(BinScan::bytes(k_, cls_) + sizeof(int) * ycls_.size());
+		if (bin_ != nullptr) // its bytes are in BinnedFeatures::bytes
 			scans_.emplace_back(k_, cls_);
-		} else {
+		else
 			sorted_.reserve(idx_.size());
-		}
 	}
 
 	TreeFit grow();
@@ -194,11 +196,10 @@ class Grower {
 	const bool cls_;
 	int mtry_ = 0;
 	std::vector<double> w_;
-	std::vector<int> idx_;      // rows of weight > 0; each node owns a contiguous range
+	std::vector<Row> idx_;      // rows of weight > 0; each node owns a contiguous range
 	std::vector<int> features_; // candidate order (partially shuffled when mtry_ < p_)
 	std::vector<double> counts_, left_, miss_;
 	std::vector<std::pair<double, int>> sorted_;
-	std::vector<int> ycls_;      // binned classification: class ids
 	std::vector<BinScan> scans_; // binned: scratch of the growing thread (and of helpers)
 };
 
@@ -206,28 +207,25 @@ class Grower {
 Grower::Stats Grower::stats(int start, int end)
 {
 	Stats s;
+	const Row *r = idx_.data();
 	if (cls_) {
 		std::fill(counts_.begin(), counts_.end(), 0.0);
-		for (int t = start; t < end; t++) {
-			int i = idx_[static_cast<size_t>(t)];
-			counts_[static_cast<size_t>(y_(i))] += w_[static_cast<size_t>(i)];
-		}
+		for (int t = start; t < end; t++)
+			counts_[static_cast<size_t>(r[t].cls)] += r[t].w;
 		for (double c : counts_)
 			s.W += c;
 		s.impurity = class_impurity(counts_.data(), k_, s.W, opt_.criterion);
 	} else {
 		double sum = 0;
 		for (int t = start; t < end; t++) {
-			int i = idx_[static_cast<size_t>(t)];
-			s.W += w_[static_cast<size_t>(i)];
-			sum += w_[static_cast<size_t>(i)] * y_(i);
+			s.W += r[t].w;
+			sum += r[t].w * r[t].y;
 		}
 		s.mean = sum / s.W;
 		double ss = 0;
 		for (int t = start; t < end; t++) {
-			int i = idx_[static_cast<size_t>(t)];
-			double d = y_(i) - s.mean;
-			ss += w_[static_cast<size_t>(i)] * d * d;
+			double d = r[t].y - s.mean;
+			ss += r[t].w * d * d;
 		}
 		s.impurity = ss / s.W;
 	}
@@ -252,10 +250,8 @@ void Grower::leaf_values(int start, int end, std::vector<double> &out)
 void Grower::node_class_totals(int start, int end)
 {
 	std::fill(counts_.begin(), counts_.end(), 0.0);
-	for (int t = start; t < end; t++) {
-		int i = idx_[static_cast<size_t>(t)];
-		counts_[static_cast<size_t>(y_(i))] += w_[static_cast<size_t>(i)];
-	}
+	for (int t = start; t < end; t++)
+		counts_[static_cast<size_t>(idx_[static_cast<size_t>(t)].cls)] += idx_[static_cast<size_t>(t)].w;
 }
 
 // The best split of the rows idx_[start, end) over up to mtry_ non-constant features, with the
@@ -297,7 +293,7 @@ Split Grower::best_split_exact(int start, int end, const Stats &st)
 		if (cls_)
 			std::fill(miss_.begin(), miss_.end(), 0.0);
 		for (int t = start; t < end; t++) {
-			const int i = idx_[static_cast<size_t>(t)];
+			const int i = idx_[static_cast<size_t>(t)].i;
 			const double v = col[i];
 			if (std::isnan(v)) {
 				const double wi = w_[static_cast<size_t>(i)];
@@ -413,29 +409,26 @@ inline double split_proxy(SplitCriterion c, double W, double wL, double sL, doub
 bool Grower::scan_feature(BinScan &h, int f, int start, int end, const Stats &st) const
 {
 	const uint8_t *code = bin_->codes(f);
-	const int *idx = idx_.data();
-	const double *w = w_.data();
+	const Row *r = idx_.data();
 	h.touched.clear();
 	if (cls_) {
 		const size_t K = static_cast<size_t>(k_);
-		const int *yc = ycls_.data();
 		for (int t = start; t < end; t++) {
-			const int i = idx[t], c = code[i];
-			const double wi = w[i];
+			const int c = code[r[t].i];
+			const double wi = r[t].w;
 			if (h.cnt[static_cast<size_t>(c)]++ == 0)
 				h.touched.push_back(c);
 			h.w[static_cast<size_t>(c)] += wi;
-			h.cls[static_cast<size_t>(c) * K + static_cast<size_t>(yc[i])] += wi;
+			h.cls[static_cast<size_t>(c) * K + static_cast<size_t>(r[t].cls)] += wi;
 		}
 	} else {
-		const double *y = y_.data();
 		for (int t = start; t < end; t++) {
-			const int i = idx[t], c = code[i];
-			const double wi = w[i];
+			const int c = code[r[t].i];
+			const double wi = r[t].w;
 			if (h.cnt[static_cast<size_t>(c)]++ == 0)
 				h.touched.push_back(c);
 			h.w[static_cast<size_t>(c)] += wi;
-			h.s[static_cast<size_t>(c)] += wi * (y[i] - st.mean);
+			h.s[static_cast<size_t>(c)] += wi * (r[t].y - st.mean);
 		}
 	}
 	const bool has_missing = bin_->has_missing(f);
@@ -579,10 +572,8 @@ Split Grower::best_split_binned(int start, int end, const Stats &st)
 Split Grower::binned_in_parallel(int start, int end, const Stats &st)
 {
 	const int T = std::min(threads_, p_);
-	while (static_cast<int>(scans_.size()) < T) {
-		cancel_.charge(BinScan::bytes(k_, cls_));
+	while (static_cast<int>(scans_.size()) < T)
 		scans_.emplace_back(k_, cls_);
-	}
 	std::vector<Split> per_feature(static_cast<size_t>(p_));
 	std::atomic<int> next{0};
 	parallel_for(T, T, [&](int t) {
@@ -609,8 +600,8 @@ int Grower::partition(int start, int end, const Split &sp)
 		const uint8_t *code = bin_->codes(sp.feature);
 		const bool has_missing = bin_->has_missing(sp.feature);
 		return static_cast<int>(std::partition(first, last,
-		                                       [&](int i) {
-			                                       const int c = code[i];
+		                                       [&](const Row &r) {
+			                                       const int c = code[r.i];
 			                                       return has_missing && c == BinnedFeatures::kMissing
 			                                                  ? sp.missing_left
 			                                                  : c <= sp.bin;
@@ -619,8 +610,8 @@ int Grower::partition(int start, int end, const Split &sp)
 	}
 	const double *col = X_.col(sp.feature).data();
 	return static_cast<int>(std::partition(first, last,
-	                                       [&](int i) {
-		                                       const double v = col[i];
+	                                       [&](const Row &r) {
+		                                       const double v = col[r.i];
 		                                       return std::isnan(v) ? sp.missing_left : v <= sp.threshold;
 	                                       }) -
 	                        idx_.begin());
@@ -813,12 +804,13 @@ void Tree::check_covers() const
 	}
 }
 
-double BinnedFeatures::bytes(double n, double p, int threads)
+double BinnedFeatures::bytes(double n, double p, int threads, int n_outputs)
 {
-	return n * p + p * kMaxBin * 16.0 + 8.0 * n * std::max(1, threads);
+	const double scan = kMaxBin * (12.0 + 8.0 * (1 + std::max(1, n_outputs))); // a BinScan
+	return n * p + p * kMaxBin * 16.0 + std::max(1, threads) * (8.0 * n + sizeof(Row) * n + scan);
 }
 
-BinnedFeatures::BinnedFeatures(const Eigen::MatrixXd &X, int max_bin, int threads, CancelPoll &cancel,
+BinnedFeatures::BinnedFeatures(const Eigen::MatrixXd &X, int max_bin, int threads, int n_outputs, CancelPoll &cancel,
                                const std::string &algorithm)
 	: n_(X.rows())
 {
@@ -826,10 +818,11 @@ BinnedFeatures::BinnedFeatures(const Eigen::MatrixXd &X, int max_bin, int thread
 		throw Error(ErrorCode::Internal, "invalid max_bin " + std::to_string(max_bin));
 	const int p = static_cast<int>(X.cols());
 	threads = std::max(1, std::min(threads, p));
-	const double need = bytes(static_cast<double>(n_), p, threads);
+	const double need = bytes(static_cast<double>(n_), p, threads, n_outputs);
 	check_memory(cancel.limit(), need, algorithm + " (binned features)",
 	             "The " + count_text(static_cast<double>(n_)) + " rows of " + std::to_string(p) +
-	                 " features are binned to one byte per value, with a sorted copy of one feature per thread.",
+	                 " features are binned to one byte per value, with a sorted copy of one feature, the rows "
+	                 "and the bin sums of one tree per thread.",
 	             "train on fewer rows or features");
 	codes_.resize(static_cast<size_t>(n_) * static_cast<size_t>(p));
 	missing_.assign(static_cast<size_t>(p), 0);
@@ -900,7 +893,7 @@ TreeFit grow_tree(const Eigen::MatrixXd &X, const Eigen::VectorXd &y, const std:
 {
 	std::unique_ptr<BinnedFeatures> own;
 	if (opt.max_bin > 0 && binned == nullptr) {
-		own = std::make_unique<BinnedFeatures>(X, opt.max_bin, threads, cancel, "the tree");
+		own = std::make_unique<BinnedFeatures>(X, opt.max_bin, threads, opt.n_outputs, cancel, "the tree");
 		binned = own.get();
 	}
 	if (binned != nullptr && binned->rows() != X.rows())

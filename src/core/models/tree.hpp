@@ -139,9 +139,11 @@ class BinnedFeatures {
 	// Bins the columns of X (NaN = missing) on up to `threads` threads, polling cancel. Checks
 	// bytes() against cancel's memory limit first (Error(ProgramLimit) naming algorithm) and
 	// charges the codes to it.
-	BinnedFeatures(const Eigen::MatrixXd &X, int max_bin, int threads, CancelPoll &cancel, const std::string &algorithm);
-	// Peak bytes of binning n x p values on `threads` threads (codes, bin bounds, sort buffers).
-	static double bytes(double n, double p, int threads);
+	BinnedFeatures(const Eigen::MatrixXd &X, int max_bin, int threads, int n_outputs, CancelPoll &cancel,
+	               const std::string &algorithm);
+	// Peak bytes of binning n x p values on `threads` threads (codes, bin bounds, sort buffers)
+	// and of the scratch of one tree per thread (its rows, its bin sums for n_outputs classes).
+	static double bytes(double n, double p, int threads, int n_outputs);
 	Eigen::Index rows() const { return n_; }
 	const uint8_t *codes(int f) const { return codes_.data() + static_cast<size_t>(f) * static_cast<size_t>(n_); }
 	bool has_missing(int f) const { return missing_[static_cast<size_t>(f)] != 0; }
