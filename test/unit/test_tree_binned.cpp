@@ -375,3 +375,50 @@ TEST(TreeBinned, MaxBinHyperparameter)
 		EXPECT_EQ(e.code(), ErrorCode::InvalidParameter);
 	}
 }
+
+// random_forest keeps its own outputs for the training rows (each tree's leaf of its in-bag
+// rows, the out-of-bag rows' from the out-of-bag walk): exactly what predict_many gives, with
+// and without bootstrap, on any thread count; not kept when they would take more than a quarter
+// of the memory limit; freed by end_training.
+TEST(TreeBinned, ForestFittedOutputsArePredictions)
+{
+	static const pgml::AlgorithmDef def{pgml::Algorithm::RandomForest, "random_forest", true, true, false, false,
+	                                    pgml::random_forest_params(), pgml::fit_random_forest,
+	                                    pgml::read_random_forest};
+	MatrixXd X;
+	VectorXd yc, yr;
+	data(700, 4, 0, 0.05, 71, X, yc, yr);
+	const size_t n = 700;
+	for (bool classify : {true, false})
+		for (bool bootstrap : {true, false})
+			for (int threads : {1, 2}) {
+				SCOPED_TRACE(testing::Message() << classify << bootstrap << threads);
+				pgml::Options o;
+				o["n_estimators"] = pgml::OptionValue::of_number(7);
+				o["bootstrap"] = pgml::OptionValue::of_bool(bootstrap);
+				pgml::FitInput in;
+				in.X = &X;
+				in.y = classify ? &yc : &yr;
+				in.task = classify ? Task::Classification : Task::Regression;
+				in.n_classes = classify ? 3 : 0;
+				in.threads = threads;
+				auto est = pgml::fit_random_forest(in, pgml::parse_params(def, o));
+				const size_t K = classify ? 3 : 1;
+				std::vector<double> rows(n * 4), a(n * K), b(n * K);
+				for (size_t i = 0; i < n; i++)
+					for (size_t j = 0; j < 4; j++)
+						rows[i * 4 + j] = X(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j));
+				std::vector<int> ka(n), kb(n);
+				est->predict_many(rows.data(), n, 4, K, a.data(), ka.data());
+				ASSERT_TRUE(est->fitted_outputs(0, n, K, b.data(), kb.data()));
+				EXPECT_EQ(a, b);
+				EXPECT_EQ(ka, kb);
+				est->end_training();
+				EXPECT_FALSE(est->fitted_outputs(0, 1, K, b.data(), kb.data()));
+				o["n_estimators"] = pgml::OptionValue::of_number(50);
+				o["max_depth"] = pgml::OptionValue::of_number(2);
+				in.memory_limit = 4 * (4 * n * 50) - 1; // the leaves would take more than a quarter
+				auto lean = pgml::fit_random_forest(in, pgml::parse_params(def, o));
+				EXPECT_FALSE(lean->fitted_outputs(0, 1, K, b.data(), kb.data()));
+			}
+}

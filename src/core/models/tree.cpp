@@ -626,6 +626,8 @@ TreeFit Grower::grow()
 	if (idx_.empty())
 		throw Error(ErrorCode::DataException, "no training rows", "Every row has weight 0.");
 	std::vector<TreeNode> &nodes = out.tree.nodes;
+	if (opt_.record_leaves)
+		out.leaf_of.assign(static_cast<size_t>(n_), -1);
 	Stats root = stats(0, static_cast<int>(idx_.size()));
 	const double W_root = root.W;
 	std::vector<Item> stack;
@@ -668,6 +670,9 @@ TreeFit Grower::grow()
 			node.feature = -1;
 			node.value = static_cast<int32_t>(out.tree.values.size());
 			leaf_values(it.start, it.end, out.tree.values);
+			if (opt_.record_leaves)
+				for (int t = it.start; t < it.end; t++)
+					out.leaf_of[static_cast<size_t>(idx_[static_cast<size_t>(t)].i)] = node.value;
 			leaf_imp += it.st.W * it.st.impurity;
 		} else {
 			node.feature = sp.feature;

@@ -125,6 +125,7 @@ struct TreeOptions {
 	int max_features = 0;            // features examined per split; 0 or >= p = all (in column order)
 	double min_impurity_decrease = 0; // weighted impurity decrease (fraction of the root's weight) a split must reach
 	int max_bin = 256;                // bins per feature (2..256); 0 = sort each node's values (exact)
+	bool record_leaves = false;       // fill TreeFit::leaf_of
 };
 
 // The features of a fit binned once (shared read-only by the trees of a forest): per feature at
@@ -241,6 +242,9 @@ struct TreeFit {
 	Tree tree;
 	Eigen::VectorXd gain;    // per feature: total weighted impurity decrease of its splits (not normalised)
 	double leaf_impurity = 0; // weighted mean impurity of the leaves (training loss under the criterion)
+	// With TreeOptions::record_leaves, per training row: where its leaf's values start in
+	// tree.values (-1 for a row of weight 0), so the fit's own outputs need no second pass.
+	std::vector<int32_t> leaf_of;
 };
 
 // Grows one tree on the rows of X (n x p; NaN = missing, no infinities) with target y (value, or class id 0..K-1 when the
