@@ -1,6 +1,7 @@
 #include "decision_tree.hpp"
 
 #include <cmath>
+#include <memory>
 
 #include "tree.hpp"
 
@@ -77,7 +78,12 @@ std::unique_ptr<Estimator> fit_decision_tree(const FitInput &in, const Params &p
 	TreeOptions opt = tree_options(params, in, p);
 	TreeRng rng = TreeRng::stream(in.seed, 0);
 	CancelPoll cancel(in.cancel, in.memory_limit, "decision_tree");
-	TreeFit fit = grow_tree(*in.X, *in.y, nullptr, opt, rng, cancel);
+	std::unique_ptr<BinnedFeatures> binned;
+	if (opt.max_bin > 0)
+		binned = std::make_unique<BinnedFeatures>(*in.X, opt.max_bin, in.threads, opt.n_outputs, cancel, "decision_tree");
+	// one tree: the features of its large nodes are scanned on the fit's threads
+	TreeFit fit = grow_tree(*in.X, *in.y, nullptr, opt, rng, cancel, binned.get(), in.threads);
+	binned.reset();
 	auto est = std::make_unique<DecisionTree>();
 	est->task = in.task;
 	est->p = p;

@@ -11,6 +11,9 @@
 //   min_impurity_decrease  number >= 0, default 0 (sklearn's definition)
 //   criterion              'gini' or 'entropy', default 'gini' (classification; regression
 //                          always uses squared error)
+//   max_bin                integer 0 or 2 to 256, default 256: split finding on features binned
+//                          once per fit (tree.hpp; the exact splits when a feature has at most
+//                          max_bin distinct values); 0 = sort each node's values (exact, slower)
 // Importance: each feature's total weighted impurity decrease, normalised to sum 1 ("gain",
 // sklearn's feature_importances_). The training log gets one entry: the weighted impurity of the
 // leaves (training MSE for regression).

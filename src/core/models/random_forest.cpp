@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
 #include "threads.hpp"
 #include "tree.hpp"
@@ -16,6 +17,7 @@ namespace {
 // features, with covers. Fits write 3 or 4.
 constexpr uint16_t kRandomForestVersion = kTreeEncodingImputedCovers;
 constexpr size_t kMaxTrees = 100000;
+constexpr double kMaxLeafBytes = 512.0 * 1024 * 1024; // the leaves kept for the fitted outputs, without a memory limit
 
 // Bootstrap multiplicities of tree t: n draws with replacement from the tree's own stream
 // (regenerated after fitting to find the out-of-bag rows).
@@ -39,6 +41,10 @@ class RandomForest : public Estimator {
 	Eigen::VectorXd imp;
 	double oob = NAN; // out-of-bag accuracy / R^2, NaN without bootstrap
 	int threads = 1;  // for predict_many: the fit's thread budget (a model read from a blob: 1)
+	// The sums over the trees of each training row's leaf values (n x n_outputs, row after row),
+	// added in tree order as predict() adds them: the fit's own outputs (fitted_outputs) until
+	// end_training; empty when the fit did not keep them.
+	mutable std::vector<double> fitted;
 
 	// The mean of the trees' leaf values; classification returns the most probable class.
 	int predict(const double *z, double *out) const override
@@ -60,16 +66,60 @@ class RandomForest : public Estimator {
 	}
 
 	// Rows are independent: blocks of them are predicted on the fit's threads (the trainer's
-	// metrics predict every training row through 100 or more deep trees).
+	// metrics predict every training row through 100 or more deep trees). Within a block, tree
+	// after tree, so that a tree's upper nodes stay in the cache for the block's rows; each row
+	// adds the trees' values in the order predict() does (the same results).
 	void predict_many(const double *z, size_t n, size_t pz, size_t n_out, double *out, int *klass) const override
 	{
-		constexpr size_t kRows = 128;
+		constexpr size_t kRows = 256;
 		const int blocks = static_cast<int>((n + kRows - 1) / kRows);
 		parallel_for(blocks, threads > 1 && n > kRows ? threads : 1, [&](int b) {
 			const size_t i0 = static_cast<size_t>(b) * kRows, i1 = std::min(n, i0 + kRows);
 			for (size_t i = i0; i < i1; i++)
-				klass[i] = predict(z + i * pz, out + i * n_out);
+				for (int k = 0; k < n_outputs; k++)
+					out[i * n_out + static_cast<size_t>(k)] = 0;
+			for (const Tree &t : trees)
+				for (size_t i = i0; i < i1; i++) {
+					const double *v = t.leaf(z + i * pz);
+					double *o = out + i * n_out;
+					for (int k = 0; k < n_outputs; k++)
+						o[k] += v[k];
+				}
+			for (size_t i = i0; i < i1; i++) {
+				double *o = out + i * n_out;
+				int best = 0;
+				for (int k = 0; k < n_outputs; k++) {
+					o[k] /= static_cast<double>(trees.size());
+					if (o[k] > o[best])
+						best = k;
+				}
+				klass[i] = task == Task::Regression ? 0 : best;
+			}
 		});
+	}
+
+	bool fitted_outputs(size_t i0, size_t n, size_t n_out, double *out, int *klass) const override
+	{
+		const size_t K = static_cast<size_t>(n_outputs);
+		if (fitted.empty() || (i0 + n) * K > fitted.size())
+			return false;
+		for (size_t r = 0; r < n; r++) {
+			const double *sum = fitted.data() + (i0 + r) * K;
+			double *o = out + r * n_out;
+			int best = 0;
+			for (int k = 0; k < n_outputs; k++) {
+				o[k] = sum[k] / static_cast<double>(trees.size());
+				if (o[k] > o[best])
+					best = k;
+			}
+			klass[r] = task == Task::Regression ? 0 : best;
+		}
+		return true;
+	}
+	void end_training() const override
+	{
+		fitted.clear();
+		fitted.shrink_to_fit();
 	}
 
 	// u16 version, then a checked body: u8 task, u32 p, u32 outputs, f64 oob, importance,
@@ -103,15 +153,39 @@ class RandomForest : public Estimator {
 	const char *importance_kind() const override { return "gain"; }
 };
 
+// Adds tree t's leaf values of the rows it was grown on (leaf_of) to f.fitted.
+void add_fitted(RandomForest &f, int t, const std::vector<int32_t> &leaf_of, int threads)
+{
+	const size_t n = leaf_of.size(), K = static_cast<size_t>(f.n_outputs);
+	const double *values = f.trees[static_cast<size_t>(t)].values.data();
+	constexpr size_t kRows = 4096;
+	parallel_for(static_cast<int>((n + kRows - 1) / kRows), threads, [&](int b) {
+		for (size_t i = static_cast<size_t>(b) * kRows; i < std::min(n, (static_cast<size_t>(b) + 1) * kRows); i++)
+			if (leaf_of[i] >= 0)
+				for (size_t k = 0; k < K; k++)
+					f.fitted[i * K + k] += values[static_cast<size_t>(leaf_of[i]) + k];
+	});
+}
+
 // Out-of-bag pass: adds tree after tree to every row it did not see and logs the running score.
-double out_of_bag(const FitInput &in, const RandomForest &f, bool bootstrap)
+// With leaves (each tree's TreeFit::leaf_of, freed here), also the fit's own outputs in f.fitted:
+// the in-bag rows' leaves from leaves, the out-of-bag rows' from the same walk as the score.
+double out_of_bag(const FitInput &in, RandomForest &f, bool bootstrap, std::vector<std::vector<int32_t>> *leaves)
 {
 	const int n = static_cast<int>(in.X->rows()), p = static_cast<int>(in.X->cols()), K = f.n_outputs;
 	const int T = static_cast<int>(f.trees.size());
+	if (leaves)
+		f.fitted.assign(static_cast<size_t>(n) * static_cast<size_t>(K), 0.0);
 	if (!bootstrap) {
-		if (in.log)
-			for (int t = 0; t < T; t++)
+		for (int t = 0; t < T; t++) {
+			check_cancel(in.cancel);
+			if (leaves) {
+				add_fitted(f, t, (*leaves)[static_cast<size_t>(t)], std::max(1, in.threads));
+				std::vector<int32_t>().swap((*leaves)[static_cast<size_t>(t)]);
+			}
+			if (in.log)
 				in.log->push_back({t + 1, NAN, NAN, NAN});
+		}
 		return NAN;
 	}
 	Eigen::MatrixXd acc = Eigen::MatrixXd::Zero(n, K);
@@ -134,9 +208,16 @@ double out_of_bag(const FitInput &in, const RandomForest &f, bool bootstrap)
 				const double *v = f.trees[static_cast<size_t>(t)].leaf(zb.data());
 				for (int k = 0; k < K; k++)
 					acc(i, k) += v[k];
+				if (leaves)
+					for (int k = 0; k < K; k++)
+						f.fitted[static_cast<size_t>(i) * static_cast<size_t>(K) + static_cast<size_t>(k)] += v[k];
 				votes[static_cast<size_t>(i)]++;
 			}
 		});
+		if (leaves) { // the in-bag rows (distinct rows from the out-of-bag ones above)
+			add_fitted(f, t, (*leaves)[static_cast<size_t>(t)], std::max(1, in.threads));
+			std::vector<int32_t>().swap((*leaves)[static_cast<size_t>(t)]);
+		}
 		// score over the rows with at least one out-of-bag prediction
 		int m = 0;
 		if (f.task == Task::Classification) {
@@ -204,7 +285,13 @@ std::unique_ptr<Estimator> fit_random_forest(const FitInput &in, const Params &p
 	const int T = params.integer("n_estimators");
 	const bool bootstrap = params.flag("bootstrap");
 	const int def_mtry = in.task == Task::Classification ? static_cast<int>(std::sqrt(static_cast<double>(p))) : p;
-	const TreeOptions opt = tree_options(params, in, std::max(1, def_mtry));
+	TreeOptions opt = tree_options(params, in, std::max(1, def_mtry));
+	// each tree's leaf of every in-bag row, until the out-of-bag pass turns them into the fit's
+	// own outputs (the trainer's metrics then need no pass over the trees): kept when they take
+	// at most a quarter of pg_ml.max_memory
+	const double leaf_bytes = 4.0 * n * T;
+	opt.record_leaves = leaf_bytes <= (in.memory_limit > 0 ? static_cast<double>(in.memory_limit) / 4 : kMaxLeafBytes);
+	std::vector<std::vector<int32_t>> leaves(opt.record_leaves ? static_cast<size_t>(T) : 0);
 	auto f = std::make_unique<RandomForest>();
 	f->task = in.task;
 	f->p = p;
@@ -213,17 +300,25 @@ std::unique_ptr<Estimator> fit_random_forest(const FitInput &in, const Params &p
 	f->trees.resize(static_cast<size_t>(T));
 	std::vector<Eigen::VectorXd> gains(static_cast<size_t>(T));
 	CancelPoll cancel(in.cancel, in.memory_limit, "random_forest");
+	std::unique_ptr<BinnedFeatures> binned; // binned once, shared by every tree
+	if (opt.max_bin > 0)
+		binned = std::make_unique<BinnedFeatures>(*in.X, opt.max_bin, in.threads, opt.n_outputs, cancel, "random_forest");
 	parallel_for(T, in.threads, [&](int t) {
 		cancel.poll();
 		std::vector<double> w;
 		if (bootstrap)
 			w = bootstrap_counts(in.seed, t, n);
+		if (opt.record_leaves)
+			cancel.charge(sizeof(int32_t) * static_cast<size_t>(n));
 		TreeRng rng = TreeRng::stream(in.seed, 2 * static_cast<uint64_t>(t) + 1);
-		TreeFit fit = grow_tree(*in.X, *in.y, bootstrap ? &w : nullptr, opt, rng, cancel);
+		TreeFit fit = grow_tree(*in.X, *in.y, bootstrap ? &w : nullptr, opt, rng, cancel, binned.get());
 		f->trees[static_cast<size_t>(t)] = std::move(fit.tree);
+		if (opt.record_leaves)
+			leaves[static_cast<size_t>(t)] = std::move(fit.leaf_of);
 		gains[static_cast<size_t>(t)] = normalise_sum(fit.gain);
 	});
 	check_cancel(in.cancel); // the calling thread may have grown no tree
+	binned.reset();
 	// sklearn: the mean of the per-tree importances of trees that split at least once
 	Eigen::VectorXd imp = Eigen::VectorXd::Zero(p);
 	int split_trees = 0;
@@ -233,7 +328,7 @@ std::unique_ptr<Estimator> fit_random_forest(const FitInput &in, const Params &p
 			split_trees++;
 		}
 	f->imp = normalise_sum(split_trees > 0 ? Eigen::VectorXd(imp / split_trees) : imp);
-	f->oob = out_of_bag(in, *f, bootstrap);
+	f->oob = out_of_bag(in, *f, bootstrap, opt.record_leaves ? &leaves : nullptr);
 	f->threads = std::max(1, in.threads);
 	return f;
 }

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <utility>
 
 #include "limits.hpp"
+#include "threads.hpp"
 
 namespace pgml {
 
@@ -29,8 +31,31 @@ constexpr double kFeatureThreshold = 1e-7; // values closer than this are one va
 constexpr double kEpsilon = std::numeric_limits<double>::epsilon();
 constexpr uint32_t kLeafTag = 0xFFFFFFFFu;
 constexpr double kMaxCover = 9007199254740992.0; // 2^53: training weights are whole numbers
+constexpr int kParallelNodeRows = 4096;
+constexpr double kTieTolerance = 1e-12; // relative: split scores closer than this are a tie (the first wins)          // a node's features are scanned in parallel from this size
 
 using K = ParamSpec::Kind;
+
+// Whether a split scoring proxy beats the best so far (best_proxy): by more than the rounding
+// that differs between summation orders (scale: the magnitude of the terms a node's proxies are
+// summed from, tie_scale), so that ties (e.g. two features that split the rows alike) go to the
+// first candidate whether the rows were summed one by one or per bin.
+inline bool improves(double proxy, double best_proxy, double scale)
+{
+	return best_proxy == -std::numeric_limits<double>::infinity() || proxy - best_proxy > kTieTolerance * scale;
+}
+
+// The scale of improves() for a node of weight W and impurity (mean squared error, or gini /
+// entropy): the total sum of squares (regression), W (gini: proxies are at most W) or W log2 W
+// (entropy: the sums of c log2 c).
+inline double tie_scale(SplitCriterion c, double W, double impurity)
+{
+	if (c == SplitCriterion::SquaredError)
+		return W * impurity;
+	if (c == SplitCriterion::Gini)
+		return W;
+	return W * (std::log2(W) + 1);
+}
 
 // x * log2(x), 0 at 0.
 inline double xlog2x(double x) { return x > 0 ? x * std::log2(x) : 0.0; }
@@ -49,19 +74,80 @@ double class_impurity(const double *counts, int k, double W, SplitCriterion c)
 	return std::log2(W) - s / W; // -sum (c/W) log2 (c/W)
 }
 
+// A split candidate and its score (see Grower::best_split_exact's proxy).
+struct Split {
+	bool found = false;
+	int feature = -1;
+	double threshold = 0;
+	int bin = 0;               // binned: rows of the feature's bins <= bin go left
+	bool missing_left = false; // where the missing values go
+	bool saw_missing = false;  // the node had missing values of the feature (else decided by weight)
+	double proxy = -std::numeric_limits<double>::infinity();
+};
+
+// Per-bin sums of one feature over a node's rows, and the sweep over them (binned splits). One
+// per thread that scans features.
+struct BinScan {
+	std::vector<int> cnt;       // rows per code (256)
+	std::vector<double> w, s;   // weight; regression: sum of w (y - node mean)
+	std::vector<double> cls;    // classification: class weights, code * K + class
+	std::vector<int> touched;   // codes with rows, in first-seen order
+	std::vector<int> present;   // value bins with rows, ascending
+	std::vector<double> miss, left;
+	int nm = 0;          // missing rows
+	double wm = 0, sm = 0; // their weight; regression: their sum of w (y - mean)
+
+	BinScan(int k, bool classify)
+		: cnt(BinnedFeatures::kMaxBin, 0), w(BinnedFeatures::kMaxBin, 0.0), s(classify ? 0 : BinnedFeatures::kMaxBin, 0.0),
+		  cls(classify ? static_cast<size_t>(BinnedFeatures::kMaxBin) * static_cast<size_t>(k) : 0, 0.0),
+		  miss(static_cast<size_t>(k), 0.0), left(static_cast<size_t>(k), 0.0)
+	{
+		touched.reserve(BinnedFeatures::kMaxBin);
+		present.reserve(BinnedFeatures::kMaxBin);
+	}
+	// Zeroes the sums of the touched codes.
+	void clear(int k)
+	{
+		for (int c : touched) {
+			cnt[static_cast<size_t>(c)] = 0;
+			w[static_cast<size_t>(c)] = 0;
+			if (!s.empty())
+				s[static_cast<size_t>(c)] = 0;
+			if (!cls.empty())
+				std::fill_n(cls.begin() + static_cast<std::ptrdiff_t>(c) * k, k, 0.0);
+		}
+		touched.clear();
+	}
+	static size_t bytes(int k, bool classify)
+	{
+		return BinnedFeatures::kMaxBin * (sizeof(int) * 3 + sizeof(double) * (classify ? 1 + static_cast<size_t>(k) : 2)) +
+		       2 * sizeof(double) * static_cast<size_t>(k);
+	}
+};
+
+// A training row of weight > 0 with its weight and target next to it, so that a node's rows are
+// read in order (only the feature values / codes are looked up by row number).
+struct Row {
+	int32_t i;   // row number
+	int32_t cls; // classification: class id
+	double w;    // weight (bootstrap multiplicity)
+	double y;    // target
+};
+
 // Grows one tree; holds the scratch buffers of one grow_tree call.
 class Grower {
   public:
 	Grower(const Eigen::MatrixXd &X, const Eigen::VectorXd &y, const std::vector<double> *weights,
-	       const TreeOptions &opt, TreeRng &rng, CancelPoll &cancel)
-		: X_(X), y_(y), opt_(opt), rng_(rng), cancel_(cancel), n_(static_cast<int>(X.rows())),
-		  p_(static_cast<int>(X.cols())), k_(opt.n_outputs), cls_(opt.criterion != SplitCriterion::SquaredError)
+	       const TreeOptions &opt, TreeRng &rng, CancelPoll &cancel, const BinnedFeatures *binned, int threads)
+		: X_(X), y_(y), opt_(opt), rng_(rng), cancel_(cancel), bin_(binned), threads_(std::max(1, threads)),
+		  n_(static_cast<int>(X.rows())), p_(static_cast<int>(X.cols())), k_(opt.n_outputs),
+		  cls_(opt.criterion != SplitCriterion::SquaredError)
 	{
 		w_.resize(static_cast<size_t>(n_));
 		for (int i = 0; i < n_; i++) {
 			w_[static_cast<size_t>(i)] = weights ? (*weights)[static_cast<size_t>(i)] : 1.0;
 			if (w_[static_cast<size_t>(i)] > 0)
-				idx_.push_back(i);
+				idx_.push_back({i, cls_ ? static_cast<int32_t>(y_(i)) : 0, w_[static_cast<size_t>(i)], y_(i)});
 		}
 		features_.resize(static_cast<size_t>(p_));
 		std::iota(features_.begin(), features_.end(), 0);
@@ -69,7 +155,10 @@ class Grower {
 		counts_.resize(static_cast<size_t>(k_));
 		left_.resize(static_cast<size_t>(k_));
 		miss_.resize(static_cast<size_t>(k_));
-		sorted_.reserve(idx_.size());
+		if (bin_ != nullptr) // its bytes are in BinnedFeatures::bytes
+			scans_.emplace_back(k_, cls_);
+		else
+			sorted_.reserve(idx_.size());
 	}
 
 	TreeFit grow();
@@ -85,59 +174,58 @@ class Grower {
 		bool is_left;
 		Stats st;
 	};
-	struct Split {
-		bool found = false;
-		int feature = -1;
-		double threshold = 0;
-		bool missing_left = false; // where the missing values go
-		bool saw_missing = false;  // the node had missing values of the feature (else decided by weight)
-	};
 
 	Stats stats(int start, int end);
 	void leaf_values(int start, int end, std::vector<double> &out);
-	Split best_split(int start, int end, const Stats &st);
+	Split best_split_exact(int start, int end, const Stats &st);
+	Split best_split_binned(int start, int end, const Stats &st);
+	Split binned_in_parallel(int start, int end, const Stats &st);
+	bool scan_feature(BinScan &h, int f, int start, int end, const Stats &st) const;
+	void sweep_bins(BinScan &h, int f, const Stats &st, Split &best) const;
+	void node_class_totals(int start, int end);
+	int partition(int start, int end, const Split &sp);
 
 	const Eigen::MatrixXd &X_;
 	const Eigen::VectorXd &y_;
 	const TreeOptions &opt_;
 	TreeRng &rng_;
 	CancelPoll &cancel_;
+	const BinnedFeatures *bin_; // null: exact splits
+	const int threads_;
 	const int n_, p_, k_;
 	const bool cls_;
 	int mtry_ = 0;
 	std::vector<double> w_;
-	std::vector<int> idx_;      // rows of weight > 0; each node owns a contiguous range
+	std::vector<Row> idx_;      // rows of weight > 0; each node owns a contiguous range
 	std::vector<int> features_; // candidate order (partially shuffled when mtry_ < p_)
 	std::vector<double> counts_, left_, miss_;
 	std::vector<std::pair<double, int>> sorted_;
+	std::vector<BinScan> scans_; // binned: scratch of the growing thread (and of helpers)
 };
 
 // Weight, impurity and mean of the rows idx_[start, end).
 Grower::Stats Grower::stats(int start, int end)
 {
 	Stats s;
+	const Row *r = idx_.data();
 	if (cls_) {
 		std::fill(counts_.begin(), counts_.end(), 0.0);
-		for (int t = start; t < end; t++) {
-			int i = idx_[static_cast<size_t>(t)];
-			counts_[static_cast<size_t>(y_(i))] += w_[static_cast<size_t>(i)];
-		}
+		for (int t = start; t < end; t++)
+			counts_[static_cast<size_t>(r[t].cls)] += r[t].w;
 		for (double c : counts_)
 			s.W += c;
 		s.impurity = class_impurity(counts_.data(), k_, s.W, opt_.criterion);
 	} else {
 		double sum = 0;
 		for (int t = start; t < end; t++) {
-			int i = idx_[static_cast<size_t>(t)];
-			s.W += w_[static_cast<size_t>(i)];
-			sum += w_[static_cast<size_t>(i)] * y_(i);
+			s.W += r[t].w;
+			sum += r[t].w * r[t].y;
 		}
 		s.mean = sum / s.W;
 		double ss = 0;
 		for (int t = start; t < end; t++) {
-			int i = idx_[static_cast<size_t>(t)];
-			double d = y_(i) - s.mean;
-			ss += w_[static_cast<size_t>(i)] * d * d;
+			double d = r[t].y - s.mean;
+			ss += r[t].w * d * d;
 		}
 		s.impurity = ss / s.W;
 	}
@@ -158,20 +246,25 @@ void Grower::leaf_values(int start, int end, std::vector<double> &out)
 		out.push_back(counts_[static_cast<size_t>(j)] / s.W);
 }
 
+// Class weights of the rows idx_[start, end) in counts_.
+void Grower::node_class_totals(int start, int end)
+{
+	std::fill(counts_.begin(), counts_.end(), 0.0);
+	for (int t = start; t < end; t++)
+		counts_[static_cast<size_t>(idx_[static_cast<size_t>(t)].cls)] += idx_[static_cast<size_t>(t)].w;
+}
+
 // The best split of the rows idx_[start, end) over up to mtry_ non-constant features, with the
-// default direction of the rows whose feature is missing (see tree.hpp).
-Grower::Split Grower::best_split(int start, int end, const Stats &st)
+// default direction of the rows whose feature is missing (see tree.hpp), each candidate
+// feature's values sorted (max_bin = 0).
+Split Grower::best_split_exact(int start, int end, const Stats &st)
 {
 	Split best;
 	double best_proxy = -std::numeric_limits<double>::infinity();
 	const int min_leaf = opt_.min_samples_leaf;
-	if (cls_) { // class totals of the node, for the right side
-		std::fill(counts_.begin(), counts_.end(), 0.0);
-		for (int t = start; t < end; t++) {
-			int i = idx_[static_cast<size_t>(t)];
-			counts_[static_cast<size_t>(y_(i))] += w_[static_cast<size_t>(i)];
-		}
-	}
+	const double tie = tie_scale(opt_.criterion, st.W, st.impurity);
+	if (cls_) // class totals of the node, for the right side
+		node_class_totals(start, end);
 	// a quantity that grows as the children's weighted impurity falls, from the left child's
 	// weight wL and (regression) sum of w (y - mean), or (classification) the sums of squared
 	// class weights / of c log2 c of both children
@@ -200,7 +293,7 @@ Grower::Split Grower::best_split(int start, int end, const Stats &st)
 		if (cls_)
 			std::fill(miss_.begin(), miss_.end(), 0.0);
 		for (int t = start; t < end; t++) {
-			const int i = idx_[static_cast<size_t>(t)];
+			const int i = idx_[static_cast<size_t>(t)].i;
 			const double v = col[i];
 			if (std::isnan(v)) {
 				const double wi = w_[static_cast<size_t>(i)];
@@ -239,8 +332,8 @@ Grower::Split Grower::best_split(int start, int end, const Stats &st)
 			}
 		}
 		auto consider = [&](double proxy, double thr, bool missing_left) {
-			if (proxy > best_proxy) {
-				best_proxy = proxy;
+			if (improves(proxy, best_proxy, tie)) {
+				best_proxy = best.proxy = proxy;
 				best.found = true;
 				best.feature = f;
 				best.threshold = thr;
@@ -296,6 +389,234 @@ Grower::Split Grower::best_split(int start, int end, const Stats &st)
 	return best;
 }
 
+// A quantity that grows as the children's weighted impurity falls, from the left child's weight
+// wL and (regression) sum of w (y - mean), or (classification) the sums of squared class weights
+// / of c log2 c of both children; W: the node's weight.
+inline double split_proxy(SplitCriterion c, double W, double wL, double sL, double sqL, double sqR, double eL,
+                          double eR)
+{
+	const double wR = W - wL;
+	if (c == SplitCriterion::SquaredError)
+		return sL * sL / wL + sL * sL / wR; // the centred total is 0: sR = -sL
+	if (c == SplitCriterion::Gini)
+		return sqL / wL + sqR / wR;
+	return eL - xlog2x(wL) + eR - xlog2x(wR);
+}
+
+// Sums feature f's bins over the rows idx_[start, end) into h (whose sums are zero: clear()
+// after use) and lists the non-empty value bins in order. False when f cannot split the node
+// (every value missing, or one value and none missing: then it does not count towards mtry_).
+bool Grower::scan_feature(BinScan &h, int f, int start, int end, const Stats &st) const
+{
+	const uint8_t *code = bin_->codes(f);
+	const Row *r = idx_.data();
+	h.touched.clear();
+	if (cls_) {
+		const size_t K = static_cast<size_t>(k_);
+		for (int t = start; t < end; t++) {
+			const int c = code[r[t].i];
+			const double wi = r[t].w;
+			if (h.cnt[static_cast<size_t>(c)]++ == 0)
+				h.touched.push_back(c);
+			h.w[static_cast<size_t>(c)] += wi;
+			h.cls[static_cast<size_t>(c) * K + static_cast<size_t>(r[t].cls)] += wi;
+		}
+	} else {
+		for (int t = start; t < end; t++) {
+			const int c = code[r[t].i];
+			const double wi = r[t].w;
+			if (h.cnt[static_cast<size_t>(c)]++ == 0)
+				h.touched.push_back(c);
+			h.w[static_cast<size_t>(c)] += wi;
+			h.s[static_cast<size_t>(c)] += wi * (r[t].y - st.mean);
+		}
+	}
+	const bool has_missing = bin_->has_missing(f);
+	const size_t mc = BinnedFeatures::kMissing;
+	h.nm = has_missing ? h.cnt[mc] : 0;
+	h.wm = h.nm > 0 ? h.w[mc] : 0;
+	h.sm = h.nm > 0 && !cls_ ? h.s[mc] : 0;
+	if (cls_)
+		for (size_t c = 0; c < static_cast<size_t>(k_); c++)
+			h.miss[c] = h.nm > 0 ? h.cls[mc * static_cast<size_t>(k_) + c] : 0.0;
+	h.present.clear();
+	if (h.touched.size() > 32) {
+		for (int b = 0, nb = bin_->bins(f); b < nb; b++)
+			if (h.cnt[static_cast<size_t>(b)] > 0)
+				h.present.push_back(b);
+	} else {
+		for (int c : h.touched)
+			if (!(has_missing && c == BinnedFeatures::kMissing))
+				h.present.push_back(c);
+		std::sort(h.present.begin(), h.present.end());
+	}
+	if (h.present.empty())
+		return false;
+	return h.nm > 0 || bin_->hi(f, h.present.back()) > bin_->lo(f, h.present.front()) + kFeatureThreshold;
+}
+
+// Sweeps the bins scan_feature summed for feature f: the rows of the present bins up to b go
+// left; each threshold is scored with the missing rows right (A) and left (B), as
+// best_split_exact does row by row. Improves best when a candidate beats best.proxy.
+void Grower::sweep_bins(BinScan &h, int f, const Stats &st, Split &best) const
+{
+	const int min_leaf = opt_.min_samples_leaf, nm = h.nm;
+	const double wm = h.wm, sm = h.sm, tie = tie_scale(opt_.criterion, st.W, st.impurity);
+	const size_t K = static_cast<size_t>(k_);
+	int mp = 0; // present rows
+	for (int b : h.present)
+		mp += h.cnt[static_cast<size_t>(b)];
+	double wl = 0, sl = 0;
+	double sqA_l = 0, sqA_r = 0, sqB_l = 0, sqB_r = 0, eA_l = 0, eA_r = 0, eB_l = 0, eB_r = 0;
+	if (cls_) {
+		std::fill(h.left.begin(), h.left.end(), 0.0);
+		for (size_t c = 0; c < K; c++) {
+			const double tot = counts_[c], m = h.miss[c];
+			sqA_r += tot * tot;
+			eA_r += xlog2x(tot);
+			sqB_l += m * m;
+			eB_l += xlog2x(m);
+			sqB_r += (tot - m) * (tot - m);
+			eB_r += xlog2x(tot - m);
+		}
+	}
+	auto consider = [&](double proxy, double thr, int bin, bool missing_left) {
+		if (improves(proxy, best.proxy, tie))
+			best = Split{true, f, thr, bin, missing_left, nm > 0, proxy};
+	};
+	const bool gini = opt_.criterion == SplitCriterion::Gini;
+	int nl = 0;
+	for (size_t q = 0; q < h.present.size(); q++) {
+		const int b = h.present[q];
+		wl += h.w[static_cast<size_t>(b)];
+		nl += h.cnt[static_cast<size_t>(b)];
+		if (cls_) {
+			const double *hc = h.cls.data() + static_cast<size_t>(b) * K;
+			for (size_t c = 0; c < K; c++) {
+				const double wi = hc[c];
+				if (wi == 0)
+					continue;
+				const double cl = h.left[c], crA = counts_[c] - cl, clB = cl + h.miss[c], crB = crA - h.miss[c];
+				if (gini) {
+					sqA_l += (cl + wi) * (cl + wi) - cl * cl;
+					sqA_r += (crA - wi) * (crA - wi) - crA * crA;
+					if (nm > 0) {
+						sqB_l += (clB + wi) * (clB + wi) - clB * clB;
+						sqB_r += (crB - wi) * (crB - wi) - crB * crB;
+					}
+				} else {
+					eA_l += xlog2x(cl + wi) - xlog2x(cl);
+					eA_r += xlog2x(crA - wi) - xlog2x(crA);
+					if (nm > 0) {
+						eB_l += xlog2x(clB + wi) - xlog2x(clB);
+						eB_r += xlog2x(crB - wi) - xlog2x(crB);
+					}
+				}
+				h.left[c] = cl + wi;
+			}
+		} else {
+			sl += h.s[static_cast<size_t>(b)];
+		}
+		const int nr = mp - nl;
+		if (q + 1 == h.present.size()) { // every present value left, the missing rows right
+			if (nm > 0 && mp >= min_leaf && nm >= min_leaf && wm > 0)
+				consider(split_proxy(opt_.criterion, st.W, wl, sl, sqA_l, sqA_r, eA_l, eA_r),
+				         std::numeric_limits<double>::max(), b, false);
+			break;
+		}
+		const double v = bin_->hi(f, b), next = bin_->lo(f, h.present[q + 1]);
+		if (next <= v + kFeatureThreshold)
+			continue;
+		double thr = v / 2 + next / 2;
+		if (thr >= next || !std::isfinite(thr))
+			thr = v;
+		if (nl >= min_leaf && nr + nm >= min_leaf && wl > 0 && st.W - wl > 0)
+			consider(split_proxy(opt_.criterion, st.W, wl, sl, sqA_l, sqA_r, eA_l, eA_r), thr, b, false);
+		if (nm > 0 && nl + nm >= min_leaf && nr >= min_leaf && st.W - wl - wm > 0)
+			consider(split_proxy(opt_.criterion, st.W, wl + wm, sl + sm, sqB_l, sqB_r, eB_l, eB_r), thr, b, true);
+	}
+}
+
+// best_split_exact's split found on the binned features: the same split when every feature has
+// one bin per distinct value.
+Split Grower::best_split_binned(int start, int end, const Stats &st)
+{
+	if (cls_)
+		node_class_totals(start, end);
+	if (threads_ > 1 && mtry_ == p_ && p_ > 1 && end - start >= kParallelNodeRows)
+		return binned_in_parallel(start, end, st);
+	Split best;
+	BinScan &h = scans_[0];
+	int visited = 0;
+	for (int j = 0; j < p_ && visited < mtry_; j++) {
+		if (mtry_ < p_) {
+			size_t r = static_cast<size_t>(j) + rng_.below(static_cast<size_t>(p_ - j));
+			std::swap(features_[static_cast<size_t>(j)], features_[r]);
+		}
+		const int f = features_[static_cast<size_t>(j)];
+		if (scan_feature(h, f, start, end, st)) {
+			visited++;
+			Split fb; // each feature's best, then the first best feature: as binned_in_parallel
+			sweep_bins(h, f, st, fb);
+			if (fb.found && improves(fb.proxy, best.proxy, tie_scale(opt_.criterion, st.W, st.impurity)))
+				best = fb;
+		}
+		h.clear(k_);
+	}
+	return best;
+}
+
+// best_split_binned of a large node when every feature is a candidate (features_ in column
+// order): the features scanned on threads_ threads, each keeping its own best; the first best in
+// column order wins, as in the serial sweep, so the tree does not depend on the thread count.
+Split Grower::binned_in_parallel(int start, int end, const Stats &st)
+{
+	const int T = std::min(threads_, p_);
+	while (static_cast<int>(scans_.size()) < T)
+		scans_.emplace_back(k_, cls_);
+	std::vector<Split> per_feature(static_cast<size_t>(p_));
+	std::atomic<int> next{0};
+	parallel_for(T, T, [&](int t) {
+		BinScan &h = scans_[static_cast<size_t>(t)];
+		for (int f; (f = next.fetch_add(1)) < p_;) {
+			if (scan_feature(h, f, start, end, st))
+				sweep_bins(h, f, st, per_feature[static_cast<size_t>(f)]);
+			h.clear(k_);
+		}
+	});
+	Split best;
+	for (const Split &s : per_feature)
+		if (s.found && improves(s.proxy, best.proxy, tie_scale(opt_.criterion, st.W, st.impurity)))
+			best = s;
+	return best;
+}
+
+// Moves the rows of idx_[start, end) that sp sends left before the others; returns the first
+// right row's position.
+int Grower::partition(int start, int end, const Split &sp)
+{
+	auto first = idx_.begin() + start, last = idx_.begin() + end;
+	if (bin_ != nullptr) {
+		const uint8_t *code = bin_->codes(sp.feature);
+		const bool has_missing = bin_->has_missing(sp.feature);
+		return static_cast<int>(std::partition(first, last,
+		                                       [&](const Row &r) {
+			                                       const int c = code[r.i];
+			                                       return has_missing && c == BinnedFeatures::kMissing
+			                                                  ? sp.missing_left
+			                                                  : c <= sp.bin;
+		                                       }) -
+		                        idx_.begin());
+	}
+	const double *col = X_.col(sp.feature).data();
+	return static_cast<int>(std::partition(first, last,
+	                                       [&](const Row &r) {
+		                                       const double v = col[r.i];
+		                                       return std::isnan(v) ? sp.missing_left : v <= sp.threshold;
+	                                       }) -
+	                        idx_.begin());
+}
+
 // Grows the tree depth-first; left subtrees are numbered before right ones.
 TreeFit Grower::grow()
 {
@@ -305,6 +626,8 @@ TreeFit Grower::grow()
 	if (idx_.empty())
 		throw Error(ErrorCode::DataException, "no training rows", "Every row has weight 0.");
 	std::vector<TreeNode> &nodes = out.tree.nodes;
+	if (opt_.record_leaves)
+		out.leaf_of.assign(static_cast<size_t>(n_), -1);
 	Stats root = stats(0, static_cast<int>(idx_.size()));
 	const double W_root = root.W;
 	std::vector<Item> stack;
@@ -326,18 +649,11 @@ TreeFit Grower::grow()
 		Stats ls, rs;
 		int mid = it.start;
 		if (!leaf) {
-			sp = best_split(it.start, it.end, it.st);
+			sp = bin_ != nullptr ? best_split_binned(it.start, it.end, it.st) : best_split_exact(it.start, it.end, it.st);
 			leaf = !sp.found;
 		}
 		if (!leaf) {
-			const double *col = X_.col(sp.feature).data();
-			auto first = idx_.begin() + it.start, last = idx_.begin() + it.end;
-			mid = static_cast<int>(std::partition(first, last,
-			                                      [&](int i) {
-				                                      const double v = col[i];
-				                                      return std::isnan(v) ? sp.missing_left : v <= sp.threshold;
-			                                      }) -
-			                       idx_.begin());
+			mid = partition(it.start, it.end, sp);
 			ls = stats(it.start, mid);
 			rs = stats(mid, it.end);
 			if (!sp.saw_missing) // no missing value here: they will follow the larger child
@@ -354,6 +670,9 @@ TreeFit Grower::grow()
 			node.feature = -1;
 			node.value = static_cast<int32_t>(out.tree.values.size());
 			leaf_values(it.start, it.end, out.tree.values);
+			if (opt_.record_leaves)
+				for (int t = it.start; t < it.end; t++)
+					out.leaf_of[static_cast<size_t>(idx_[static_cast<size_t>(t)].i)] = node.value;
 			leaf_imp += it.st.W * it.st.impurity;
 		} else {
 			node.feature = sp.feature;
@@ -490,10 +809,101 @@ void Tree::check_covers() const
 	}
 }
 
-TreeFit grow_tree(const Eigen::MatrixXd &X, const Eigen::VectorXd &y, const std::vector<double> *weights,
-                  const TreeOptions &opt, TreeRng &rng, CancelPoll &cancel)
+double BinnedFeatures::bytes(double n, double p, int threads, int n_outputs)
 {
-	Grower g(X, y, weights, opt, rng, cancel);
+	const double scan = kMaxBin * (12.0 + 8.0 * (1 + std::max(1, n_outputs))); // a BinScan
+	return n * p + p * kMaxBin * 16.0 + std::max(1, threads) * (8.0 * n + sizeof(Row) * n + scan);
+}
+
+BinnedFeatures::BinnedFeatures(const Eigen::MatrixXd &X, int max_bin, int threads, int n_outputs, CancelPoll &cancel,
+                               const std::string &algorithm)
+	: n_(X.rows())
+{
+	if (max_bin < 2 || max_bin > kMaxBin)
+		throw Error(ErrorCode::Internal, "invalid max_bin " + std::to_string(max_bin));
+	const int p = static_cast<int>(X.cols());
+	threads = std::max(1, std::min(threads, p));
+	const double need = bytes(static_cast<double>(n_), p, threads, n_outputs);
+	check_memory(cancel.limit(), need, algorithm + " (binned features)",
+	             "The " + count_text(static_cast<double>(n_)) + " rows of " + std::to_string(p) +
+	                 " features are binned to one byte per value, with a sorted copy of one feature, the rows "
+	                 "and the bin sums of one tree per thread.",
+	             "train on fewer rows or features");
+	codes_.resize(static_cast<size_t>(n_) * static_cast<size_t>(p));
+	missing_.assign(static_cast<size_t>(p), 0);
+	cancel.charge(codes_.size());
+	std::vector<std::vector<double>> flo(static_cast<size_t>(p)), fhi(static_cast<size_t>(p));
+	std::vector<std::vector<double>> sorted(static_cast<size_t>(threads));
+	std::atomic<int> next{0};
+	parallel_for(threads, threads, [&](int t) {
+		for (int f; (f = next.fetch_add(1)) < p;) {
+			cancel.poll();
+			bin_feature(X, f, max_bin, sorted[static_cast<size_t>(t)], flo[static_cast<size_t>(f)],
+			            fhi[static_cast<size_t>(f)]);
+		}
+	});
+	first_.assign(1, 0);
+	for (int f = 0; f < p; f++) {
+		lo_.insert(lo_.end(), flo[static_cast<size_t>(f)].begin(), flo[static_cast<size_t>(f)].end());
+		hi_.insert(hi_.end(), fhi[static_cast<size_t>(f)].begin(), fhi[static_cast<size_t>(f)].end());
+		first_.push_back(static_cast<int>(lo_.size()));
+	}
+}
+
+// Bins column f: its sorted present values into bins lo..hi (one per distinct value when they
+// fit, else about equal row counts, never splitting equal values), then each row's code.
+void BinnedFeatures::bin_feature(const Eigen::MatrixXd &X, int f, int max_bin, std::vector<double> &sorted,
+                                 std::vector<double> &lo, std::vector<double> &hi)
+{
+	const double *col = X.col(f).data();
+	const size_t n = static_cast<size_t>(n_);
+	sorted.clear();
+	for (size_t i = 0; i < n; i++)
+		if (!std::isnan(col[i]))
+			sorted.push_back(col[i]);
+	const bool has_missing = sorted.size() < n;
+	missing_[static_cast<size_t>(f)] = has_missing ? 1 : 0;
+	std::sort(sorted.begin(), sorted.end());
+	const size_t cap = static_cast<size_t>(has_missing ? std::min(max_bin, kMaxBin - 1) : max_bin);
+	const size_t m = sorted.size();
+	size_t distinct = 0;
+	for (size_t i = 0; i < m; i++)
+		distinct += i == 0 || sorted[i] != sorted[i - 1];
+	auto it = [&](size_t k) { return sorted.begin() + static_cast<std::ptrdiff_t>(k); };
+	for (size_t i = 0; i < m;) {
+		size_t j; // the bin's last value: the end of the run of equal values at the target size
+		if (distinct <= cap) {
+			j = static_cast<size_t>(std::upper_bound(it(i), sorted.end(), sorted[i]) - sorted.begin()) - 1;
+		} else {
+			const size_t bins_left = cap - lo.size();
+			const size_t target = bins_left <= 1 ? m - i : std::max<size_t>(1, (m - i) / bins_left);
+			j = i + target - 1;
+			const size_t run = static_cast<size_t>(std::lower_bound(it(i), it(j), sorted[j]) - sorted.begin());
+			const size_t run_end = static_cast<size_t>(std::upper_bound(it(j), sorted.end(), sorted[j]) - sorted.begin());
+			// a run of equal values longer than a bin gets a bin of its own
+			j = run > i && run_end - run > target ? run - 1 : run_end - 1;
+		}
+		lo.push_back(sorted[i]);
+		hi.push_back(sorted[j]);
+		i = j + 1;
+	}
+	uint8_t *code = codes_.data() + static_cast<size_t>(f) * n;
+	for (size_t i = 0; i < n; i++)
+		code[i] = std::isnan(col[i]) ? kMissing
+		                             : static_cast<uint8_t>(std::lower_bound(hi.begin(), hi.end(), col[i]) - hi.begin());
+}
+
+TreeFit grow_tree(const Eigen::MatrixXd &X, const Eigen::VectorXd &y, const std::vector<double> *weights,
+                  const TreeOptions &opt, TreeRng &rng, CancelPoll &cancel, const BinnedFeatures *binned, int threads)
+{
+	std::unique_ptr<BinnedFeatures> own;
+	if (opt.max_bin > 0 && binned == nullptr) {
+		own = std::make_unique<BinnedFeatures>(X, opt.max_bin, threads, opt.n_outputs, cancel, "the tree");
+		binned = own.get();
+	}
+	if (binned != nullptr && binned->rows() != X.rows())
+		throw Error(ErrorCode::Internal, "binned features of another matrix");
+	Grower g(X, y, weights, opt, rng, cancel, opt.max_bin > 0 ? binned : nullptr, threads);
 	return g.grow();
 }
 
@@ -562,6 +972,7 @@ std::vector<ParamSpec> tree_growth_params()
 	c.choices = "gini,entropy";
 	c.def_choice = "gini";
 	v.push_back(c);
+	v.push_back(num_param("max_bin", K::Int, 0, BinnedFeatures::kMaxBin, BinnedFeatures::kMaxBin));
 	return v;
 }
 
@@ -576,6 +987,10 @@ TreeOptions tree_options(const Params &params, const FitInput &in, int default_m
 	o.min_samples_leaf = params.integer("min_samples_leaf");
 	o.max_features = resolve_max_features(params.num("max_features"), p, default_max_features);
 	o.min_impurity_decrease = params.num("min_impurity_decrease");
+	o.max_bin = params.integer("max_bin");
+	if (o.max_bin == 1)
+		throw Error(ErrorCode::InvalidParameter, "max_bin must be 0 or between 2 and 256", "",
+		            "0 finds exact thresholds by sorting each node's values (slower); 2 to 256 bins the features.");
 	return o;
 }
 

@@ -1,12 +1,19 @@
 // pg_ml core: CART trees, shared by decision_tree and random_forest.
 //
 // One tree is grown depth-first with an explicit stack (no recursion, so an unlimited depth
-// cannot overflow the C++ stack). At each node every candidate feature is sorted once over the
-// node's rows and swept to find the exact best threshold, as scikit-learn's BestSplitter does:
+// cannot overflow the C++ stack). Split criteria:
 //  - regression: squared error (a node's impurity is the weighted variance of y);
 //  - classification: 'gini' (1 - sum p_k^2) or 'entropy' (-sum p_k log2 p_k).
-// Thresholds are midpoints between consecutive distinct values; a row goes left when
-// z[feature] <= threshold. Values closer than 1e-7 count as equal (sklearn's FEATURE_THRESHOLD).
+// Split finding (max_bin, default 256): every feature is binned once per fit (BinnedFeatures,
+// shared by all trees of a forest) into at most max_bin bins: one bin per distinct value when the
+// feature has at most max_bin of them (the candidate thresholds are then exactly those of an
+// exact sorter, as scikit-learn's BestSplitter), else bins of about equal row counts whose edges
+// are distinct values. A node sums its rows' weights (and class weights, or centred targets) per
+// bin of each candidate feature and sweeps the bins in order; the threshold between two
+// neighbouring non-empty bins is the midpoint of the left bin's largest value and the right
+// bin's smallest. max_bin = 0 sorts the node's values of each candidate feature instead (exact
+// thresholds on any data, slower). A row goes left when z[feature] <= threshold. Values closer
+// than 1e-7 count as equal (sklearn's FEATURE_THRESHOLD).
 // Missing values (NaN in X) are handled natively, as XGBoost and LightGBM do: each split also
 // learns a default direction for the rows whose feature is missing. Every candidate threshold
 // is scored twice, with the node's missing rows sent left and sent right, and the better one
@@ -92,6 +99,7 @@ class CancelPoll {
 		}
 	}
 	size_t charged() const { return used_.load(); }
+	size_t limit() const { return limit_; }
 
   private:
 	[[noreturn]] void stopped() const;
@@ -116,6 +124,43 @@ struct TreeOptions {
 	int min_samples_leaf = 1;
 	int max_features = 0;            // features examined per split; 0 or >= p = all (in column order)
 	double min_impurity_decrease = 0; // weighted impurity decrease (fraction of the root's weight) a split must reach
+	int max_bin = 256;                // bins per feature (2..256); 0 = sort each node's values (exact)
+	bool record_leaves = false;       // fill TreeFit::leaf_of
+};
+
+// The features of a fit binned once (shared read-only by the trees of a forest): per feature at
+// most max_bin value bins, ordered by value, each with its smallest and largest training value;
+// one bin per distinct value when the feature has at most that many (a feature with missing
+// values has at most min(max_bin, 255) value bins: code 255 marks its missing rows). Rows hold
+// one u8 code per feature, column-major.
+class BinnedFeatures {
+  public:
+	static constexpr int kMaxBin = 256;
+	static constexpr uint8_t kMissing = 255;
+	// Bins the columns of X (NaN = missing) on up to `threads` threads, polling cancel. Checks
+	// bytes() against cancel's memory limit first (Error(ProgramLimit) naming algorithm) and
+	// charges the codes to it.
+	BinnedFeatures(const Eigen::MatrixXd &X, int max_bin, int threads, int n_outputs, CancelPoll &cancel,
+	               const std::string &algorithm);
+	// Peak bytes of binning n x p values on `threads` threads (codes, bin bounds, sort buffers)
+	// and of the scratch of one tree per thread (its rows, its bin sums for n_outputs classes).
+	static double bytes(double n, double p, int threads, int n_outputs);
+	Eigen::Index rows() const { return n_; }
+	const uint8_t *codes(int f) const { return codes_.data() + static_cast<size_t>(f) * static_cast<size_t>(n_); }
+	bool has_missing(int f) const { return missing_[static_cast<size_t>(f)] != 0; }
+	int bins(int f) const { return first_[static_cast<size_t>(f) + 1] - first_[static_cast<size_t>(f)]; }
+	double lo(int f, int b) const { return lo_[static_cast<size_t>(first_[static_cast<size_t>(f)] + b)]; }
+	double hi(int f, int b) const { return hi_[static_cast<size_t>(first_[static_cast<size_t>(f)] + b)]; }
+
+  private:
+	void bin_feature(const Eigen::MatrixXd &X, int f, int max_bin, std::vector<double> &sorted, std::vector<double> &lo,
+	                 std::vector<double> &hi);
+
+	Eigen::Index n_ = 0;
+	std::vector<uint8_t> codes_;     // n x p, column-major
+	std::vector<int> first_;         // feature f's bins are first_[f] .. first_[f + 1] - 1
+	std::vector<double> lo_, hi_;    // per bin: smallest and largest value
+	std::vector<uint8_t> missing_;   // per feature: 1 when some row is missing
 };
 
 // A node of a fitted tree. Internal: feature >= 0, rows with z[feature] <= threshold go to
@@ -197,14 +242,20 @@ struct TreeFit {
 	Tree tree;
 	Eigen::VectorXd gain;    // per feature: total weighted impurity decrease of its splits (not normalised)
 	double leaf_impurity = 0; // weighted mean impurity of the leaves (training loss under the criterion)
+	// With TreeOptions::record_leaves, per training row: where its leaf's values start in
+	// tree.values (-1 for a row of weight 0), so the fit's own outputs need no second pass.
+	std::vector<int32_t> leaf_of;
 };
 
 // Grows one tree on the rows of X (n x p; NaN = missing, no infinities) with target y (value, or class id 0..K-1 when the
 // criterion is gini / entropy). weights: null (every row once) or n non-negative integer
 // multiplicities (rows of weight 0 are left out). rng picks the features examined when
-// opt.max_features < p. Polls cancel once per node.
+// opt.max_features < p. Polls cancel once per node. When opt.max_bin > 0 the splits are found on
+// binned (X's BinnedFeatures for opt.max_bin, built here when null); threads: how many threads a
+// single tree may use for the features of its large nodes (a forest grows trees in parallel: 1).
 TreeFit grow_tree(const Eigen::MatrixXd &X, const Eigen::VectorXd &y, const std::vector<double> *weights,
-                  const TreeOptions &opt, TreeRng &rng, CancelPoll &cancel);
+                  const TreeOptions &opt, TreeRng &rng, CancelPoll &cancel, const BinnedFeatures *binned = nullptr,
+                  int threads = 1);
 
 // max_features hyperparameter -> features per split: 0 = def_count; (0, 1] = that fraction of p
 // (at least 1); > 1 = that many (rounded down, at most p).
@@ -219,11 +270,11 @@ SplitCriterion criterion_for(Task task, const std::string &name);
 void check_tree_input(const FitInput &in, const char *algorithm);
 
 // The hyperparameters every tree model shares: max_depth, min_samples_split, min_samples_leaf,
-// max_features, min_impurity_decrease, criterion.
+// max_features, min_impurity_decrease, criterion, max_bin.
 std::vector<ParamSpec> tree_growth_params();
 
 // TreeOptions from those hyperparameters for a fit on p features; max_features = 0 means
-// default_max_features.
+// default_max_features. Throws Error(InvalidParameter) for max_bin 1.
 TreeOptions tree_options(const Params &params, const FitInput &in, int default_max_features);
 
 // Divides v by its sum when that is positive (importances summing to 1).
