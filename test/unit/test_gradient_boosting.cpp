@@ -116,6 +116,17 @@ bool always_cancel() { return true; }
 int g_calls = 0;
 bool cancel_on_third_call() { return ++g_calls >= 3; }
 
+// Fits; the fit must end with Error(Cancelled).
+void expect_cancelled(const FitInput &in, const Params &hp)
+{
+	try {
+		fit_gradient_boosting(in, hp);
+		ADD_FAILURE() << "not cancelled";
+	} catch (const Error &e) {
+		EXPECT_EQ(e.code(), ErrorCode::Cancelled) << e.what() << ": " << e.detail();
+	}
+}
+
 // The SigBlk mask of every thread of this process except the calling one.
 std::vector<std::string> other_thread_masks()
 {
@@ -614,30 +625,19 @@ TEST(GradientBoosting, Cancellation)
 	regression_data(100, 13, X, y);
 	FitInput in = input(X, y, Task::Regression);
 	in.cancel = always_cancel;
-	try {
-		fit_gradient_boosting(in, params_with());
-		FAIL();
-	} catch (const Error &e) {
-		EXPECT_EQ(e.code(), ErrorCode::Cancelled);
-	}
+	expect_cancelled(in, params_with());
 	// cancelled between rounds (20 rounds: every one logged)
 	std::vector<IterationLog> log;
 	in.log = &log;
 	in.cancel = cancel_on_third_call;
 	g_calls = 0;
-	try {
-		fit_gradient_boosting(in, params_with({{"n_estimators", 20}}));
-		FAIL() << "not cancelled";
-	} catch (const Error &e) {
-		EXPECT_EQ(e.code(), ErrorCode::Cancelled) << e.what() << ": " << e.detail();
-	}
+	expect_cancelled(in, params_with({{"n_estimators", 20}}));
 	EXPECT_EQ(log.size(), 2u);
 }
 
 // The training matrix is built batch by batch (libxgboost's quantile matrix): a cancel while it
 // is built (before the first round, which used to sketch the rows in one uncancellable call)
-// stops the fit there; the same model as a matrix built at once (the quantile sketch sees the
-// same values), whatever the batches.
+// stops the fit there.
 TEST(GradientBoosting, CancelWhileBuildingTheMatrix)
 {
 	MatrixXd X;
@@ -648,12 +648,7 @@ TEST(GradientBoosting, CancelWhileBuildingTheMatrix)
 	in.log = &log;
 	in.cancel = cancel_on_third_call;
 	g_calls = 0;
-	try {
-		fit_gradient_boosting(in, params_with({{"n_estimators", 20}}));
-		FAIL() << "not cancelled";
-	} catch (const Error &e) {
-		EXPECT_EQ(e.code(), ErrorCode::Cancelled);
-	}
+	expect_cancelled(in, params_with({{"n_estimators", 20}}));
 	EXPECT_TRUE(log.empty()) << "cancelled after " << log.size() << " rounds, not while the matrix was built";
 	EXPECT_EQ(g_calls, 3);
 }

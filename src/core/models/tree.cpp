@@ -135,6 +135,47 @@ struct Row {
 };
 
 // Grows one tree; holds the scratch buffers of one grow_tree call.
+// The running sums of a sweep over a node's sorted values (or bins), both ways of sending the
+// missing rows (A: right, B: left): gini's sums of squared class weights, entropy's sums of
+// c log2 c, on the left and on the right.
+struct ClassSums {
+	double sqA_l = 0, sqA_r = 0, sqB_l = 0, sqB_r = 0;
+	double eA_l = 0, eA_r = 0, eB_l = 0, eB_r = 0;
+
+	// Adds a class before the sweep: tot its weight in the node, m on the missing rows (every
+	// present row starts on the right; the missing rows are on the right in A, left in B).
+	void start(double tot, double m)
+	{
+		sqA_r += tot * tot;
+		eA_r += xlog2x(tot);
+		sqB_l += m * m;
+		eB_l += xlog2x(m);
+		sqB_r += (tot - m) * (tot - m);
+		eB_r += xlog2x(tot - m);
+	}
+
+	// Moves weight wi of a class from the right to the left: cl, crA its weight left and right
+	// (missing rows right), clB, crB the same with the missing rows left.
+	void move(bool gini, bool missing, double cl, double crA, double clB, double crB, double wi)
+	{
+		if (gini) {
+			sqA_l += (cl + wi) * (cl + wi) - cl * cl;
+			sqA_r += (crA - wi) * (crA - wi) - crA * crA;
+			if (missing) {
+				sqB_l += (clB + wi) * (clB + wi) - clB * clB;
+				sqB_r += (crB - wi) * (crB - wi) - crB * crB;
+			}
+		} else {
+			eA_l += xlog2x(cl + wi) - xlog2x(cl);
+			eA_r += xlog2x(crA - wi) - xlog2x(crA);
+			if (missing) {
+				eB_l += xlog2x(clB + wi) - xlog2x(clB);
+				eB_r += xlog2x(crB - wi) - xlog2x(crB);
+			}
+		}
+	}
+};
+
 class Grower {
   public:
 	Grower(const Eigen::MatrixXd &X, const Eigen::VectorXd &y, const std::vector<double> *weights,
@@ -317,18 +358,11 @@ Split Grower::best_split_exact(int start, int end, const Stats &st)
 		          [](const std::pair<double, int> &a, const std::pair<double, int> &b) { return a.first < b.first; });
 		// sweep: rows sorted_[0..t] go left; A = the missing rows go right, B = they go left
 		double wl = 0, sl = 0; // present rows on the left: weight; regression: sum of w (y - mean)
-		double sqA_l = 0, sqA_r = 0, sqB_l = 0, sqB_r = 0; // gini: sums of squared class weights
-		double eA_l = 0, eA_r = 0, eB_l = 0, eB_r = 0;     // entropy: sums of c log2 c
+		ClassSums cs;
 		if (cls_) {
 			std::fill(left_.begin(), left_.end(), 0.0);
 			for (int c = 0; c < k_; c++) {
-				const double tot = counts_[static_cast<size_t>(c)], mc = miss_[static_cast<size_t>(c)];
-				sqA_r += tot * tot;
-				eA_r += xlog2x(tot);
-				sqB_l += mc * mc;
-				eB_l += xlog2x(mc);
-				sqB_r += (tot - mc) * (tot - mc);
-				eB_r += xlog2x(tot - mc);
+				cs.start(counts_[static_cast<size_t>(c)], miss_[static_cast<size_t>(c)]);
 			}
 		}
 		auto consider = [&](double proxy, double thr, bool missing_left) {
@@ -348,21 +382,7 @@ Split Grower::best_split_exact(int start, int end, const Stats &st)
 			if (cls_) {
 				const size_t c = static_cast<size_t>(y_(i));
 				const double cl = left_[c], crA = counts_[c] - cl, clB = cl + miss_[c], crB = crA - miss_[c];
-				if (opt_.criterion == SplitCriterion::Gini) {
-					sqA_l += (cl + wi) * (cl + wi) - cl * cl;
-					sqA_r += (crA - wi) * (crA - wi) - crA * crA;
-					if (nm > 0) {
-						sqB_l += (clB + wi) * (clB + wi) - clB * clB;
-						sqB_r += (crB - wi) * (crB - wi) - crB * crB;
-					}
-				} else {
-					eA_l += xlog2x(cl + wi) - xlog2x(cl);
-					eA_r += xlog2x(crA - wi) - xlog2x(crA);
-					if (nm > 0) {
-						eB_l += xlog2x(clB + wi) - xlog2x(clB);
-						eB_r += xlog2x(crB - wi) - xlog2x(crB);
-					}
-				}
+				cs.move(opt_.criterion == SplitCriterion::Gini, nm > 0, cl, crA, clB, crB, wi);
 				left_[c] = cl + wi;
 			} else {
 				sl += wi * (y_(i) - st.mean);
@@ -371,7 +391,7 @@ Split Grower::best_split_exact(int start, int end, const Stats &st)
 			if (t + 1 == mp) {
 				// every present value left, the missing rows right
 				if (nm > 0 && mp >= min_leaf && nm >= min_leaf && wm > 0)
-					consider(proxy_of(wl, sl, sqA_l, sqA_r, eA_l, eA_r), std::numeric_limits<double>::max(), false);
+					consider(proxy_of(wl, sl, cs.sqA_l, cs.sqA_r, cs.eA_l, cs.eA_r), std::numeric_limits<double>::max(), false);
 				break;
 			}
 			const double v = sorted_[static_cast<size_t>(t)].first, next = sorted_[static_cast<size_t>(t) + 1].first;
@@ -381,9 +401,9 @@ Split Grower::best_split_exact(int start, int end, const Stats &st)
 			if (thr >= next || !std::isfinite(thr))
 				thr = v;
 			if (nl >= min_leaf && nr + nm >= min_leaf && wl > 0 && st.W - wl > 0)
-				consider(proxy_of(wl, sl, sqA_l, sqA_r, eA_l, eA_r), thr, false);
+				consider(proxy_of(wl, sl, cs.sqA_l, cs.sqA_r, cs.eA_l, cs.eA_r), thr, false);
 			if (nm > 0 && nl + nm >= min_leaf && nr >= min_leaf && st.W - wl - wm > 0)
-				consider(proxy_of(wl + wm, sl + sm, sqB_l, sqB_r, eB_l, eB_r), thr, true);
+				consider(proxy_of(wl + wm, sl + sm, cs.sqB_l, cs.sqB_r, cs.eB_l, cs.eB_r), thr, true);
 		}
 	}
 	return best;
@@ -467,17 +487,11 @@ void Grower::sweep_bins(BinScan &h, int f, const Stats &st, Split &best) const
 	for (int b : h.present)
 		mp += h.cnt[static_cast<size_t>(b)];
 	double wl = 0, sl = 0;
-	double sqA_l = 0, sqA_r = 0, sqB_l = 0, sqB_r = 0, eA_l = 0, eA_r = 0, eB_l = 0, eB_r = 0;
+	ClassSums cs;
 	if (cls_) {
 		std::fill(h.left.begin(), h.left.end(), 0.0);
 		for (size_t c = 0; c < K; c++) {
-			const double tot = counts_[c], m = h.miss[c];
-			sqA_r += tot * tot;
-			eA_r += xlog2x(tot);
-			sqB_l += m * m;
-			eB_l += xlog2x(m);
-			sqB_r += (tot - m) * (tot - m);
-			eB_r += xlog2x(tot - m);
+			cs.start(counts_[c], h.miss[c]);
 		}
 	}
 	auto consider = [&](double proxy, double thr, int bin, bool missing_left) {
@@ -497,21 +511,7 @@ void Grower::sweep_bins(BinScan &h, int f, const Stats &st, Split &best) const
 				if (wi == 0)
 					continue;
 				const double cl = h.left[c], crA = counts_[c] - cl, clB = cl + h.miss[c], crB = crA - h.miss[c];
-				if (gini) {
-					sqA_l += (cl + wi) * (cl + wi) - cl * cl;
-					sqA_r += (crA - wi) * (crA - wi) - crA * crA;
-					if (nm > 0) {
-						sqB_l += (clB + wi) * (clB + wi) - clB * clB;
-						sqB_r += (crB - wi) * (crB - wi) - crB * crB;
-					}
-				} else {
-					eA_l += xlog2x(cl + wi) - xlog2x(cl);
-					eA_r += xlog2x(crA - wi) - xlog2x(crA);
-					if (nm > 0) {
-						eB_l += xlog2x(clB + wi) - xlog2x(clB);
-						eB_r += xlog2x(crB - wi) - xlog2x(crB);
-					}
-				}
+				cs.move(gini, nm > 0, cl, crA, clB, crB, wi);
 				h.left[c] = cl + wi;
 			}
 		} else {
@@ -520,7 +520,7 @@ void Grower::sweep_bins(BinScan &h, int f, const Stats &st, Split &best) const
 		const int nr = mp - nl;
 		if (q + 1 == h.present.size()) { // every present value left, the missing rows right
 			if (nm > 0 && mp >= min_leaf && nm >= min_leaf && wm > 0)
-				consider(split_proxy(opt_.criterion, st.W, wl, sl, sqA_l, sqA_r, eA_l, eA_r),
+				consider(split_proxy(opt_.criterion, st.W, wl, sl, cs.sqA_l, cs.sqA_r, cs.eA_l, cs.eA_r),
 				         std::numeric_limits<double>::max(), b, false);
 			break;
 		}
@@ -531,9 +531,9 @@ void Grower::sweep_bins(BinScan &h, int f, const Stats &st, Split &best) const
 		if (thr >= next || !std::isfinite(thr))
 			thr = v;
 		if (nl >= min_leaf && nr + nm >= min_leaf && wl > 0 && st.W - wl > 0)
-			consider(split_proxy(opt_.criterion, st.W, wl, sl, sqA_l, sqA_r, eA_l, eA_r), thr, b, false);
+			consider(split_proxy(opt_.criterion, st.W, wl, sl, cs.sqA_l, cs.sqA_r, cs.eA_l, cs.eA_r), thr, b, false);
 		if (nm > 0 && nl + nm >= min_leaf && nr >= min_leaf && st.W - wl - wm > 0)
-			consider(split_proxy(opt_.criterion, st.W, wl + wm, sl + sm, sqB_l, sqB_r, eB_l, eB_r), thr, b, true);
+			consider(split_proxy(opt_.criterion, st.W, wl + wm, sl + sm, cs.sqB_l, cs.sqB_r, cs.eB_l, cs.eB_r), thr, b, true);
 	}
 }
 
