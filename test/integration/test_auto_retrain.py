@@ -255,8 +255,10 @@ class AutoRetrainWorkerTest(unittest.TestCase):
         self.q(f"CREATE TABLE {name} (id int, x1 float8, x2 float8, x3 float8, x4 float8, y float8)")
         self.insert(name, 0, 2000)
         self.q("SELECT * FROM ml_train(%s, 'y', algorithm => 'random_forest', name => %s, exclude => ARRAY['id'], "
-               "hyperparams => '{\"n_estimators\": 10, \"max_depth\": 8}')", (name, name))
+               "hyperparams => '{\"n_estimators\": 60, \"max_depth\": 12}')", (name, name))
         # rows inserted before auto-retrain are not counted, but a refit reads them: the job takes seconds
+        # (60 trees of depth 12 on 201k rows, about 4 s: histogram trees made 10 trees of depth 8 a
+        # half-second job, over before the test could kill it)
         self.insert(name, 2000, 200_000)
         self.q("SELECT ml_auto_retrain(%s, %s, 1000, 'refit')", (name, name))
         self.insert(name, 500_000, 1000)
@@ -375,7 +377,7 @@ class AutoRetrainWorkerTest(unittest.TestCase):
         self.q(f"CREATE TABLE {name} (id int, x1 float8, x2 float8, x3 float8, x4 float8, y float8)")
         self.insert(name, 0, 2000)
         self.q("SELECT * FROM ml_train(%s, 'y', algorithm => 'random_forest', name => %s, exclude => ARRAY['id'], "
-               "hyperparams => '{\"n_estimators\": 10, \"max_depth\": 8}')", (name, name))
+               "hyperparams => '{\"n_estimators\": 60, \"max_depth\": 12}')", (name, name))
         self.insert(name, 2000, 200_000)
         self.q("SELECT ml_auto_retrain(%s, %s, 1000, 'refit')", (name, name))
         self.insert(name, 500_000, 1000)
