@@ -29,10 +29,11 @@ void decode(const uint8_t *data, size_t size)
 	try {
 		pgml_fuzz::use_model(*m, data, size);
 	} catch (const pgml::Error &e) {
-		// predicting may refuse a row (DataException); a decoded model must otherwise work
-		// (and a forged model's arithmetic may overflow: 22003, as ml_predict reports it)
+		// predicting may refuse a row (DataException; a per-group model's row of a group it has
+		// no model for and no fallback: InvalidParameter, 22023, as ml_predict reports it); a
+		// decoded model must otherwise work (and a forged model's arithmetic may overflow: 22003)
 		if (e.code() != pgml::ErrorCode::DataException && e.code() != pgml::ErrorCode::ProgramLimit &&
-		    e.code() != pgml::ErrorCode::NumericOutOfRange)
+		    e.code() != pgml::ErrorCode::NumericOutOfRange && e.code() != pgml::ErrorCode::InvalidParameter)
 			throw;
 	}
 }
