@@ -12,10 +12,9 @@ namespace {
 // Options of each command (long only; all take a value but the flags of kFlags).
 const std::map<std::string, std::set<std::string>> kOptions = {
     {"train",
-     {"relation", "target", "algorithm", "name", "task", "features", "exclude", "hyperparams", "preprocess", "test-size",
-      "seed", "deploy-metric", "search", "search-params", "search-args", "group-by", "group-fallback"}},
-    {"retrain",
-     {"model", "csv", "keep", "relation", "mode", "deploy", "allow-new-classes", "null", "delimiter"}},
+     {"relation", "target", "algorithm", "name", "task", "features", "exclude", "hyperparams", "preprocess",
+      "test-size", "seed", "deploy-metric", "search", "search-params", "search-args", "group-by", "group-fallback"}},
+    {"retrain", {"model", "csv", "keep", "relation", "mode", "deploy", "allow-new-classes", "null", "delimiter"}},
     {"predict", {"model", "csv", "out", "proba", "null", "delimiter"}},
     {"models", {}},
     {"versions", {}},
@@ -38,9 +37,9 @@ struct GeneralOption {
 	bool value;
 };
 const GeneralOption kGeneral[] = {
-    {'h', "host", true},         {'p', "port", true},     {'U', "username", true}, {'d', "dbname", true},
-    {'W', "password", false},    {'w', "no-password", false}, {'q', "quiet", false}, {'?', "help", false},
-    {'V', "version", false},
+    {'h', "host", true},   {'p', "port", true},      {'U', "username", true},
+    {'d', "dbname", true}, {'W', "password", false}, {'w', "no-password", false},
+    {'q', "quiet", false}, {'?', "help", false},     {'V', "version", false},
 };
 
 void set_general(Args &a, char which, const std::string &value)

@@ -119,7 +119,8 @@ const CommandHelp kHelp[] = {
      "  pg_ml predict --model houses_price --csv listings.csv --out priced.csv\n"
      "  pg_ml -q predict --model churn --csv customers.csv --proba > scored.csv\n"},
     {"models", "pg_ml [CONNECTION] models", "list the models",
-     "Lists the models you can use, with their deployed version and its test metric.\n", "  pg_ml -d analytics models\n"},
+     "Lists the models you can use, with their deployed version and its test metric.\n",
+     "  pg_ml -d analytics models\n"},
     {"versions", "pg_ml [CONNECTION] versions MODEL", "list the versions of a model",
      "Lists the versions of a model: parent, mode, rows, test metric, deployed.\n", "  pg_ml versions houses_price\n"},
     {"deploy", "pg_ml [CONNECTION] deploy MODEL VERSION", "deploy a version of a model",

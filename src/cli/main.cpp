@@ -295,7 +295,8 @@ void report_unknown_labels(Client &db, const std::string &model, const std::stri
 	for (int i = 0; i < r.rows(); i++) {
 		int64_t rows = std::strtoll(r.str(i, 1).c_str(), nullptr, 10);
 		const std::vector<int64_t> &recs = records[static_cast<size_t>(i)];
-		msg += "\n  " + quoted(r.str(i, 0)) + " (" + std::to_string(rows) + (rows == 1 ? " row): line" : " rows): lines");
+		msg +=
+		    "\n  " + quoted(r.str(i, 0)) + " (" + std::to_string(rows) + (rows == 1 ? " row): line" : " rows): lines");
 		for (size_t j = 0; j < recs.size(); j++) {
 			auto it = lines.find(recs[j]);
 			msg += (j ? ", " : " ") + (it != lines.end() ? std::to_string(it->second) : "?");
@@ -354,13 +355,20 @@ struct TrainOption {
 	const char *option, *argument, *cast;
 };
 const TrainOption kTrainOptions[] = {
-    {"algorithm", "algorithm", "text"},        {"task", "task", "text"},
-    {"name", "name", "text"},                  {"features", "features", "text[]"},
-    {"exclude", "exclude", "text[]"},          {"hyperparams", "hyperparams", "jsonb"},
-    {"preprocess", "preprocess", "jsonb"},     {"test-size", "test_size", "float8"},
-    {"seed", "seed", "int4"},                  {"deploy-metric", "deploy_metric", "text"},
-    {"search", "search", "text"},              {"search-params", "search_params", "jsonb"},
-    {"search-args", "search_args", "jsonb"},   {"group-by", "group_by", "text[]"},
+    {"algorithm", "algorithm", "text"},
+    {"task", "task", "text"},
+    {"name", "name", "text"},
+    {"features", "features", "text[]"},
+    {"exclude", "exclude", "text[]"},
+    {"hyperparams", "hyperparams", "jsonb"},
+    {"preprocess", "preprocess", "jsonb"},
+    {"test-size", "test_size", "float8"},
+    {"seed", "seed", "int4"},
+    {"deploy-metric", "deploy_metric", "text"},
+    {"search", "search", "text"},
+    {"search-params", "search_params", "jsonb"},
+    {"search-args", "search_args", "jsonb"},
+    {"group-by", "group_by", "text[]"},
     {"group-fallback", "group_fallback", "text"},
 };
 
@@ -536,11 +544,12 @@ std::string model_task(Client &db, const std::string &model, std::vector<std::st
 {
 	std::vector<const char *> p;
 	std::string arg = model_arg(model, p, 1);
-	Result r = db.exec("SELECT m.task, c.label FROM " + db.schema() + "ml_models m LEFT JOIN LATERAL " +
-	                       "pg_catalog.jsonb_array_elements_text(CASE WHEN pg_catalog.jsonb_typeof(m.classes) = 'array' "
-	                       "THEN m.classes END) WITH ORDINALITY AS c(label, n) ON true WHERE m." +
-	                       (is_integer(model) ? "id = " : "name = ") + arg + " ORDER BY c.n",
-	                   p);
+	Result r =
+	    db.exec("SELECT m.task, c.label FROM " + db.schema() + "ml_models m LEFT JOIN LATERAL " +
+	                "pg_catalog.jsonb_array_elements_text(CASE WHEN pg_catalog.jsonb_typeof(m.classes) = 'array' "
+	                "THEN m.classes END) WITH ORDINALITY AS c(label, n) ON true WHERE m." +
+	                (is_integer(model) ? "id = " : "name = ") + arg + " ORDER BY c.n",
+	            p);
 	for (int i = 0; classes != nullptr && i < r.rows(); i++)
 		if (!r.null(i, 1))
 			classes->push_back(r.str(i, 1));
@@ -604,6 +613,10 @@ int cmd_predict(Client &db, const Args &a)
 			throw Failure(kExitUsage, a.opt("out") + ": " + std::strerror(errno));
 	}
 	std::unique_ptr<FILE, int (*)(FILE *)> closer(out == stdout ? nullptr : out, std::fclose);
+	// the join on the line numbers sorts both sides: in memory rather than on disk (this
+	// transaction only; a larger setting of the caller's stays)
+	db.exec("SELECT pg_catalog.set_config('work_mem', '64MB', true) WHERE pg_catalog.pg_size_bytes("
+	        "pg_catalog.current_setting('work_mem')) < 64 * 1024 * 1024");
 	copy_out(db, sql, out);
 	db.exec("COMMIT");
 	if (a.has("out") && !db.quiet())
@@ -616,7 +629,8 @@ int cmd_models(Client &db, const Args &a)
 	expect_positional(a, 0, "");
 	Result r = db.exec("SELECT name, id, owner::text AS owner, task, algorithm, deployed_version AS deployed, " +
 	                   headline("COALESCE(test_metrics, train_metrics)") +
-	                   " || CASE WHEN test_metrics IS NULL THEN ' (training rows)' ELSE '' END AS metric, pg_catalog.to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS') AS updated FROM " +
+	                   " || CASE WHEN test_metrics IS NULL THEN ' (training rows)' ELSE '' END AS metric, "
+	                   "pg_catalog.to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS') AS updated FROM " +
 	                   db.schema() + "ml_models ORDER BY name");
 	print_table(r);
 	return kExitOk;
