@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The core under the sanitizers, as CI runs it (scripts/test.sh calls this after the unit tests):
-#   1. one clang build (build-asan, cmake -DPGML_FUZZ=ON -DPGML_TESTS=ON) of the core with AddressSanitizer and
+#   1. one clang build (build-asan, cmake -DPGML_FUZZ=ON -DPGML_TESTS=ON) of the core with ASan and
 #      UndefinedBehaviorSanitizer (every finding fatal) plus libFuzzer's coverage hooks: the
 #      GoogleTest unit tests, the libFuzzer targets of test/fuzz and their seed generator
 #   2. the unit tests (ctest) under ASan (leak detection on) and UBSan

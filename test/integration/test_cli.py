@@ -1,6 +1,8 @@
 """The pg_ml command-line client against the live server: retrain from a CSV file (the
-confirmation; a bad line named and nothing written), predict a CSV file, models / versions /
-deploy / rollback / jobs, connection failures with libpq's message, usage and exit codes.
+confirmation; a bad line named and nothing written), predict a CSV file (one COPY, one
+ml_predict_batch, --proba), models / versions / deploy / rollback / jobs, psql's connection options
+and libpq's environment, connection failures with libpq's message, train's ml_train options,
+--null / --delimiter, -q, usage and exit codes.
 
 The binary is $PGML_CLI, else build/pg_ml (scripts/test.sh builds it with CMake)."""
 import csv
@@ -72,7 +74,8 @@ class CliTestCase(PgmlTestCase):
     @classmethod
     def setUpClass(cls):
         if not (os.path.isfile(CLI) and os.access(CLI, os.X_OK)):
-            raise AssertionError(f"the pg_ml client is not built: {CLI} (cmake --build build, or set PGML_CLI)")
+            raise AssertionError(f"the pg_ml client is not built: {CLI} (cmake -S . -B build && cmake --build build, "
+                                 "or set PGML_CLI)")
         ensure_test_database()
 
     def setUp(self):
@@ -598,6 +601,12 @@ class PsqlConnectionFlagsTest(CliTestCase):
         self.assertEqual(rc, 2, out)
         self.assertNotIn("Password for user", out)
         self.assertIn("no password supplied", out)
+        # -W without a terminal: the prompt on standard error, the password from standard input (as psql)
+        p = subprocess.run([CLI, "-h", "localhost", "-U", role, "-d", TEST_DB, "-W", "models"], input="right-password\n",
+                           capture_output=True, text=True, start_new_session=True, timeout=60,
+                           env=dict(os.environ, PGPASSWORD="wrong-password"))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stderr, f"Password for user {role}: ")
 
 
 class TrainOptionsTest(CliTestCase):
