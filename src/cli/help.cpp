@@ -76,7 +76,8 @@ const CommandHelp kHelp[] = {
      "  --search-params JSON the values to search, e.g. '{\"alpha\": [0.1, 1, 10]}'\n"
      "  --search-args JSON   folds, iterations ... of the search\n"
      "  --group-by COLS      one model per group of rows (comma-separated columns)\n"
-     "  --group-fallback F   what predicts a group without a model of its own\n",
+     "  --group-fallback F   error (default) or all: a group unseen in training is an error, or is\n"
+     "                       predicted by a model of every training row\n",
      "  pg_ml -h db1 -U analyst -d sales train --relation houses --target price\n"
      "  pg_ml train --relation houses --target price --algorithm ridge \\\n"
      "      --exclude id,listed_at --hyperparams '{\"alpha\": 0.5}' --seed 7 --test-size 0.25\n"},

@@ -647,6 +647,22 @@ class TrainOptionsTest(CliTestCase):
         self.assertEqual(rc, 1)
         self.assertIn("option --features has an empty item", err)
 
+    def test_group_by_deploy_metric_search(self):
+        tab = self.base_table()
+        name = self.model_name("cli_g")
+        out = self.train("--relation", tab, "--target", "y", "--name", name, "--algorithm", "ridge", "--exclude", "id",
+                         "--preprocess", '{"nulls": "impute"}', "--group-by", "kind", "--group-fallback", "all",
+                         "--deploy-metric", "mae")
+        report = self.scalar("SELECT report FROM ml_versions WHERE model = %s", (name,))
+        self.assertEqual(report["group_by"], ["kind"])
+        self.assertEqual(self.scalar("SELECT deploy_metric FROM ml_models WHERE name = %s", (name,)), "mae")
+        other = self.model_name("cli_gs")
+        self.train("--relation", tab, "--target", "y", "--name", other, "--algorithm", "ridge", "--exclude", "id",
+                   "--preprocess", '{"nulls": "impute"}', "--search", "grid",
+                   "--search-params", '{"alpha": [0.01, 100]}', "--search-args", '{"folds": 3}')
+        alpha = self.scalar("SELECT hyperparams->>'alpha' FROM ml_versions WHERE model = %s", (other,))
+        self.assertIn(alpha, ("0.01", "100"))
+
     def test_preprocess_seed_test_size(self):
         tab = self.base_table()
         name = self.model_name("cli_p")
