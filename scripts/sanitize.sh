@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The core under the sanitizers, as CI runs it (scripts/test.sh calls this after the unit tests):
-#   1. one clang build (build-asan, cmake -DPGML_FUZZ=ON) of the core with AddressSanitizer and
+#   1. one clang build (build-asan, cmake -DPGML_FUZZ=ON -DPGML_TESTS=ON) of the core with ASan and
 #      UndefinedBehaviorSanitizer (every finding fatal) plus libFuzzer's coverage hooks: the
 #      GoogleTest unit tests, the libFuzzer targets of test/fuzz and their seed generator
 #   2. the unit tests (ctest) under ASan (leak detection on) and UBSan
@@ -55,7 +55,7 @@ fi
 echo "=== sanitizer build: $BUILD (clang, ASan + UBSan + libFuzzer)"
 # -O1 with line tables: the cheapest build whose reports name file and line; without NDEBUG, so
 # that Eigen's and the core's assertions check indices too
-if ! cmake -S . -B "$BUILD" -DPGML_FUZZ=ON -DCMAKE_CXX_COMPILER="$CLANGXX" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+if ! cmake -S . -B "$BUILD" -DPGML_FUZZ=ON -DPGML_TESTS=ON -DCMAKE_CXX_COMPILER="$CLANGXX" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" >/dev/null ||
     ! cmake --build "$BUILD" -j "$JOBS" --target pgml_unit_tests pgml_fuzz; then
     echo "sanitizer build failed"

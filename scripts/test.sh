@@ -192,10 +192,10 @@ if make clean PG_CONFIG="$PG_CONFIG" >/dev/null &&
 fi
 
 echo
-echo "=== core: cmake -DPGML_WERROR=ON, build (the core from the extension's build), ctest"
+echo "=== core: cmake -DPGML_TESTS=ON -DPGML_WERROR=ON, build (the core from the extension's build), ctest"
 CORE_LIB=""
 [ "$EXT_OK" -eq 1 ] && CORE_LIB="$ROOT/libpgml_core.a"
-if cmake -S . -B build -DPGML_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGML_CORE_LIBRARY="$CORE_LIB" &&
+if cmake -S . -B build -DPGML_TESTS=ON -DPGML_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGML_CORE_LIBRARY="$CORE_LIB" &&
     cmake --build build -j "$JOBS"; then
     (cd build && ctest --output-on-failure -j "$JOBS") 2>&1 | tee "$WORK/ctest.log"
     rc=${PIPESTATUS[0]}

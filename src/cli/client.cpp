@@ -29,8 +29,16 @@ std::string with_commas(int64_t n)
 std::string prompt_password(const std::string &prompt)
 {
 	FILE *tty = std::fopen("/dev/tty", "r+");
-	if (tty == nullptr)
-		return {};
+	if (tty == nullptr) {
+		// no terminal (psql does the same): the prompt on standard error, the password from standard input
+		std::fputs(prompt.c_str(), stderr);
+		std::fflush(stderr);
+		char line[1024];
+		std::string pw = std::fgets(line, sizeof(line), stdin) != nullptr ? line : "";
+		while (!pw.empty() && (pw.back() == '\n' || pw.back() == '\r'))
+			pw.pop_back();
+		return pw;
+	}
 	// echo off before the prompt is shown, so that nothing typed after it is echoed or discarded
 	struct termios old, quiet;
 	bool restore = tcgetattr(fileno(tty), &old) == 0;
@@ -212,21 +220,34 @@ void ProgressView::clear()
 	}
 }
 
-Client::Client(const std::string &dbname, bool progress) : progress_(progress, isatty(STDERR_FILENO) != 0)
+void Client::connect(const ConnOptions &c, const char *password)
 {
-	const char *keys[] = {"dbname", "fallback_application_name", "password", nullptr};
-	const char *values[] = {dbname.empty() ? nullptr : dbname.c_str(), "pg_ml", nullptr, nullptr};
+	// psql's order: a conninfo string or URI in dbname overrides host, port and user
+	auto opt = [](const std::string &v) { return v.empty() ? nullptr : v.c_str(); };
+	const char *keys[] = {"host", "port", "user", "password", "dbname", "fallback_application_name", nullptr};
+	const char *values[] = {opt(c.host), opt(c.port), opt(c.user), password, opt(c.dbname), "pg_ml", nullptr};
 	conn_ = PQconnectdbParams(keys, values, 1);
 	if (conn_ == nullptr)
 		throw Failure(kExitConnection, "out of memory");
-	if (PQstatus(conn_) == CONNECTION_BAD && PQconnectionNeedsPassword(conn_) && isatty(STDIN_FILENO)) {
+}
+
+Client::Client(const ConnOptions &c, bool progress, bool quiet)
+    : quiet_(quiet), progress_(progress, isatty(STDERR_FILENO) != 0)
+{
+	std::string pw;
+	bool have_pw = false;
+	if (c.password == ConnOptions::kPrompt) {
+		pw = prompt_password(c.user.empty() ? "Password: " : "Password for user " + c.user + ": ");
+		have_pw = true;
+	}
+	connect(c, have_pw ? pw.c_str() : nullptr);
+	if (PQstatus(conn_) == CONNECTION_BAD && PQconnectionNeedsPassword(conn_) && !have_pw &&
+	    c.password != ConnOptions::kNever && isatty(STDIN_FILENO)) {
 		// no password in the conninfo, the environment or ~/.pgpass: ask, like psql
-		std::string pw = prompt_password(std::string("Password for user ") + PQuser(conn_) + ": ");
+		pw = prompt_password(std::string("Password for user ") + PQuser(conn_) + ": ");
 		PQfinish(conn_);
-		values[2] = pw.c_str();
-		conn_ = PQconnectdbParams(keys, values, 1);
-		if (conn_ == nullptr)
-			throw Failure(kExitConnection, "out of memory");
+		conn_ = nullptr;
+		connect(c, pw.c_str());
 	}
 	if (PQstatus(conn_) != CONNECTION_OK) {
 		std::string msg = PQerrorMessage(conn_);
@@ -237,6 +258,9 @@ Client::Client(const std::string &dbname, bool progress) : progress_(progress, i
 		throw Failure(kExitConnection, msg);
 	}
 	PQsetNoticeReceiver(conn_, on_notice, this);
+	if (quiet) // lower only: a stricter setting (PGOPTIONS) stays
+		exec("SELECT pg_catalog.set_config('client_min_messages', 'warning', false) "
+		     "WHERE pg_catalog.current_setting('client_min_messages') NOT IN ('warning', 'error')");
 	if (progress) {
 		// a bar on a terminal moves more smoothly than the server's default of one notice a second
 		exec(isatty(STDERR_FILENO) ? "SET pg_ml.progress = on; SET pg_ml.progress_interval = 200"
@@ -262,8 +286,11 @@ void Client::on_notice(void *arg, const PGresult *res)
 		self->progress_.update(msg, field(res, PG_DIAG_MESSAGE_DETAIL));
 		return;
 	}
+	std::string severity = field(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	if (self->quiet_ && severity != "WARNING")
+		return; // -q: NOTICE, INFO, LOG, DEBUG dropped (errors are results, not notices)
 	self->progress_.clear();
-	std::string severity = field(res, PG_DIAG_SEVERITY);
+	severity = field(res, PG_DIAG_SEVERITY);
 	std::fprintf(stderr, "%s:  %s\n", severity.empty() ? "NOTICE" : severity.c_str(), msg.c_str());
 	std::string detail = field(res, PG_DIAG_MESSAGE_DETAIL), hint = field(res, PG_DIAG_MESSAGE_HINT);
 	if (!detail.empty())

@@ -9,6 +9,7 @@
 
 #include <libpq-fe.h>
 
+#include "args.hpp"
 #include "errors.hpp"
 
 namespace pgml_cli {
@@ -59,9 +60,12 @@ class ProgressView {
 
 class Client {
   public:
-	// Connects with a conninfo string, URI or database name (empty: libpq's environment).
+	// Connects as psql does: host, port, user, then dbname (a name, conninfo string or URI whose
+	// settings override the others); what is empty comes from libpq's environment. Asks for a
+	// password on the terminal with -W, or when the server wants one (unless -w). quiet: the
+	// server's notices are not shown (client_min_messages = warning; warnings still are).
 	// Throws Failure(kExitConnection) with libpq's message.
-	Client(const std::string &dbname, bool progress);
+	Client(const ConnOptions &conn, bool progress, bool quiet);
 	~Client();
 	Client(const Client &) = delete;
 	Client &operator=(const Client &) = delete;
@@ -75,10 +79,13 @@ class Client {
 	std::string quote_literal(const std::string &s) const;
 	PGconn *conn() const { return conn_; }
 	ProgressView &progress() { return progress_; }
+	bool quiet() const { return quiet_; }
 
   private:
 	static void on_notice(void *arg, const PGresult *res);
+	void connect(const ConnOptions &conn, const char *password);
 	PGconn *conn_ = nullptr;
+	bool quiet_;
 	std::string schema_;
 	ProgressView progress_;
 };

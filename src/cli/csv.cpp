@@ -9,7 +9,7 @@
 
 namespace pgml_cli {
 
-std::vector<std::string> read_csv_header(const std::string &path)
+std::vector<std::string> read_csv_header(const std::string &path, char delimiter)
 {
 	FILE *f = std::fopen(path.c_str(), "rb");
 	if (f == nullptr)
@@ -39,7 +39,7 @@ std::vector<std::string> read_csv_header(const std::string &path)
 		if (c == '"' && !field_started) {
 			quoted = true;
 			field_started = true;
-		} else if (c == ',') {
+		} else if (c == delimiter) {
 			fields.push_back(field);
 			field.clear();
 			field_started = false;

@@ -17,6 +17,7 @@
 
 #include <unistd.h>
 
+#include "args.hpp"
 #include "client.hpp"
 #include "csv.hpp"
 #include "errors.hpp"
@@ -29,188 +30,7 @@ using namespace pgml_cli;
 
 namespace {
 
-// ------------------------------------------------------------------ help
-
-const char kExitCodes[] = "Exit status:\n"
-                          "  0  success\n"
-                          "  1  bad command line (usage)\n"
-                          "  2  could not connect or authenticate (libpq's message is printed)\n"
-                          "  3  bad input file (the file, line and column are named; nothing was written)\n"
-                          "  4  the server reported an error (its message, detail and hint are printed)\n";
-
-const char kConnection[] =
-    "Connection options:\n"
-    "  -d, --dbname=DB   database name, conninfo string (\"host=h dbname=d\") or URI\n"
-    "                    (postgresql://...); everything not given comes from libpq's\n"
-    "                    environment: PGHOST, PGPORT, PGUSER, PGDATABASE, ~/.pgpass, PGSSLMODE ...\n"
-    "  -q, --quiet       no progress output\n";
-
-struct CommandHelp {
-	const char *name;
-	const char *usage;
-	const char *text;
-};
-
-const CommandHelp kHelp[] = {
-    {"train", "pg_ml train --relation REL [--target COL] [options]",
-     "Trains a new model on a table or view and deploys its version 1.\n\n"
-     "Options:\n"
-     "  --relation REL       table, view or materialized view to train on (required)\n"
-     "  --target COL         column to predict; leave out to cluster the rows\n"
-     "  --algorithm NAME     e.g. linear_regression, logistic_regression, random_forest (default: auto)\n"
-     "  --name NAME          model name (default: <relation>_<target>)\n"
-     "  --task TASK          regression, classification or clustering (default: auto)\n"
-     "  --hyperparams JSON   hyperparameters, e.g. '{\"max_depth\": 6}'\n"
-     "  --test-size F        fraction of rows held out for the test metrics (default 0.2)\n"},
-    {"retrain", "pg_ml retrain --model NAME (--csv FILE | --relation REL) [options]",
-     "Trains a new version of a model on new rows and prints it with its metrics next to the\n"
-     "previous version's (on the same held-out rows) and whether it was deployed.\n\n"
-     "With --csv, the file (CSV with a header line) is copied into a temporary table typed like the\n"
-     "model's columns (header columns matched by name; extra columns ignored; a missing column is an\n"
-     "error). A bad value is reported as FILE:LINE: column C: message, and nothing is written.\n"
-     "The temporary table is gone after the command: algorithms that refit on all the rows a model\n"
-     "learned from (logistic_regression, trees, svm) cannot read it again at the next retrain. With\n"
-     "--keep TABLE the rows are appended to TABLE (created with the model's columns if it does not\n"
-     "exist) and the retrain reads it; the next upload to the same TABLE adds to it, and a retrain\n"
-     "reads again only what the model has not learned.\n\n"
-     "Options:\n"
-     "  --model NAME         model name or id (required)\n"
-     "  --csv FILE           the new rows, as CSV with a header line\n"
-     "  --keep TABLE         with --csv: append the rows to TABLE and retrain on it\n"
-     "  --relation REL       or: a table or view with the new rows\n"
-     "  --mode MODE          auto, refit or incremental (default: auto)\n"
-     "  --deploy POLICY      if_better, always or never (default: if_better)\n"
-     "  --allow-new-classes  labels the deployed version does not know make a version with more\n"
-     "                       classes (a refit) instead of an error naming their lines\n"},
-    {"predict", "pg_ml predict --model NAME --csv FILE [--out FILE]",
-     "Predicts every row of a CSV file: writes the file's rows with a \"prediction\" column as CSV\n"
-     "(the class label for classifiers, the value for regression, the cluster for clustering).\n\n"
-     "Options:\n"
-     "  --model NAME         model name or id (required)\n"
-     "  --csv FILE           input rows, CSV with a header line (required)\n"
-     "  --out FILE           output file (default: standard output)\n"},
-    {"models", "pg_ml models", "Lists the models you can use, with their deployed version and its test metric.\n"},
-    {"versions", "pg_ml versions MODEL", "Lists the versions of a model: parent, mode, rows, test metric, deployed.\n"},
-    {"deploy", "pg_ml deploy MODEL VERSION", "Deploys a version of a model (predictions use it from then on).\n"},
-    {"rollback", "pg_ml rollback MODEL", "Deploys again the version deployed before the current one.\n"},
-    {"jobs", "pg_ml jobs", "Lists the retraining jobs (the ml_jobs view of the server).\n"},
-    {"help", "pg_ml help [COMMAND]", "Shows help on a command.\n"},
-};
-
-const CommandHelp *find_help(const std::string &cmd)
-{
-	for (const auto &h : kHelp)
-		if (cmd == h.name)
-			return &h;
-	return nullptr;
-}
-
-void print_main_help()
-{
-	std::printf("pg_ml: train, retrain, version and use the models of the pg_ml PostgreSQL extension.\n\n"
-	            "Usage:\n  pg_ml [OPTION]... COMMAND [ARG]...\n\nCommands:\n");
-	for (const auto &h : kHelp)
-		std::printf("  %s\n", h.usage);
-	std::printf("\n%s  --help            help (also: pg_ml help COMMAND, pg_ml COMMAND --help)\n"
-	            "  --version         the version of this program\n\n%s",
-	            kConnection, kExitCodes);
-}
-
-void print_command_help(const CommandHelp &h)
-{
-	std::printf("Usage:\n  %s\n\n%s\n%s\n%s", h.usage, h.text, kConnection, kExitCodes);
-}
-
 // ------------------------------------------------------------------ command line
-
-struct Args {
-	std::string command;
-	std::vector<std::string> positional;
-	std::map<std::string, std::string> options;
-	std::string dbname;
-	bool quiet = false;
-	bool help = false;
-
-	bool has(const char *k) const { return options.count(k) != 0; }
-	const std::string &opt(const char *k) const { return options.at(k); }
-	const char *opt_or_null(const char *k) const
-	{
-		auto it = options.find(k);
-		return it == options.end() ? nullptr : it->second.c_str();
-	}
-};
-
-// Options of each command (all take a value but the flags of kFlags).
-const std::map<std::string, std::set<std::string>> kOptions = {
-    {"train", {"relation", "target", "algorithm", "name", "task", "hyperparams", "test-size"}},
-    {"retrain", {"model", "csv", "keep", "relation", "mode", "deploy", "allow-new-classes"}},
-    {"predict", {"model", "csv", "out"}},
-    {"models", {}},
-    {"versions", {}},
-    {"deploy", {}},
-    {"rollback", {}},
-    {"jobs", {}},
-    {"help", {}},
-};
-
-// Options that take no value (present or not).
-const std::set<std::string> kFlags = {"allow-new-classes"};
-
-Args parse_args(int argc, char **argv)
-{
-	Args a;
-	for (int i = 1; i < argc; i++) {
-		std::string s = argv[i];
-		auto value = [&](const std::string &name, std::string inline_value, bool has_inline) -> std::string {
-			if (has_inline)
-				return inline_value;
-			if (i + 1 >= argc)
-				throw UsageError("option " + name + " needs a value", a.command);
-			return argv[++i];
-		};
-		if (s == "--help" || s == "-h" || s == "-?") {
-			a.help = true;
-		} else if (s == "--version" || s == "-V") {
-			std::printf("pg_ml %s\n", PGML_VERSION);
-			std::exit(kExitOk);
-		} else if (s == "-q" || s == "--quiet") {
-			a.quiet = true;
-		} else if (s == "-d") {
-			a.dbname = value("-d", "", false);
-		} else if (s.compare(0, 2, "-d") == 0 && s.size() > 2 && s[2] != '-') {
-			a.dbname = s.substr(2);
-		} else if (s.compare(0, 2, "--") == 0 && s.size() > 2) {
-			size_t eq = s.find('=');
-			std::string name = s.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
-			std::string inline_value = eq == std::string::npos ? "" : s.substr(eq + 1);
-			if (name == "dbname") {
-				a.dbname = value("--dbname", inline_value, eq != std::string::npos);
-				continue;
-			}
-			if (a.command.empty())
-				throw UsageError("unknown option --" + name + " (options of a command come after it)");
-			const auto &allowed = kOptions.at(a.command);
-			if (allowed.count(name) == 0)
-				throw UsageError("command " + a.command + " has no option --" + name, a.command);
-			if (kFlags.count(name) != 0) {
-				if (eq != std::string::npos)
-					throw UsageError("option --" + name + " takes no value", a.command);
-				a.options[name] = "true";
-				continue;
-			}
-			a.options[name] = value("--" + name, inline_value, eq != std::string::npos);
-		} else if (s.size() > 1 && s[0] == '-') {
-			throw UsageError("unknown option " + s, a.command);
-		} else if (a.command.empty()) {
-			if (kOptions.count(s) == 0)
-				throw UsageError("unknown command \"" + s + "\"");
-			a.command = s;
-		} else {
-			a.positional.push_back(s);
-		}
-	}
-	return a;
-}
 
 void expect_positional(const Args &a, size_t n, const char *what)
 {
@@ -281,10 +101,40 @@ std::vector<ModelColumn> model_columns(Client &db, const std::string &model)
 // Copies a CSV file into a new temporary table (dropped at commit) typed like the model's columns;
 // the header's other columns come along as text. Inside a transaction. Returns the table's name
 // and the number of rows. need_target: the model's target column must be in the file.
-std::pair<std::string, int64_t> stage_csv(Client &db, const std::string &model, const std::string &path,
-                                          bool need_target, bool line_numbers, std::vector<std::string> *header_out)
+// --null and --delimiter.
+CsvFormat csv_format(const Args &a)
 {
-	std::vector<std::string> header = read_csv_header(path);
+	CsvFormat f;
+	if (a.has("null")) {
+		f.has_null = true;
+		f.null = a.opt("null");
+	}
+	if (a.has("delimiter")) {
+		std::string d = a.opt("delimiter");
+		if (d == "\\t" || d == "tab")
+			d = "\t";
+		if (d.size() != 1 || d[0] == '"' || d[0] == '\n' || d[0] == '\r')
+			throw UsageError("--delimiter must be one character (not a quote or a line break), not \"" + d + "\"",
+			                 a.command);
+		f.delimiter = d[0];
+	}
+	return f;
+}
+
+// The options of a COPY in CSV of that format (COPY takes no parameters: the values are quoted).
+std::string copy_options(const Client &db, const CsvFormat &f)
+{
+	std::string o = "(FORMAT csv, HEADER true, DELIMITER " + db.quote_literal(std::string(1, f.delimiter));
+	if (f.has_null)
+		o += ", NULL " + db.quote_literal(f.null);
+	return o + ")";
+}
+
+std::pair<std::string, int64_t> stage_csv(Client &db, const std::string &model, const std::string &path,
+                                          const CsvFormat &fmt, bool need_target, bool line_numbers,
+                                          std::vector<std::string> *header_out)
+{
+	std::vector<std::string> header = read_csv_header(path, fmt.delimiter);
 	std::vector<ModelColumn> cols = model_columns(db, model);
 	std::set<std::string> seen;
 	for (const auto &h : header) {
@@ -320,7 +170,7 @@ std::pair<std::string, int64_t> stage_csv(Client &db, const std::string &model, 
 	ddl += ") ON COMMIT DROP";
 	db.exec(ddl);
 
-	Result copy = db.exec("COPY " + db.quote_ident(table) + " (" + list + ") FROM STDIN (FORMAT csv, HEADER true)");
+	Result copy = db.exec("COPY " + db.quote_ident(table) + " (" + list + ") FROM STDIN " + copy_options(db, fmt));
 	FILE *f = std::fopen(path.c_str(), "rb");
 	if (f == nullptr)
 		throw InputError(path + ": " + std::strerror(errno));
@@ -445,7 +295,8 @@ void report_unknown_labels(Client &db, const std::string &model, const std::stri
 	for (int i = 0; i < r.rows(); i++) {
 		int64_t rows = std::strtoll(r.str(i, 1).c_str(), nullptr, 10);
 		const std::vector<int64_t> &recs = records[static_cast<size_t>(i)];
-		msg += "\n  " + quoted(r.str(i, 0)) + " (" + std::to_string(rows) + (rows == 1 ? " row): line" : " rows): lines");
+		msg +=
+		    "\n  " + quoted(r.str(i, 0)) + " (" + std::to_string(rows) + (rows == 1 ? " row): line" : " rows): lines");
 		for (size_t j = 0; j < recs.size(); j++) {
 			auto it = lines.find(recs[j]);
 			msg += (j ? ", " : " ") + (it != lines.end() ? std::to_string(it->second) : "?");
@@ -470,27 +321,84 @@ void report_unknown_labels(Client &db, const std::string &model, const std::stri
 
 // ------------------------------------------------------------------ commands
 
-int cmd_train(Client &db, const Args &a)
+// A text[] value in PostgreSQL's array syntax (each item quoted), for a bound parameter.
+std::string array_literal(const std::vector<std::string> &items)
+{
+	std::string out = "{";
+	for (size_t i = 0; i < items.size(); i++) {
+		out += i ? ",\"" : "\"";
+		for (char c : items[i]) {
+			if (c == '"' || c == '\\')
+				out += '\\';
+			out += c;
+		}
+		out += '"';
+	}
+	return out + "}";
+}
+
+bool is_number(const std::string &s, bool integer)
+{
+	if (s.empty())
+		return false;
+	char *end = nullptr;
+	errno = 0;
+	if (integer)
+		std::strtol(s.c_str(), &end, 10);
+	else
+		std::strtod(s.c_str(), &end);
+	return errno == 0 && *end == '\0';
+}
+
+// train's options and the ml_train arguments they are passed as (bound parameters, cast).
+struct TrainOption {
+	const char *option, *argument, *cast;
+};
+const TrainOption kTrainOptions[] = {
+    {"algorithm", "algorithm", "text"},
+    {"task", "task", "text"},
+    {"name", "name", "text"},
+    {"features", "features", "text[]"},
+    {"exclude", "exclude", "text[]"},
+    {"hyperparams", "hyperparams", "jsonb"},
+    {"preprocess", "preprocess", "jsonb"},
+    {"test-size", "test_size", "float8"},
+    {"seed", "seed", "int4"},
+    {"deploy-metric", "deploy_metric", "text"},
+    {"search", "search", "text"},
+    {"search-params", "search_params", "jsonb"},
+    {"search-args", "search_args", "jsonb"},
+    {"group-by", "group_by", "text[]"},
+    {"group-fallback", "group_fallback", "text"},
+};
+
+// The ml_train call of train's options; values (kept alive by `storage`) go to params.
+std::string train_call(const Args &a, std::vector<std::string> &storage, std::vector<const char *> &params)
 {
 	require(a, "relation");
+	if (a.has("seed") && !is_number(a.opt("seed"), true))
+		throw UsageError("--seed must be an integer, not \"" + a.opt("seed") + "\"", a.command);
+	if (a.has("test-size") && !is_number(a.opt("test-size"), false))
+		throw UsageError("--test-size must be a number, not \"" + a.opt("test-size") + "\"", a.command);
+	storage.reserve(sizeof(kTrainOptions) / sizeof(kTrainOptions[0]));
+	params = {a.opt("relation").c_str(), a.opt_or_null("target")};
+	std::string call = "relation => $1, target => $2";
+	for (const auto &o : kTrainOptions) {
+		if (!a.has(o.option))
+			continue;
+		const bool list = std::string(o.cast) == "text[]";
+		storage.push_back(list ? array_literal(split_list(o.option, a.opt(o.option))) : a.opt(o.option));
+		params.push_back(storage.back().c_str());
+		call += std::string(", ") + o.argument + " => $" + std::to_string(params.size()) + "::pg_catalog." + o.cast;
+	}
+	return call;
+}
+
+int cmd_train(Client &db, const Args &a)
+{
+	std::vector<std::string> storage;
 	std::vector<const char *> p;
-	std::string call = "relation => $1";
-	p.push_back(a.opt("relation").c_str());
-	p.push_back(a.opt_or_null("target"));
-	call += ", target => $2";
-	const std::pair<const char *, const char *> named[] = {{"algorithm", "algorithm"},
-	                                                       {"name", "name"},
-	                                                       {"task", "task"},
-	                                                       {"hyperparams", "hyperparams"},
-	                                                       {"test-size", "test_size"}};
-	for (const auto &o : named)
-		if (a.has(o.first)) {
-			p.push_back(a.opt(o.first).c_str());
-			call += std::string(", ") + o.second + " => $" + std::to_string(p.size()) +
-			        (std::string(o.first) == "hyperparams" ? "::pg_catalog.jsonb"
-			         : std::string(o.first) == "test-size" ? "::pg_catalog.float8"
-			                                               : "::pg_catalog.text");
-		}
+	std::string call = train_call(a, storage, p);
 	Result r = db.exec("SELECT model_id, model, version, task, algorithm, metrics::text, rows_train, rows_test, "
 	                   "deployed FROM " +
 	                       db.schema() + "ml_train(" + call + ")",
@@ -529,10 +437,12 @@ std::string keep_rows(Client &db, const std::string &model, const std::string &s
 	Result exists = db.exec("SELECT pg_catalog.to_regclass($1) IS NOT NULL", {table.c_str()});
 	if (exists.str(0, 0) != "t") {
 		db.exec("CREATE TABLE " + table + " (" + ddl + ")");
-		std::fprintf(stderr, "created table %s for the uploaded rows\n", table.c_str());
+		if (!db.quiet())
+			std::fprintf(stderr, "created table %s for the uploaded rows\n", table.c_str());
 	}
 	Result ins = db.exec("INSERT INTO " + table + " (" + list + ") SELECT " + list + " FROM " + staged);
-	std::fprintf(stderr, "%s rows appended to %s\n", PQcmdTuples(ins.get()), table.c_str());
+	if (!db.quiet())
+		std::fprintf(stderr, "%s rows appended to %s\n", PQcmdTuples(ins.get()), table.c_str());
 	Result q = db.exec("SELECT pg_catalog.to_regclass($1)::pg_catalog.text", {table.c_str()});
 	return q.str(0, 0);
 }
@@ -549,12 +459,13 @@ int cmd_retrain(Client &db, const Args &a)
 	std::string relation, staged_table;
 	int64_t rows = -1;
 	if (a.has("csv")) {
-		auto staged = stage_csv(db, model, a.opt("csv"), true, false, nullptr);
+		auto staged = stage_csv(db, model, a.opt("csv"), csv_format(a), true, false, nullptr);
 		staged_table = staged.first;
 		relation = "pg_temp." + db.quote_ident(staged.first);
 		rows = staged.second;
 		db.progress().set_total(rows);
-		std::fprintf(stderr, "%s: %lld rows staged\n", a.opt("csv").c_str(), static_cast<long long>(rows));
+		if (!db.quiet())
+			std::fprintf(stderr, "%s: %lld rows staged\n", a.opt("csv").c_str(), static_cast<long long>(rows));
 		if (a.has("keep"))
 			relation = keep_rows(db, model, relation, a.opt("keep"));
 	} else {
@@ -614,43 +525,40 @@ int cmd_retrain(Client &db, const Args &a)
 	return kExitOk;
 }
 
-int cmd_predict(Client &db, const Args &a)
+// A column name not among the file's: name, else name_, name__ ...
+std::string unused_name(std::string name, const std::vector<std::string> &header)
 {
-	require(a, "model");
-	require(a, "csv");
-	const std::string &model = a.opt("model");
-	db.exec("BEGIN");
-	std::vector<std::string> header;
-	auto staged = stage_csv(db, model, a.opt("csv"), false, true, &header);
-	std::vector<const char *> p;
-	std::string arg = model_arg(model, p, 1);
-	Result task = db.exec("SELECT task FROM " + db.schema() + "ml_models WHERE " +
-	                          (is_integer(model) ? "id = $1::pg_catalog.int8" : "name = $1"),
-	                      p);
-	bool label = task.rows() > 0 && task.str(0, 0) == "classification";
-	std::string pred = "prediction";
 	for (bool clash = true; clash;) {
 		clash = false;
 		for (const auto &h : header)
-			if (h == pred) {
-				pred += "_";
+			if (h == name) {
+				name += "_";
 				clash = true;
 			}
 	}
-	std::string cols;
-	for (const auto &h : header)
-		cols += "s." + db.quote_ident(h) + ", ";
-	std::string lit = is_integer(model) ? model + "::pg_catalog.int8" : db.quote_literal(model) + "::pg_catalog.text";
-	std::string sql = "COPY (SELECT " + cols + db.schema() + (label ? "ml_predict_label(" : "ml_predict(") + lit +
-	                  ", s) AS " + db.quote_ident(pred) + " FROM pg_temp." + db.quote_ident(staged.first) +
-	                  " s ORDER BY s.pg_ml_line) TO STDOUT (FORMAT csv, HEADER true)";
-	FILE *out = stdout;
-	if (a.has("out")) {
-		out = std::fopen(a.opt("out").c_str(), "wb");
-		if (out == nullptr)
-			throw Failure(kExitUsage, a.opt("out") + ": " + std::strerror(errno));
-	}
-	std::unique_ptr<FILE, int (*)(FILE *)> closer(out == stdout ? nullptr : out, std::fclose);
+	return name;
+}
+
+// The model's task and, for a classifier, its deployed version's classes (ml_predict_proba's order).
+std::string model_task(Client &db, const std::string &model, std::vector<std::string> *classes)
+{
+	std::vector<const char *> p;
+	std::string arg = model_arg(model, p, 1);
+	Result r =
+	    db.exec("SELECT m.task, c.label FROM " + db.schema() + "ml_models m LEFT JOIN LATERAL " +
+	                "pg_catalog.jsonb_array_elements_text(CASE WHEN pg_catalog.jsonb_typeof(m.classes) = 'array' "
+	                "THEN m.classes END) WITH ORDINALITY AS c(label, n) ON true WHERE m." +
+	                (is_integer(model) ? "id = " : "name = ") + arg + " ORDER BY c.n",
+	            p);
+	for (int i = 0; classes != nullptr && i < r.rows(); i++)
+		if (!r.null(i, 1))
+			classes->push_back(r.str(i, 1));
+	return r.rows() > 0 ? r.str(0, 0) : "";
+}
+
+// Streams the result of a COPY ... TO STDOUT to out.
+void copy_out(Client &db, const std::string &sql, FILE *out)
+{
 	db.exec(sql);
 	char *buf = nullptr;
 	int n;
@@ -665,8 +573,53 @@ int cmd_predict(Client &db, const Args &a)
 		throw ServerError(done.get(), PQerrorMessage(db.conn()));
 	if (std::fflush(out) != 0)
 		throw Failure(kExitUsage, "could not write the predictions: " + std::string(std::strerror(errno)));
+}
+
+// The file's rows (one COPY into a temporary table), predicted by one ml_predict_batch over the
+// table, joined back on their line numbers and written in the file's order by one COPY TO.
+int cmd_predict(Client &db, const Args &a)
+{
+	require(a, "model");
+	require(a, "csv");
+	const std::string &model = a.opt("model");
+	CsvFormat fmt = csv_format(a);
+	db.exec("BEGIN");
+	std::vector<std::string> header, classes;
+	auto staged = stage_csv(db, model, a.opt("csv"), fmt, false, true, &header);
+	std::string task = model_task(db, model, &classes);
+	if (a.has("proba") && (task != "classification" || classes.empty()))
+		throw UsageError("--proba needs a classifier; model \"" + model + "\" is " +
+		                     (task.empty() ? std::string("not known") : "a " + task + " model"),
+		                 a.command);
+	std::string cols;
+	for (const auto &h : header)
+		cols += "s." + db.quote_ident(h) + ", ";
+	cols += std::string(task == "classification" ? "b.label" : "b.prediction") + " AS " +
+	        db.quote_ident(unused_name("prediction", header));
+	for (size_t k = 0; a.has("proba") && k < classes.size(); k++)
+		cols += ", b.probabilities[" + std::to_string(k + 1) + "] AS " +
+		        db.quote_ident(unused_name("proba_" + classes[k], header));
+	std::string lit = is_integer(model) ? model + "::pg_catalog.int8" : db.quote_literal(model) + "::pg_catalog.text";
+	std::string rel = "pg_temp." + db.quote_ident(staged.first);
+	std::string sql = "COPY (SELECT " + cols + " FROM " + rel + " s JOIN " + db.schema() + "ml_predict_batch(" + lit +
+	                  ", " + db.quote_literal(rel) +
+	                  ", 'pg_ml_line') b ON s.pg_ml_line OPERATOR(pg_catalog.=) b.key::pg_catalog.int8 "
+	                  "ORDER BY s.pg_ml_line) TO STDOUT " +
+	                  copy_options(db, fmt);
+	FILE *out = stdout;
+	if (a.has("out")) {
+		out = std::fopen(a.opt("out").c_str(), "wb");
+		if (out == nullptr)
+			throw Failure(kExitUsage, a.opt("out") + ": " + std::strerror(errno));
+	}
+	std::unique_ptr<FILE, int (*)(FILE *)> closer(out == stdout ? nullptr : out, std::fclose);
+	// the join on the line numbers sorts both sides: in memory rather than on disk (this
+	// transaction only; a larger setting of the caller's stays)
+	db.exec("SELECT pg_catalog.set_config('work_mem', '64MB', true) WHERE pg_catalog.pg_size_bytes("
+	        "pg_catalog.current_setting('work_mem')) < 64 * 1024 * 1024");
+	copy_out(db, sql, out);
 	db.exec("COMMIT");
-	if (a.has("out"))
+	if (a.has("out") && !db.quiet())
 		std::fprintf(stderr, "%s: %lld rows predicted\n", a.opt("out").c_str(), static_cast<long long>(staged.second));
 	return kExitOk;
 }
@@ -676,7 +629,8 @@ int cmd_models(Client &db, const Args &a)
 	expect_positional(a, 0, "");
 	Result r = db.exec("SELECT name, id, owner::text AS owner, task, algorithm, deployed_version AS deployed, " +
 	                   headline("COALESCE(test_metrics, train_metrics)") +
-	                   " || CASE WHEN test_metrics IS NULL THEN ' (training rows)' ELSE '' END AS metric, pg_catalog.to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS') AS updated FROM " +
+	                   " || CASE WHEN test_metrics IS NULL THEN ' (training rows)' ELSE '' END AS metric, "
+	                   "pg_catalog.to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS') AS updated FROM " +
 	                   db.schema() + "ml_models ORDER BY name");
 	print_table(r);
 	return kExitOk;
@@ -764,27 +718,21 @@ int main(int argc, char **argv)
 	Args a;
 	try {
 		a = parse_args(argc, argv);
-		if (a.command == "help") {
-			if (a.positional.empty()) {
-				print_main_help();
-				return kExitOk;
-			}
-			const CommandHelp *h = find_help(a.positional[0]);
-			if (h == nullptr)
-				throw UsageError("unknown command \"" + a.positional[0] + "\"");
-			print_command_help(*h);
+		if (a.version) {
+			std::printf("pg_ml %s\n", PGML_VERSION);
 			return kExitOk;
 		}
-		if (a.help) {
-			if (a.command.empty())
+		if (a.command == "help" || a.help) {
+			std::string topic = a.command == "help" ? (a.positional.empty() ? "" : a.positional[0]) : a.command;
+			if (topic.empty())
 				print_main_help();
-			else
-				print_command_help(*find_help(a.command));
+			else if (!print_command_help(topic))
+				throw UsageError("unknown command \"" + topic + "\"");
 			return kExitOk;
 		}
 		if (a.command.empty())
 			throw UsageError("no command given");
-		Client db(a.dbname, !a.quiet);
+		Client db(a.conn, !a.quiet, a.quiet);
 		if (a.command == "train")
 			return cmd_train(db, a);
 		if (a.command == "retrain")

@@ -1,6 +1,8 @@
 """The pg_ml command-line client against the live server: retrain from a CSV file (the
-confirmation; a bad line named and nothing written), predict a CSV file, models / versions /
-deploy / rollback / jobs, connection failures with libpq's message, usage and exit codes.
+confirmation; a bad line named and nothing written), predict a CSV file (one COPY, one
+ml_predict_batch, --proba), models / versions / deploy / rollback / jobs, psql's connection options
+and libpq's environment, connection failures with libpq's message, train's ml_train options,
+--null / --delimiter, -q, usage and exit codes.
 
 The binary is $PGML_CLI, else build/pg_ml (scripts/test.sh builds it with CMake)."""
 import csv
@@ -11,7 +13,9 @@ import re
 import select
 import shutil
 import subprocess
+import sys
 import tempfile
+import time
 import unittest
 
 import psycopg2
@@ -70,7 +74,8 @@ class CliTestCase(PgmlTestCase):
     @classmethod
     def setUpClass(cls):
         if not (os.path.isfile(CLI) and os.access(CLI, os.X_OK)):
-            raise AssertionError(f"the pg_ml client is not built: {CLI} (cmake --build build, or set PGML_CLI)")
+            raise AssertionError(f"the pg_ml client is not built: {CLI} (cmake -S . -B build && cmake --build build, "
+                                 "or set PGML_CLI)")
         ensure_test_database()
 
     def setUp(self):
@@ -476,6 +481,400 @@ class ConnectionAndUsageTest(CliTestCase):
         self.assertEqual(rc, 4)
         self.assertIn('extension pg_ml is not installed in database "template1"', err)
 
+
+def run_conn(*args, env=None, unset=()):
+    """Runs the client with exactly these arguments (no -d added); env entries override, `unset`
+    removes variables from the environment. Returns (exit code, stdout, stderr)."""
+    full_env = {k: v for k, v in os.environ.items() if k not in unset}
+    full_env.update(env or {})
+    p = subprocess.run([CLI] + list(args), capture_output=True, text=True, env=full_env, timeout=300)
+    return p.returncode, p.stdout, p.stderr
+
+
+class PsqlConnectionFlagsTest(CliTestCase):
+    """psql's connection options: -h/--host, -p/--port, -U/--username, -d/--dbname, -W, -w; libpq's
+    environment for what is not given; -? and --help for help (-h is the host)."""
+
+    def server(self):
+        return self.scalar("SELECT current_setting('unix_socket_directories')").split(",")[0].strip(), \
+            self.scalar("SELECT current_setting('port')"), self.scalar("SELECT current_user")
+
+    def test_short_and_long_flags_instead_of_the_environment(self):
+        sock, port, user = self.server()
+        # the environment points nowhere: only the flags can reach the server
+        bad = {"PGHOST": "/nonexistent/dir", "PGPORT": "1", "PGUSER": "no_such_role_here", "PGDATABASE": "nope"}
+        for args in (["-h", sock, "-p", port, "-U", user, "-d", TEST_DB, "models"],
+                     [f"-h{sock}", f"-p{port}", f"-U{user}", f"-d{TEST_DB}", "models"],
+                     [f"--host={sock}", "--port", port, f"--username={user}", "--dbname", TEST_DB, "models"],
+                     ["models", "-h", sock, "--port", port, "-U", user, "-d", TEST_DB]):  # after the command too
+            rc, out, err = run_conn(*args, env=bad)
+            self.assertEqual(rc, 0, f"{args}: {err}")
+            self.assertRegex(out, r"\(\d+ rows?\)")
+        # each flag is used: a wrong one alone fails, naming what it got
+        good = ["-h", sock, "-p", port, "-U", user, "-d", TEST_DB]
+        for i, wrong, message in [(1, "/nonexistent/dir2", "/nonexistent/dir2"), (3, "1", ".s.PGSQL.1"),
+                                  (5, "no_such_role_x", 'role "no_such_role_x" does not exist'),
+                                  (7, "no_such_db_x", 'database "no_such_db_x" does not exist')]:
+            args = list(good)
+            args[i] = wrong
+            rc, out, err = run_conn(*args, "models", env=bad)
+            self.assertEqual(rc, 2, f"{args}: {err}")
+            self.assertIn(message, err)
+            self.assertEqual(out, "")
+
+    def test_environment_still_honoured(self):
+        sock, port, user = self.server()
+        env = {"PGHOST": sock, "PGPORT": port, "PGUSER": user, "PGDATABASE": TEST_DB}
+        rc, out, err = run_conn("models", env=env)
+        self.assertEqual(rc, 0, err)
+        rc, _, err = run_conn("models", env=dict(env, PGDATABASE="no_such_db_y"))
+        self.assertEqual(rc, 2)
+        self.assertIn('database "no_such_db_y" does not exist', err)
+        # a flag wins over the environment; a conninfo string in -d wins over -h and -p, as in psql
+        rc, _, err = run_conn("-d", TEST_DB, "models", env=dict(env, PGDATABASE="no_such_db_y"))
+        self.assertEqual(rc, 0, err)
+        rc, _, err = run_conn("-h", "/nonexistent/dir", "-p", "1", "-d", f"host={sock} port={port} dbname={TEST_DB}",
+                              "models", env=env)
+        self.assertEqual(rc, 0, err)
+        rc, _, err = run_conn("-h", "/nonexistent/dir", "-d", f"postgresql:///{TEST_DB}?host={sock}&port={port}",
+                              "models", env=env)
+        self.assertEqual(rc, 0, err)
+
+    def test_help_flags(self):
+        rc, out, err = run_conn("--help")
+        self.assertEqual(rc, 0, err)
+        for section in ("Usage:\n  pg_ml [OPTION]... COMMAND", "Commands:", "Connection options",
+                        "-h, --host=HOST", "-p, --port=PORT", "-U, --username=USER", "-d, --dbname=DB",
+                        "-W, --password", "-q, --quiet", "-?, --help", "Environment:", "PGHOST", "PGPASSWORD",
+                        "Exit status:", "Examples:\n  pg_ml -h "):
+            self.assertIn(section, out)
+        self.assertEqual(run_conn("-?"), (0, out, ""))
+        # -h is the host: alone it needs a value, as in psql
+        rc, out2, err = run_conn("-h")
+        self.assertEqual(rc, 1)
+        self.assertIn("option -h needs a value", err)
+        for cmd in ("train", "predict", "retrain"):
+            rc, text, err = run_conn(cmd, "--help")
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(run_conn(cmd, "-?"), (0, text, ""))
+            self.assertEqual(run_conn("-?", cmd), (0, text, ""))
+            for section in (f"Usage:\n  pg_ml [CONNECTION] {cmd} ", "Options:", "-h, --host=HOST", "Environment:",
+                            "Exit status:", f"Examples:\n  pg_ml "):
+                self.assertIn(section, text)
+        train = run_conn("train", "--help")[1]
+        for flag in ("--features COLS", "--exclude COLS", "--preprocess JSON", "--hyperparams JSON", "--seed N",
+                     "--test-size F"):
+            self.assertIn(flag, train)
+        predict = run_conn("predict", "--help")[1]
+        for flag in ("--proba", "--null STRING", "--delimiter C"):
+            self.assertIn(flag, predict)
+
+    def _role_with_password(self):
+        role = unique("cli_w")
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'right-password'").format(sql.Identifier(role)))
+        self.addCleanup(ConnectionAndUsageTest._drop_role, self, role)
+        return role
+
+    def test_W_prompts_before_connecting(self):
+        role = self._role_with_password()
+        # the environment's password is wrong: -W asks, and the typed one is used
+        env = {"PGPASSWORD": "wrong-password", "PGPASSFILE": os.path.join(self.dir, "no-pgpass")}
+        rc, out = run_tty("-h", "localhost", "-U", role, "-W", "models", env=env, dbname=TEST_DB,
+                          answer=b"right-password\n")
+        self.assertEqual(rc, 0, out)
+        self.assertIn(f"Password for user {role}: ", out)
+        self.assertNotIn("right-password", out)
+        self.assertRegex(out, r"\(\d+ rows?\)")
+        # without -W the environment's password is used, without asking
+        rc, out = run_tty("-h", "localhost", "-U", role, "models", env=env, dbname=TEST_DB, answer=b"right-password\n")
+        self.assertEqual(rc, 2, out)
+        self.assertNotIn("Password for user", out)
+        self.assertIn("password authentication failed", out)
+        # --password, and -w: never ask, even on a terminal
+        env = {"PGPASSWORD": "", "PGPASSFILE": os.path.join(self.dir, "no-pgpass")}
+        rc, out = run_tty("--host=localhost", f"--username={role}", "--password", "models", env=env, dbname=TEST_DB,
+                          answer=b"right-password\n")
+        self.assertEqual(rc, 0, out)
+        rc, out = run_tty("-h", "localhost", "-U", role, "-w", "models", env=env, dbname=TEST_DB,
+                          answer=b"right-password\n")
+        self.assertEqual(rc, 2, out)
+        self.assertNotIn("Password for user", out)
+        self.assertIn("no password supplied", out)
+        # -W without a terminal: the prompt on standard error, the password from standard input (as psql)
+        p = subprocess.run([CLI, "-h", "localhost", "-U", role, "-d", TEST_DB, "-W", "models"], input="right-password\n",
+                           capture_output=True, text=True, start_new_session=True, timeout=60,
+                           env=dict(os.environ, PGPASSWORD="wrong-password"))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stderr, f"Password for user {role}: ")
+
+
+class TrainOptionsTest(CliTestCase):
+    """train passes every ml_train argument, as bound parameters."""
+
+    def base_table(self):
+        return self.table([("id", "integer"), ("x", "integer"), ("z", "double precision"), ('we"ird', "double precision"),
+                           ("kind", "text"), ("y", "double precision")],
+                          [[i, i, (i % 7) / 7, (i % 5) if i % 11 else None, "abc"[i % 3],
+                            2 * i + 3 * ((i % 7) / 7) + (5 if i % 3 == 1 else 0)] for i in range(1, 301)],
+                          prefix="cli_tr")
+
+    def features(self, model):
+        return [r["name"] for r in self.all("SELECT name FROM ml_model_columns(%s) WHERE role = 'feature' "
+                                            "ORDER BY ordinal", (model,))]
+
+    def train(self, *args):
+        rc, out, err = run_cli("train", *args)
+        self.assertEqual(rc, 0, err)
+        return out
+
+    def test_features_exclude(self):
+        tab = self.base_table()
+        m1, m2, m3 = self.model_name("cli_f"), self.model_name("cli_e"), self.model_name("cli_q")
+        self.train("--relation", tab, "--target", "y", "--name", m1, "--algorithm", "ridge", "--features", "x, z")
+        self.assertEqual(self.features(m1), ["x", "z"])
+        # repeated, and a name with a double quote (passed in a text[] parameter, not in SQL)
+        self.train("--relation", tab, "--target", "y", "--name", m3, "--algorithm", "ridge", "--features", "x",
+                   "--features", 'we"ird', "--preprocess", '{"nulls": "impute"}')
+        self.assertEqual(self.features(m3), ["x", 'we"ird'])
+        self.train("--relation", tab, "--target", "y", "--name", m2, "--algorithm", "ridge", "--exclude", "id,we\"ird")
+        self.assertEqual(sorted(self.features(m2)), ["kind", "x", "z"])
+        # the default uses the id as a feature (what --exclude is for)
+        rc, out, err = run_cli("train", "--relation", tab, "--target", "y", "--name", m2, "--features", "nope")
+        self.assertEqual(rc, 4)
+        self.assertIn("nope", err)
+        rc, _, err = run_cli("train", "--relation", tab, "--target", "y", "--features", "x,,z")
+        self.assertEqual(rc, 1)
+        self.assertIn("option --features has an empty item", err)
+
+    def test_group_by_deploy_metric_search(self):
+        tab = self.base_table()
+        name = self.model_name("cli_g")
+        out = self.train("--relation", tab, "--target", "y", "--name", name, "--algorithm", "ridge", "--exclude", "id",
+                         "--preprocess", '{"nulls": "impute"}', "--group-by", "kind", "--group-fallback", "all",
+                         "--deploy-metric", "mae")
+        report = self.scalar("SELECT report FROM ml_versions WHERE model = %s", (name,))
+        self.assertEqual(report["group_by"], ["kind"])
+        self.assertEqual(self.scalar("SELECT deploy_metric FROM ml_models WHERE name = %s", (name,)), "mae")
+        other = self.model_name("cli_gs")
+        self.train("--relation", tab, "--target", "y", "--name", other, "--algorithm", "ridge", "--exclude", "id",
+                   "--preprocess", '{"nulls": "impute"}', "--search", "grid",
+                   "--search-params", '{"alpha": [0.01, 100]}', "--search-args", '{"folds": 3}')
+        alpha = self.scalar("SELECT hyperparams->>'alpha' FROM ml_versions WHERE model = %s", (other,))
+        self.assertIn(alpha, ("0.01", "100"))
+
+    def test_preprocess_seed_test_size(self):
+        tab = self.base_table()
+        name = self.model_name("cli_p")
+        out = self.train("--relation", tab, "--target", "y", "--name", name, "--algorithm", "linear_regression",
+                         "--exclude", "id", "--preprocess", '{"nulls": "drop"}', "--seed", "7", "--test-size", "0.25")
+        # rows with a NULL we"ird (every 11th) dropped; a quarter of the others held out
+        kept = sum(1 for i in range(1, 301) if i % 11)
+        v = self.one("SELECT preprocess, rows_train, rows_test FROM ml_versions WHERE model = %s", (name,))
+        self.assertEqual(v["preprocess"].get("nulls"), "drop")
+        self.assertEqual(v["rows_train"] + v["rows_test"], kept)
+        self.assertAlmostEqual(v["rows_test"] / kept, 0.25, delta=0.03)
+        self.assertIn(f"{v['rows_test']} held out for testing", out)
+        # the seed picks the held-out rows: the same seed, the same metrics; another seed, others
+        metrics = {}
+        for seed in ("7", "7", "8"):
+            n = self.model_name("cli_s")
+            self.train("--relation", tab, "--target", "y", "--name", n, "--algorithm", "ridge", "--exclude", "id",
+                       "--seed", seed, "--preprocess", '{"nulls": "impute"}')
+            metrics.setdefault(seed, []).append(
+                self.scalar("SELECT test_metrics->>'rmse' FROM ml_versions WHERE model = %s", (n,)))
+        self.assertEqual(metrics["7"][0], metrics["7"][1])
+        self.assertNotEqual(metrics["7"][0], metrics["8"][0])
+        for args, message in [(["--seed", "x7"], '--seed must be an integer, not "x7"'),
+                              (["--test-size", "a lot"], '--test-size must be a number, not "a lot"')]:
+            rc, _, err = run_cli("train", "--relation", tab, "--target", "y", *args)
+            self.assertEqual(rc, 1, err)
+            self.assertIn(message, err)
+        # values are parameters: a quote in a name is data, not SQL
+        odd = self.model_name("cli_o") + "'; drop table x; --"
+        self.addCleanup(self._drop_model, odd)
+        out = self.train("--relation", tab, "--target", "y", "--name", odd, "--algorithm", "ridge", "--exclude", "id",
+                         "--hyperparams", '{"alpha": 2}', "--preprocess", '{"nulls": "impute"}')
+        self.assertEqual(self.scalar("SELECT hyperparams->>'alpha' FROM ml_versions WHERE model = %s", (odd,)), "2")
+
+class CsvOptionsTest(CliTestCase):
+    """--null STRING (COPY's NULL) and --delimiter C for retrain --csv and predict --csv."""
+
+    def test_null_na_like_r(self):
+        model, _ = self.regression_model()
+        text = "x,z,kind,y\n" + "".join(f"{i},{'NA' if i % 4 == 0 else (i % 7) / 7},{'abc'[i % 3]},{2 * i}\n"
+                                        for i in range(1000, 1060))
+        path = self.write("r.csv", text)
+        rc, out, err = run_cli("retrain", "--model", model, "--csv", path)
+        self.assertEqual(rc, 3, err)
+        self.assertIn(f'{path}:2: column z: invalid input syntax for type double precision: "NA"', err)
+        self.assertEqual(self.versions(model), [1])
+        rc, out, err = run_cli("retrain", "--model", model, "--csv", path, "--null", "NA", "--mode", "refit")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("60 rows staged", err)
+        self.assertEqual(self.versions(model), [1, 2])
+        # a quoted "NA" is a string, as for COPY
+        path = self.write("q.csv", 'x,z,kind\n1,NA,"NA"\n2,0.5,NA\n')
+        rc, out, err = run_cli("predict", "--model", model, "--csv", path, "--null", "NA")
+        self.assertEqual(rc, 0, err)
+        rows = out.splitlines()
+        self.assertEqual(rows[0], "x,z,kind,prediction")
+        # written back with the same NULL; the string "NA" stays quoted
+        self.assertTrue(rows[1].startswith('1,NA,"NA",'), rows)
+        self.assertTrue(rows[2].startswith("2,0.5,NA,"), rows)
+        expect = self.scalar("SELECT ml_predict(%s, s) FROM (SELECT 1 AS x, NULL::float8 AS z, 'NA'::text AS kind) s",
+                             (model,))
+        self.assertAlmostEqual(float(rows[1].split(",")[3]), expect, places=9)
+
+    def test_delimiter(self):
+        model, _ = self.regression_model()
+        path = self.write("semi.csv", "x;z;kind\n10;0,5;a\n20;;\"b;c\"\n")  # a decimal comma is just text here
+        rc, out, err = run_cli("predict", "--model", model, "--csv", path, "--delimiter", ";")
+        self.assertEqual(rc, 3, err)
+        self.assertIn(f'{path}:2: column z: invalid input syntax for type double precision: "0,5"', err)
+        path = self.write("semi.csv", "x;z;kind\n10;0.5;a\n20;;\"b;c\"\n")
+        rc, out, err = run_cli("predict", "--model", model, "--csv", path, "--delimiter", ";")
+        self.assertEqual(rc, 0, err)
+        rows = out.splitlines()
+        self.assertEqual(rows[0], "x;z;kind;prediction")
+        self.assertTrue(rows[2].startswith('20;;"b;c";'), rows)
+        path = self.write("tab.tsv", "x\tz\tkind\n10\t0.5\ta\n")
+        rc, out, err = run_cli("predict", "--model", model, "--csv", path, "--delimiter", "\\t", "--null", "")
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(out.startswith("x\tz\tkind\tprediction\n10\t0.5\ta\t"), out)
+        # without --delimiter the header is one column: the model's columns are missing
+        rc, _, err = run_cli("predict", "--model", model, "--csv", path)
+        self.assertEqual(rc, 3)
+        self.assertIn(":1: the header lacks columns", err)
+        rc, _, err = run_cli("predict", "--model", model, "--csv", path, "--delimiter", ";;")
+        self.assertEqual(rc, 1)
+        self.assertIn('--delimiter must be one character', err)
+
+
+class QuietTest(CliTestCase):
+    def test_q_prints_no_notice(self):
+        """-q: no NOTICE of the server (from pg_ml or anything else), no progress, no row counts;
+        errors are still printed."""
+        _, tab = self.regression_model()
+        fn, view = unique("cli_noisy"), unique("cli_v")
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL("CREATE FUNCTION {}(i integer) RETURNS integer LANGUAGE plpgsql AS "
+                                "$$BEGIN IF i = 1 THEN RAISE NOTICE 'hello from the view'; END IF; RETURN i; END$$")
+                        .format(sql.Identifier(fn)))
+            cur.execute(sql.SQL("CREATE VIEW {} AS SELECT {}(x) AS x, z, kind, y FROM {}")
+                        .format(sql.Identifier(view), sql.Identifier(fn), sql.Identifier(tab)))
+        self.addCleanup(self._drop_view_and_function, view, fn)
+        name = self.model_name("cli_quiet")
+        rc, out, err = run_cli("train", "--relation", view, "--target", "y", "--name", name, "--algorithm", "ridge")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("NOTICE:  hello from the view", err)
+        rc, out, err = run_cli("-q", "retrain", "--model", name, "--relation", view, "--mode", "refit")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("new version 2", out)
+        self.assertEqual(err, "")
+        # and a CSV with a column the model does not use (a NOTICE of ml_retrain) and row counts
+        path = self.write("extra.csv", "x,z,kind,y,comment\n" +
+                          "".join(f"{i},0.5,a,{2 * i},c{i}\n" for i in range(500, 540)))
+        rc, out, err = run_cli("retrain", "--model", name, "--csv", path, "--mode", "refit")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("NOTICE:  ignoring columns the model does not use: comment", err)
+        rc, out, err = run_cli("--quiet", "retrain", "--model", name, "--csv", path, "--mode", "refit")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(err, "")
+        out_path = os.path.join(self.dir, "p.csv")
+        rc, out, err = run_cli("-q", "predict", "--model", name, "--csv", path, "--out", out_path)
+        self.assertEqual((rc, out, err), (0, "", ""))
+        # errors are still shown
+        rc, out, err = run_cli("-q", "retrain", "--model", unique("nope"), "--relation", view)
+        self.assertEqual(rc, 4)
+        self.assertRegex(err, r'pg_ml: error: model "nope_\w+" does not exist')
+
+    def _drop_view_and_function(self, view, fn):
+        c = connect()
+        try:
+            c.autocommit = True
+            with c.cursor() as cur:
+                cur.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(sql.Identifier(view)))
+                cur.execute(sql.SQL("DROP FUNCTION IF EXISTS {}(integer)").format(sql.Identifier(fn)))
+        finally:
+            c.close()
+
+
+class PredictSetBasedTest(CliTestCase):
+    def classifier(self):
+        tab = self.table([("a", "double precision"), ("b", "double precision"), ("label", "text")],
+                         [[i, (i * 7) % 13, "big" if i > 50 else "small"] for i in range(100)], prefix="cli_pc")
+        name = self.model_name("cli_pc")
+        self.scalar("SELECT version FROM ml_train(%s, 'label', algorithm => 'logistic_regression', name => %s)",
+                    (tab, name))
+        return name
+
+    def test_proba(self):
+        name = self.classifier()
+        path = self.write("c.csv", "b,a,proba_big\n1,3,x\n2,97,y\n3,10,z\n")
+        rc, out, err = run_cli("predict", "--model", name, "--csv", path, "--proba")
+        self.assertEqual(rc, 0, err)
+        rows = list(csv.reader(io.StringIO(out)))
+        classes = self.scalar("SELECT classes FROM ml_models WHERE name = %s", (name,))
+        self.assertEqual(sorted(classes), ["big", "small"])
+        # a class column whose name the file already has gets a "_"
+        names = ["proba_" + c + ("_" if c == "big" else "") for c in classes]
+        self.assertEqual(rows[0], ["b", "a", "proba_big", "prediction"] + names)
+        self.assertEqual([r[3] for r in rows[1:]], ["small", "big", "small"])
+        for r in rows[1:]:
+            expect = self.scalar("SELECT ml_predict_proba(%s, s) FROM (SELECT %s::float8 AS a, %s::float8 AS b) s",
+                                 (name, r[1], r[0]))
+            self.assertEqual(len(expect), 2)
+            self.assertEqual(len(r), 6)
+            for got, want in zip(r[4:], expect):
+                self.assertAlmostEqual(float(got), want, places=12)
+            self.assertAlmostEqual(sum(float(v) for v in r[4:]), 1.0, places=9)
+        # a regression model has no probabilities
+        model, _ = self.regression_model()
+        path = self.write("r.csv", "x,z,kind\n1,0.5,a\n")
+        rc, out, err = run_cli("predict", "--model", model, "--csv", path, "--proba")
+        self.assertEqual(rc, 1)
+        self.assertIn(f'--proba needs a classifier; model "{model}" is a regression model', err)
+
+    def test_predict_200k_rows_one_copy(self):
+        """200k rows: one COPY in, one set-based query (ml_predict_batch), the file's order kept.
+        The time is printed (the issue asks for <= 2 s; not asserted: machines differ)."""
+        model, _ = self.regression_model()
+        path = os.path.join(self.dir, "big.csv")
+        n = 200_000
+        with open(path, "w") as f:
+            f.write("id,x,z,kind\n")
+            for i in range(n):
+                f.write(f"{i},{(i * 37) % 1000},{(i % 7) / 7},{'abc'[i % 3]}\n")
+        # as a superuser, the function calls are counted (track_functions) to show that the rows
+        # are predicted by one ml_predict_batch, not by a call per row
+        superuser = self.scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        before = self._calls()
+        start = time.monotonic()
+        rc, out, err = run_cli("-q", "predict", "--model", model, "--csv", path,
+                               env={"PGOPTIONS": "-c track_functions=all"} if superuser else None)
+        elapsed = time.monotonic() - start
+        self.assertEqual(rc, 0, err)
+        sys.stderr.write(f"\n  pg_ml predict --csv: {n} rows in {elapsed:.2f} s\n")
+        lines = out.splitlines()
+        self.assertEqual(len(lines), n + 1)
+        self.assertEqual([int(l.split(",", 1)[0]) for l in lines[1:]], list(range(n)))
+        w = self.one("SELECT ml_predict(%s, s) AS p FROM (SELECT 37 AS x, 1/7.0::float8 AS z, 'b'::text AS kind) s",
+                     (model,))["p"]
+        self.assertAlmostEqual(float(lines[2].rsplit(",", 1)[1]), w, places=9)
+        if superuser:
+            after = self._calls()
+            self.assertEqual(after["ml_predict_batch"] - before["ml_predict_batch"], 1, (before, after))
+            self.assertEqual(after["ml_predict"] - before["ml_predict"], 0, (before, after))
+
+    def _calls(self):
+        """Calls of ml_predict and ml_predict_batch counted so far (pg_stat_user_functions)."""
+        self.scalar("SELECT pg_stat_clear_snapshot() IS NULL")
+        rows = self.all("SELECT funcname, sum(calls)::bigint AS n FROM pg_stat_user_functions "
+                        "WHERE funcname IN ('ml_predict', 'ml_predict_batch') GROUP BY funcname")
+        calls = {"ml_predict": 0, "ml_predict_batch": 0}
+        calls.update({r["funcname"]: r["n"] for r in rows})
+        return calls
 
 if __name__ == "__main__":
     unittest.main()
