@@ -105,6 +105,34 @@ CREATE AGGREGATE ml.train_stats(params float8[], target float8, target_level tex
 COMMENT ON AGGREGATE ml.train_stats(float8[], float8, text, float8[], text[]) IS
     'pg_ml: training statistics of a relation (used by ml_train; the state is a float8[])';
 
+-- ml.train_stats(params, target, target_level, cat_features text[], x1 float8, ..., xN float8)
+-- for N = 8, 16, 32, 64, 95: the same aggregate with one float8 argument per numeric feature
+-- (NULL padding after them), so a scan does not build an array per row. 95 is the most a
+-- function takes (FUNC_MAX_ARGS = 100 with the state and the 4 arguments before them).
+DO $pgml$
+DECLARE
+    n int;
+    slots text;
+BEGIN
+    FOREACH n IN ARRAY ARRAY[8, 16, 32, 64, 95] LOOP
+        slots := pg_catalog.array_to_string(pg_catalog.array_fill('float8'::text, ARRAY[n]), ', ');
+        EXECUTE pg_catalog.format(
+            'CREATE FUNCTION ml.train_stats_transfn(float8[], float8[], float8, text, text[], %s) RETURNS float8[] '
+            'AS %L, %L LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE COST 10',
+            slots, 'MODULE_PATHNAME', 'pgml_train_stats_trans_slots');
+        EXECUTE pg_catalog.format(
+            'REVOKE ALL ON FUNCTION ml.train_stats_transfn(float8[], float8[], float8, text, text[], %s) FROM PUBLIC', slots);
+        EXECUTE pg_catalog.format(
+            'CREATE AGGREGATE ml.train_stats(float8[], float8, text, text[], %s) '
+            '(SFUNC = ml.train_stats_transfn, STYPE = float8[], COMBINEFUNC = ml.train_stats_combinefn, PARALLEL = SAFE)',
+            slots);
+        EXECUTE pg_catalog.format(
+            'COMMENT ON AGGREGATE ml.train_stats(float8[], float8, text, text[], %s) IS %L', slots,
+            'pg_ml: training statistics of a relation, one argument per numeric feature (used by ml_train)');
+    END LOOP;
+END
+$pgml$;
+
 CREATE FUNCTION ml.row_draw(params float8[], target float8, target_level text,
                             num_features float8[], cat_features text[]) RETURNS float8
     AS 'MODULE_PATHNAME', 'pgml_split_draw' LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE COST 10;

@@ -157,6 +157,56 @@ void note_nonfinite(double *buf, const Params &p, size_t col, double v)
 	}
 }
 
+// Places a row without NULLs in its block row v (zeroed) and, for a training row, widens the
+// columns' ranges. Returns the numeric columns' count.
+size_t place(double *buf, const Layout &L, const Params &p, const Row &row, int t, double *v)
+{
+	const size_t nf = static_cast<size_t>(p.nfeat);
+	size_t kc = 0;
+	if (p.k == p.nfeat) { // numeric columns only: no test per column
+		for (size_t c = 0; c < nf; c++)
+			v[c] = row.num[c];
+		kc = nf;
+	} else {
+		for (size_t c = 0; c < nf; c++)
+			if (!p.categorical[c])
+				v[kc++] = row.num[c];
+	}
+	if (t == 0) {
+		double *mn = buf + L.min, *mx = buf + L.max;
+		for (size_t j = 0; j < kc; j++) {
+			mn[j] = std::min(mn[j], v[j]);
+			mx[j] = std::max(mx[j], v[j]);
+		}
+	}
+	return kc;
+}
+
+// place() for a row with NULLs: a NULL sets its column's indicator slot (and counts).
+size_t place_with_nulls(double *buf, const Layout &L, const Params &p, const Row &row, int t, double *v)
+{
+	const size_t nf = static_cast<size_t>(p.nfeat);
+	size_t kc = 0;
+	for (size_t c = 0; c < nf; c++) {
+		if (p.categorical[c])
+			continue;
+		if (row.isnull[c]) {
+			v[static_cast<size_t>(buf[L.ind + kc])] = 1.0;
+			if (t == 0)
+				buf[L.nulls + kc] += 1;
+		} else {
+			const double x = row.num[c];
+			v[kc] = x;
+			if (t == 0) {
+				buf[L.min + kc] = std::min(buf[L.min + kc], x);
+				buf[L.max + kc] = std::max(buf[L.max + kc], x);
+			}
+		}
+		kc++;
+	}
+	return kc;
+}
+
 } // namespace
 
 const aggstate::Kind kKind = {"train_stats", "ml.train_stats", 7061.0, 1.0, kHeader};
@@ -317,15 +367,26 @@ size_t add_row(double *buf, const Shape &s, const Params &p, const Row &row, Sha
 			h = hash_target_num(h, row.target);
 		}
 	}
-	for (size_t c = 0; c < nf; c++)
-		if (!p.categorical[c] && !row.isnull[c] && !std::isfinite(row.num[c])) {
+	// one pass: the row's hash, its NULLs, its first non-finite value (the hash has no effect
+	// on the state, so a row dropped for a non-finite value may have been hashed first)
+	bool any_null = false;
+	for (size_t c = 0; c < nf; c++) {
+		const bool isnull = row.isnull[c];
+		any_null |= isnull;
+		if (p.categorical[c]) {
+			h = hash_str(h, c, isnull ? nullptr : row.str[c], isnull ? 0 : row.len[c]);
+			continue;
+		}
+		if (!isnull && !std::isfinite(row.num[c])) {
 			note_nonfinite(buf, p, c, row.num[c]);
 			return 0;
 		}
+		h = hash_num(h, c, isnull, row.num[c]);
+	}
 
 	// does the state need to grow first? (a relaid state has free slots for the new indicators)
 	Shape want = s;
-	{
+	if (any_null) {
 		int free = s.q - used_slots(buf, s, L);
 		size_t kc = 0;
 		for (size_t c = 0; c < nf; c++) {
@@ -342,9 +403,6 @@ size_t add_row(double *buf, const Shape &s, const Params &p, const Row &row, Sha
 			kc++;
 		}
 	}
-	for (size_t c = 0; c < nf; c++)
-		h = p.categorical[c] ? hash_str(h, c, row.isnull[c] ? nullptr : row.str[c], row.isnull[c] ? 0 : row.len[c])
-		                     : hash_num(h, c, row.isnull[c], row.num[c]);
 	const bool is_test = is_test_row(h, p.seed, p.test_size);
 	const int t = is_test ? 1 : 0;
 	double u = 0;
@@ -362,24 +420,7 @@ size_t add_row(double *buf, const Shape &s, const Params &p, const Row &row, Sha
 	const size_t bfield = t == 0 ? H_BUF_TRAIN : H_BUF_TEST;
 	double *v = buf + L.buf[t] + counter(buf, bfield) * q;
 	std::fill(v, v + q, 0.0);
-	size_t kc = 0;
-	for (size_t c = 0; c < nf; c++) {
-		if (p.categorical[c])
-			continue;
-		if (row.isnull[c]) {
-			v[static_cast<size_t>(buf[L.ind + kc])] = 1.0;
-			if (t == 0)
-				buf[L.nulls + kc] += 1;
-		} else {
-			const double x = row.num[c];
-			v[kc] = x;
-			if (t == 0) {
-				buf[L.min + kc] = std::min(buf[L.min + kc], x);
-				buf[L.max + kc] = std::max(buf[L.max + kc], x);
-			}
-		}
-		kc++;
-	}
+	const size_t kc = any_null ? place_with_nulls(buf, L, p, row, t, v) : place(buf, L, p, row, t, v);
 	if (s.has_target)
 		v[kc] = row.target;
 	buf[bfield] += 1;

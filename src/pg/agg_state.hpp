@@ -60,9 +60,18 @@ struct PgmlAggState {
 // once, then only ever our own result comes back.
 template <typename S>
 struct PgmlShapeCache {
-	const double *checked;
-	size_t checked_len;
-	typename S::Shape shape;
+	/* the states last checked, by address (a grouped query alternates between its groups'
+	 * states: one entry would check a state again at almost every row); zeroed = empty */
+	static constexpr size_t kEntries = 32;
+	struct Entry {
+		const double *checked;
+		size_t checked_len;
+		typename S::Shape shape;
+	} entries[kEntries];
+	Entry &entry(const double *data)
+	{
+		return entries[(reinterpret_cast<uintptr_t>(data) >> 4) % kEntries];
+	}
 };
 
 // A new state of shape s, written by S::init.
@@ -117,15 +126,16 @@ template <typename S, typename Verify>
 const typename S::Shape &
 pgml_agg_checked_shape(PgmlShapeCache<S> *cache, const double *data, size_t len, Verify verify)
 {
-	if (data != cache->checked || len != cache->checked_len) {
+	auto &e = cache->entry(data);
+	if (data != e.checked || len != e.checked_len) {
 		typename S::Shape s;
 		PGML_CORE(s = S::shape_of(data, len));
 		verify(s);
-		cache->shape = s;
-		cache->checked = data;
-		cache->checked_len = len;
+		e.shape = s;
+		e.checked = data;
+		e.checked_len = len;
 	}
-	return cache->shape;
+	return e.shape;
 }
 
 template <typename S>

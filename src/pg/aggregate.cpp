@@ -26,6 +26,7 @@ extern "C" {
 #include "utils/typcache.h"
 
 PG_FUNCTION_INFO_V1(pgml_train_stats_trans);
+PG_FUNCTION_INFO_V1(pgml_train_stats_trans_slots);
 PG_FUNCTION_INFO_V1(pgml_stats_combinefn);
 PG_FUNCTION_INFO_V1(pgml_numeric_to_float8);
 PG_FUNCTION_INFO_V1(pgml_date_to_float8);
@@ -84,37 +85,84 @@ row_array_arg(FunctionCallInfo fcinfo, int arg, int want, Oid elemtype, const ch
 
 } // namespace
 
+namespace {
+
+// The categorical features of a row from a text[] argument (its elements in place: aligned to
+// int, NULL elements only in the bitmap, as array_iter_next walks them).
+void
+read_cat_features(ArrayType *ca, PgmlRowArgs *args)
+{
+	const char *cp = ca != nullptr ? ARR_DATA_PTR(ca) : nullptr;
+	const bits8 *cbits = ca != nullptr ? ARR_NULLBITMAP(ca) : nullptr;
+	int ci = 0;
+	for (int i = 0; i < args->nfeat; i++) {
+		if (!args->categorical[i])
+			continue;
+		bool isnull = cbits != nullptr && (cbits[ci / 8] & (1 << (ci % 8))) == 0;
+		ci++;
+		args->isnull[i] = isnull;
+		if (!isnull) {
+			args->str[i] = VARDATA_ANY(cp);
+			args->len[i] = VARSIZE_ANY_EXHDR(cp);
+			cp = att_addlength_pointer(cp, -1, cp);
+			cp = reinterpret_cast<const char *>(att_align_nominal(cp, TYPALIGN_INT));
+		}
+	}
+}
+
+} // namespace
+
 void
 pgml_read_row_args(FunctionCallInfo fcinfo, PgmlRowArgs *args, int num_arg, int cat_arg, const char *fname)
 {
 	ArrayType *na = row_array_arg(fcinfo, num_arg, args->nnum, FLOAT8OID, fname, "numeric");
 	ArrayType *ca = row_array_arg(fcinfo, cat_arg, args->ncat, TEXTOID, fname, "categorical");
-	/* the elements in place: float8 values one after another, text values aligned to int,
-	 * NULL elements only in the bitmap (as array_iter_next walks them) */
+	/* float8 values one after another, NULL elements only in the bitmap */
 	const double *nd = na != nullptr ? reinterpret_cast<const double *>(ARR_DATA_PTR(na)) : nullptr;
 	const bits8 *nbits = na != nullptr ? ARR_NULLBITMAP(na) : nullptr;
-	const char *cp = ca != nullptr ? ARR_DATA_PTR(ca) : nullptr;
-	const bits8 *cbits = ca != nullptr ? ARR_NULLBITMAP(ca) : nullptr;
-	int ni = 0, ci = 0;
+	int ni = 0;
 	for (int i = 0; i < args->nfeat; i++) {
-		if (!args->categorical[i]) {
-			bool isnull = nbits != nullptr && (nbits[ni / 8] & (1 << (ni % 8))) == 0;
-			ni++;
-			args->isnull[i] = isnull;
-			if (!isnull)
-				args->num[i] = *nd++;
-		} else {
-			bool isnull = cbits != nullptr && (cbits[ci / 8] & (1 << (ci % 8))) == 0;
-			ci++;
-			args->isnull[i] = isnull;
-			if (!isnull) {
-				args->str[i] = VARDATA_ANY(cp);
-				args->len[i] = VARSIZE_ANY_EXHDR(cp);
-				cp = att_addlength_pointer(cp, -1, cp);
-				cp = reinterpret_cast<const char *>(att_align_nominal(cp, TYPALIGN_INT));
-			}
-		}
+		if (args->categorical[i])
+			continue;
+		bool isnull = nbits != nullptr && (nbits[ni / 8] & (1 << (ni % 8))) == 0;
+		ni++;
+		args->isnull[i] = isnull;
+		if (!isnull)
+			args->num[i] = *nd++;
 	}
+	if (args->ncat > 0)
+		read_cat_features(ca, args);
+}
+
+void
+pgml_read_row_slots(FunctionCallInfo fcinfo, PgmlRowArgs *args, int cat_arg, int first_num_arg, const char *fname)
+{
+	if (PG_NARGS() - first_num_arg < args->nnum)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid %s arguments", fname),
+						errdetail("The parameters describe %d numeric features, but the call has %d slots for them.",
+								  args->nnum, PG_NARGS() - first_num_arg),
+						errhint("%s is called by ml_train; its parameters describe the features that follow.", fname)));
+	ArrayType *ca = args->ncat > 0 || !PG_ARGISNULL(cat_arg)
+						? row_array_arg(fcinfo, cat_arg, args->ncat, TEXTOID, fname, "categorical")
+						: nullptr;
+	/* one float8 argument per numeric feature, in order (NULL padding after them) */
+	const NullableDatum *slot = fcinfo->args + first_num_arg;
+	if (args->ncat == 0) {
+		for (int i = 0; i < args->nfeat; i++) {
+			args->isnull[i] = slot[i].isnull;
+			args->num[i] = slot[i].isnull ? 0 : DatumGetFloat8(slot[i].value);
+		}
+		return;
+	}
+	int ni = 0;
+	for (int i = 0; i < args->nfeat; i++) {
+		if (args->categorical[i])
+			continue;
+		args->isnull[i] = slot[ni].isnull;
+		args->num[i] = slot[ni].isnull ? 0 : DatumGetFloat8(slot[ni].value);
+		ni++;
+	}
+	read_cat_features(ca, args);
 }
 
 bool
@@ -245,6 +293,47 @@ pgml_append_row_args(StringInfo buf, const PgmlColumn *features, int nfeatures, 
 	}
 }
 
+/* the numeric slots of ml.train_stats' overloads (sql/pg_ml--0.2.0--0.3.0.sql): 95 is the most
+ * a function takes (FUNC_MAX_ARGS 100: the state, 4 arguments, the slots) */
+static const int kStatsSlots[] = {8, 16, 32, 64, 95};
+
+bool
+pgml_append_row_slots(StringInfo buf, const PgmlColumn *features, int nfeatures, const char *alias)
+{
+	int nnum = 0, ncat = 0;
+	for (int i = 0; i < nfeatures; i++)
+		(features[i].tc == pgml::TypeClass::Categorical ? ncat : nnum)++;
+	int slots = 0;
+	for (int n : kStatsSlots)
+		if (slots == 0 && n >= nnum)
+			slots = n;
+	if (slots == 0)
+		return false;
+	if (ncat == 0) {
+		appendStringInfoString(buf, "NULL::pg_catalog.text[]");
+	} else {
+		appendStringInfoString(buf, "ARRAY[");
+		int n = 0;
+		for (int i = 0; i < nfeatures; i++) {
+			if (features[i].tc != pgml::TypeClass::Categorical)
+				continue;
+			if (n++ > 0)
+				appendStringInfoString(buf, ", ");
+			append_text_expr(buf, &features[i], alias);
+		}
+		appendStringInfoString(buf, "]::pg_catalog.text[]");
+	}
+	for (int i = 0; i < nfeatures; i++) {
+		if (features[i].tc == pgml::TypeClass::Categorical)
+			continue;
+		appendStringInfoString(buf, ", ");
+		append_float8_expr(buf, &features[i], alias);
+	}
+	for (int i = nnum; i < slots; i++)
+		appendStringInfoString(buf, ", NULL::pg_catalog.float8");
+	return true;
+}
+
 void
 pgml_append_target_args(StringInfo buf, const PgmlColumn *target, const char *alias)
 {
@@ -287,6 +376,8 @@ namespace {
 
 // state, params, target, target_level, num_features, cat_features
 constexpr int kTargetArg = 2, kNumArg = 4, kCatArg = 5;
+// the slots overloads: state, params, target, target_level, cat_features, numeric slots...
+constexpr int kSlotCatArg = 4;
 
 // Per call site (fn_extra): the parameters, row buffers, and the shape of the last state
 // this function checked (states are only ever our own results afterwards).
@@ -346,9 +437,13 @@ compare_groups(const void *a, const void *b)
 
 } // namespace
 
-/* ml.train_stats' transition: the row added to the state's moments and sample */
-extern "C" PGDLLEXPORT Datum
-pgml_train_stats_trans(PG_FUNCTION_ARGS)
+namespace {
+
+/* ml.train_stats' transition: the row added to the state's moments and sample; its features
+ * in two arrays (slots false) or a text[] of the categorical ones and a float8 argument per
+ * numeric one (slots true: no array built per row) */
+Datum
+stats_trans(FunctionCallInfo fcinfo, bool slots)
 {
 	TransCache *tc = pgml_agg_transition_cache(fcinfo, "ml.train_stats", make_trans_cache);
 	const pgml::stats::Params &p = *tc->params;
@@ -356,7 +451,10 @@ pgml_train_stats_trans(PG_FUNCTION_ARGS)
 	pgml::stats::Row row;
 	row.target_null = pgml_read_target_args(fcinfo, kTargetArg, p.target_categorical, &row.target, &row.target_str,
 											&row.target_len, "ml.train_stats");
-	pgml_read_row_args(fcinfo, &tc->args, kNumArg, kCatArg, "ml.train_stats");
+	if (slots)
+		pgml_read_row_slots(fcinfo, &tc->args, kSlotCatArg, kSlotCatArg + 1, "ml.train_stats");
+	else
+		pgml_read_row_args(fcinfo, &tc->args, kNumArg, kCatArg, "ml.train_stats");
 	row.isnull = tc->args.isnull;
 	row.num = tc->args.num;
 	row.str = tc->args.str;
@@ -369,6 +467,20 @@ pgml_train_stats_trans(PG_FUNCTION_ARGS)
 	/* live progress of the reading phase: the rows this process has added (a parallel
 	 * worker's share is counted when the query ends) */
 	return pgml_agg_state_result(&st, &tc->progress_rows, pgml_progress_rows);
+}
+
+} // namespace
+
+extern "C" PGDLLEXPORT Datum
+pgml_train_stats_trans(PG_FUNCTION_ARGS)
+{
+	return stats_trans(fcinfo, false);
+}
+
+extern "C" PGDLLEXPORT Datum
+pgml_train_stats_trans_slots(PG_FUNCTION_ARGS)
+{
+	return stats_trans(fcinfo, true);
 }
 
 PGML_AGG_COMBINE_FUNCTION(pgml_stats_combinefn, pgml::stats::State)
@@ -429,7 +541,8 @@ pgml_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const
 	appendStringInfo(&sql, "SELECT %s%s%s.train_stats($1, ", keys.data, ncat ? ", " : "", schema);
 	pgml_append_target_args(&sql, target, "");
 	appendStringInfoString(&sql, ", ");
-	pgml_append_row_args(&sql, features, nfeatures, "");
+	if (!pgml_append_row_slots(&sql, features, nfeatures, ""))
+		pgml_append_row_args(&sql, features, nfeatures, "");
 	appendStringInfo(&sql, ") FROM %s r", pgml_from_item(relid));
 	/* (no ORDER BY: sorting would move the states around; the trainer orders the groups) */
 	if (ncat > 0)

@@ -63,6 +63,16 @@ SELECT ml.train_stats('{1,1,1,0,42,0.2,0,100,256,1,1,0}', revenue, NULL, NULL, '
 SELECT ml.train_stats('{1,1,1,0,42,0.2,0,100,256,1,1,0}', revenue, NULL, ARRAY[[units]], '{}') FROM sales;
 SELECT ml.train_stats('{1,1,1,0,42,0.2,0,100,256,1,1,0}', NULL, region, ARRAY[units], '{}') FROM sales;
 SELECT ml.train_stats_transfn(NULL, '{1}', 1, NULL, '{2}', '{}');
+-- the overloads with one float8 argument per numeric feature (8, 16, 32, 64 or 95 of them, NULL
+-- after the features) give the state the arrays give; fewer slots than features are an error
+SELECT ml.train_stats('{1,3,1,0,42,0.2,0,100,256,1,1,0,0,1}', revenue, NULL, ARRAY[region], units, price,
+                      NULL, NULL, NULL, NULL, NULL, NULL) =
+       ml.train_stats('{1,3,1,0,42,0.2,0,100,256,1,1,0,0,1}', revenue, NULL, ARRAY[units, price], ARRAY[region]) AS same_state
+FROM sales;
+SELECT ml.train_stats('{1,9,1,0,42,0.2,0,100,256,1,1,0,0,0,0,0,0,0,0,0}', revenue, NULL, NULL, units, units, units, units,
+                      units, units, units, units) FROM sales;
+SELECT ml.train_stats('{1,2,1,0,42,0.2,0,100,256,1,1,0,1}', revenue, NULL, NULL, units, NULL, NULL, NULL, NULL, NULL,
+                      NULL, NULL) FROM sales;
 -- the 0.2.0 aggregate ("any" arguments, in the extension's schema) is gone
 SELECT ml_train_stats('{1,1,1,0,42,0.2,0,100,256,1,1,0}', revenue, units) FROM sales;
 
