@@ -62,7 +62,7 @@ template <typename S>
 struct PgmlShapeCache {
 	/* the states last checked, by address (a grouped query alternates between its groups'
 	 * states: one entry would check a state again at almost every row); zeroed = empty */
-	static constexpr size_t kEntries = 32;
+	static constexpr size_t kEntries = 32; /* the index below takes 5 bits */
 	struct Entry {
 		const double *checked;
 		size_t checked_len;
@@ -70,7 +70,8 @@ struct PgmlShapeCache {
 	} entries[kEntries];
 	Entry &entry(const double *data)
 	{
-		return entries[(reinterpret_cast<uintptr_t>(data) >> 4) % kEntries];
+		/* states are large allocations, often page-aligned: all of the address's bits count */
+		return entries[(static_cast<uint64_t>(reinterpret_cast<uintptr_t>(data)) * 0x9E3779B97F4A7C15ull) >> 59];
 	}
 };
 

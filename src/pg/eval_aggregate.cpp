@@ -930,8 +930,15 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 		 * counts the rows training skips, as it does in a group of its own) */
 		const char *is_test = test_size > 0 ? psprintf("(%s.row_draw($1, %s) OPERATOR(pg_catalog.<) %s)", schema, cols.data, split.data)
 											: "false";
+		/* ml.train_stats with a float8 argument per numeric feature where it can (no array per row) */
+		StringInfoData scols;
+		initStringInfo(&scols);
+		pgml_append_target_args(&scols, target, "r.");
+		appendStringInfoString(&scols, ", ");
+		if (!pgml_append_row_slots(&scols, features, nfeatures, "r."))
+			pgml_append_row_args(&scols, features, nfeatures, "r.");
 		appendStringInfo(&sql, "SELECT %s%s%s, %s, %s.train_stats($1, %s) FROM %s GROUP BY ", keys.data, ncat ? ", " : "",
-						 texpr, is_test, schema, cols.data, from.data);
+						 texpr, is_test, schema, scols.data, from.data);
 		for (int i = 1; i <= ncat + 2; i++)
 			appendStringInfo(&sql, "%s%d", i > 1 ? ", " : "", i);
 		/* the groups go to a receiver that counts their levels as they come (agg_state.hpp) */
