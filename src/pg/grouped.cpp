@@ -69,6 +69,7 @@ pgml_group_columns(TupleDesc desc, ArrayType *group_by, const char *relname, con
 		if (!pgml_find_column(desc, g, &cols[i]))
 			ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
 							errmsg("group column \"%s\" of relation \"%s\" does not exist", g, relname)));
+		g = cols[i].name; /* the column's own name */
 		for (int j = 0; j < i; j++)
 			if (strcmp(cols[j].name, g) == 0)
 				ereport(ERROR, (errcode(ERRCODE_DUPLICATE_COLUMN), errmsg("group column \"%s\" is listed twice", g)));

@@ -12,6 +12,8 @@ extern "C" {
 #include "utils/date.h"
 #include "utils/plancache.h"
 #include "utils/numeric.h"
+#include "nodes/makefuncs.h"
+#include "parser/scansup.h"
 #include "utils/regproc.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
@@ -24,8 +26,15 @@ pgml_relation_oid(const char *relname)
 	List *names = stringToQualifiedNameList(relname);
 	RangeVar *rv = makeRangeVarFromNameList(names);
 	Oid relid = RangeVarGetRelid(rv, NoLock, true);
+	/* one rule for relations and columns (pgml_find_column): a name without quotes or dots
+	 * that folding does not find is tried as it is written ('Sales' for a table "Sales") */
+	if (!OidIsValid(relid) && strpbrk(relname, "\".") == nullptr)
+		relid = RangeVarGetRelid(makeRangeVar(nullptr, pstrdup(relname), -1), NoLock, true);
 	if (!OidIsValid(relid))
-		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("relation \"%s\" does not exist", relname)));
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("relation \"%s\" does not exist", NameListToString(names)),
+						strchr(relname, '"') == nullptr && strcmp(relname, NameListToString(names)) != 0
+							? errhint("A name without double quotes is folded to lower case; quote a mixed-case name: '\"%s\"'.", relname)
+							: 0));
 	char kind = get_rel_relkind(relid);
 	if (kind != RELKIND_RELATION && kind != RELKIND_VIEW && kind != RELKIND_MATVIEW &&
 		kind != RELKIND_PARTITIONED_TABLE && kind != RELKIND_FOREIGN_TABLE)
@@ -101,15 +110,17 @@ pgml_classify_type(Oid type, PgmlColumn *col)
 	return true;
 }
 
+namespace {
+
 bool
-pgml_find_column(TupleDesc desc, const char *name, PgmlColumn *col)
+find_column_exact(TupleDesc desc, const char *name, PgmlColumn *col)
 {
 	for (int i = 0; i < desc->natts; i++) {
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 		if (att->attisdropped || strcmp(NameStr(att->attname), name) != 0)
 			continue;
 		memset(col, 0, sizeof(*col));
-		strlcpy(col->name, name, NAMEDATALEN);
+		strlcpy(col->name, NameStr(att->attname), NAMEDATALEN);
 		col->attnum = i + 1;
 		col->type = att->atttypid;
 		if (!pgml_classify_type(att->atttypid, col))
@@ -117,6 +128,49 @@ pgml_find_column(TupleDesc desc, const char *name, PgmlColumn *col)
 		return true;
 	}
 	return false;
+}
+
+/* A name in double quotes without them ("" inside is one quote), or NULL when it is not one
+ * quoted identifier. */
+char *
+unquoted_identifier(const char *name)
+{
+	size_t n = strlen(name);
+	if (n < 3 || name[0] != '"' || name[n - 1] != '"')
+		return nullptr;
+	StringInfoData buf;
+	initStringInfo(&buf);
+	for (size_t i = 1; i < n - 1; i++) {
+		if (name[i] == '"') {
+			if (i + 1 >= n - 1 || name[i + 1] != '"')
+				return nullptr; /* a lone quote inside: not one identifier */
+			i++;
+		}
+		appendStringInfoChar(&buf, name[i]);
+	}
+	return buf.data;
+}
+
+} // namespace
+
+/*
+ * pgml_find_column: the column `name` names, by the rule relation names follow too (README,
+ * "Names"): a name in double quotes is taken as it is written inside them; a name without
+ * quotes is folded to lower case as SQL folds identifiers. A name that is exactly a column's
+ * name (as the catalog and earlier versions give it, 'Revenue' for a column "Revenue") finds
+ * that column first. col->name is the column's own name.
+ */
+bool
+pgml_find_column(TupleDesc desc, const char *name, PgmlColumn *col)
+{
+	if (find_column_exact(desc, name, col))
+		return true;
+	if (char *unquoted = unquoted_identifier(name))
+		return find_column_exact(desc, unquoted, col);
+	if (name[0] == '"')
+		return false;
+	char *folded = downcase_identifier(name, static_cast<int>(strlen(name)), false, false);
+	return strcmp(folded, name) != 0 && find_column_exact(desc, folded, col);
 }
 
 void

@@ -944,6 +944,8 @@ pgml_train(PG_FUNCTION_ARGS)
 	char *rel_short = pstrdup(RelationGetRelationName(rel));
 	relation_close(rel, NoLock);
 	char *rel_sql = pgml_relation_sql_name(relid);
+	if (strchr(relname, '"') != nullptr)
+		relname = rel_short; /* messages name the relation as its own name, not '""Sales""' */
 
 	PgmlColumn target;
 	memset(&target, 0, sizeof(target));
@@ -953,6 +955,8 @@ pgml_train(PG_FUNCTION_ARGS)
 						errhint("The second argument of ml_train names the column to predict (NULL for clustering).")));
 	if (has_target && static_cast<int>(target.tc) > 3)
 		pgml_unsupported_column(relname, &target);
+	if (has_target)
+		target_name = pstrdup(target.name); /* the column's own name ('"Revenue"' names Revenue) */
 
 	PgmlColumn *features = static_cast<PgmlColumn *>(palloc0(sizeof(PgmlColumn) * (desc->natts + 1)));
 	int nfeatures = 0;
@@ -965,21 +969,23 @@ pgml_train(PG_FUNCTION_ARGS)
 			if (nulls[i])
 				ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("features must not contain NULL")));
 			char *f = TextDatumGetCString(names[i]);
-			if (strcmp(f, target_name) == 0)
-				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-								errmsg("target column \"%s\" cannot also be a feature", f)));
-			for (int j = 0; j < nfeatures; j++)
-				if (strcmp(features[j].name, f) == 0)
-					ereport(ERROR, (errcode(ERRCODE_DUPLICATE_COLUMN), errmsg("feature \"%s\" is listed twice", f)));
 			if (nfeatures >= desc->natts || !pgml_find_column(desc, f, &features[nfeatures]))
 				ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
 								errmsg("column \"%s\" of relation \"%s\" does not exist", f, relname)));
+			/* the columns' own names: 'Price' and '"Price"' are one column */
+			const char *name = features[nfeatures].name;
+			if (has_target && strcmp(name, target.name) == 0)
+				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								errmsg("target column \"%s\" cannot also be a feature", name)));
+			for (int j = 0; j < nfeatures; j++)
+				if (strcmp(features[j].name, name) == 0)
+					ereport(ERROR, (errcode(ERRCODE_DUPLICATE_COLUMN), errmsg("feature \"%s\" is listed twice", name)));
 			nfeatures++;
 		}
 	} else {
 		for (int i = 0; i < desc->natts; i++) {
 			Form_pg_attribute att = TupleDescAttr(desc, i);
-			if (att->attisdropped || strcmp(NameStr(att->attname), target_name) == 0)
+			if (att->attisdropped || (has_target && strcmp(NameStr(att->attname), target.name) == 0))
 				continue;
 			pgml_find_column(desc, NameStr(att->attname), &features[nfeatures++]);
 		}
@@ -998,7 +1004,7 @@ pgml_train(PG_FUNCTION_ARGS)
 				ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
 								errmsg("excluded column \"%s\" of relation \"%s\" does not exist", f, relname)));
 			for (int j = 0; j < nfeatures; j++)
-				if (strcmp(features[j].name, f) == 0) {
+				if (strcmp(features[j].name, tmp.name) == 0) {
 					memmove(&features[j], &features[j + 1], sizeof(PgmlColumn) * (nfeatures - j - 1));
 					nfeatures--;
 					break;
@@ -1448,6 +1454,8 @@ pgml_retrain(PG_FUNCTION_ARGS)
 	TupleDesc desc = CreateTupleDescCopy(RelationGetDescr(rel));
 	relation_close(rel, NoLock);
 	char *rel_sql = pgml_relation_sql_name(relid);
+	if (strchr(relname, '"') != nullptr)
+		relname = get_rel_name(relid); /* messages name the relation as its own name */
 	int nfeatures = static_cast<int>(base->features.size());
 	PgmlColumn *features = static_cast<PgmlColumn *>(palloc0(sizeof(PgmlColumn) * nfeatures));
 	PgmlColumn target;
