@@ -290,6 +290,16 @@ planned_iterations(pgml::Algorithm algorithm, const pgml::Params &hp)
 	return 0;
 }
 
+/* Tells the progress notices the planned iterations of a fit of `algorithm` with the
+ * hyperparameters `given` over start's (NULL: over the defaults). */
+void
+report_planned_iterations(pgml::Algorithm algorithm, const pgml::Options &given, const pgml::Params *start)
+{
+	int n = 0;
+	PGML_CORE(n = planned_iterations(algorithm, pgml::parse_params(pgml::algorithm_def(algorithm), given, start)));
+	pgml_progress_iterations(n);
+}
+
 // Times in ms since start: reading, and reading plus fitting.
 int64
 run_training(TrainState *st, Oid relid, const char *relname, const PgmlColumn *features, int nfeatures,
@@ -1271,12 +1281,7 @@ pgml_train(PG_FUNCTION_ARGS)
 		});
 		algorithm = spec->algorithm;
 	}
-	{
-		int iterations = 0;
-		PGML_CORE(iterations = planned_iterations(
-					  spec->algorithm, pgml::parse_params(pgml::algorithm_def(spec->algorithm), spec->hyperparams)));
-		pgml_progress_iterations(iterations); /* progress */
-	}
+	report_planned_iterations(spec->algorithm, spec->hyperparams, nullptr); /* progress */
 	if (ngroup > 0) {
 		/* one scan: each row to its group's trainer */
 		source.rows = pgml_grouped_training(st->grouped.get(), relid, features, nfeatures, group_cols, ngroup,
@@ -1639,18 +1644,9 @@ pgml_retrain(PG_FUNCTION_ARGS)
 			});
 	}
 	pgml_progress_begin("ml_retrain", ref.name, relid, "reading"); /* progress */
-	if (!incremental) {
-		/* a refit's planned iterations (a continued fit numbers them after the base's) */
-		int iterations = 0;
-		PGML_CORE({
-			pgml::Algorithm a = st->spec.replace_algorithm ? st->spec.algorithm : base->algorithm;
-			iterations = planned_iterations(
-				a, st->spec.replace_algorithm
-					   ? pgml::parse_params(pgml::algorithm_def(a), st->spec.hyperparams,
-											a == base->algorithm ? &base->hyperparams : nullptr)
-					   : base->hyperparams);
-		});
-		pgml_progress_iterations(iterations); /* progress */
+	if (!incremental) { /* a refit's planned iterations (a continued fit numbers them after the base's) */
+		pgml::Algorithm a = st->spec.replace_algorithm ? st->spec.algorithm : base->algorithm;
+		report_planned_iterations(a, st->spec.hyperparams, a == base->algorithm ? &base->hyperparams : nullptr);
 	}
 	double read_ms, total_ms;
 	int64 rows_read;
