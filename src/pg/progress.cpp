@@ -373,13 +373,17 @@ pgml_progress_phase(const char *phase)
 	report(true);
 }
 
-/* pgml_progress_iterations sets the fit's planned iterations (0: not known), shown as "of M". */
+/* pgml_progress_iterations sets the planned iterations of the fit about to start (0: not known),
+ * shown as "of M"; an earlier fit's iteration and metric (a search's trials) are forgotten. */
 void
 pgml_progress_iterations(int iterations)
 {
 	if (local.data.pid == 0)
 		return;
 	local.data.iterations = iterations > 0 ? iterations : 0;
+	local.data.iteration = 0;
+	local.data.metric[0] = '\0';
+	local.data.value = NAN;
 }
 
 /* pgml_progress_rows counts n more rows read. */

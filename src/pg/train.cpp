@@ -97,6 +97,7 @@ run_search(TrainState *st, Oid relid, const char *relname, const PgmlColumn *fea
 		}
 		st->search.reset(); /* the rows it kept */
 	});
+	pgml_progress_iterations(0); /* the trials' numbers and scores are not the version's */
 	pgml_progress_set_rows(0);
 	pgml_progress_phase("reading"); /* progress */
 }
