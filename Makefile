@@ -27,9 +27,8 @@ REGRESS_OPTS = --inputdir=test --outputdir=test --load-extension=pg_ml
 ISOLATION      = $(sort $(basename $(notdir $(wildcard test/specs/*.spec))))
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso --load-extension=pg_ml
 EXTRA_CLEAN    = test/output_iso libpgml_core.a
-# progress notices carry elapsed times: off for the expected output (test/sql/progress.sql turns
-# them on where it needs them); pg_regress adds its own options to PGOPTIONS
-installcheck: export PGOPTIONS += -c pg_ml.progress=off
+# progress notices: the default settings (none before pg_ml.progress_delay); the tests whose
+# trainings could take that long on a busy machine turn them off
 
 PG_CONFIG ?= pg_config
 EIGEN_INC ?= /usr/include/eigen3

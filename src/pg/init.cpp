@@ -42,7 +42,7 @@ _PG_init(void)
 							 "Train the linear family with one aggregate query (parallel when the planner chooses).",
 							 "Off: read the rows through a cursor instead (the same statistics, one backend).",
 							 &pgml_stats_aggregate, true, PGC_USERSET, 0, NULL, NULL, NULL);
-	pgml_progress_init(); /* pg_ml.progress, pg_ml.progress_interval; shared slots when preloaded */
+	pgml_progress_init(); /* pg_ml.progress, _delay, _interval; shared slots when preloaded */
 	pgml_worker_init();
 	MarkGUCPrefixReserved("pg_ml");
 }

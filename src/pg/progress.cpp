@@ -1,11 +1,15 @@
 // pg_ml glue: progress of ml_train, ml_retrain and ml_evaluate.
 //
 // One backend-local record of the running operation feeds two outputs:
-//  - NOTICE lines, unless pg_ml.progress is off: at most one per pg_ml.progress_interval, plus
-//    one at each phase change. The format is a contract (the pg_ml command line parses it):
-//      message  pg_ml progress: <model>: <phase>, <rows> rows[, iteration N][, <metric> <value>], <elapsed> s
+//  - NOTICE lines (pg_ml.progress): at most one per pg_ml.progress_interval, plus one at each
+//    phase change. 'auto' (the default) sends none before the command has run
+//    pg_ml.progress_delay, and no DETAIL; 'on' (programs: the pg_ml command line) sends them from
+//    the start, each with the JSON detail; 'off' sends none. The format is a contract:
+//      message  pg_ml progress: <model>: <phase>, <rows>[ of ~<estimate>] rows[, iteration N[ of M]][, <metric> <value>], <seconds> s
 //      detail   {"model":..,"phase":..,"rows":N,"rows_estimate":N,"iteration":N,"metric":..,"value":x,"elapsed":s}
-//    (rows_estimate -1 when unknown; iteration, metric and value null when there are none yet).
+//    ("of ~<estimate>" while reading, when the estimate is known and not passed; "of M" when the
+//    caller set the fit's planned iterations and N is within them; in the detail rows_estimate
+//    is -1 when unknown, iteration, metric and value null when there are none yet).
 //  - when pg_ml is in shared_preload_libraries: one shared-memory slot per backend, written with
 //    the changecount protocol of pgstat's st_changecount (no lock: the writer bumps the counter
 //    to odd, writes, bumps it to even; a reader retries until it copies an even, unchanged
@@ -50,7 +54,8 @@ PG_FUNCTION_INFO_V1(pgml_training_progress);
 #define PGML_PROGRESS_MODEL_LEN 256
 #define PGML_PROGRESS_WORD_LEN 32
 
-bool pgml_progress_notices = true;
+int pgml_progress_mode = PGML_PROGRESS_AUTO;
+int pgml_progress_delay_ms = 3000;
 int pgml_progress_interval_ms = 1000;
 
 namespace {
@@ -67,6 +72,7 @@ struct ProgressData {
 	int64 rows;
 	int64 rows_estimate; // -1 unknown
 	int32 iteration;     // 0 when none
+	int32 iterations;    // the fit's planned iterations, 0 when not known
 	double value;        // NaN when none
 	TimestampTz started;
 };
@@ -80,11 +86,18 @@ struct LocalProgress {
 	ProgressData data;
 	uint64 run; // increases with every begin; the reset callback ends only its own run
 	TimestampTz last_notice;
+	bool sent; // a notice was sent this run (before: 'auto' waits for pg_ml.progress_delay)
 	pthread_t thread;
 	bool notices_failed; // a notice could not be sent from the core: no more notices this run
 };
 
 LocalProgress local;
+// pg_ml.progress: the boolean spellings too, as PostgreSQL's own on/off enums take them
+const struct config_enum_entry progress_modes[] = {
+	{"off", PGML_PROGRESS_OFF, false}, {"auto", PGML_PROGRESS_AUTO, false}, {"on", PGML_PROGRESS_ON, false},
+	{"false", PGML_PROGRESS_OFF, true}, {"no", PGML_PROGRESS_OFF, true},    {"0", PGML_PROGRESS_OFF, true},
+	{"true", PGML_PROGRESS_ON, true},   {"yes", PGML_PROGRESS_ON, true},    {"1", PGML_PROGRESS_ON, true},
+	{NULL, 0, false}};
 uint64 run_counter = 0;
 ProgressSlot *slots = NULL; // NULL without shared_preload_libraries
 int nslots = 0;
@@ -185,55 +198,85 @@ json_string(char *buf, size_t size, const char *s)
 	put("\"");
 }
 
-// Sends the notice for the current state. Plain C: stack buffers only.
+// "<rows>[ of ~<estimate>] rows[, iteration N[ of M]][, <metric> <value>]" into buf.
 void
-send_notice(TimestampTz now)
+notice_counts(char *buf, size_t size, const ProgressData *d)
 {
-	const ProgressData *d = &local.data;
-	double elapsed = (double) (now - d->started) / USECS_PER_SEC;
-	bool has_value = d->metric[0] != '\0' && std::isfinite(d->value);
-	char extra[128] = "";
-	if (d->iteration > 0)
-		snprintf(extra, sizeof(extra), ", iteration %d", d->iteration);
-	if (has_value)
-		snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra), ", %s %.6g", d->metric, d->value);
+	size_t n;
+	if (strcmp(d->phase, "reading") == 0 && d->rows_estimate > 0 && d->rows <= d->rows_estimate)
+		snprintf(buf, size, INT64_FORMAT " of ~" INT64_FORMAT " rows", d->rows, d->rows_estimate);
+	else
+		snprintf(buf, size, INT64_FORMAT " rows", d->rows);
+	n = strlen(buf);
+	if (d->iteration > 0 && d->iterations >= d->iteration)
+		snprintf(buf + n, size - n, ", iteration %d of %d", d->iteration, d->iterations);
+	else if (d->iteration > 0)
+		snprintf(buf + n, size - n, ", iteration %d", d->iteration);
+	n = strlen(buf);
+	if (d->metric[0] != '\0' && std::isfinite(d->value))
+		snprintf(buf + n, size - n, ", %s %.6g", d->metric, d->value);
+}
 
-	char json[1024] = "{\"model\":";
-	json_string(json, sizeof(json), d->model);
-	strlcat(json, ",\"phase\":", sizeof(json));
-	json_string(json, sizeof(json), d->phase);
+// The JSON detail of the current state into buf (size bytes, always terminated).
+void
+notice_json(char *json, size_t size, const ProgressData *d, double elapsed)
+{
+	bool has_value = d->metric[0] != '\0' && std::isfinite(d->value);
+	strlcpy(json, "{\"model\":", size);
+	json_string(json, size, d->model);
+	strlcat(json, ",\"phase\":", size);
+	json_string(json, size, d->phase);
 	char tail[256];
 	char iter[16] = "null";
 	if (d->iteration > 0)
 		snprintf(iter, sizeof(iter), "%d", d->iteration);
 	snprintf(tail, sizeof(tail), ",\"rows\":" INT64_FORMAT ",\"rows_estimate\":" INT64_FORMAT ",\"iteration\":%s,\"metric\":",
 			 d->rows, d->rows_estimate, iter);
-	strlcat(json, tail, sizeof(json));
+	strlcat(json, tail, size);
 	if (d->metric[0] != '\0')
-		json_string(json, sizeof(json), d->metric);
+		json_string(json, size, d->metric);
 	else
-		strlcat(json, "null", sizeof(json));
+		strlcat(json, "null", size);
 	if (has_value)
 		snprintf(tail, sizeof(tail), ",\"value\":%.17g,\"elapsed\":%.3f}", d->value, elapsed);
 	else
 		snprintf(tail, sizeof(tail), ",\"value\":null,\"elapsed\":%.3f}", elapsed);
-	strlcat(json, tail, sizeof(json));
-
-	ereport(NOTICE, (errmsg_internal("pg_ml progress: %s: %s, " INT64_FORMAT " rows%s, %.1f s", d->model, d->phase,
-									 d->rows, extra, elapsed),
-					 errdetail_internal("%s", json)));
+	strlcat(json, tail, size);
 }
 
-// A notice if one is due (force: a phase change), then the shared slot.
+// Sends the notice for the current state; the JSON detail only with pg_ml.progress = on.
+// Plain C: stack buffers only.
+void
+send_notice(TimestampTz now)
+{
+	const ProgressData *d = &local.data;
+	double elapsed = (double) (now - d->started) / USECS_PER_SEC;
+	char counts[192];
+	notice_counts(counts, sizeof(counts), d);
+	if (pgml_progress_mode == PGML_PROGRESS_ON) {
+		char json[1024];
+		notice_json(json, sizeof(json), d, elapsed);
+		ereport(NOTICE, (errmsg_internal("pg_ml progress: %s: %s, %s, %.0f s", d->model, d->phase, counts, elapsed),
+						 errdetail_internal("%s", json)));
+	} else
+		ereport(NOTICE, (errmsg_internal("pg_ml progress: %s: %s, %s, %.0f s", d->model, d->phase, counts, elapsed)));
+}
+
+// A notice if one is due (force: a phase change), then the shared slot. With 'auto', nothing
+// until the command has run pg_ml.progress_delay; the first notice then comes at once.
 void
 report(bool force)
 {
 	if (local.data.pid == 0)
 		return;
-	if (pgml_progress_notices && !local.notices_failed) {
+	if (pgml_progress_mode != PGML_PROGRESS_OFF && !local.notices_failed) {
 		TimestampTz now = GetCurrentTimestamp();
-		if (force || TimestampDifferenceExceeds(local.last_notice, now, pgml_progress_interval_ms)) {
+		bool waiting = pgml_progress_mode == PGML_PROGRESS_AUTO && !local.sent;
+		if (waiting)
+			force = TimestampDifferenceExceeds(local.data.started, now, pgml_progress_delay_ms);
+		if (force || (!waiting && TimestampDifferenceExceeds(local.last_notice, now, pgml_progress_interval_ms))) {
 			local.last_notice = now;
+			local.sent = true;
 			send_notice(now);
 		}
 	}
@@ -261,9 +304,13 @@ clear_slot_at_exit(int code, Datum arg)
 void
 pgml_progress_init(void)
 {
-	DefineCustomBoolVariable("pg_ml.progress", "Sends progress notices while ml_train, ml_retrain and ml_evaluate run.",
-							 "At most one per pg_ml.progress_interval, plus one at each phase change.",
-							 &pgml_progress_notices, true, PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomEnumVariable("pg_ml.progress", "Sends progress notices while ml_train, ml_retrain and ml_evaluate run.",
+							 "auto: once the command has run pg_ml.progress_delay, without detail; on: from the start, "
+							 "each with a JSON detail for programs; off: none.",
+							 &pgml_progress_mode, PGML_PROGRESS_AUTO, progress_modes, PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("pg_ml.progress_delay", "Time a command runs before its first progress notice (pg_ml.progress = auto).",
+							"A command that ends sooner sends none; 0 reports from the start.", &pgml_progress_delay_ms,
+							3000, 0, INT_MAX, PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("pg_ml.progress_interval", "Least time between two progress notices.",
 							"Phase changes are reported at once; 0 reports every batch and iteration.",
 							&pgml_progress_interval_ms, 1000, 0, INT_MAX, PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
@@ -305,6 +352,7 @@ pgml_progress_begin(const char *command, const char *model, Oid relid, const cha
 	local.data.value = NAN;
 	local.data.started = GetCurrentTimestamp();
 	local.last_notice = local.data.started;
+	local.sent = false;
 	local.thread = pthread_self();
 	local.notices_failed = false;
 	local.run = ++run_counter;
@@ -323,6 +371,19 @@ pgml_progress_phase(const char *phase)
 		return;
 	copy_word(local.data.phase, phase, sizeof(local.data.phase));
 	report(true);
+}
+
+/* pgml_progress_iterations sets the planned iterations of the fit about to start (0: not known),
+ * shown as "of M"; an earlier fit's iteration and metric (a search's trials) are forgotten. */
+void
+pgml_progress_iterations(int iterations)
+{
+	if (local.data.pid == 0)
+		return;
+	local.data.iterations = iterations > 0 ? iterations : 0;
+	local.data.iteration = 0;
+	local.data.metric[0] = '\0';
+	local.data.value = NAN;
 }
 
 /* pgml_progress_rows counts n more rows read. */

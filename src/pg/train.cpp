@@ -97,6 +97,7 @@ run_search(TrainState *st, Oid relid, const char *relname, const PgmlColumn *fea
 		}
 		st->search.reset(); /* the rows it kept */
 	});
+	pgml_progress_iterations(0); /* the trials' numbers and scores are not the version's */
 	pgml_progress_set_rows(0);
 	pgml_progress_phase("reading"); /* progress */
 }
@@ -277,6 +278,29 @@ finish_training(TrainState *st, const pgml::Model *compare)
 }
 
 // Streams the relation into the trainer, then fits (comparing with `compare` if given).
+/* The fit's planned iterations, for the progress notices' "iteration k of n": gradient_boosting's
+ * rounds and mlp's epochs (fewer only by early stopping); 0 for fits that stop when they
+ * converge (max_iter only caps them). Core code (PGML_CORE). */
+int
+planned_iterations(pgml::Algorithm algorithm, const pgml::Params &hp)
+{
+	if (algorithm == pgml::Algorithm::GradientBoosting)
+		return hp.integer("n_estimators");
+	if (algorithm == pgml::Algorithm::Mlp)
+		return hp.integer("max_iter");
+	return 0;
+}
+
+/* Tells the progress notices the planned iterations of a fit of `algorithm` with the
+ * hyperparameters `given` over start's (NULL: over the defaults). */
+void
+report_planned_iterations(pgml::Algorithm algorithm, const pgml::Options &given, const pgml::Params *start)
+{
+	int n = 0;
+	PGML_CORE(n = planned_iterations(algorithm, pgml::parse_params(pgml::algorithm_def(algorithm), given, start)));
+	pgml_progress_iterations(n);
+}
+
 // Times in ms since start: reading, and reading plus fitting.
 int64
 run_training(TrainState *st, Oid relid, const char *relname, const PgmlColumn *features, int nfeatures,
@@ -1145,7 +1169,8 @@ pgml_train(PG_FUNCTION_ARGS)
 		});
 		if (!auto_search) {
 			choice_note = psprintf("The task is %s because %s; %s.", pgml::task_name(task), why, reason);
-			ereport(NOTICE, (errmsg("pg_ml chose %s for %s", def->name.c_str(), pgml::task_name(task)),
+			/* DEBUG1: the result's algorithm and report->>'algorithm_choice' say it */
+			ereport(DEBUG1, (errmsg("pg_ml chose %s for %s", def->name.c_str(), pgml::task_name(task)),
 							 errdetail("%s", choice_note), errhint("Pass algorithm => and task => to choose.")));
 		}
 	}
@@ -1248,7 +1273,8 @@ pgml_train(PG_FUNCTION_ARGS)
 			choice_note = psprintf("The task is %s because %s; %d candidates compared by cross-validation (as on "
 								   "every relation of at most %.0f rows): %s.",
 								   pgml::task_name(task), why, ntrials, pgml::kAutoSearchRows, st->search_summary.c_str());
-			ereport(NOTICE, (errmsg("pg_ml chose %s for %s", pgml::algorithm_name(spec->algorithm), pgml::task_name(task)),
+			/* DEBUG1: the result's algorithm, report->>'algorithm_choice' and ml_trials() say it */
+			ereport(DEBUG1, (errmsg("pg_ml chose %s for %s", pgml::algorithm_name(spec->algorithm), pgml::task_name(task)),
 							 errdetail("%s", choice_note), errhint("ml_trials() shows every candidate's fold scores.")));
 		} else {
 			ereport(NOTICE, (errmsg("search chose trial %d of %d", st->chosen_trial, ntrials),
@@ -1262,6 +1288,7 @@ pgml_train(PG_FUNCTION_ARGS)
 		});
 		algorithm = spec->algorithm;
 	}
+	report_planned_iterations(spec->algorithm, spec->hyperparams, nullptr); /* progress */
 	if (ngroup > 0) {
 		/* one scan: each row to its group's trainer */
 		source.rows = pgml_grouped_training(st->grouped.get(), relid, features, nfeatures, group_cols, ngroup,
@@ -1626,6 +1653,10 @@ pgml_retrain(PG_FUNCTION_ARGS)
 			});
 	}
 	pgml_progress_begin("ml_retrain", ref.name, relid, "reading"); /* progress */
+	if (!incremental) { /* a refit's planned iterations (a continued fit numbers them after the base's) */
+		pgml::Algorithm a = st->spec.replace_algorithm ? st->spec.algorithm : base->algorithm;
+		report_planned_iterations(a, st->spec.hyperparams, a == base->algorithm ? &base->hyperparams : nullptr);
+	}
 	double read_ms, total_ms;
 	int64 rows_read;
 	if (st->grouped) {

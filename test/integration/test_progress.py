@@ -1,6 +1,8 @@
-"""Progress of ml_train / ml_retrain / ml_evaluate: the NOTICE format the pg_ml command line
-parses (message and JSON detail), its bounded rate, pg_ml.progress = off, and, with pg_ml in
-shared_preload_libraries, the ml_training_progress view read from another session."""
+"""Progress of ml_train / ml_retrain / ml_evaluate: the NOTICE format (message, and with
+pg_ml.progress = on the JSON detail the pg_ml command line parses), its bounded rate, the quiet
+default (pg_ml.progress = auto: nothing before pg_ml.progress_delay, no detail), pg_ml.progress =
+off, and, with pg_ml in shared_preload_libraries, the ml_training_progress view read from another
+session."""
 import json
 import re
 import threading
@@ -13,15 +15,17 @@ from psycopg2 import sql
 
 from pgml_test import PgmlTestCase, connect, unique
 
-MESSAGE = re.compile(
-    r"^NOTICE:  pg_ml progress: (?P<model>\S+): (?P<phase>reading|fitting|evaluating|saving), (?P<rows>\d+) rows"
-    r"(?:, iteration (?P<iteration>\d+))?(?:, (?P<metric>\w+) (?P<value>\S+))?, (?P<elapsed>\d+\.\d) s\n"
-    r"DETAIL:  (?P<detail>\{.*\})\n$")
+LINE = (r"^NOTICE:  pg_ml progress: (?P<model>\S+): (?P<phase>reading|fitting|evaluating|saving), "
+        r"(?P<rows>\d+)(?: of ~(?P<estimate>\d+))? rows"
+        r"(?:, iteration (?P<iteration>\d+)(?: of (?P<iterations>\d+))?)?(?:, (?P<metric>\w+) (?P<value>\S+))?, "
+        r"(?P<elapsed>\d+) s\n")
+MESSAGE = re.compile(LINE + r"DETAIL:  (?P<detail>\{.*\})\n$")  # pg_ml.progress = on
+PLAIN = re.compile(LINE + r"$")                                    # auto: no detail
 KEYS = {"model", "phase", "rows", "rows_estimate", "iteration", "metric", "value", "elapsed"}
 
 
 def progress_notices(conn):
-    """The progress notices of conn, parsed: [(regex match, detail dict)]."""
+    """The progress notices of conn (pg_ml.progress = on), parsed: [(regex match, detail dict)]."""
     out = []
     for text in conn.notices:
         if "pg_ml progress:" not in text:
@@ -29,6 +33,18 @@ def progress_notices(conn):
         m = MESSAGE.match(text)
         assert m is not None, f"progress notice in an unexpected format: {text!r}"
         out.append((m, json.loads(m.group("detail"))))
+    return out
+
+
+def plain_notices(conn):
+    """The progress notices of conn (pg_ml.progress = auto), parsed: [regex match]."""
+    out = []
+    for text in conn.notices:
+        if "pg_ml progress:" not in text:
+            continue
+        m = PLAIN.match(text)
+        assert m is not None, f"progress notice in an unexpected format: {text!r}"
+        out.append(m)
     return out
 
 
@@ -68,7 +84,11 @@ class ProgressNoticeTest(PgmlTestCase):
             self.assertEqual(d["phase"], m.group("phase"))
             self.assertEqual(d["rows"], int(m.group("rows")))
             self.assertEqual(d["rows_estimate"], 3000)  # pg_class.reltuples after ANALYZE
-            self.assertAlmostEqual(d["elapsed"], float(m.group("elapsed")), delta=0.051)
+            self.assertAlmostEqual(d["elapsed"], float(m.group("elapsed")), delta=0.501)  # whole seconds
+            # the estimate while reading (pg_class.reltuples after ANALYZE), not after
+            self.assertEqual(m.group("estimate"), "3000" if d["phase"] == "reading" else None)
+            # logistic_regression stops when it converges: no planned count of iterations
+            self.assertIsNone(m.group("iterations"))
             if m.group("iteration"):
                 self.assertEqual(d["iteration"], int(m.group("iteration")))
             else:
@@ -109,6 +129,80 @@ class ProgressNoticeTest(PgmlTestCase):
             last = {"phase": d["phase"], "at": d["elapsed"]}
         self.assertEqual(changes, 4)
         self.assertLessEqual(len(notices), 4 + int(notices[-1][1]["elapsed"]) + 1)
+
+    def test_default_is_quiet(self):
+        # pg_ml.progress = auto (the default): a training that ends within pg_ml.progress_delay
+        # (3 s) sends no progress notice, and no NOTICE of the algorithm's choice either
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT boot_val FROM pg_settings WHERE name = 'pg_ml.progress'")
+            self.assertEqual(cur.fetchone()[0], "auto")
+            cur.execute("SELECT boot_val FROM pg_settings WHERE name = 'pg_ml.progress_delay'")
+            self.assertEqual(cur.fetchone()[0], "3000")
+            cur.execute("SET pg_ml.progress = auto")
+            cur.execute("SET pg_ml.progress_delay = '3s'")
+            cur.execute("SELECT pg_catalog.clock_timestamp()")
+            t0 = cur.fetchone()[0]
+            cur.execute("SELECT algorithm FROM ml_train(%s, 'label', name => %s, features => ARRAY['z', 'kind'])",
+                        (self.tab, self.model_name("prog_q")))
+            self.assertEqual(cur.fetchone()[0], "gradient_boosting")  # 3000 rows: the size rule
+            cur.execute("SELECT extract(epoch FROM pg_catalog.clock_timestamp() - %s)", (t0,))
+            seconds = float(cur.fetchone()[0])
+        if seconds < 2.5:  # else the machine was too slow to tell
+            self.assertEqual(self.conn.notices, [])
+
+    def test_auto_lines_without_delay(self):
+        # auto with no delay: the human line alone (no DETAIL), the rows read of ~the estimate,
+        # boosting rounds of n_estimators
+        name = self.model_name("prog_a")
+        with self.conn.cursor() as cur:
+            cur.execute("SET pg_ml.progress = auto")
+            cur.execute("SET pg_ml.progress_delay = 0")
+            cur.execute("SET pg_ml.progress_interval = 0")
+            cur.execute("SET pg_ml.batch_rows = 500")
+            cur.execute("SELECT 1 FROM ml_train(%s, 'label', algorithm => 'gradient_boosting', name => %s, "
+                        "features => ARRAY['z', 'kind'], hyperparams => '{\"n_estimators\": 12}')", (self.tab, name))
+        lines = plain_notices(self.conn)
+        self.assertTrue(all("DETAIL" not in n for n in self.conn.notices))
+        reading = [m for m in lines if m.group("phase") == "reading"]
+        self.assertEqual([(int(m.group("rows")), m.group("estimate")) for m in reading],
+                         [(r, "3000") for r in range(0, 3001, 500)])
+        rounds = [m for m in lines if m.group("phase") == "fitting" and m.group("iteration")]
+        self.assertGreater(len(rounds), 0)
+        self.assertTrue(all(m.group("iterations") == "12" for m in rounds))
+        self.assertEqual(rounds[-1].group("iteration"), "12")
+        self.assertEqual([m.group("phase") for m in lines][-1], "saving")
+
+    def test_auto_waits_for_the_delay(self):
+        # a view that reads slowly (2 ms a row, 1500 rows: 3 s): nothing in the first second
+        # (pg_ml.progress_delay = 1s), then the lines without detail; a view has no estimate
+        fn, view = unique("prog_sleep"), unique("prog_slow")
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL("CREATE FUNCTION {}(integer) RETURNS integer LANGUAGE plpgsql VOLATILE AS "
+                                "$$ BEGIN PERFORM pg_sleep(0.002); RETURN $1; END $$").format(sql.Identifier(fn)))
+            cur.execute(sql.SQL("CREATE VIEW {} AS SELECT {}(x) AS x, z, label FROM {} WHERE x <= 1500")
+                        .format(sql.Identifier(view), sql.Identifier(fn), sql.Identifier(self.tab)))
+        self.addCleanup(self._drop_view, view, fn)
+        with self.conn.cursor() as cur:
+            cur.execute("SET pg_ml.progress = auto")
+            cur.execute("SET pg_ml.progress_delay = '1s'")
+            cur.execute("SET pg_ml.batch_rows = 100")
+            cur.execute("SELECT 1 FROM ml_train(%s, 'label', algorithm => 'logistic_regression', name => %s, "
+                        "features => ARRAY['z'])", (view, self.model_name("prog_d")))
+        lines = plain_notices(self.conn)
+        self.assertGreater(len(lines), 0)
+        self.assertTrue(all("DETAIL" not in n for n in self.conn.notices))
+        self.assertTrue(all(int(m.group("elapsed")) >= 1 for m in lines), [m.group(0) for m in lines])
+        self.assertTrue(all(m.group("estimate") is None for m in lines))
+        self.assertEqual(lines[-1].group("phase"), "saving")
+
+    def _drop_view(self, view, fn):
+        c = connect()
+        try:
+            with c.cursor() as cur:
+                cur.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(sql.Identifier(view)))
+                cur.execute(sql.SQL("DROP FUNCTION IF EXISTS {}(integer)").format(sql.Identifier(fn)))
+        finally:
+            c.close()
 
     def test_off_silences(self):
         self.train(0, progress="off")

@@ -4,13 +4,39 @@ SET extra_float_digits = 0;
 \set SHOW_CONTEXT never
 -- nothing is running in this session while the view is read (this also loads pg_ml)
 SELECT count(*) FROM ml_training_progress WHERE pid = pg_backend_pid();
--- the settings: on by default, one notice a second at most
-SELECT name, boot_val, unit, context FROM pg_settings WHERE name LIKE 'pg_ml.progress%' ORDER BY name;
+-- the settings: auto by default (nothing before 3 s, no detail), one notice a second at most
+SELECT name, boot_val, unit, context, enumvals FROM pg_settings WHERE name LIKE 'pg_ml.progress%' ORDER BY name;
 SET pg_ml.progress_interval = -1;
 SET pg_ml.progress_interval = '250ms';
 SHOW pg_ml.progress_interval;
 RESET pg_ml.progress_interval;
+SET pg_ml.progress_delay = -1;
+SET pg_ml.progress_delay = '2s';
+SHOW pg_ml.progress_delay;
+RESET pg_ml.progress_delay;
 SET pg_ml.progress = 'maybe';
+SET pg_ml.progress = true;
+SHOW pg_ml.progress;
+SET pg_ml.progress = no;
+SHOW pg_ml.progress;
+RESET pg_ml.progress;
+-- a small training at the default settings says nothing: no progress, no NOTICE of its choice
+-- (the algorithm is in the result)
+CREATE TABLE prog_small AS
+SELECT i AS id, (i % 7) / 7.0 AS z, (ARRAY['a','b','c'])[1 + i % 3] AS kind, 2 * (i % 50) + (i % 7) AS y
+FROM generate_series(1, 342) i;
+ANALYZE prog_small;
+SELECT model, algorithm, rows_train, rows_test FROM ml_train('prog_small', 'y');
+-- with no delay: a line per phase change, the rows read of the planner's estimate while
+-- reading, the iteration of the planned rounds; no DETAIL (a tiny training: elapsed 0 s)
+SET pg_ml.progress_delay = 0;
+CREATE TABLE prog_tiny AS SELECT i AS x, (i % 4) * 1.5 AS y FROM generate_series(1, 40) i;
+ANALYZE prog_tiny;
+SELECT model, algorithm FROM ml_train('prog_tiny', 'y', algorithm => 'gradient_boosting', name => 'prog_gb',
+    hyperparams => '{"n_estimators": 3}', test_size => 0.25);
+RESET pg_ml.progress_delay;
+SELECT ml_drop_model('prog_small_y'), ml_drop_model('prog_gb');
+DROP TABLE prog_small, prog_tiny;
 -- trainings with progress off (test_progress.py checks that no progress notice is sent) and interval 0
 SET pg_ml.progress = off;
 SET pg_ml.progress_interval = 0;

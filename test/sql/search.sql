@@ -62,7 +62,8 @@ SELECT model FROM ml_train('st', 'c', algorithm => 'decision_tree', name => 'st_
                            deploy_metric => 'f1', search => 'grid', search_params => '{"max_depth": [1, 3]}');
 SELECT DISTINCT metric FROM ml_trials('st_cls_f1');
 
--- algorithm => 'auto' on a small relation: the candidates compared by cross-validation
+-- algorithm => 'auto' on a small relation: the candidates compared by cross-validation (quietly:
+-- the choice and why are in report->>'algorithm_choice', the message at DEBUG1)
 SET client_min_messages = notice;
 SELECT model, algorithm FROM ml_train('st', 'y', name => 'st_auto', exclude => ARRAY['c']);
 SET client_min_messages = warning;
