@@ -97,8 +97,9 @@ pgml_evaluate(PG_FUNCTION_ARGS)
 	int32 version;
 	pgml::Model *model = pgml_load_version_arg(fcinfo, "ml_evaluate", 2, &ref, &version);
 
-	char *relname = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	Oid relid = pgml_relation_oid(relname);
+	const char *relname;
+	bool is_query;
+	Oid relid = pgml_source_oid(text_to_cstring(PG_GETARG_TEXT_PP(1)), &relname, &is_query);
 	TupleDesc desc = pgml_relation_desc(relid);
 	int nfeatures = static_cast<int>(model->features.size());
 	PgmlColumn *features = static_cast<PgmlColumn *>(palloc0(sizeof(PgmlColumn) * nfeatures));
@@ -117,6 +118,8 @@ pgml_evaluate(PG_FUNCTION_ARGS)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("relation \"%s\" has no rows", relname)));
 	PGML_CORE(st->json = st->evaluator->metrics_json());
 	pgml_progress_end();
+	if (is_query)
+		pgml_source_drop(relid);
 	PG_RETURN_DATUM(pgml_jsonb_from_cstring(st->json.c_str()));
 }
 

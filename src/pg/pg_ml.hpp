@@ -67,6 +67,11 @@ struct PgmlColumn {
 
 // Resolves a relation name with the caller's search_path; errors if missing.
 Oid pgml_relation_oid(const char *relname);
+// A relation name or a query (*is_query: a temporary view of it, made with the caller's
+// rights); *display is what messages call it. pgml_source_drop drops such a view at the end
+// of a call that succeeded.
+Oid pgml_source_oid(const char *source, const char **display, bool *is_query);
+void pgml_source_drop(Oid relid);
 // Schema-qualified, quoted name of a relation (palloc'd).
 char *pgml_relation_sql_name(Oid relid);
 // How a type is used; false if unsupported.

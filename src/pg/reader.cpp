@@ -12,7 +12,13 @@ extern "C" {
 #include "utils/date.h"
 #include "utils/plancache.h"
 #include "utils/numeric.h"
+#include "access/xact.h"
+#include "catalog/dependency.h"
+#include "catalog/objectaddress.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "parser/parser.h"
 #include "parser/scansup.h"
 #include "utils/regproc.h"
 #include "utils/timestamp.h"
@@ -41,6 +47,74 @@ pgml_relation_oid(const char *relname)
 		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
 						errmsg("\"%s\" is not a table, view, materialized view or foreign table", relname)));
 	return relid;
+}
+
+namespace {
+
+int64 query_view_count = 0; /* names the temporary views of queries apart */
+
+// Whether a source argument is a query rather than a relation name: it starts with SELECT,
+// WITH, VALUES or TABLE (any case), or a parenthesis.
+bool
+looks_like_query(const char *source)
+{
+	while (scanner_isspace(*source))
+		source++;
+	if (*source == '(')
+		return true;
+	static const char *const kWords[] = {"select", "with", "values", "table"};
+	for (const char *w : kWords) {
+		size_t n = strlen(w);
+		if (pg_strncasecmp(source, w, n) == 0 && (source[n] == '\0' || scanner_isspace(source[n]) || source[n] == '('))
+			return true;
+	}
+	return false;
+}
+
+} // namespace
+
+/*
+ * pgml_source_oid: the relation a source argument names (pgml_relation_oid), or for a query
+ * (looks_like_query) a temporary view of it, made with the caller's rights in the caller's
+ * transaction, as `CREATE TEMP VIEW ... AS <query>` would be: the query runs as any query the
+ * caller writes. It must be one SELECT statement (42601 otherwise). *display is what messages
+ * call the source.
+ */
+Oid
+pgml_source_oid(const char *source, const char **display, bool *is_query)
+{
+	*display = source;
+	*is_query = looks_like_query(source);
+	if (!*is_query)
+		return pgml_relation_oid(source);
+	/* a name of this session's temporary schema no other session sees: a counter suffices */
+	char *name = psprintf("pgml_query_" INT64_FORMAT, ++query_view_count);
+	char *sql = psprintf("CREATE TEMPORARY VIEW %s AS %s", quote_identifier(name), source);
+	/* exactly one statement, a view of one query: nothing can follow the query */
+	List *parsed = raw_parser(sql, RAW_PARSE_DEFAULT);
+	if (list_length(parsed) != 1 || !IsA(linitial_node(RawStmt, parsed)->stmt, ViewStmt) ||
+		!IsA(castNode(ViewStmt, linitial_node(RawStmt, parsed)->stmt)->query, SelectStmt))
+		ereport(ERROR, (errcode(ERRCODE_SYNTAX_ERROR), errmsg("the source query must be one SELECT statement"),
+						errhint("Pass a table or view name, or one query such as 'SELECT * FROM sales WHERE year = 2024'.")));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_ml: SPI_connect failed");
+	int rc = SPI_execute(sql, false, 0);
+	if (rc != SPI_OK_UTILITY)
+		elog(ERROR, "pg_ml: creating the source view failed: %s", SPI_result_code_string(rc));
+	SPI_finish();
+	CommandCounterIncrement();
+	*display = "query";
+	return RangeVarGetRelid(makeRangeVar(pstrdup("pg_temp"), name, -1), NoLock, false);
+}
+
+/* pgml_source_drop drops the temporary view pgml_source_oid made for a query, at the end of
+ * a call that succeeded (an error rolls it back with the transaction). */
+void
+pgml_source_drop(Oid relid)
+{
+	ObjectAddress obj;
+	ObjectAddressSet(obj, RelationRelationId, relid);
+	performDeletion(&obj, DROP_RESTRICT, PERFORM_DELETION_INTERNAL);
 }
 
 char *

@@ -961,11 +961,14 @@ pgml_train(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &result_desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "pg_ml: ml_train must return a record");
 
-	/* the relation and its columns */
-	Oid relid = pgml_relation_oid(relname);
+	/* the relation (or a query's temporary view) and its columns */
+	const char *display;
+	bool is_query;
+	Oid relid = pgml_source_oid(relname, &display, &is_query);
+	relname = pstrdup(display);
 	Relation rel = relation_open(relid, AccessShareLock);
 	TupleDesc desc = CreateTupleDescCopy(RelationGetDescr(rel));
-	char *rel_short = pstrdup(RelationGetRelationName(rel));
+	char *rel_short = pstrdup(is_query ? "query" : RelationGetRelationName(rel)); /* the default model name's */
 	relation_close(rel, NoLock);
 	char *rel_sql = pgml_relation_sql_name(relid);
 	if (strchr(relname, '"') != nullptr)
@@ -1381,6 +1384,8 @@ pgml_train(PG_FUNCTION_ARGS)
 	values[8] = BoolGetDatum(true);
 	values[9] = CStringGetTextDatum(res.rows_test > 0 ? "test" : "train");
 	pgml_progress_end(); /* progress */
+	if (is_query)
+		pgml_source_drop(relid);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(result_desc), values, nulls)));
 }
 
@@ -1476,7 +1481,10 @@ pgml_retrain(PG_FUNCTION_ARGS)
 	}
 
 	/* the relation must carry every column of the model with a compatible type */
-	Oid relid = pgml_relation_oid(relname);
+	const char *display;
+	bool is_query;
+	Oid relid = pgml_source_oid(relname, &display, &is_query);
+	relname = pstrdup(display);
 	Relation rel = relation_open(relid, AccessShareLock);
 	TupleDesc desc = CreateTupleDescCopy(RelationGetDescr(rel));
 	relation_close(rel, NoLock);
@@ -1840,5 +1848,7 @@ pgml_retrain(PG_FUNCTION_ARGS)
 	nulls[11] = res.drift_json.empty();
 	values[11] = nulls[11] ? (Datum) 0 : pgml_jsonb_from_cstring(res.drift_json.c_str());
 	pgml_progress_end(); /* progress */
+	if (is_query)
+		pgml_source_drop(relid);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(result_desc), values, nulls)));
 }

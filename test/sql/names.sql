@@ -29,3 +29,24 @@ SELECT model FROM ml_train('"Sales"', '"Revenue"', 'linear_regression', name => 
 
 SELECT count(ml_drop_model(m)) FROM unnest(ARRAY['names_quoted', 'names_exact', 'names_grouped']) m;
 DROP TABLE "Sales";
+
+-- A query instead of a relation (ml_train, ml_retrain, ml_evaluate): read with the caller's
+-- rights through a temporary view that is gone after the call
+CREATE TABLE qs (id int, x float8, y float8, year int);
+INSERT INTO qs SELECT i, i % 17, 3 * (i % 17) + (i % 5) * 0.1, 2020 + i % 5 FROM generate_series(1, 500) i;
+SELECT model, rows_train + rows_test AS rows FROM ml_train('SELECT x, y FROM qs WHERE year < 2024', 'y', 'linear_regression',
+                                                           name => 'names_query');
+SELECT model, rows_train + rows_test AS rows FROM ml_train('  with t AS (SELECT x, y FROM qs) select * from t', 'y', 'ridge');
+SELECT count(*) AS views_left FROM pg_class WHERE relname LIKE 'pgml\_query\_%' AND relpersistence = 't';
+SELECT version, mode, rows_train + rows_test AS rows
+FROM ml_retrain('names_query', 'SELECT x, y FROM qs WHERE year = 2024', mode => 'incremental');
+SELECT (ml_evaluate('names_query', '(SELECT x, y FROM qs)')->>'r2')::float8 > 0.99 AS fits;
+-- one SELECT only, and nothing that writes
+\set SHOW_CONTEXT never
+SELECT model FROM ml_train('SELECT x, y FROM qs; DROP TABLE qs', 'y', 'linear_regression', name => 'names_bad');
+SELECT model FROM ml_train('WITH d AS (DELETE FROM qs RETURNING x, y) SELECT * FROM d', 'y', 'linear_regression', name => 'names_bad');
+SELECT model FROM ml_train('SELECT x, y FROM qs', 'z', 'linear_regression', name => 'names_bad');
+\set SHOW_CONTEXT errors
+SELECT count(*) FROM qs;
+SELECT count(ml_drop_model(m)) FROM unnest(ARRAY['names_query', 'query_y']) m;
+DROP TABLE qs;
