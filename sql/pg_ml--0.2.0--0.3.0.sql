@@ -504,9 +504,12 @@ CREATE FUNCTION @extschema@.ml_train(
     -- per-group models (src/core/grouped.hpp): one model per group of rows, in one call
     group_by     text[] DEFAULT NULL,
     group_fallback text DEFAULT NULL,
+    -- the headline a person reads first (metric: the model's deploy metric, score: its value
+    -- on the held-out rows, or the training rows with test_size => 0, rounded to 4 decimals);
+    -- every metric at full precision in metrics
     OUT model_id bigint, OUT model text, OUT version integer, OUT task text, OUT algorithm text,
-    OUT metrics jsonb, OUT rows_train bigint, OUT rows_test bigint, OUT deployed boolean,
-    OUT metrics_from text)
+    OUT metric text, OUT score numeric, OUT rows_train bigint, OUT rows_test bigint, OUT deployed boolean,
+    OUT metrics jsonb, OUT metrics_from text)
     RETURNS record
     LANGUAGE c VOLATILE PARALLEL UNSAFE
     AS 'MODULE_PATHNAME', 'pgml_train';

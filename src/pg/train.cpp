@@ -18,6 +18,8 @@ extern "C" {
 #include "catalog/pg_class.h"
 #include "catalog/pg_statistic.h"
 #include "portability/instr_time.h"
+#include "utils/numeric.h"
+#include "utils/jsonb.h"
 #include "utils/acl.h"
 #include "utils/fmgrprotos.h"
 #include "utils/rel.h"
@@ -1367,22 +1369,32 @@ pgml_train(PG_FUNCTION_ARGS)
 	if (res.rows_test == 0)
 		ereport(NOTICE, (errmsg("no rows were held out for testing; metrics are on the training rows"),
 						 errhint("Measure on other rows with ml_evaluate().")));
-	Datum values[10];
-	bool nulls[10] = {false};
+	Datum values[12];
+	bool nulls[12] = {false};
 	values[0] = Int64GetDatum(model_id);
 	values[1] = CStringGetTextDatum(name);
 	values[2] = Int32GetDatum(1);
 	values[3] = CStringGetTextDatum(pgml::task_name(st->model->task));
 	values[4] = CStringGetTextDatum(pgml::algorithm_name(algorithm));
+	/* headline metrics: the test metrics, or the training metrics without test rows */
+	Datum headline = DirectFunctionCall2(jsonb_object_field, pgml_jsonb_from_cstring(res.metrics_json.c_str()),
+										 CStringGetTextDatum(res.rows_test > 0 ? "test" : "train"));
+	values[5] = CStringGetTextDatum(deploy_metric);
 	{
-		/* headline metrics: the test metrics, or the training metrics without test rows */
-		Datum all = pgml_jsonb_from_cstring(res.metrics_json.c_str());
-		values[5] = DirectFunctionCall2(jsonb_object_field, all, CStringGetTextDatum(res.rows_test > 0 ? "test" : "train"));
+		Jsonb *jb = DatumGetJsonbP(headline);
+		char *text = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+		double score = NAN;
+		PGML_CORE(score = pgml::json_number_field(text, deploy_metric));
+		nulls[6] = std::isnan(score);
+		if (!nulls[6])
+			values[6] = DirectFunctionCall2(numeric_round, DirectFunctionCall1(float8_numeric, Float8GetDatum(score)),
+											Int32GetDatum(4));
 	}
-	values[6] = Int64GetDatum(res.rows_train);
-	values[7] = Int64GetDatum(res.rows_test);
-	values[8] = BoolGetDatum(true);
-	values[9] = CStringGetTextDatum(res.rows_test > 0 ? "test" : "train");
+	values[7] = Int64GetDatum(res.rows_train);
+	values[8] = Int64GetDatum(res.rows_test);
+	values[9] = BoolGetDatum(true);
+	values[10] = headline;
+	values[11] = CStringGetTextDatum(res.rows_test > 0 ? "test" : "train");
 	pgml_progress_end(); /* progress */
 	if (is_query)
 		pgml_source_drop(relid);

@@ -26,7 +26,8 @@ CREATE TABLE prog_small AS
 SELECT i AS id, (i % 7) / 7.0 AS z, (ARRAY['a','b','c'])[1 + i % 3] AS kind, 2 * (i % 50) + (i % 7) AS y
 FROM generate_series(1, 342) i;
 ANALYZE prog_small;
-SELECT model, algorithm, rows_train, rows_test FROM ml_train('prog_small', 'y');
+-- the result's headline: typed columns a person reads (the full metrics are in the jsonb column metrics)
+SELECT model, task, algorithm, metric, score, rows_train, rows_test, deployed, metrics_from FROM ml_train('prog_small', 'y');
 -- with no delay: a line per phase change, the rows read of the planner's estimate while
 -- reading, the iteration of the planned rounds; no DETAIL (a tiny training: elapsed 0 s)
 SET pg_ml.progress_delay = 0;
