@@ -859,3 +859,40 @@ COMMENT ON FUNCTION @extschema@.ml_feature_importance(text, integer, boolean)
     IS 'pg_ml: importance of each feature (standardized coefficients, split gain, ...) of a version (default: deployed) and the input column it comes from; by_column: one row per input column, its features'' magnitudes summed';
 COMMENT ON FUNCTION @extschema@.ml_feature_importance(bigint, integer, boolean)
     IS 'pg_ml: importance of each feature (standardized coefficients, split gain, ...) of a version (default: deployed) and the input column it comes from; by_column: one row per input column, its features'' magnitudes summed';
+
+-- ml.row_draw, ml.row_band, ml.eval_stats and ml.logit_step with one float8 argument per numeric
+-- feature after the categorical features' text[] (N = 8, 16, 32 or 64, NULL after the features),
+-- as ml.train_stats has: the scans of classification training build no array per row. The C
+-- functions tell the two forms apart by their argument count.
+DO $pgml$
+DECLARE
+    n int;
+    slots text;
+    step_args text;
+BEGIN
+    FOREACH n IN ARRAY ARRAY[8, 16, 32, 64] LOOP
+        slots := pg_catalog.array_to_string(pg_catalog.array_fill('float8'::text, ARRAY[n]), ', ');
+        EXECUTE pg_catalog.format(
+            'CREATE FUNCTION ml.row_draw(float8[], float8, text, text[], %s) RETURNS float8 '
+            'AS %L, %L LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE COST 10', slots, 'MODULE_PATHNAME', 'pgml_split_draw');
+        EXECUTE pg_catalog.format(
+            'CREATE FUNCTION ml.row_band(float8[], float8, float8, float8, text, text[], %s) RETURNS float8 '
+            'AS %L, %L LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE COST 10', slots, 'MODULE_PATHNAME', 'pgml_split_band');
+        step_args := 'float8[], bytea, text[], float8, float8, float8, text, text[], ' || slots;
+        EXECUTE pg_catalog.format(
+            'CREATE FUNCTION ml.eval_stats_transfn(float8[], %s) RETURNS float8[] '
+            'AS %L, %L LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE COST 100', step_args, 'MODULE_PATHNAME', 'pgml_eval_stats_trans');
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION ml.eval_stats_transfn(float8[], %s) FROM PUBLIC', step_args);
+        EXECUTE pg_catalog.format(
+            'CREATE AGGREGATE ml.eval_stats(%s) (SFUNC = ml.eval_stats_transfn, STYPE = float8[], '
+            'COMBINEFUNC = ml.eval_stats_combinefn, PARALLEL = SAFE)', step_args);
+        EXECUTE pg_catalog.format(
+            'CREATE FUNCTION ml.logit_step_transfn(float8[], %s) RETURNS float8[] '
+            'AS %L, %L LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE COST 100', step_args, 'MODULE_PATHNAME', 'pgml_logit_step_trans');
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION ml.logit_step_transfn(float8[], %s) FROM PUBLIC', step_args);
+        EXECUTE pg_catalog.format(
+            'CREATE AGGREGATE ml.logit_step(%s) (SFUNC = ml.logit_step_transfn, STYPE = float8[], '
+            'COMBINEFUNC = ml.logit_step_combinefn, PARALLEL = SAFE)', step_args);
+    END LOOP;
+END
+$pgml$;

@@ -293,19 +293,20 @@ pgml_append_row_args(StringInfo buf, const PgmlColumn *features, int nfeatures, 
 	}
 }
 
-/* the numeric slots of ml.train_stats' overloads (sql/pg_ml--0.2.0--0.3.0.sql): 95 is the most
- * a function takes (FUNC_MAX_ARGS 100: the state, 4 arguments, the slots) */
+/* the numeric slots of the overloads (sql/pg_ml--0.2.0--0.3.0.sql): ml.train_stats has all
+ * (95 is the most it takes: FUNC_MAX_ARGS 100 with the state and 4 arguments), ml.row_draw,
+ * ml.row_band, ml.eval_stats and ml.logit_step up to 64 */
 static const int kStatsSlots[] = {8, 16, 32, 64, 95};
 
 bool
-pgml_append_row_slots(StringInfo buf, const PgmlColumn *features, int nfeatures, const char *alias)
+pgml_append_row_slots(StringInfo buf, const PgmlColumn *features, int nfeatures, const char *alias, int max_slots)
 {
 	int nnum = 0, ncat = 0;
 	for (int i = 0; i < nfeatures; i++)
 		(features[i].tc == pgml::TypeClass::Categorical ? ncat : nnum)++;
 	int slots = 0;
 	for (int n : kStatsSlots)
-		if (slots == 0 && n >= nnum)
+		if (slots == 0 && n >= nnum && n <= max_slots)
 			slots = n;
 	if (slots == 0)
 		return false;
@@ -541,7 +542,7 @@ pgml_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const
 	appendStringInfo(&sql, "SELECT %s%s%s.train_stats($1, ", keys.data, ncat ? ", " : "", schema);
 	pgml_append_target_args(&sql, target, "");
 	appendStringInfoString(&sql, ", ");
-	if (!pgml_append_row_slots(&sql, features, nfeatures, ""))
+	if (!pgml_append_row_slots(&sql, features, nfeatures, "", 95))
 		pgml_append_row_args(&sql, features, nfeatures, "");
 	appendStringInfo(&sql, ") FROM %s r", pgml_from_item(relid));
 	/* (no ORDER BY: sorting would move the states around; the trainer orders the groups) */

@@ -82,7 +82,12 @@ read_arg_row(FunctionCallInfo fcinfo, ArgRow *ar, const char *fname)
 {
 	ar->row.target_null = pgml_read_target_args(fcinfo, ar->target_arg, ar->target_categorical, &ar->row.target,
 												&ar->row.target_str, &ar->row.target_len, fname);
-	pgml_read_row_args(fcinfo, &ar->args, ar->target_arg + 2, ar->target_arg + 3, fname);
+	/* the arrays (float8[], text[]) or the slots form (text[], then a float8 per numeric
+	 * feature: 8 or more arguments after the target's two) */
+	if (PG_NARGS() > ar->target_arg + 4)
+		pgml_read_row_slots(fcinfo, &ar->args, ar->target_arg + 2, ar->target_arg + 3, fname);
+	else
+		pgml_read_row_args(fcinfo, &ar->args, ar->target_arg + 2, ar->target_arg + 3, fname);
 }
 
 // A one-dimensional float8[] without NULLs, or an error.
@@ -853,7 +858,10 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 	initStringInfo(&cols);
 	pgml_append_target_args(&cols, target, "r.");
 	appendStringInfoString(&cols, ", ");
-	pgml_append_row_args(&cols, features, nfeatures, "r.");
+	/* a float8 argument per numeric feature where every function has the slots (no array
+	 * per row and call) */
+	if (!pgml_append_row_slots(&cols, features, nfeatures, "r.", 64))
+		pgml_append_row_args(&cols, features, nfeatures, "r.");
 
 	ArrayType *parr = pgml_float8_array(params);
 
@@ -935,7 +943,7 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 		initStringInfo(&scols);
 		pgml_append_target_args(&scols, target, "r.");
 		appendStringInfoString(&scols, ", ");
-		if (!pgml_append_row_slots(&scols, features, nfeatures, "r."))
+		if (!pgml_append_row_slots(&scols, features, nfeatures, "r.", 95))
 			pgml_append_row_args(&scols, features, nfeatures, "r.");
 		appendStringInfo(&sql, "SELECT %s%s%s, %s, %s.train_stats($1, %s) FROM %s GROUP BY ", keys.data, ncat ? ", " : "",
 						 texpr, is_test, schema, scols.data, from.data);

@@ -152,7 +152,7 @@ grouped_aggregate(pgml::GroupedTrainer *trainer, Oid schema_oid, Oid relid, cons
 	appendStringInfo(&sql, "%s%s.train_stats($1, ", ncat ? ", " : "", quote_identifier(get_namespace_name(schema_oid)));
 	pgml_append_target_args(&sql, target, "r.");
 	appendStringInfoString(&sql, ", ");
-	if (!pgml_append_row_slots(&sql, features, nfeatures, "r."))
+	if (!pgml_append_row_slots(&sql, features, nfeatures, "r.", 95))
 		pgml_append_row_args(&sql, features, nfeatures, "r.");
 	appendStringInfo(&sql, ") FROM %s r GROUP BY ", pgml_from_item(relid));
 	for (int i = 0; i < ngroups + ncat; i++)

@@ -170,10 +170,11 @@ bool pgml_read_target_args(FunctionCallInfo fcinfo, int target_arg, bool categor
 // the row reader does (pgml_datum_to_double, pgml_datum_to_cstring).
 void pgml_append_row_args(StringInfo buf, const PgmlColumn *features, int nfeatures, const char *alias);
 void pgml_append_target_args(StringInfo buf, const PgmlColumn *target, const char *alias);
-// ml.train_stats' cheaper overloads: "<cat features text[]>, <numeric feature>, ..., NULL
-// padding" (one float8 argument per numeric feature, up to 95; false when there are more: use
+// The internal functions' cheaper overloads: "<cat features text[]>, <numeric feature>, ...,
+// NULL padding" (one float8 argument per numeric feature, 8/16/32/64/95 slots, at most
+// max_slots: 95 for ml.train_stats, 64 for the others; false when there are more features: use
 // pgml_append_row_args), read by pgml_read_row_slots (cat_arg, then the slots from first_num_arg).
-bool pgml_append_row_slots(StringInfo buf, const PgmlColumn *features, int nfeatures, const char *alias);
+bool pgml_append_row_slots(StringInfo buf, const PgmlColumn *features, int nfeatures, const char *alias, int max_slots);
 void pgml_read_row_slots(FunctionCallInfo fcinfo, PgmlRowArgs *args, int cat_arg, int first_num_arg, const char *fname);
 
 // A relation's row count for algorithm => 'auto': the planner's estimate, exact below
