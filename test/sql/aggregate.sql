@@ -110,6 +110,32 @@ SELECT (SELECT max(abs(a.importance - b.importance)) < 1e-9
           FROM ml_feature_importance('wide_ridge') a JOIN ml_feature_importance('wide_ridge_rows') b USING (feature)) AS same_coefficients,
        (SELECT max(abs(ml_predict('wide_ridge', w) - ml_predict('wide_ridge_rows', w))) < 1e-9 FROM wide w) AS same_predictions;
 
+-- 70 numeric features: ml.train_stats' 95-slot form (the classification scans' forms stop at
+-- 64 slots: they take the arrays), the same model as the row reader's
+DO $$
+BEGIN
+    EXECUTE 'CREATE TABLE w70 AS SELECT i AS id, '
+        || (SELECT string_agg(format('CASE WHEN (i + %s) %% 11 = 0 THEN NULL ELSE sin(i * %s) END AS f%s', k, k, k), ', ')
+              FROM generate_series(1, 70) k)
+        || ', sin(i) + 2 * sin(2 * i) AS y, sin(i) + cos(i * 0.37) > 0 AS label FROM generate_series(1, 400) i';
+END
+$$;
+SELECT model FROM ml_train('w70', 'y', 'ridge', name => 'w70_agg', exclude => ARRAY['id', 'label']);
+SELECT model FROM ml_train('w70', 'label', 'logistic_regression', name => 'w70_logit', exclude => ARRAY['id', 'y']);
+SET pg_ml.stats_aggregate = off;
+SELECT model FROM ml_train('w70', 'y', 'ridge', name => 'w70_rows', exclude => ARRAY['id', 'label']);
+SELECT model FROM ml_train('w70', 'label', 'logistic_regression', name => 'w70_logit_rows', exclude => ARRAY['id', 'y'],
+                           hyperparams => '{"tol": 1e-12}'); -- the row reader's L-BFGS to Newton's optimum (logit_aggregate)
+RESET pg_ml.stats_aggregate;
+SELECT v.report->>'reader' AS reader, w.report->>'reader' AS row_reader, v.data_fingerprint = w.data_fingerprint AS same_rows,
+       (SELECT max(abs(a.importance - b.importance)) < 1e-9
+          FROM ml_feature_importance('w70_agg') a JOIN ml_feature_importance('w70_rows') b USING (feature)) AS same_coefficients
+FROM ml_versions v, ml_versions w WHERE v.model = 'w70_agg' AND w.model = 'w70_rows';
+SELECT (SELECT max(abs(a.importance - b.importance)) < 1e-6
+          FROM ml_feature_importance('w70_logit') a JOIN ml_feature_importance('w70_logit_rows') b USING (feature)) AS same_logistic;
+SELECT count(ml_drop_model(m)) FROM unnest(ARRAY['w70_agg', 'w70_rows', 'w70_logit', 'w70_logit_rows']) m;
+DROP TABLE w70;
+
 -- numeric beyond float8's range and infinite dates: read as the row reader reads them (a numeric
 -- out of float8's range is 22003 naming the column, an infinite date is +-Infinity, named in the
 -- error or dropped), not failing an unnamed cast
