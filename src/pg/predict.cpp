@@ -12,6 +12,13 @@
 // the model is resolved again when the active snapshot is another one (the next statement of
 // a READ COMMITTED transaction, or one after the transaction's own writes), so that every
 // statement uses the version its snapshot sees deployed.
+//
+// Across statements, a backend memo maps (name or id, user) to the resolved model and serves
+// a new call site without reading the catalog when the active snapshot sees exactly the rows
+// the resolving one saw (same xmin, xmax and in-progress transactions) and the transaction has
+// not written: a one-row SELECT ml_predict(...) then costs about what the prediction costs.
+// Any commit or abort in between (a deploy, retrain, drop, grant or revoke among them) makes
+// the next snapshot differ, so the memo never serves what the statement's snapshot would not.
 #include "pg_ml.hpp"
 #include "grouped.hpp"
 
