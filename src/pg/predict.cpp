@@ -324,11 +324,12 @@ struct NameEntry {
 
 NameEntry *const g_names = new NameEntry[kNameCache]();
 
-// Whether the memo may serve this statement: not in a transaction that has written.
+// Whether the memo may serve this statement: not in a transaction that has written, nor in a
+// SERIALIZABLE one (whose catalog reads take the predicate locks its conflicts are found by).
 bool
 memo_usable(void)
 {
-	return ActiveSnapshotSet() && !TransactionIdIsValid(GetTopTransactionIdIfAny());
+	return ActiveSnapshotSet() && !TransactionIdIsValid(GetTopTransactionIdIfAny()) && !IsolationIsSerializable();
 }
 
 bool

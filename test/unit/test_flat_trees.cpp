@@ -1,7 +1,8 @@
-// Gradient boosting predicts through its trees flattened at load (flat_trees.hpp), not through
-// libxgboost per row: on trained models (regression, two and three classes; shallow trees in the
-// complete layout and deep ones walked node by node; NULL numbers, NULL and unseen categories
-// one-hot encoded; read back from a blob) the predictions equal libxgboost's to 1e-6.
+// Gradient boosting and random forests predict through their trees flattened at load
+// (flat_trees.hpp), not through libxgboost or the trees' own nodes: on trained models
+// (regression, two and three classes; shallow trees in the complete layout and deep ones walked
+// node by node; NULL numbers, NULL and unseen categories one-hot encoded; read back from a blob)
+// gradient boosting's predictions equal libxgboost's to 1e-6, the forests' the trees' own exactly.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,6 +11,7 @@
 
 #include "models/flat_trees.hpp"
 #include "models/gradient_boosting.hpp"
+#include "models/random_forest.hpp"
 #include "test_util.hpp"
 
 using pgml::Algorithm;
@@ -43,30 +45,36 @@ Table mixed_rows(int n, int classes, uint64_t seed)
 }
 
 // The outputs of every row (plus rows of NULLs and an unseen category) with the flattened trees
-// and with libxgboost agree to 1e-6, and so does the predicted class.
-void expect_flat_equals_xgboost(const pgml::Model &m, const Table &t, bool complete)
+// and without them agree (to tol, relative) and so does the predicted class; the model's trees
+// are in the complete layout (complete), else walked (gradient boosting; a forest of deep trees
+// may have none deeper than 10).
+void expect_flat_equals_own(const pgml::Model &m, const Table &t, bool complete, double tol)
 {
-	const int layout = pgml::gradient_boosting_flat_layout(*m.estimator);
+	const bool gb = m.algorithm == Algorithm::GradientBoosting;
+	const int layout = gb ? pgml::gradient_boosting_flat_layout(*m.estimator)
+	                      : pgml::random_forest_flat_layout(*m.estimator);
 	if (complete)
 		EXPECT_GT(layout, 0);
-	else
+	else if (gb)
 		EXPECT_EQ(layout, 0);
+	else
+		EXPECT_GE(layout, 0);
 	std::vector<std::vector<Cell>> rows = t.rows;
 	rows.push_back({null(), null(), null(), null()});
 	rows.push_back({num(1e30), num(-1e30), num(0), str("never seen")});
 	rows.push_back({num(0), null(), num(-1), str("red")});
 	size_t compared = 0;
 	for (const auto &row : rows) {
-		int k_flat = -1, k_xgb = -1;
-		pgml::set_gradient_boosting_flat(true);
+		int k_flat = -1, k_own = -1;
+		pgml::set_flat_trees(true);
 		std::vector<double> flat = predict(m, row, &k_flat);
-		pgml::set_gradient_boosting_flat(false);
-		std::vector<double> xgb = predict(m, row, &k_xgb);
-		pgml::set_gradient_boosting_flat(true);
-		ASSERT_EQ(flat.size(), xgb.size());
+		pgml::set_flat_trees(false);
+		std::vector<double> own = predict(m, row, &k_own);
+		pgml::set_flat_trees(true);
+		ASSERT_EQ(flat.size(), own.size());
 		for (size_t j = 0; j < flat.size(); j++)
-			EXPECT_NEAR(flat[j], xgb[j], 1e-6 * std::max(1.0, std::fabs(xgb[j])));
-		EXPECT_EQ(k_flat, k_xgb);
+			EXPECT_NEAR(flat[j], own[j], tol * std::max(1.0, std::fabs(own[j])));
+		EXPECT_EQ(k_flat, k_own);
 		compared++;
 	}
 	EXPECT_EQ(compared, t.size() + 3);
@@ -74,21 +82,25 @@ void expect_flat_equals_xgboost(const pgml::Model &m, const Table &t, bool compl
 
 } // namespace
 
-TEST(FlatTrees, GradientBoostingPredictsAsLibxgboost)
+TEST(FlatTrees, FlattenedTreesPredictAsTheModelsOwn)
 {
-	for (int classes : {0, 2, 3}) {
-		for (int depth : {2, 6, 14}) {
-			SCOPED_TRACE("classes " + std::to_string(classes) + ", max_depth " + std::to_string(depth));
-			Table t = mixed_rows(600, classes, 11 + static_cast<uint64_t>(classes * 31 + depth));
-			pgml::TrainSpec spec = make_spec(t, Algorithm::GradientBoosting, 0.2);
-			spec.hyperparams["n_estimators"] = pgml::OptionValue::of_number(40);
-			spec.hyperparams["max_depth"] = pgml::OptionValue::of_number(depth);
-			Trained r = train(spec, t);
-			expect_flat_equals_xgboost(*r.model, t, depth <= 10);
-			// read back from its blob, as a backend loads it
-			std::vector<uint8_t> blob = r.model->serialize();
-			auto back = pgml::Model::deserialize(blob.data(), blob.size());
-			expect_flat_equals_xgboost(*back, t, depth <= 10);
+	for (Algorithm a : {Algorithm::GradientBoosting, Algorithm::RandomForest}) {
+		for (int classes : {0, 2, 3}) {
+			for (int depth : {2, 6, 14}) {
+				SCOPED_TRACE(std::string(pgml::algorithm_name(a)) + ", classes " + std::to_string(classes) +
+				             ", max_depth " + std::to_string(depth));
+				Table t = mixed_rows(600, classes, 11 + static_cast<uint64_t>(classes * 31 + depth));
+				pgml::TrainSpec spec = make_spec(t, a, 0.2);
+				spec.hyperparams["n_estimators"] = pgml::OptionValue::of_number(a == Algorithm::RandomForest ? 30 : 40);
+				spec.hyperparams["max_depth"] = pgml::OptionValue::of_number(depth);
+				Trained r = train(spec, t);
+				const double tol = a == Algorithm::GradientBoosting ? 1e-6 : 0;
+				expect_flat_equals_own(*r.model, t, depth <= 10, tol);
+				// read back from its blob, as a backend loads it
+				std::vector<uint8_t> blob = r.model->serialize();
+				auto back = pgml::Model::deserialize(blob.data(), blob.size());
+				expect_flat_equals_own(*back, t, depth <= 10, tol);
+			}
 		}
 	}
 }
@@ -97,7 +109,7 @@ TEST(FlatTrees, CompleteLayoutEqualsTheWalk)
 {
 	// a lopsided tree (depth 3 on one side, a leaf on the other) and a single leaf, two groups
 	auto build = [](bool complete) {
-		pgml::FlatForest f;
+		pgml::FlatForest f(1);
 		f.begin_tree(0);
 		f.add_split(0, 1.5f, true, 1, 2);
 		f.add_leaf(10.0f);

@@ -1,7 +1,6 @@
 #include "gradient_boosting.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <cinttypes>
@@ -72,12 +71,6 @@ std::string xgb_error()
 }
 
 } // namespace
-
-namespace {
-std::atomic<bool> g_flat_enabled{true};
-}
-
-void set_gradient_boosting_flat(bool on) { g_flat_enabled.store(on, std::memory_order_relaxed); }
 
 bool xgb_out_of_memory(const std::string &error)
 {
@@ -1104,7 +1097,7 @@ class GradientBoosting : public Estimator {
 
 	int predict(const double *z, double *out) const override
 	{
-		if (flat_ok_ && g_flat_enabled.load(std::memory_order_relaxed))
+		if (flat_ok_ && flat_trees_enabled())
 			return flat_predict(z, out);
 		std::lock_guard<std::mutex> lock(mu_);
 		const float *res = nullptr;
@@ -1118,7 +1111,7 @@ class GradientBoosting : public Estimator {
 	void predict_many(const double *z, size_t n, size_t p, size_t n_outputs, double *out, int *klass) const override
 	{
 		constexpr size_t kBlock = 4096;
-		if (flat_ok_ && eval_threads_ <= 1 && g_flat_enabled.load(std::memory_order_relaxed)) {
+		if (flat_ok_ && eval_threads_ <= 1 && flat_trees_enabled()) {
 			for (size_t i = 0; i < n; i++)
 				klass[i] = flat_predict(z + i * p, out + i * n_outputs);
 			return;

@@ -42,9 +42,6 @@ std::vector<ParamSpec> gradient_boosting_params();
 // "out of memory"): such failures are Error(OutOfMemory), 53200, not internal errors.
 bool xgb_out_of_memory(const std::string &error);
 
-// Whether prediction uses the trees flattened at load (default) rather than libxgboost; tests
-// switch it off to compare the two.
-void set_gradient_boosting_flat(bool on);
 // How a gradient boosting estimator's flattened trees predict: -1 they do not (libxgboost
 // does), 0 walked node by node, D > 0 as complete trees of depth D.
 int gradient_boosting_flat_layout(const Estimator &e);
