@@ -76,7 +76,8 @@ template <class Real, bool kLessEqual> class FlatTrees {
 			D = std::max(D, d);
 		}
 		const size_t n_inner = (size_t(1) << D) - 1, n_leaves = size_t(1) << D;
-		if (roots_.size() * (n_inner * sizeof(Inner) + n_leaves * sizeof(int32_t)) > kMaxCompleteBytes)
+		const size_t leaf_bytes = sizeof(int32_t) + (width_ == 1 ? sizeof(Real) : 0);
+		if (roots_.size() * (n_inner * sizeof(Inner) + n_leaves * leaf_bytes) > kMaxCompleteBytes)
 			return;
 		inner_.assign(roots_.size() * n_inner, Inner{0, 0});
 		leaves_.assign(roots_.size() * n_leaves, 0);
