@@ -896,3 +896,24 @@ BEGIN
     END LOOP;
 END
 $pgml$;
+
+-- ---------------------------------------------------------------- prediction cost (issue 15)
+-- A prediction costs about 100 simple operators (0.2-3 us a row: a linear model at the low
+-- end, 100 trees at the high end), not the 1 of a C function's default: with it the planner
+-- parallelises a scan that predicts on a large table (and keeps the predictions below a
+-- Gather rather than above it). ml_explain walks every tree for every feature: 10000.
+DO $$
+DECLARE
+    f text;
+    t text;
+BEGIN
+    FOREACH f IN ARRAY ARRAY['ml_predict', 'ml_predict_label', 'ml_predict_proba', 'ml_class_probabilities',
+                             'ml_explain'] LOOP
+        FOREACH t IN ARRAY ARRAY['text, record', 'bigint, record', 'text, float8[]', 'bigint, float8[]',
+                                 'text, jsonb', 'bigint, jsonb'] LOOP
+            EXECUTE pg_catalog.format('ALTER FUNCTION @extschema@.%I(%s) COST %s PARALLEL SAFE', f, t,
+                                      CASE WHEN f = 'ml_explain' THEN 10000 ELSE 100 END);
+        END LOOP;
+    END LOOP;
+END
+$$;

@@ -12,6 +12,13 @@
 // the model is resolved again when the active snapshot is another one (the next statement of
 // a READ COMMITTED transaction, or one after the transaction's own writes), so that every
 // statement uses the version its snapshot sees deployed.
+//
+// Across statements, a backend memo maps (name or id, user) to the resolved model and serves
+// a new call site without reading the catalog when the active snapshot sees exactly the rows
+// the resolving one saw (same xmin, xmax and in-progress transactions) and the transaction has
+// not written: a one-row SELECT ml_predict(...) then costs about what the prediction costs.
+// Any commit or abort in between (a deploy, retrain, drop, grant or revoke among them) makes
+// the next snapshot differ, so the memo never serves what the statement's snapshot would not.
 #include "pg_ml.hpp"
 #include "grouped.hpp"
 
@@ -20,6 +27,7 @@
 
 extern "C" {
 #include "access/relation.h"
+#include "access/xact.h"
 #include "access/tupdesc.h"
 #include "catalog/pg_class.h"
 #include "utils/acl.h"
@@ -69,6 +77,71 @@ delete_pin(void *p)
 	delete static_cast<ModelPin *>(p);
 }
 
+// What makes an MVCC snapshot's view of committed rows: two snapshots with the same bounds and
+// the same in-progress transactions see the same rows (of every transaction but the backend's
+// own, and of that one too at the same command id).
+struct SnapKey {
+	bool valid;
+	bool suboverflowed;
+	TransactionId xmin;
+	TransactionId xmax;
+	CommandId curcid;
+	uint32 xcnt;
+	int32 subxcnt;
+	TransactionId *xip; /* allocated in the key's context, cap entries */
+	TransactionId *subxip;
+	uint32 cap;
+	uint32 subcap;
+};
+
+// Whether the active snapshot is the one the key was taken from (false when there is none).
+bool
+snap_key_matches(const SnapKey *k)
+{
+	if (!k->valid || !ActiveSnapshotSet())
+		return false;
+	Snapshot snap = GetActiveSnapshot();
+	return snap->xmin == k->xmin && snap->xmax == k->xmax && snap->curcid == k->curcid && snap->xcnt == k->xcnt &&
+		   snap->subxcnt == k->subxcnt && snap->suboverflowed == k->suboverflowed &&
+		   (k->xcnt == 0 || memcmp(snap->xip, k->xip, sizeof(TransactionId) * k->xcnt) == 0) &&
+		   (k->subxcnt <= 0 || memcmp(snap->subxip, k->subxip, sizeof(TransactionId) * k->subxcnt) == 0);
+}
+
+TransactionId *
+grow_xids(TransactionId *xids, uint32 *cap, uint32 n, MemoryContext cxt)
+{
+	if (n <= *cap)
+		return xids;
+	if (xids != NULL)
+		pfree(xids);
+	*cap = Max(n, 8);
+	return static_cast<TransactionId *>(MemoryContextAlloc(cxt, sizeof(TransactionId) * *cap));
+}
+
+// Takes the active snapshot's key (valid false when there is none); the arrays grow in cxt.
+void
+snap_key_take(SnapKey *k, MemoryContext cxt)
+{
+	k->valid = false;
+	if (!ActiveSnapshotSet())
+		return;
+	Snapshot snap = GetActiveSnapshot();
+	uint32 nsub = snap->subxcnt > 0 ? static_cast<uint32>(snap->subxcnt) : 0;
+	k->xip = grow_xids(k->xip, &k->cap, snap->xcnt, cxt);
+	k->subxip = grow_xids(k->subxip, &k->subcap, nsub, cxt);
+	k->xmin = snap->xmin;
+	k->xmax = snap->xmax;
+	k->curcid = snap->curcid;
+	k->xcnt = snap->xcnt;
+	k->subxcnt = snap->subxcnt;
+	k->suboverflowed = snap->suboverflowed;
+	if (snap->xcnt > 0)
+		memcpy(k->xip, snap->xip, sizeof(TransactionId) * snap->xcnt);
+	if (nsub > 0)
+		memcpy(k->subxip, snap->subxip, sizeof(TransactionId) * nsub);
+	k->valid = true;
+}
+
 enum InputKind { INPUT_NONE, INPUT_ROW, INPUT_ARRAY, INPUT_JSONB };
 
 constexpr int kRefCache = 8;
@@ -93,10 +166,7 @@ struct CallSite {
 	/* the snapshot the models were resolved under (what makes its visibility); snap_ok once
 	 * the model was resolved under it (not after an error) */
 	bool snap_ok;
-	TransactionId snap_xmin;
-	TransactionId snap_xmax;
-	CommandId snap_curcid;
-	uint64 snap_completions;
+	SnapKey snap; /* its arrays in fn_mcxt */
 	MemoryContext model_cxt; /* everything below; child of fn_mcxt */
 	/* the model argument as given */
 	bool by_id;
@@ -213,28 +283,143 @@ resolve_types(FunctionCallInfo fcinfo, CallSite *cs)
 }
 
 // Whether the active snapshot is the one the call site resolved under; if not, remembers it
-// and forgets the models resolved under the previous one. Two snapshots with the same bounds,
-// command id and count of completed transactions see the same rows.
+// and forgets the models resolved under the previous one.
 bool
 same_snapshot(CallSite *cs, MemoryContext fn_mcxt)
 {
 	if (!ActiveSnapshotSet())
 		return cs->snap_ok;
-	Snapshot snap = GetActiveSnapshot();
-	if (cs->snap_ok && snap->xmin == cs->snap_xmin && snap->xmax == cs->snap_xmax && snap->curcid == cs->snap_curcid &&
-		snap->snapXactCompletionCount == cs->snap_completions)
+	if (cs->snap_ok && snap_key_matches(&cs->snap))
 		return true;
 	cs->snap_ok = false;
-	cs->snap_xmin = snap->xmin;
-	cs->snap_xmax = snap->xmax;
-	cs->snap_curcid = snap->curcid;
-	cs->snap_completions = snap->snapXactCompletionCount;
+	snap_key_take(&cs->snap, fn_mcxt);
 	cs->nrefs = 0;
 	if (cs->refs_cxt == NULL)
 		cs->refs_cxt = AllocSetContextCreate(fn_mcxt, "pg_ml call site models", ALLOCSET_SMALL_SIZES);
 	else
 		MemoryContextReset(cs->refs_cxt);
 	return false;
+}
+
+// The backend's memo of name (or id) -> model resolutions, so that a statement that names a
+// model resolved before reads no catalog. An entry is served only under a snapshot with the
+// same count of completed transactions as the one it was resolved under (PostgreSQL's own
+// test for reusing a snapshot: such snapshots see the same committed rows), for the same
+// user, and never in a transaction that has written (it may have changed the model itself):
+// a deploy, retrain, drop, grant or revoke committed anywhere changes the count, so no entry
+// can outlive what it saw. Parallel workers' snapshots carry no count and never use it.
+constexpr int kNameCache = 32;
+
+struct NameEntry {
+	bool used;
+	bool by_id;
+	int64 key_id;
+	char *key_name; /* in TopMemoryContext */
+	int key_len;
+	Oid user;
+	SnapKey snap; /* its arrays in TopMemoryContext */
+	uint64 last_used;
+	PgmlModelRef ref; /* its strings in TopMemoryContext */
+};
+
+NameEntry *const g_names = new NameEntry[kNameCache]();
+
+// Whether the memo may serve this statement: not in a transaction that has written, nor in a
+// SERIALIZABLE one (whose catalog reads take the predicate locks its conflicts are found by).
+bool
+memo_usable(void)
+{
+	return ActiveSnapshotSet() && !TransactionIdIsValid(GetTopTransactionIdIfAny()) && !IsolationIsSerializable();
+}
+
+bool
+memo_matches(const NameEntry &e, bool by_id, Datum arg, Oid user)
+{
+	if (!e.used || e.by_id != by_id || e.user != user)
+		return false;
+	if (by_id ? e.key_id != DatumGetInt64(arg) : !text_equals_cstring(DatumGetTextPP(arg), e.key_name))
+		return false;
+	return snap_key_matches(&e.snap);
+}
+
+bool
+memo_find(bool by_id, Datum arg, PgmlModelRef *ref)
+{
+	if (!memo_usable())
+		return false;
+	Oid user = GetUserId();
+	for (int i = 0; i < kNameCache; i++) {
+		NameEntry &e = g_names[i];
+		if (memo_matches(e, by_id, arg, user)) {
+			e.last_used = ++g_clock;
+			*ref = e.ref;
+			return true;
+		}
+	}
+	return false;
+}
+
+void
+memo_free(NameEntry *e)
+{
+	if (!e->used)
+		return;
+	if (e->key_name)
+		pfree(e->key_name);
+	pfree(e->ref.name);
+	pfree(e->ref.task);
+	pfree(e->ref.algorithm);
+	e->used = false;
+}
+
+void
+memo_store(bool by_id, Datum arg, const PgmlModelRef *ref)
+{
+	if (!memo_usable())
+		return;
+	Oid user = GetUserId();
+	NameEntry *victim = &g_names[0];
+	for (int i = 0; i < kNameCache; i++) {
+		NameEntry &e = g_names[i];
+		bool same_key = e.used && e.by_id == by_id && e.user == user &&
+						(by_id ? e.key_id == DatumGetInt64(arg)
+							   : text_equals_cstring(DatumGetTextPP(arg), e.key_name));
+		if (same_key) {
+			victim = &e;
+			break;
+		}
+		if (!e.used || (victim->used && e.last_used < victim->last_used))
+			victim = &e;
+	}
+	memo_free(victim);
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	victim->by_id = by_id;
+	victim->key_id = by_id ? DatumGetInt64(arg) : 0;
+	victim->key_name = by_id ? NULL : text_to_cstring(DatumGetTextPP(arg));
+	victim->key_len = by_id ? 0 : static_cast<int>(strlen(victim->key_name));
+	victim->user = user;
+	snap_key_take(&victim->snap, TopMemoryContext);
+	victim->ref = *ref;
+	victim->ref.name = pstrdup(ref->name);
+	victim->ref.task = pstrdup(ref->task);
+	victim->ref.algorithm = pstrdup(ref->algorithm);
+	victim->last_used = ++g_clock;
+	victim->used = true;
+	MemoryContextSwitchTo(old);
+}
+
+// The model the argument names, with the caller's right to use it checked: from the memo, or
+// the catalog.
+void
+lookup_model(bool by_id, Datum arg, PgmlModelRef *ref)
+{
+	if (memo_find(by_id, arg, ref))
+		return;
+	pgml_resolve_model(arg, by_id ? INT8OID : TEXTOID, PGML_USE, false, ref);
+	if (ref->deployed_version == 0)
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						errmsg("model \"%s\" has no deployed version", ref->name)));
+	memo_store(by_id, arg, ref);
 }
 
 // Resolves the model argument for this call site (once per query and snapshot unless it changes).
@@ -262,10 +447,7 @@ resolve(FunctionCallInfo fcinfo, CallSite *cs)
 	if (hit >= 0) {
 		ref = cs->refs[hit];
 	} else {
-		pgml_resolve_model(arg, by_id ? INT8OID : TEXTOID, PGML_USE, false, &ref);
-		if (ref.deployed_version == 0)
-			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-							errmsg("model \"%s\" has no deployed version", ref.name)));
+		lookup_model(by_id, arg, &ref);
 		if (cs->nrefs < kRefCache) {
 			int i = cs->nrefs++;
 			MemoryContext o = MemoryContextSwitchTo(cs->refs_cxt);

@@ -18,6 +18,7 @@
 
 #include <xgboost/c_api.h>
 
+#include "flat_trees.hpp"
 #include "limits.hpp"
 
 namespace pgml {
@@ -600,6 +601,58 @@ void validate_model(const JVal &doc, Task task, int K, int p, int rounds)
 	}
 }
 
+// libxgboost's trees [0, n_trees) of a validated model as a flat forest (each tree's output
+// group from tree_info).
+FlatForest flatten(const JVal &doc, size_t n_trees)
+{
+	const JVal &model = member(member(member(doc, "learner", JVal::Type::Obj), "gradient_booster", JVal::Type::Obj),
+	                           "model", JVal::Type::Obj);
+	const JVal &trees = member(model, "trees", JVal::Type::Arr);
+	const std::vector<double> &info = member(model, "tree_info", JVal::Type::Arr).nums;
+	FlatForest f;
+	for (size_t t = 0; t < n_trees && t < trees.items.size(); t++) {
+		const JVal &tree = trees.items[t];
+		const auto &left = member(tree, "left_children", JVal::Type::Arr).nums;
+		const auto &right = member(tree, "right_children", JVal::Type::Arr).nums;
+		const auto &feature = member(tree, "split_indices", JVal::Type::Arr).nums;
+		const auto &cond = member(tree, "split_conditions", JVal::Type::Arr).nums;
+		const auto &dleft = member(tree, "default_left", JVal::Type::Arr).nums;
+		f.begin_tree(static_cast<int>(info[t]));
+		for (size_t i = 0; i < left.size(); i++) {
+			if (left[i] == -1)
+				f.add_leaf(static_cast<float>(cond[i]));
+			else
+				f.add_split(static_cast<int>(feature[i]), static_cast<float>(cond[i]), dleft[i] != 0,
+				            static_cast<int>(left[i]), static_cast<int>(right[i]));
+		}
+	}
+	f.finish();
+	return f;
+}
+
+// libxgboost's (1.7) logistic and softmax transforms, in float as it computes them.
+float xgb_sigmoid(float x)
+{
+	constexpr float kEps = 1e-16f;
+	x = std::min(-x, 88.7f);
+	float denom = std::exp(x) + 1.0f + kEps;
+	return 1.0f / denom;
+}
+
+void xgb_softmax(float *v, size_t n)
+{
+	float wmax = v[0];
+	for (size_t i = 1; i < n; i++)
+		wmax = std::max(v[i], wmax);
+	double wsum = 0.0;
+	for (size_t i = 0; i < n; i++) {
+		v[i] = std::exp(v[i] - wmax);
+		wsum += v[i];
+	}
+	for (size_t i = 0; i < n; i++)
+		v[i] /= static_cast<float>(wsum);
+}
+
 // What a run of boosting produced.
 struct Boosted {
 	std::vector<char> model; // xgboost's JSON model
@@ -1010,6 +1063,8 @@ class GradientBoosting : public Estimator {
 		load(code);
 	}
 
+	int flat_layout() const { return flat_ok_ ? flat_.complete_depth() : -1; }
+
 	bool fitted_outputs(size_t i0, size_t n, size_t n_outputs, double *out, int *klass) const override
 	{
 		const size_t per = fitted_per_row_;
@@ -1042,6 +1097,8 @@ class GradientBoosting : public Estimator {
 
 	int predict(const double *z, double *out) const override
 	{
+		if (flat_ok_ && flat_trees_enabled())
+			return flat_predict(z, out);
 		std::lock_guard<std::mutex> lock(mu_);
 		const float *res = nullptr;
 		size_t len = run_predict(z, 1, ErrorCode::Internal, &res);
@@ -1054,6 +1111,11 @@ class GradientBoosting : public Estimator {
 	void predict_many(const double *z, size_t n, size_t p, size_t n_outputs, double *out, int *klass) const override
 	{
 		constexpr size_t kBlock = 4096;
+		if (flat_ok_ && eval_threads_ <= 1 && flat_trees_enabled()) {
+			for (size_t i = 0; i < n; i++)
+				klass[i] = flat_predict(z + i * p, out + i * n_outputs);
+			return;
+		}
 		std::lock_guard<std::mutex> lock(mu_);
 		for (size_t i = 0; i < n; i += kBlock) {
 			const size_t m = std::min(kBlock, n - i);
@@ -1174,8 +1236,10 @@ class GradientBoosting : public Estimator {
 	void load(ErrorCode code)
 	{
 		// xgboost only sees a buffer once it checks out (after a fit too: what we write must read back)
+		JVal doc;
 		try {
-			validate_model(JsonParser(model_.data(), model_.size()).parse(), task_, K_, p_, rounds_);
+			doc = JsonParser(model_.data(), model_.size()).parse();
+			validate_model(doc, task_, K_, p_, rounds_);
 		} catch (const Error &e) {
 			if (code == ErrorCode::DataCorrupted)
 				throw;
@@ -1213,6 +1277,11 @@ class GradientBoosting : public Estimator {
 		              "\"strict_shape\": false, \"missing\": NaN, \"cache_id\": 0}",
 		              best_iteration_ + 1);
 		predict_config_ = cfg;
+		std::snprintf(cfg, sizeof cfg,
+		              "{\"type\": 1, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": %d, "
+		              "\"strict_shape\": false, \"missing\": NaN, \"cache_id\": 0}",
+		              best_iteration_ + 1);
+		margin_config_ = cfg;
 		// the output must have the shape the header promises (catches a wrong objective / num_class)
 		std::vector<double> zero(static_cast<size_t>(p_), 0.0);
 		std::lock_guard<std::mutex> lock(mu_);
@@ -1226,12 +1295,111 @@ class GradientBoosting : public Estimator {
 			if (!std::isfinite(res[k]))
 				bad("The xgboost model predicts a value that is not finite.");
 		importance_ = feature_gain(code);
+		load_flat(doc);
+	}
+
+	// The trees as a flat forest, used for prediction once it reproduces libxgboost's margins
+	// and outputs on probe rows (zeros, missing values, pseudo-random values); else libxgboost
+	// keeps predicting. The caller holds mu_.
+	void load_flat(const JVal &doc)
+	{
+		flat_ok_ = false;
+		const bool multi = task_ == Task::Classification && K_ > 2;
+		groups_ = multi ? static_cast<size_t>(K_) : 1;
+		flat_ = flatten(doc, static_cast<size_t>(best_iteration_ + 1) * groups_);
+		const std::string &bs =
+		    member(member(member(doc, "learner", JVal::Type::Obj), "learner_model_param", JVal::Type::Obj), "base_score",
+		           JVal::Type::Str)
+		        .str;
+		const float base = std::strtof(bs.c_str(), nullptr);
+		const bool binary = task_ == Task::Classification && K_ == 2;
+		/* libxgboost 1.7 keeps base_score as a probability for binary:logistic (the margin is
+		 * its logit); either reading is tried */
+		const float candidates[2] = {binary && base > 0 && base < 1 ? -std::log(1.0f / base - 1.0f) : base, base};
+		for (float c : candidates) {
+			base_margin_ = c;
+			if (flat_agrees()) {
+				flat_ok_ = true;
+				return;
+			}
+		}
+	}
+
+	// Whether the flat forest's margins and outputs are libxgboost's on the probe rows.
+	bool flat_agrees() const
+	{
+		const size_t P = static_cast<size_t>(p_);
+		std::vector<double> rows(P * 8);
+		uint64_t state = 0x9E3779B97F4A7C15ull;
+		for (size_t r = 0; r < 8; r++)
+			for (size_t f = 0; f < P; f++) {
+				state = state * 6364136223846793005ull + 1442695040888963407ull;
+				double u = static_cast<double>(state >> 11) / 9007199254740992.0;
+				rows[r * P + f] = r == 0   ? 0.0
+				                  : r == 1 ? std::numeric_limits<double>::quiet_NaN()
+				                  : (r == 2 && f % 2 == 0) ? std::numeric_limits<double>::quiet_NaN()
+				                                          : (u - 0.5) * std::pow(10.0, static_cast<double>(r % 4));
+			}
+		std::vector<float> x(P), acc(groups_);
+		for (int type = 0; type < 2; type++) {
+			const float *res = nullptr;
+			size_t len = run_predict(rows.data(), 8, ErrorCode::Internal, &res, type == 1 ? margin_config_ : predict_config_);
+			if (len != 8 * groups_)
+				return false;
+			for (size_t r = 0; r < 8; r++) {
+				flat_raw(rows.data() + r * P, x.data(), acc.data(), type == 1);
+				for (size_t g = 0; g < groups_; g++) {
+					const double want = res[r * groups_ + g], got = acc[g];
+					if (!(std::fabs(want - got) <= 1e-6 * std::max(1.0, std::fabs(want))))
+						return false;
+				}
+			}
+		}
+		return true;
+	}
+
+	// The flat forest's margins (margin) or outputs of row z into acc[groups_]; x: p_ floats.
+	void flat_raw(const double *z, float *x, float *acc, bool margin) const
+	{
+		for (int f = 0; f < p_; f++)
+			x[f] = static_cast<float>(z[f]);
+		for (size_t g = 0; g < groups_; g++)
+			acc[g] = base_margin_;
+		flat_.accumulate(x, acc);
+		if (margin || task_ == Task::Regression)
+			return;
+		if (groups_ == 1)
+			acc[0] = xgb_sigmoid(acc[0]);
+		else
+			xgb_softmax(acc, groups_);
+	}
+
+	int flat_predict(const double *z, double *out) const
+	{
+		constexpr size_t kStack = 256;
+		float xs[kStack], as[kStack];
+		std::vector<float> xv, av;
+		float *x = xs, *acc = as;
+		if (static_cast<size_t>(p_) > kStack) {
+			xv.resize(static_cast<size_t>(p_));
+			x = xv.data();
+		}
+		if (groups_ > kStack) {
+			av.resize(groups_);
+			acc = av.data();
+		}
+		flat_raw(z, x, acc, false);
+		return unpack(acc, groups_, out);
 	}
 
 	// Runs xgboost's in-place prediction on n consecutive rows; returns the number of values at
 	// *res (valid until the next call). The caller holds mu_ (the proxy matrix and the booster's
 	// output buffer are shared) until it has read *res.
 	size_t run_predict(const double *z, size_t n, ErrorCode code, const float **res) const
+	{
+		return run_predict(z, n, code, res, predict_config_);
+	}
+	size_t run_predict(const double *z, size_t n, ErrorCode code, const float **res, const std::string &config) const
 	{
 		char arr[160];
 		std::snprintf(arr, sizeof arr,
@@ -1240,7 +1408,7 @@ class GradientBoosting : public Estimator {
 		const bst_ulong *shape = nullptr;
 		bst_ulong dim = 0;
 		xgb(code, "predicting", [&] {
-			return XGBoosterPredictFromDense(booster_.h, arr, predict_config_.c_str(), proxy_->h, &shape, &dim, res);
+			return XGBoosterPredictFromDense(booster_.h, arr, config.c_str(), proxy_->h, &shape, &dim, res);
 		});
 		size_t len = 1;
 		for (bst_ulong d = 0; d < dim; d++)
@@ -1306,6 +1474,11 @@ class GradientBoosting : public Estimator {
 	Booster booster_;
 	std::unique_ptr<DMatrix> proxy_;
 	std::string predict_config_;
+	std::string margin_config_;
+	FlatForest flat_;          // the trees prediction uses, flattened (load_flat)
+	bool flat_ok_ = false;     // flat_ reproduces libxgboost: prediction uses it
+	float base_margin_ = 0;    // every output group's starting margin
+	size_t groups_ = 1;        // output groups (K for multi:softprob, else 1)
 	Eigen::VectorXd importance_;
 	mutable std::mutex mu_;
 };
@@ -1358,6 +1531,12 @@ std::unique_ptr<Estimator> fit_gradient_boosting(const FitInput &in, const Param
 	est->install(boost(in, params, in.task, K, nullptr, 0, params.integer("n_estimators")), ErrorCode::Internal);
 	est->predict_on_threads(in.threads);
 	return est;
+}
+
+int gradient_boosting_flat_layout(const Estimator &e)
+{
+	const auto *gb = dynamic_cast<const GradientBoosting *>(&e);
+	return gb != nullptr ? gb->flat_layout() : -1;
 }
 
 std::unique_ptr<Estimator> read_gradient_boosting(Reader &r, const EstimatorShape &shape)

@@ -42,6 +42,10 @@ std::vector<ParamSpec> gradient_boosting_params();
 // "out of memory"): such failures are Error(OutOfMemory), 53200, not internal errors.
 bool xgb_out_of_memory(const std::string &error);
 
+// How a gradient boosting estimator's flattened trees predict: -1 they do not (libxgboost
+// does), 0 walked node by node, D > 0 as complete trees of depth D.
+int gradient_boosting_flat_layout(const Estimator &e);
+
 // Fits boosted trees on in.X / in.y (regression or classification).
 std::unique_ptr<Estimator> fit_gradient_boosting(const FitInput &in, const Params &params);
 

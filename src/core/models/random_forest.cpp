@@ -4,6 +4,7 @@
 #include <cmath>
 #include <memory>
 
+#include "flat_trees.hpp"
 #include "threads.hpp"
 #include "tree.hpp"
 
@@ -17,6 +18,9 @@ namespace {
 // features, with covers. Fits write 3 or 4.
 constexpr uint16_t kRandomForestVersion = kTreeEncodingImputedCovers;
 constexpr size_t kMaxTrees = 100000;
+// Forests with more nodes than this (24 bytes each, beside the trees' own 40) are not copied
+// into a flat layout for prediction; their trees are walked as they are.
+constexpr size_t kMaxFlatNodes = size_t(8) << 20;
 constexpr double kMaxLeafBytes = 512.0 * 1024 * 1024; // the leaves kept for the fitted outputs, without a memory limit
 
 // Bootstrap multiplicities of tree t: n draws with replacement from the tree's own stream
@@ -45,17 +49,52 @@ class RandomForest : public Estimator {
 	// added in tree order as predict() adds them: the fit's own outputs (fitted_outputs) until
 	// end_training; empty when the fit did not keep them.
 	mutable std::vector<double> fitted;
+	// The trees flattened for prediction (flatten()); null for a forest too large to copy.
+	std::unique_ptr<CartForest> flat;
 
-	// The mean of the trees' leaf values; classification returns the most probable class.
-	int predict(const double *z, double *out) const override
+	// Copies the trees into flat, when they have at most kMaxFlatNodes nodes in all.
+	void flatten()
+	{
+		size_t nodes = 0;
+		for (const Tree &t : trees)
+			nodes += t.nodes.size();
+		flat.reset();
+		if (nodes > kMaxFlatNodes)
+			return;
+		auto f = std::make_unique<CartForest>(n_outputs);
+		for (const Tree &t : trees) {
+			f->begin_tree(0);
+			for (const TreeNode &n : t.nodes) {
+				if (n.feature < 0)
+					f->add_leaf(t.values.data() + n.value);
+				else
+					f->add_split(n.feature, n.threshold, n.missing_left, n.left, n.right);
+			}
+		}
+		f->finish();
+		flat = std::move(f);
+	}
+
+	// The sums of the trees' leaf values for row z, added in tree order.
+	void sum_leaves(const double *z, double *out) const
 	{
 		for (int k = 0; k < n_outputs; k++)
 			out[k] = 0;
+		if (flat && flat_trees_enabled()) {
+			flat->accumulate(z, out);
+			return;
+		}
 		for (const Tree &t : trees) {
 			const double *v = t.leaf(z);
 			for (int k = 0; k < n_outputs; k++)
 				out[k] += v[k];
 		}
+	}
+
+	// The mean of the trees' leaf values; classification returns the most probable class.
+	int predict(const double *z, double *out) const override
+	{
+		sum_leaves(z, out);
 		int best = 0;
 		for (int k = 0; k < n_outputs; k++) {
 			out[k] /= static_cast<double>(trees.size());
@@ -75,16 +114,21 @@ class RandomForest : public Estimator {
 		const int blocks = static_cast<int>((n + kRows - 1) / kRows);
 		parallel_for(blocks, threads > 1 && n > kRows ? threads : 1, [&](int b) {
 			const size_t i0 = static_cast<size_t>(b) * kRows, i1 = std::min(n, i0 + kRows);
-			for (size_t i = i0; i < i1; i++)
-				for (int k = 0; k < n_outputs; k++)
-					out[i * n_out + static_cast<size_t>(k)] = 0;
-			for (const Tree &t : trees)
-				for (size_t i = i0; i < i1; i++) {
-					const double *v = t.leaf(z + i * pz);
-					double *o = out + i * n_out;
+			if (flat && flat_trees_enabled()) {
+				for (size_t i = i0; i < i1; i++)
+					sum_leaves(z + i * pz, out + i * n_out);
+			} else {
+				for (size_t i = i0; i < i1; i++)
 					for (int k = 0; k < n_outputs; k++)
-						o[k] += v[k];
-				}
+						out[i * n_out + static_cast<size_t>(k)] = 0;
+				for (const Tree &t : trees)
+					for (size_t i = i0; i < i1; i++) {
+						const double *v = t.leaf(z + i * pz);
+						double *o = out + i * n_out;
+						for (int k = 0; k < n_outputs; k++)
+							o[k] += v[k];
+					}
+			}
 			for (size_t i = i0; i < i1; i++) {
 				double *o = out + i * n_out;
 				int best = 0;
@@ -330,7 +374,14 @@ std::unique_ptr<Estimator> fit_random_forest(const FitInput &in, const Params &p
 	f->imp = normalise_sum(split_trees > 0 ? Eigen::VectorXd(imp / split_trees) : imp);
 	f->oob = out_of_bag(in, *f, bootstrap, opt.record_leaves ? &leaves : nullptr);
 	f->threads = std::max(1, in.threads);
+	f->flatten();
 	return f;
+}
+
+int random_forest_flat_layout(const Estimator &e)
+{
+	const auto *f = dynamic_cast<const RandomForest *>(&e);
+	return f != nullptr && f->flat ? f->flat->complete_depth() : -1;
 }
 
 // Reads what RandomForest::write wrote, checked against the shape the blob declares.
@@ -370,6 +421,7 @@ std::unique_ptr<Estimator> read_random_forest(Reader &r, const EstimatorShape &s
 		f->trees.push_back(Tree::read(b, shape.p, want, shape.task == Task::Classification, version));
 	if (!b.at_end())
 		tree_corrupt("The random_forest has trailing bytes.");
+	f->flatten();
 	return f;
 }
 

@@ -27,5 +27,8 @@ namespace pgml {
 std::vector<ParamSpec> random_forest_params();
 std::unique_ptr<Estimator> fit_random_forest(const FitInput &in, const Params &params);
 std::unique_ptr<Estimator> read_random_forest(Reader &r, const EstimatorShape &shape);
+// How a random forest's trees predict (flat_trees.hpp): -1 walked as they are (too many
+// nodes), 0 flattened and walked node by node, D > 0 as complete trees of depth D.
+int random_forest_flat_layout(const Estimator &e);
 
 } // namespace pgml
