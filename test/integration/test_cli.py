@@ -496,8 +496,12 @@ class PsqlConnectionFlagsTest(CliTestCase):
     environment for what is not given; -? and --help for help (-h is the host)."""
 
     def server(self):
-        return self.scalar("SELECT current_setting('unix_socket_directories')").split(",")[0].strip(), \
-            self.scalar("SELECT current_setting('port')"), self.scalar("SELECT current_user")
+        """The host the tests reach the server by (libpq's PGHOST when set: the CI cluster is on
+        localhost with a password, its socket takes peer authentication only; else the socket
+        directory), its port and the user."""
+        host = os.environ.get("PGHOST") or \
+            self.scalar("SELECT current_setting('unix_socket_directories')").split(",")[0].strip()
+        return host, self.scalar("SELECT current_setting('port')"), self.scalar("SELECT current_user")
 
     def test_short_and_long_flags_instead_of_the_environment(self):
         sock, port, user = self.server()
@@ -512,7 +516,8 @@ class PsqlConnectionFlagsTest(CliTestCase):
             self.assertRegex(out, r"\(\d+ rows?\)")
         # each flag is used: a wrong one alone fails, naming what it got
         good = ["-h", sock, "-p", port, "-U", user, "-d", TEST_DB]
-        for i, wrong, message in [(1, "/nonexistent/dir2", "/nonexistent/dir2"), (3, "1", ".s.PGSQL.1"),
+        wrong_port = ".s.PGSQL.1" if sock.startswith("/") else "port 1 failed"  # a socket's name, or TCP's
+        for i, wrong, message in [(1, "/nonexistent/dir2", "/nonexistent/dir2"), (3, "1", wrong_port),
                                   (5, "no_such_role_x", 'role "no_such_role_x" does not exist'),
                                   (7, "no_such_db_x", 'database "no_such_db_x" does not exist')]:
             args = list(good)
