@@ -869,6 +869,7 @@ DECLARE
     n int;
     slots text;
     step_args text;
+    agg text;
 BEGIN
     FOREACH n IN ARRAY ARRAY[8, 16, 32, 64] LOOP
         slots := pg_catalog.array_to_string(pg_catalog.array_fill('float8'::text, ARRAY[n]), ', ');
@@ -879,20 +880,16 @@ BEGIN
             'CREATE FUNCTION ml.row_band(float8[], float8, float8, float8, text, text[], %s) RETURNS float8 '
             'AS %L, %L LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE COST 10', slots, 'MODULE_PATHNAME', 'pgml_split_band');
         step_args := 'float8[], bytea, text[], float8, float8, float8, text, text[], ' || slots;
-        EXECUTE pg_catalog.format(
-            'CREATE FUNCTION ml.eval_stats_transfn(float8[], %s) RETURNS float8[] '
-            'AS %L, %L LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE COST 100', step_args, 'MODULE_PATHNAME', 'pgml_eval_stats_trans');
-        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION ml.eval_stats_transfn(float8[], %s) FROM PUBLIC', step_args);
-        EXECUTE pg_catalog.format(
-            'CREATE AGGREGATE ml.eval_stats(%s) (SFUNC = ml.eval_stats_transfn, STYPE = float8[], '
-            'COMBINEFUNC = ml.eval_stats_combinefn, PARALLEL = SAFE)', step_args);
-        EXECUTE pg_catalog.format(
-            'CREATE FUNCTION ml.logit_step_transfn(float8[], %s) RETURNS float8[] '
-            'AS %L, %L LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE COST 100', step_args, 'MODULE_PATHNAME', 'pgml_logit_step_trans');
-        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION ml.logit_step_transfn(float8[], %s) FROM PUBLIC', step_args);
-        EXECUTE pg_catalog.format(
-            'CREATE AGGREGATE ml.logit_step(%s) (SFUNC = ml.logit_step_transfn, STYPE = float8[], '
-            'COMBINEFUNC = ml.logit_step_combinefn, PARALLEL = SAFE)', step_args);
+        FOREACH agg IN ARRAY ARRAY['eval_stats', 'logit_step'] LOOP
+            EXECUTE pg_catalog.format(
+                'CREATE FUNCTION ml.%I(float8[], %s) RETURNS float8[] '
+                'AS %L, %L LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE COST 100',
+                agg || '_transfn', step_args, 'MODULE_PATHNAME', 'pgml_' || agg || '_trans');
+            EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION ml.%I(float8[], %s) FROM PUBLIC', agg || '_transfn', step_args);
+            EXECUTE pg_catalog.format(
+                'CREATE AGGREGATE ml.%I(%s) (SFUNC = ml.%I, STYPE = float8[], COMBINEFUNC = ml.%I, PARALLEL = SAFE)',
+                agg, step_args, agg || '_transfn', agg || '_combinefn');
+        END LOOP;
     END LOOP;
 END
 $pgml$;

@@ -336,6 +336,16 @@ pgml_append_row_slots(StringInfo buf, const PgmlColumn *features, int nfeatures,
 }
 
 void
+pgml_append_row_call_args(StringInfo buf, const PgmlColumn *target, const PgmlColumn *features, int nfeatures,
+						  const char *alias, int max_slots)
+{
+	pgml_append_target_args(buf, target, alias);
+	appendStringInfoString(buf, ", ");
+	if (!pgml_append_row_slots(buf, features, nfeatures, alias, max_slots))
+		pgml_append_row_args(buf, features, nfeatures, alias);
+}
+
+void
 pgml_append_target_args(StringInfo buf, const PgmlColumn *target, const char *alias)
 {
 	if (target == nullptr) {
@@ -540,10 +550,7 @@ pgml_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid, const
 	initStringInfo(&sql);
 	/* clustering has no target: both target arguments NULL */
 	appendStringInfo(&sql, "SELECT %s%s%s.train_stats($1, ", keys.data, ncat ? ", " : "", schema);
-	pgml_append_target_args(&sql, target, "");
-	appendStringInfoString(&sql, ", ");
-	if (!pgml_append_row_slots(&sql, features, nfeatures, "", 95))
-		pgml_append_row_args(&sql, features, nfeatures, "");
+	pgml_append_row_call_args(&sql, target, features, nfeatures, "", 95);
 	appendStringInfo(&sql, ") FROM %s r", pgml_from_item(relid));
 	/* (no ORDER BY: sorting would move the states around; the trainer orders the groups) */
 	if (ncat > 0)

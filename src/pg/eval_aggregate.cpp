@@ -853,15 +853,11 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 	const char *rel = pgml_from_item(relid);
 	const char *texpr = target_expr(target);
 
-	/* the row arguments every function gets after its own: target, feature arrays */
+	/* the row arguments every function gets after its own: the target, the features (a float8
+	 * argument per numeric one where every function has the slots: no array per row and call) */
 	StringInfoData cols;
 	initStringInfo(&cols);
-	pgml_append_target_args(&cols, target, "r.");
-	appendStringInfoString(&cols, ", ");
-	/* a float8 argument per numeric feature where every function has the slots (no array
-	 * per row and call) */
-	if (!pgml_append_row_slots(&cols, features, nfeatures, "r.", 64))
-		pgml_append_row_args(&cols, features, nfeatures, "r.");
+	pgml_append_row_call_args(&cols, target, features, nfeatures, "r.", 64);
 
 	ArrayType *parr = pgml_float8_array(params);
 
@@ -938,13 +934,10 @@ pgml_class_aggregate_relation(pgml::Trainer *trainer, Oid schema_oid, Oid relid,
 		 * counts the rows training skips, as it does in a group of its own) */
 		const char *is_test = test_size > 0 ? psprintf("(%s.row_draw($1, %s) OPERATOR(pg_catalog.<) %s)", schema, cols.data, split.data)
 											: "false";
-		/* ml.train_stats with a float8 argument per numeric feature where it can (no array per row) */
+		/* ml.train_stats has slots for more numeric features than the others */
 		StringInfoData scols;
 		initStringInfo(&scols);
-		pgml_append_target_args(&scols, target, "r.");
-		appendStringInfoString(&scols, ", ");
-		if (!pgml_append_row_slots(&scols, features, nfeatures, "r.", 95))
-			pgml_append_row_args(&scols, features, nfeatures, "r.");
+		pgml_append_row_call_args(&scols, target, features, nfeatures, "r.", 95);
 		appendStringInfo(&sql, "SELECT %s%s%s, %s, %s.train_stats($1, %s) FROM %s GROUP BY ", keys.data, ncat ? ", " : "",
 						 texpr, is_test, schema, scols.data, from.data);
 		for (int i = 1; i <= ncat + 2; i++)

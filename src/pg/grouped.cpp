@@ -150,10 +150,7 @@ grouped_aggregate(pgml::GroupedTrainer *trainer, Oid schema_oid, Oid relid, cons
 		appendStringInfo(&sql, "(r.%s)::pg_catalog.text COLLATE pg_catalog.\"C\", ", quote_identifier(groups[i].name));
 	int ncat = pgml_append_group_keys(&sql, features, nfeatures, "r.");
 	appendStringInfo(&sql, "%s%s.train_stats($1, ", ncat ? ", " : "", quote_identifier(get_namespace_name(schema_oid)));
-	pgml_append_target_args(&sql, target, "r.");
-	appendStringInfoString(&sql, ", ");
-	if (!pgml_append_row_slots(&sql, features, nfeatures, "r.", 95))
-		pgml_append_row_args(&sql, features, nfeatures, "r.");
+	pgml_append_row_call_args(&sql, target, features, nfeatures, "r.", 95);
 	appendStringInfo(&sql, ") FROM %s r GROUP BY ", pgml_from_item(relid));
 	for (int i = 0; i < ngroups + ncat; i++)
 		appendStringInfo(&sql, "%s%d", i ? ", " : "", i + 1);

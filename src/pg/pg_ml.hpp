@@ -176,6 +176,9 @@ void pgml_append_target_args(StringInfo buf, const PgmlColumn *target, const cha
 // pgml_append_row_args), read by pgml_read_row_slots (cat_arg, then the slots from first_num_arg).
 bool pgml_append_row_slots(StringInfo buf, const PgmlColumn *features, int nfeatures, const char *alias, int max_slots);
 void pgml_read_row_slots(FunctionCallInfo fcinfo, PgmlRowArgs *args, int cat_arg, int first_num_arg, const char *fname);
+// "<target float8>, <target text>, <features>": the slots form when it fits max_slots, else the arrays.
+void pgml_append_row_call_args(StringInfo buf, const PgmlColumn *target, const PgmlColumn *features, int nfeatures,
+							   const char *alias, int max_slots);
 
 // A relation's row count for algorithm => 'auto': the planner's estimate, exact below
 // 2 * exact_below (-1 when it cannot tell).
