@@ -518,7 +518,9 @@ class PsqlConnectionFlagsTest(CliTestCase):
         good = ["-h", sock, "-p", port, "-U", user, "-d", TEST_DB]
         wrong_port = ".s.PGSQL.1" if sock.startswith("/") else "port 1 failed"  # a socket's name, or TCP's
         for i, wrong, message in [(1, "/nonexistent/dir2", "/nonexistent/dir2"), (3, "1", wrong_port),
-                                  (5, "no_such_role_x", 'role "no_such_role_x" does not exist'),
+                                  # 'role ... does not exist', or with password authentication (which
+                                  # does not say whether a role exists) 'authentication failed for user'
+                                  (5, "no_such_role_x", '"no_such_role_x"'),
                                   (7, "no_such_db_x", 'database "no_such_db_x" does not exist')]:
             args = list(good)
             args[i] = wrong
