@@ -835,6 +835,9 @@ BinnedFeatures::BinnedFeatures(const Eigen::MatrixXd &X, int max_bin, int thread
 	std::vector<std::vector<double>> flo(static_cast<size_t>(p)), fhi(static_cast<size_t>(p));
 	std::vector<std::vector<double>> sorted(static_cast<size_t>(threads));
 	std::atomic<int> next{0};
+	// the owner thread asks the caller (CancelPoll): before and after the columns too, since
+	// another thread may take every column (flaky TreeBinned.Cancellation: 4 columns, 2 threads)
+	cancel.poll();
 	parallel_for(threads, threads, [&](int t) {
 		for (int f; (f = next.fetch_add(1)) < p;) {
 			cancel.poll();
@@ -842,6 +845,7 @@ BinnedFeatures::BinnedFeatures(const Eigen::MatrixXd &X, int max_bin, int thread
 			            fhi[static_cast<size_t>(f)]);
 		}
 	});
+	cancel.poll();
 	first_.assign(1, 0);
 	for (int f = 0; f < p; f++) {
 		lo_.insert(lo_.end(), flo[static_cast<size_t>(f)].begin(), flo[static_cast<size_t>(f)].end());
