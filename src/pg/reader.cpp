@@ -23,6 +23,7 @@ extern "C" {
 #include "utils/regproc.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
+#include "utils/varlena.h"
 }
 
 /* pgml_relation_oid resolves a (possibly qualified) relation name as the caller would. */
@@ -85,8 +86,12 @@ pgml_source_oid(const char *source, const char **display, bool *is_query)
 {
 	*display = source;
 	*is_query = looks_like_query(source);
-	if (!*is_query)
-		return pgml_relation_oid(source);
+	if (!*is_query) {
+		Oid relid = pgml_relation_oid(source);
+		if (strchr(source, '"') != nullptr)
+			*display = get_rel_name(relid); /* messages name the relation, not '""Sales""' */
+		return relid;
+	}
 	/* a name of this session's temporary schema no other session sees: a counter suffices */
 	char *name = psprintf("pgml_query_" INT64_FORMAT, ++query_view_count);
 	char *sql = psprintf("CREATE TEMPORARY VIEW %s AS %s", quote_identifier(name), source);
@@ -204,27 +209,6 @@ find_column_exact(TupleDesc desc, const char *name, PgmlColumn *col)
 	return false;
 }
 
-/* A name in double quotes without them ("" inside is one quote), or NULL when it is not one
- * quoted identifier. */
-char *
-unquoted_identifier(const char *name)
-{
-	size_t n = strlen(name);
-	if (n < 3 || name[0] != '"' || name[n - 1] != '"')
-		return nullptr;
-	StringInfoData buf;
-	initStringInfo(&buf);
-	for (size_t i = 1; i < n - 1; i++) {
-		if (name[i] == '"') {
-			if (i + 1 >= n - 1 || name[i + 1] != '"')
-				return nullptr; /* a lone quote inside: not one identifier */
-			i++;
-		}
-		appendStringInfoChar(&buf, name[i]);
-	}
-	return buf.data;
-}
-
 } // namespace
 
 /*
@@ -239,12 +223,12 @@ pgml_find_column(TupleDesc desc, const char *name, PgmlColumn *col)
 {
 	if (find_column_exact(desc, name, col))
 		return true;
-	if (char *unquoted = unquoted_identifier(name))
-		return find_column_exact(desc, unquoted, col);
-	if (name[0] == '"')
+	/* PostgreSQL's identifier parsing: quotes stripped ("" is one), unquoted names folded */
+	List *parts = NIL;
+	if (!SplitIdentifierString(pstrdup(name), '.', &parts) || list_length(parts) != 1)
 		return false;
-	char *folded = downcase_identifier(name, static_cast<int>(strlen(name)), false, false);
-	return strcmp(folded, name) != 0 && find_column_exact(desc, folded, col);
+	const char *parsed = static_cast<const char *>(linitial(parts));
+	return strcmp(parsed, name) != 0 && find_column_exact(desc, parsed, col);
 }
 
 void

@@ -973,8 +973,6 @@ pgml_train(PG_FUNCTION_ARGS)
 	char *rel_short = pstrdup(is_query ? "query" : RelationGetRelationName(rel)); /* the default model name's */
 	relation_close(rel, NoLock);
 	char *rel_sql = pgml_relation_sql_name(relid);
-	if (strchr(relname, '"') != nullptr)
-		relname = rel_short; /* messages name the relation as its own name, not '""Sales""' */
 
 	PgmlColumn target;
 	memset(&target, 0, sizeof(target));
@@ -1501,8 +1499,6 @@ pgml_retrain(PG_FUNCTION_ARGS)
 	TupleDesc desc = CreateTupleDescCopy(RelationGetDescr(rel));
 	relation_close(rel, NoLock);
 	char *rel_sql = pgml_relation_sql_name(relid);
-	if (strchr(relname, '"') != nullptr)
-		relname = get_rel_name(relid); /* messages name the relation as its own name */
 	int nfeatures = static_cast<int>(base->features.size());
 	PgmlColumn *features = static_cast<PgmlColumn *>(palloc0(sizeof(PgmlColumn) * nfeatures));
 	PgmlColumn target;
